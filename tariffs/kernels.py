@@ -1,0 +1,559 @@
+"""numba kernels: tiered and time-of-use charges for many households at once.
+
+The rules are those of :mod:`tariffs.reference` (read it first); this module computes the same
+numbers with integer arithmetic so that every monthly bill equals the reference to the fen.
+
+Money in the kernel
+-------------------
+Prices are integers ``q`` in units of ``10**-s`` yuan/kWh (``s = tariff.price_scale``). For a month
+with tier Wh ``t[k]``, period Wh ``P[p]`` and ``S = sum(P)``, the exact charge in fen is::
+
+    N / D  with  N = sum_p P[p] * sum_k t[k] * q[p, k],   D = S * 10**(s + 1)
+
+(Wh -> kWh is /1000, yuan -> fen is *100), rounded half-up as ``f = N // D``, ``+1 if 2*(N - f*D) >= D``.
+
+Overflow
+--------
+Inputs are checked inside the kernel (no extra pass over memory): every counted daily value must
+be ``0 <= x < 2**31`` (an OR of all values); otherwise the household is flagged and the wrapper
+raises ``ValueError``. Then a month has ``T <= 31 * 2**31`` and ``S <= 5 * 31 * 2**31`` Wh, prices
+are ``q <= 10**8`` (``< 100`` yuan with at most 6 decimals, checked by the model), so ``T * q_max``
+cannot overflow; ``N <= S * T * q_max``. When ``S * T * q_max`` could exceed ``2**63 - 1`` (a month
+of ~100 MWh and more) the kernel flags the household (``FLAG_OVERFLOW``) and the wrapper computes
+its money with the exact reference (``reference_bill``); Wh outputs are exact in any case.
+
+Every kernel has a pure-Python twin: ``kernel.py_func``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from .errors import UnpricedRegisterError
+from .model import REGISTERS, Tariff
+from .reference import days_in_year, month_first_days, reference_bill
+
+FLAG_OVERFLOW = 1
+FLAG_UNPRICED = 2
+FLAG_BAD_VALUE = 4
+
+INF_WH = np.int64(1) << np.int64(62)
+"""Threshold value meaning 'no such tier'."""
+
+INT64_MAX = np.int64(2**63 - 1)
+MAX_DAILY_WH = 2**31 - 1
+
+PRORATION_CODES = {"none": 0, "months": 1, "days": 2}
+
+
+@dataclass(frozen=True)
+class KernelTariff:
+    """A tariff as arrays for the kernels.
+
+    Attributes
+    ----------
+    monthly : bool
+        Monthly tier cycle (else annual).
+    base_thr : int64[12, 2]
+        Thresholds per month [Wh per cycle] (annual: the same row twelve times); ``INF_WH`` pads
+        missing tiers.
+    proration : int
+        0 none, 1 months, 2 days.
+    bonus_min, bonus_wh : int
+        Household bonus: minimum size [persons] and [Wh per month] (0 if none).
+    reg_period : int64[4]
+        Priced period index of each register, -1 if unpriced.
+    unsplit : int
+        Period index of kWh not covered by registers.
+    q : int64[P, 3]
+        Prices [10**-scale yuan/kWh]; 0 for missing tiers.
+    scale_div : int
+        ``10**(scale + 1)``.
+    q_max : int
+    """
+
+    monthly: bool
+    base_thr: np.ndarray
+    proration: int
+    bonus_min: int
+    bonus_wh: int
+    reg_period: np.ndarray
+    unsplit: int
+    q: np.ndarray
+    scale_div: int
+    q_max: int
+
+    @classmethod
+    def of(cls, tariff: Tariff) -> KernelTariff:
+        periods = tariff.period_names
+        base = np.full((12, 2), INF_WH, dtype=np.int64)
+        for m in range(12):
+            for k, h in enumerate(tariff.month_thresholds_kwh(m + 1)):
+                base[m, k] = int(h * 1000)
+        scale = tariff.price_scale
+        q = np.zeros((len(periods), 3), dtype=np.int64)
+        for i, (_, plist) in enumerate(tariff.prices):
+            for k, p in enumerate(plist):
+                q[i, k] = int(p.scaleb(scale))
+        reg_period = np.array(
+            [periods.index(tariff.period_of(r)) if tariff.period_of(r) else -1 for r in REGISTERS], dtype=np.int64
+        )
+        bonus = tariff.household_bonus
+        return cls(
+            monthly=tariff.cycle == "monthly",
+            base_thr=base,
+            proration=PRORATION_CODES[tariff.proration],
+            bonus_min=bonus.min_size if bonus else 1 << 30,
+            bonus_wh=int(bonus.kwh_per_month * 1000) if bonus else 0,
+            reg_period=reg_period,
+            unsplit=periods.index(tariff.unsplit),
+            q=q,
+            scale_div=10 ** (scale + 1),
+            q_max=max(1, int(q.max())),
+        )
+
+
+@nb.njit(cache=True, inline="always")
+def _prorate(h, num, den):  # pragma: no cover - inlined into kernels
+    """round_half_up(h * num / den) for h >= 0, keeping INF_WH."""
+    if h >= INF_WH:
+        return h
+    return (2 * h * num + den) // (2 * den)
+
+
+@nb.njit(cache=True, parallel=True, nogil=True)
+def bill_kernel(
+    total,
+    regs,
+    open_first,
+    open_last,
+    data_last,
+    household_size,
+    month_first,
+    monthly,
+    base_thr,
+    proration,
+    bonus_min,
+    bonus_wh,
+    reg_period,
+    unsplit,
+    q,
+    scale_div,
+    q_max,
+    month_wh,
+    month_wh_reg,
+    month_wh_tier,
+    month_wh_period,
+    month_fen,
+    year_fen,
+    tier_cross_day,
+    wh_so_far,
+    tier_reached,
+    flags,
+):
+    """Bills of ``n`` households (outputs written in place).
+
+    Parameters
+    ----------
+    total : int32|int64[n, n_days]
+        Daily ``total`` [Wh].
+    regs : int32|int64[n, n_days, 4]
+        Daily registers, sharp, peak, flat, valley [Wh].
+    open_first, open_last : int[n]
+        First and last open day [day index]; proration follows these.
+    data_last : int[n]
+        Last counted day [day index] (``open_last`` for bills, the 'through' day for running charges).
+    household_size : int[n]
+        [persons].
+    month_first : int64[13]
+        Day index of each month's first day, then n_days.
+    monthly, base_thr, proration, bonus_min, bonus_wh, reg_period, unsplit, q, scale_div, q_max
+        The tariff (see ``KernelTariff``).
+    month_wh[n, 12], month_wh_reg[n, 12, 4], month_wh_tier[n, 12, 3], month_wh_period[n, 12, P]
+        Outputs [Wh].
+    month_fen[n, 12], year_fen[n]
+        Outputs [fen].
+    tier_cross_day[n, 2], wh_so_far[n], tier_reached[n], flags[n]
+        Outputs: crossing day index (-1 never), [Wh] counted, tier 1..3 of the last counted Wh,
+        ``FLAG_*`` bits.
+    """
+    n = total.shape[0]
+    n_days = total.shape[1]
+    n_periods = q.shape[0]
+    for i in nb.prange(n):
+        of = max(np.int64(open_first[i]), np.int64(0))
+        ol = min(np.int64(open_last[i]), np.int64(n_days - 1))
+        lo = of
+        hi = min(ol, np.int64(data_last[i]))
+        flag = 0
+        bonus = bonus_wh if household_size[i] >= bonus_min else 0
+        # open days per month, open months (proration follows the open window, not data_last)
+        open_months = 0
+        open_days = 0
+        for m in range(12):
+            a = max(of, month_first[m])
+            b = min(ol, month_first[m + 1] - 1)
+            if b >= a:
+                open_months += 1
+                open_days += b - a + 1
+        h1 = base_thr[0, 0]
+        h2 = base_thr[0, 1]
+        if not monthly:
+            if proration == 1:
+                num, den = open_months, 12
+            elif proration == 2:
+                num, den = open_days, n_days
+            else:
+                num, den = 1, 1
+            if h1 < INF_WH:
+                h1 = h1 + 12 * bonus
+            if h2 < INF_WH:
+                h2 = h2 + 12 * bonus
+            h1 = _prorate(h1, num, den)
+            h2 = _prorate(h2, num, den)
+        cumulative = np.int64(0)
+        cross1 = -1
+        cross2 = -1
+        reached = 1
+        year_total_fen = np.int64(0)
+        for m in range(12):
+            a = max(lo, month_first[m])
+            b = min(hi, month_first[m + 1] - 1)
+            if monthly:
+                h1 = base_thr[m, 0]
+                h2 = base_thr[m, 1]
+                if h1 < INF_WH:
+                    h1 = h1 + bonus
+                if h2 < INF_WH:
+                    h2 = h2 + bonus
+                oa = max(of, month_first[m])
+                ob = min(ol, month_first[m + 1] - 1)
+                od = ob - oa + 1 if ob >= oa else 0
+                if proration == 1:
+                    num, den = (1 if od > 0 else 0), 1
+                elif proration == 2:
+                    num, den = od, month_first[m + 1] - month_first[m]
+                else:
+                    num, den = 1, 1
+                h1 = _prorate(h1, num, den)
+                h2 = _prorate(h2, num, den)
+            t_sum = np.int64(0)
+            r0 = np.int64(0)
+            r1 = np.int64(0)
+            r2 = np.int64(0)
+            r3 = np.int64(0)
+            uns = np.int64(0)
+            orv = np.int64(0)
+            for d in range(a, b + 1):
+                t = np.int64(total[i, d])
+                x0 = np.int64(regs[i, d, 0])
+                x1 = np.int64(regs[i, d, 1])
+                x2 = np.int64(regs[i, d, 2])
+                x3 = np.int64(regs[i, d, 3])
+                s = x0 + x1 + x2 + x3
+                t_sum += t
+                r0 += x0
+                r1 += x1
+                r2 += x2
+                r3 += x3
+                uns += max(t - s, np.int64(0))
+                orv |= t | x0 | x1 | x2 | x3
+            if orv < 0 or orv > MAX_DAILY_WH:
+                flag |= FLAG_BAD_VALUE
+            before = cumulative if not monthly else np.int64(0)
+            after = before + t_sum
+            # tier crossing days: rescan the month only when a threshold lies within it
+            if (before <= h1 and h1 < after and cross1 == -1) or (before <= h2 and h2 < after and cross2 == -1):
+                c = before
+                for d in range(a, b + 1):
+                    t = np.int64(total[i, d])
+                    if cross1 == -1 and c <= h1 and h1 < c + t:
+                        cross1 = d
+                    if cross2 == -1 and c <= h2 and h2 < c + t:
+                        cross2 = d
+                    c += t
+            if b >= a:
+                reached = 1 + (1 if after > h1 else 0) + (1 if after > h2 else 0)
+            # tiers: clamp(after) - clamp(before) within each tier's bounds
+            t1 = min(after, h1) - min(before, h1)
+            t2 = max(min(after, h2), h1) - max(min(before, h2), h1) if h1 < INF_WH else np.int64(0)
+            t3 = max(after, h2) - max(before, h2) if h2 < INF_WH else np.int64(0)
+            month_wh[i, m] = t_sum
+            month_wh_reg[i, m, 0] = r0
+            month_wh_reg[i, m, 1] = r1
+            month_wh_reg[i, m, 2] = r2
+            month_wh_reg[i, m, 3] = r3
+            month_wh_tier[i, m, 0] = t1
+            month_wh_tier[i, m, 1] = t2
+            month_wh_tier[i, m, 2] = t3
+            for p in range(n_periods):
+                month_wh_period[i, m, p] = 0
+            # rule 5: unpriced registers with kWh
+            if (r0 > 0 and reg_period[0] < 0) or (r1 > 0 and reg_period[1] < 0):
+                flag |= FLAG_UNPRICED
+            if (r2 > 0 and reg_period[2] < 0) or (r3 > 0 and reg_period[3] < 0):
+                flag |= FLAG_UNPRICED
+            if reg_period[0] >= 0:
+                month_wh_period[i, m, reg_period[0]] += r0
+            if reg_period[1] >= 0:
+                month_wh_period[i, m, reg_period[1]] += r1
+            if reg_period[2] >= 0:
+                month_wh_period[i, m, reg_period[2]] += r2
+            if reg_period[3] >= 0:
+                month_wh_period[i, m, reg_period[3]] += r3
+            month_wh_period[i, m, unsplit] += uns
+            # money: N / D rounded half-up, integers only
+            fen = np.int64(0)
+            if t_sum > 0 and (flag & FLAG_BAD_VALUE) == 0:
+                sp = np.int64(0)
+                for p in range(n_periods):
+                    sp += month_wh_period[i, m, p]
+                if sp > INT64_MAX // (t_sum * q_max) or sp > INT64_MAX // (2 * scale_div):
+                    flag |= FLAG_OVERFLOW
+                else:
+                    num_ = np.int64(0)
+                    for p in range(n_periods):
+                        pp = month_wh_period[i, m, p]
+                        if pp > 0:
+                            num_ += pp * (t1 * q[p, 0] + t2 * q[p, 1] + t3 * q[p, 2])
+                    den_ = sp * scale_div
+                    fen = num_ // den_
+                    if 2 * (num_ - fen * den_) >= den_:
+                        fen += 1
+            month_fen[i, m] = fen
+            year_total_fen += fen
+            cumulative += t_sum
+        year_fen[i] = year_total_fen
+        tier_cross_day[i, 0] = cross1
+        tier_cross_day[i, 1] = cross2
+        wh_so_far[i] = cumulative
+        tier_reached[i] = reached
+        flags[i] = flag
+
+
+@dataclass
+class YearBills:
+    """Bills of ``n`` households for one year (numpy arrays, row i = household i).
+
+    Attributes
+    ----------
+    month_wh : int64[n, 12]
+        ``total`` per month [Wh].
+    month_wh_reg : int64[n, 12, 4]
+        Per register, ``REGISTERS`` order [Wh].
+    month_wh_tier : int64[n, 12, 3]
+        Per tier [Wh].
+    month_fen : int64[n, 12]
+        Monthly bills, each rounded half-up [fen].
+    year_fen : int64[n]
+        Sum of ``month_fen`` [fen].
+    tier_cross_day : int64[n, 2]
+        Day index on which tier 2 / tier 3 began, -1 if never.
+    period_names : tuple of str
+        Priced periods (axis P).
+    month_wh_period : int64[n, 12, P]
+        Per priced period, incl. the unsplit kWh [Wh].
+    fallback : int64[k]
+        Rows whose money was computed by the exact reference (overflow risk).
+    """
+
+    month_wh: np.ndarray
+    month_wh_reg: np.ndarray
+    month_wh_tier: np.ndarray
+    month_fen: np.ndarray
+    year_fen: np.ndarray
+    tier_cross_day: np.ndarray
+    period_names: tuple[str, ...]
+    month_wh_period: np.ndarray
+    fallback: np.ndarray
+
+
+@dataclass
+class RunningCharge:
+    """The charge of the year so far (``wattbill estimate``; "每日电费实时测算").
+
+    Attributes
+    ----------
+    fen : int64[n]
+        Sum of the monthly bills of the counted days (the current month billed as if it ended on
+        the ``through`` day) [fen].
+    wh : int64[n]
+        ``total`` so far [Wh].
+    tier : int64[n]
+        Tier (1..3) reached by the last counted Wh.
+    month_fen : int64[n, 12]
+        The monthly bills so far [fen].
+    through_day : int64[n]
+        Last counted day [day index].
+    """
+
+    fen: np.ndarray
+    wh: np.ndarray
+    tier: np.ndarray
+    month_fen: np.ndarray
+    through_day: np.ndarray
+
+
+def _as_index(x, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim == 0:
+        arr = np.full(n, int(arr), dtype=np.int64)
+    if arr.shape != (n,):
+        raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}")
+    return arr
+
+
+def _run(tariff, year, total, regs, open_first, open_last, household_size, data_last, *, use_py=False):
+    total = np.asarray(total)
+    regs = np.asarray(regs)
+    n_days = days_in_year(year)
+    if total.ndim != 2 or total.shape[1] != n_days:
+        raise ValueError(f"total: expected shape (n, {n_days}) for {year}, got {total.shape}")
+    n = total.shape[0]
+    if regs.shape != (n, n_days, 4):
+        raise ValueError(f"regs: expected shape ({n}, {n_days}, 4), got {regs.shape}")
+    if total.dtype not in (np.int32, np.int64) or regs.dtype not in (np.int32, np.int64):
+        raise ValueError("total and regs must be int32 or int64 arrays of Wh")
+    open_first = _as_index(open_first, n, "open_first")
+    open_last = _as_index(open_last, n, "open_last")
+    household_size = _as_index(household_size, n, "household_size")
+    data_last = _as_index(data_last, n, "through_day")
+    kt = KernelTariff.of(tariff)
+    n_periods = len(tariff.period_names)
+    out = dict(
+        month_wh=np.zeros((n, 12), np.int64),
+        month_wh_reg=np.zeros((n, 12, 4), np.int64),
+        month_wh_tier=np.zeros((n, 12, 3), np.int64),
+        month_wh_period=np.zeros((n, 12, n_periods), np.int64),
+        month_fen=np.zeros((n, 12), np.int64),
+        year_fen=np.zeros(n, np.int64),
+        tier_cross_day=np.zeros((n, 2), np.int64),
+        wh_so_far=np.zeros(n, np.int64),
+        tier_reached=np.zeros(n, np.int64),
+        flags=np.zeros(n, np.int64),
+    )
+    kernel = bill_kernel.py_func if use_py else bill_kernel
+    kernel(
+        total,
+        regs,
+        open_first,
+        open_last,
+        data_last,
+        household_size,
+        np.asarray(month_first_days(year), dtype=np.int64),
+        kt.monthly,
+        kt.base_thr,
+        kt.proration,
+        kt.bonus_min,
+        kt.bonus_wh,
+        kt.reg_period,
+        kt.unsplit,
+        kt.q,
+        kt.scale_div,
+        kt.q_max,
+        out["month_wh"],
+        out["month_wh_reg"],
+        out["month_wh_tier"],
+        out["month_wh_period"],
+        out["month_fen"],
+        out["year_fen"],
+        out["tier_cross_day"],
+        out["wh_so_far"],
+        out["tier_reached"],
+        out["flags"],
+    )
+    flags = out["flags"]
+    if np.any(flags & FLAG_BAD_VALUE):
+        rows = np.flatnonzero(flags & FLAG_BAD_VALUE)
+        raise ValueError(f"daily Wh must be 0 <= x < 2**31 (households at rows {rows[:10].tolist()})")
+    if np.any(flags & FLAG_UNPRICED):
+        rows = np.flatnonzero(flags & FLAG_UNPRICED)
+        regs_bad = [
+            r for k, r in enumerate(REGISTERS) if kt.reg_period[k] < 0 and np.any(out["month_wh_reg"][rows, :, k] > 0)
+        ]
+        raise UnpricedRegisterError(tariff.code, regs_bad[0] if regs_bad else "?", rows.tolist())
+    fallback = np.flatnonzero(flags & FLAG_OVERFLOW)
+    for i in fallback:
+        ref = reference_bill(
+            tariff,
+            year,
+            total[i].tolist(),
+            regs[i].tolist(),
+            int(open_first[i]),
+            int(open_last[i]),
+            int(household_size[i]),
+            through_day=int(data_last[i]),
+        )
+        out["month_fen"][i] = [int(c * 100) for c in ref.month_charges]
+        out["year_fen"][i] = out["month_fen"][i].sum()
+    out["fallback"] = fallback
+    return out
+
+
+def bill_households(tariff: Tariff, year: int, total, regs, open_first, open_last, household_size, *, use_py: bool = False) -> YearBills:
+    """Monthly and annual bills of many households (rules of :mod:`tariffs.reference`).
+
+    Parameters
+    ----------
+    tariff : Tariff
+    year : int
+    total : int32|int64[n, n_days]
+        Daily ``total`` [Wh], ``n_days`` = days of ``year``.
+    regs : int32|int64[n, n_days, 4]
+        Daily Wh per register (sharp, peak, flat, valley), 0 where unknown.
+    open_first, open_last : int[n] or int
+        First and last open day in the year [day index]; 0 and n_days-1 for a whole year.
+    household_size : int[n] or int
+        [persons].
+    use_py : bool
+        Run the kernel's pure-Python twin (tests).
+
+    Returns
+    -------
+    YearBills
+        Every ``month_fen`` entry equals ``reference_bill`` to the fen.
+
+    Raises
+    ------
+    UnpricedRegisterError
+        A register with kWh maps to no priced period (``households`` lists the rows).
+    ValueError
+        Wrong shapes or dtypes, or a daily value outside 0 <= x < 2**31.
+    """
+    out = _run(tariff, year, total, regs, open_first, open_last, household_size, open_last, use_py=use_py)
+    return YearBills(
+        month_wh=out["month_wh"],
+        month_wh_reg=out["month_wh_reg"],
+        month_wh_tier=out["month_wh_tier"],
+        month_fen=out["month_fen"],
+        year_fen=out["year_fen"],
+        tier_cross_day=out["tier_cross_day"],
+        period_names=tariff.period_names,
+        month_wh_period=out["month_wh_period"],
+        fallback=out["fallback"],
+    )
+
+
+def running_charge(
+    tariff: Tariff, year: int, total, regs, open_first, open_last, household_size, through_day, *, use_py: bool = False
+) -> RunningCharge:
+    """The charge of the year up to and including ``through_day`` (day index, scalar or int[n]).
+
+    Days after ``through_day`` are not counted; thresholds are prorated by the open window
+    (``open_first``..``open_last``), as the year's bills will be. The month of ``through_day`` is
+    billed as if it ended that day. Parameters and errors as :func:`bill_households`.
+    """
+    n = np.asarray(total).shape[0]
+    through = _as_index(through_day, n, "through_day")
+    data_last = np.minimum(np.asarray(_as_index(open_last, n, "open_last"), dtype=np.int64), through)
+    out = _run(tariff, year, total, regs, open_first, open_last, household_size, data_last, use_py=use_py)
+    return RunningCharge(
+        fen=out["year_fen"],
+        wh=out["wh_so_far"],
+        tier=out["tier_reached"],
+        month_fen=out["month_fen"],
+        through_day=through.astype(np.int64),
+    )
