@@ -5,6 +5,10 @@ See ``docs/interfaces.md``. Energy is integer Wh, money integer fen, ids are str
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
 import polars as pl
 
 REGISTERS: tuple[str, ...] = ("sharp", "peak", "flat", "valley")
@@ -67,3 +71,142 @@ FINDING_SCHEMA: dict[str, pl.DataType] = {
 def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """An empty frame with ``schema``."""
     return pl.DataFrame(schema=schema)
+
+
+# --- input files: canonical column names and accepted aliases (Chinese export headers) ---------------
+
+#: canonical name -> aliases (compared after normalising: BOM and spaces stripped, ASCII lower-cased,
+#: a trailing unit in brackets such as ``(kWh)`` / ``（千瓦时）`` removed).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "customer_id": ("户号", "用户编号", "客户编号", "用户号", "户号id"),
+    "meter_id": ("表号", "电能表资产号", "电表资产号", "资产编号", "电能表编号", "表计资产号"),
+    "read_date": ("日期", "数据日期", "抄表日期", "冻结日期", "day", "date"),
+    "total": ("正向有功总", "正向有功总电能", "正向有功电能总", "正向有功总示数", "总"),
+    "sharp": ("尖", "正向有功尖", "尖峰", "尖示数"),
+    "peak": ("峰", "正向有功峰", "峰示数"),
+    "flat": ("平", "正向有功平", "平示数"),
+    "valley": ("谷", "正向有功谷", "谷示数"),
+    "multiplier": ("倍率", "综合倍率", "ct_ratio"),
+    "digits": ("位数", "整数位数", "表位数"),
+    "kwh_total": ("用电量", "总电量", "日用电量"),
+    "kwh_sharp": ("尖电量",),
+    "kwh_peak": ("峰电量",),
+    "kwh_flat": ("平电量",),
+    "kwh_valley": ("谷电量",),
+    "estimated": ("估算", "估计"),
+    "tariff": ("电价", "电价代码", "电价码"),
+    "household_size": ("家庭人口", "人口", "户人口数"),
+    "region": ("区域", "地区", "供电单位"),
+    "opened_on": ("立户日期", "开户日期"),
+    "closed_on": ("销户日期",),
+    "name": ("户名", "姓名", "用户名称"),
+    "address": ("地址", "用电地址"),
+    "language": ("语言",),
+    "bill_month": ("账期", "电费年月", "电费月份"),
+    "issued_on": ("出账日期", "发行日期"),
+    "paid_on": ("缴费日期", "实收日期"),
+    "amount": ("金额", "缴费金额", "应收金额", "电费金额"),
+    "channel": ("渠道", "缴费渠道", "缴费方式"),
+}
+
+#: per kind: (required columns, optional columns) of the input file, canonical names.
+INPUT_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "registers": (
+        ("customer_id", "meter_id", "read_date", "total"),
+        ("sharp", "peak", "flat", "valley", "multiplier", "digits"),
+    ),
+    "consumption": (
+        ("customer_id", "meter_id", "read_date", "kwh_total"),
+        ("kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley", "multiplier", "estimated"),
+    ),
+    "customers": (
+        ("customer_id", "tariff"),
+        ("household_size", "region", "opened_on", "closed_on", "name", "address", "language"),
+    ),
+    "payments": (
+        ("customer_id", "bill_month", "issued_on", "amount"),
+        ("paid_on", "channel"),
+    ),
+}
+
+KINDS: tuple[str, ...] = tuple(INPUT_COLUMNS)
+
+#: ingest ledger record (one row per file SHA-256)
+LEDGER_SCHEMA: dict[str, pl.DataType] = {
+    "sha256": pl.Utf8(),
+    "file": pl.Utf8(),
+    "kind": pl.Utf8(),
+    "rows": pl.Int64(),
+    "loaded": pl.Int64(),
+    "estimated": pl.Int64(),
+    "quarantined": pl.Int64(),
+    "duplicates": pl.Int64(),
+    "findings": pl.Int64(),
+    "loaded_at": pl.Datetime("us", "UTC"),
+}
+
+
+def customer_bucket(ids: pl.Expr | str, n_buckets: int) -> pl.Expr:
+    """A stable bucket 0..n_buckets-1 of a customer id (same value across runs and versions).
+
+    A polynomial hash of the id's UTF-8 bytes is not available as a stable polars expression, so the
+    bucket is derived from the id's characters that vary most: the last four (ids are usually
+    sequential numbers) folded with the length. Stable, cheap, vectorised.
+    """
+    col = pl.col(ids) if isinstance(ids, str) else ids
+    h = col.str.len_bytes().cast(pl.UInt64)
+    for i in range(1, 5):
+        ch = col.str.slice(-i, 1).str.encode("hex")
+        # one byte (two hex digits) of the character is enough for mixing
+        byte = ch.str.slice(0, 2).str.to_integer(base=16, strict=False).fill_null(0).cast(pl.UInt64)
+        h = h * 131 + byte
+    return (h % n_buckets).cast(pl.Int32)
+
+
+@dataclass
+class IngestBatch:
+    """One file's result, handed to ``Store.save_ingest`` and written atomically.
+
+    ``daily`` may be one frame or an iterable of frames (streamed per customer batch so that memory stays
+    flat); ``customers``/``payments`` are frames or None.
+    """
+
+    ledger: dict[str, Any]
+    kind: str
+    daily: pl.DataFrame | Iterable[pl.DataFrame] | None = None
+    customers: pl.DataFrame | None = None
+    payments: pl.DataFrame | None = None
+    quarantine: pl.DataFrame | None = None
+    findings: pl.DataFrame | None = None
+
+
+@dataclass
+class IngestReport:
+    """Counts for one file; ``rows == loaded + quarantined + duplicates``."""
+
+    file: str
+    sha256: str
+    rows: int
+    loaded: int
+    estimated: int
+    quarantined: int
+    duplicates: int
+    already_loaded: bool = False
+    kind: str = "registers"
+    findings: int = 0
+    findings_by_code: dict[str, int] = field(default_factory=dict)
+    quarantine_by_code: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "rows": self.rows,
+            "loaded": self.loaded,
+            "estimated": self.estimated,
+            "quarantined": self.quarantined,
+            "duplicates": self.duplicates,
+            "already_loaded": self.already_loaded,
+            "sha256": self.sha256,
+            "kind": self.kind,
+            "findings": self.findings,
+        }

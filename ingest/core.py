@@ -1,0 +1,173 @@
+"""``ingest_file``: one file -> VEE -> one atomic ``Store.save_ingest`` call, recorded in the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ingest import vee
+from ingest.errors import BadFileError, UnknownKindError
+from ingest.readers import bucketed, raw_text, sha256_of
+from ingest.schemas import (
+    DAILY_SCHEMA,
+    FINDING_SCHEMA,
+    KINDS,
+    QUARANTINE_SCHEMA,
+    IngestBatch,
+    IngestReport,
+)
+
+_VEE = {
+    "registers": vee.registers_to_daily,
+    "consumption": vee.consumption_to_daily,
+    "customers": vee.customers_frame,
+    "payments": vee.payments_frame,
+}
+
+
+def _report_from_ledger(rec: dict[str, Any], file: Path) -> IngestReport:
+    return IngestReport(
+        file=str(file),
+        sha256=rec["sha256"],
+        rows=int(rec["rows"]),
+        loaded=int(rec["loaded"]),
+        estimated=int(rec["estimated"]),
+        quarantined=int(rec["quarantined"]),
+        duplicates=int(rec["duplicates"]),
+        already_loaded=True,
+        kind=rec.get("kind") or "",
+        findings=int(rec.get("findings") or 0),
+    )
+
+
+def ingest_file(
+    path: str | Path,
+    kind: str = "registers",
+    store: Any = None,
+    *,
+    today: dt.date | None = None,
+    n_buckets: int | None = None,
+) -> IngestReport:
+    """Load one file into ``store`` (or only validate it when ``store`` is None).
+
+    A file whose SHA-256 is already in the store's ledger is not loaded again (``already_loaded``).
+    Raises ``IngestError`` subclasses for files that cannot be loaded; then nothing is stored.
+    """
+    path = Path(path)
+    if kind not in KINDS:
+        raise UnknownKindError(path, None, None, f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    if not path.is_file():
+        raise BadFileError(path, None, None, "no such file")
+    sha = sha256_of(path)
+    if store is not None:
+        rec = store.ledger_get(sha)
+        if rec is not None:
+            return _report_from_ledger(rec, path)
+    fn = _VEE[kind]
+    rows = loaded = est = dups = 0
+    qs: list[pl.DataFrame] = []
+    fs: list[pl.DataFrame] = []
+    frames: list[pl.DataFrame] = []
+    tmp: Path | None = None
+    daily_files: list[Path] = []
+    try:
+        with bucketed(path, kind, n_buckets) as parts:
+            for i, raw in enumerate(parts):
+                res = fn(raw, today=today)
+                rows += res.rows
+                loaded += res.loaded
+                est += res.estimated
+                dups += res.duplicates
+                if res.quarantine.height:
+                    q = res.quarantine.join(
+                        raw.select("row", raw_text(raw).alias("raw")), on="row", how="left"
+                    )
+                    qs.append(q)
+                if res.findings.height:
+                    fs.append(res.findings)
+                if (kind in ("registers", "consumption") and i > 0) or daily_files:
+                    # several buckets: park each bucket's rows on disk so memory stays flat
+                    if tmp is None:
+                        tmp = Path(tempfile.mkdtemp(prefix="wattbill-daily-"))
+                        for j, fr in enumerate(frames):
+                            fp = tmp / f"{j}.parquet"
+                            fr.write_parquet(fp, compression="lz4")
+                            daily_files.append(fp)
+                        frames = []
+                    fp = tmp / f"{i}.parquet"
+                    res.frame.write_parquet(fp, compression="lz4")
+                    daily_files.append(fp)
+                else:
+                    frames.append(res.frame)
+        assert rows == loaded + sum(q.height for q in qs) + dups, "rows not accounted for"
+        quarantine = (
+            pl.concat(qs, how="vertical_relaxed")
+            .with_columns(pl.lit(sha).alias("file_sha256"), pl.lit(str(path)).alias("file"))
+            .select([pl.col(k).cast(v) for k, v in QUARANTINE_SCHEMA.items()])
+            .sort("row")
+            if qs
+            else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        )
+        findings = (
+            pl.concat(fs, how="vertical_relaxed")
+            .with_columns(pl.lit(sha).alias("file_sha256"))
+            .select([pl.col(k).cast(v) for k, v in FINDING_SCHEMA.items()])
+            if fs
+            else pl.DataFrame(schema=FINDING_SCHEMA)
+        )
+        report = IngestReport(
+            file=str(path),
+            sha256=sha,
+            rows=rows,
+            loaded=loaded,
+            estimated=est,
+            quarantined=quarantine.height,
+            duplicates=dups,
+            kind=kind,
+            findings=findings.height,
+            findings_by_code=dict(Counter(findings["code"].to_list())),
+            quarantine_by_code=dict(Counter(quarantine["code"].to_list())),
+        )
+        if store is None:
+            return report
+        ledger = {
+            "sha256": sha,
+            "file": str(path),
+            "kind": kind,
+            "rows": rows,
+            "loaded": loaded,
+            "estimated": est,
+            "quarantined": quarantine.height,
+            "duplicates": dups,
+            "findings": findings.height,
+            "loaded_at": dt.datetime.now(dt.UTC),
+        }
+        batch = IngestBatch(ledger=ledger, kind=kind, quarantine=quarantine, findings=findings)
+        if kind in ("registers", "consumption"):
+            if daily_files:
+                batch.daily = _read_files(daily_files)
+            else:
+                batch.daily = (
+                    pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema=DAILY_SCHEMA)
+                )
+        elif kind == "customers":
+            batch.customers = pl.concat(frames, how="vertical_relaxed")
+        else:
+            batch.payments = pl.concat(frames, how="vertical_relaxed")
+        store.save_ingest(batch)
+        return report
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_files(files: list[Path]) -> Iterator[pl.DataFrame]:
+    for f in files:
+        yield pl.read_parquet(f)

@@ -1,0 +1,293 @@
+"""Readers: detect the format (CSV or Parquet), map headers to canonical names, read values as text.
+
+CSV: UTF-8 with or without BOM, CRLF or LF, every value read as text (ids keep their leading zeros,
+numbers are parsed by VEE so that a bad value is quarantined, never read as zero). Parquet: columns as
+stored. Large files are read in batches and spread over customer buckets (temporary Arrow IPC files)
+so that memory stays flat: VEE then runs per bucket, each holding whole meters.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from ingest.errors import (
+    DuplicateColumnsError,
+    EmptyFileError,
+    MissingColumnsError,
+    TruncatedFileError,
+    UnknownKindError,
+    UnsupportedFormatError,
+)
+from ingest.schemas import ALIASES, INPUT_COLUMNS, customer_bucket
+
+#: files larger than this are processed in customer buckets (bytes)
+BUCKET_THRESHOLD = 256 * 1024 * 1024
+#: target bytes per bucket
+BUCKET_BYTES = 128 * 1024 * 1024
+
+_UNIT = re.compile(r"[\(（\[【].*?[\)）\]】]\s*$")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def normalise_header(name: str) -> str:
+    n = name.replace("\ufeff", "").strip()
+    n = _UNIT.sub("", n).strip()
+    return n.lower().replace(" ", "_")
+
+
+_LOOKUP: dict[str, str] = {}
+for _canon, _aliases in ALIASES.items():
+    for _a in _aliases:
+        _LOOKUP.setdefault(normalise_header(_a), _canon)
+for _canon in ALIASES:
+    _LOOKUP[_canon] = _canon
+for _kind, (_req, _opt) in INPUT_COLUMNS.items():
+    for _c in (*_req, *_opt):
+        _LOOKUP[_c] = _c
+
+
+def map_columns(header: list[str], kind: str, file: Path) -> dict[str, str]:
+    """file column -> canonical name, for the columns this kind uses; errors for missing/duplicates."""
+    if kind not in INPUT_COLUMNS:
+        raise UnknownKindError(
+            file, None, None, f"unknown kind {kind!r}; use one of {', '.join(INPUT_COLUMNS)}"
+        )
+    required, optional = INPUT_COLUMNS[kind]
+    wanted = set(required) | set(optional)
+    mapping: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for col in header:
+        canon = _LOOKUP.get(normalise_header(col))
+        if canon is None or canon not in wanted:
+            continue
+        if canon in seen:
+            raise DuplicateColumnsError(
+                file, None, col, f"columns {seen[canon]!r} and {col!r} both mean {canon!r}"
+            )
+        seen[canon] = col
+        mapping[col] = canon
+    missing = [c for c in required if c not in seen]
+    if missing:
+        hint = ", ".join(
+            f"{c} ({'/'.join(ALIASES.get(c, ())[:2])})" if ALIASES.get(c) else c for c in missing
+        )
+        raise MissingColumnsError(
+            file,
+            None,
+            missing[0],
+            f"not a {kind} file: missing column(s) {hint}; found {', '.join(header) or 'no header'}",
+        )
+    return mapping
+
+
+def detect_format(path: Path) -> str:
+    """'parquet' or 'csv'; UnsupportedFormatError otherwise; EmptyFileError for an empty file."""
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyFileError(path, None, None, "the file is empty")
+    with open(path, "rb") as f:
+        head = f.read(65536)
+        if head[:4] == b"PAR1":
+            f.seek(max(0, size - 4))
+            if f.read(4) != b"PAR1":
+                raise TruncatedFileError(path, None, None, "the Parquet file is truncated (no footer)")
+            return "parquet"
+    if head[:2] == b"PK":
+        raise UnsupportedFormatError(
+            path, None, None, "not CSV or Parquet (a ZIP/Excel file?); export as CSV UTF-8"
+        )
+    if b"\x00" in head:
+        raise UnsupportedFormatError(path, None, None, "not CSV or Parquet (binary content)")
+    dec = codecs.getincrementaldecoder("utf-8")()
+    try:
+        dec.decode(head, final=len(head) == size)
+    except UnicodeDecodeError as e:
+        line = head[: e.start].count(b"\n")
+        raise UnsupportedFormatError(
+            path, line if line > 0 else None, None, "not UTF-8 text (GBK export?); save the CSV as UTF-8"
+        ) from None
+    return "csv"
+
+
+def csv_header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        first = f.readline()
+    if not first.strip():
+        raise EmptyFileError(path, None, None, "the file has no header line")
+    return [h.strip() for h in next(csv.reader(io.StringIO(first)))]
+
+
+def check_csv_tail(path: Path, header: list[str]) -> None:
+    """A CSV that does not end with a newline and whose last line is short was cut off."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+    if tail.endswith(b"\n") or tail.endswith(b"\r"):
+        return
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
+    if size <= len(tail) and b"\n" not in tail:
+        return  # header only, no newline: the empty check reports it
+    try:
+        fields = next(csv.reader(io.StringIO(last)))
+    except (csv.Error, StopIteration):
+        fields = []
+    if len(fields) < len(header) or last.count('"') % 2 == 1:
+        rows = count_data_rows(path)
+        col = header[len(fields) - 1] if 0 < len(fields) <= len(header) else None
+        raise TruncatedFileError(
+            path, rows, col, f"the file ends in the middle of a row ({len(fields)} of {len(header)} fields)"
+        )
+
+
+def count_data_rows(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            n += chunk.count(b"\n")
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        if f.read(1) != b"\n":
+            n += 1
+    return max(0, n - 1)
+
+
+def _scan(path: Path, fmt: str, kind: str) -> tuple[pl.LazyFrame, dict[str, str], list[str]]:
+    if fmt == "csv":
+        header = csv_header(path)
+        mapping = map_columns(header, kind, path)
+        check_csv_tail(path, header)
+        lf = pl.scan_csv(
+            path,
+            infer_schema=False,
+            truncate_ragged_lines=True,
+            encoding="utf8",
+            row_index_name="row",
+            row_index_offset=1,
+            missing_utf8_is_empty_string=False,
+        )
+        # scan_csv keeps a BOM-free first header; rename by position-independent names
+        names = lf.collect_schema().names()
+        ren = {}
+        for n in names:
+            if n == "row":
+                continue
+            canon = mapping.get(n) or mapping.get(n.replace("\ufeff", "").strip())
+            if canon:
+                ren[n] = canon
+        lf = lf.select(["row", *ren]).rename(ren)
+        return lf, mapping, header
+    try:
+        schema = pq.read_schema(path)
+    except Exception as e:  # pyarrow raises several types for a broken file
+        raise TruncatedFileError(path, None, None, f"unreadable Parquet file: {e}") from None
+    header = list(schema.names)
+    mapping = map_columns(header, kind, path)
+    lf = pl.scan_parquet(path).select(list(mapping)).rename(mapping).with_row_index("row", offset=1)
+    return lf.with_columns(pl.col("row").cast(pl.Int64)), mapping, header
+
+
+def read_raw(path: Path, kind: str) -> pl.DataFrame:
+    """The whole file as a raw frame (``row`` + canonical columns)."""
+    fmt = detect_format(path)
+    lf, _, _header = _scan(path, fmt, kind)
+    try:
+        df = lf.collect()
+    except pl.exceptions.PolarsError as e:
+        raise _polars_error(path, e) from None
+    if df.height == 0:
+        raise EmptyFileError(path, None, None, "the file has a header but no data rows")
+    return df.with_columns(pl.col("row").cast(pl.Int64))
+
+
+def _polars_error(path: Path, e: Exception):
+    from ingest.errors import BadFileError
+
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    m = re.search(r"line (\d+)", str(e))
+    return BadFileError(path, int(m.group(1)) if m else None, None, f"cannot parse the file: {msg}")
+
+
+def n_buckets_for(path: Path) -> int:
+    size = path.stat().st_size
+    if size <= BUCKET_THRESHOLD:
+        return 1
+    return max(2, -(-size // BUCKET_BYTES))
+
+
+@contextmanager
+def bucketed(path: Path, kind: str, n_buckets: int | None = None) -> Iterator[Iterator[pl.DataFrame]]:
+    """Yield an iterator of raw frames, each holding whole customers, memory bounded by a bucket.
+
+    Small files: one frame. Large files: read in batches, each batch split by customer bucket and
+    appended to a temporary Arrow IPC file per bucket; then the buckets are read one by one.
+    """
+    n = n_buckets or n_buckets_for(path)
+    if n <= 1:
+        yield iter([read_raw(path, kind)])
+        return
+    fmt = detect_format(path)
+    lf, _, _ = _scan(path, fmt, kind)
+    tmp = Path(tempfile.mkdtemp(prefix="wattbill-ingest-"))
+    writers: dict[int, ipc.RecordBatchFileWriter] = {}
+    sinks = {}
+    total = 0
+    try:
+        try:
+            for batch in lf.collect_batches(chunk_size=1_000_000):
+                total += batch.height
+                batch = batch.with_columns(
+                    pl.col("row").cast(pl.Int64),
+                    customer_bucket(pl.col("customer_id").fill_null(""), n).alias("_b"),
+                )
+                for (b,), part in batch.partition_by("_b", as_dict=True).items():
+                    tbl = part.drop("_b").to_arrow()
+                    w = writers.get(b)
+                    if w is None:
+                        sinks[b] = pa.OSFile(str(tmp / f"{b}.arrow"), "wb")
+                        w = writers[b] = ipc.new_file(sinks[b], tbl.schema)
+                    w.write_table(tbl.cast(w.schema) if tbl.schema != w.schema else tbl)
+        except pl.exceptions.PolarsError as e:
+            raise _polars_error(path, e) from None
+        for b, w in writers.items():
+            w.close()
+            sinks[b].close()
+        if total == 0:
+            raise EmptyFileError(path, None, None, "the file has a header but no data rows")
+
+        def frames() -> Iterator[pl.DataFrame]:
+            for b in sorted(writers):
+                with pa.memory_map(str(tmp / f"{b}.arrow")) as src:
+                    tbl = ipc.open_file(src).read_all()
+                yield pl.from_arrow(tbl)  # type: ignore[misc]
+
+        yield frames()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def raw_text(raw: pl.DataFrame) -> pl.Expr:
+    """The row as read, for the quarantine (values joined by commas, empty for missing)."""
+    cols = [c for c in raw.columns if c != "row" and not c.startswith("_")]
+    return pl.concat_str([pl.col(c).cast(pl.Utf8).fill_null("") for c in cols], separator=",")

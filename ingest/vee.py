@@ -1,0 +1,928 @@
+"""Validation, estimation and editing (VEE): pure functions from raw frames to canonical frames.
+
+Input of every function: a *raw* frame with a 1-based ``row`` column (Int64, the data row of the file)
+and the file's columns renamed to canonical names (``ingest.schemas.ALIASES``), values as text (CSV)
+or typed (Parquet). Output: a ``VeeResult`` with the canonical rows, quarantine rows and findings.
+Every raw row ends in exactly one of: loaded, quarantined, duplicate (counted once).
+
+Rules (documented here, tested in ``tests/ingest``):
+
+* **Values**: a missing or non-numeric value is never read as zero: the row is quarantined
+  (``missing_value``, ``non_numeric``); negative registers/consumption ``negative_value``. Dates are
+  ISO ``YYYY-MM-DD`` (``YYYY/MM/DD`` and ``YYYYMMDD`` accepted); a date that does not exist
+  (2024-02-30) is ``impossible_date``; before 1990 or after tomorrow ``implausible_date``.
+* **Duplicates** (same customer, meter, day): identical rows count once (the rest are ``duplicates``);
+  rows that disagree are all quarantined (``conflicting_duplicate``): we cannot know which is right.
+* **Registers → consumption**: consumption of a day is ``(read - previous read) x multiplier``. The
+  first read of a meter only anchors (to continue a previous file, let files overlap by one day).
+* **Gaps**: when reads are ``g > 1`` days apart, the difference is split over the ``g`` days (integer
+  division, the remainder 1 Wh at a time to the first days), so the register difference across the
+  gap is kept exactly; the days are flagged ``estimated`` and a ``gap_estimated`` finding records it.
+* **Rollover**: a register that goes down from the top of its range (>= 90 % of ``10**digits`` kWh)
+  to a low value (the wrapped difference <= 10 % of the range) wrapped: the difference is taken across
+  the wrap (finding ``rollover``). ``digits`` comes from the file's ``digits`` column, else it is the
+  number of integer digits of the previous read.
+* **Negative consumption** that is not a rollover: if the register comes back (the next read is not
+  below the previous one) the low read is a glitch: quarantined (``negative_consumption``) and the days
+  around it are estimated from the reads on either side. If it stays low (register reset or replaced
+  under the same id) the low read re-anchors the meter (finding ``register_reset``); the reset day has
+  no consumption.
+* **Meter exchange**: a customer whose meter id changes: the old meter's last read and the new meter's
+  first read bound the exchange; the new meter's first read anchors it; both meters' rows are kept and
+  billing sums meters per customer and day (finding ``meter_exchange`` with both reads as evidence).
+* **Periods vs total** (``total`` is authoritative): when ``|sum(periods) - total| <= max(50 Wh, 1 %
+  of total)`` the largest period absorbs the difference silently (rounding of the registers); beyond
+  that the periods are scaled to the total (finding ``periods_mismatch`` with both values).
+* **Spikes**: a day above ``max(5 x the household's median day, median + 20 kWh)`` (with at least
+  14 measured days) is flagged only (finding ``spike``), never changed: real usage can spike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from ingest.schemas import (
+    CHANNELS,
+    CUSTOMER_SCHEMA,
+    DAILY_SCHEMA,
+    FINDING_SCHEMA,
+    PAYMENT_SCHEMA,
+    QUARANTINE_SCHEMA,
+    REGISTERS,
+)
+
+MIN_DATE = dt.date(1990, 1, 1)
+SPIKE_FACTOR = 5
+SPIKE_MIN_EXCESS_WH = 20_000
+SPIKE_MIN_DAYS = 14
+PERIOD_TOL_WH = 50
+PERIOD_TOL_FRAC = 0.01
+
+
+@dataclass
+class VeeResult:
+    """Result of VEE on one raw frame (or one customer batch of it)."""
+
+    rows: int
+    frame: pl.DataFrame  # DAILY / CUSTOMER / PAYMENT schema
+    quarantine: pl.DataFrame  # row, column, code, reason (raw added by the caller)
+    findings: pl.DataFrame  # FINDING_SCHEMA without file_sha256
+    duplicates: int
+    loaded: int
+    estimated: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> int:
+        return self.quarantine.height
+
+
+Q_COLS = {"row": pl.Int64(), "column": pl.Utf8(), "code": pl.Utf8(), "reason": pl.Utf8()}
+F_COLS = {k: v for k, v in FINDING_SCHEMA.items() if k != "file_sha256"}
+
+
+def _empty_q() -> pl.DataFrame:
+    return pl.DataFrame(schema=Q_COLS)
+
+
+def _empty_f() -> pl.DataFrame:
+    return pl.DataFrame(schema=F_COLS)
+
+
+# --- parsing helpers -------------------------------------------------------------------------
+
+
+def _text(df: pl.DataFrame, name: str) -> pl.Expr:
+    """A column as stripped text; empty -> null."""
+    if name not in df.columns:
+        return pl.lit(None, dtype=pl.Utf8)
+    e = pl.col(name)
+    if df.schema[name] != pl.Utf8:
+        e = e.cast(pl.Utf8)
+    e = e.str.strip_chars()
+    return pl.when(e == "").then(None).otherwise(e)
+
+
+def _number(df: pl.DataFrame, name: str) -> pl.Expr:
+    """Float64 or null; NaN/inf become null (then flagged non-numeric because the text was present)."""
+    dtype = df.schema[name]
+    if dtype.is_numeric():
+        e = pl.col(name).cast(pl.Float64)
+    else:
+        e = _text(df, name).str.replace_all(",", "", literal=True).cast(pl.Float64, strict=False)
+    return pl.when(e.is_finite()).then(e).otherwise(None)
+
+
+def _date(df: pl.DataFrame, name: str) -> pl.Expr:
+    if name not in df.columns:
+        return pl.lit(None, dtype=pl.Date)
+    dtype = df.schema[name]
+    if dtype == pl.Date:
+        return pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        return pl.col(name).dt.date()
+    t = _text(df, name)
+    return pl.coalesce(
+        t.str.to_date("%Y-%m-%d", strict=False),
+        t.str.to_date("%Y/%m/%d", strict=False),
+        t.str.to_date("%Y%m%d", strict=False),
+    )
+
+
+def _present(df: pl.DataFrame, name: str) -> pl.Expr:
+    return _text(df, name).is_not_null() if name in df.columns else pl.lit(False)
+
+
+def _wh(x: pl.Expr) -> pl.Expr:
+    return (x * 1000).round(0).cast(pl.Int64)
+
+
+class _Checks:
+    """Accumulate (condition, column, code, reason) checks; the first failing one wins per row."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[pl.Expr, str | None, str, str]] = []
+
+    def add(self, cond: pl.Expr, column: str | None, code: str, reason: str) -> None:
+        self.items.append((cond, column, code, reason))
+
+    def exprs(self) -> list[pl.Expr]:
+        if not self.items:
+            return [
+                pl.lit(None, pl.Utf8).alias("_qcode"),
+                pl.lit(None, pl.Utf8).alias("_qcol"),
+                pl.lit(None, pl.Utf8).alias("_qreason"),
+            ]
+        out = []
+        for idx, alias in ((2, "_qcode"), (1, "_qcol"), (3, "_qreason")):
+            first = self.items[0]
+            chain = pl.when(first[0]).then(pl.lit(first[idx], pl.Utf8))
+            for it in self.items[1:]:
+                chain = chain.when(it[0]).then(pl.lit(it[idx], pl.Utf8))
+            out.append(chain.otherwise(pl.lit(None, pl.Utf8)).alias(alias))
+        return out
+
+
+def _date_checks(chk: _Checks, df: pl.DataFrame, name: str, required: bool, today: dt.date) -> None:
+    if name not in df.columns:
+        return
+    if required:
+        chk.add(~_present(df, name), name, "missing_value", f"{name} is missing")
+    d = _date(df, name)
+    chk.add(_present(df, name) & d.is_null(), name, "impossible_date", f"{name} is not a real date")
+    chk.add(
+        d.is_not_null() & ((d < MIN_DATE) | (d > today + dt.timedelta(days=1))),
+        name,
+        "implausible_date",
+        f"{name} is before {MIN_DATE} or in the future",
+    )
+
+
+def _num_checks(chk: _Checks, df: pl.DataFrame, name: str, required: bool, negative_ok: bool = False) -> None:
+    if name not in df.columns:
+        return
+    if required:
+        chk.add(~_present(df, name), name, "missing_value", f"{name} is missing")
+    n = _number(df, name)
+    chk.add(_present(df, name) & n.is_null(), name, "non_numeric", f"{name} is not a number")
+    if not negative_ok:
+        chk.add(n < 0, name, "negative_value", f"{name} is negative")
+
+
+def _split_quarantine(df: pl.DataFrame, chk: _Checks) -> tuple[pl.DataFrame, pl.DataFrame]:
+    df = df.with_columns(chk.exprs())
+    bad = df.filter(pl.col("_qcode").is_not_null()).select(
+        pl.col("row").cast(pl.Int64),
+        pl.col("_qcol").alias("column"),
+        pl.col("_qcode").alias("code"),
+        pl.col("_qreason").alias("reason"),
+    )
+    good = df.filter(pl.col("_qcode").is_null()).drop("_qcode", "_qcol", "_qreason")
+    return good, bad
+
+
+def _dedupe(
+    df: pl.DataFrame, keys: list[str], values: list[str], what: str
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Identical rows on ``keys`` count once; disagreeing ones are all quarantined."""
+    if df.height == 0:
+        return df, _empty_q(), 0
+    df = df.with_columns(
+        pl.len().over(keys).alias("_n"),
+        pl.struct(values).n_unique().over(keys).alias("_nu") if values else pl.lit(1).alias("_nu"),
+    )
+    multi = df.filter(pl.col("_n") > 1)
+    if multi.height == 0:
+        return df.drop("_n", "_nu"), _empty_q(), 0
+    conflicting = multi.filter(pl.col("_nu") > 1)
+    q = conflicting.select(
+        pl.col("row").cast(pl.Int64),
+        pl.lit(None, pl.Utf8).alias("column"),
+        pl.lit("conflicting_duplicate").alias("code"),
+        (
+            pl.lit(f"{what} appears ") + pl.col("_n").cast(pl.Utf8) + pl.lit(" times with different values")
+        ).alias("reason"),
+    )
+    keep = df.filter(pl.col("_nu") == 1)
+    before = keep.height
+    keep = keep.sort("row").unique(subset=keys, keep="first", maintain_order=True)
+    return keep.drop("_n", "_nu"), q, before - keep.height
+
+
+def _findings(
+    df: pl.DataFrame, code: str, description: pl.Expr, evidence: dict[str, pl.Expr]
+) -> pl.DataFrame:
+    """Finding rows from a frame having customer_id, meter_id and day columns."""
+    if df.height == 0:
+        return _empty_f()
+    ev = df.select(pl.struct(**evidence).struct.json_encode().alias("evidence"))
+    out = df.select(
+        pl.col("customer_id"),
+        pl.col("meter_id") if "meter_id" in df.columns else pl.lit(None, pl.Utf8).alias("meter_id"),
+        pl.col("day") if "day" in df.columns else pl.lit(None, pl.Date).alias("day"),
+        pl.lit(code).alias("code"),
+        description.alias("description"),
+    ).with_columns(ev["evidence"])
+    return out.select([pl.col(k).cast(v) for k, v in F_COLS.items()])
+
+
+# --- registers --------------------------------------------------------------------------------
+
+
+def _reconcile_periods(
+    df: pl.DataFrame, total: str, periods: list[str], tou: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Make the period columns add up to ``total`` (see the module rules). Returns (frame, findings)."""
+    if not periods:
+        return df, _empty_f()
+    s = pl.sum_horizontal(periods)
+    df = df.with_columns(s.alias("_s"))
+    df = df.with_columns(
+        (pl.col(total) - pl.col("_s")).alias("_diff"),
+        pl.max_horizontal(
+            pl.lit(PERIOD_TOL_WH), (pl.col(total) * PERIOD_TOL_FRAC).round(0).cast(pl.Int64)
+        ).alias("_tol"),
+        # index of the largest period (first on ties)
+        pl.concat_list(periods).list.arg_max().alias("_imax"),
+    )
+    small = pl.col(tou) & (pl.col("_diff") != 0) & (pl.col("_diff").abs() <= pl.col("_tol"))
+    largest = pl.concat_list(periods).list.max()
+    small = small & ((largest + pl.col("_diff")) >= 0)
+    big = pl.col(tou) & (pl.col("_diff") != 0) & ~small
+    findings = df.filter(big)
+    # small: the largest period absorbs the difference
+    df = df.with_columns(
+        [
+            pl.when(small & (pl.col("_imax") == i))
+            .then(pl.col(p) + pl.col("_diff"))
+            .otherwise(pl.col(p))
+            .alias(p)
+            for i, p in enumerate(periods)
+        ]
+    )
+    # big: scale to the total; the remainder goes to the largest scaled period
+    scaled = [
+        pl.when(pl.col("_s") > 0)
+        .then((pl.col(p).cast(pl.Float64) * pl.col(total) / pl.col("_s")).floor().cast(pl.Int64))
+        .otherwise(pl.lit(0, pl.Int64))
+        .alias(f"_sc_{p}")
+        for p in periods
+    ]
+    df = df.with_columns(scaled)
+    sc = [f"_sc_{p}" for p in periods]
+    zero_target = periods.index("flat") if "flat" in periods else 0
+    df = df.with_columns(
+        (pl.col(total) - pl.sum_horizontal(sc)).alias("_rem"),
+        pl.when(pl.col("_s") > 0)
+        .then(pl.concat_list(sc).list.arg_max())
+        .otherwise(zero_target)
+        .alias("_imax2"),
+    )
+    df = df.with_columns(
+        [
+            pl.when(big)
+            .then(pl.col(f"_sc_{p}") + pl.when(pl.col("_imax2") == i).then(pl.col("_rem")).otherwise(0))
+            .otherwise(pl.col(p))
+            .alias(p)
+            for i, p in enumerate(periods)
+        ]
+    )
+    df = df.drop("_s", "_diff", "_tol", "_imax", "_rem", "_imax2", *sc)
+    return df, findings
+
+
+def _period_finding_frame(
+    findings: pl.DataFrame, total: str, periods: list[str], day_col: str
+) -> pl.DataFrame:
+    if findings.height == 0:
+        return _empty_f()
+    f = findings.rename({day_col: "day"}) if day_col != "day" else findings
+    return _findings(
+        f,
+        "periods_mismatch",
+        pl.format(
+            "periods add up to {} Wh but the total is {} Wh; periods scaled to the total",
+            pl.col("_s"),
+            pl.col(total),
+        ),
+        {
+            "total_wh": pl.col(total),
+            "periods_sum_wh": pl.col("_s"),
+            **{f"{p}_wh": pl.col(p) for p in periods},
+        },
+    )
+
+
+def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult:
+    """Cumulative register reads -> daily consumption per meter (DAILY_SCHEMA)."""
+    today = today or dt.date.today()
+    rows = raw.height
+    periods_in = [r for r in REGISTERS if r in raw.columns]
+    chk = _Checks()
+    for c in ("customer_id", "meter_id"):
+        chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")
+    _date_checks(chk, raw, "read_date", True, today)
+    _num_checks(chk, raw, "total", True)
+    for p in periods_in:
+        _num_checks(chk, raw, p, False)
+    if "multiplier" in raw.columns:
+        m = _number(raw, "multiplier")
+        chk.add(
+            _present(raw, "multiplier") & (m.is_null() | (m <= 0)),
+            "multiplier",
+            "bad_multiplier",
+            "multiplier is not a positive number",
+        )
+    if "digits" in raw.columns:
+        d = _number(raw, "digits")
+        chk.add(
+            _present(raw, "digits") & (d.is_null() | (d != d.round(0)) | (d < 3) | (d > 12)),
+            "digits",
+            "bad_digits",
+            "digits is not a whole number between 3 and 12",
+        )
+    good, q1 = _split_quarantine(raw, chk)
+
+    reg_cols = ["total", *periods_in]
+    df = good.select(
+        pl.col("row").cast(pl.Int64),
+        _text(good, "customer_id").alias("customer_id"),
+        _text(good, "meter_id").alias("meter_id"),
+        _date(good, "read_date").alias("day"),
+        *[_wh(_number(good, c)).alias(c) for c in reg_cols],
+        (_number(good, "multiplier") if "multiplier" in good.columns else pl.lit(None, pl.Float64))
+        .fill_null(1.0)
+        .alias("multiplier"),
+        (_number(good, "digits") if "digits" in good.columns else pl.lit(None, pl.Float64))
+        .cast(pl.Int64)
+        .alias("digits"),
+    )
+    # meters with time-of-use registers: every read must carry all of them
+    q2 = _empty_q()
+    if periods_in:
+        df = df.with_columns(
+            pl.any_horizontal([pl.col(p).is_not_null() for p in periods_in])
+            .any()
+            .over("customer_id", "meter_id")
+            .alias("_tou")
+        )
+        miss = pl.lit(None, pl.Utf8)
+        for p in reversed(periods_in):
+            miss = pl.when(pl.col(p).is_null()).then(pl.lit(p)).otherwise(miss)
+        df = df.with_columns(miss.alias("_miss"))
+        bad = df.filter(pl.col("_tou") & pl.col("_miss").is_not_null())
+        q2 = bad.select(
+            "row",
+            pl.col("_miss").alias("column"),
+            pl.lit("missing_value").alias("code"),
+            pl.format("{} is missing on a meter with time-of-use registers", pl.col("_miss")).alias("reason"),
+        )
+        df = df.filter(~(pl.col("_tou") & pl.col("_miss").is_not_null())).drop("_miss")
+    else:
+        df = df.with_columns(pl.lit(False).alias("_tou"))
+
+    df, q3, duplicates = _dedupe(
+        df,
+        ["customer_id", "meter_id", "day"],
+        [*reg_cols, "multiplier", "digits"],
+        "the read of this meter and day",
+    )
+    df = df.sort("customer_id", "meter_id", "day")
+    loaded_rows = df.height
+
+    findings: list[pl.DataFrame] = []
+    # pass 1: deltas; classify negatives
+    d1 = _deltas(df, reg_cols)
+    neg = d1.filter(pl.col("_neg"))
+    q4 = _empty_q()
+    if neg.height:
+        glitch = neg.filter(pl.col("_glitch"))
+        q4 = glitch.select(
+            "row",
+            pl.col("_negcol").alias("column"),
+            pl.lit("negative_consumption").alias("code"),
+            pl.format(
+                "{} went down from {} Wh to {} Wh and came back: a bad read, days estimated",
+                pl.col("_negcol"),
+                pl.col("_prev_total"),
+                pl.col("total"),
+            ).alias("reason"),
+        )
+        if glitch.height:
+            df = df.join(glitch.select("row"), on="row", how="anti").sort("customer_id", "meter_id", "day")
+            d1 = _deltas(df, reg_cols)
+    # the remaining negatives re-anchor (register reset)
+    resets = d1.filter(pl.col("_neg"))
+    if resets.height:
+        findings.append(
+            _findings(
+                resets,
+                "register_reset",
+                pl.format(
+                    "register went down from {} Wh to {} Wh and stayed down: re-anchored, the day has no consumption",
+                    pl.col("_prev_total"),
+                    pl.col("total"),
+                ),
+                {
+                    "previous_day": pl.col("_prev_day"),
+                    "previous_total_wh": pl.col("_prev_total"),
+                    "total_wh": pl.col("total"),
+                },
+            )
+        )
+    roll = d1.filter(pl.col("_roll"))
+    if roll.height:
+        findings.append(
+            _findings(
+                roll,
+                "rollover",
+                pl.format(
+                    "register wrapped at {} digits: {} Wh -> {} Wh, consumption taken across the wrap",
+                    pl.col("_digits"),
+                    pl.col("_prev_total"),
+                    pl.col("total"),
+                ),
+                {
+                    "digits": pl.col("_digits"),
+                    "previous_day": pl.col("_prev_day"),
+                    "previous_total_wh": pl.col("_prev_total"),
+                    "total_wh": pl.col("total"),
+                },
+            )
+        )
+    pairs = d1.filter(pl.col("_prev_day").is_not_null() & ~pl.col("_neg"))
+    dcols = [f"_d_{c}" for c in reg_cols]
+    pairs = pairs.select(
+        "customer_id",
+        "meter_id",
+        "day",
+        "_prev_day",
+        "_tou",
+        *[
+            (pl.col(f"_d_{c}").cast(pl.Float64) * pl.col("multiplier")).round(0).cast(pl.Int64).alias(c)
+            for c in reg_cols
+        ],
+    )
+    del dcols
+    pairs, pf = _reconcile_periods(pairs, "total", periods_in, "_tou")
+    findings.append(_period_finding_frame(pf, "total", periods_in, "day"))
+
+    daily, gap_f, estimated = _spread_gaps(pairs, periods_in)
+    findings.append(gap_f)
+    findings.append(_exchange_findings(d1))
+    findings.append(_spike_findings(daily))
+    q = pl.concat([q1, q2, q3, q4], how="vertical_relaxed")
+    return VeeResult(
+        rows=rows,
+        frame=daily,
+        quarantine=q,
+        findings=pl.concat([f for f in findings if f.height], how="vertical_relaxed")
+        if any(f.height for f in findings)
+        else _empty_f(),
+        duplicates=duplicates,
+        loaded=rows - q.height - duplicates,
+        estimated=estimated,
+        extra={"accepted_reads": loaded_rows},
+    )
+
+
+def _deltas(df: pl.DataFrame, reg_cols: list[str]) -> pl.DataFrame:
+    """Differences to the previous read of the same meter (df sorted by customer, meter, day)."""
+    same = (pl.col("customer_id") == pl.col("customer_id").shift(1)) & (
+        pl.col("meter_id") == pl.col("meter_id").shift(1)
+    )
+    same_next = (pl.col("customer_id") == pl.col("customer_id").shift(-1)) & (
+        pl.col("meter_id") == pl.col("meter_id").shift(-1)
+    )
+    out = df.with_columns(
+        same.fill_null(False).alias("_same"),
+        same_next.fill_null(False).alias("_same_next"),
+    )
+    prev = {c: pl.when(pl.col("_same")).then(pl.col(c).shift(1)) for c in [*reg_cols, "day"]}
+    out = out.with_columns(
+        prev["day"].alias("_prev_day"),
+        *[prev[c].alias(f"_prev_{c}") for c in reg_cols],
+        pl.when(pl.col("_same_next")).then(pl.col("total").shift(-1)).alias("_next_total"),
+    )
+    # digits: explicit, else the integer digits of the previous read (kWh)
+    prev_kwh = (pl.col("_prev_total") / 1000).floor()
+    inferred = (pl.max_horizontal(prev_kwh, pl.lit(1.0)).log10().floor() + 1).cast(pl.Int64)
+    out = out.with_columns(pl.coalesce(pl.col("digits"), inferred).alias("_digits"))
+    modulus = (pl.lit(10.0).pow(pl.col("_digits")) * 1000).cast(pl.Int64)
+    roll_any = pl.lit(False)
+    neg_col = pl.lit(None, pl.Utf8)
+    for c in reversed(reg_cols):
+        raw_d = pl.col(c) - pl.col(f"_prev_{c}")
+        # rollover is judged on the register's own previous value with the meter's modulus
+        rolled = (
+            (raw_d < 0) & (pl.col(f"_prev_{c}") >= modulus * 9 // 10) & ((raw_d + modulus) <= modulus // 10)
+        )
+        out = out.with_columns(
+            pl.when(rolled).then(raw_d + modulus).otherwise(raw_d).alias(f"_d_{c}"),
+            rolled.fill_null(False).alias(f"_r_{c}"),
+        )
+        neg_col = pl.when(pl.col(f"_d_{c}") < 0).then(pl.lit(c)).otherwise(neg_col)
+    roll_any = pl.any_horizontal([pl.col(f"_r_{c}") for c in reg_cols])
+    out = out.with_columns(
+        roll_any.alias("_roll"),
+        neg_col.alias("_negcol"),
+    ).with_columns(pl.col("_negcol").is_not_null().alias("_neg"))
+    out = out.with_columns(
+        (
+            pl.col("_neg")
+            & pl.col("_next_total").is_not_null()
+            & (pl.col("_next_total") >= pl.col("_prev_total"))
+        ).alias("_glitch")
+    )
+    return out.drop("_same", "_same_next", *[f"_r_{c}" for c in reg_cols])
+
+
+def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """One row per day: a read g days after the previous one is split over the g days (exact sums)."""
+    pairs = pairs.with_columns(
+        (pl.col("day") - pl.col("_prev_day")).dt.total_days().cast(pl.Int64).alias("_g")
+    )
+    single = pairs.filter(pl.col("_g") == 1)
+    multi = pairs.filter(pl.col("_g") > 1)
+    out_cols = ["customer_id", "meter_id", "day", "total", *periods]
+
+    def finish(df: pl.DataFrame, est: bool) -> pl.DataFrame:
+        return df.select(
+            "customer_id",
+            "meter_id",
+            "day",
+            pl.col("total").alias("wh_total"),
+            *[(pl.col(r) if r in periods else pl.lit(None, pl.Int64)).alias(f"wh_{r}") for r in REGISTERS],
+            pl.lit(est).alias("estimated"),
+        )
+
+    parts = [finish(single.select([*out_cols, "_tou"]), False)]
+    gap_f = _empty_f()
+    estimated = 0
+    if multi.height:
+        gap_f = _findings(
+            multi,
+            "gap_estimated",
+            pl.format(
+                "no reads for {} days before this read; {} Wh spread evenly over them (estimated)",
+                pl.col("_g") - 1,
+                pl.col("total"),
+            ),
+            {
+                "from": pl.col("_prev_day"),
+                "to": pl.col("day"),
+                "days": pl.col("_g"),
+                "total_wh": pl.col("total"),
+            },
+        )
+        ex = multi.with_columns(pl.int_ranges(0, pl.col("_g")).alias("_i")).explode("_i")
+        ex = ex.with_columns((pl.col("_prev_day") + pl.duration(days=pl.col("_i") + 1)).alias("day"))
+
+        def split(c: str) -> pl.Expr:
+            return (pl.col(c) // pl.col("_g")) + (pl.col("_i") < (pl.col(c) % pl.col("_g"))).cast(pl.Int64)
+
+        if periods:
+            ex = ex.with_columns([split(p).alias(p) for p in periods])
+            ex = ex.with_columns(
+                pl.when(pl.col("_tou"))
+                .then(pl.sum_horizontal(periods))
+                .otherwise(split("total"))
+                .alias("total")
+            )
+            ex = ex.with_columns([pl.when(pl.col("_tou")).then(pl.col(p)).alias(p) for p in periods])
+        else:
+            ex = ex.with_columns(split("total").alias("total"))
+        ex = finish(ex.select([*out_cols, "_tou"]), True)
+        estimated = ex.height
+        parts.append(ex)
+    daily = pl.concat(parts, how="vertical_relaxed")
+    # non-TOU meters: periods null
+    daily = daily.select([pl.col(k).cast(v) for k, v in DAILY_SCHEMA.items()])
+    return daily, gap_f, estimated
+
+
+def _exchange_findings(d: pl.DataFrame) -> pl.DataFrame:
+    """A customer whose meter id changes: old meter's last read and new meter's first read."""
+    if d.height == 0:
+        return _empty_f()
+    spans = (
+        d.group_by("customer_id", "meter_id")
+        .agg(
+            pl.col("day").min().alias("first_day"),
+            pl.col("day").max().alias("last_day"),
+            pl.col("total").sort_by("day").first().alias("first_total"),
+            pl.col("total").sort_by("day").last().alias("last_total"),
+        )
+        .filter(pl.len().over("customer_id") > 1)
+    )
+    if spans.height == 0:
+        return _empty_f()
+    spans = spans.sort("customer_id", "first_day", "last_day")
+    nxt = spans.with_columns(
+        pl.col("meter_id").shift(-1).over("customer_id").alias("new_meter"),
+        pl.col("first_day").shift(-1).over("customer_id").alias("new_first_day"),
+        pl.col("first_total").shift(-1).over("customer_id").alias("new_first_total"),
+    ).filter(pl.col("new_meter").is_not_null() & (pl.col("new_first_day") >= pl.col("last_day")))
+    nxt = nxt.with_columns(pl.col("new_first_day").alias("day"))
+    return _findings(
+        nxt,
+        "meter_exchange",
+        pl.format(
+            "meter {} (last read {} on {}) replaced by {} (first read {} on {})",
+            pl.col("meter_id"),
+            pl.col("last_total"),
+            pl.col("last_day"),
+            pl.col("new_meter"),
+            pl.col("new_first_total"),
+            pl.col("new_first_day"),
+        ),
+        {
+            "old_meter": pl.col("meter_id"),
+            "old_last_day": pl.col("last_day"),
+            "old_last_total_wh": pl.col("last_total"),
+            "new_meter": pl.col("new_meter"),
+            "new_first_day": pl.col("new_first_day"),
+            "new_first_total_wh": pl.col("new_first_total"),
+            "days_without_reads": (pl.col("new_first_day") - pl.col("last_day")).dt.total_days(),
+        },
+    )
+
+
+def _spike_findings(daily: pl.DataFrame) -> pl.DataFrame:
+    if daily.height == 0:
+        return _empty_f()
+    per_day = daily.group_by("customer_id", "day").agg(
+        pl.col("wh_total").sum(), pl.col("estimated").any(), pl.col("meter_id").first()
+    )
+    measured = per_day.filter(~pl.col("estimated"))
+    stats = measured.group_by("customer_id").agg(
+        pl.col("wh_total").median().alias("median_wh"), pl.len().alias("n_days")
+    )
+    sp = measured.join(stats, on="customer_id").filter(
+        (pl.col("n_days") >= SPIKE_MIN_DAYS)
+        & (
+            pl.col("wh_total")
+            > pl.max_horizontal(pl.col("median_wh") * SPIKE_FACTOR, pl.col("median_wh") + SPIKE_MIN_EXCESS_WH)
+        )
+    )
+    return _findings(
+        sp,
+        "spike",
+        pl.format(
+            "{} Wh on this day, the household's median day is {} Wh (flagged only)",
+            pl.col("wh_total"),
+            pl.col("median_wh").round(0),
+        ),
+        {
+            "wh_total": pl.col("wh_total"),
+            "median_wh": pl.col("median_wh"),
+            "ratio": (pl.col("wh_total") / pl.col("median_wh")).round(2),
+        },
+    )
+
+
+# --- daily consumption reads ------------------------------------------------------------------
+
+_TRUE = ("e", "est", "estimated", "true", "t", "1", "y", "yes", "是", "估")
+
+
+def consumption_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult:
+    """Daily consumption reads (kWh) taken as they are, after the same checks."""
+    today = today or dt.date.today()
+    rows = raw.height
+    periods_in = [r for r in REGISTERS if f"kwh_{r}" in raw.columns]
+    chk = _Checks()
+    for c in ("customer_id", "meter_id"):
+        chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")
+    _date_checks(chk, raw, "read_date", True, today)
+    _num_checks(chk, raw, "kwh_total", True)
+    for p in periods_in:
+        _num_checks(chk, raw, f"kwh_{p}", False)
+    if "multiplier" in raw.columns:
+        m = _number(raw, "multiplier")
+        chk.add(
+            _present(raw, "multiplier") & (m.is_null() | (m <= 0)),
+            "multiplier",
+            "bad_multiplier",
+            "multiplier is not a positive number",
+        )
+    good, q1 = _split_quarantine(raw, chk)
+    mult = (
+        _number(good, "multiplier") if "multiplier" in good.columns else pl.lit(None, pl.Float64)
+    ).fill_null(1.0)
+    est = (
+        _text(good, "estimated").str.to_lowercase().is_in(list(_TRUE)).fill_null(False)
+        if "estimated" in good.columns
+        else pl.lit(False)
+    )
+    df = good.select(
+        pl.col("row").cast(pl.Int64),
+        _text(good, "customer_id").alias("customer_id"),
+        _text(good, "meter_id").alias("meter_id"),
+        _date(good, "read_date").alias("day"),
+        _wh(_number(good, "kwh_total") * mult).alias("total"),
+        *[_wh(_number(good, f"kwh_{p}") * mult).alias(p) for p in periods_in],
+        est.alias("estimated"),
+    )
+    q2 = _empty_q()
+    if periods_in:
+        df = df.with_columns(
+            pl.any_horizontal([pl.col(p).is_not_null() for p in periods_in])
+            .any()
+            .over("customer_id", "meter_id")
+            .alias("_tou")
+        )
+        miss = pl.lit(None, pl.Utf8)
+        for p in reversed(periods_in):
+            miss = pl.when(pl.col(p).is_null()).then(pl.lit(f"kwh_{p}")).otherwise(miss)
+        df = df.with_columns(miss.alias("_miss"))
+        bad = df.filter(pl.col("_tou") & pl.col("_miss").is_not_null())
+        q2 = bad.select(
+            "row",
+            pl.col("_miss").alias("column"),
+            pl.lit("missing_value").alias("code"),
+            pl.format("{} is missing on a meter with time-of-use registers", pl.col("_miss")).alias("reason"),
+        )
+        df = df.filter(~(pl.col("_tou") & pl.col("_miss").is_not_null())).drop("_miss")
+    else:
+        df = df.with_columns(pl.lit(False).alias("_tou"))
+    df, q3, duplicates = _dedupe(
+        df,
+        ["customer_id", "meter_id", "day"],
+        ["total", *periods_in, "estimated"],
+        "the read of this meter and day",
+    )
+    df, pf = _reconcile_periods(df, "total", periods_in, "_tou")
+    daily = (
+        df.select(
+            "customer_id",
+            "meter_id",
+            "day",
+            pl.col("total").alias("wh_total"),
+            *[
+                (
+                    pl.when(pl.col("_tou")).then(pl.col(r)) if r in periods_in else pl.lit(None, pl.Int64)
+                ).alias(f"wh_{r}")
+                for r in REGISTERS
+            ],
+            "estimated",
+        )
+        .select([pl.col(k).cast(v) for k, v in DAILY_SCHEMA.items()])
+        .sort("customer_id", "meter_id", "day")
+    )
+    findings = [_period_finding_frame(pf, "total", periods_in, "day"), _spike_findings(daily)]
+    q = pl.concat([q1, q2, q3], how="vertical_relaxed")
+    nonempty = [f for f in findings if f.height]
+    return VeeResult(
+        rows=rows,
+        frame=daily,
+        quarantine=q,
+        findings=pl.concat(nonempty, how="vertical_relaxed") if nonempty else _empty_f(),
+        duplicates=duplicates,
+        loaded=rows - q.height - duplicates,
+        estimated=int(daily["estimated"].sum()),
+    )
+
+
+# --- customers and payments -------------------------------------------------------------------
+
+
+def customers_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult:
+    today = today or dt.date.today()
+    rows = raw.height
+    chk = _Checks()
+    for c in ("customer_id", "tariff"):
+        chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")
+    if "household_size" in raw.columns:
+        n = _number(raw, "household_size")
+        chk.add(
+            _present(raw, "household_size") & (n.is_null() | (n != n.round(0)) | (n < 1) | (n > 50)),
+            "household_size",
+            "bad_value",
+            "household_size is not a whole number between 1 and 50",
+        )
+    for c in ("opened_on", "closed_on"):
+        _date_checks(chk, raw, c, False, today + dt.timedelta(days=3660))
+    if "language" in raw.columns:
+        chk.add(
+            _present(raw, "language") & ~_text(raw, "language").str.to_lowercase().is_in(["zh", "en"]),
+            "language",
+            "bad_value",
+            "language is not zh or en",
+        )
+    good, q1 = _split_quarantine(raw, chk)
+    df = good.select(
+        "row",
+        _text(good, "customer_id").alias("customer_id"),
+        _text(good, "tariff").alias("tariff"),
+        (_number(good, "household_size") if "household_size" in good.columns else pl.lit(None, pl.Float64))
+        .fill_null(1)
+        .cast(pl.Int32)
+        .alias("household_size"),
+        _text(good, "region").fill_null("").alias("region"),
+        _date(good, "opened_on").alias("opened_on"),
+        _date(good, "closed_on").alias("closed_on"),
+        _text(good, "name").alias("name"),
+        _text(good, "address").alias("address"),
+        _text(good, "language").str.to_lowercase().fill_null("zh").alias("language"),
+    )
+    vals = [c for c in CUSTOMER_SCHEMA if c != "customer_id"]
+    df, q2, dups = _dedupe(df, ["customer_id"], vals, "this customer")
+    out = df.sort("row").select([pl.col(k).cast(v) for k, v in CUSTOMER_SCHEMA.items()])
+    q = pl.concat([q1, q2], how="vertical_relaxed")
+    return VeeResult(rows, out, q, _empty_f(), dups, rows - q.height - dups)
+
+
+_AMOUNT_RE = r"^([+-]?)(\d+)(?:\.(\d{1,2}))?$"
+
+
+def payments_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult:
+    today = today or dt.date.today()
+    rows = raw.height
+    chk = _Checks()
+    for c in ("customer_id", "bill_month", "amount"):
+        chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")
+    bm = _text(raw, "bill_month")
+    bm_ok = bm.str.contains(r"^\d{4}-(0[1-9]|1[0-2])$")
+    chk.add(
+        _present(raw, "bill_month") & ~bm_ok.fill_null(False),
+        "bill_month",
+        "bad_value",
+        "bill_month is not YYYY-MM",
+    )
+    _date_checks(chk, raw, "issued_on", True, today)
+    _date_checks(chk, raw, "paid_on", False, today)
+    amount_txt = (
+        pl.col("amount").cast(pl.Utf8).str.strip_chars().str.replace_all(",", "", literal=True)
+        if raw.schema["amount"] == pl.Utf8
+        else pl.col("amount").cast(pl.Decimal(18, 2)).cast(pl.Utf8)
+    )
+    chk.add(
+        _present(raw, "amount") & ~amount_txt.str.contains(_AMOUNT_RE).fill_null(False),
+        "amount",
+        "non_numeric",
+        "amount is not a number of yuan with at most 2 decimals",
+    )
+    if "channel" in raw.columns:
+        chk.add(
+            _present(raw, "channel") & ~_text(raw, "channel").str.to_lowercase().is_in(list(CHANNELS)),
+            "channel",
+            "bad_value",
+            f"channel is not one of {', '.join(CHANNELS)}",
+        )
+    good, q1 = _split_quarantine(raw, chk)
+    g_amount = (
+        pl.col("amount").cast(pl.Utf8).str.strip_chars().str.replace_all(",", "", literal=True)
+        if good.schema["amount"] == pl.Utf8
+        else pl.col("amount").cast(pl.Decimal(18, 2)).cast(pl.Utf8)
+    )
+    parts = g_amount.str.extract_groups(_AMOUNT_RE)
+    sign = pl.when(parts.struct.field("1") == "-").then(-1).otherwise(1)
+    yuan = parts.struct.field("2").cast(pl.Int64)
+    frac = parts.struct.field("3").fill_null("").str.pad_end(2, "0").cast(pl.Int64)
+    df = good.select(
+        "row",
+        _text(good, "customer_id").alias("customer_id"),
+        _text(good, "bill_month").alias("bill_month"),
+        _date(good, "issued_on").alias("issued_on"),
+        _date(good, "paid_on").alias("paid_on"),
+        (sign * (yuan * 100 + frac)).cast(pl.Int64).alias("amount_fen"),
+        _text(good, "channel").str.to_lowercase().fill_null("other").alias("channel"),
+    )
+    vals = [c for c in PAYMENT_SCHEMA if c not in ("customer_id", "bill_month")]
+    df, q2, dups = _dedupe(df, ["customer_id", "bill_month"], vals, "this customer and bill month")
+    out = df.sort("row").select([pl.col(k).cast(v) for k, v in PAYMENT_SCHEMA.items()])
+    q = pl.concat([q1, q2], how="vertical_relaxed")
+    return VeeResult(rows, out, q, _empty_f(), dups, rows - q.height - dups)
+
+
+def evidence(obj: dict) -> str:
+    """JSON text of a finding's evidence (dates as ISO)."""
+    return json.dumps(obj, default=str, ensure_ascii=False, sort_keys=True)
+
+
+QUARANTINE_OUT = QUARANTINE_SCHEMA

@@ -1,0 +1,469 @@
+"""The embedded store: Parquet files under a folder, one manifest naming the current files.
+
+Layout (``root`` = the store folder)::
+
+    manifest.json                          {"format": 1, "seq": N, "files": {partition key: relative path}}
+    daily/year=2024/bucket=07/<seq>-<id>.parquet
+    customers/bucket=07/...
+    payments/year=2024/...                 (year of bill_month)
+    quarantine/sha=<file sha256>/...       findings/sha=<file sha256>/...
+    ledger/all/...
+    bills/year=2024/bucket=07/...          bill_months/... labels/...  (same partitioning)
+
+``daily``, ``customers``, bills and labels are partitioned by a stable hash bucket of the customer id
+(``ingest.schemas.customer_bucket``), and by year where there is one, so that a bill run for a year and
+a range of customers opens only the files it needs.
+
+Writes are atomic: every write creates new files (never rewrites one), then replaces ``manifest.json``
+with ``os.replace`` (the commit point); files no longer named are removed afterwards. A crash before the
+rename leaves the previous manifest, hence the previous state; stray files are ignored and cleaned later.
+Writers take an exclusive ``flock`` on ``.lock``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+
+from ingest.schemas import (
+    CUSTOMER_SCHEMA,
+    DAILY_SCHEMA,
+    FINDING_SCHEMA,
+    LEDGER_SCHEMA,
+    PAYMENT_SCHEMA,
+    QUARANTINE_SCHEMA,
+    IngestBatch,
+    customer_bucket,
+)
+from store.base import latest_only, plan_versions
+from store.errors import StoreCorrupt, StoreUnavailable
+
+N_BUCKETS = 32
+KEYS = {
+    "daily": ["customer_id", "meter_id", "day"],
+    "customers": ["customer_id"],
+    "payments": ["customer_id", "bill_month"],
+    "bills": ["customer_id", "year", "version"],
+    "bill_months": None,  # rows of a new version are only ever added
+    "labels": None,
+}
+
+
+def _bucket_of(ids: Sequence[str], n: int = N_BUCKETS) -> set[int]:
+    s = pl.DataFrame({"c": list(ids)}, schema={"c": pl.Utf8})
+    return set(s.select(customer_bucket("c", n))["c"].to_list())
+
+
+def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
+    return df.select(
+        [pl.col(k).cast(v) if k in df.columns else pl.lit(None, v).alias(k) for k, v in schema.items()]
+    )
+
+
+class _Txn:
+    """Files written by one write; committed by replacing the manifest."""
+
+    def __init__(self, store: EmbeddedStore, manifest: dict) -> None:
+        self.store = store
+        self.files: dict[str, str] = dict(manifest["files"])
+        self.seq = int(manifest["seq"]) + 1
+        self.old: set[str] = set(manifest["files"].values())
+        self.written: list[Path] = []
+
+    def current(self, key: str) -> Path | None:
+        rel = self.files.get(key)
+        return self.store.root / rel if rel else None
+
+    def put(self, key: str, df: pl.DataFrame) -> None:
+        rel = f"{key}/{self.seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
+        path = self.store.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
+        os.replace(tmp, path)
+        self.written.append(path)
+        self.files[key] = rel
+
+    def commit(self) -> None:
+        root = self.store.root
+        for p in self.written:  # durability of the data before the manifest names it
+            _fsync(p)
+        manifest = {"format": 1, "seq": self.seq, "files": self.files}
+        tmp = root / f"manifest.json.{uuid.uuid4().hex[:8]}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=0, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, root / "manifest.json")
+        _fsync_dir(root)
+        self.store._manifest = manifest
+        for rel in self.old - set(self.files.values()):
+            try:
+                (root / rel).unlink()
+            except FileNotFoundError:
+                pass
+
+    def abort(self) -> None:
+        for p in self.written:
+            p.unlink(missing_ok=True)
+
+
+def _fsync(p: Path) -> None:
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(p: Path) -> None:
+    try:
+        _fsync(p)
+    except OSError:
+        pass
+
+
+class EmbeddedStore:
+    """Parquet store under ``root`` (see the module docstring)."""
+
+    def __init__(self, root: str | Path, n_buckets: int = N_BUCKETS) -> None:
+        self.root = Path(root)
+        self.url = str(self.root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / ".lock").touch(exist_ok=True)
+        except OSError as e:
+            raise StoreUnavailable(f"store folder {self.root} is not writable: {e}") from None
+        self._manifest: dict | None = None
+        meta = self.root / "store.json"
+        if meta.exists():
+            self.n_buckets = int(json.loads(meta.read_text())["n_buckets"])
+        else:
+            self.n_buckets = n_buckets
+            tmp = meta.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"kind": "wattbill-embedded", "n_buckets": n_buckets}))
+            os.replace(tmp, meta)
+
+    # --- manifest and transactions ----------------------------------------------------------
+
+    def _read_manifest(self) -> dict:
+        p = self.root / "manifest.json"
+        if not p.exists():
+            return {"format": 1, "seq": 0, "files": {}}
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise StoreCorrupt(f"{p}: unreadable manifest: {e}") from None
+
+    @contextmanager
+    def _write(self) -> Iterator[_Txn]:
+        with open(self.root / ".lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                txn = _Txn(self, self._read_manifest())
+                try:
+                    yield txn
+                except BaseException:
+                    txn.abort()
+                    raise
+                txn.commit()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _files(self, prefix: str, pred=None) -> list[Path]:
+        files = self._read_manifest()["files"]
+        out = []
+        for key, rel in sorted(files.items()):
+            if not key.startswith(prefix + "/"):
+                continue
+            if pred is not None and not pred(key[len(prefix) + 1 :]):
+                continue
+            out.append(self.root / rel)
+        return out
+
+    def _scan(self, files: list[Path], schema: dict | None) -> pl.DataFrame:
+        if not files:
+            return pl.DataFrame(schema=schema) if schema else pl.DataFrame()
+        try:
+            frames = [pl.read_parquet(f) for f in files]
+        except (OSError, pl.exceptions.PolarsError) as e:
+            raise StoreCorrupt(f"{self.root}: unreadable data file: {e}") from None
+        df = pl.concat(frames, how="diagonal_relaxed")
+        return _cast(df, schema) if schema else df
+
+    def _bucket_pred(self, customer_ids: Sequence[str] | None, year: int | None):
+        buckets = _bucket_of(customer_ids, self.n_buckets) if customer_ids is not None else None
+
+        def pred(part: str) -> bool:
+            kv = dict(x.split("=", 1) for x in part.split("/") if "=" in x)
+            if year is not None and "year" in kv and int(kv["year"]) != year:
+                return False
+            if buckets is not None and "bucket" in kv and int(kv["bucket"]) not in buckets:
+                return False
+            return True
+
+        return pred
+
+    def _upsert(
+        self,
+        txn: _Txn,
+        table: str,
+        pieces: dict[str, list[pl.DataFrame | Path]],
+        keys: list[str] | None,
+        sort: list[str] | None,
+        schema: dict | None = None,
+    ) -> None:
+        for part, frames in pieces.items():
+            key = f"{table}/{part}"
+            loaded = [pl.read_parquet(f) if isinstance(f, Path) else f for f in frames]
+            new = pl.concat(loaded, how="diagonal_relaxed") if len(loaded) > 1 else loaded[0]
+            cur = txn.current(key)
+            if cur is not None:
+                old = pl.read_parquet(cur)
+                if keys:
+                    old = old.join(new.select(keys).unique(), on=keys, how="anti")
+                new = pl.concat([old, new], how="diagonal_relaxed")
+            elif keys:
+                new = new.unique(subset=keys, keep="last", maintain_order=True)
+            if schema:
+                new = _cast(new, schema)
+            if sort:
+                new = new.sort(sort)
+            txn.put(key, new)
+
+    def _partition(self, df: pl.DataFrame, by_year: str | None) -> dict[str, pl.DataFrame]:
+        exprs = [customer_bucket("customer_id", self.n_buckets).alias("_bucket")]
+        if by_year == "day":
+            exprs.append(pl.col("day").dt.year().alias("_year"))
+        elif by_year == "bill_month":
+            exprs.append(pl.col("bill_month").str.slice(0, 4).cast(pl.Int32).alias("_year"))
+        elif by_year == "year":
+            exprs.append(pl.col("year").cast(pl.Int32).alias("_year"))
+        d = df.with_columns(exprs)
+        by = ["_year", "_bucket"] if by_year else ["_bucket"]
+        out = {}
+        for k, part in d.partition_by(by, as_dict=True, maintain_order=False).items():
+            name = f"year={k[0]}/bucket={k[1]:02d}" if by_year else f"bucket={k[0]:02d}"
+            out[name] = part.drop(by)
+        return out
+
+    # --- ingest -------------------------------------------------------------------------------
+
+    def ledger_get(self, sha256: str) -> dict | None:
+        led = self.load_ledger()
+        hit = led.filter(pl.col("sha256") == sha256)
+        return hit.row(0, named=True) if hit.height else None
+
+    def load_ledger(self) -> pl.DataFrame:
+        return self._scan(self._files("ledger"), LEDGER_SCHEMA)
+
+    def save_ingest(self, batch: IngestBatch) -> None:
+        sha = batch.ledger["sha256"]
+        staging = self.root / "_staging" / uuid.uuid4().hex
+        try:
+            with self._write() as txn:
+                if txn.current("ledger/all") is not None:
+                    if pl.read_parquet(txn.current("ledger/all")).filter(pl.col("sha256") == sha).height:
+                        return  # loaded meanwhile by another process: nothing changes
+                if batch.daily is not None:
+                    self._save_daily(txn, batch.daily, staging)
+                if batch.customers is not None and batch.customers.height:
+                    parts = self._partition(_cast(batch.customers, CUSTOMER_SCHEMA), None)
+                    self._upsert(
+                        txn,
+                        "customers",
+                        {k: [v] for k, v in parts.items()},
+                        KEYS["customers"],
+                        ["customer_id"],
+                        CUSTOMER_SCHEMA,
+                    )
+                if batch.payments is not None and batch.payments.height:
+                    pay = _cast(batch.payments, PAYMENT_SCHEMA)
+                    years = pay.with_columns(pl.col("bill_month").str.slice(0, 4).alias("_y"))
+                    pieces = {
+                        f"year={y}": [p.drop("_y")]
+                        for (y,), p in years.partition_by("_y", as_dict=True).items()
+                    }
+                    self._upsert(
+                        txn,
+                        "payments",
+                        pieces,
+                        KEYS["payments"],
+                        ["customer_id", "bill_month"],
+                        PAYMENT_SCHEMA,
+                    )
+                if batch.quarantine is not None and batch.quarantine.height:
+                    txn.put(f"quarantine/sha={sha}", _cast(batch.quarantine, QUARANTINE_SCHEMA))
+                if batch.findings is not None and batch.findings.height:
+                    txn.put(f"findings/sha={sha}", _cast(batch.findings, FINDING_SCHEMA))
+                led = pl.DataFrame([batch.ledger], schema=LEDGER_SCHEMA)
+                self._upsert(txn, "ledger", {"all": [led]}, ["sha256"], None, LEDGER_SCHEMA)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _save_daily(self, txn: _Txn, daily: pl.DataFrame | Iterable[pl.DataFrame], staging: Path) -> None:
+        pieces: dict[str, list[pl.DataFrame | Path]] = {}
+        if isinstance(daily, pl.DataFrame):
+            if daily.height:
+                for k, v in self._partition(_cast(daily, DAILY_SCHEMA), "day").items():
+                    pieces[k] = [v]
+        else:
+            # streamed: park each chunk's partitions on disk, merge partition by partition
+            for i, chunk in enumerate(daily):
+                if chunk.height == 0:
+                    continue
+                for k, v in self._partition(_cast(chunk, DAILY_SCHEMA), "day").items():
+                    p = staging / k / f"{i}.parquet"
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                    v.write_parquet(p, compression="lz4")
+                    pieces.setdefault(k, []).append(p)
+        self._upsert(txn, "daily", pieces, KEYS["daily"], ["customer_id", "meter_id", "day"], DAILY_SCHEMA)
+
+    def load_daily(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        files = self._files("daily", self._bucket_pred(customer_ids, year))
+        if not files:
+            return pl.DataFrame(schema=DAILY_SCHEMA)
+        lf = pl.scan_parquet(files)
+        if customer_ids is not None:
+            lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        return _cast(lf.collect(), DAILY_SCHEMA).sort("customer_id", "meter_id", "day")
+
+    def load_customers(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        df = self._scan(self._files("customers", self._bucket_pred(customer_ids, None)), CUSTOMER_SCHEMA)
+        if customer_ids is not None:
+            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        return df.sort("customer_id")
+
+    def load_payments(
+        self, year: int | None = None, customer_ids: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        df = self._scan(self._files("payments", self._bucket_pred(None, year)), PAYMENT_SCHEMA)
+        if customer_ids is not None:
+            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        return df.sort("customer_id", "bill_month")
+
+    def load_quarantine(self, file_sha256: str | None = None) -> pl.DataFrame:
+        pred = (lambda k: k == f"sha={file_sha256}") if file_sha256 else None
+        return self._scan(self._files("quarantine", pred), QUARANTINE_SCHEMA).sort("file", "row")
+
+    def load_findings(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        df = self._scan(self._files("findings"), FINDING_SCHEMA)
+        if customer_ids is not None:
+            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        return df.sort("customer_id", "day", "code", nulls_last=True)
+
+    def list_customer_ids(self) -> list[str]:
+        ids: set[str] = set()
+        for prefix in ("customers", "daily"):
+            files = self._files(prefix)
+            if files:
+                ids.update(
+                    pl.scan_parquet(files).select("customer_id").unique().collect()["customer_id"].to_list()
+                )
+        return sorted(ids)
+
+    # --- bills and labels ---------------------------------------------------------------------
+
+    def _load_table(self, table: str, year: int, customer_ids: Sequence[str] | None) -> pl.DataFrame:
+        df = self._scan(self._files(table, self._bucket_pred(customer_ids, year)), None)
+        if df.height == 0:
+            return df
+        if customer_ids is not None:
+            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        return df
+
+    def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str) -> pl.DataFrame:
+        ids = bills["customer_id"].to_list()
+        with self._write() as txn:
+            cur = self._load_table("bills", year, ids)
+            latest = (
+                latest_only(cur).select("customer_id", "version", "content_hash")
+                if cur.height
+                else pl.DataFrame(
+                    schema={"customer_id": pl.Utf8, "version": pl.Int32, "content_hash": pl.Utf8}
+                )
+            )
+            result, new_bills, new_months = plan_versions(year, bills, months, latest, reason)
+            if new_bills.height:
+                parts = self._partition(new_bills.with_columns(pl.lit(year, pl.Int32).alias("year")), "year")
+                self._upsert(
+                    txn,
+                    "bills",
+                    {k: [v] for k, v in parts.items()},
+                    KEYS["bills"],
+                    ["customer_id", "version"],
+                )
+            if new_months.height:
+                parts = self._partition(new_months.with_columns(pl.lit(year, pl.Int32).alias("year")), "year")
+                self._upsert(txn, "bill_months", {k: [v] for k, v in parts.items()}, None, None)
+        return result
+
+    def load_bills(
+        self, year: int, customer_ids: Sequence[str] | None = None, all_versions: bool = False
+    ) -> pl.DataFrame:
+        df = self._load_table("bills", year, customer_ids)
+        if df.height == 0:
+            return df
+        if not all_versions:
+            df = latest_only(df)
+        return df.sort("customer_id", "version")
+
+    def load_bill_months(
+        self, year: int, customer_ids: Sequence[str] | None = None, version: int | None = None
+    ) -> pl.DataFrame:
+        df = self._load_table("bill_months", year, customer_ids)
+        if df.height == 0:
+            return df
+        df = df.filter(pl.col("version") == version) if version is not None else latest_only(df)
+        sort = ["customer_id", "version"] + (["month"] if "month" in df.columns else [])
+        return df.sort(sort)
+
+    def save_labels(self, year: int, version: int | None, labels: pl.DataFrame) -> None:
+        if labels.height == 0:
+            return
+        lab = labels.drop([c for c in ("year", "version") if c in labels.columns])
+        if version is None:
+            v = self.load_bills(year, lab["customer_id"].unique().to_list())
+            lab = lab.join(v.select("customer_id", "version"), on="customer_id", how="left").with_columns(
+                pl.col("version").fill_null(0).cast(pl.Int32)
+            )
+        else:
+            lab = lab.with_columns(pl.lit(version, pl.Int32).alias("version"))
+        lab = lab.with_columns(pl.lit(year, pl.Int32).alias("year"))
+        with self._write() as txn:
+            parts = self._partition(lab, "year")
+            for part, frame in parts.items():
+                key = f"labels/{part}"
+                cur = txn.current(key)
+                if cur is not None:
+                    old = pl.read_parquet(cur)
+                    old = old.join(
+                        frame.select("customer_id", "version").unique(),
+                        on=["customer_id", "version"],
+                        how="anti",
+                    )
+                    frame = pl.concat([old, frame], how="diagonal_relaxed")
+                txn.put(key, frame)
+
+    def load_labels(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        df = self._load_table("labels", year, customer_ids)
+        if df.height == 0:
+            return df
+        return latest_only(df).sort("customer_id", "code" if "code" in df.columns else "customer_id")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> EmbeddedStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
