@@ -185,7 +185,6 @@ def _scan(path: Path, fmt: str, kind: str) -> tuple[pl.LazyFrame, dict[str, str]
             encoding="utf8",
             row_index_name="row",
             row_index_offset=1,
-            missing_utf8_is_empty_string=False,
         )
         # scan_csv keeps a BOM-free first header; rename by position-independent names
         names = lf.collect_schema().names()

@@ -599,7 +599,7 @@ def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame,
                 "total_wh": pl.col("total"),
             },
         )
-        ex = multi.with_columns(pl.int_ranges(0, pl.col("_g")).alias("_i")).explode("_i")
+        ex = multi.with_columns(pl.int_ranges(0, pl.col("_g")).alias("_i")).explode("_i", empty_as_null=True)
         ex = ex.with_columns((pl.col("_prev_day") + pl.duration(days=pl.col("_i") + 1)).alias("day"))
 
         def split(c: str) -> pl.Expr:

@@ -1,0 +1,121 @@
+"""``wattbill ingest``: load reads, customers and payments; list and export the quarantine.
+
+Mounted by ``wattbill/cli.py`` as ``app.add_typer(ingest.app, name="ingest")``. Bad input raises
+``ingest.errors.IngestError`` (one-line ``str``), which ``wattbill.cli.main`` turns into exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Load meter reads, customers and payments into the store.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Rows refused by ingest, with their reasons.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", envvar="WATTBILL_STORE", help="Store folder or postgresql:// URL."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per file.")]
+Files = Annotated[list[Path], typer.Argument(help="CSV or Parquet files.", show_default=False)]
+
+
+def _store_url(store: str | None) -> str:
+    from store import DEFAULT_STORE
+
+    return store or os.environ.get("WATTBILL_STORE") or DEFAULT_STORE
+
+
+def run_ingest(files: list[Path], kind: str, store: str | None = None, as_json: bool = False) -> list:
+    """Ingest ``files`` of ``kind`` into the store; print one line (or JSON object) per file."""
+    from ingest import ingest_file
+    from store import open_store
+
+    url = _store_url(store)
+    st = open_store(url)
+    reports = []
+    try:
+        for f in files:
+            rep = ingest_file(f, kind, st)
+            reports.append(rep)
+            if as_json:
+                typer.echo(json.dumps(rep.as_json(), ensure_ascii=False))
+            else:
+                note = " (already loaded: nothing changed)" if rep.already_loaded else ""
+                typer.echo(
+                    f"{f}: rows {rep.rows}, loaded {rep.loaded}, estimated {rep.estimated}, "
+                    f"quarantined {rep.quarantined}, duplicates {rep.duplicates}, findings {rep.findings}{note}"
+                )
+        if not as_json and any(r.quarantined for r in reports):
+            typer.echo(f"quarantine: wattbill ingest quarantine list --store {url}")
+    finally:
+        st.close()
+    return reports
+
+
+@app.command("reads")
+def reads(
+    files: Files,
+    kind: Annotated[
+        str, typer.Option("--kind", help="registers (cumulative, default) or consumption (daily kWh).")
+    ] = "registers",
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load meter reads (registers or daily consumption)."""
+    if kind not in ("registers", "consumption"):
+        raise typer.BadParameter("--kind must be registers or consumption")
+    run_ingest(files, kind, store, as_json)
+
+
+@app.command("customers")
+def customers(files: Files, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Load customers."""
+    run_ingest(files, "customers", store, as_json)
+
+
+@app.command("payments")
+def payments(files: Files, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Load payments."""
+    run_ingest(files, "payments", store, as_json)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    store: StoreOpt = None,
+    file_sha256: Annotated[str | None, typer.Option("--sha256", help="Only this file's rows.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many rows (0: all).")] = 50,
+) -> None:
+    """List quarantined rows: file, row, column, code, reason."""
+    from store import open_store
+
+    st = open_store(_store_url(store))
+    q = st.load_quarantine(file_sha256)
+    st.close()
+    typer.echo(f"{q.height} quarantined rows")
+    for r in q.head(limit).iter_rows(named=True) if limit else q.iter_rows(named=True):
+        typer.echo(f"{r['file']}:{r['row']} [{r['column'] or '-'}] {r['code']}: {r['reason']} | {r['raw']}")
+
+
+@quarantine_app.command("export")
+def quarantine_export(
+    out: Annotated[Path, typer.Argument(help="CSV (or .parquet) file to write.")],
+    store: StoreOpt = None,
+    file_sha256: Annotated[str | None, typer.Option("--sha256", help="Only this file's rows.")] = None,
+) -> None:
+    """Export quarantined rows to CSV or Parquet."""
+    from store import open_store
+
+    st = open_store(_store_url(store))
+    q = st.load_quarantine(file_sha256)
+    st.close()
+    if out.suffix == ".parquet":
+        q.write_parquet(out)
+    else:
+        q.write_csv(out)
+    typer.echo(f"{q.height} quarantined rows written to {out}")
