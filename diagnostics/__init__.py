@@ -1,0 +1,34 @@
+"""Per-household features of a year: monthly series, year-over-year, time-of-use shares, base load,
+seasonality, near-zero runs, spikes, tier dates, peer percentiles, tariff what-if, payment habits.
+
+Pure: frames in, a frame out. See ``docs/interfaces.md`` ("diagnostics", "Features").
+"""
+
+from diagnostics.dense import DenseYear, days_in_year, densify
+from diagnostics.features import (
+    ALTERNATIVES_SCHEMA,
+    BILLS_SCHEMA,
+    DEFAULT_PARAMS,
+    FEATURES,
+    Params,
+    bills_frame,
+    channel_mix,
+    diagnose,
+)
+from diagnostics.whatif import shift_peak_to_valley, tariff_what_if
+
+__all__ = [
+    "ALTERNATIVES_SCHEMA",
+    "BILLS_SCHEMA",
+    "DEFAULT_PARAMS",
+    "FEATURES",
+    "DenseYear",
+    "Params",
+    "bills_frame",
+    "channel_mix",
+    "days_in_year",
+    "densify",
+    "diagnose",
+    "shift_peak_to_valley",
+    "tariff_what_if",
+]

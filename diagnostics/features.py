@@ -1,0 +1,496 @@
+"""``diagnose``: the per-household features of one year (pure, vectorised; numba for the daily pass)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from diagnostics.dense import REGISTERS, DenseYear, days_in_year, densify, month_of_day
+from diagnostics.kernels import season_of_month, usage_kernel
+
+CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay", "bank", "counter", "other")
+ONLINE_CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Documented constants of the diagnostics (all overridable per call).
+
+    Attributes
+    ----------
+    base_quantile : float
+        Base load is this quantile of the household's daily Wh, divided by 24 h (0.10 = the 10th
+        percentile: the low end of daily use, robust to a few zero days).
+    low_abs_wh : int
+        A day is near-zero when below ``max(low_abs_wh, low_frac * median day)`` [Wh/day]. 800 Wh/day is
+        about a fridge and standby loads alone.
+    low_frac : float
+        See ``low_abs_wh`` (0.15 of the household's median day).
+    spike_year_factor : float
+        A spike day uses more than ``spike_year_factor`` times the household's median occupied day ...
+    spike_local_factor : float
+        ... and more than ``spike_local_factor`` times the median of the days within
+        ``spike_window`` days around it (so that the first hot days of summer are no spikes) ...
+    spike_min_wh : int
+        ... and at least this much more than that local median [Wh/day].
+    spike_window : int
+        Half-width of the local window [days].
+    min_season_days : int
+        Seasonal levels need at least this many occupied days in the season, else null [days].
+    peer_min_size : int
+        Peer percentiles need a peer group (same region and household size) of at least this many
+        households with data, else null.
+    min_yoy_days : int
+        Last year's annual total is shown only with at least this many days of reads [days].
+    min_month_days : int
+        A month of last year is shown only with at least this many days of reads [days].
+    late_after_days : int
+        A payment is late when paid more than this many days after the bill was issued (or unpaid by
+        the end of the year) [days].
+    """
+
+    base_quantile: float = 0.10
+    low_abs_wh: int = 800
+    low_frac: float = 0.15
+    spike_year_factor: float = 3.5
+    spike_local_factor: float = 1.8
+    spike_min_wh: int = 4000
+    spike_window: int = 7
+    min_season_days: int = 20
+    peer_min_size: int = 30
+    min_yoy_days: int = 330
+    min_month_days: int = 20
+    late_after_days: int = 15
+
+
+DEFAULT_PARAMS = Params()
+
+# The output columns (in order) and their types. See docs/interfaces.md "Features".
+FEATURES: dict[str, pl.DataType] = {
+    "customer_id": pl.Utf8(),
+    "year": pl.Int32(),
+    "tariff": pl.Utf8(),
+    "tariff_is_tou": pl.Boolean(),
+    "region": pl.Utf8(),
+    "household_size": pl.Int32(),
+    "days_open": pl.Int32(),
+    "days_present": pl.Int32(),
+    "missing_days": pl.Int32(),
+    "estimated_days": pl.Int32(),
+    "wh_year": pl.Int64(),
+    "wh_last_year": pl.Int64(),
+    "change_pct": pl.Float64(),
+    "month_wh": pl.List(pl.Int64()),
+    "month_wh_last_year": pl.List(pl.Int64()),
+    "month_fen": pl.List(pl.Int64()),
+    "year_fen": pl.Int64(),
+    "tou_days": pl.Int32(),
+    "share_sharp": pl.Float64(),
+    "share_peak": pl.Float64(),
+    "share_flat": pl.Float64(),
+    "share_valley": pl.Float64(),
+    "share_sharp_peak": pl.Float64(),
+    "base_load_w": pl.Float64(),
+    "median_day_wh": pl.Float64(),
+    "level_shoulder_wh": pl.Float64(),
+    "level_summer_wh": pl.Float64(),
+    "level_winter_wh": pl.Float64(),
+    "summer_excess_pct": pl.Float64(),
+    "winter_excess_pct": pl.Float64(),
+    "summer_excess_wh": pl.Float64(),
+    "winter_excess_wh": pl.Float64(),
+    "low_days": pl.Int32(),
+    "longest_low_run_days": pl.Int32(),
+    "longest_low_run_start": pl.Date(),
+    "spike_days": pl.Int32(),
+    "spike_max_ratio": pl.Float64(),
+    "spike_first_date": pl.Date(),
+    "tier2_date": pl.Date(),
+    "tier3_date": pl.Date(),
+    "avg_price_fen_per_kwh": pl.Float64(),
+    "peer_group_size": pl.Int32(),
+    "peer_percentile": pl.Float64(),
+    "peer_share_valley_pct": pl.Float64(),
+    "peer_share_sharp_peak_pct": pl.Float64(),
+    "peer_base_load_pct": pl.Float64(),
+    "best_alt_tariff": pl.Utf8(),
+    "best_alt_name": pl.Utf8(),
+    "best_alt_name_en": pl.Utf8(),
+    "best_alt_is_tou": pl.Boolean(),
+    "best_alt_fen": pl.Int64(),
+    "best_alt_saving_fen": pl.Int64(),
+    "shift10_saving_fen": pl.Int64(),
+    "base100_saving_fen": pl.Int64(),
+    "pay_count": pl.Int32(),
+    "pay_unpaid_count": pl.Int32(),
+    "pay_delay_days_mean": pl.Float64(),
+    "pay_delay_days_max": pl.Int32(),
+    "pay_late_count": pl.Int32(),
+    "pay_late_share": pl.Float64(),
+    "pay_channel_main": pl.Utf8(),
+    "pay_channel_mix": pl.Utf8(),
+    "pay_share_online": pl.Float64(),
+    "pay_share_counter": pl.Float64(),
+    "pay_share_bank": pl.Float64(),
+}
+
+BILLS_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Utf8(),
+    "tariff": pl.Utf8(),
+    "month_fen": pl.List(pl.Int64()),
+    "year_fen": pl.Int64(),
+    "tier2_day": pl.Int32(),
+    "tier3_day": pl.Int32(),
+    "shift10_year_fen": pl.Int64(),
+    "is_tou": pl.Boolean(),
+}
+"""The ``bills`` argument of :func:`diagnose` (see :func:`diagnostics.bills_frame`)."""
+
+ALTERNATIVES_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Utf8(),
+    "tariff": pl.Utf8(),
+    "year_fen": pl.Int64(),
+    "is_tou": pl.Boolean(),
+    "name": pl.Utf8(),
+    "name_en": pl.Utf8(),
+}
+"""The ``alternatives`` argument of :func:`diagnose`: one row per customer and alternative tariff."""
+
+
+def _month_lists(a: np.ndarray) -> pl.Series:
+    """``[n, 12]`` int array -> list[12] Int64 series."""
+    return pl.Series(values=np.ascontiguousarray(a, dtype=np.int64)).reshape((a.shape[0], 12)).arr.to_list()
+
+
+def _mask_lists(a: np.ndarray, valid: np.ndarray) -> pl.Series:
+    n = a.shape[0]
+    flat = pl.Series(values=a.reshape(-1).astype(np.int64))
+    flat = pl.select(pl.when(pl.Series(values=valid.reshape(-1))).then(flat)).to_series()
+    return flat.reshape((n, 12)).arr.to_list()
+
+
+def _dates(jan1: dt.date, idx: np.ndarray) -> pl.Series:
+    """Day indices (``-1`` / negative = null) -> Date series."""
+    s = pl.Series(values=np.where(idx >= 0, idx, 0).astype(np.int64))
+    d = pl.select(pl.lit(jan1) + pl.duration(days=s)).to_series()
+    return pl.select(pl.when(pl.Series(values=idx >= 0)).then(d)).to_series().cast(pl.Date)
+
+
+def _nan_to_null(x: np.ndarray) -> pl.Series:
+    return pl.Series(values=x.astype(np.float64), nan_to_null=True)
+
+
+def _usage(dense: DenseYear, year: int, p: Params) -> dict[str, pl.Series]:
+    month = month_of_day(year)
+    (wh_year, month_wh, _month_days, reg_sum, tou_total, tou_days, days_open, days_present, est_days,
+     base_wh, median_wh, level, _season_days, low_run, low_run_start, low_days, spike_days,
+     spike_max_ratio, spike_first) = usage_kernel(
+        dense.total, dense.regs, dense.present, dense.tou, dense.estimated, dense.open_first,
+        dense.open_last, month, season_of_month(), float(p.base_quantile), float(p.low_abs_wh),
+        float(p.low_frac), float(p.spike_year_factor), float(p.spike_local_factor), float(p.spike_min_wh),
+        int(p.spike_window), int(p.min_season_days))
+    jan1 = dt.date(year, 1, 1)
+    has = days_present > 0
+    out: dict[str, pl.Series] = {}
+    out["days_open"] = pl.Series(values=days_open, dtype=pl.Int32)
+    out["days_present"] = pl.Series(values=days_present, dtype=pl.Int32)
+    out["missing_days"] = pl.Series(values=days_open - days_present, dtype=pl.Int32)
+    out["estimated_days"] = pl.Series(values=est_days, dtype=pl.Int32)
+    out["wh_year"] = pl.select(pl.when(pl.Series(values=has)).then(pl.Series(values=wh_year))).to_series()
+    out["month_wh"] = _month_lists(month_wh)
+    out["tou_days"] = pl.Series(values=tou_days, dtype=pl.Int32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = np.where(tou_total > 0, tou_total, 0).astype(np.float64)
+        shares = np.where(denom[:, None] > 0, reg_sum / np.where(denom > 0, denom, 1)[:, None], np.nan)
+    for k, r in enumerate(REGISTERS):
+        out[f"share_{r}"] = _nan_to_null(shares[:, k])
+    out["share_sharp_peak"] = _nan_to_null(shares[:, 0] + shares[:, 1])
+    out["base_load_w"] = _nan_to_null(base_wh / 24.0)
+    out["median_day_wh"] = _nan_to_null(median_wh)
+    out["level_shoulder_wh"] = _nan_to_null(level[:, 1])
+    out["level_summer_wh"] = _nan_to_null(level[:, 2])
+    out["level_winter_wh"] = _nan_to_null(level[:, 3])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sh = np.where(level[:, 1] > 0, level[:, 1], np.nan)
+        out["summer_excess_pct"] = _nan_to_null(100.0 * (level[:, 2] - sh) / sh)
+        out["winter_excess_pct"] = _nan_to_null(100.0 * (level[:, 3] - sh) / sh)
+    out["summer_excess_wh"] = _nan_to_null(level[:, 2] - level[:, 1])
+    out["winter_excess_wh"] = _nan_to_null(level[:, 3] - level[:, 1])
+    out["low_days"] = pl.Series(values=low_days, dtype=pl.Int32)
+    out["longest_low_run_days"] = pl.Series(values=low_run, dtype=pl.Int32)
+    out["longest_low_run_start"] = _dates(jan1, low_run_start)
+    out["spike_days"] = pl.Series(values=spike_days, dtype=pl.Int32)
+    out["spike_max_ratio"] = _nan_to_null(spike_max_ratio)
+    out["spike_first_date"] = _dates(jan1, spike_first)
+    return out
+
+
+def _last_year(dense: DenseYear, year: int, p: Params) -> dict[str, pl.Series]:
+    month = month_of_day(year)
+    n = dense.total.shape[0]
+    month_wh = np.zeros((n, 12), np.int64)
+    month_days = np.zeros((n, 12), np.int64)
+    tot = np.where(dense.present, dense.total, 0)
+    for mo in range(12):
+        sel = month == mo
+        month_wh[:, mo] = tot[:, sel].sum(axis=1)
+        month_days[:, mo] = dense.present[:, sel].sum(axis=1)
+    days = month_days.sum(axis=1)
+    wh = month_wh.sum(axis=1)
+    return {
+        "month_wh_last_year": _mask_lists(month_wh, month_days >= p.min_month_days),
+        "wh_last_year": pl.select(pl.when(pl.Series(values=days >= p.min_yoy_days))
+                                  .then(pl.Series(values=wh))).to_series(),
+    }
+
+
+def _payments(payments: pl.DataFrame | None, ids: pl.DataFrame, year: int, p: Params) -> pl.DataFrame:
+    """Payment features per customer (one row per row of ``ids``)."""
+    if payments is None or payments.height == 0:
+        return ids.select("customer_id")
+    year_end = dt.date(year, 12, 31)
+    pay = payments.filter(pl.col("bill_month").str.starts_with(f"{year}-")).with_columns(
+        (pl.col("paid_on") - pl.col("issued_on")).dt.total_days().alias("delay"),
+        pl.col("channel").fill_null("other").str.to_lowercase().alias("channel"),
+    ).with_columns(
+        (pl.col("delay").is_null() & ((pl.lit(year_end) - pl.col("issued_on")).dt.total_days() > p.late_after_days)
+         | (pl.col("delay") > p.late_after_days)).alias("late"),
+    )
+    paid = pl.col("paid_on").is_not_null()
+    agg = pay.group_by("customer_id").agg(
+        pl.len().cast(pl.Int32).alias("pay_count"),
+        pl.col("paid_on").is_null().sum().cast(pl.Int32).alias("pay_unpaid_count"),
+        pl.col("delay").mean().alias("pay_delay_days_mean"),
+        pl.col("delay").max().cast(pl.Int32).alias("pay_delay_days_max"),
+        pl.col("late").sum().cast(pl.Int32).alias("pay_late_count"),
+        pl.col("late").mean().alias("pay_late_share"),
+        *[(paid & (pl.col("channel") == c)).sum().alias(f"__n_{c}") for c in CHANNELS],
+        paid.sum().alias("__n_paid"),
+    )
+    np_ = pl.col("__n_paid")
+    share = {c: pl.when(np_ > 0).then(pl.col(f"__n_{c}") / np_) for c in CHANNELS}
+    # main channel: most payments, ties broken by the order of CHANNELS
+    counts = [pl.col(f"__n_{c}") for c in CHANNELS]
+    best = pl.max_horizontal(counts)
+    main = pl.when(np_ == 0).then(pl.lit(None, pl.Utf8))
+    for c in CHANNELS:
+        main = main.when(pl.col(f"__n_{c}") == best).then(pl.lit(c))
+    mix = pl.when(np_ > 0).then(
+        pl.concat_str(
+            [pl.lit("{"),
+             pl.concat_str([pl.format('"{}": {}', pl.lit(c), (pl.col(f"__n_{c}") / np_).round(4))
+                            for c in CHANNELS], separator=", "),
+             pl.lit("}")])
+    )
+    agg = agg.with_columns(
+        main.alias("pay_channel_main"),
+        mix.alias("pay_channel_mix"),
+        (share["app"] + share["wechat"] + share["alipay"]).alias("pay_share_online"),
+        share["counter"].alias("pay_share_counter"),
+        share["bank"].alias("pay_share_bank"),
+    ).drop([f"__n_{c}" for c in CHANNELS] + ["__n_paid"])
+    return ids.select("customer_id").join(agg, on="customer_id", how="left", maintain_order="left")
+
+
+def _peer_pct(expr: pl.Expr, valid: pl.Expr, group: list[str], min_size: int) -> tuple[pl.Expr, pl.Expr]:
+    """Percentile [0..100] of ``expr`` within ``group`` among rows where ``valid``; null if group small.
+
+    percentile = 100 * (peers below + half of the peers equal, self included) / group size.
+    """
+    v = pl.when(valid).then(expr)
+    size = v.count().over(group)
+    rank = v.rank("average").over(group)
+    pct = pl.when(valid & (size >= min_size)).then(100.0 * (rank - 0.5) / size)
+    return pct, size
+
+
+def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customers: pl.DataFrame,
+             payments: pl.DataFrame | None, bills: pl.DataFrame | None, alternatives: pl.DataFrame | None,
+             year: int, params: Params = DEFAULT_PARAMS) -> pl.DataFrame:
+    """Features of every customer for ``year`` (one row per row of ``customers``, same order).
+
+    Parameters
+    ----------
+    daily : pl.DataFrame
+        ``DAILY_SCHEMA`` rows of ``year`` (other days ignored); meters are summed per customer and day.
+    daily_last_year : pl.DataFrame or None
+        ``DAILY_SCHEMA`` rows of ``year - 1`` (for the year-over-year columns), or None.
+    customers : pl.DataFrame
+        ``CUSTOMER_SCHEMA`` rows: ``customer_id``, ``tariff``, ``household_size``, ``region``,
+        ``opened_on``, ``closed_on``. Peer groups are formed within this frame, so pass all customers
+        of a run (or a large batch), not one.
+    payments : pl.DataFrame or None
+        ``PAYMENT_SCHEMA`` rows; those with ``bill_month`` in ``year`` are used.
+    bills : pl.DataFrame or None
+        The charges under the customer's current tariff, ``BILLS_SCHEMA``: ``customer_id``,
+        ``tariff``, ``month_fen`` (list[12] Int64 [fen]), ``year_fen`` [fen], ``tier2_day``,
+        ``tier3_day`` (Int32 day index of the year where tier 2/3 began, null = never),
+        ``shift10_year_fen`` (the year charge [fen] with 10% of sharp+peak Wh moved to the valley,
+        null when not computed). Build it from a ``tariffs.YearBills`` with
+        :func:`diagnostics.bills_frame`, or compute it with :func:`diagnostics.tariff_what_if`.
+    alternatives : pl.DataFrame or None
+        ``ALTERNATIVES_SCHEMA``: ``customer_id``, ``tariff``, ``year_fen`` [fen], one row per customer
+        and alternative tariff (rows for the current tariff are ignored).
+        :func:`diagnostics.tariff_what_if` makes it.
+    year : int
+        The year.
+    params : Params
+        The documented constants.
+
+    Returns
+    -------
+    pl.DataFrame
+        Columns ``FEATURES`` (in that order; nulls where data is missing).
+    """
+    p = params
+    cust = customers
+    n = cust.height
+    dense = densify(daily, cust, year)
+    cols: dict[str, pl.Series] = {"customer_id": cust.get_column("customer_id").cast(pl.Utf8)}
+    cols["year"] = pl.Series(values=np.full(n, year, np.int32))
+    for c, dtype in (("tariff", pl.Utf8), ("region", pl.Utf8), ("household_size", pl.Int32)):
+        cols[c] = (cust.get_column(c).cast(dtype) if c in cust.columns
+                   else pl.Series(values=[None] * n, dtype=dtype))
+    cols.update(_usage(dense, year, p))
+    del dense
+    if daily_last_year is not None and daily_last_year.height > 0:
+        cols.update(_last_year(densify(daily_last_year, cust, year - 1), year - 1, p))
+    out = pl.DataFrame(cols)
+    if "wh_last_year" not in out.columns:
+        out = out.with_columns(pl.lit(None, pl.Int64).alias("wh_last_year"),
+                               pl.lit(None, pl.List(pl.Int64)).alias("month_wh_last_year"))
+    out = out.with_columns(
+        pl.when(pl.col("wh_last_year") > 0)
+        .then(100.0 * (pl.col("wh_year") - pl.col("wh_last_year")) / pl.col("wh_last_year"))
+        .alias("change_pct"))
+
+    # bills under the current tariff
+    jan1 = dt.date(year, 1, 1)
+    if bills is not None and bills.height > 0:
+        b = bills.select(
+            pl.col("customer_id"),
+            *[pl.col(c) if c in bills.columns else pl.lit(None, BILLS_SCHEMA[c]).alias(c)
+              for c in ("month_fen", "year_fen", "tier2_day", "tier3_day", "shift10_year_fen")],
+            (pl.col("tariff") if "tariff" in bills.columns else pl.lit(None, pl.Utf8)).alias("__bill_tariff"),
+            (pl.col("is_tou") if "is_tou" in bills.columns else pl.lit(None, pl.Boolean)).alias("tariff_is_tou"),
+        )
+        out = out.join(b, on="customer_id", how="left", maintain_order="left")
+    else:
+        out = out.with_columns(pl.lit(None, BILLS_SCHEMA[c]).alias(c) for c in
+                               ("month_fen", "year_fen", "tier2_day", "tier3_day", "shift10_year_fen"))
+        out = out.with_columns(pl.lit(None, pl.Utf8).alias("__bill_tariff"),
+                               pl.lit(None, pl.Boolean).alias("tariff_is_tou"))
+    out = out.with_columns(
+        pl.coalesce("tariff", "__bill_tariff").alias("tariff"),
+        (pl.lit(jan1) + pl.duration(days=pl.col("tier2_day"))).cast(pl.Date).alias("tier2_date"),
+        (pl.lit(jan1) + pl.duration(days=pl.col("tier3_day"))).cast(pl.Date).alias("tier3_date"),
+        pl.when(pl.col("wh_year") > 0)
+        .then(pl.col("year_fen").cast(pl.Float64) * 1000.0 / pl.col("wh_year"))
+        .alias("avg_price_fen_per_kwh"),
+        (pl.col("year_fen") - pl.col("shift10_year_fen")).alias("shift10_saving_fen"),
+    )
+
+    # alternatives: the cheapest other tariff
+    if alternatives is not None and alternatives.height > 0:
+        def opt(c: str, dtype: pl.DataType) -> pl.Expr:
+            return pl.col(c) if c in alternatives.columns else pl.lit(None, dtype)
+
+        alt = (alternatives.select(
+                    "customer_id", pl.col("tariff").alias("__alt"), "year_fen",
+                    opt("is_tou", pl.Boolean()).alias("__alt_tou"), opt("name", pl.Utf8()).alias("__alt_name"),
+                    opt("name_en", pl.Utf8()).alias("__alt_name_en"))
+               .join(out.select("customer_id", "tariff"), on="customer_id", how="inner")
+               .filter(pl.col("__alt") != pl.col("tariff").fill_null(""))
+               .sort(["customer_id", "year_fen", "__alt"])
+               .group_by("customer_id", maintain_order=True)
+               .agg(pl.col("__alt").first().alias("best_alt_tariff"),
+                    pl.col("year_fen").first().alias("best_alt_fen"),
+                    pl.col("__alt_tou").first().alias("best_alt_is_tou"),
+                    pl.col("__alt_name").first().alias("best_alt_name"),
+                    pl.col("__alt_name_en").first().alias("best_alt_name_en")))
+        out = out.join(alt, on="customer_id", how="left", maintain_order="left")
+    else:
+        out = out.with_columns(pl.lit(None, pl.Utf8).alias("best_alt_tariff"),
+                               pl.lit(None, pl.Int64).alias("best_alt_fen"),
+                               pl.lit(None, pl.Boolean).alias("best_alt_is_tou"),
+                               pl.lit(None, pl.Utf8).alias("best_alt_name"),
+                               pl.lit(None, pl.Utf8).alias("best_alt_name_en"))
+    out = out.with_columns(
+        (pl.col("year_fen") - pl.col("best_alt_fen")).alias("best_alt_saving_fen"),
+        # 100 W less always-on load for a year = 876 kWh, at the household's average price (integer fen)
+        pl.when(pl.col("wh_year") > 0)
+        .then(pl.col("year_fen") * 876_000 // pl.col("wh_year")).alias("base100_saving_fen"),
+    )
+
+    # peers: same region and household size; usage compared per open day (partial years comparable)
+    group = ["region", "household_size"]
+    enough = pl.col("days_present") >= pl.col("days_open").clip(lower_bound=1) * 0.5
+    per_day = pl.col("wh_year") / pl.col("days_present")
+    pct, size = _peer_pct(per_day, enough & per_day.is_not_null(), group, p.peer_min_size)
+    pv, _ = _peer_pct(pl.col("share_valley"), enough & pl.col("share_valley").is_not_null(), group,
+                      p.peer_min_size)
+    pp, _ = _peer_pct(pl.col("share_sharp_peak"), enough & pl.col("share_sharp_peak").is_not_null(), group,
+                      p.peer_min_size)
+    pb, _ = _peer_pct(pl.col("base_load_w"), enough & pl.col("base_load_w").is_not_null(), group,
+                      p.peer_min_size)
+    out = out.with_columns(
+        pct.alias("peer_percentile"), size.cast(pl.Int32).alias("peer_group_size"),
+        pv.alias("peer_share_valley_pct"), pp.alias("peer_share_sharp_peak_pct"),
+        pb.alias("peer_base_load_pct"),
+    )
+
+    # payments
+    pay = _payments(payments, out, year, p)
+    out = out.hstack(pay.drop("customer_id"))
+    for c, dtype in FEATURES.items():
+        if c not in out.columns:
+            out = out.with_columns(pl.lit(None, dtype).alias(c))
+    return out.select([pl.col(c).cast(dtype) for c, dtype in FEATURES.items()])
+
+
+def bills_frame(customer_ids, tariff_code: str, year_bills, shifted=None, is_tou: bool | None = None) -> pl.DataFrame:
+    """``BILLS_SCHEMA`` frame from a ``tariffs.YearBills`` (rows aligned to ``customer_ids``).
+
+    Parameters
+    ----------
+    customer_ids : sequence of str or pl.Series
+        The customers, in the row order of ``year_bills``.
+    tariff_code : str
+        The tariff they were billed under.
+    year_bills : tariffs.YearBills
+        ``month_fen[n, 12]``, ``year_fen[n]``, ``tier_cross_day[n, 2]`` are used.
+    shifted : tariffs.YearBills or None
+        The same customers billed with 10% of sharp+peak Wh moved to valley (see
+        :func:`diagnostics.shift_peak_to_valley`); None leaves ``shift10_year_fen`` null.
+    is_tou : bool or None
+        Whether the tariff has time-of-use periods (``Tariff.is_time_of_use``).
+    """
+    ids = pl.Series("customer_id", customer_ids, dtype=pl.Utf8)
+    n = ids.len()
+    tcd = np.asarray(year_bills.tier_cross_day).reshape(n, 2)
+    t2 = pl.Series(values=tcd[:, 0].astype(np.int32))
+    t3 = pl.Series(values=tcd[:, 1].astype(np.int32))
+    return pl.DataFrame({
+        "customer_id": ids,
+        "tariff": pl.Series(values=[tariff_code] * n, dtype=pl.Utf8),
+        "month_fen": _month_lists(np.asarray(year_bills.month_fen).reshape(n, 12)),
+        "year_fen": pl.Series(values=np.asarray(year_bills.year_fen).astype(np.int64)),
+        "tier2_day": pl.select(pl.when(t2 >= 0).then(t2)).to_series(),
+        "tier3_day": pl.select(pl.when(t3 >= 0).then(t3)).to_series(),
+        "shift10_year_fen": (pl.Series(values=np.asarray(shifted.year_fen).astype(np.int64)) if shifted is not None
+                             else pl.Series(values=[None] * n, dtype=pl.Int64)),
+        "is_tou": pl.Series(values=[is_tou] * n, dtype=pl.Boolean),
+    }).select([pl.col(c).cast(t) for c, t in BILLS_SCHEMA.items()])
+
+
+def channel_mix(mix_json: str | None) -> dict[str, float]:
+    """Parse ``pay_channel_mix`` back into ``{channel: share}``."""
+    return {} if not mix_json else json.loads(mix_json)
+
+
+__all__ = ["ALTERNATIVES_SCHEMA", "BILLS_SCHEMA", "DEFAULT_PARAMS", "FEATURES", "Params", "bills_frame",
+           "channel_mix", "days_in_year", "diagnose"]

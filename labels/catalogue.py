@@ -1,0 +1,188 @@
+"""The label catalogue: definitions read from ``labels/catalogue.toml`` (data, not code)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from diagnostics import FEATURES
+
+CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
+OPS = ("<", "<=", ">", ">=", "==", "!=", "is_not_null", "is_null")
+LANGUAGES = ("zh", "en")
+TEXT_PARTS = ("title", "evidence", "why", "do")
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is malformed (names the label and the key)."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``feature op value``; ``reason`` is kept when a need fails.
+
+    Attributes
+    ----------
+    feature : str
+        A column of ``diagnostics.FEATURES``.
+    op : str
+        One of ``OPS``.
+    value : Any
+        The documented constant (in the feature's unit), None for the null tests.
+    reason : str
+        Why a label is withheld when this condition (a need) fails.
+    """
+
+    feature: str
+    op: str
+    value: Any = None
+    reason: str = ""
+
+    def describe(self) -> str:
+        """``"share_valley < 0.15"``."""
+        return f"{self.feature} {self.op}" + ("" if self.value is None else f" {self.value}")
+
+
+@dataclass(frozen=True)
+class LabelDef:
+    """One label of the catalogue.
+
+    Attributes
+    ----------
+    code, group : str
+        Stable code, and ``usage`` | ``tariff`` | ``payment``.
+    name : dict[str, str]
+        Short name per language.
+    when : tuple[Condition, ...]
+        The rule: all must hold.
+    needs, deny_needs : tuple[Condition, ...]
+        Data requirements before the rule is applied / before a "no" is concluded.
+    null_means_no : tuple[str, ...]
+        Features of ``when`` whose null counts as "condition false" rather than "undecidable".
+    evidence : tuple[str, ...]
+        Features kept as evidence.
+    saving : str or None
+        Feature giving the saving [fen].
+    texts : dict[str, dict[str, tuple[str, ...]]]
+        ``texts[language][part]``: sentences (templates) of ``title``, ``evidence``, ``why``, ``do``.
+    note : str
+        Why the constants are what they are.
+    """
+
+    code: str
+    group: str
+    name: dict[str, str]
+    when: tuple[Condition, ...]
+    needs: tuple[Condition, ...] = ()
+    deny_needs: tuple[Condition, ...] = ()
+    null_means_no: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    saving: str | None = None
+    texts: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The rule's constants, ``{"share_valley <": 0.15, ...}``."""
+        return {f"{c.feature} {c.op}": c.value for c in self.when if c.value is not None}
+
+
+def _conditions(code: str, key: str, raw: Any, with_reason: bool) -> tuple[Condition, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise CatalogueError(f"label {code}: {key} must be a list of [feature, op, value]")
+    out = []
+    for item in raw:
+        if not isinstance(item, list) or len(item) < 2:
+            raise CatalogueError(f"label {code}: {key}: bad condition {item!r}")
+        feature, op = item[0], item[1]
+        if feature not in FEATURES:
+            raise CatalogueError(f"label {code}: {key}: unknown feature {feature!r}")
+        if op not in OPS:
+            raise CatalogueError(f"label {code}: {key}: unknown op {op!r} (use one of {', '.join(OPS)})")
+        value = item[2] if len(item) > 2 and op not in ("is_null", "is_not_null") else None
+        if op not in ("is_null", "is_not_null") and len(item) < 3:
+            raise CatalogueError(f"label {code}: {key}: {feature} {op} needs a value")
+        reason = ""
+        if with_reason:
+            rest = item[3:] if op not in ("is_null", "is_not_null") else item[2:]
+            reason = str(rest[0]) if rest else f"needs {feature} {op} {value}"
+        out.append(Condition(feature, op, value, reason))
+    return tuple(out)
+
+
+def parse_catalogue(data: dict[str, Any]) -> list[LabelDef]:
+    """Validate a parsed catalogue document (see ``catalogue.toml``'s header for the format)."""
+    defs: list[LabelDef] = []
+    seen: set[str] = set()
+    for raw in data.get("label", []):
+        code = raw.get("code")
+        if not isinstance(code, str) or not code:
+            raise CatalogueError("a label without a code")
+        if code in seen:
+            raise CatalogueError(f"label {code}: duplicate code")
+        seen.add(code)
+        name = raw.get("name") or {}
+        texts: dict[str, dict[str, tuple[str, ...]]] = {}
+        for lang in LANGUAGES:
+            if lang not in name:
+                raise CatalogueError(f"label {code}: name.{lang} missing")
+            t = (raw.get("text") or {}).get(lang)
+            if t is None:
+                raise CatalogueError(f"label {code}: text.{lang} missing")
+            texts[lang] = {}
+            for part in TEXT_PARTS:
+                v = t.get(part, [])
+                v = [v] if isinstance(v, str) else v
+                if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    raise CatalogueError(f"label {code}: text.{lang}.{part} must be a list of strings")
+                texts[lang][part] = tuple(v)
+        evidence = tuple(raw.get("evidence", []))
+        for e in evidence:
+            if e not in FEATURES:
+                raise CatalogueError(f"label {code}: evidence: unknown feature {e!r}")
+        saving = raw.get("saving")
+        if saving is not None and saving not in FEATURES:
+            raise CatalogueError(f"label {code}: saving: unknown feature {saving!r}")
+        when = _conditions(code, "when", raw.get("when"), False)
+        if not when:
+            raise CatalogueError(f"label {code}: when is empty")
+        defs.append(LabelDef(
+            code=code, group=raw.get("group", "usage"), name=dict(name), when=when,
+            needs=_conditions(code, "needs", raw.get("needs"), True),
+            deny_needs=_conditions(code, "deny_needs", raw.get("deny_needs"), True),
+            null_means_no=tuple(raw.get("null_means_no", [])), evidence=evidence, saving=saving,
+            texts=texts, note=raw.get("note", ""),
+        ))
+    return defs
+
+
+@lru_cache(maxsize=8)
+def _load(path: str) -> tuple[LabelDef, ...]:
+    with open(path, "rb") as fh:
+        return tuple(parse_catalogue(tomllib.load(fh)))
+
+
+def load_catalogue(path: Path | str | None = None) -> list[LabelDef]:
+    """The label definitions (the shipped ``labels/catalogue.toml`` by default).
+
+    Parameters
+    ----------
+    path : path or None
+        Another catalogue file of the same format.
+
+    Raises
+    ------
+    CatalogueError
+        The file is malformed (unknown feature, op, missing text ...).
+    """
+    return list(_load(str(path or CATALOGUE_PATH)))
+
+
+def catalogue_by_code(catalogue: list[LabelDef] | None = None) -> dict[str, LabelDef]:
+    """``{code: LabelDef}``."""
+    return {d.code: d for d in (catalogue if catalogue is not None else load_catalogue())}
