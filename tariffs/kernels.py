@@ -15,7 +15,7 @@ with tier Wh ``t[k]``, period Wh ``P[p]`` and ``S = sum(P)``, the exact charge i
 Overflow
 --------
 Inputs are checked inside the kernel (no extra pass over memory): every counted daily value must
-be ``0 <= x < 2**31`` (an OR of all values); otherwise the household is flagged and the wrapper
+be ``0 <= x < 2**31`` (a running min and max in the input dtype); otherwise the household is flagged and the wrapper
 raises ``ValueError``. Then a month has ``T <= 31 * 2**31`` and ``S <= 5 * 31 * 2**31`` Wh, prices
 are ``q <= 10**8`` (``< 100`` yuan with at most 6 decimals, checked by the model), so ``T * q_max``
 cannot overflow; ``N <= S * T * q_max``. When ``S * T * q_max`` could exceed ``2**63 - 1`` (a month
@@ -184,6 +184,8 @@ def bill_kernel(
     n_days = total.shape[1]
     n_periods = q.shape[0]
     for i in nb.prange(n):
+        tr = total[i]
+        rr = regs[i]
         of = max(np.int64(open_first[i]), np.int64(0))
         ol = min(np.int64(open_last[i]), np.int64(n_days - 1))
         lo = of
@@ -246,22 +248,24 @@ def bill_kernel(
             r2 = np.int64(0)
             r3 = np.int64(0)
             uns = np.int64(0)
-            orv = np.int64(0)
+            lo_v = tr[0] & 0  # min and max of the counted values, in the input dtype
+            hi_v = tr[0] & 0
             for d in range(a, b + 1):
-                t = np.int64(total[i, d])
-                x0 = np.int64(regs[i, d, 0])
-                x1 = np.int64(regs[i, d, 1])
-                x2 = np.int64(regs[i, d, 2])
-                x3 = np.int64(regs[i, d, 3])
-                s = x0 + x1 + x2 + x3
+                t = tr[d]
+                x0 = rr[d, 0]
+                x1 = rr[d, 1]
+                x2 = rr[d, 2]
+                x3 = rr[d, 3]
                 t_sum += t
                 r0 += x0
                 r1 += x1
                 r2 += x2
                 r3 += x3
-                uns += max(t - s, np.int64(0))
-                orv |= t | x0 | x1 | x2 | x3
-            if orv < 0 or orv > MAX_DAILY_WH:
+                lo_v = min(lo_v, min(min(t, x0), min(min(x1, x2), x3)))
+                hi_v = max(hi_v, max(max(t, x0), max(max(x1, x2), x3)))
+                s = np.int64(x0) + np.int64(x1) + np.int64(x2) + np.int64(x3)
+                uns += max(np.int64(t) - s, np.int64(0))
+            if lo_v < 0 or hi_v > MAX_DAILY_WH:
                 flag |= FLAG_BAD_VALUE
             before = cumulative if not monthly else np.int64(0)
             after = before + t_sum
@@ -269,7 +273,7 @@ def bill_kernel(
             if (before <= h1 and h1 < after and cross1 == -1) or (before <= h2 and h2 < after and cross2 == -1):
                 c = before
                 for d in range(a, b + 1):
-                    t = np.int64(total[i, d])
+                    t = np.int64(tr[d])
                     if cross1 == -1 and c <= h1 and h1 < c + t:
                         cross1 = d
                     if cross2 == -1 and c <= h2 and h2 < c + t:
@@ -311,7 +315,9 @@ def bill_kernel(
                 sp = np.int64(0)
                 for p in range(n_periods):
                     sp += month_wh_period[i, m, p]
-                if sp > INT64_MAX // (t_sum * q_max) or sp > INT64_MAX // (2 * scale_div):
+                if sp == 0:  # only unpriced registers have kWh: FLAG_UNPRICED is set
+                    pass
+                elif sp > INT64_MAX // (t_sum * q_max) or sp > INT64_MAX // (2 * scale_div):
                     flag |= FLAG_OVERFLOW
                 else:
                     num_ = np.int64(0)
