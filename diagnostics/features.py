@@ -258,7 +258,7 @@ def _payments(payments: pl.DataFrame | None, ids: pl.DataFrame, year: int, p: Pa
         pl.col("channel").fill_null("other").str.to_lowercase().alias("channel"),
     ).with_columns(
         (pl.col("delay").is_null() & ((pl.lit(year_end) - pl.col("issued_on")).dt.total_days() > p.late_after_days)
-         | (pl.col("delay") > p.late_after_days)).alias("late"),
+         | (pl.col("delay") > p.late_after_days).fill_null(False)).alias("late"),
     )
     paid = pl.col("paid_on").is_not_null()
     agg = pay.group_by("customer_id").agg(
