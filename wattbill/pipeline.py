@@ -1,0 +1,287 @@
+"""The yearly bill run: store → dense arrays → tariff kernels → diagnosis → labels → bills → PDFs.
+
+The run goes through customers in chunks (``chunk_size``), so memory stays bounded whatever the
+population. It is idempotent and resumable:
+
+- bills are saved with ``Store.save_bills``, which stores a new version only when the content
+  changed, so a second run over the same data stores nothing new;
+- each PDF is written atomically (temporary file, then rename) and recorded with the bill version
+  and content it shows in ``pdf/<year>/manifest.parquet``; a run skips PDFs that are already there
+  for the same version, so a run that was stopped picks up where it was.
+
+Peer percentiles are computed among the households of one chunk (a large, id-ordered sample of the
+population); with the default chunk of 100,000 households that is every household of a demo or test
+population.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from diagnostics import DenseYear, densify
+from ingest.schemas import REGISTERS
+from tariffs import Catalog, UnpricedRegisterError, bill_households
+from tariffs.kernels import YearBills
+from wattbill.errors import NothingToBill
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def fen_to_text(fen: int) -> str:
+    """Integer fen as yuan text with two places, by integer arithmetic (no float)."""
+    sign = "-" if fen < 0 else ""
+    fen = abs(int(fen))
+    return f"{sign}{fen // 100}.{fen % 100:02d}"
+
+
+def _fen_to_decimal_expr(col: str) -> pl.Expr:
+    fen = pl.col(col)
+    text = pl.format("{}.{}", fen // 100, (fen % 100).cast(pl.Utf8).str.zfill(2))
+    return text.cast(pl.Decimal(14, 2))
+
+
+def days_in(year: int) -> int:
+    return (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days
+
+
+@dataclass
+class ChunkResult:
+    bills: pl.DataFrame
+    months: pl.DataFrame
+    yearbills: dict[str, tuple[np.ndarray, YearBills]]  # tariff code -> (row indices, bills)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year: int) -> ChunkResult:
+    """Bill one chunk of customers (rows of ``customers`` align with ``dense``)."""
+    of, ol = dense.open_first.astype(np.int64), dense.open_last.astype(np.int64)
+    sizes = customers["household_size"].fill_null(1).to_numpy().astype(np.int64)
+    tariffs = customers["tariff"].to_list()
+    on = dt.date(year, 1, 1)
+    bill_rows: list[pl.DataFrame] = []
+    month_rows: list[pl.DataFrame] = []
+    yearbills: dict[str, tuple[np.ndarray, YearBills]] = {}
+    failures: list[dict[str, Any]] = []
+    ids_all = customers["customer_id"].to_list()
+    billable = (dense.total.any(axis=1) | dense.regs.any(axis=(1, 2))) & (of >= 0) & (of <= ol)
+    for code in sorted(set(tariffs)):
+        rows = np.nonzero((np.array(tariffs) == code) & billable)[0]
+        if not len(rows):
+            continue
+        try:
+            tariff = catalog.get(code, on=on)
+        except KeyError as exc:
+            failures += [{"customer_id": ids_all[i], "reason": str(exc)} for i in rows]
+            continue
+        while len(rows):
+            try:
+                yb = bill_households(
+                    tariff, year, dense.total[rows], dense.regs[rows], of[rows], ol[rows], sizes[rows]
+                )
+                break
+            except UnpricedRegisterError as exc:  # rule 5: an error for that household, not a zero
+                bad = set(int(h) for h in (exc.households or range(len(rows))))
+                failures += [{"customer_id": ids_all[rows[h]], "reason": str(exc)} for h in bad]
+                rows = np.array([r for k, r in enumerate(rows) if k not in bad], dtype=np.int64)
+        if not len(rows):
+            continue
+        yearbills[code] = (rows, yb)
+        ids = [ids_all[i] for i in rows]
+        est_days = dense.estimated[rows].sum(axis=1)
+        month_of_day = np.array(
+            [(dt.date(year, 1, 1) + dt.timedelta(days=d)).month for d in range(dense.total.shape[1])]
+        )
+        est_month = np.stack([dense.estimated[rows][:, month_of_day == m].sum(axis=1) for m in range(1, 13)], axis=1)
+        bill_rows.append(_quantities_frame(ids, year, code, yb.month_wh.sum(1), yb.month_wh_reg.sum(1),
+                                           yb.month_wh_tier.sum(1), yb.year_fen, est_days, None))
+        n = len(rows)
+        month_rows.append(
+            _quantities_frame(
+                np.repeat(ids, 12).tolist(), year, code, yb.month_wh.reshape(-1),
+                yb.month_wh_reg.reshape(n * 12, 4), yb.month_wh_tier.reshape(n * 12, 3),
+                yb.month_fen.reshape(-1), est_month.reshape(-1), np.tile(np.arange(1, 13), n),
+            )
+        )
+    bills = pl.concat(bill_rows) if bill_rows else pl.DataFrame()
+    months = pl.concat(month_rows) if month_rows else pl.DataFrame()
+    return ChunkResult(bills, months, yearbills, failures)
+
+
+def _quantities_frame(
+    ids: list[str], year: int, code: str, wh: np.ndarray, wh_reg: np.ndarray, wh_tier: np.ndarray,
+    fen: np.ndarray, est: np.ndarray, month: np.ndarray | None,
+) -> pl.DataFrame:
+    cols: dict[str, Any] = {"customer_id": ids, "year": np.full(len(ids), year, dtype=np.int32)}
+    if month is not None:
+        cols["month"] = month.astype(np.int8)
+    cols["tariff"] = [code] * len(ids)
+    cols["kwh_total"] = wh / 1000
+    for k, r in enumerate(REGISTERS):
+        cols[f"kwh_{r}"] = wh_reg[:, k] / 1000
+    for t in range(3):
+        cols[f"kwh_tier{t + 1}"] = wh_tier[:, t] / 1000
+    cols["charge_fen"] = fen.astype(np.int64)
+    cols["estimated_days"] = est.astype(np.int32)
+    frame = pl.DataFrame(cols)
+    return frame.with_columns(_fen_to_decimal_expr("charge_fen").alias("charge_total"))
+
+
+@dataclass
+class RunSummary:
+    year: int
+    households: int
+    billed: int
+    kwh_total: float
+    charge_fen: int
+    new_versions: int
+    labels: dict[str, int]
+    failures: list[dict[str, Any]]
+    pdfs_written: int
+    pdfs_skipped: int
+    out_dir: Path | None
+    bills_path: Path | None
+    months_path: Path | None
+    pdf_dir: Path | None
+
+
+def run_bills(
+    store: Any,
+    catalog: Catalog,
+    year: int,
+    *,
+    customer_ids: Sequence[str] | None = None,
+    out_dir: Path | None = None,
+    pdf: bool = True,
+    workers: int = 1,
+    reason: str = "bill run",
+    chunk_size: int = 100_000,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Bill ``year`` for the customers of ``store`` (all, or ``customer_ids``)."""
+    from wattbill import insight
+
+    progress = progress or (lambda stage, done, total: None)
+    customers = store.load_customers(list(customer_ids) if customer_ids else None)
+    if customer_ids:
+        missing = sorted(set(customer_ids) - set(customers["customer_id"].to_list()))
+        if missing:
+            from wattbill.errors import UnknownCustomer
+
+            raise UnknownCustomer(f"unknown customer {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    if customers.height == 0:
+        raise NothingToBill("no customers in the store: ingest a customers file first")
+    customers = customers.sort("customer_id")
+    total_n = customers.height
+    all_bills, all_months, failures = [], [], []
+    label_counts: dict[str, int] = {}
+    new_versions = 0
+    docs: list[Any] = []
+    done = 0
+    for lo in range(0, total_n, chunk_size):
+        chunk = customers.slice(lo, chunk_size)
+        ids = chunk["customer_id"].to_list()
+        daily = store.load_daily(year, ids)
+        daily_last = store.load_daily(year - 1, ids)
+        dense = densify(daily, chunk, year)
+        result = bill_chunk(chunk, dense, catalog, year)
+        failures += result.failures
+        if result.bills.height == 0:
+            done += chunk.height
+            progress("bill", done, total_n)
+            continue
+        payments = store.load_payments(customer_ids=ids)
+        extra = insight.diagnose_and_label(chunk, daily, daily_last, dense, payments, catalog, year)
+        bills = result.bills.join(extra.labels_per_customer, on="customer_id", how="left").with_columns(
+            pl.col("labels").fill_null(pl.lit([], pl.List(pl.Utf8)))
+        )
+        stored = store.load_bills(year, ids)
+        before = (
+            stored.select("customer_id", pl.col("version").alias("_before"))
+            if stored.height
+            else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32})
+        )
+        saved = store.save_bills(year, bills, result.months, reason)
+        versions = saved.select("customer_id", "version")
+        changed = versions.join(before, on="customer_id", how="left").filter(
+            pl.col("_before").is_null() | (pl.col("_before") != pl.col("version"))
+        )
+        new_versions += changed.height
+        bills = bills.join(versions, on="customer_id", how="left")
+        months = result.months.join(versions, on="customer_id", how="left")
+        if extra.assigned.height:
+            store.save_labels(year, None, extra.assigned)
+        for code, cnt in extra.assigned.group_by("code").len().iter_rows():
+            label_counts[code] = label_counts.get(code, 0) + cnt
+        all_bills.append(bills)
+        all_months.append(months)
+        if pdf and out_dir is not None:
+            docs.extend(insight.documents(chunk, bills, months, extra, payments, catalog, year))
+        done += chunk.height
+        progress("bill", done, total_n)
+    if not all_bills:
+        raise NothingToBill(f"no consumption for {year} for the customers asked")
+    bills = pl.concat(all_bills, how="diagonal_relaxed")
+    months = pl.concat(all_months, how="diagonal_relaxed")
+    bills_path = months_path = pdf_dir = None
+    written = skipped = 0
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
+        _write_atomic(bills.sort("customer_id"), bills_path)
+        _write_atomic(months.sort("customer_id", "month"), months_path)
+        if pdf:
+            pdf_dir = out_dir / "pdf" / str(year)
+            written, skipped = render_pdfs(docs, bills, pdf_dir, workers, progress)
+    return RunSummary(
+        year=year, households=total_n, billed=bills.height, kwh_total=float(bills["kwh_total"].sum()),
+        charge_fen=int(bills["charge_fen"].sum()), new_versions=new_versions, labels=label_counts,
+        failures=failures, pdfs_written=written, pdfs_skipped=skipped, out_dir=out_dir,
+        bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir,
+    )
+
+
+def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def render_pdfs(docs: list[Any], bills: pl.DataFrame, pdf_dir: Path, workers: int, progress: Progress) -> tuple[int, int]:
+    """Render the documents not yet rendered for their bill version; atomic writes, a manifest."""
+    from bills import render_many
+
+    pdf_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = pdf_dir / "manifest.json"
+    manifest: dict[str, int] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    version = dict(zip(bills["customer_id"].to_list(), bills["version"].to_list(), strict=True))
+    todo = [
+        d for d in docs
+        if manifest.get(d.customer_id) != version[d.customer_id] or not (pdf_dir / f"{d.customer_id}.pdf").exists()
+    ]
+    skipped = len(docs) - len(todo)
+    progress("pdf", 0, len(todo))
+    done = 0
+    batch = max(50, 10 * max(1, workers))
+    for lo in range(0, len(todo), batch):
+        part = todo[lo : lo + batch]
+        for doc, data in zip(part, render_many(part, workers=workers), strict=True):
+            target = pdf_dir / f"{doc.customer_id}.pdf"
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+            manifest[doc.customer_id] = version[doc.customer_id]
+        done += len(part)
+        tmp_manifest = manifest_path.with_name(".manifest.json.tmp")
+        tmp_manifest.write_text(json.dumps(manifest))
+        os.replace(tmp_manifest, manifest_path)
+        progress("pdf", done, len(todo))
+    return len(todo), skipped
