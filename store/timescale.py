@@ -1,0 +1,512 @@
+"""The TimescaleDB store (psycopg 3).
+
+* ``daily``: a hypertable partitioned by ``day`` (1-month chunks), primary key
+  ``(customer_id, meter_id, day)``. A file's rows are loaded by **binary COPY** (``store.pgcopy``,
+  vectorised) into a temporary staging table, then upserted with ``INSERT ... ON CONFLICT DO UPDATE``;
+  everything of one file (daily, customers/payments, quarantine, findings, ledger) in one transaction.
+* ``customers``, ``payments``, ``quarantine``, ``findings``, ``ingest_ledger``: ordinary tables.
+* Bills: ``bills`` / ``bill_months`` / ``labels`` hold key columns (customer, year, version, hash,
+  reason, time) and point into ``payloads``: Arrow IPC blobs holding the pipeline's frames with all
+  their columns and types, so the store does not hard-code the bill's columns.
+
+The extension is required: if ``CREATE EXTENSION timescaledb`` fails or the library is not preloaded,
+``StoreUnavailable`` is raised with the server's reason; the store never falls back to plain tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterable, Sequence
+
+import polars as pl
+import psycopg
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from ingest.schemas import (
+    CUSTOMER_SCHEMA,
+    DAILY_SCHEMA,
+    FINDING_SCHEMA,
+    LEDGER_SCHEMA,
+    PAYMENT_SCHEMA,
+    QUARANTINE_SCHEMA,
+    IngestBatch,
+)
+from store.base import latest_only, plan_versions
+from store.errors import StoreError, StoreUnavailable
+from store.pgcopy import encode_parts
+
+PAYLOAD_CUSTOMERS = 5000  # customers per bills payload blob
+
+DDL = [
+    """CREATE TABLE IF NOT EXISTS daily (
+        customer_id text NOT NULL, meter_id text NOT NULL, day date NOT NULL,
+        wh_total bigint NOT NULL, wh_sharp bigint, wh_peak bigint, wh_flat bigint, wh_valley bigint,
+        estimated boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (customer_id, meter_id, day))""",
+    "SELECT create_hypertable('daily', by_range('day', INTERVAL '1 month'), if_not_exists => TRUE)",
+    """CREATE TABLE IF NOT EXISTS customers (
+        customer_id text PRIMARY KEY, tariff text NOT NULL, household_size integer NOT NULL DEFAULT 1,
+        region text, opened_on date, closed_on date, name text, address text, language text)""",
+    """CREATE TABLE IF NOT EXISTS payments (
+        customer_id text NOT NULL, bill_month text NOT NULL, issued_on date, paid_on date,
+        amount_fen bigint NOT NULL, channel text, PRIMARY KEY (customer_id, bill_month))""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        file_sha256 text NOT NULL, file text, "row" bigint NOT NULL, "column" text, code text NOT NULL,
+        reason text, raw text, PRIMARY KEY (file_sha256, "row"))""",
+    """CREATE TABLE IF NOT EXISTS findings (
+        id bigserial PRIMARY KEY, file_sha256 text NOT NULL, customer_id text, meter_id text, day date,
+        code text NOT NULL, description text, evidence jsonb)""",
+    "CREATE INDEX IF NOT EXISTS findings_customer ON findings (customer_id)",
+    """CREATE TABLE IF NOT EXISTS ingest_ledger (
+        sha256 text PRIMARY KEY, file text, kind text, rows bigint, loaded bigint, estimated bigint,
+        quarantined bigint, duplicates bigint, findings bigint, loaded_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE TABLE IF NOT EXISTS payloads (
+        id bigserial PRIMARY KEY, kind text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+        ipc bytea NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS bills (
+        customer_id text NOT NULL, year integer NOT NULL, version integer NOT NULL,
+        content_hash text NOT NULL, reason text, created_at timestamp NOT NULL,
+        charge_fen bigint, payload_id bigint NOT NULL REFERENCES payloads(id),
+        PRIMARY KEY (customer_id, year, version))""",
+    """CREATE TABLE IF NOT EXISTS bill_months (
+        customer_id text NOT NULL, year integer NOT NULL, version integer NOT NULL,
+        payload_id bigint NOT NULL REFERENCES payloads(id), PRIMARY KEY (customer_id, year, version))""",
+    """CREATE TABLE IF NOT EXISTS labels (
+        customer_id text NOT NULL, year integer NOT NULL, version integer NOT NULL,
+        payload_id bigint NOT NULL REFERENCES payloads(id), PRIMARY KEY (customer_id, year, version))""",
+]
+
+_DAILY_COLS = list(DAILY_SCHEMA)
+_PG_TYPES = {
+    pl.Utf8: "text",
+    pl.Int64: "bigint",
+    pl.Int32: "integer",
+    pl.Date: "date",
+    pl.Boolean: "boolean",
+}
+
+
+def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
+    return df.select(
+        [pl.col(k).cast(v) if k in df.columns else pl.lit(None, v).alias(k) for k, v in schema.items()]
+    )
+
+
+def _to_ipc(df: pl.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    tbl = df.to_arrow()
+    with ipc.new_stream(sink, tbl.schema, options=ipc.IpcWriteOptions(compression="zstd")) as w:
+        w.write_table(tbl)
+    return sink.getvalue()
+
+
+def _from_ipc(data: bytes) -> pl.DataFrame:
+    tbl = ipc.open_stream(pa.BufferReader(data)).read_all()
+    return pl.from_arrow(tbl)  # type: ignore[return-value]
+
+
+class TimescaleStore:
+    """Store on PostgreSQL + TimescaleDB (see the module docstring)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as e:
+            raise StoreUnavailable(f"cannot connect to {url}: {str(e).strip().splitlines()[0]}") from None
+        try:
+            self.conn.execute("SET client_min_messages = warning")
+            self.conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            row = self.conn.execute(
+                "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+            ).fetchone()
+            if row is None:
+                raise StoreUnavailable(f"{url}: the TimescaleDB extension is not installed in this database")
+            self.timescaledb_version = row[0]
+            # the extension must actually be loaded (preloaded), not merely catalogued
+            self.conn.execute("SELECT count(*) FROM timescaledb_information.hypertables")
+            with self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
+                for stmt in DDL:
+                    self.conn.execute(stmt)
+        except StoreUnavailable:
+            self.conn.close()
+            raise
+        except psycopg.Error as e:
+            self.conn.close()
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise StoreUnavailable(
+                f"{url}: TimescaleDB cannot be used ({msg}); the server needs the extension installed and "
+                "shared_preload_libraries=timescaledb (scripts/pg.sh start does this)"
+            ) from None
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _copy_in(self, cur: psycopg.Cursor, table: str, df: pl.DataFrame) -> None:
+        cols = ", ".join(f'"{c}"' for c in df.columns)
+        with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
+            for part in encode_parts(df):
+                cp.write(part)
+
+    def _query(self, sql: str, params: Sequence | None, schema: dict) -> pl.DataFrame:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        return pl.DataFrame(rows, schema=schema, orient="row")
+
+    def _copy_out(self, sql: str, params: Sequence | None, schema: dict) -> pl.DataFrame:
+        """Fast read: COPY (query) TO STDOUT as CSV, parsed by polars with the schema."""
+        buf = io.BytesIO()
+        with psycopg.ClientCursor(self.conn) as cur:
+            inner = cur.mogrify(sql, params) if params else sql
+            with cur.copy(f"COPY ({inner}) TO STDOUT (FORMAT CSV)") as cp:
+                for data in cp:
+                    buf.write(data)
+        if buf.tell() == 0:
+            return pl.DataFrame(schema=schema)
+        buf.seek(0)
+        read_schema = {k: (pl.Utf8 if v == pl.Boolean else v) for k, v in schema.items()}
+        df = pl.read_csv(buf, has_header=False, schema=read_schema)
+        return df.with_columns([(pl.col(k) == "t").alias(k) for k, v in schema.items() if v == pl.Boolean])
+
+    # --- ingest ---------------------------------------------------------------------------------
+
+    def ledger_get(self, sha256: str) -> dict | None:
+        df = self._query("SELECT * FROM ingest_ledger WHERE sha256 = %s", [sha256], LEDGER_SCHEMA)
+        return df.row(0, named=True) if df.height else None
+
+    def load_ledger(self) -> pl.DataFrame:
+        return self._query(
+            f"SELECT {', '.join(LEDGER_SCHEMA)} FROM ingest_ledger ORDER BY loaded_at", None, LEDGER_SCHEMA
+        )
+
+    def save_ingest(self, batch: IngestBatch) -> None:
+        led = batch.ledger
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [led["sha256"]])
+                cur.execute("SELECT 1 FROM ingest_ledger WHERE sha256 = %s", [led["sha256"]])
+                if cur.fetchone():
+                    return  # loaded meanwhile: nothing changes
+                if batch.daily is not None:
+                    self._save_daily(cur, batch.daily)
+                if batch.customers is not None and batch.customers.height:
+                    self._upsert(cur, "customers", _cast(batch.customers, CUSTOMER_SCHEMA), ["customer_id"])
+                if batch.payments is not None and batch.payments.height:
+                    self._upsert(
+                        cur, "payments", _cast(batch.payments, PAYMENT_SCHEMA), ["customer_id", "bill_month"]
+                    )
+                if batch.quarantine is not None and batch.quarantine.height:
+                    self._copy_in(cur, "quarantine", _cast(batch.quarantine, QUARANTINE_SCHEMA))
+                if batch.findings is not None and batch.findings.height:
+                    f = _cast(batch.findings, FINDING_SCHEMA)
+                    cur.execute(
+                        "CREATE TEMP TABLE findings_stage (file_sha256 text, customer_id text, meter_id text,"
+                        " day date, code text, description text, evidence text) ON COMMIT DROP"
+                    )
+                    self._copy_in(cur, "findings_stage", f)
+                    cur.execute(
+                        "INSERT INTO findings (file_sha256, customer_id, meter_id, day, code, description, evidence)"
+                        " SELECT file_sha256, customer_id, meter_id, day, code, description, evidence::jsonb"
+                        " FROM findings_stage"
+                    )
+                cur.execute(
+                    "INSERT INTO ingest_ledger (sha256, file, kind, rows, loaded, estimated, quarantined,"
+                    " duplicates, findings, loaded_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    [
+                        led["sha256"],
+                        led["file"],
+                        led["kind"],
+                        led["rows"],
+                        led["loaded"],
+                        led["estimated"],
+                        led["quarantined"],
+                        led["duplicates"],
+                        led.get("findings", 0),
+                        led.get("loaded_at") or dt.datetime.now(dt.UTC),
+                    ],
+                )
+        except psycopg.OperationalError as e:
+            raise StoreUnavailable(f"{self.url}: {str(e).strip().splitlines()[0]}") from None
+
+    def _save_daily(self, cur: psycopg.Cursor, daily: pl.DataFrame | Iterable[pl.DataFrame]) -> None:
+        cur.execute("CREATE TEMP TABLE daily_stage (LIKE daily INCLUDING DEFAULTS) ON COMMIT DROP")
+        chunks = [daily] if isinstance(daily, pl.DataFrame) else daily
+        n = 0
+        for chunk in chunks:
+            if chunk.height == 0:
+                continue
+            n += chunk.height
+            for off in range(0, chunk.height, 1_000_000):
+                self._copy_in(cur, "daily_stage", _cast(chunk.slice(off, 1_000_000), DAILY_SCHEMA))
+        if n == 0:
+            return
+        upd = ", ".join(f"{c} = EXCLUDED.{c}" for c in _DAILY_COLS[3:])
+        cur.execute(
+            f"INSERT INTO daily ({', '.join(_DAILY_COLS)}) SELECT {', '.join(_DAILY_COLS)} FROM daily_stage"
+            f" ON CONFLICT (customer_id, meter_id, day) DO UPDATE SET {upd}"
+        )
+
+    def _upsert(self, cur: psycopg.Cursor, table: str, df: pl.DataFrame, keys: list[str]) -> None:
+        stage = f"{table}_stage"
+        cur.execute(f"CREATE TEMP TABLE {stage} (LIKE {table}) ON COMMIT DROP")
+        self._copy_in(cur, stage, df)
+        cols = ", ".join(df.columns)
+        upd = ", ".join(f"{c} = EXCLUDED.{c}" for c in df.columns if c not in keys)
+        cur.execute(
+            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {upd}"
+        )
+
+    def load_daily(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        sql = f"SELECT {', '.join(_DAILY_COLS)} FROM daily WHERE day >= %s AND day < %s"
+        params: list = [dt.date(year, 1, 1), dt.date(year + 1, 1, 1)]
+        if customer_ids is not None:
+            sql += " AND customer_id = ANY(%s)"
+            params.append(list(customer_ids))
+        sql += " ORDER BY customer_id, meter_id, day"
+        return self._copy_out(sql, params, DAILY_SCHEMA)
+
+    def load_customers(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        sql = f"SELECT {', '.join(CUSTOMER_SCHEMA)} FROM customers"
+        params: list = []
+        if customer_ids is not None:
+            sql += " WHERE customer_id = ANY(%s)"
+            params.append(list(customer_ids))
+        return self._query(sql + " ORDER BY customer_id", params, CUSTOMER_SCHEMA)
+
+    def load_payments(
+        self, year: int | None = None, customer_ids: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        sql = f"SELECT {', '.join(PAYMENT_SCHEMA)} FROM payments WHERE true"
+        params: list = []
+        if year is not None:
+            sql += " AND bill_month LIKE %s"
+            params.append(f"{year:04d}-%")
+        if customer_ids is not None:
+            sql += " AND customer_id = ANY(%s)"
+            params.append(list(customer_ids))
+        return self._query(sql + " ORDER BY customer_id, bill_month", params, PAYMENT_SCHEMA)
+
+    def load_quarantine(self, file_sha256: str | None = None) -> pl.DataFrame:
+        cols = ", ".join(f'"{c}"' for c in QUARANTINE_SCHEMA)
+        sql = f"SELECT {cols} FROM quarantine"
+        params: list = []
+        if file_sha256:
+            sql += " WHERE file_sha256 = %s"
+            params.append(file_sha256)
+        return self._query(sql + ' ORDER BY file, "row"', params, QUARANTINE_SCHEMA)
+
+    def load_findings(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        sql = (
+            "SELECT file_sha256, customer_id, meter_id, day, code, description, evidence::text FROM findings"
+        )
+        params: list = []
+        if customer_ids is not None:
+            sql += " WHERE customer_id = ANY(%s)"
+            params.append(list(customer_ids))
+        return self._query(sql + " ORDER BY customer_id, day NULLS LAST, code", params, FINDING_SCHEMA)
+
+    def list_customer_ids(self) -> list[str]:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT customer_id FROM customers UNION SELECT DISTINCT customer_id FROM daily ORDER BY 1"
+            )
+            return [r[0] for r in cur.fetchall()]
+
+    # --- bills and labels -----------------------------------------------------------------------
+
+    def _payload_rows(
+        self, table: str, year: int, customer_ids, version_sql: str, params: list
+    ) -> pl.DataFrame:
+        sql = f"SELECT customer_id, version, payload_id FROM {table} t WHERE year = %s"
+        p: list = [year]
+        if customer_ids is not None:
+            sql += " AND customer_id = ANY(%s)"
+            p.append(list(customer_ids))
+        sql += version_sql
+        p += params
+        keys = self._query(sql, p, {"customer_id": pl.Utf8, "version": pl.Int32, "payload_id": pl.Int64})
+        if keys.height == 0:
+            return pl.DataFrame()
+        ids = keys["payload_id"].unique().to_list()
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT id, ipc FROM payloads WHERE id = ANY(%s) ORDER BY id", [ids])
+            frames = [
+                _from_ipc(bytes(b)).with_columns(pl.lit(pid, pl.Int64).alias("payload_id"))
+                for pid, b in cur.fetchall()
+            ]
+        data = pl.concat(frames, how="diagonal_relaxed")
+        on = ["customer_id", "version", "payload_id"]
+        data = data.with_columns(pl.col("version").cast(pl.Int32))
+        return data.join(keys.select(on), on=on, how="semi").drop("payload_id")
+
+    _LATEST = " AND version = (SELECT max(version) FROM {t} m WHERE m.customer_id = t.customer_id AND m.year = t.year)"
+
+    def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str) -> pl.DataFrame:
+        ids = bills["customer_id"].to_list()
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-bills'), %s)", [year])
+            cur.execute(
+                "SELECT DISTINCT ON (customer_id) customer_id, version, content_hash FROM bills"
+                " WHERE year = %s AND customer_id = ANY(%s) ORDER BY customer_id, version DESC",
+                [year, ids],
+            )
+            latest = pl.DataFrame(
+                cur.fetchall(),
+                schema={"customer_id": pl.Utf8, "version": pl.Int32, "content_hash": pl.Utf8},
+                orient="row",
+            )
+            result, new_bills, new_months = plan_versions(year, bills, months, latest, reason)
+            if new_bills.height:
+                new_bills = new_bills.with_columns(pl.lit(year, pl.Int32).alias("year"))
+                uniq = new_bills["customer_id"].to_list()
+                for off in range(0, len(uniq), PAYLOAD_CUSTOMERS):
+                    part_ids = uniq[off : off + PAYLOAD_CUSTOMERS]
+                    b = new_bills.filter(pl.col("customer_id").is_in(part_ids))
+                    pid = self._put_payload(cur, "bills", b)
+                    keys = b.select(
+                        "customer_id",
+                        pl.col("year").cast(pl.Int32),
+                        pl.col("version").cast(pl.Int32),
+                        "content_hash",
+                        "reason",
+                        pl.col("created_at").cast(pl.Datetime("us")),
+                        (
+                            pl.col("charge_fen").cast(pl.Int64)
+                            if "charge_fen" in b.columns
+                            else pl.lit(None, pl.Int64)
+                        ).alias("charge_fen"),
+                        pl.lit(pid, pl.Int64).alias("payload_id"),
+                    )
+                    self._insert_keys(cur, "bills", keys)
+                    if new_months.height:
+                        m = new_months.filter(pl.col("customer_id").is_in(part_ids)).with_columns(
+                            pl.lit(year, pl.Int32).alias("year")
+                        )
+                        if m.height:
+                            mid = self._put_payload(cur, "bill_months", m)
+                            mk = (
+                                m.select("customer_id", "version")
+                                .unique()
+                                .with_columns(
+                                    pl.lit(year, pl.Int32).alias("year"),
+                                    pl.lit(mid, pl.Int64).alias("payload_id"),
+                                )
+                            )
+                            self._insert_keys(
+                                cur, "bill_months", mk.select("customer_id", "year", "version", "payload_id")
+                            )
+        return result
+
+    def _put_payload(self, cur: psycopg.Cursor, kind: str, df: pl.DataFrame) -> int:
+        cur.execute("INSERT INTO payloads (kind, ipc) VALUES (%s, %s) RETURNING id", [kind, _to_ipc(df)])
+        row = cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _insert_keys(self, cur: psycopg.Cursor, table: str, keys: pl.DataFrame, upsert: bool = False) -> None:
+        cols = ", ".join(keys.columns)
+        stage = f"{table}_keys_stage"
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DROP")
+        cur.execute(f"TRUNCATE {stage}")
+        self._copy_keys(cur, stage, keys)
+        conflict = (
+            " ON CONFLICT (customer_id, year, version) DO UPDATE SET payload_id = EXCLUDED.payload_id"
+            if upsert
+            else ""
+        )
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage}{conflict}")
+
+    def _copy_keys(self, cur: psycopg.Cursor, table: str, df: pl.DataFrame) -> None:
+        cols = ", ".join(df.columns)
+        with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+            for row in df.iter_rows():
+                cp.write_row(row)
+
+    def load_bills(
+        self, year: int, customer_ids: Sequence[str] | None = None, all_versions: bool = False
+    ) -> pl.DataFrame:
+        vs = "" if all_versions else self._LATEST.format(t="bills")
+        df = self._payload_rows("bills", year, customer_ids, vs, [])
+        if df.height == 0:
+            return df
+        return df.sort("customer_id", "version")
+
+    def load_bill_months(
+        self, year: int, customer_ids: Sequence[str] | None = None, version: int | None = None
+    ) -> pl.DataFrame:
+        if version is None:
+            vs, params = self._LATEST.format(t="bill_months"), []
+        else:
+            vs, params = " AND version = %s", [version]
+        df = self._payload_rows("bill_months", year, customer_ids, vs, params)
+        if df.height == 0:
+            return df
+        return df.sort(["customer_id", "version"] + (["month"] if "month" in df.columns else []))
+
+    def save_labels(self, year: int, version: int | None, labels: pl.DataFrame) -> None:
+        if labels.height == 0:
+            return
+        lab = labels.drop([c for c in ("year", "version") if c in labels.columns])
+        if version is None:
+            v = self.load_bills(year, lab["customer_id"].unique().to_list())
+            vv = (
+                v.select("customer_id", "version")
+                if v.height
+                else pl.DataFrame(schema={"customer_id": pl.Utf8, "version": pl.Int32})
+            )
+            lab = lab.join(vv, on="customer_id", how="left").with_columns(
+                pl.col("version").fill_null(0).cast(pl.Int32)
+            )
+        else:
+            lab = lab.with_columns(pl.lit(version, pl.Int32).alias("version"))
+        lab = lab.with_columns(pl.lit(year, pl.Int32).alias("year"))
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            pid = self._put_payload(cur, "labels", lab)
+            keys = (
+                lab.select("customer_id", "year", "version")
+                .unique()
+                .with_columns(pl.lit(pid, pl.Int64).alias("payload_id"))
+            )
+            self._insert_keys(cur, "labels", keys, upsert=True)
+
+    def load_labels(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        df = self._payload_rows("labels", year, customer_ids, self._LATEST.format(t="labels"), [])
+        if df.height == 0:
+            return df
+        df = latest_only(df)
+        return df.sort("customer_id", "code" if "code" in df.columns else "customer_id")
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except psycopg.Error:  # pragma: no cover
+            pass
+
+    def __enter__(self) -> TimescaleStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def drop_all(self) -> None:
+        """Remove every table of the store (tests)."""
+        for t in (
+            "labels",
+            "bill_months",
+            "bills",
+            "payloads",
+            "ingest_ledger",
+            "findings",
+            "quarantine",
+            "payments",
+            "customers",
+            "daily",
+        ):
+            self.conn.execute(f"DROP TABLE IF EXISTS {t} CASCADE")
+
+
+__all__ = ["StoreError", "TimescaleStore"]

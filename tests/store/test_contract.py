@@ -1,0 +1,320 @@
+"""One contract for both stores: the embedded Parquet store and the TimescaleDB store.
+
+Every test runs against both backends; the TimescaleDB side is marked ``db`` and uses a fresh database
+on the project's cluster (``tests/conftest.py``: ``pg_store_url``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from ingest import ingest_file
+from ingest.schemas import (
+    CUSTOMER_SCHEMA,
+    DAILY_SCHEMA,
+    FINDING_SCHEMA,
+    PAYMENT_SCHEMA,
+    QUARANTINE_SCHEMA,
+    IngestBatch,
+)
+from store import StoreUnavailable, open_store
+from store.base import Store
+
+
+@pytest.fixture(params=["embedded", pytest.param("timescale", marks=pytest.mark.db)])
+def store(request, tmp_path: Path):
+    if request.param == "embedded":
+        st = open_store(tmp_path / "store")
+    else:
+        st = open_store(request.getfixturevalue("pg_store_url"))
+    yield st
+    st.close()
+
+
+def _daily(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=DAILY_SCHEMA, orient="row")
+
+
+def _batch(sha: str, daily: pl.DataFrame | None = None, **kw) -> IngestBatch:
+    ledger = {
+        "sha256": sha,
+        "file": f"{sha}.csv",
+        "kind": kw.pop("kind", "registers"),
+        "rows": 0,
+        "loaded": 0,
+        "estimated": 0,
+        "quarantined": 0,
+        "duplicates": 0,
+        "findings": 0,
+        "loaded_at": dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    }
+    return IngestBatch(ledger=ledger, kind=ledger["kind"], daily=daily, **kw)
+
+
+D = dt.date
+ROWS = [
+    ("0001", "m01", D(2023, 12, 31), 5000, 1000, 1000, 2000, 1000, False),
+    ("0001", "m01", D(2024, 1, 1), 6000, 1000, 2000, 2000, 1000, True),
+    ("0001", "m01", D(2024, 12, 31), 7000, None, None, None, None, False),
+    ("0002", "m02", D(2024, 6, 1), 8000, None, None, None, None, False),
+    ("00003", "m03", D(2025, 1, 1), 9000, None, None, None, None, False),
+]
+
+
+def test_is_a_store(store) -> None:
+    assert isinstance(store, Store)
+
+
+def test_daily_roundtrip_schema_years_and_customers(store) -> None:
+    store.save_ingest(_batch("a" * 64, _daily(ROWS)))
+    d24 = store.load_daily(2024)
+    assert dict(d24.schema) == DAILY_SCHEMA
+    assert d24.height == 3
+    assert d24["customer_id"].to_list() == ["0001", "0001", "0002"]
+    assert d24["estimated"].to_list() == [True, False, False]  # estimated flags survive
+    assert d24["wh_sharp"].to_list()[1:] == [None, None]  # nulls stay nulls, never zero
+    assert store.load_daily(2023)["wh_total"].to_list() == [5000]
+    assert store.load_daily(2025)["customer_id"].to_list() == ["00003"]  # leading zeros kept
+    only = store.load_daily(2024, ["0002"])
+    assert only["customer_id"].to_list() == ["0002"]
+    assert store.load_daily(2024, []).height == 0
+    assert store.load_daily(2030).height == 0
+    assert sorted(store.list_customer_ids()) == ["00003", "0001", "0002"]
+
+
+def test_daily_upsert_on_natural_key(store) -> None:
+    store.save_ingest(_batch("a" * 64, _daily(ROWS)))
+    store.save_ingest(
+        _batch("b" * 64, _daily([("0002", "m02", D(2024, 6, 1), 1234, None, None, None, None, True)]))
+    )
+    d = store.load_daily(2024, ["0002"])
+    assert d["wh_total"].to_list() == [1234]
+    assert d["estimated"].to_list() == [True]
+    assert store.load_daily(2024).height == 3
+
+
+def test_daily_streamed_chunks(store) -> None:
+    chunks = [_daily(ROWS[:2]), _daily(ROWS[2:])]
+    store.save_ingest(_batch("c" * 64, iter(chunks)))
+    assert store.load_daily(2024).height == 3
+
+
+def test_failed_write_leaves_previous_state(store) -> None:
+    store.save_ingest(_batch("a" * 64, _daily(ROWS)))
+    before = store.load_daily(2024)
+
+    def boom():
+        yield _daily([("0009", "m09", D(2024, 2, 2), 1, None, None, None, None, False)])
+        raise RuntimeError("crash in the middle of a file")
+
+    with pytest.raises(RuntimeError):
+        store.save_ingest(_batch("d" * 64, boom()))
+    assert store.load_daily(2024).equals(before)
+    assert store.ledger_get("d" * 64) is None
+
+
+def test_ledger(store) -> None:
+    assert store.ledger_get("e" * 64) is None
+    b = _batch("e" * 64, _daily(ROWS[:1]))
+    b.ledger.update(rows=3, loaded=1, quarantined=1, duplicates=1)
+    store.save_ingest(b)
+    rec = store.ledger_get("e" * 64)
+    assert rec is not None
+    assert (rec["rows"], rec["loaded"], rec["quarantined"], rec["duplicates"]) == (3, 1, 1, 1)
+    # a second save of the same file changes nothing
+    store.save_ingest(
+        _batch("e" * 64, _daily([("0001", "m01", D(2023, 12, 31), 1, None, None, None, None, False)]))
+    )
+    assert store.load_daily(2023)["wh_total"].to_list() == [5000]
+    assert store.load_ledger().height == 1
+
+
+def test_customers_and_payments(store) -> None:
+    cust = pl.DataFrame(
+        [
+            ("0001", "t1", 3, "hz", D(2020, 1, 1), None, "张三", "杭州", "zh"),
+            ("0002", "t2", 1, "hz", None, D(2024, 6, 30), None, None, "en"),
+        ],
+        schema=CUSTOMER_SCHEMA,
+        orient="row",
+    )
+    pay = pl.DataFrame(
+        [
+            ("0001", "2024-01", D(2024, 2, 1), D(2024, 2, 5), 12345, "app"),
+            ("0001", "2023-12", D(2024, 1, 1), None, 100, "bank"),
+            ("0002", "2024-02", D(2024, 3, 1), D(2024, 3, 30), 99, "counter"),
+        ],
+        schema=PAYMENT_SCHEMA,
+        orient="row",
+    )
+    store.save_ingest(_batch("f" * 64, kind="customers", customers=cust))
+    store.save_ingest(_batch("g" * 64, kind="payments", payments=pay))
+    c = store.load_customers()
+    assert dict(c.schema) == CUSTOMER_SCHEMA
+    assert c.equals(cust.sort("customer_id"))
+    assert store.load_customers(["0002"])["language"].to_list() == ["en"]
+    p = store.load_payments(2024)
+    assert dict(p.schema) == PAYMENT_SCHEMA
+    assert p["bill_month"].to_list() == ["2024-01", "2024-02"]
+    assert store.load_payments()["paid_on"].to_list()[0] is None
+    assert store.load_payments(None, ["0002"])["amount_fen"].to_list() == [99]
+    # upsert of a customer
+    store.save_ingest(
+        _batch("h" * 64, kind="customers", customers=cust.head(1).with_columns(pl.lit("t9").alias("tariff")))
+    )
+    assert store.load_customers(["0001"])["tariff"].to_list() == ["t9"]
+    assert store.load_customers().height == 2
+
+
+def test_quarantine_and_findings(store) -> None:
+    q = pl.DataFrame(
+        [("q" * 64, "x.csv", 7, "total", "non_numeric", "total is not a number", "0001,m,2024-01-01,abc")],
+        schema=QUARANTINE_SCHEMA,
+        orient="row",
+    )
+    f = pl.DataFrame(
+        [("q" * 64, "0001", "m01", D(2024, 1, 5), "gap_estimated", "gap", '{"days": 3}')],
+        schema=FINDING_SCHEMA,
+        orient="row",
+    )
+    store.save_ingest(_batch("q" * 64, _daily(ROWS[:1]), quarantine=q, findings=f))
+    got = store.load_quarantine()
+    assert dict(got.schema) == QUARANTINE_SCHEMA
+    assert got.equals(q)
+    assert store.load_quarantine("q" * 64).height == 1
+    assert store.load_quarantine("z" * 64).height == 0
+    fs = store.load_findings(["0001"])
+    assert fs["code"].to_list() == ["gap_estimated"]
+    import json
+
+    assert json.loads(fs["evidence"][0]) == {"days": 3}
+    assert store.load_findings(["0002"]).height == 0
+
+
+def _bills(kwh: float = 1.0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    bills = pl.DataFrame(
+        {
+            "customer_id": ["0001", "0002"],
+            "year": [2024, 2024],
+            "tariff": ["t1", "t2"],
+            "kwh_total": [kwh, 2.5],
+            "charge_total": [Decimal("12.34"), Decimal("0.50")],
+            "labels": [["peak_heavy"], []],
+            "estimated_days": [3, 0],
+            "charge_fen": [1234, 50],
+        },
+        schema_overrides={"charge_total": pl.Decimal(14, 2)},
+    )
+    months = pl.DataFrame(
+        {
+            "customer_id": ["0001", "0001", "0002"],
+            "month": [1, 2, 1],
+            "kwh_total": [kwh / 2, kwh / 2, 2.5],
+            "charge_fen": [617, 617, 50],
+        }
+    )
+    return bills, months
+
+
+def test_bills_versions_and_idempotency(store) -> None:
+    bills, months = _bills()
+    r1 = store.save_bills(2024, bills, months, "first run")
+    assert r1.sort("customer_id")["version"].to_list() == [1, 1]
+    r2 = store.save_bills(2024, bills, months, "same again")
+    assert r2.sort("customer_id")["version"].to_list() == [1, 1]
+    assert store.load_bills(2024, all_versions=True).height == 2
+    b3, m3 = _bills(kwh=9.0)
+    r3 = store.save_bills(2024, b3, m3, "meter correction")
+    assert r3.sort("customer_id")["version"].to_list() == [2, 1]
+    latest = store.load_bills(2024)
+    assert latest.height == 2
+    row = latest.filter(pl.col("customer_id") == "0001").row(0, named=True)
+    assert row["version"] == 2 and row["kwh_total"] == 9.0 and row["reason"] == "meter correction"
+    assert row["charge_total"] == Decimal("12.34")
+    assert row["labels"] == ["peak_heavy"]
+    allv = store.load_bills(2024, ["0001"], all_versions=True)
+    assert allv["version"].to_list() == [1, 2]
+    assert store.load_bills(2023).height == 0
+    m_latest = store.load_bill_months(2024, ["0001"])
+    assert m_latest["kwh_total"].to_list() == [4.5, 4.5]
+    m_v1 = store.load_bill_months(2024, ["0001"], version=1)
+    assert m_v1["kwh_total"].to_list() == [0.5, 0.5]
+    assert store.load_bill_months(2024)["customer_id"].to_list() == ["0001", "0001", "0002"]
+
+
+def test_labels(store) -> None:
+    bills, months = _bills()
+    store.save_bills(2024, bills, months, "first")
+    labels = pl.DataFrame(
+        {
+            "customer_id": ["0001", "0001"],
+            "code": ["peak_heavy", "late_payer"],
+            "evidence": ["{}", '{"n": 2}'],
+            "saving_fen": [100, None],
+        }
+    )
+    store.save_labels(2024, 1, labels)
+    got = store.load_labels(2024)
+    assert sorted(got["code"].to_list()) == ["late_payer", "peak_heavy"]
+    assert set(got["version"].to_list()) == {1}
+    # labels saved again for the same version replace the old ones
+    store.save_labels(2024, 1, labels.head(1))
+    assert store.load_labels(2024, ["0001"])["code"].to_list() == ["peak_heavy"]
+    assert store.load_labels(2024, ["0002"]).height == 0
+
+
+def test_ingest_file_into_store(store, tmp_path: Path) -> None:
+    f = tmp_path / "reads.csv"
+    f.write_text(
+        "customer_id,meter_id,read_date,total\n"
+        "0042,m1,2024-03-01,10.0\n0042,m1,2024-03-02,12.5\n0042,m1,2024-03-04,13.5\n",
+        encoding="utf-8",
+    )
+    rep = ingest_file(f, "registers", store)
+    assert (rep.rows, rep.loaded, rep.estimated) == (3, 3, 2)
+    d = store.load_daily(2024, ["0042"])
+    assert d["wh_total"].to_list() == [2500, 500, 500]
+    assert d["estimated"].to_list() == [False, True, True]
+    again = ingest_file(f, "registers", store)
+    assert again.already_loaded and again.rows == 3
+    assert store.load_daily(2024).equals(d)
+
+
+def test_embedded_unwritable_folder(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreUnavailable):
+        open_store(blocker / "store")
+
+
+@pytest.mark.db
+def test_timescale_unreachable(pg_url: str) -> None:
+    bad = pg_url.replace("port=", "port=1") if "port=" in pg_url else pg_url + "?port=1"
+    with pytest.raises(StoreUnavailable, match="cannot connect"):
+        open_store(bad)
+
+
+@pytest.mark.db
+def test_timescale_refuses_without_extension_rights(pg_store_url: str) -> None:
+    """A role that cannot create the extension gets StoreUnavailable, never plain tables."""
+    import psycopg
+
+    role = "wb_noext"
+    with psycopg.connect(pg_store_url, autocommit=True) as conn:
+        conn.execute(
+            f"DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+    from urllib.parse import urlsplit, urlunsplit
+
+    p = urlsplit(pg_store_url)
+    url = urlunsplit((p.scheme, f"{role}@{p.hostname or ''}", p.path, p.query, p.fragment))
+    with pytest.raises(StoreUnavailable, match="TimescaleDB"):
+        open_store(url)
+    with psycopg.connect(pg_store_url, autocommit=True) as conn:
+        n = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'daily'").fetchone()
+    assert n == (0,)
