@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up the machine (idempotent) and run the whole test suite: lint, then pytest with every marker
+# (db tests start and stop their own PostgreSQL + TimescaleDB cluster; slow tests included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+mkdir -p test-artifacts
+.venv/bin/python -m pytest -p no:cacheprovider "$@"
