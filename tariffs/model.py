@@ -585,7 +585,7 @@ class Catalog:
     def versions(self, code: str) -> list[Tariff]:
         """Every version of ``code``, oldest first."""
         if code not in self._versions:
-            raise UnknownTariffError(f"unknown tariff {code!r}", key="tariff")
+            raise UnknownTariffError(f"unknown tariff {code!r}")
         return [t for _, t in sorted(self._versions[code].items())]
 
     def get(self, code: str, on: date | None = None) -> Tariff:
@@ -601,14 +601,14 @@ class Catalog:
             return versions[-1]
         valid = [t for t in versions if (t.valid_from or date.min) <= on]
         if not valid:
-            raise UnknownTariffError(f"tariff {code!r} is not valid on {on.isoformat()}", key="tariff")
+            raise UnknownTariffError(f"tariff {code!r} is not valid on {on.isoformat()}")
         return valid[-1]
 
     def alternatives(self, code: str, on: date | None = None) -> list[Tariff]:
         """Tariffs a household on ``code`` could choose instead: other codes of the same region and
         customer class (same first three parts of the code, e.g. ``cn-zhejiang-res-*``)."""
         if code not in self._versions:
-            raise UnknownTariffError(f"unknown tariff {code!r}", key="tariff")
+            raise UnknownTariffError(f"unknown tariff {code!r}")
         prefix = _region_prefix(code)
         out = []
         for other in self.codes():

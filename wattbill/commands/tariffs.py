@@ -1,0 +1,241 @@
+"""``wattbill tariffs list | show CODE | check FILE`` and ``wattbill estimate``.
+
+Mounted by ``wattbill/cli.py``: ``app.add_typer(tariffs.app, name="tariffs")`` and
+``app.command("estimate")(tariffs.estimate)``. Errors are ``tariffs.errors.TariffError`` or
+``wattbill.errors.WattbillError`` (one-line ``str``), which ``wattbill.cli.main`` turns into exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Tariffs: list the catalogue, show one tariff, check a tariff file.", no_args_is_help=True
+)
+
+TariffsOpt = Annotated[
+    Path | None,
+    typer.Option("--tariffs", envvar="WATTBILL_TARIFFS", help="More tariff files (TOML), beside the catalogue."),
+]
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", envvar="WATTBILL_STORE", help="Store folder or postgresql:// URL.")
+]
+
+
+def catalog_from_env(extra: Path | None = None):
+    """The shipped catalogue plus ``extra`` (a folder or file), else ``WATTBILL_TARIFFS`` if set."""
+    from tariffs import load_catalog
+
+    if extra is None and os.environ.get("WATTBILL_TARIFFS"):
+        extra = Path(os.environ["WATTBILL_TARIFFS"])
+    return load_catalog([extra] if extra else [])
+
+
+def _yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    fen = abs(int(fen))
+    return f"{sign}{fen // 100}.{fen % 100:02d}"
+
+
+def _kwh(wh: int) -> str:
+    wh = int(wh)
+    return f"{wh // 1000}.{wh % 1000:03d}".rstrip("0").rstrip(".") if wh % 1000 else str(wh // 1000)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(soft_wrap=True)
+
+
+@app.command("list")
+def list_tariffs(tariffs: TariffsOpt = None) -> None:
+    """List the tariffs of the catalogue (and of --tariffs)."""
+    from rich.table import Table
+
+    catalog = catalog_from_env(tariffs)
+    table = Table(title="Tariffs")
+    table.add_column("code", no_wrap=True)
+    for col in ("name", "cycle", "periods", "tiers", "valid from"):
+        table.add_column(col)
+    for code in catalog.codes():
+        t = catalog.get(code)
+        table.add_row(
+            code,
+            t.name,
+            t.cycle + (" (seasonal)" if t.thresholds_by_month and len(set(t.thresholds_by_month)) > 1 else ""),
+            ", ".join(t.period_names),
+            str(t.n_tiers),
+            t.valid_from.isoformat() if t.valid_from else "-",
+        )
+    _console().print(table)
+
+
+def _threshold_text(t) -> list[tuple[str, str]]:
+    """(months, thresholds) rows: one row for plain thresholds, one per season otherwise."""
+    unit = "kWh/year" if t.cycle == "annual" else "kWh/month"
+    if t.thresholds_by_month is None:
+        return [("all", " / ".join(str(h) for h in t.thresholds) + f" {unit}" if t.thresholds else "single tier")]
+    seasons: dict[tuple, list[int]] = {}
+    for m, ths in enumerate(t.thresholds_by_month, start=1):
+        seasons.setdefault(ths, []).append(m)
+    rows = []
+    for ths, months in seasons.items():
+        rows.append((",".join(map(str, months)), " / ".join(str(h) for h in ths) + f" {unit}"))
+    return rows
+
+
+@app.command("show")
+def show(
+    code: Annotated[str, typer.Argument(help="Tariff code, e.g. cn-shanghai-res-tou.")],
+    on: Annotated[str | None, typer.Option("--on", help="Version in force on this date (YYYY-MM-DD).")] = None,
+    tariffs: TariffsOpt = None,
+) -> None:
+    """Show one tariff: periods and their hours, tiers, prices, source."""
+    from rich.table import Table
+
+    catalog = catalog_from_env(tariffs)
+    when = None
+    if on:
+        try:
+            when = date.fromisoformat(on)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{on!r} is not a date (YYYY-MM-DD)", param_hint="--on") from exc
+    t = catalog.get(code, on=when)
+    console = _console()
+    console.print(f"[bold]{t.code}[/bold]  {t.name}")
+    if t.name_en and t.name_en != t.name:
+        console.print(t.name_en)
+    console.print(
+        f"valid from {t.valid_from.isoformat() if t.valid_from else '-'} · {t.cycle} tiers · proration: {t.proration}"
+        + (
+            f" · household bonus: {t.household_bonus.kwh_per_month} kWh/month from {t.household_bonus.min_size} persons"
+            if t.household_bonus
+            else ""
+        )
+    )
+
+    periods = Table(title="Periods")
+    periods.add_column("period")
+    periods.add_column("registers")
+    periods.add_column("hours")
+    for p in t.period_names:
+        regs = [r for r, q in t.periods if q == p]
+        if p == t.unsplit:
+            regs.append("(total not in registers)")
+        hours = t.hours_of(p) or " / ".join(h for r in regs if (h := t.hours_of(r))) or "-"
+        periods.add_row(p, ", ".join(regs) or "-", hours)
+    console.print(periods)
+
+    tiers = Table(title="Tiers")
+    tiers.add_column("months")
+    tiers.add_column("thresholds")
+    for months, text in _threshold_text(t):
+        tiers.add_row(months, text)
+    console.print(tiers)
+
+    prices = Table(title="Prices (yuan/kWh)")
+    prices.add_column("period")
+    for k in range(1, t.n_tiers + 1):
+        prices.add_column(f"tier {k}", justify="right")
+    for p, plist in t.prices:
+        prices.add_row(p, *(str(x) for x in plist))
+    console.print(prices)
+    console.print(f"source: {t.source}")
+
+
+@app.command("check")
+def check(file: Annotated[Path, typer.Argument(help="A tariff file (TOML).")]) -> None:
+    """Check a tariff file: print every problem with its key; exit 1 if there is any."""
+    from tariffs import TariffFileError, check_tariff_file
+
+    problems = check_tariff_file(file)
+    for p in problems:
+        typer.echo(str(p))
+    if problems:
+        # a TariffError: wattbill.cli.main prints it on one line and exits with 1
+        raise TariffFileError(str(file), None, f"{len(problems)} problem{'s' if len(problems) > 1 else ''}", problems)
+    typer.echo(f"{file}: ok")
+
+
+def _dense_for_customer(daily, year: int):
+    """Daily Wh arrays of one customer's rows (meters summed per day; null registers = 0)."""
+    import numpy as np
+    import polars as pl
+
+    from tariffs.reference import days_in_year
+
+    n_days = days_in_year(year)
+    total = np.zeros((1, n_days), np.int64)
+    regs = np.zeros((1, n_days, 4), np.int64)
+    if daily.height:
+        per_day = (
+            daily.with_columns(((pl.col("day") - pl.date(year, 1, 1)).dt.total_days()).alias("d"))
+            .group_by("d")
+            .agg(
+                pl.col("wh_total").fill_null(0).sum(),
+                *(pl.col(f"wh_{r}").fill_null(0).sum() for r in ("sharp", "peak", "flat", "valley")),
+            )
+            .filter((pl.col("d") >= 0) & (pl.col("d") < n_days))
+        )
+        d = per_day["d"].to_numpy()
+        total[0, d] = per_day["wh_total"].to_numpy()
+        for k, r in enumerate(("sharp", "peak", "flat", "valley")):
+            regs[0, d, k] = per_day[f"wh_{r}"].to_numpy()
+    return total, regs
+
+
+def estimate(
+    customer: Annotated[str, typer.Option("--customer", help="Customer id (户号).")],
+    through: Annotated[str, typer.Option("--through", help="Last day counted (YYYY-MM-DD).")],
+    store: StoreOpt = None,
+    tariffs: TariffsOpt = None,
+) -> None:
+    """The running charge of the year so far: what a household has spent from 1 January to --through,
+    and the tier it has reached ("每日电费实时测算")."""
+    import numpy as np
+
+    from store import open_store
+    from tariffs import running_charge
+    from wattbill.errors import NothingToBill, UnknownCustomer
+
+    if isinstance(through, datetime):
+        day = through.date()
+    elif isinstance(through, date):
+        day = through
+    else:
+        try:
+            day = date.fromisoformat(str(through))
+        except ValueError as exc:
+            raise typer.BadParameter(f"{through!r} is not a date (YYYY-MM-DD)", param_hint="--through") from exc
+    year = day.year
+    catalog = catalog_from_env(tariffs)
+    st = open_store(store)
+    customers = st.load_customers([customer])
+    if customers.height == 0:
+        raise UnknownCustomer(f"customer {customer!r} not found in the store")
+    row = customers.row(0, named=True)
+    tariff = catalog.get(row["tariff"], on=day)
+    daily = st.load_daily(year, [customer])
+    jan1 = date(year, 1, 1)
+    n_days = (date(year + 1, 1, 1) - jan1).days
+    opened, closed = row.get("opened_on"), row.get("closed_on")
+    open_first = max((opened - jan1).days, 0) if opened else 0
+    open_last = min((closed - jan1).days, n_days - 1) if closed else n_days - 1
+    if open_first > open_last:
+        raise NothingToBill(f"customer {customer!r}: account not open in {year}")
+    total, regs = _dense_for_customer(daily, year)
+    through_day = (day - jan1).days
+    rc = running_charge(
+        tariff, year, total, regs, np.array([open_first]), np.array([open_last]),
+        np.array([int(row.get("household_size") or 1)]), through_day,
+    )
+    typer.echo(f"customer {customer} · tariff {tariff.code} ({tariff.name})")
+    typer.echo(f"from {jan1.isoformat()} through {day.isoformat()}: {_kwh(rc.wh[0])} kWh, {_yuan(rc.fen[0])} yuan, tier {rc.tier[0]}")
+    months = [(m + 1, int(f)) for m, f in enumerate(rc.month_fen[0]) if m < day.month]
+    typer.echo("by month: " + ", ".join(f"{year}-{m:02d} {_yuan(f)}" for m, f in months))
