@@ -202,27 +202,21 @@ _mount_optional()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning wattbill's errors into one line and exit code 1."""
+    """Entry point: run the app, turning wattbill's errors into one line and exit code 1.
+
+    Typer's standalone mode prints usage errors and exits with 2; every other exception reaches
+    this function, where the user errors of ``wattbill.errors.USER_ERRORS`` become one line.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except USER_ERRORS as exc:
         typer.echo(f"wattbill: error: {exc}", err=True)
         return 1
     except FileNotFoundError as exc:
         typer.echo(f"wattbill: error: {exc.filename or exc}: no such file", err=True)
         return 1
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        typer.echo("wattbill: aborted", err=True)
-        return 1
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
     return 0
 
 
