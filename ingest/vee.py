@@ -96,8 +96,75 @@ def _empty_f() -> pl.DataFrame:
 # --- parsing helpers -------------------------------------------------------------------------
 
 
+def _prep(df: pl.DataFrame, nums: tuple[str, ...] = (), dates: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Parse every column once: ``__t_<c>`` text, ``__n_<c>`` number, ``__d_<c>`` date (used by the helpers).
+
+    Fast paths first (a plain cast, ISO dates); the slower forms (surrounding spaces, ``YYYY/MM/DD``,
+    ``YYYYMMDD``) are tried only when a column has values the fast path could not read.
+    """
+    cols = [c for c in df.columns if c != "row" and not c.startswith("_")]
+    exprs = []
+    for c in cols:
+        if c in nums and df.schema[c] == pl.Utf8:
+            exprs.append(pl.when(pl.col(c).str.len_bytes() > 0).then(pl.col(c)).alias(f"__t_{c}"))
+        else:
+            exprs.append(_text(df, c).alias(f"__t_{c}"))
+    df = df.with_columns(exprs)
+    out = []
+    for c in nums:
+        if c not in df.columns:
+            continue
+        if df.schema[c].is_numeric():
+            e = pl.col(c).cast(pl.Float64)
+        else:
+            e = pl.col(c).cast(pl.Float64, strict=False)
+        out.append(pl.when(e.is_finite()).then(e).alias(f"__n_{c}"))
+    for c in dates:
+        if c not in df.columns:
+            continue
+        dtype = df.schema[c]
+        if dtype == pl.Date:
+            out.append(pl.col(c).alias(f"__d_{c}"))
+        elif isinstance(dtype, pl.Datetime):
+            out.append(pl.col(c).dt.date().alias(f"__d_{c}"))
+        else:
+            out.append(pl.col(c).str.to_date("%Y-%m-%d", strict=False).alias(f"__d_{c}"))
+    df = df.with_columns(out)
+    # slow paths, only where needed
+    fix = []
+    for c in nums:
+        if c in df.columns and df.schema[c] == pl.Utf8:
+            miss = pl.col(f"__n_{c}").is_null() & pl.col(f"__t_{c}").is_not_null()
+            if df.select(miss.any()).item():
+                t = pl.col(c).str.strip_chars()
+                e = t.cast(pl.Float64, strict=False)
+                fix.append(
+                    pl.when(miss)
+                    .then(pl.when(e.is_finite()).then(e))
+                    .otherwise(pl.col(f"__n_{c}"))
+                    .alias(f"__n_{c}")
+                )
+                fix.append(pl.when(t.str.len_bytes() > 0).then(pl.col(f"__t_{c}")).alias(f"__t_{c}"))
+    for c in dates:
+        if c in df.columns and df.schema[c] == pl.Utf8:
+            miss = pl.col(f"__d_{c}").is_null() & pl.col(f"__t_{c}").is_not_null()
+            if df.select(miss.any()).item():
+                t = pl.col(f"__t_{c}")
+                alt = pl.coalesce(
+                    t.str.to_date("%Y-%m-%d", strict=False),
+                    t.str.to_date("%Y/%m/%d", strict=False),
+                    t.str.to_date("%Y%m%d", strict=False),
+                )
+                fix.append(pl.when(miss).then(alt).otherwise(pl.col(f"__d_{c}")).alias(f"__d_{c}"))
+    if fix:
+        df = df.with_columns(fix)
+    return df
+
+
 def _text(df: pl.DataFrame, name: str) -> pl.Expr:
     """A column as stripped text; empty -> null."""
+    if f"__t_{name}" in df.columns:
+        return pl.col(f"__t_{name}")
     if name not in df.columns:
         return pl.lit(None, dtype=pl.Utf8)
     e = pl.col(name)
@@ -109,15 +176,19 @@ def _text(df: pl.DataFrame, name: str) -> pl.Expr:
 
 def _number(df: pl.DataFrame, name: str) -> pl.Expr:
     """Float64 or null; NaN/inf become null (then flagged non-numeric because the text was present)."""
+    if f"__n_{name}" in df.columns:
+        return pl.col(f"__n_{name}")
     dtype = df.schema[name]
     if dtype.is_numeric():
         e = pl.col(name).cast(pl.Float64)
     else:
-        e = _text(df, name).str.replace_all(",", "", literal=True).cast(pl.Float64, strict=False)
+        e = _text(df, name).cast(pl.Float64, strict=False)
     return pl.when(e.is_finite()).then(e).otherwise(None)
 
 
 def _date(df: pl.DataFrame, name: str) -> pl.Expr:
+    if f"__d_{name}" in df.columns:
+        return pl.col(f"__d_{name}")
     if name not in df.columns:
         return pl.lit(None, dtype=pl.Date)
     dtype = df.schema[name]
@@ -193,6 +264,17 @@ def _num_checks(chk: _Checks, df: pl.DataFrame, name: str, required: bool, negat
         chk.add(n < 0, name, "negative_value", f"{name} is negative")
 
 
+def _tou_flag(df: pl.DataFrame, periods: list[str]) -> pl.Expr:
+    """``_tou``: the meter has time-of-use registers (any period value on any of its rows)."""
+    has = pl.any_horizontal([pl.col(p).is_not_null() for p in periods])
+    col = df.select(has.alias("h"))["h"]
+    if col.all():
+        return pl.lit(True).alias("_tou")
+    if not col.any():
+        return pl.lit(False).alias("_tou")
+    return has.any().over("customer_id", "meter_id").alias("_tou")
+
+
 def _split_quarantine(df: pl.DataFrame, chk: _Checks) -> tuple[pl.DataFrame, pl.DataFrame]:
     df = df.with_columns(chk.exprs())
     bad = df.filter(pl.col("_qcode").is_not_null()).select(
@@ -208,9 +290,38 @@ def _split_quarantine(df: pl.DataFrame, chk: _Checks) -> tuple[pl.DataFrame, pl.
 def _dedupe(
     df: pl.DataFrame, keys: list[str], values: list[str], what: str
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """Identical rows on ``keys`` count once; disagreeing ones are all quarantined."""
+    """Identical rows on ``keys`` count once; disagreeing ones are all quarantined.
+
+    Returns the frame sorted by ``keys``. Only rows whose key repeats go through the group logic.
+    """
     if df.height == 0:
         return df, _empty_q(), 0
+    df = _sort_if_needed(df, keys)
+    same_prev = pl.all_horizontal([pl.col(k) == pl.col(k).shift(1) for k in keys]).fill_null(False)
+    flag = df.select((same_prev | same_prev.shift(-1).fill_null(False)).alias("_d"))["_d"]
+    if not flag.any():
+        return df, _empty_q(), 0
+    rest = df.filter(~flag)
+    sub, q, dups = _dedupe_groups(df.filter(flag), keys, values, what)
+    return _sort_if_needed(pl.concat([rest, sub], how="vertical_relaxed"), keys), q, dups
+
+
+def _sort_if_needed(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Sort by ``keys`` (then row) unless already sorted: exports usually are."""
+    if df.height < 2:
+        return df
+    cmp = pl.lit(False)
+    eq = pl.lit(True)
+    for k in keys:
+        cmp = cmp | (eq & (pl.col(k) > pl.col(k).shift(1)))
+        eq = eq & (pl.col(k) == pl.col(k).shift(1))
+    ok = df.select((cmp | eq).slice(1).all()).item()
+    return df if ok else df.sort([*keys, "row"])
+
+
+def _dedupe_groups(
+    df: pl.DataFrame, keys: list[str], values: list[str], what: str
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     df = df.with_columns(
         pl.len().over(keys).alias("_n"),
         pl.struct(values).n_unique().over(keys).alias("_nu") if values else pl.lit(1).alias("_nu"),
@@ -253,65 +364,77 @@ def _findings(
 # --- registers --------------------------------------------------------------------------------
 
 
+def _argmax(cols: list[str]) -> pl.Expr:
+    """Index of the largest of ``cols`` per row (first on ties), without list columns."""
+    m = pl.max_horizontal(cols)
+    e = pl.lit(len(cols) - 1)
+    for i in range(len(cols) - 2, -1, -1):
+        e = pl.when(pl.col(cols[i]) == m).then(pl.lit(i)).otherwise(e)
+    return e
+
+
 def _reconcile_periods(
     df: pl.DataFrame, total: str, periods: list[str], tou: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Make the period columns add up to ``total`` (see the module rules). Returns (frame, findings)."""
     if not periods:
         return df, _empty_f()
-    s = pl.sum_horizontal(periods)
-    df = df.with_columns(s.alias("_s"))
+    df = df.with_columns(pl.sum_horizontal(periods).alias("_s"))
     df = df.with_columns(
         (pl.col(total) - pl.col("_s")).alias("_diff"),
         pl.max_horizontal(
             pl.lit(PERIOD_TOL_WH), (pl.col(total) * PERIOD_TOL_FRAC).round(0).cast(pl.Int64)
         ).alias("_tol"),
-        # index of the largest period (first on ties)
-        pl.concat_list(periods).list.arg_max().alias("_imax"),
+        _argmax(periods).alias("_imax"),
+        pl.max_horizontal(periods).alias("_pmax"),
     )
-    small = pl.col(tou) & (pl.col("_diff") != 0) & (pl.col("_diff").abs() <= pl.col("_tol"))
-    largest = pl.concat_list(periods).list.max()
-    small = small & ((largest + pl.col("_diff")) >= 0)
-    big = pl.col(tou) & (pl.col("_diff") != 0) & ~small
-    findings = df.filter(big)
-    # small: the largest period absorbs the difference
+    df = df.with_columns(
+        (
+            pl.col(tou)
+            & (pl.col("_diff") != 0)
+            & (pl.col("_diff").abs() <= pl.col("_tol"))
+            & ((pl.col("_pmax") + pl.col("_diff")) >= 0)
+        ).alias("_small")
+    ).with_columns((pl.col(tou) & (pl.col("_diff") != 0) & ~pl.col("_small")).alias("_big"))
+    if df["_small"].any():
+        df = df.with_columns(
+            [
+                pl.when(pl.col("_small") & (pl.col("_imax") == i))
+                .then(pl.col(p) + pl.col("_diff"))
+                .otherwise(pl.col(p))
+                .alias(p)
+                for i, p in enumerate(periods)
+            ]
+        )
+    if not df["_big"].any():
+        return df.drop("_s", "_diff", "_tol", "_imax", "_pmax", "_small", "_big"), _empty_f()
+    findings = df.filter(pl.col("_big"))
+    # big: scale to the total; the remainder goes to the largest scaled period
+    sc = [f"_sc_{p}" for p in periods]
     df = df.with_columns(
         [
-            pl.when(small & (pl.col("_imax") == i))
-            .then(pl.col(p) + pl.col("_diff"))
-            .otherwise(pl.col(p))
-            .alias(p)
-            for i, p in enumerate(periods)
+            pl.when(pl.col("_s") > 0)
+            .then((pl.col(p).cast(pl.Float64) * pl.col(total) / pl.col("_s")).floor().cast(pl.Int64))
+            .otherwise(pl.lit(0, pl.Int64))
+            .alias(f"_sc_{p}")
+            for p in periods
         ]
     )
-    # big: scale to the total; the remainder goes to the largest scaled period
-    scaled = [
-        pl.when(pl.col("_s") > 0)
-        .then((pl.col(p).cast(pl.Float64) * pl.col(total) / pl.col("_s")).floor().cast(pl.Int64))
-        .otherwise(pl.lit(0, pl.Int64))
-        .alias(f"_sc_{p}")
-        for p in periods
-    ]
-    df = df.with_columns(scaled)
-    sc = [f"_sc_{p}" for p in periods]
     zero_target = periods.index("flat") if "flat" in periods else 0
     df = df.with_columns(
         (pl.col(total) - pl.sum_horizontal(sc)).alias("_rem"),
-        pl.when(pl.col("_s") > 0)
-        .then(pl.concat_list(sc).list.arg_max())
-        .otherwise(zero_target)
-        .alias("_imax2"),
+        pl.when(pl.col("_s") > 0).then(_argmax(sc)).otherwise(zero_target).alias("_imax2"),
     )
     df = df.with_columns(
         [
-            pl.when(big)
+            pl.when(pl.col("_big"))
             .then(pl.col(f"_sc_{p}") + pl.when(pl.col("_imax2") == i).then(pl.col("_rem")).otherwise(0))
             .otherwise(pl.col(p))
             .alias(p)
             for i, p in enumerate(periods)
         ]
     )
-    df = df.drop("_s", "_diff", "_tol", "_imax", "_rem", "_imax2", *sc)
+    df = df.drop("_s", "_diff", "_tol", "_imax", "_pmax", "_small", "_big", "_rem", "_imax2", *sc)
     return df, findings
 
 
@@ -342,6 +465,7 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
     today = today or dt.date.today()
     rows = raw.height
     periods_in = [r for r in REGISTERS if r in raw.columns]
+    raw = _prep(raw, ("total", *REGISTERS, "multiplier", "digits"), ("read_date",))
     chk = _Checks()
     for c in ("customer_id", "meter_id"):
         chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")
@@ -384,12 +508,7 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
     # meters with time-of-use registers: every read must carry all of them
     q2 = _empty_q()
     if periods_in:
-        df = df.with_columns(
-            pl.any_horizontal([pl.col(p).is_not_null() for p in periods_in])
-            .any()
-            .over("customer_id", "meter_id")
-            .alias("_tou")
-        )
+        df = df.with_columns(_tou_flag(df, periods_in))
         miss = pl.lit(None, pl.Utf8)
         for p in reversed(periods_in):
             miss = pl.when(pl.col(p).is_null()).then(pl.lit(p)).otherwise(miss)
@@ -411,7 +530,6 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
         [*reg_cols, "multiplier", "digits"],
         "the read of this meter and day",
     )
-    df = df.sort("customer_id", "meter_id", "day")
     loaded_rows = df.height
 
     findings: list[pl.DataFrame] = []
@@ -474,6 +592,34 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
                 },
             )
         )
+    multi = bool(
+        d1.select(
+            (
+                (pl.col("customer_id") == pl.col("customer_id").shift(1))
+                & (pl.col("meter_id") != pl.col("meter_id").shift(1))
+            ).any()
+        ).item()
+    )
+    if multi:
+        ex_f, starts = _exchange_findings(d1)
+        findings.append(ex_f)
+        if starts.height:
+            # a new meter's first read counts from zero: consumption of its first day
+            hit = d1.join(
+                starts.with_columns(pl.lit(True).alias("_start")),
+                on=["customer_id", "meter_id", "day"],
+                how="left",
+            ).with_columns(pl.col("_start").fill_null(False) & pl.col("_prev_day").is_null())
+            d1 = hit.with_columns(
+                pl.when(pl.col("_start"))
+                .then(pl.col("day") - pl.duration(days=1))
+                .otherwise(pl.col("_prev_day"))
+                .alias("_prev_day"),
+                *[
+                    pl.when(pl.col("_start")).then(pl.col(c)).otherwise(pl.col(f"_d_{c}")).alias(f"_d_{c}")
+                    for c in reg_cols
+                ],
+            ).drop("_start")
     pairs = d1.filter(pl.col("_prev_day").is_not_null() & ~pl.col("_neg"))
     dcols = [f"_d_{c}" for c in reg_cols]
     pairs = pairs.select(
@@ -493,8 +639,7 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
 
     daily, gap_f, estimated = _spread_gaps(pairs, periods_in)
     findings.append(gap_f)
-    findings.append(_exchange_findings(d1))
-    findings.append(_spike_findings(daily))
+    findings.append(_spike_findings(daily, multi))
     q = pl.concat([q1, q2, q3, q4], how="vertical_relaxed")
     return VeeResult(
         rows=rows,
@@ -512,53 +657,51 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
 
 def _deltas(df: pl.DataFrame, reg_cols: list[str]) -> pl.DataFrame:
     """Differences to the previous read of the same meter (df sorted by customer, meter, day)."""
-    same = (pl.col("customer_id") == pl.col("customer_id").shift(1)) & (
-        pl.col("meter_id") == pl.col("meter_id").shift(1)
-    )
-    same_next = (pl.col("customer_id") == pl.col("customer_id").shift(-1)) & (
-        pl.col("meter_id") == pl.col("meter_id").shift(-1)
-    )
-    out = df.with_columns(
-        same.fill_null(False).alias("_same"),
-        same_next.fill_null(False).alias("_same_next"),
-    )
-    prev = {c: pl.when(pl.col("_same")).then(pl.col(c).shift(1)) for c in [*reg_cols, "day"]}
-    out = out.with_columns(
-        prev["day"].alias("_prev_day"),
-        *[prev[c].alias(f"_prev_{c}") for c in reg_cols],
+    same = (
+        (pl.col("customer_id") == pl.col("customer_id").shift(1))
+        & (pl.col("meter_id") == pl.col("meter_id").shift(1))
+    ).fill_null(False)
+    same_next = (
+        (pl.col("customer_id") == pl.col("customer_id").shift(-1))
+        & (pl.col("meter_id") == pl.col("meter_id").shift(-1))
+    ).fill_null(False)
+    lf = df.lazy().with_columns(same.alias("_same"), same_next.alias("_same_next"))
+    lf = lf.with_columns(
+        pl.when(pl.col("_same")).then(pl.col("day").shift(1)).alias("_prev_day"),
+        *[pl.when(pl.col("_same")).then(pl.col(c).shift(1)).alias(f"_prev_{c}") for c in reg_cols],
         pl.when(pl.col("_same_next")).then(pl.col("total").shift(-1)).alias("_next_total"),
     )
     # digits: explicit, else the integer digits of the previous read (kWh)
-    prev_kwh = (pl.col("_prev_total") / 1000).floor()
-    inferred = (pl.max_horizontal(prev_kwh, pl.lit(1.0)).log10().floor() + 1).cast(pl.Int64)
-    out = out.with_columns(pl.coalesce(pl.col("digits"), inferred).alias("_digits"))
-    modulus = (pl.lit(10.0).pow(pl.col("_digits")) * 1000).cast(pl.Int64)
-    roll_any = pl.lit(False)
-    neg_col = pl.lit(None, pl.Utf8)
-    for c in reversed(reg_cols):
+    prev_kwh = pl.col("_prev_total") // 1000
+    inferred = (pl.max_horizontal(prev_kwh, pl.lit(1)).cast(pl.Float64).log10().floor() + 1).cast(pl.Int64)
+    lf = lf.with_columns(pl.coalesce(pl.col("digits"), inferred).alias("_digits"))
+    lf = lf.with_columns((pl.lit(10, pl.Int64).pow(pl.col("_digits")) * 1000).alias("_mod"))
+    modulus = pl.col("_mod")
+    exprs = []
+    for c in reg_cols:
         raw_d = pl.col(c) - pl.col(f"_prev_{c}")
         # rollover is judged on the register's own previous value with the meter's modulus
         rolled = (
             (raw_d < 0) & (pl.col(f"_prev_{c}") >= modulus * 9 // 10) & ((raw_d + modulus) <= modulus // 10)
         )
-        out = out.with_columns(
-            pl.when(rolled).then(raw_d + modulus).otherwise(raw_d).alias(f"_d_{c}"),
-            rolled.fill_null(False).alias(f"_r_{c}"),
-        )
+        exprs.append(pl.when(rolled).then(raw_d + modulus).otherwise(raw_d).alias(f"_d_{c}"))
+        exprs.append(rolled.fill_null(False).alias(f"_r_{c}"))
+    lf = lf.with_columns(exprs)
+    neg_col = pl.lit(None, pl.Utf8)
+    for c in reversed(reg_cols):
         neg_col = pl.when(pl.col(f"_d_{c}") < 0).then(pl.lit(c)).otherwise(neg_col)
-    roll_any = pl.any_horizontal([pl.col(f"_r_{c}") for c in reg_cols])
-    out = out.with_columns(
-        roll_any.alias("_roll"),
+    lf = lf.with_columns(
+        pl.any_horizontal([pl.col(f"_r_{c}") for c in reg_cols]).alias("_roll"),
         neg_col.alias("_negcol"),
     ).with_columns(pl.col("_negcol").is_not_null().alias("_neg"))
-    out = out.with_columns(
+    lf = lf.with_columns(
         (
             pl.col("_neg")
             & pl.col("_next_total").is_not_null()
             & (pl.col("_next_total") >= pl.col("_prev_total"))
         ).alias("_glitch")
     )
-    return out.drop("_same", "_same_next", *[f"_r_{c}" for c in reg_cols])
+    return lf.drop("_same", "_same_next", "_mod", *[f"_r_{c}" for c in reg_cols]).collect()
 
 
 def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
@@ -625,10 +768,20 @@ def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame,
     return daily, gap_f, estimated
 
 
-def _exchange_findings(d: pl.DataFrame) -> pl.DataFrame:
-    """A customer whose meter id changes: old meter's last read and new meter's first read."""
+EXCHANGE_FROM_ZERO_MAX_WH = 200_000
+
+
+def _exchange_findings(d: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A customer whose meter id changes: old meter's last read and new meter's first read.
+
+    Returns (findings, starts): ``starts`` are the new meters' first reads that count from zero (the
+    new meter was installed on the old meter's last day or the day after, and its first read is small,
+    <= 200 kWh): their value is the consumption of that day on the new meter. Otherwise the first read
+    only anchors the new meter (evidence ``counted_from_zero: false``).
+    """
+    no_starts = pl.DataFrame(schema={"customer_id": pl.Utf8, "meter_id": pl.Utf8, "day": pl.Date})
     if d.height == 0:
-        return _empty_f()
+        return _empty_f(), no_starts
     spans = (
         d.group_by("customer_id", "meter_id")
         .agg(
@@ -640,14 +793,23 @@ def _exchange_findings(d: pl.DataFrame) -> pl.DataFrame:
         .filter(pl.len().over("customer_id") > 1)
     )
     if spans.height == 0:
-        return _empty_f()
+        return _empty_f(), no_starts
     spans = spans.sort("customer_id", "first_day", "last_day")
     nxt = spans.with_columns(
         pl.col("meter_id").shift(-1).over("customer_id").alias("new_meter"),
         pl.col("first_day").shift(-1).over("customer_id").alias("new_first_day"),
         pl.col("first_total").shift(-1).over("customer_id").alias("new_first_total"),
     ).filter(pl.col("new_meter").is_not_null() & (pl.col("new_first_day") >= pl.col("last_day")))
-    nxt = nxt.with_columns(pl.col("new_first_day").alias("day"))
+    nxt = nxt.with_columns(
+        pl.col("new_first_day").alias("day"),
+        (
+            ((pl.col("new_first_day") - pl.col("last_day")).dt.total_days() <= 1)
+            & (pl.col("new_first_total") <= EXCHANGE_FROM_ZERO_MAX_WH)
+        ).alias("_zero"),
+    )
+    starts = nxt.filter(pl.col("_zero")).select(
+        "customer_id", pl.col("new_meter").alias("meter_id"), pl.col("new_first_day").alias("day")
+    )
     return _findings(
         nxt,
         "meter_exchange",
@@ -668,26 +830,26 @@ def _exchange_findings(d: pl.DataFrame) -> pl.DataFrame:
             "new_first_day": pl.col("new_first_day"),
             "new_first_total_wh": pl.col("new_first_total"),
             "days_without_reads": (pl.col("new_first_day") - pl.col("last_day")).dt.total_days(),
+            "counted_from_zero": pl.col("_zero"),
         },
-    )
+    ), starts
 
 
-def _spike_findings(daily: pl.DataFrame) -> pl.DataFrame:
+def _spike_findings(daily: pl.DataFrame, multi: bool = True) -> pl.DataFrame:
+    """``multi``: some customer has several meters (then days are summed over meters first)."""
     if daily.height == 0:
         return _empty_f()
-    per_day = daily.group_by("customer_id", "day").agg(
-        pl.col("wh_total").sum(), pl.col("estimated").any(), pl.col("meter_id").first()
-    )
-    measured = per_day.filter(~pl.col("estimated"))
+    measured = daily.filter(~pl.col("estimated")).select("customer_id", "meter_id", "day", "wh_total")
+    if multi:  # several meters for a customer: judge the customer's day (sum of meters)
+        measured = measured.group_by("customer_id", "day").agg(
+            pl.col("wh_total").sum(), pl.col("meter_id").first()
+        )
     stats = measured.group_by("customer_id").agg(
         pl.col("wh_total").median().alias("median_wh"), pl.len().alias("n_days")
     )
-    sp = measured.join(stats, on="customer_id").filter(
-        (pl.col("n_days") >= SPIKE_MIN_DAYS)
-        & (
-            pl.col("wh_total")
-            > pl.max_horizontal(pl.col("median_wh") * SPIKE_FACTOR, pl.col("median_wh") + SPIKE_MIN_EXCESS_WH)
-        )
+    sp = measured.join(stats.filter(pl.col("n_days") >= SPIKE_MIN_DAYS), on="customer_id").filter(
+        pl.col("wh_total")
+        > pl.max_horizontal(pl.col("median_wh") * SPIKE_FACTOR, pl.col("median_wh") + SPIKE_MIN_EXCESS_WH)
     )
     return _findings(
         sp,
@@ -715,6 +877,7 @@ def consumption_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> Vee
     today = today or dt.date.today()
     rows = raw.height
     periods_in = [r for r in REGISTERS if f"kwh_{r}" in raw.columns]
+    raw = _prep(raw, ("kwh_total", *[f"kwh_{r}" for r in REGISTERS], "multiplier"), ("read_date",))
     chk = _Checks()
     for c in ("customer_id", "meter_id"):
         chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")
@@ -750,12 +913,7 @@ def consumption_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> Vee
     )
     q2 = _empty_q()
     if periods_in:
-        df = df.with_columns(
-            pl.any_horizontal([pl.col(p).is_not_null() for p in periods_in])
-            .any()
-            .over("customer_id", "meter_id")
-            .alias("_tou")
-        )
+        df = df.with_columns(_tou_flag(df, periods_in))
         miss = pl.lit(None, pl.Utf8)
         for p in reversed(periods_in):
             miss = pl.when(pl.col(p).is_null()).then(pl.lit(f"kwh_{p}")).otherwise(miss)
@@ -814,6 +972,7 @@ def consumption_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> Vee
 def customers_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult:
     today = today or dt.date.today()
     rows = raw.height
+    raw = _prep(raw, ("household_size",), ("opened_on", "closed_on"))
     chk = _Checks()
     for c in ("customer_id", "tariff"):
         chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")
@@ -863,6 +1022,7 @@ _AMOUNT_RE = r"^([+-]?)(\d+)(?:\.(\d{1,2}))?$"
 def payments_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult:
     today = today or dt.date.today()
     rows = raw.height
+    raw = _prep(raw, (), ("issued_on", "paid_on"))
     chk = _Checks()
     for c in ("customer_id", "bill_month", "amount"):
         chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")

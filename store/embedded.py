@@ -240,14 +240,18 @@ class EmbeddedStore:
             txn.put(key, new)
 
     def _partition(self, df: pl.DataFrame, by_year: str | None) -> dict[str, pl.DataFrame]:
-        exprs = [customer_bucket("customer_id", self.n_buckets).alias("_bucket")]
+        ids = df.select(pl.col("customer_id").unique())
+        buckets = ids.with_columns(customer_bucket("customer_id", self.n_buckets).alias("_bucket"))
+        exprs = []
         if by_year == "day":
             exprs.append(pl.col("day").dt.year().alias("_year"))
         elif by_year == "bill_month":
             exprs.append(pl.col("bill_month").str.slice(0, 4).cast(pl.Int32).alias("_year"))
         elif by_year == "year":
             exprs.append(pl.col("year").cast(pl.Int32).alias("_year"))
-        d = df.with_columns(exprs)
+        d = df.join(buckets, on="customer_id", how="left", maintain_order="left")
+        if exprs:
+            d = d.with_columns(exprs)
         by = ["_year", "_bucket"] if by_year else ["_bucket"]
         out = {}
         for k, part in d.partition_by(by, as_dict=True, maintain_order=False).items():
