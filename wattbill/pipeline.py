@@ -72,6 +72,8 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
     yearbills: dict[str, tuple[np.ndarray, YearBills]] = {}
     failures: list[dict[str, Any]] = []
     ids_all = customers["customer_id"].to_list()
+    if dense.regs is None:
+        raise ValueError("billing needs the daily registers: densify(..., with_regs=True)")
     billable = (dense.total.any(axis=1) | dense.regs.any(axis=(1, 2))) & (of >= 0) & (of <= ol)
     for code in sorted(set(tariffs)):
         rows = np.nonzero((np.array(tariffs) == code) & billable)[0]
@@ -191,7 +193,7 @@ def run_bills(
         ids = chunk["customer_id"].to_list()
         daily = store.load_daily(year, ids)
         daily_last = store.load_daily(year - 1, ids)
-        dense = densify(daily, chunk, year)
+        dense = densify(daily, chunk, year, with_regs=True)
         result = bill_chunk(chunk, dense, catalog, year)
         failures += result.failures
         if result.bills.height == 0:
