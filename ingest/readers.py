@@ -250,6 +250,7 @@ def bucketed(path: Path, kind: str, n_buckets: int | None = None) -> Iterator[It
     lf, _, _ = _scan(path, fmt, kind)
     tmp = Path(tempfile.mkdtemp(prefix="wattbill-ingest-"))
     writers: dict[int, ipc.RecordBatchFileWriter] = {}
+    schemas: dict[int, pa.Schema] = {}
     sinks = {}
     total = 0
     try:
@@ -266,7 +267,8 @@ def bucketed(path: Path, kind: str, n_buckets: int | None = None) -> Iterator[It
                     if w is None:
                         sinks[b] = pa.OSFile(str(tmp / f"{b}.arrow"), "wb")
                         w = writers[b] = ipc.new_file(sinks[b], tbl.schema)
-                    w.write_table(tbl.cast(w.schema) if tbl.schema != w.schema else tbl)
+                        schemas[b] = tbl.schema
+                    w.write_table(tbl.cast(schemas[b]) if tbl.schema != schemas[b] else tbl)
         except pl.exceptions.PolarsError as e:
             raise _polars_error(path, e) from None
         for b, w in writers.items():

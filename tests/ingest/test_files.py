@@ -1,0 +1,210 @@
+"""Files as a whole: bad files, formats, encodings, streaming in buckets, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from ingest import ingest_file
+from ingest.errors import (
+    BadFileError,
+    DuplicateColumnsError,
+    EmptyFileError,
+    IngestError,
+    MissingColumnsError,
+    TruncatedFileError,
+    UnknownKindError,
+    UnsupportedFormatError,
+)
+from store import open_store
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _one_line(e: IngestError) -> str:
+    text = str(e)
+    assert "\n" not in text
+    return text
+
+
+def test_wrong_columns(tmp_path: Path) -> None:
+    with pytest.raises(MissingColumnsError) as ei:
+        ingest_file(FIX / "wrong_columns.csv", "registers", open_store(tmp_path / "s"))
+    e = ei.value
+    assert e.file.endswith("wrong_columns.csv") and e.column == "customer_id"
+    assert "wrong_columns.csv" in _one_line(e) and "column customer_id" in str(e)
+
+
+def test_truncated_csv_names_row_and_column(tmp_path: Path) -> None:
+    st = open_store(tmp_path / "s")
+    with pytest.raises(TruncatedFileError) as ei:
+        ingest_file(FIX / "truncated.csv", "registers", st)
+    e = ei.value
+    assert (e.row, e.column) == (3, "read_date")
+    assert "truncated.csv, row 3, column read_date" in _one_line(e)
+    # nothing half-loaded
+    assert st.load_ledger().height == 0 and st.load_daily(2024).height == 0
+
+
+def test_empty_and_header_only(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(EmptyFileError):
+        ingest_file(empty, "registers", None)
+    header = tmp_path / "header.csv"
+    header.write_text("customer_id,meter_id,read_date,total\n")
+    with pytest.raises(EmptyFileError, match="no data rows"):
+        ingest_file(header, "registers", None)
+
+
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"PK\x03\x04\x14\x00\x00\x00binary excel", "ZIP/Excel"),
+        (b"\x00\x01\x02\x03customer_id", "binary"),
+        ("户号,表号,日期,正向有功总\n1,2,2024-01-01,3\n".encode("gbk"), "UTF-8"),
+    ],
+)
+def test_not_csv(tmp_path: Path, content: bytes, match: str) -> None:
+    f = tmp_path / "reads.csv"
+    f.write_bytes(content)
+    with pytest.raises(UnsupportedFormatError, match=match) as ei:
+        ingest_file(f, "registers", None)
+    assert isinstance(ei.value, BadFileError)
+    _one_line(ei.value)
+
+
+def test_truncated_parquet(tmp_path: Path) -> None:
+    f = tmp_path / "reads.parquet"
+    pl.DataFrame(
+        {"customer_id": ["1"], "meter_id": ["m"], "read_date": ["2024-01-01"], "total": [1.0]}
+    ).write_parquet(f)
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+    with pytest.raises(TruncatedFileError):
+        ingest_file(f, "registers", None)
+
+
+def test_duplicate_columns_and_unknown_kind(tmp_path: Path) -> None:
+    f = tmp_path / "dup.csv"
+    f.write_text("户号,customer_id,meter_id,read_date,total\n1,1,m,2024-01-01,1\n", encoding="utf-8")
+    with pytest.raises(DuplicateColumnsError, match="customer_id"):
+        ingest_file(f, "registers", None)
+    with pytest.raises(UnknownKindError):
+        ingest_file(f, "bananas", None)
+    with pytest.raises(BadFileError, match="no such file"):
+        ingest_file(tmp_path / "missing.csv", "registers", None)
+
+
+def test_parquet_input_with_chinese_headers(tmp_path: Path) -> None:
+    f = tmp_path / "reads.parquet"
+    import datetime as dt
+
+    pl.DataFrame(
+        {
+            "户号": ["007", "007", "007"],
+            "表号": ["m", "m", "m"],
+            "日期": [dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)],
+            "正向有功总": [1.0, 2.5, None],
+        }
+    ).write_parquet(f)
+    st = open_store(tmp_path / "s")
+    rep = ingest_file(f, "registers", st)
+    assert (rep.rows, rep.loaded, rep.quarantined) == (3, 2, 1)
+    d = st.load_daily(2024)
+    assert d["customer_id"].to_list() == ["007"] and d["wh_total"].to_list() == [1500]
+    assert st.load_quarantine()["code"].to_list() == ["missing_value"]
+
+
+def test_bucketed_streaming_equals_single_pass(tmp_path: Path) -> None:
+    """Large files are processed in customer buckets; the result is the same as in one pass."""
+    import datetime as dt
+
+    rows = ["customer_id,meter_id,read_date,total,sharp,peak,flat,valley"]
+    for c in range(40):
+        v = 1000.0 + c
+        for d in range(30):
+            if (c + d) % 11 == 0:
+                continue  # gaps
+            day = dt.date(2024, 1, 1) + dt.timedelta(days=d)
+            rows.append(
+                f"{c:05d},M{c},{day},{v:.2f},{v / 10:.2f},{v / 10 * 3:.2f},{v / 10 * 4:.2f},{v / 10 * 2:.2f}"
+            )
+            v += 3.0 + (c % 5)
+    rows.append("00001,M1,2024-01-05,abc,1,1,1,1")
+    f = tmp_path / "reads.csv"
+    f.write_text("\n".join(rows) + "\n")
+    one = open_store(tmp_path / "one")
+    many = open_store(tmp_path / "many")
+    r1 = ingest_file(f, "registers", one)
+    r2 = ingest_file(f, "registers", many, n_buckets=4)
+    assert (r1.rows, r1.loaded, r1.estimated, r1.quarantined) == (
+        r2.rows,
+        r2.loaded,
+        r2.estimated,
+        r2.quarantined,
+    )
+    assert one.load_daily(2024).equals(many.load_daily(2024))
+    assert one.load_quarantine().drop("file").equals(many.load_quarantine().drop("file"))
+
+
+def test_cli_json_and_quarantine(tmp_path: Path) -> None:
+    from wattbill.commands.ingest import app
+
+    store = str(tmp_path / "s")
+    res = CliRunner().invoke(
+        app, ["reads", str(FIX / "bad_values.csv"), str(FIX / "gap.csv"), "--store", store, "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in res.output.strip().splitlines()]
+    assert [Path(x["file"]).name for x in lines] == ["bad_values.csv", "gap.csv"]
+    for x in lines:
+        assert {"file", "rows", "loaded", "estimated", "quarantined", "duplicates"} <= set(x)
+        assert x["rows"] == x["loaded"] + x["quarantined"] + x["duplicates"]
+    res = CliRunner().invoke(app, ["reads", str(FIX / "gap.csv"), "--store", store])
+    assert "already loaded" in res.output
+    res = CliRunner().invoke(app, ["quarantine", "list", "--store", store])
+    assert res.exit_code == 0 and "8 quarantined rows" in res.output and "impossible_date" in res.output
+    out = tmp_path / "q.csv"
+    res = CliRunner().invoke(app, ["quarantine", "export", str(out), "--store", store])
+    assert res.exit_code == 0 and pl.read_csv(out).height == 8
+
+
+def test_cli_bad_file_raises_ingest_error(tmp_path: Path) -> None:
+    from wattbill.commands.ingest import app
+
+    res = CliRunner().invoke(app, ["reads", str(FIX / "truncated.csv"), "--store", str(tmp_path / "s")])
+    assert res.exit_code != 0
+    assert isinstance(res.exception, IngestError)
+
+
+@pytest.mark.slow
+def test_wattbill_main_exit_code_and_one_line(tmp_path: Path) -> None:
+    """Through the real entry point: exit code 1, one line naming file, row and column, no traceback."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from wattbill.cli import main; sys.exit(main())",
+            "ingest",
+            "reads",
+            str(FIX / "truncated.csv"),
+            "--store",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    err = proc.stderr.strip()
+    assert "Traceback" not in err
+    assert "truncated.csv" in err and "row 3" in err and "column read_date" in err
