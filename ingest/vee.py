@@ -344,6 +344,20 @@ def _dedupe_groups(
     return keep.drop("_n", "_nu"), q, before - keep.height
 
 
+def _fmt(template: str, *exprs: pl.Expr) -> pl.Expr:
+    """``pl.format`` built from ``concat_str`` (nulls shown as "null"): ``pl.format`` panics on some
+    filtered string views in polars 1.44."""
+    pieces = template.split("{}")
+    assert len(pieces) == len(exprs) + 1
+    parts: list[pl.Expr] = []
+    for text, e in zip(pieces, [*exprs, None], strict=True):
+        if text:
+            parts.append(pl.lit(text))
+        if e is not None:
+            parts.append(e.cast(pl.Utf8).fill_null("null"))
+    return pl.concat_str(parts)
+
+
 def _findings(
     df: pl.DataFrame, code: str, description: pl.Expr, evidence: dict[str, pl.Expr]
 ) -> pl.DataFrame:
@@ -447,7 +461,7 @@ def _period_finding_frame(
     return _findings(
         f,
         "periods_mismatch",
-        pl.format(
+        _fmt(
             "periods add up to {} Wh but the total is {} Wh; periods scaled to the total",
             pl.col("_s"),
             pl.col(total),
@@ -518,7 +532,7 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
             "row",
             pl.col("_miss").alias("column"),
             pl.lit("missing_value").alias("code"),
-            pl.format("{} is missing on a meter with time-of-use registers", pl.col("_miss")).alias("reason"),
+            _fmt("{} is missing on a meter with time-of-use registers", pl.col("_miss")).alias("reason"),
         )
         df = df.filter(~(pl.col("_tou") & pl.col("_miss").is_not_null())).drop("_miss")
     else:
@@ -543,7 +557,7 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
             "row",
             pl.col("_negcol").alias("column"),
             pl.lit("negative_consumption").alias("code"),
-            pl.format(
+            _fmt(
                 "{} went down from {} Wh to {} Wh and came back: a bad read, days estimated",
                 pl.col("_negcol"),
                 pl.col("_prev_total"),
@@ -560,7 +574,7 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
             _findings(
                 resets,
                 "register_reset",
-                pl.format(
+                _fmt(
                     "register went down from {} Wh to {} Wh and stayed down: re-anchored, the day has no consumption",
                     pl.col("_prev_total"),
                     pl.col("total"),
@@ -578,7 +592,7 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
             _findings(
                 roll,
                 "rollover",
-                pl.format(
+                _fmt(
                     "register wrapped at {} digits: {} Wh -> {} Wh, consumption taken across the wrap",
                     pl.col("_digits"),
                     pl.col("_prev_total"),
@@ -730,7 +744,7 @@ def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame,
         gap_f = _findings(
             multi,
             "gap_estimated",
-            pl.format(
+            _fmt(
                 "no reads for {} days before this read; {} Wh spread evenly over them (estimated)",
                 pl.col("_g") - 1,
                 pl.col("total"),
@@ -813,7 +827,7 @@ def _exchange_findings(d: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return _findings(
         nxt,
         "meter_exchange",
-        pl.format(
+        _fmt(
             "meter {} (last read {} on {}) replaced by {} (first read {} on {})",
             pl.col("meter_id"),
             pl.col("last_total"),
@@ -854,7 +868,7 @@ def _spike_findings(daily: pl.DataFrame, multi: bool = True) -> pl.DataFrame:
     return _findings(
         sp,
         "spike",
-        pl.format(
+        _fmt(
             "{} Wh on this day, the household's median day is {} Wh (flagged only)",
             pl.col("wh_total"),
             pl.col("median_wh").round(0),
@@ -923,7 +937,7 @@ def consumption_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> Vee
             "row",
             pl.col("_miss").alias("column"),
             pl.lit("missing_value").alias("code"),
-            pl.format("{} is missing on a meter with time-of-use registers", pl.col("_miss")).alias("reason"),
+            _fmt("{} is missing on a meter with time-of-use registers", pl.col("_miss")).alias("reason"),
         )
         df = df.filter(~(pl.col("_tou") & pl.col("_miss").is_not_null())).drop("_miss")
     else:

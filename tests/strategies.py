@@ -159,3 +159,72 @@ def hit_threshold_exactly(batch: UsageBatch, i: int, day: int, cumulative_target
 
 
 # --- messy files -----------------------------------------------------------------------------
+
+_MESSY_HEADERS = {
+    "en": ("customer_id", "meter_id", "read_date", "total", "sharp", "peak", "flat", "valley"),
+    "zh": ("户号", "电能表资产号", "数据日期", "正向有功总", "尖", "峰", "平", "谷"),
+}
+_MESSY_BAD_VALUES = ("", "abc", "-5", "nan", "1e999", " ", "12,5", "NULL")
+_MESSY_BAD_DATES = ("2024-02-30", "2024-13-01", "yesterday", "", "1899-01-01", "2024/02/03", "20240204")
+
+
+@_st.composite
+def messy_register_files(draw, max_rows: int = 60) -> tuple[bytes, int]:
+    """A register-reads CSV with the mess real exports have, as (file bytes, number of data rows).
+
+    Several customers and meters, leading zeros, optional period columns, gaps, rollovers, dips,
+    identical and conflicting duplicates, missing and non-numeric values, impossible dates, shuffled
+    rows, Chinese or English headers, BOM, CRLF, quoting.
+    """
+    import datetime as dt
+
+    lang = draw(_st.sampled_from(("en", "zh")))
+    with_periods = draw(_st.booleans())
+    cols = 8 if with_periods else 4
+    header = _MESSY_HEADERS[lang][:cols]
+    n_meters = draw(_st.integers(1, 4))
+    rows: list[list[str]] = []
+    for m in range(n_meters):
+        cust = draw(_st.sampled_from(("0001", "01", "1", "00042", "户1"))) + str(m // 2)
+        meter = f"{draw(_st.sampled_from(('M', '00', 'X')))}{m}"
+        value = draw(_st.integers(0, 999_900)) / 100
+        day = dt.date(2024, 1, 1) + dt.timedelta(days=draw(_st.integers(0, 300)))
+        for _ in range(draw(_st.integers(1, max_rows // n_meters))):
+            day += dt.timedelta(days=draw(_st.sampled_from((1, 1, 1, 1, 2, 3, 0))))
+            value = (value + draw(_st.integers(0, 5000)) / 100) % 1_000_000  # may roll over
+            if draw(_st.integers(0, 20)) == 0:
+                value = max(0.0, value - draw(_st.integers(1, 10000)) / 100)  # a dip or a reset
+            regs = [f"{value:.2f}"]
+            if with_periods:
+                parts = [value * w for w in (0.1, 0.3, 0.4, 0.2)]
+                regs += [f"{p:.2f}" for p in parts]
+            row = [cust, meter, day.isoformat(), *regs]
+            mess = draw(_st.integers(0, 12))
+            if mess == 0:
+                row[3 + draw(_st.integers(0, len(regs) - 1))] = draw(_st.sampled_from(_MESSY_BAD_VALUES))
+            elif mess == 1:
+                row[2] = draw(_st.sampled_from(_MESSY_BAD_DATES))
+            elif mess == 2:
+                row[draw(_st.integers(0, 1))] = ""
+            rows.append(row)
+            dup = draw(_st.integers(0, 10))
+            if dup == 0:
+                rows.append(list(row))  # identical duplicate
+            elif dup == 1:
+                other = list(row)
+                other[3] = f"{value + 1:.2f}"
+                rows.append(other)  # conflicting duplicate
+    if draw(_st.booleans()):
+        rows = draw(_st.permutations(rows))
+
+    def cell(v: str) -> str:
+        if "," in v or draw(_st.integers(0, 15)) == 0:
+            return '"' + v.replace('"', '""') + '"'
+        return v
+
+    eol = draw(_st.sampled_from(("\n", "\r\n")))
+    text = eol.join([",".join(header)] + [",".join(cell(v) for v in r) for r in rows]) + eol
+    data = text.encode("utf-8")
+    if draw(_st.booleans()):
+        data = b"\xef\xbb\xbf" + data
+    return data, len(rows)
