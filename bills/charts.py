@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 from bills import palette
 
 _W = 640
+TABLE_FIRST_COL = 0.15  # share of the width taken by the row headers of the monthly table
 
 
 def _num(x: float) -> str:
@@ -59,7 +60,7 @@ def _fill(prefix: str, name: str) -> str:
 
 def _open(prefix: str, height: int, title: str, desc: str) -> str:
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {height}" width="100%" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {height}" width="{_W}" height="{height}" '
         f'role="img" aria-labelledby="{prefix}-t {prefix}-d" '
         f'font-family="{palette.FONT_FAMILY}" font-size="11" fill="{palette.INK}">'
         f'<title id="{prefix}-t">{escape(title)}</title><desc id="{prefix}-d">{escape(desc)}</desc>'
@@ -105,13 +106,16 @@ def monthly_bars(
     desc: str,
     unit: str,
     prefix: str = "mb",
+    label_months: bool = False,
 ) -> Markup:
     """Monthly kWh as stacked bars (bottom first) with last year's line.
 
-    stacks: (series name in palette.SERIES, legend label, 12 values).
+    stacks: (series name in palette.SERIES, legend label, 12 values). The plot area spans the last
+    85% of the width, so that the 12 month columns of a table below (first column 15%) line up with
+    the bars and serve as the x axis; ``label_months=True`` draws the month names in the chart instead.
     """
-    height = 250
-    x0, x1, y_top, y_bot = 52.0, 630.0, 34.0, 214.0
+    height = 236 if not label_months else 250
+    x0, x1, y_top, y_bot = _W * TABLE_FIRST_COL, float(_W), 34.0, 226.0 if not label_months else 214.0
     totals = [sum(s[2][m] or 0 for s in stacks) for m in range(12)]
     ly = list(last_year) if last_year is not None else [None] * 12
     top = max([*totals, *(v for v in ly if v is not None), 0.0])
@@ -147,9 +151,10 @@ def monthly_bars(
                 f'stroke="{palette.WHITE}" stroke-width="0.6"/>'
             )
             base += v
-        parts.append(
-            f'<text x="{_num(cx)}" y="{_num(y_bot + 15)}" text-anchor="middle">{escape(month_labels[m])}</text>'
-        )
+        if label_months:
+            parts.append(
+                f'<text x="{_num(cx)}" y="{_num(y_bot + 15)}" text-anchor="middle">{escape(month_labels[m])}</text>'
+            )
     # last year's line
     pts = [(x0 + slot * (m + 0.5), ly[m]) for m in range(12)]
     run: list[str] = []
@@ -172,7 +177,7 @@ def monthly_bars(
     legend = [(name, label) for name, label, _ in stacks]
     if any(v is not None for v in ly):
         legend.append(("last_year", last_year_label))
-    parts.append(_legend(prefix, legend, 14))
+    parts.append(_legend(prefix, legend, 14, x0=x0))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -196,8 +201,8 @@ def tier_progress(
     cumulative: 13 values (0 at 1 January, then the total at the end of each month).
     crossings: per threshold, (day index, label) where the tier began, or None.
     """
-    height = 200
-    x0, x1, y_top, y_bot = 52.0, 600.0, 16.0, 170.0
+    height = 206
+    x0, x1, y_top, y_bot = 52.0, 540.0, 26.0, 176.0
     if month_start_days is None:
         month_start_days = [round(days_in_year * m / 12) for m in range(12)]
     days = [*month_start_days, days_in_year]
@@ -219,12 +224,14 @@ def tier_progress(
             f'<text x="{_num(x0 - 6)}" y="{_num(y(t) + 4)}" text-anchor="end" fill="{palette.MUTED}">'
             f"{_tick_label(t)}</text>"
         )
-    parts.append(f'<text x="{_num(x0 - 6)}" y="{_num(y_top - 4)}" text-anchor="end" '
+    parts.append(f'<text x="{_num(x0 - 6)}" y="{_num(y_top - 14)}" text-anchor="end" '
                  f'fill="{palette.MUTED}">{escape(unit)}</text>')
-    for m in range(12):
+    for m in range(0, 12, 3):  # quarterly labels at the start of the month, with a tick
         parts.append(
-            f'<text x="{_num(x((days[m] + days[m + 1]) / 2))}" y="{_num(y_bot + 15)}" '
-            f'text-anchor="middle">{escape(month_labels[m])}</text>'
+            f'<line x1="{_num(x(days[m]))}" y1="{_num(y_bot)}" x2="{_num(x(days[m]))}" y2="{_num(y_bot + 4)}" '
+            f'stroke="{palette.MUTED}" stroke-width="1"/>'
+            f'<text x="{_num(x(days[m]))}" y="{_num(y_bot + 15)}" text-anchor="{"start" if m == 0 else "middle"}">'
+            f"{escape(month_labels[m])}</text>"
         )
     # area + line of the cumulative usage
     pts = [f"{_num(x(days[i]))},{_num(y(v))}" for i, v in enumerate(cumulative)]
@@ -266,9 +273,11 @@ def share_bar(
     height = 64
     x0, x1 = 4.0, 636.0
     parts = [_open(prefix, height, title, desc), _defs(prefix, [s[0] for s in segments])]
+    head = 0
     x = x0
     total = sum(max(s[2], 0.0) for s in segments) or 1.0
-    for name, _label, value in segments:
+    unlabelled = []
+    for name, label, value in segments:
         w = (x1 - x0) * max(value, 0.0) / total
         if w <= 0:
             continue
@@ -276,13 +285,23 @@ def share_bar(
             f'<rect x="{_num(x)}" y="4" width="{_num(w)}" height="30" fill="{_fill(prefix, name)}" '
             f'stroke="{palette.WHITE}" stroke-width="1"/>'
         )
-        if w >= 44:
+        text = f"{label} {round(100 * value / total)}%"
+        if w >= 15 + 13 * _text_width(text):
             colour = palette.INK if name == "peak" else palette.WHITE
+            if name in palette.HATCHED:  # a solid chip behind the text keeps it legible on hatching
+                cw = 9 + 13 * _text_width(text)
+                parts.append(f'<rect x="{_num(x + w / 2 - cw / 2)}" y="10" width="{_num(cw)}" height="18" '
+                             f'rx="3" fill="{palette.SERIES[name]}"/>')
             parts.append(
                 f'<text x="{_num(x + w / 2)}" y="24" text-anchor="middle" font-weight="bold" '
-                f'font-size="13" fill="{colour}">{round(100 * value / total)}%</text>'
+                f'font-size="13" fill="{colour}">{escape(text)}</text>'
             )
+        else:
+            unlabelled.append((name, text))
         x += w
-    parts.append(_legend(prefix, [(s[0], s[1]) for s in segments], 56, x0=4))
+    if unlabelled:
+        parts.append(_legend(prefix, unlabelled, 56, x0=4))
+    else:  # no legend row: crop the canvas
+        parts[head] = _open(prefix, 38, title, desc)
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as _dt
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,12 +89,15 @@ class BillDocument:
     headline: str
     tiles: list[Tile]
     monthly_svg: Markup
+    monthly_alt: str
     monthly_caption: str
     monthly_table: list[list[str]]
     tier_svg: Markup | None
+    tier_alt: str
     tier_caption: str
     tier_rows: list[list[str]]
     tou_svg: Markup | None
+    tou_alt: str
     tou_caption: str
     tou_rows: list[list[str]]
     comparison: list[str]
@@ -163,6 +167,17 @@ class TariffTerms:
     thresholds_by_month: Mapping[str, Sequence[Any]] | None
     prices: Mapping[str, tuple[Decimal, ...]]
     periods: Mapping[str, str]
+    hours: Mapping[str, str] = field(default_factory=dict)
+    bonus: tuple[int, Decimal] | None = None  # (min household size, kWh per month)
+
+
+def _pairs(value: Any) -> dict[str, Any]:
+    """A mapping, or a sequence of (key, value) pairs (the frozen Tariff's shape) -> dict."""
+    if not value:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    return {k: v for k, v in value}
 
 
 def tariff_terms(tariff: Any, language: str) -> TariffTerms:
@@ -171,10 +186,16 @@ def tariff_terms(tariff: Any, language: str) -> TariffTerms:
     cycle = str(_get(tiers, "cycle") or _get(tariff, "cycle") or "")
     raw_thresholds = _get(tiers, "thresholds") or _get(tariff, "thresholds") or ()
     by_month = _get(tiers, "thresholds_by_month") or _get(tariff, "thresholds_by_month")
-    prices_raw = _get(tariff, "prices") or {}
-    prices = {str(k): tuple(_decimal(p) for p in (v if isinstance(v, Sequence) else [v])) for k, v in
-              dict(prices_raw).items()}
-    periods = {str(k): str(v) for k, v in dict(_get(tariff, "periods") or {}).items()}
+    prices = {str(k): tuple(_decimal(p) for p in (v if isinstance(v, Sequence) else [v]))
+              for k, v in _pairs(_get(tariff, "prices")).items()}
+    periods = {str(k): str(v) for k, v in _pairs(_get(tariff, "periods")).items()}
+    hours = {str(k): str(v) for k, v in _pairs(_get(tariff, "hours")).items()}
+    hb = _get(tiers, "household_bonus") or _get(tariff, "household_bonus")
+    bonus = None
+    if hb:
+        size, per_month = _get(hb, "min_size"), _get(hb, "kwh_per_month")
+        if size is not None and per_month is not None:
+            bonus = (int(size), Decimal(str(per_month)))
     name = _get(tariff, "name_en") if language == "en" else None
     return TariffTerms(
         code=str(_get(tariff, "code", "")),
@@ -185,6 +206,8 @@ def tariff_terms(tariff: Any, language: str) -> TariffTerms:
         thresholds_by_month=by_month if by_month else None,
         prices=prices,
         periods=periods,
+        hours=hours,
+        bonus=bonus,
     )
 
 
@@ -258,11 +281,12 @@ def build_document(
     lo = min(range(12), key=lambda i: month_wh[i])
     monthly_caption = _("monthly.caption", high=month_labels[hi], high_kwh=fmt.kwh_from_wh(month_wh[hi]),
                         low=month_labels[lo], low_kwh=fmt.kwh_from_wh(month_wh[lo]), unit=unit_kwh)
+    monthly_alt = (_("monthly.chart_title", year=year) + ". " + monthly_caption + " "
+                   + _monthly_desc(_, month_labels, month_wh, unit_kwh))
     monthly_svg = charts.monthly_bars(
         month_labels=month_labels, stacks=stacks, last_year=last_year,
         last_year_label=_("chart.last_year"), title=_("monthly.chart_title", year=year),
-        desc=monthly_caption + " " + _monthly_desc(_, month_labels, month_wh, unit_kwh),
-        unit=unit_kwh,
+        desc=monthly_alt, unit=unit_kwh,
     )
     monthly_table = [
         ["", *month_labels],
@@ -278,7 +302,7 @@ def build_document(
 
     # --- time of use and tariff comparison
     tou_svg, tou_caption, tou_rows = _tou(_, bill, wh_total, has_tou)
-    comparison = _comparison(_, f, charge_fen)
+    comparison = _comparison(_, lang, f, charge_fen)
 
     # --- diagnosis, labels, payments, quality, terms
     diagnosis = _diagnosis(_, lang, f, avg_fen_per_kwh_dec=_avg_dec(charge_fen, wh_total))
@@ -317,12 +341,16 @@ def build_document(
         headline=headline,
         tiles=tiles,
         monthly_svg=monthly_svg,
+        monthly_alt=monthly_alt,
         monthly_caption=monthly_caption,
         monthly_table=monthly_table,
         tier_svg=tier_svg,
+        tier_alt=_("tiers.chart_title") + ". " + tier_caption,
         tier_caption=tier_caption,
         tier_rows=tier_rows,
         tou_svg=tou_svg,
+        tou_alt=_("tou.chart_title") + ". " + tou_caption + " "
+        + "; ".join(f"{r[0]} {r[2]}" for r in tou_rows),
         tou_caption=tou_caption,
         tou_rows=tou_rows,
         comparison=comparison,
@@ -372,7 +400,7 @@ def _headline(_, lang, wh_total, charge_fen, change, f, cards) -> str:
     if abs(change) < Decimal("0.5"):
         return _("headline.same", kwh=kwh, amount=amount)
     key = "headline.up" if change > 0 else "headline.down"
-    return _(key, kwh=kwh, amount=amount, pct=fmt.pct(abs(change), 0))
+    return _(key, kwh=kwh, amount=amount, pct=fmt.pct(abs(change), 1))
 
 
 def _monthly_desc(_, labels, month_wh, unit) -> str:
@@ -463,12 +491,31 @@ def _tou(_, bill, wh_total, has_tou):
     return svg, caption, rows
 
 
-def _comparison(_, f, charge_fen) -> list[str]:
+@functools.cache
+def _catalog() -> Any:
+    try:  # the shipped catalogue, for the names of alternative tariffs (codes otherwise)
+        from tariffs import load_catalog
+
+        return load_catalog()
+    except Exception:
+        return None
+
+
+def _tariff_name(code: str, lang: str) -> str:
+    cat = _catalog()
+    try:
+        t = cat.get(code)
+    except Exception:
+        return code
+    return str((t.name_en if lang == "en" else t.name) or code)
+
+
+def _comparison(_, lang, f, charge_fen) -> list[str]:
     out = [_("compare.current", amount=fmt.yuan(charge_fen))]
     alt = _get(f, "best_alt_tariff")
     saving = _get(f, "best_alt_saving_fen")
     alt_fen = _get(f, "best_alt_fen")
-    alt_name = _get(f, "best_alt_tariff_name") or alt
+    alt_name = _get(f, "best_alt_tariff_name") or (_tariff_name(str(alt), lang) if alt else alt)
     if alt and saving is not None and int(saving) > 0:
         out.append(_("compare.better", alt=alt_name, amount=fmt.yuan(int(saving)),
                      alt_amount=fmt.yuan(alt_fen) if alt_fen is not None else "–"))
@@ -520,6 +567,7 @@ def _payments(_, lang, payments, f):
     rows = []
     delays = []
     late = 0
+    late_months: list[str] = []
     unpaid = 0
     channels: dict[str, int] = {}
     for p in sorted(payments, key=lambda p: str(_get(p, "bill_month", ""))):
@@ -530,7 +578,9 @@ def _payments(_, lang, payments, f):
         if paid and issued:
             d = (paid - issued).days
             delays.append(d)
-            late += d > LATE_AFTER_DAYS
+            if d > LATE_AFTER_DAYS:
+                late += 1
+                late_months.append(_bill_month_label(str(_get(p, "bill_month", "")), lang))
             delay_text = _("diag.days", n=d)
         else:
             unpaid += paid is None
@@ -548,7 +598,8 @@ def _payments(_, lang, payments, f):
         facts.append(Fact(_("pay.channel"), _channel(_, str(main)), _mix(_, f, channels)))
     if mean is not None:
         facts.append(Fact(_("pay.delay"), _("pay.delay_value", n=fmt.kwh(_decimal(mean), 1))))
-    facts.append(Fact(_("pay.late"), _("pay.late_value", n=int(late_count), days=LATE_AFTER_DAYS)))
+    facts.append(Fact(_("pay.late"), _("pay.late_value", n=int(late_count), days=LATE_AFTER_DAYS),
+                      _("pay.late_months", months=_("list.sep").join(late_months)) if late_months else ""))
     if not payments and mean is None:
         advice = _("pay.advice_none")
     elif unpaid:
@@ -562,6 +613,13 @@ def _payments(_, lang, payments, f):
     else:
         advice = _("pay.advice_prompt")
     return facts, rows, advice
+
+
+def _bill_month_label(bill_month: str, lang: str) -> str:
+    try:
+        return fmt.month_short(int(bill_month[5:7]), lang)
+    except ValueError:
+        return bill_month
 
 
 def _channel(_, ch: str) -> str:
@@ -607,10 +665,36 @@ def _terms(_, terms: TariffTerms):
         key = "terms.thresholds_monthly" if terms.cycle == "monthly" else "terms.thresholds_annual"
         lines.append(_(key, values=" / ".join(fmt.kwh(t, 0) for t in terms.thresholds)))
     elif terms.thresholds_by_month:
-        parts = [f"{k}: {' / '.join(fmt.kwh(_decimal(t), 0) for t in v)}" for k, v in dict(terms.thresholds_by_month).items()]
-        lines.append(_("terms.thresholds_by_month", values="; ".join(parts)))
+        lines.append(_("terms.thresholds_by_month", values=_by_month_text(_, terms.thresholds_by_month)))
+    if terms.bonus:
+        lines.append(_("terms.bonus", size=terms.bonus[0], kwh=fmt.kwh(terms.bonus[1], 0)))
+    if terms.hours:
+        lines.append(_("terms.hours", hours="; ".join(
+            f"{_priced_period(_, k) if k in terms.prices else _('period.' + k) if k in REGISTERS else k} {v}"
+            for k, v in terms.hours.items())))
     lines.append(_("terms.rounding"))
     return header, rows, lines
+
+
+def _by_month_text(_, by_month: Any) -> str:
+    """Seasonal monthly thresholds: a mapping {"5-10": [..]} as in the file, or 12 tuples (Jan..Dec)."""
+    if isinstance(by_month, Mapping):
+        items = [(str(k), v) for k, v in by_month.items()]
+    else:
+        rows = [tuple(v) for v in by_month]
+        groups: dict[tuple, list[int]] = {}
+        for m, v in enumerate(rows, 1):
+            groups.setdefault(v, []).append(m)
+        items = []
+        for v, months in groups.items():
+            spans, start = [], months[0]
+            for a, b in zip(months, [*months[1:], None], strict=True):
+                if b != a + 1:
+                    spans.append(f"{start}" if start == a else f"{start}-{a}")
+                    start = b
+            items.append((",".join(spans), v))
+    return "; ".join(f"{_('terms.months', months=k)}: {' / '.join(fmt.kwh(_decimal(t), 0) for t in v)}"
+                     for k, v in items)
 
 
 def _priced_period(_, period: str) -> str:

@@ -1,12 +1,18 @@
 """A CJK font subset made once, to the glyphs bills can use.
 
 The system Noto Sans CJK collection is ~20 MB per weight with ~65,000 glyphs; loading it and
-subsetting it for every PDF is where most of the rendering time goes. We cut it once (per machine,
-per source font) to:
+subsetting it for every PDF is where much of the rendering time goes. We cut it once (per machine,
+per source font) into two families:
 
-* every character of the templates and message catalogues (so every fixed text is covered),
-* printable ASCII, Latin-1 letters, digits, common CJK and full-width punctuation,
-* the 3,755 level-1 hanzi of GB 2312 (the common characters of names and addresses).
+* ``Wattbill Sans`` (regular and bold, ~1,000 glyphs): every character of our templates and message
+  catalogues, of the label texts (``labels/``) and tariff names (``tariffs/catalog``), printable ASCII,
+  Latin-1, digits, CJK and full-width punctuation: everything a bill prints except names/addresses;
+* ``Wattbill Sans Ext`` (regular): the rest of the 3,755 level-1 hanzi of GB 2312, the common
+  characters of names and addresses.
+
+Two families rather than one keep the glyph ids of the fixed texts low: WeasyPrint's HarfBuzz
+subsetting retains glyph ids up to the highest one used, so each PDF's embedded font carries an
+index entry per id below it (with one 3,900-glyph font that was ~15 KB per font per PDF).
 
 The subset is written to a cache directory (``WATTBILL_FONT_CACHE``, else
 ``$XDG_CACHE_HOME/wattbill/fonts``, else ``~/.cache/wattbill/fonts``), named by a hash of the
@@ -37,6 +43,22 @@ _EXTRA = (
 )
 
 
+# Common in names and addresses, kept in the main family so that most bills never need the Ext one:
+# the 100 commonest surnames, frequent given-name characters, address words, provinces and big cities.
+COMMON_NAME_CHARS = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
+    "任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴"
+    "莫孔向汤欧阳诸葛司马上官"
+    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华建国文辉玉萍红鹏飞宇浩然子轩梓涵欣怡晨佳琪思雨"
+    "俊志新海波燕云峰宁丹凤亮成林斌琳晶颖婷雪梅春秋冬荣德福寿喜庆光永安康乐嘉慧智博睿涵瑶琦"
+    "省市区县镇乡村街道路号楼栋幢单元室层弄巷里小区花园苑公寓大厦广场新村东南西北中前后左右"
+    "一二三四五六七八九十百千甲乙丙丁期座门户组社居委会开发园工业科技"
+    "北京天津上海重庆河北山西辽宁吉林黑龙江苏浙安徽福建湖南广东贵州云陕甘肃青台湾内蒙古西藏夏疆香港澳"
+    "杭州京无锡波温绍兴嘉金丽衢舟合肥深圳成都武汉郑长沙济岛厦昆明阳沈大连哈尔滨太原石家庄呼和浩特"
+    "银川乌鲁木齐拉萨西宁兰珠佛莞惠常扬镇徐淮盐泰宿芜湖蚌埠滁余姚慈溪义乌萧山滨江拱墅余杭临平富桐庐"
+)
+
+
 def _gb2312_level1() -> str:
     out = []
     for hi in range(0xB0, 0xD8):
@@ -48,18 +70,42 @@ def _gb2312_level1() -> str:
     return "".join(out)
 
 
-def charset() -> str:
+def _texts() -> list[Path]:
+    """Files whose characters bills print: ours, and the label and tariff texts beside us."""
+    paths = [p for folder in ("templates", "locale") for p in sorted((PACKAGE_DIR / folder).glob("*"))]
+    root = PACKAGE_DIR.parent
+    paths += sorted((root / "labels").glob("*.toml")) + sorted((root / "labels").glob("*.py"))
+    paths += sorted((root / "tariffs" / "catalog").glob("*.toml"))
+    return [p for p in paths if p.is_file()]
+
+
+def _clean(chars: set[str]) -> str:
+    return "".join(sorted(ch for ch in chars if (ch.isprintable() and ord(ch) < 0x10000) or ch == " "))
+
+
+def charset_main() -> str:
     chars: set[str] = set()
-    for folder in ("templates", "locale"):
-        for path in sorted((PACKAGE_DIR / folder).glob("*")):
-            if path.is_file():
-                chars.update(path.read_text(encoding="utf-8"))
+    for path in _texts():
+        chars.update(path.read_text(encoding="utf-8", errors="ignore"))
     chars.update(chr(c) for c in range(0x20, 0x7F))
     chars.update(chr(c) for c in range(0xA0, 0x180))  # Latin-1 + Latin Extended-A (pinyin, names)
     chars.update("ǎǐǒǔǖǘǚǜ")
     chars.update(_EXTRA)
-    chars.update(_gb2312_level1())
-    return "".join(sorted(ch for ch in chars if ch.isprintable() or ch == " "))
+    chars.update(COMMON_NAME_CHARS)
+    chars.update(chr(c) for c in range(0x3000, 0x3040))  # CJK symbols and punctuation
+    chars.update(chr(c) for c in range(0xFF01, 0xFF5F))  # full-width forms
+    chars.update(chr(c) for c in range(0x2010, 0x2030))  # dashes, quotes, bullets
+    return _clean(chars)
+
+
+def charset_ext() -> str:
+    main = set(charset_main())
+    return _clean(set(_gb2312_level1()) - main)
+
+
+def charset() -> str:
+    """Every character the two families cover."""
+    return _clean(set(charset_main()) | set(charset_ext()))
 
 
 def cache_dir() -> Path:
@@ -119,6 +165,7 @@ def build_subset(source: Path, target: Path, text: str) -> Path:
     os.close(fd)
     try:
         font.save(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -126,30 +173,34 @@ def build_subset(source: Path, target: Path, text: str) -> Path:
     return target
 
 
-def subset_fonts(directory: Path | None = None) -> dict[int, Path]:
-    """weight -> path of the subset font, built on first use. Empty if no source font exists."""
+FAMILY_EXT = "Wattbill Sans Ext"
+FACES = ((FAMILY, 400, "main"), (FAMILY, 700, "main"), (FAMILY_EXT, 400, "ext"))
+
+
+def subset_fonts(directory: Path | None = None) -> dict[tuple[str, int], Path]:
+    """(family, weight) -> path of the subset font, built on first use. Empty without source fonts."""
     directory = directory or cache_dir()
-    text = charset()
-    out: dict[int, Path] = {}
-    for weight in SOURCE_FILES:
+    texts = {"main": charset_main(), "ext": charset_ext()}
+    out: dict[tuple[str, int], Path] = {}
+    for family, weight, part in FACES:
         source = find_source(weight)
         if source is None:
             continue
-        target = directory / f"wattbill-sans-{weight}-{_key(source, text)}.otf"
+        target = directory / f"wattbill-sans-{part}-{weight}-{_key(source, texts[part])}.otf"
         if not target.exists():
-            build_subset(source, target, text)
-        out[weight] = target
+            build_subset(source, target, texts[part])
+        out[(family, weight)] = target
     return out
 
 
-def font_face_css(fonts: dict[int, Path]) -> str:
+def font_face_css(fonts: dict[tuple[str, int], Path]) -> str:
     return "".join(
-        f"@font-face {{ font-family: '{FAMILY}'; font-weight: {w}; font-style: normal; "
+        f"@font-face {{ font-family: '{family}'; font-weight: {w}; font-style: normal; "
         f"src: url('{p.resolve().as_uri()}'); }}\n"
-        for w, p in sorted(fonts.items())
+        for (family, w), p in sorted(fonts.items())
     )
 
 
 if __name__ == "__main__":  # pragma: no cover
-    for weight, path in subset_fonts().items():
-        print(weight, path, f"{path.stat().st_size / 1e6:.2f} MB")
+    for face, path in subset_fonts().items():
+        print(face, path, f"{path.stat().st_size / 1e6:.2f} MB")
