@@ -88,6 +88,8 @@ def test_summary_is_the_customers_own(client: TestClient, two_customers, demo: D
     assert data["customer_id"] == me
     assert data["bills"][0]["charge_total"] == str(bill["charge_total"])
     assert data["bills"][0]["pdf"] is True
+    assert [label["code"] for label in data["bills"][0]["labels"]] == list(bill["labels"])
+    assert all(label["zh"] and label["en"] for label in data["bills"][0]["labels"])
 
 
 def test_no_statement_for_a_year_without_bills(client: TestClient, two_customers) -> None:

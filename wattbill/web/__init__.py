@@ -43,6 +43,9 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(store_url: str | None, out_dir: Path | str, secret: str) -> Starlette:
     """The ASGI application over the store at ``store_url`` and the bill run's ``out_dir``."""
     out = Path(out_dir)
+    from labels import load_catalogue
+
+    label_names = {d.code: d.name for d in load_catalogue()}
 
     def customer_of(request: Request) -> str:
         header = request.headers.get("authorization", "")
@@ -87,7 +90,11 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str) -> Starl
                     rows.append({
                         "year": year, "version": b["version"], "tariff": b["tariff"],
                         "kwh_total": round(b["kwh_total"], 3), "charge_total": str(b["charge_total"]),
-                        "labels": list(b.get("labels") or []),
+                        "labels": [
+                            {"code": code, "zh": label_names.get(code, {}).get("zh", code),
+                             "en": label_names.get(code, {}).get("en", code)}
+                            for code in (b.get("labels") or [])
+                        ],
                         "pdf": (out / "pdf" / str(year) / f"{customer}.pdf").is_file(),
                     })
         finally:
