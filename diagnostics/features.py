@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from diagnostics.dense import REGISTERS, DenseYear, days_in_year, densify, month_of_day
-from diagnostics.kernels import season_of_month, usage_kernel
+from diagnostics.kernels import count_days, month_sums, season_of_month, usage_kernel
 
 CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay", "bank", "counter", "other")
 ONLINE_CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay")
@@ -186,13 +186,14 @@ def _nan_to_null(x: np.ndarray) -> pl.Series:
 
 def _usage(dense: DenseYear, year: int, p: Params) -> dict[str, pl.Series]:
     month = month_of_day(year)
-    (wh_year, month_wh, _month_days, reg_sum, tou_total, tou_days, days_open, days_present, est_days,
-     base_wh, median_wh, level, _season_days, low_run, low_run_start, low_days, spike_days,
-     spike_max_ratio, spike_first) = usage_kernel(
-        dense.total, dense.regs, dense.present, dense.tou, dense.estimated, dense.open_first,
-        dense.open_last, month, season_of_month(), float(p.base_quantile), float(p.low_abs_wh),
-        float(p.low_frac), float(p.spike_year_factor), float(p.spike_local_factor), float(p.spike_min_wh),
-        int(p.spike_window), int(p.min_season_days))
+    (wh_year, month_wh, days_open, days_present, base_wh, median_wh, level, low_run, low_run_start, low_days,
+     spike_days, spike_max_ratio, spike_first) = usage_kernel(
+        dense.total, dense.present, dense.open_first, dense.open_last, month, season_of_month(),
+        float(p.base_quantile), float(p.low_abs_wh), float(p.low_frac), float(p.spike_year_factor),
+        float(p.spike_local_factor), float(p.spike_min_wh), int(p.spike_window), int(p.min_season_days))
+    tou_days = count_days(dense.tou, dense.open_first, dense.open_last)
+    est_days = count_days(dense.estimated, dense.open_first, dense.open_last)
+    reg_sum, tou_total = dense.reg_sum, dense.tou_total
     jan1 = dt.date(year, 1, 1)
     has = days_present > 0
     out: dict[str, pl.Series] = {}
@@ -230,15 +231,7 @@ def _usage(dense: DenseYear, year: int, p: Params) -> dict[str, pl.Series]:
 
 
 def _last_year(dense: DenseYear, year: int, p: Params) -> dict[str, pl.Series]:
-    month = month_of_day(year)
-    n = dense.total.shape[0]
-    month_wh = np.zeros((n, 12), np.int64)
-    month_days = np.zeros((n, 12), np.int64)
-    tot = np.where(dense.present, dense.total, 0)
-    for mo in range(12):
-        sel = month == mo
-        month_wh[:, mo] = tot[:, sel].sum(axis=1)
-        month_days[:, mo] = dense.present[:, sel].sum(axis=1)
+    month_wh, month_days = month_sums(dense.total, dense.present, month_of_day(year))
     days = month_days.sum(axis=1)
     wh = month_wh.sum(axis=1)
     return {

@@ -13,39 +13,82 @@ WINTER = (11, 0, 1)
 
 
 @nb.njit(cache=True)
-def _pct_sorted(a, m, q):  # pragma: no cover - numba
-    """Linear-interpolated quantile ``q`` (0..1) of the first ``m`` values of sorted ``a``."""
-    if m == 0:
-        return np.nan
-    pos = q * (m - 1)
-    lo = int(np.floor(pos))
-    hi = min(lo + 1, m - 1)
-    frac = pos - lo
-    return a[lo] + (a[hi] - a[lo]) * frac
+def _select(a, lo, hi, k):  # pragma: no cover - numba
+    """Reorder ``a[lo:hi]`` in place so that ``a[k]`` is its k-th smallest (Hoare quickselect,
+    median-of-three pivot); afterwards ``a[lo:k] <= a[k] <= a[k+1:hi]``."""
+    hi -= 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return
 
 
 @nb.njit(cache=True)
-def _median_of(buf, m):  # pragma: no cover - numba
+def _quantile_inplace(a, lo, m, q):  # pragma: no cover - numba
+    """Linear-interpolated quantile ``q`` of ``a[lo:m]`` (reordered in place); returns (value, index).
+
+    The index is the position of the lower order statistic after selection, so that a lower quantile
+    can then be selected within ``a[lo:index+1]`` alone.
+    """
+    n = m - lo
+    pos = q * (n - 1)
+    k = int(np.floor(pos))
+    frac = pos - k
+    _select(a, lo, m, lo + k)
+    x = a[lo + k]
+    if frac == 0.0 or k + 1 >= n:
+        return float(x), lo + k
+    y = a[lo + k + 1]
+    for j in range(lo + k + 2, m):
+        if a[j] < y:
+            y = a[j]
+    return x + (y - x) * frac, lo + k
+
+
+@nb.njit(cache=True)
+def _quantile(buf, m, q, work):  # pragma: no cover - numba
+    """Quantile ``q`` (0..1, linear interpolation) of ``buf[:m]``, using ``work`` as scratch; NaN if m == 0."""
     if m == 0:
         return np.nan
-    s = np.sort(buf[:m])
-    return _pct_sorted(s, m, 0.5)
+    for j in range(m):
+        work[j] = buf[j]
+    return _quantile_inplace(work, 0, m, q)[0]
 
 
 @nb.njit(parallel=True, cache=True)
-def usage_kernel(total, regs, present, tou, estimated, open_first, open_last, month, season,
-                 base_q, low_abs_wh, low_frac, spike_year_factor, spike_local_factor, spike_min_wh,
-                 spike_window, min_season_days):  # pragma: no cover - numba
-    """Usage features of every household (one pass per household, parallel over households).
+def usage_kernel(total, present, open_first, open_last, month, season, base_q, low_abs_wh, low_frac,
+                 spike_year_factor, spike_local_factor, spike_min_wh, spike_window,
+                 min_season_days):  # pragma: no cover - numba
+    """Usage features of every household (parallel over households, O(days) each).
 
     Parameters
     ----------
     total : int64[n, D]
         Daily Wh [Wh].
-    regs : int64[n, D, 4]
-        Daily Wh per register [Wh].
-    present, tou, estimated : bool[n, D]
-        Day has a read / has period registers / was estimated.
+    present : bool[n, D]
+        Day has a read.
     open_first, open_last : int32[n]
         Open window [day index], -1 when never open.
     month : int8[D]
@@ -76,17 +119,11 @@ def usage_kernel(total, regs, present, tou, estimated, open_first, open_last, mo
     n, D = total.shape
     wh_year = np.zeros(n, np.int64)
     month_wh = np.zeros((n, 12), np.int64)
-    month_days = np.zeros((n, 12), np.int32)
-    reg_sum = np.zeros((n, 4), np.int64)
-    tou_total = np.zeros(n, np.int64)
-    tou_days = np.zeros(n, np.int32)
     days_open = np.zeros(n, np.int32)
     days_present = np.zeros(n, np.int32)
-    est_days = np.zeros(n, np.int32)
     base_wh = np.full(n, np.nan)
     median_wh = np.full(n, np.nan)
     level = np.full((n, 4), np.nan)  # 0 all occupied days, 1 shoulder, 2 summer, 3 winter  [Wh/day]
-    season_days = np.zeros((n, 4), np.int32)
     low_run = np.zeros(n, np.int32)
     low_run_start = np.full(n, -1, np.int32)
     low_days = np.zeros(n, np.int32)
@@ -99,36 +136,32 @@ def usage_kernel(total, regs, present, tou, estimated, open_first, open_last, mo
         if f < 0:
             continue
         days_open[i] = last - f + 1
-        vals = np.empty(D, np.float64)
+        vals = np.empty(D, np.int64)
+        work = np.empty(D, np.int64)
         m = 0
         for d in range(f, last + 1):
-            if not present[i, d]:
-                continue
-            v = total[i, d]
-            wh_year[i] += v
-            month_wh[i, month[d]] += v
-            month_days[i, month[d]] += 1
-            if estimated[i, d]:
-                est_days[i] += 1
-            if tou[i, d]:
-                tou_days[i] += 1
-                tou_total[i] += v
-                for r in range(4):
-                    reg_sum[i, r] += regs[i, d, r]
-            vals[m] = v
-            m += 1
+            if present[i, d]:
+                v = total[i, d]
+                wh_year[i] += v
+                month_wh[i, month[d]] += v
+                vals[m] = v
+                m += 1
         days_present[i] = m
         if m == 0:
             continue
-        s = np.sort(vals[:m])
-        thr = max(low_abs_wh, low_frac * _pct_sorted(s, m, 0.5))
-        # near-zero runs: a missing day neither counts nor ends a run
+        thr = max(low_abs_wh, low_frac * _quantile(vals, m, 0.5, work))
+        # near-zero runs (a missing day neither counts nor ends a run); occupied days per season
+        occ = np.empty(D, np.int64)
+        sbuf = np.empty((3, D), np.int64)
+        scnt = np.zeros(3, np.int64)
+        k0 = 0
         run = 0
         start = -1
         for d in range(f, last + 1):
             if not present[i, d]:
                 continue
-            if total[i, d] < thr:
+            v = total[i, d]
+            if v < thr:
                 if run == 0:
                     start = d
                 run += 1
@@ -138,29 +171,38 @@ def usage_kernel(total, regs, present, tou, estimated, open_first, open_last, mo
                     low_run_start[i] = start
             else:
                 run = 0
-        # occupied days: base load, median day, seasonal levels
-        k0 = 0
-        for j in range(m):
-            if s[j] >= thr:
-                vals[k0] = s[j]
+                occ[k0] = v
                 k0 += 1
+                sm = season[month[d]]
+                if sm > 0:
+                    sbuf[sm - 1, scnt[sm - 1]] = v
+                    scnt[sm - 1] += 1
         if k0 == 0:
             continue
-        base_wh[i] = _pct_sorted(vals, k0, base_q)  # vals[:k0] is sorted
-        med = _pct_sorted(vals, k0, 0.5)
+        med, kmed = _quantile_inplace(occ, 0, k0, 0.5)  # occ is scratch from here on
+        if base_q <= 0.5 and kmed > 0:
+            # a[:kmed] <= a[kmed]: the lower quantile is selected within a[:kmed + 1] alone
+            nb_ = k0
+            pos = base_q * (nb_ - 1)
+            kb = int(np.floor(pos))
+            frac = pos - kb
+            if kb < kmed:
+                _select(occ, 0, kmed + 1, kb)
+                x = occ[kb]
+                y = occ[kb + 1]
+                for j in range(kb + 2, kmed + 1):
+                    if occ[j] < y:
+                        y = occ[j]
+                base_wh[i] = x + (y - x) * frac if frac > 0.0 else float(x)
+            else:
+                base_wh[i] = med
+        else:
+            base_wh[i] = _quantile(occ, k0, base_q, work)
         median_wh[i] = med
-        season_days[i, 0] = k0
         level[i, 0] = med
-        buf = np.empty(D, np.float64)
-        for sidx in range(1, 4):
-            k = 0
-            for d in range(f, last + 1):
-                if present[i, d] and total[i, d] >= thr and season[month[d]] == sidx:
-                    buf[k] = total[i, d]
-                    k += 1
-            season_days[i, sidx] = k
-            if k >= min_season_days:
-                level[i, sidx] = _median_of(buf, k)
+        for sidx in range(3):
+            if scnt[sidx] >= min_season_days:
+                level[i, sidx + 1] = _quantile(sbuf[sidx], scnt[sidx], 0.5, work)
         # spikes: candidates against the year's median, confirmed against the days around them
         for d in range(f, last + 1):
             if not present[i, d]:
@@ -171,11 +213,11 @@ def usage_kernel(total, regs, present, tou, estimated, open_first, open_last, mo
             k = 0
             for e in range(max(f, d - spike_window), min(last, d + spike_window) + 1):
                 if e != d and present[i, e] and total[i, e] >= thr:
-                    buf[k] = total[i, e]
+                    vals[k] = total[i, e]
                     k += 1
             if k < 3:
                 continue
-            local = _median_of(buf, k)
+            local = _quantile(vals, k, 0.5, work)
             if v > spike_local_factor * local and v - local >= spike_min_wh:
                 spike_days[i] += 1
                 r = v / med
@@ -183,9 +225,38 @@ def usage_kernel(total, regs, present, tou, estimated, open_first, open_last, mo
                     spike_first[i] = d
                 if np.isnan(spike_max_ratio[i]) or r > spike_max_ratio[i]:
                     spike_max_ratio[i] = r
-    return (wh_year, month_wh, month_days, reg_sum, tou_total, tou_days, days_open, days_present, est_days,
-            base_wh, median_wh, level, season_days, low_run, low_run_start, low_days, spike_days,
-            spike_max_ratio, spike_first)
+    return (wh_year, month_wh, days_open, days_present, base_wh, median_wh, level, low_run, low_run_start,
+            low_days, spike_days, spike_max_ratio, spike_first)
+
+
+@nb.njit(parallel=True, cache=True)
+def count_days(mask, open_first, open_last):  # pragma: no cover - numba
+    """Days of each row of ``mask`` that are True within the open window."""
+    n = mask.shape[0]
+    out = np.zeros(n, np.int32)
+    for i in nb.prange(n):
+        if open_first[i] < 0:
+            continue
+        c = 0
+        for d in range(open_first[i], open_last[i] + 1):
+            if mask[i, d]:
+                c += 1
+        out[i] = c
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def month_sums(total, present, month):  # pragma: no cover - numba
+    """Wh and read days per month: ``(int64[n, 12], int32[n, 12])``."""
+    n, D = total.shape
+    wh = np.zeros((n, 12), np.int64)
+    days = np.zeros((n, 12), np.int32)
+    for i in nb.prange(n):
+        for d in range(D):
+            if present[i, d]:
+                wh[i, month[d]] += total[i, d]
+                days[i, month[d]] += 1
+    return wh, days
 
 
 def season_of_month() -> np.ndarray:

@@ -64,7 +64,7 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
         ``closed_on``).
     year : int
     dense : DenseYear or None
-        The densified ``daily`` if the caller has it already.
+        The densified ``daily`` (``with_regs=True``) if the caller has it already.
 
     Returns
     -------
@@ -75,7 +75,7 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
     """
     from tariffs import bill_households  # diagnostics may import tariffs
 
-    d = dense if dense is not None else densify(daily, customers, year)
+    d = dense if dense is not None and dense.regs is not None else densify(daily, customers, year, with_regs=True)
     hs = _household_size(customers)
     ids = customers.get_column("customer_id").cast(pl.Utf8)
     codes = customers.get_column("tariff").cast(pl.Utf8)

@@ -1,0 +1,186 @@
+"""Benchmark: diagnostics of N households x 365 days (default 1M), with baselines measured in the same run.
+
+    .venv/bin/python -m benchmarks.bench_diagnostics [--households N] [--chunk C] [--what-if]
+
+Households are processed in chunks of ``--chunk`` (the bill run batches the same way: a 1M x 365
+daily frame does not fit in memory at once). For each chunk a ``DAILY_SCHEMA`` frame, customers,
+12 payments per customer and a bills frame are generated (not timed), then timed:
+
+* ``diagnose``: the whole feature computation (densify, numba kernel, year-over-year omitted, peers,
+  bills, alternatives, payments);
+* baseline ``group_by``: a plain polars ``group_by(customer_id)`` of the same daily frame computing
+  the annual sum per register, the count and the 10th percentile of daily Wh (the least any
+  per-household aggregation must do);
+* baseline ``memory pass``: ``wh_total.sum()`` over the chunk (reading the data once);
+* with ``--what-if``: ``tariff_what_if`` (bills under the tariff, the 10 % shift and the alternative).
+
+Times are wall-clock seconds and CPU seconds (all threads: "core-seconds"), summed over chunks and
+scaled to 1M households.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import time
+
+import numpy as np
+import polars as pl
+
+from diagnostics import diagnose
+from diagnostics.features import BILLS_SCHEMA
+
+YEAR = 2025
+DAYS = 365
+TOU = "cn-zhejiang-res-tou"
+TIER = "cn-zhejiang-res-tier"
+REGIONS = ["杭州", "宁波", "温州", "绍兴", "嘉兴"]
+CHANNELS = ["app", "wechat", "alipay", "bank", "counter", "other"]
+
+
+def make_chunk(first: int, n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame,
+                                                       pl.DataFrame]:
+    """(daily, customers, payments, bills, alternatives) of ``n`` households, ids from ``first``."""
+    rng = np.random.default_rng(seed)
+    ids = pl.Series("customer_id", [f"{i:010d}" for i in range(first, first + n)], dtype=pl.Utf8)
+    level = rng.uniform(2000, 15000, n)
+    season = 1 + 0.5 * np.sin(np.linspace(0, 4 * np.pi, DAYS))[None, :] * rng.uniform(0, 1, n)[:, None]
+    total = (level[:, None] * season * rng.lognormal(0, 0.2, (n, DAYS))).astype(np.int64) // 10 * 10
+    valley = rng.uniform(0.05, 0.6, n)[:, None]
+    v = (total * valley).astype(np.int64)
+    s = total // 25
+    p = (total - v - s) * 2 // 3
+    f = total - v - s - p
+    tou = rng.random(n) < 0.85
+    row_cust = np.repeat(np.arange(n), DAYS)
+    days = pl.Series(values=np.tile(np.arange(DAYS, dtype=np.int32), n) + (dt.date(YEAR, 1, 1) - dt.date(1970, 1, 1)).days
+                     ).cast(pl.Date)
+    tou_rows = pl.Series(values=np.repeat(tou, DAYS))
+    daily = pl.DataFrame({
+        "customer_id": ids.gather(row_cust),
+        "meter_id": ids.gather(row_cust),
+        "day": days,
+        "wh_total": total.reshape(-1),
+        "wh_sharp": s.reshape(-1),
+        "wh_peak": p.reshape(-1),
+        "wh_flat": f.reshape(-1),
+        "wh_valley": v.reshape(-1),
+        "estimated": np.zeros(n * DAYS, bool),
+    }).with_columns([pl.when(tou_rows).then(pl.col(c)).alias(c) for c in ("wh_sharp", "wh_peak", "wh_flat", "wh_valley")])
+    customers = pl.DataFrame({
+        "customer_id": ids,
+        "tariff": np.where(tou, TOU, TIER),
+        "household_size": rng.integers(1, 7, n).astype(np.int32),
+        "region": np.array(REGIONS)[rng.integers(0, len(REGIONS), n)],
+        "opened_on": pl.Series(values=[None] * n, dtype=pl.Date),
+        "closed_on": pl.Series(values=[None] * n, dtype=pl.Date),
+        "name": pl.Series(values=[None] * n, dtype=pl.Utf8),
+        "address": pl.Series(values=[None] * n, dtype=pl.Utf8),
+        "language": ["zh"] * n,
+    })
+    months = [f"{YEAR}-{m:02d}" for m in range(1, 13)]
+    issued = pl.Series(values=np.tile([(dt.date(YEAR + (m == 12), m % 12 + 1, 1) - dt.date(1970, 1, 1)).days
+                                       for m in range(1, 13)], n).astype(np.int32)).cast(pl.Date)
+    delay = rng.integers(0, 40, n * 12)
+    payments = pl.DataFrame({
+        "customer_id": ids.gather(np.repeat(np.arange(n), 12)),
+        "bill_month": np.tile(months, n),
+        "issued_on": issued,
+        "amount_fen": rng.integers(1000, 100000, n * 12),
+        "channel": np.array(CHANNELS)[rng.integers(0, 6, n * 12)],
+    }).with_columns(
+        (pl.col("issued_on") + pl.duration(days=pl.Series(values=delay))).alias("paid_on")
+    ).select("customer_id", "bill_month", "issued_on", "paid_on", "amount_fen", "channel")
+    month_fen = rng.integers(1000, 100000, (n, 12))
+    year_fen = month_fen.sum(axis=1)
+    bills = pl.DataFrame({
+        "customer_id": ids,
+        "tariff": customers["tariff"],
+        "month_fen": pl.Series(values=month_fen).arr.to_list(),
+        "year_fen": year_fen,
+        "tier2_day": pl.Series(values=rng.integers(100, 400, n).astype(np.int32)),
+        "tier3_day": pl.Series(values=rng.integers(200, 500, n).astype(np.int32)),
+        "shift10_year_fen": year_fen - rng.integers(0, 3000, n),
+        "is_tou": tou,
+    }).with_columns(pl.when(pl.col(c) < DAYS).then(pl.col(c)).alias(c) for c in ("tier2_day", "tier3_day"))
+    bills = bills.select([pl.col(c).cast(t) for c, t in BILLS_SCHEMA.items()])
+    alternatives = pl.DataFrame({
+        "customer_id": ids,
+        "tariff": np.where(tou, TIER, TOU),
+        "year_fen": year_fen + rng.integers(-5000, 5000, n),
+        "is_tou": ~tou,
+    }).filter(pl.Series(values=tou))
+    return daily, customers, payments, bills, alternatives
+
+
+def timed(fn, *args):
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn(*args)
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--households", type=int, default=1_000_000)
+    ap.add_argument("--chunk", type=int, default=100_000)
+    ap.add_argument("--what-if", action="store_true", help="also time tariff_what_if (needs tariffs)")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"diagnostics benchmark: {args.households:,} households x {DAYS} days in chunks of {args.chunk:,}; "
+          f"{cores} cores, polars {pl.__version__} ({pl.thread_pool_size()} threads)")
+    # warm-up: compile the numba kernels (cached on disk afterwards) outside the timings
+    wd, wc, wp, wb, wa = make_chunk(0, 200, args.seed)
+    diagnose(wd, None, wc, wp, wb, wa, YEAR)
+    catalog = None
+    if args.what_if:
+        from diagnostics import tariff_what_if
+        from tariffs import load_catalog
+
+        catalog = load_catalog()
+        tariff_what_if(catalog, wd, wc, YEAR)
+
+    totals = {k: [0.0, 0.0] for k in ("diagnose", "group_by", "memory", "what_if")}
+    done = 0
+    gen = 0.0
+    while done < args.households:
+        n = min(args.chunk, args.households - done)
+        (daily, cust, pays, bills, alts), gw, _ = timed(make_chunk, done, n, args.seed + done)
+        gen += gw
+        _, w, c = timed(daily.get_column("wh_total").sum)
+        totals["memory"][0] += w
+        totals["memory"][1] += c
+        _, w, c = timed(daily.group_by("customer_id").agg,
+                        pl.col("wh_total", "wh_sharp", "wh_peak", "wh_flat", "wh_valley").sum(),
+                        pl.len(), pl.col("wh_total").quantile(0.1).alias("p10"))
+        totals["group_by"][0] += w
+        totals["group_by"][1] += c
+        feats, w, c = timed(diagnose, daily, None, cust, pays, bills, alts, YEAR)
+        assert feats.height == n
+        totals["diagnose"][0] += w
+        totals["diagnose"][1] += c
+        if catalog is not None:
+            _, w, c = timed(tariff_what_if, catalog, daily, cust, YEAR)
+            totals["what_if"][0] += w
+            totals["what_if"][1] += c
+        done += n
+        del daily, cust, pays, bills, alts, feats
+        print(f"  {done:>10,} households  diagnose {totals['diagnose'][0]:7.2f} s wall so far", flush=True)
+
+    scale = 1_000_000 / args.households
+    print(f"(data generation, not timed: {gen:.1f} s)")
+    print(f"{'step':<28}{'wall s':>10}{'CPU s':>10}{'CPU s / 1M hh':>16}{'x group_by':>12}")
+    rows = [("diagnose", "diagnose (all features)"), ("group_by", "baseline: polars group_by"),
+            ("memory", "baseline: memory pass (sum)")]
+    if catalog is not None:
+        rows.insert(1, ("what_if", "tariff_what_if (3 bills)"))
+    gb = totals["group_by"][1] or 1e-9
+    for key, label in rows:
+        w, c = totals[key]
+        print(f"{label:<28}{w:>10.2f}{c:>10.2f}{c * scale:>16.2f}{c / gb:>12.2f}")
+
+
+if __name__ == "__main__":
+    main()
