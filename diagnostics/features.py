@@ -138,6 +138,75 @@ FEATURES: dict[str, pl.DataType] = {
     "pay_share_bank": pl.Float64(),
 }
 
+FEATURE_DOCS: dict[str, str] = {
+    "customer_id": "customer id",
+    "year": "the year diagnosed",
+    "tariff": "the customer's tariff code",
+    "tariff_is_tou": "the tariff has time-of-use periods (from the bills)",
+    "region": "region (peer group)",
+    "household_size": "persons (peer group)",
+    "days_open": "[days] days of the year the account was open",
+    "days_present": "[days] open days with a read",
+    "missing_days": "[days] open days without a read",
+    "estimated_days": "[days] days with an estimated (VEE) read",
+    "wh_year": "[Wh] use in the year (days with reads)",
+    "wh_last_year": "[Wh] use last year, null under Params.min_yoy_days days of reads",
+    "change_pct": "[%] wh_year against wh_last_year",
+    "month_wh": "[Wh] use per calendar month (12)",
+    "month_wh_last_year": "[Wh] last year's months; null for a month under Params.min_month_days days of reads",
+    "month_fen": "[fen] the monthly bills under the current tariff",
+    "year_fen": "[fen] the annual charge (sum of month_fen)",
+    "tou_days": "[days] days with time-of-use registers",
+    "share_sharp": "[0..1] share of Wh in the sharp register (days with registers)",
+    "share_peak": "[0..1] share in the peak register",
+    "share_flat": "[0..1] share in the flat register",
+    "share_valley": "[0..1] share in the valley register",
+    "share_sharp_peak": "[0..1] sharp + peak",
+    "base_load_w": "[W] Params.base_quantile of occupied daily Wh / 24 h: the always-on load",
+    "median_day_wh": "[Wh/day] median occupied day",
+    "level_shoulder_wh": "[Wh/day] median occupied day of Apr, May, Oct, Nov",
+    "level_summer_wh": "[Wh/day] median occupied day of Jul-Aug",
+    "level_winter_wh": "[Wh/day] median occupied day of Dec, Jan, Feb",
+    "summer_excess_pct": "[%] summer level over the shoulder level",
+    "winter_excess_pct": "[%] winter level over the shoulder level",
+    "summer_excess_wh": "[Wh/day] summer level minus shoulder level",
+    "winter_excess_wh": "[Wh/day] winter level minus shoulder level",
+    "low_days": "[days] near-zero days (below max(Params.low_abs_wh, Params.low_frac * median day))",
+    "longest_low_run_days": "[days] longest run of near-zero days (missing days skipped)",
+    "longest_low_run_start": "first day of that run",
+    "spike_days": "[days] days far above the household's typical day (Params.spike_*)",
+    "spike_max_ratio": "[x] the highest spike day over the median occupied day",
+    "spike_first_date": "the first spike day",
+    "tier2_date": "day the bill entered tier 2 (null = never)",
+    "tier3_date": "day the bill entered tier 3 (null = never)",
+    "avg_price_fen_per_kwh": "[fen/kWh] year_fen / kWh (display only, a float)",
+    "peer_group_size": "households of the same region and size with enough reads",
+    "peer_percentile": "[0..100] share of peers using less per day (ties count half); null under Params.peer_min_size",
+    "peer_share_valley_pct": "[0..100] same, for share_valley",
+    "peer_share_sharp_peak_pct": "[0..100] same, for share_sharp_peak",
+    "peer_base_load_pct": "[0..100] same, for base_load_w",
+    "best_alt_tariff": "the cheapest alternative tariff (code)",
+    "best_alt_name": "its name (zh)",
+    "best_alt_name_en": "its name (en)",
+    "best_alt_is_tou": "it has time-of-use periods",
+    "best_alt_fen": "[fen] the year's charge under it",
+    "best_alt_saving_fen": "[fen] year_fen - best_alt_fen (> 0: the alternative is cheaper)",
+    "shift10_saving_fen": "[fen] saving of moving 10 % of sharp+peak Wh to the valley, current tariff",
+    "base100_saving_fen": "[fen] saving of 100 W less always-on load (876 kWh) at the average price",
+    "pay_count": "bills of the year (by bill_month)",
+    "pay_unpaid_count": "bills without a payment date",
+    "pay_delay_days_mean": "[days] mean days from issue to payment (paid bills)",
+    "pay_delay_days_max": "[days] longest delay",
+    "pay_late_count": "bills paid after Params.late_after_days days, or unpaid past it by Dec 31",
+    "pay_late_share": "[0..1] pay_late_count / pay_count",
+    "pay_channel_main": "channel of most payments",
+    "pay_channel_mix": "JSON {channel: share of payments}",
+    "pay_share_online": "[0..1] app + wechat + alipay",
+    "pay_share_counter": "[0..1] service hall counter",
+    "pay_share_bank": "[0..1] bank auto-debit",
+}
+"""One line per feature, with its unit in brackets."""
+
 BILLS_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.Utf8(),
     "tariff": pl.Utf8(),
@@ -301,6 +370,52 @@ def _peer_pct(expr: pl.Expr, valid: pl.Expr, group: list[str], min_size: int) ->
     return pct, size
 
 
+PEER_COLUMNS = ("peer_group_size", "peer_percentile", "peer_share_valley_pct", "peer_share_sharp_peak_pct",
+                "peer_base_load_pct")
+
+
+def _with_peers(out: pl.DataFrame, p: Params) -> pl.DataFrame:
+    # peers: same region and household size; usage compared per read day (partial years comparable);
+    # households with reads on fewer than half of their open days are not compared (nor counted)
+    group = ["region", "household_size"]
+    enough = pl.col("days_present") >= pl.col("days_open").clip(lower_bound=1) * 0.5
+    per_day = pl.col("wh_year") / pl.col("days_present")
+    pct, size = _peer_pct(per_day, enough & per_day.is_not_null(), group, p.peer_min_size)
+    pv, _ = _peer_pct(pl.col("share_valley"), enough & pl.col("share_valley").is_not_null(), group,
+                      p.peer_min_size)
+    pp, _ = _peer_pct(pl.col("share_sharp_peak"), enough & pl.col("share_sharp_peak").is_not_null(), group,
+                      p.peer_min_size)
+    pb, _ = _peer_pct(pl.col("base_load_w"), enough & pl.col("base_load_w").is_not_null(), group,
+                      p.peer_min_size)
+    return out.with_columns(
+        pct.alias("peer_percentile"), size.cast(pl.Int32).alias("peer_group_size"),
+        pv.alias("peer_share_valley_pct"), pp.alias("peer_share_sharp_peak_pct"),
+        pb.alias("peer_base_load_pct"),
+    )
+
+
+def add_peers(features: pl.DataFrame, params: Params = DEFAULT_PARAMS) -> pl.DataFrame:
+    """Recompute the peer columns over ``features`` (e.g. the concatenated batches of a bill run).
+
+    ``diagnose`` forms peer groups within the customers it is given; a run that diagnoses customers in
+    batches should call this once on all the batches' features so that every household is compared
+    with all its peers (same region and household size).
+
+    Parameters
+    ----------
+    features : pl.DataFrame
+        Rows of ``diagnose`` (``FEATURES`` columns).
+    params : Params
+        ``peer_min_size`` is used.
+
+    Returns
+    -------
+    pl.DataFrame
+        Same rows and columns; ``PEER_COLUMNS`` replaced.
+    """
+    return _with_peers(features, params).select(features.columns)
+
+
 def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customers: pl.DataFrame,
              payments: pl.DataFrame | None, bills: pl.DataFrame | None, alternatives: pl.DataFrame | None,
              year: int, params: Params = DEFAULT_PARAMS) -> pl.DataFrame:
@@ -314,8 +429,8 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
         ``DAILY_SCHEMA`` rows of ``year - 1`` (for the year-over-year columns), or None.
     customers : pl.DataFrame
         ``CUSTOMER_SCHEMA`` rows: ``customer_id``, ``tariff``, ``household_size``, ``region``,
-        ``opened_on``, ``closed_on``. Peer groups are formed within this frame, so pass all customers
-        of a run (or a large batch), not one.
+        ``opened_on``, ``closed_on``. Peer groups are formed within this frame: for a run in batches,
+        call :func:`add_peers` on the concatenated features afterwards.
     payments : pl.DataFrame or None
         ``PAYMENT_SCHEMA`` rows; those with ``bill_month`` in ``year`` are used.
     bills : pl.DataFrame or None
@@ -419,22 +534,7 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
         .then(pl.col("year_fen") * 876_000 // pl.col("wh_year")).alias("base100_saving_fen"),
     )
 
-    # peers: same region and household size; usage compared per open day (partial years comparable)
-    group = ["region", "household_size"]
-    enough = pl.col("days_present") >= pl.col("days_open").clip(lower_bound=1) * 0.5
-    per_day = pl.col("wh_year") / pl.col("days_present")
-    pct, size = _peer_pct(per_day, enough & per_day.is_not_null(), group, p.peer_min_size)
-    pv, _ = _peer_pct(pl.col("share_valley"), enough & pl.col("share_valley").is_not_null(), group,
-                      p.peer_min_size)
-    pp, _ = _peer_pct(pl.col("share_sharp_peak"), enough & pl.col("share_sharp_peak").is_not_null(), group,
-                      p.peer_min_size)
-    pb, _ = _peer_pct(pl.col("base_load_w"), enough & pl.col("base_load_w").is_not_null(), group,
-                      p.peer_min_size)
-    out = out.with_columns(
-        pct.alias("peer_percentile"), size.cast(pl.Int32).alias("peer_group_size"),
-        pv.alias("peer_share_valley_pct"), pp.alias("peer_share_sharp_peak_pct"),
-        pb.alias("peer_base_load_pct"),
-    )
+    out = _with_peers(out, p)
 
     # payments
     pay = _payments(payments, out, year, p)
@@ -485,5 +585,17 @@ def channel_mix(mix_json: str | None) -> dict[str, float]:
     return {} if not mix_json else json.loads(mix_json)
 
 
-__all__ = ["ALTERNATIVES_SCHEMA", "BILLS_SCHEMA", "DEFAULT_PARAMS", "FEATURES", "Params", "bills_frame",
-           "channel_mix", "days_in_year", "diagnose"]
+__all__ = [
+    "ALTERNATIVES_SCHEMA",
+    "BILLS_SCHEMA",
+    "DEFAULT_PARAMS",
+    "FEATURES",
+    "FEATURE_DOCS",
+    "PEER_COLUMNS",
+    "Params",
+    "add_peers",
+    "bills_frame",
+    "channel_mix",
+    "days_in_year",
+    "diagnose",
+]

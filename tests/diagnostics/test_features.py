@@ -235,3 +235,30 @@ def test_leap_year(hh):
     wh = np.full(366, 1000, np.int64)
     f = one(run(hh, [hh.House("A", wh)], year=2024))
     assert f["wh_year"] == 366_000 and f["month_wh"][1] == 29_000
+
+
+def test_add_peers_over_batches_equals_one_pass(hh):
+    from diagnostics import add_peers
+
+    houses = [hh.House(f"H{i:02d}", np.full(365, 1000 * (i + 1)), household_size=2 + i % 2) for i in range(12)]
+    p = Params(peer_min_size=3)
+    whole = run(hh, houses, params=p)
+    batches = pl.concat([run(hh, houses[:5], params=p), run(hh, houses[5:], params=p)])
+    assert not batches.equals(whole)  # batches alone compare within the batch
+    fixed = add_peers(batches, p)
+    assert fixed.columns == whole.columns
+    assert fixed.equals(whole)
+
+
+def test_customers_with_only_ids(hh):
+    houses = [hh.House("A", np.full(365, 5000))]
+    daily = hh.daily_frame(houses)
+    f = diagnose(daily, None, pl.DataFrame({"customer_id": ["A"]}), None, None, None, hh.YEAR)
+    r = one(f)
+    assert r["wh_year"] == 5000 * 365 and r["region"] is None and r["peer_percentile"] is None
+
+
+def test_every_feature_is_documented():
+    from diagnostics import FEATURE_DOCS
+
+    assert set(FEATURE_DOCS) == set(FEATURES)
