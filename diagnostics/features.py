@@ -418,7 +418,7 @@ def add_peers(features: pl.DataFrame, params: Params = DEFAULT_PARAMS) -> pl.Dat
 
 def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customers: pl.DataFrame,
              payments: pl.DataFrame | None, bills: pl.DataFrame | None, alternatives: pl.DataFrame | None,
-             year: int, params: Params = DEFAULT_PARAMS) -> pl.DataFrame:
+             year: int, params: Params = DEFAULT_PARAMS, dense: DenseYear | None = None) -> pl.DataFrame:
     """Features of every customer for ``year`` (one row per row of ``customers``, same order).
 
     Parameters
@@ -448,6 +448,9 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
         The year.
     params : Params
         The documented constants.
+    dense : DenseYear or None
+        ``densify(daily, customers, year)`` if the caller has it already (it is then not recomputed;
+        it must be aligned to ``customers``).
 
     Returns
     -------
@@ -457,7 +460,8 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
     p = params
     cust = customers
     n = cust.height
-    dense = densify(daily, cust, year)
+    if dense is None or dense.total.shape[0] != n:
+        dense = densify(daily, cust, year)
     cols: dict[str, pl.Series] = {"customer_id": cust.get_column("customer_id").cast(pl.Utf8)}
     cols["year"] = pl.Series(values=np.full(n, year, np.int32))
     for c, dtype in (("tariff", pl.Utf8), ("region", pl.Utf8), ("household_size", pl.Int32)):

@@ -262,3 +262,13 @@ def test_every_feature_is_documented():
     from diagnostics import FEATURE_DOCS
 
     assert set(FEATURE_DOCS) == set(FEATURES)
+
+
+def test_reusing_dense_gives_the_same_features(hh):
+    from diagnostics import densify
+
+    houses = [hh.House("A", hh.add_months(hh.flat(5000), (7, 8), 4000)), hh.House("B", hh.flat(9000), shares=None)]
+    daily, cust = hh.daily_frame(houses), hh.customers_frame(houses)
+    a = diagnose(daily, None, cust, None, None, None, hh.YEAR)
+    b = diagnose(daily, None, cust, None, None, None, hh.YEAR, dense=densify(daily, cust, hh.YEAR, with_regs=True))
+    assert a.equals(b)
