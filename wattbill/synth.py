@@ -40,6 +40,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba as nb
 import numpy as np
 import polars as pl
 
@@ -282,28 +283,67 @@ def _simulate_year(h: Households, year: int, rng: np.random.Generator, drift: fl
     return regs
 
 
+@nb.njit(parallel=True, cache=True)
+def _daily_total(base_wh, act_wh, cool_wh, heat_wh, week, summer, winter, z, u_cool, u_heat):  # pragma: no cover
+    """Daily total of each household before vacancy and spikes, float32[m, days]. [Wh]"""
+    m, days = z.shape
+    out = np.empty((m, days), np.float32)
+    for i in nb.prange(m):
+        for d in range(days):
+            act = act_wh[i] * week[d] * np.exp(np.float32(0.18) * z[i, d])
+            cool = cool_wh[i] * summer[d] * (np.float32(0.8) + np.float32(0.4) * u_cool[i, d])
+            heat = heat_wh[i] * winter[d] * (np.float32(0.8) + np.float32(0.4) * u_heat[i, d])
+            out[i, d] = base_wh[i] + act + cool + heat
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def _split_registers(total, shares, z_valley, z_flat):  # pragma: no cover
+    """Split daily totals into sharp, peak, flat, valley, int32[m, days, 4], multiples of 10. [Wh]
+
+    The valley and flat shares wander a little from day to day; peak takes the rest, so the
+    registers add up to the total exactly.
+    """
+    m, days = total.shape
+    out = np.empty((m, days, 4), np.int32)
+    for i in nb.prange(m):
+        for d in range(days):
+            t10 = np.int32(max(total[i, d], np.float32(0)) / np.float32(10))  # units of 10 Wh
+            tf = np.float32(t10)
+            sharp = max(np.int32(tf * shares[i, 0]), 0)
+            valley = max(np.int32(tf * shares[i, 3] * (np.float32(1) + np.float32(0.06) * z_valley[i, d])), 0)
+            flat = max(np.int32(tf * shares[i, 2] * (np.float32(1) + np.float32(0.06) * z_flat[i, d])), 0)
+            peak = t10 - sharp - valley - flat
+            if peak < 0:  # only on a day of extreme noise: give it back from the valley
+                valley += peak
+                peak = 0
+            out[i, d, 0] = sharp * 10
+            out[i, d, 1] = peak * 10
+            out[i, d, 2] = flat * 10
+            out[i, d, 3] = valley * 10
+    return out
+
+
 def _simulate_chunk(
     h: Households, sl: slice, year: int, days: int, rng: np.random.Generator, drift: float,
     summer: np.ndarray, winter: np.ndarray, week: np.ndarray,
 ) -> np.ndarray:
     f32 = np.float32
     m = sl.stop - sl.start
-
-    def uniform(a: float, b: float, shape: tuple[int, ...]) -> np.ndarray:
-        return f32(a) + f32(b - a) * rng.random(shape, dtype=f32)
-
-    noise = np.exp(f32(0.18) * rng.standard_normal((m, days), dtype=f32))
-    total = (h.base_w[sl, None] * 24.0).astype(f32) + (h.activity_wh[sl, None] * drift).astype(f32) * week[None, :] * noise
-    total += h.cooling_wh[sl, None].astype(f32) * summer[None, :] * uniform(0.8, 1.2, (m, days))
-    total += h.heating_wh[sl, None].astype(f32) * winter[None, :] * uniform(0.8, 1.2, (m, days))
-
+    total = _daily_total(
+        (h.base_w[sl] * 24.0).astype(f32), (h.activity_wh[sl] * drift).astype(f32),
+        h.cooling_wh[sl].astype(f32), h.heating_wh[sl].astype(f32), week, summer, winter,
+        rng.standard_normal((m, days), dtype=f32), rng.random((m, days), dtype=f32),
+        rng.random((m, days), dtype=f32),
+    )
     # vacancy: one run of near-zero days
     vstart = h.vacancy_start[sl]
     idx = np.nonzero(vstart >= 0)[0]
     if len(idx):
         d = np.arange(days)[None, :]
         in_run = (d >= vstart[idx, None]) & (d < (vstart + h.vacancy_len[sl])[idx, None])
-        total[idx] = np.where(in_run, uniform(50, 450, (len(idx), days)), total[idx])
+        low = f32(50) + f32(400) * rng.random((len(idx), days), dtype=f32)
+        total[idx] = np.where(in_run, low, total[idx])
     # spikes: a few days at 6-10 times the typical day
     nsp = h.n_spikes[sl]
     sp = np.nonzero(nsp > 0)[0]
@@ -313,23 +353,11 @@ def _simulate_chunk(
             sel = nsp[sp] > k
             who = sp[sel]
             day = rng.integers(0, days, len(who))
-            total[who, day] = typical[sel] * uniform(6, 10, (len(who),))
-
-    total10 = (np.maximum(total, 0) / 10).astype(np.int32)  # units of 10 Wh
-    del total, noise
-    # register split: the valley and flat shares wander a little from day to day; peak takes the rest
-    sh = h.shares[sl].astype(f32)
-    tf = total10.astype(f32)
-    regs = np.empty((m, days, 4), dtype=np.int32)
-    regs[:, :, 0] = tf * sh[:, 0:1]
-    regs[:, :, 3] = tf * (sh[:, 3:4] * (f32(1) + f32(0.06) * rng.standard_normal((m, days), dtype=f32)))
-    regs[:, :, 2] = tf * (sh[:, 2:3] * (f32(1) + f32(0.06) * rng.standard_normal((m, days), dtype=f32)))
-    np.maximum(regs, 0, out=regs)
-    regs[:, :, 1] = total10 - regs[:, :, 0] - regs[:, :, 2] - regs[:, :, 3]
-    neg = regs[:, :, 1] < 0  # only on a day of extreme noise: give it back to the valley
-    regs[:, :, 3] += np.where(neg, regs[:, :, 1], 0)
-    regs[:, :, 1] = np.maximum(regs[:, :, 1], 0)
-    regs *= 10
+            total[who, day] = typical[sel] * (f32(6) + f32(4) * rng.random(len(who), dtype=f32))
+    regs = _split_registers(
+        total, h.shares[sl].astype(f32), rng.standard_normal((m, days), dtype=f32),
+        rng.standard_normal((m, days), dtype=f32),
+    )
     # accounts opened during the year have nothing before their first day
     for i, opened in enumerate(h.opened_on[sl]):
         if opened is not None and opened.year == year:
