@@ -111,6 +111,8 @@ FEATURES: dict[str, pl.DataType] = {
     "spike_first_date": pl.Date(),
     "tier2_date": pl.Date(),
     "tier3_date": pl.Date(),
+    "wh_tier2": pl.Int64(),
+    "wh_tier3": pl.Int64(),
     "avg_price_fen_per_kwh": pl.Float64(),
     "peer_group_size": pl.Int32(),
     "peer_percentile": pl.Float64(),
@@ -179,6 +181,8 @@ FEATURE_DOCS: dict[str, str] = {
     "spike_first_date": "the first spike day",
     "tier2_date": "day the bill entered tier 2 (null = never)",
     "tier3_date": "day the bill entered tier 3 (null = never)",
+    "wh_tier2": "[Wh] use billed in tier 2",
+    "wh_tier3": "[Wh] use billed in tier 3",
     "avg_price_fen_per_kwh": "[fen/kWh] year_fen / kWh (display only, a float)",
     "peer_group_size": "households of the same region and size with enough reads",
     "peer_percentile": "[0..100] share of peers using less per day (ties count half); null under Params.peer_min_size",
@@ -214,6 +218,8 @@ BILLS_SCHEMA: dict[str, pl.DataType] = {
     "year_fen": pl.Int64(),
     "tier2_day": pl.Int32(),
     "tier3_day": pl.Int32(),
+    "wh_tier2": pl.Int64(),
+    "wh_tier3": pl.Int64(),
     "shift10_year_fen": pl.Int64(),
     "is_tou": pl.Boolean(),
 }
@@ -436,7 +442,8 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
     bills : pl.DataFrame or None
         The charges under the customer's current tariff, ``BILLS_SCHEMA``: ``customer_id``,
         ``tariff``, ``month_fen`` (list[12] Int64 [fen]), ``year_fen`` [fen], ``tier2_day``,
-        ``tier3_day`` (Int32 day index of the year where tier 2/3 began, null = never),
+        ``tier3_day`` (Int32 day index of the year where tier 2/3 began, null = never), ``wh_tier2``,
+        ``wh_tier3`` (Wh billed in tier 2 / 3 over the year [Wh], optional),
         ``shift10_year_fen`` (the year charge [fen] with 10% of sharp+peak Wh moved to the valley,
         null when not computed). Build it from a ``tariffs.YearBills`` with
         :func:`diagnostics.bills_frame`, or compute it with :func:`diagnostics.tariff_what_if`.
@@ -486,14 +493,16 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
         b = bills.select(
             pl.col("customer_id"),
             *[pl.col(c) if c in bills.columns else pl.lit(None, BILLS_SCHEMA[c]).alias(c)
-              for c in ("month_fen", "year_fen", "tier2_day", "tier3_day", "shift10_year_fen")],
+              for c in ("month_fen", "year_fen", "tier2_day", "tier3_day", "wh_tier2", "wh_tier3",
+                        "shift10_year_fen")],
             (pl.col("tariff") if "tariff" in bills.columns else pl.lit(None, pl.Utf8)).alias("__bill_tariff"),
             (pl.col("is_tou") if "is_tou" in bills.columns else pl.lit(None, pl.Boolean)).alias("tariff_is_tou"),
         )
         out = out.join(b, on="customer_id", how="left", maintain_order="left")
     else:
         out = out.with_columns(pl.lit(None, BILLS_SCHEMA[c]).alias(c) for c in
-                               ("month_fen", "year_fen", "tier2_day", "tier3_day", "shift10_year_fen"))
+                               ("month_fen", "year_fen", "tier2_day", "tier3_day", "wh_tier2", "wh_tier3",
+                                "shift10_year_fen"))
         out = out.with_columns(pl.lit(None, pl.Utf8).alias("__bill_tariff"),
                                pl.lit(None, pl.Boolean).alias("tariff_is_tou"))
     out = out.with_columns(
@@ -578,10 +587,22 @@ def bills_frame(customer_ids, tariff_code: str, year_bills, shifted=None, is_tou
         "year_fen": pl.Series(values=np.asarray(year_bills.year_fen).astype(np.int64)),
         "tier2_day": pl.select(pl.when(t2 >= 0).then(t2)).to_series(),
         "tier3_day": pl.select(pl.when(t3 >= 0).then(t3)).to_series(),
+        "wh_tier2": _tier_wh(year_bills, n, 1),
+        "wh_tier3": _tier_wh(year_bills, n, 2),
         "shift10_year_fen": (pl.Series(values=np.asarray(shifted.year_fen).astype(np.int64)) if shifted is not None
                              else pl.Series(values=[None] * n, dtype=pl.Int64)),
         "is_tou": pl.Series(values=[is_tou] * n, dtype=pl.Boolean),
     }).select([pl.col(c).cast(t) for c, t in BILLS_SCHEMA.items()])
+
+
+def _tier_wh(year_bills, n: int, tier: int) -> pl.Series:
+    m = getattr(year_bills, "month_wh_tier", None)
+    if m is None:
+        return pl.Series(values=[None] * n, dtype=pl.Int64)
+    m = np.asarray(m)
+    if m.shape[-1] <= tier:
+        return pl.Series(values=np.zeros(n, np.int64))
+    return pl.Series(values=m[..., tier].reshape(n, -1).sum(axis=1).astype(np.int64))
 
 
 def channel_mix(mix_json: str | None) -> dict[str, float]:

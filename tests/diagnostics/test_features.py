@@ -272,3 +272,14 @@ def test_reusing_dense_gives_the_same_features(hh):
     a = diagnose(daily, None, cust, None, None, None, hh.YEAR)
     b = diagnose(daily, None, cust, None, None, None, hh.YEAR, dense=densify(daily, cust, hh.YEAR, with_regs=True))
     assert a.equals(b)
+
+
+def test_tier_wh_from_year_bills(hh):
+    yb = _YB([[5000] * 12], [[150, 300]])
+    yb.month_wh_tier = np.zeros((1, 12, 3), np.int64)
+    yb.month_wh_tier[0, 6:, 1] = 100_000
+    yb.month_wh_tier[0, 10:, 2] = 250_000
+    f = one(run(hh, [hh.House("A", np.full(365, 10_000))], bills=bills_frame(["A"], "t", yb)))
+    assert f["wh_tier2"] == 600_000 and f["wh_tier3"] == 500_000
+    g = one(run(hh, [hh.House("A", np.full(365, 10_000))], bills=bills_frame(["A"], "t", _YB([[1] * 12], [[-1, -1]]))))
+    assert g["wh_tier3"] is None
