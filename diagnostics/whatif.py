@@ -71,9 +71,10 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
     (bills, alternatives) : (pl.DataFrame, pl.DataFrame)
         ``BILLS_SCHEMA`` (with ``shift10_year_fen``) and ``ALTERNATIVES_SCHEMA``. A time-of-use alternative is not priced for
         a customer without time-of-use registers (no data to split its use), and a customer whose
-        tariff code is unknown gets no row.
+        tariff code is unknown (or whose tariff cannot bill it, ``TariffError``) gets no row; an
+        alternative that cannot price a group is left out for it.
     """
-    from tariffs import bill_households  # diagnostics may import tariffs
+    from tariffs import TariffError, bill_households  # diagnostics may import tariffs
 
     d = dense if dense is not None and dense.regs is not None else densify(daily, customers, year, with_regs=True)
     hs = _household_size(customers)
@@ -97,10 +98,13 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
         rows, total, regs, of, ol = rows[live], total[live], regs[live], of[live], ol[live]
         if rows.size == 0:
             continue
-        yb = bill_households(tariff, year, total, regs, of, ol, hs[rows])
-        shifted = None
-        if tariff.is_time_of_use:
-            shifted = bill_households(tariff, year, total, shift_peak_to_valley(regs), of, ol, hs[rows])
+        try:
+            yb = bill_households(tariff, year, total, regs, of, ol, hs[rows])
+            shifted = None
+            if tariff.is_time_of_use:
+                shifted = bill_households(tariff, year, total, shift_peak_to_valley(regs), of, ol, hs[rows])
+        except TariffError:  # e.g. an unpriced register: billing reports it, the what-if skips the group
+            continue
         bill_parts.append(bills_frame(ids.gather(rows), code, yb, shifted, tariff.is_time_of_use))
         for alt in catalog.alternatives(code, on=on):
             if alt.code == code:
@@ -108,7 +112,10 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
             sel = has_tou[rows] if alt.is_time_of_use else np.ones(rows.size, bool)
             if not sel.any():
                 continue
-            ab = bill_households(alt, year, total[sel], regs[sel], of[sel], ol[sel], hs[rows[sel]])
+            try:
+                ab = bill_households(alt, year, total[sel], regs[sel], of[sel], ol[sel], hs[rows[sel]])
+            except TariffError:  # this alternative cannot price these households: not offered
+                continue
             alt_parts.append(pl.DataFrame({
                 "customer_id": ids.gather(rows[sel]),
                 "tariff": pl.Series(values=[alt.code] * int(sel.sum()), dtype=pl.Utf8),
