@@ -12,6 +12,7 @@ import codecs
 import csv
 import hashlib
 import io
+import os
 import re
 import shutil
 import tempfile
@@ -34,9 +35,9 @@ from ingest.errors import (
 )
 from ingest.schemas import ALIASES, INPUT_COLUMNS, customer_bucket
 
-#: files larger than this are processed in customer buckets (bytes)
+#: files larger than this are processed in customer buckets (bytes; env WATTBILL_INGEST_BUCKET_MB)
 BUCKET_THRESHOLD = 256 * 1024 * 1024
-#: target bytes per bucket
+#: target bytes of file per bucket (env WATTBILL_INGEST_BUCKET_MB)
 BUCKET_BYTES = 128 * 1024 * 1024
 
 _UNIT = re.compile(r"[\(（\[【].*?[\)）\]】]\s*$")
@@ -230,9 +231,14 @@ def _polars_error(path: Path, e: Exception):
 
 def n_buckets_for(path: Path) -> int:
     size = path.stat().st_size
-    if size <= BUCKET_THRESHOLD:
+    threshold, per_bucket = BUCKET_THRESHOLD, BUCKET_BYTES
+    env = os.environ.get("WATTBILL_INGEST_BUCKET_MB")
+    if env:
+        per_bucket = int(float(env) * 1024 * 1024)
+        threshold = per_bucket
+    if size <= threshold:
         return 1
-    return max(2, -(-size // BUCKET_BYTES))
+    return max(2, -(-size // per_bucket))
 
 
 @contextmanager

@@ -68,6 +68,15 @@ def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
     )
 
 
+def _last_per_key(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """The last row for each key (upsert order), sorted by ``keys``; a stable sort, no hashing."""
+    df = df.sort(keys, maintain_order=True)
+    if df.height < 2:
+        return df
+    same_next = pl.all_horizontal([pl.col(k) == pl.col(k).shift(-1) for k in keys]).fill_null(False)
+    return df.filter(~same_next)
+
+
 class _Txn:
     """Files written by one write; committed by replacing the manifest."""
 
@@ -225,14 +234,14 @@ class EmbeddedStore:
             key = f"{table}/{part}"
             loaded = [pl.read_parquet(f) if isinstance(f, Path) else f for f in frames]
             new = pl.concat(loaded, how="diagonal_relaxed") if len(loaded) > 1 else loaded[0]
+            if keys:
+                new = _last_per_key(new, keys)
             cur = txn.current(key)
             if cur is not None:
                 old = pl.read_parquet(cur)
                 if keys:
-                    old = old.join(new.select(keys).unique(), on=keys, how="anti")
+                    old = old.join(new.select(keys), on=keys, how="anti")
                 new = pl.concat([old, new], how="diagonal_relaxed")
-            elif keys:
-                new = new.unique(subset=keys, keep="last", maintain_order=True)
             if schema:
                 new = _cast(new, schema)
             if sort:

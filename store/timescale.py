@@ -118,6 +118,7 @@ class TimescaleStore:
             raise StoreUnavailable(f"cannot connect to {url}: {str(e).strip().splitlines()[0]}") from None
         try:
             self.conn.execute("SET client_min_messages = warning")
+            self.conn.execute("SET temp_buffers = '256MB'")  # staging tables stay in memory
             self.conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             row = self.conn.execute(
                 "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
@@ -232,20 +233,48 @@ class TimescaleStore:
             raise StoreUnavailable(f"{self.url}: {str(e).strip().splitlines()[0]}") from None
 
     def _save_daily(self, cur: psycopg.Cursor, daily: pl.DataFrame | Iterable[pl.DataFrame]) -> None:
+        """Binary COPY into a staging table, then into the hypertable.
+
+        Rows are fed chunk by chunk (sorted by month, then key) so TimescaleDB's insert keeps few chunks
+        open. If none of the batch's customers has rows in the batch's date range, a plain
+        ``INSERT ... SELECT`` (inside a savepoint) is enough; otherwise, or if a concurrent writer added
+        conflicting rows meanwhile, ``INSERT ... ON CONFLICT DO UPDATE`` upserts.
+        """
         cur.execute("CREATE TEMP TABLE daily_stage (LIKE daily INCLUDING DEFAULTS) ON COMMIT DROP")
         chunks = [daily] if isinstance(daily, pl.DataFrame) else daily
         n = 0
+        lo: dt.date | None = None
+        hi: dt.date | None = None
+        ids: set[str] = set()
         for chunk in chunks:
             if chunk.height == 0:
                 continue
             n += chunk.height
-            for off in range(0, chunk.height, 1_000_000):
-                self._copy_in(cur, "daily_stage", _cast(chunk.slice(off, 1_000_000), DAILY_SCHEMA))
+            c = _cast(chunk, DAILY_SCHEMA).sort(pl.col("day").dt.truncate("1mo"), "customer_id", "meter_id", "day")
+            cmin, cmax = c["day"].min(), c["day"].max()
+            lo = cmin if lo is None or cmin < lo else lo  # type: ignore[operator]
+            hi = cmax if hi is None or cmax > hi else hi  # type: ignore[operator]
+            ids.update(c["customer_id"].unique().to_list())
+            for off in range(0, c.height, 1_000_000):
+                self._copy_in(cur, "daily_stage", c.slice(off, 1_000_000))
         if n == 0:
             return
+        cols = ", ".join(_DAILY_COLS)
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM daily WHERE day BETWEEN %s AND %s AND customer_id = ANY(%s))",
+            [lo, hi, sorted(ids)],
+        )
+        row = cur.fetchone()
+        if row is not None and not row[0]:
+            try:
+                with self.conn.transaction():  # savepoint
+                    cur.execute(f"INSERT INTO daily ({cols}) SELECT {cols} FROM daily_stage")
+                return
+            except psycopg.errors.UniqueViolation:
+                pass  # a concurrent load added overlapping rows: upsert instead
         upd = ", ".join(f"{c} = EXCLUDED.{c}" for c in _DAILY_COLS[3:])
         cur.execute(
-            f"INSERT INTO daily ({', '.join(_DAILY_COLS)}) SELECT {', '.join(_DAILY_COLS)} FROM daily_stage"
+            f"INSERT INTO daily ({cols}) SELECT {cols} FROM daily_stage"
             f" ON CONFLICT (customer_id, meter_id, day) DO UPDATE SET {upd}"
         )
 

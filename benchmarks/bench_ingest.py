@@ -1,0 +1,259 @@
+"""Ingest benchmark: register reads into the embedded store and into TimescaleDB, and memory vs size.
+
+    .venv/bin/python -m benchmarks.bench_ingest [--customers 6000] [--no-pg] [--rss-sizes 500000,1000000,...]
+
+1. **Embedded**: ``ingest_file`` of a register-reads CSV (design format, 4 time-of-use registers,
+   kWh with 2 decimals, one read per meter and day) into a fresh embedded store; rows/s (wall) and
+   the process CPU seconds (the machine may be shared). Target: >= 2M rows/s on 2 cores.
+2. **TimescaleDB vs psql \\copy** (same run, same rows, same table): the daily rows that ingest
+   produced are loaded into an empty ``daily`` hypertable (a) by the store (vectorised binary COPY
+   into a staging table + ``INSERT ... ON CONFLICT``, one transaction) and (b) by
+   ``psql -c "\\copy daily FROM file CSV"`` of the same rows as CSV. Best of N alternating runs; ratio
+   printed. Also the full ``ingest_file`` into TimescaleDB. The cluster is started with
+   ``scripts/pg.sh start`` and stopped afterwards if this run started it.
+3. **Peak RSS vs file size**: each size ingested in a fresh subprocess (embedded store) with customer
+   buckets of ``WATTBILL_INGEST_BUCKET_MB`` (default here 16 MB) to show memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_reads(path: Path, n_customers: int, days: int = 366, seed: int = 1, start_id: int = 0) -> int:
+    """Write a register-reads CSV (design format) and return its number of data rows."""
+    rng = np.random.default_rng(seed)
+    daily = rng.gamma(2.0, 4.0, size=(n_customers, days)) * 1000  # Wh
+    shares = rng.dirichlet([1, 3, 4, 2], size=n_customers)  # sharp, peak, flat, valley
+    regs = (daily[:, :, None] * shares[:, None, :] / 10).astype(np.int64)  # 0.01 kWh per day per register
+    start = rng.integers(100_000, 5_000_000, size=(n_customers, 1, 4))
+    cum = start + np.cumsum(regs, axis=1)
+    total = cum.sum(axis=2)
+    n = n_customers * days
+    ids = np.char.zfill(np.arange(start_id, start_id + n_customers).astype(str), 10)
+    first = dt.date(2024, 1, 1) - dt.timedelta(days=1)
+    df = pl.DataFrame(
+        {
+            "customer_id": np.repeat(ids, days),
+            "meter_id": np.repeat(np.char.add("M", ids), days),
+            "read_date": np.tile(np.arange(days, dtype="timedelta64[D]") + np.datetime64(first), n_customers),
+            "total": total.reshape(-1) / 100,
+            "sharp": cum[:, :, 0].reshape(-1) / 100,
+            "peak": cum[:, :, 1].reshape(-1) / 100,
+            "flat": cum[:, :, 2].reshape(-1) / 100,
+            "valley": cum[:, :, 3].reshape(-1) / 100,
+        }
+    ).with_columns(pl.col("read_date").cast(pl.Date))
+    df.write_csv(path, float_precision=2)
+    return n
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def bench_embedded(reads: Path, rows: int, work: Path) -> dict:
+    from ingest import ingest_file
+    from store import open_store
+
+    best = None
+    for i in range(2):
+        root = work / f"embedded-{i}"
+        shutil.rmtree(root, ignore_errors=True)
+        st = open_store(root)
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        rep = ingest_file(reads, "registers", st)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        assert rep.rows == rows and rep.loaded == rows
+        if best is None or wall < best["wall_s"]:
+            best = {"wall_s": wall, "cpu_s": cpu, "rows_per_s": rows / wall, "rows_per_cpu_s": rows / cpu}
+    return best  # type: ignore[return-value]
+
+
+def _psql_copy(url: str, csv_path: Path, cols: list[str]) -> float:
+    cmd = f"\\copy daily ({', '.join(cols)}) FROM '{csv_path}' WITH (FORMAT csv, HEADER true)"
+    t0 = time.perf_counter()
+    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-q", "-c", cmd], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def bench_timescale(reads: Path, rows: int, work: Path, repeats: int) -> dict:
+    import psycopg
+
+    from ingest import IngestBatch, ingest_file
+    from ingest.readers import read_raw
+    from ingest.schemas import DAILY_SCHEMA
+    from ingest.vee import registers_to_daily
+    from store import open_store
+
+    was_running = (
+        subprocess.run(["bash", str(REPO / "scripts/pg.sh"), "status"], capture_output=True).returncode == 0
+    )
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts/pg.sh"), "start"], capture_output=True, text=True, check=True
+    )
+    admin = out.stdout.strip().splitlines()[-1]
+    db = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {db}")
+    url = admin.replace("/wattbill?", f"/{db}?")
+    res: dict = {}
+    try:
+        st = open_store(url)
+        # full ingest_file into TimescaleDB
+        t0 = time.perf_counter()
+        rep = ingest_file(reads, "registers", st)
+        res["ingest_file_wall_s"] = time.perf_counter() - t0
+        res["ingest_file_rows_per_s"] = rows / res["ingest_file_wall_s"]
+        assert rep.loaded == rows
+        # same rows, same table: store (binary COPY + staging + upsert) vs psql \copy CSV
+        daily = registers_to_daily(read_raw(reads, "registers")).frame.select(list(DAILY_SCHEMA))
+        csv_path = work / "daily.csv"
+        daily.write_csv(csv_path)
+        res["daily_rows"] = daily.height
+        res["daily_csv_mb"] = csv_path.stat().st_size / 2**20
+        ours, theirs = [], []
+        for i in range(repeats):
+            st.conn.execute("TRUNCATE daily")
+            batch = IngestBatch(
+                ledger={
+                    "sha256": f"bench-{uuid.uuid4().hex}",
+                    "file": "bench",
+                    "kind": "registers",
+                    "rows": 0,
+                    "loaded": 0,
+                    "estimated": 0,
+                    "quarantined": 0,
+                    "duplicates": 0,
+                    "findings": 0,
+                },
+                kind="registers",
+                daily=daily,
+            )
+            t0 = time.perf_counter()
+            st.save_ingest(batch)
+            ours.append(time.perf_counter() - t0)
+            st.conn.execute("TRUNCATE daily")
+            theirs.append(_psql_copy(url, csv_path, list(DAILY_SCHEMA)))
+            n = st.conn.execute("SELECT count(*) FROM daily").fetchone()
+            assert n == (daily.height,), n
+            del i
+        res["store_binary_copy_upsert_s"] = min(ours)
+        res["psql_copy_csv_s"] = min(theirs)
+        res["store_rows_per_s"] = daily.height / min(ours)
+        res["psql_rows_per_s"] = daily.height / min(theirs)
+        res["ratio_store_vs_psql"] = min(theirs) / min(ours)
+        st.close()
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        if not was_running:
+            subprocess.run(["bash", str(REPO / "scripts/pg.sh"), "stop"], capture_output=True)
+    return res
+
+
+def rss_child(path: str) -> None:
+    """Subprocess: ingest ``path`` into a fresh embedded store, print peak RSS (MB) as JSON."""
+    from ingest import ingest_file
+    from store import open_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        rep = ingest_file(path, "registers", open_store(Path(tmp) / "s"))
+        wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": rep.rows, "peak_rss_mb": peak, "wall_s": wall}))
+
+
+def bench_rss(sizes: list[int], work: Path, bucket_mb: float) -> list[dict]:
+    out = []
+    for n_rows in sizes:
+        customers = max(1, n_rows // 366)
+        f = work / f"reads-{n_rows}.csv"
+        rows = make_reads(f, customers, seed=n_rows)
+        env = dict(os.environ, WATTBILL_INGEST_BUCKET_MB=str(bucket_mb))
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.bench_ingest", "--rss-child", str(f)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+            check=True,
+        )
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        r.update(file_mb=f.stat().st_size / 2**20, rows=rows)
+        out.append(r)
+        f.unlink()
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--customers", type=int, default=6000, help="households (x 366 reads each)")
+    ap.add_argument("--no-pg", action="store_true", help="skip the TimescaleDB part")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--rss-sizes", default="250000,1000000,4000000", help="rows per file for the RSS part ('' to skip)"
+    )
+    ap.add_argument("--bucket-mb", type=float, default=16.0)
+    ap.add_argument("--rss-child")
+    args = ap.parse_args(argv)
+    if args.rss_child:
+        rss_child(args.rss_child)
+        return
+    work = Path(tempfile.mkdtemp(prefix="wattbill-bench-"))
+    os.chmod(work, 0o755)  # psql \copy reads the CSV as this user; keep it readable anyway
+    try:
+        reads = work / "reads.csv"
+        rows = make_reads(reads, args.customers)
+        mb = reads.stat().st_size / 2**20
+        print(
+            f"register reads: {rows:,} rows, {mb:.0f} MB CSV, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}"
+        )
+        e = bench_embedded(reads, rows, work)
+        print(
+            f"embedded store : {e['rows_per_s'] / 1e6:.2f} M rows/s wall ({e['wall_s']:.2f} s), "
+            f"{e['rows_per_cpu_s'] / 1e6:.2f} M rows per CPU-second  [target >= 2 M rows/s]"
+        )
+        if not args.no_pg:
+            t = bench_timescale(reads, rows, work, args.repeats)
+            print(
+                f"timescaledb    : ingest_file {t['ingest_file_rows_per_s'] / 1e6:.2f} M rows/s "
+                f"({t['ingest_file_wall_s']:.2f} s)"
+            )
+            print(
+                f"same {t['daily_rows']:,} daily rows into the empty hypertable: store binary COPY+upsert "
+                f"{t['store_binary_copy_upsert_s']:.2f} s ({t['store_rows_per_s'] / 1e6:.2f} M rows/s) vs psql \\copy CSV "
+                f"{t['psql_copy_csv_s']:.2f} s ({t['psql_rows_per_s'] / 1e6:.2f} M rows/s): ratio {t['ratio_store_vs_psql']:.2f}x"
+            )
+        sizes = [int(x) for x in args.rss_sizes.split(",") if x.strip()]
+        if sizes:
+            print(f"peak RSS vs file size (embedded, buckets of {args.bucket_mb:g} MB):")
+            for r in bench_rss(sizes, work, args.bucket_mb):
+                print(
+                    f"  {r['rows']:>11,} rows  {r['file_mb']:>7.0f} MB file  peak RSS {r['peak_rss_mb']:>6.0f} MB"
+                    f"  ({r['rows'] / r['wall_s'] / 1e6:.2f} M rows/s)"
+                )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
