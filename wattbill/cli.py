@@ -55,7 +55,7 @@ def _yuan(fen: int) -> str:
 
 
 def _run_with_progress(store, catalog, year: int, **kwargs):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from wattbill.pipeline import run_bills
 
@@ -64,7 +64,7 @@ def _run_with_progress(store, catalog, year: int, **kwargs):
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         transient=False, disable=quiet,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             label = {"bill": "billing households", "pdf": "rendering PDFs"}.get(stage, stage)
