@@ -13,8 +13,7 @@ Hierarchy::
     │   └── BadToken                   a download token that is malformed, forged or expired
     ├── ingest.errors.IngestError      a file that cannot be loaded (file, row, column)
     ├── store.errors.StoreError        the store cannot be used or is inconsistent
-    ├── tariffs.errors.TariffError     a tariff file or calculation problem (file, key)
-    └── bills.errors.RenderError       a bill that cannot be rendered (if ``bills`` defines it)
+    └── tariffs.errors.TariffError     a tariff file or calculation problem (file, key)
 
 ``USER_ERRORS`` is the tuple of those bases, for ``except`` clauses.
 """
@@ -42,15 +41,4 @@ class BadToken(WattbillError):
     """A download token that is malformed, forged or expired."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [WattbillError, IngestError, StoreError, TariffError]
-    try:
-        from bills.errors import RenderError  # type: ignore[import-not-found]
-
-        errors.append(RenderError)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
-USER_ERRORS: tuple[type[BaseException], ...] = _user_errors()
+USER_ERRORS: tuple[type[BaseException], ...] = (WattbillError, IngestError, StoreError, TariffError)

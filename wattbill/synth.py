@@ -310,13 +310,15 @@ def _split_registers(total, shares, z_valley, z_flat):  # pragma: no cover
         for d in range(days):
             t10 = np.int32(max(total[i, d], np.float32(0)) / np.float32(10))  # units of 10 Wh
             tf = np.float32(t10)
-            sharp = max(np.int32(tf * shares[i, 0]), 0)
-            valley = max(np.int32(tf * shares[i, 3] * (np.float32(1) + np.float32(0.06) * z_valley[i, d])), 0)
-            flat = max(np.int32(tf * shares[i, 2] * (np.float32(1) + np.float32(0.06) * z_flat[i, d])), 0)
+            sharp = np.int32(tf * shares[i, 0])
+            valley = np.int32(tf * shares[i, 3] * (np.float32(1) + np.float32(0.06) * z_valley[i, d]))
+            flat = np.int32(tf * shares[i, 2] * (np.float32(1) + np.float32(0.06) * z_flat[i, d]))
+            valley = valley if valley > 0 else np.int32(0)
+            flat = flat if flat > 0 else np.int32(0)
             peak = t10 - sharp - valley - flat
             if peak < 0:  # only on a day of extreme noise: give it back from the valley
                 valley += peak
-                peak = 0
+                peak = np.int32(0)
             out[i, d, 0] = sharp * 10
             out[i, d, 1] = peak * 10
             out[i, d, 2] = flat * 10
@@ -398,11 +400,11 @@ def register_reads(data: SynthData, seed: int = 7) -> pl.DataFrame:
     keep = np.ones((n, days + 1), dtype=bool)
     for i in np.nonzero(h.missing)[0]:
         for _ in range(rng.integers(1, 5)):
-            s = rng.integers(5, days - 10)
-            keep[i, s : s + rng.integers(1, 7)] = False
-    for i, opened in enumerate(h.opened_on):
+            gap = int(rng.integers(5, days - 10))
+            keep[i, gap : gap + int(rng.integers(1, 7))] = False
+    for k, opened in enumerate(h.opened_on):
         if opened is not None:
-            keep[i, : (opened - first).days - 1] = False  # anchor read on the day before opening
+            keep[k, : (opened - first).days - 1] = False  # anchor read on the day before opening
 
     meter = np.repeat(np.char.add("M", h.customer_id.astype(str))[:, None], days + 1, axis=1).astype(object)
     rows = {
