@@ -15,12 +15,14 @@ with tier Wh ``t[k]``, period Wh ``P[p]`` and ``S = sum(P)``, the exact charge i
 Overflow
 --------
 Inputs are checked inside the kernel (no extra pass over memory): every counted daily value must
-be ``0 <= x < 2**31`` (a running min and max in the input dtype); otherwise the household is flagged and the wrapper
+be ``0 <= x < 2**31`` (an OR of all values in the input dtype); otherwise the household is flagged and the wrapper
 raises ``ValueError``. Then a month has ``T <= 31 * 2**31`` and ``S <= 5 * 31 * 2**31`` Wh, prices
 are ``q <= 10**8`` (``< 100`` yuan with at most 6 decimals, checked by the model), so ``T * q_max``
-cannot overflow; ``N <= S * T * q_max``. When ``S * T * q_max`` could exceed ``2**63 - 1`` (a month
-of ~100 MWh and more) the kernel flags the household (``FLAG_OVERFLOW``) and the wrapper computes
-its money with the exact reference (``reference_bill``); Wh outputs are exact in any case.
+cannot overflow; ``N <= S * T * q_max``. The kernel checks, without a division, that
+``T < 2**31``, ``S < 2**31`` (so ``T * S < 2**62`` and ``D < 2**55``) and ``T * S <= (2**63 - 1) // q_max``;
+otherwise (a month of some 100 MWh and more, never a household's) it flags the household
+(``FLAG_OVERFLOW``) and the wrapper computes its money with the exact reference
+(``reference_bill``); Wh outputs are exact in any case.
 
 Every kernel has a pure-Python twin: ``kernel.py_func``.
 """
@@ -45,6 +47,8 @@ INF_WH = np.int64(1) << np.int64(62)
 
 INT64_MAX = np.int64(2**63 - 1)
 MAX_DAILY_WH = 2**31 - 1
+SAFE_WH = np.int64(2**31)
+"""Monthly Wh (total, or sum over periods) at or above which the money is left to the reference."""
 
 PRORATION_CODES = {"none": 0, "months": 1, "days": 2}
 
@@ -73,6 +77,9 @@ class KernelTariff:
     scale_div : int
         ``10**(scale + 1)``.
     q_max : int
+        Largest price.
+    safe_product : int
+        ``(2**63 - 1) // q_max``: months with ``T * S`` above it go to the exact reference.
     """
 
     monthly: bool
@@ -85,6 +92,7 @@ class KernelTariff:
     q: np.ndarray
     scale_div: int
     q_max: int
+    safe_product: int
 
     @classmethod
     def of(cls, tariff: Tariff) -> KernelTariff:
@@ -113,15 +121,67 @@ class KernelTariff:
             q=q,
             scale_div=10 ** (scale + 1),
             q_max=max(1, int(q.max())),
+            safe_product=(2**63 - 1) // max(1, int(q.max())),
         )
 
 
 @nb.njit(cache=True, inline="always")
-def _prorate(h, num, den):  # pragma: no cover - inlined into kernels
+def prorate(h, num, den):  # pragma: no cover - inlined into kernels
     """round_half_up(h * num / den) for h >= 0, keeping INF_WH."""
-    if h >= INF_WH:
+    if h >= INF_WH or num == den:
         return h
     return (2 * h * num + den) // (2 * den)
+
+
+@nb.njit(cache=True, nogil=True)
+def month_sums(tr, rr, lo, hi, month_first, mwh, mreg):  # pragma: no cover - numba
+    """Monthly sums of one household's days ``lo..hi`` (one pass): ``mwh[m]`` = total,
+    ``mreg[m, k]`` = register k [Wh]; months outside are left alone. Returns True if a value is
+    negative or >= 2**31 (for non-negative values, OR >= max, and OR < 2**31 exactly when all are)."""
+    m = 0
+    while month_first[m + 1] <= lo:
+        m += 1
+    nxt = month_first[m + 1] - lo  # index j = d - lo from 0 up: no negative-index wraparound checks
+    tw = tr[lo : hi + 1]
+    rw = rr[lo : hi + 1]
+    t_sum = np.int64(0)
+    r0 = np.int64(0)
+    r1 = np.int64(0)
+    r2 = np.int64(0)
+    r3 = np.int64(0)
+    orv = tr[0] & 0  # OR of all values, in the input dtype: < 0 if any is negative
+    for j in range(tw.shape[0]):
+        if j == nxt:
+            mwh[m] = t_sum
+            mreg[m, 0] = r0
+            mreg[m, 1] = r1
+            mreg[m, 2] = r2
+            mreg[m, 3] = r3
+            t_sum = np.int64(0)
+            r0 = np.int64(0)
+            r1 = np.int64(0)
+            r2 = np.int64(0)
+            r3 = np.int64(0)
+            m += 1
+            nxt = month_first[m + 1] - lo
+        t = tw[j]
+        x0 = rw[j, 0]
+        x1 = rw[j, 1]
+        x2 = rw[j, 2]
+        x3 = rw[j, 3]
+        t_sum += t
+        r0 += x0
+        r1 += x1
+        r2 += x2
+        r3 += x3
+        orv |= t | x0 | x1 | x2 | x3
+    mwh[m] = t_sum
+    mreg[m, 0] = r0
+    mreg[m, 1] = r1
+    mreg[m, 2] = r2
+    mreg[m, 3] = r3
+    return orv < 0 or orv > MAX_DAILY_WH
+
 
 
 @nb.njit(cache=True, parallel=True, nogil=True)
@@ -142,7 +202,7 @@ def bill_kernel(
     unsplit,
     q,
     scale_div,
-    q_max,
+    safe_product,
     month_wh,
     month_wh_reg,
     month_wh_tier,
@@ -170,7 +230,7 @@ def bill_kernel(
         [persons].
     month_first : int64[13]
         Day index of each month's first day, then n_days.
-    monthly, base_thr, proration, bonus_min, bonus_wh, reg_period, unsplit, q, scale_div, q_max
+    monthly, base_thr, proration, bonus_min, bonus_wh, reg_period, unsplit, q, scale_div, safe_product
         The tariff (see ``KernelTariff``).
     month_wh[n, 12], month_wh_reg[n, 12, 4], month_wh_tier[n, 12, 3], month_wh_period[n, 12, P]
         Outputs [Wh].
@@ -186,12 +246,23 @@ def bill_kernel(
     for i in nb.prange(n):
         tr = total[i]
         rr = regs[i]
+        mwh = month_wh[i]
+        mreg = month_wh_reg[i]
+        mtier = month_wh_tier[i]
+        mper = month_wh_period[i]
+        mfen = month_fen[i]
         of = max(np.int64(open_first[i]), np.int64(0))
         ol = min(np.int64(open_last[i]), np.int64(n_days - 1))
         lo = of
         hi = min(ol, np.int64(data_last[i]))
         flag = 0
         bonus = bonus_wh if household_size[i] >= bonus_min else 0
+        for m in range(12):
+            mwh[m] = 0
+            for k in range(4):
+                mreg[m, k] = 0
+            for p in range(n_periods):
+                mper[m, p] = 0
         # open days per month, open months (proration follows the open window, not data_last)
         open_months = 0
         open_days = 0
@@ -214,8 +285,12 @@ def bill_kernel(
                 h1 = h1 + 12 * bonus
             if h2 < INF_WH:
                 h2 = h2 + 12 * bonus
-            h1 = _prorate(h1, num, den)
-            h2 = _prorate(h2, num, den)
+            h1 = prorate(h1, num, den)
+            h2 = prorate(h2, num, den)
+        # pass 1, over the counted days once: monthly sums
+        if hi >= lo:
+            if month_sums(tr, rr, lo, hi, month_first, mwh, mreg):
+                flag |= FLAG_BAD_VALUE
         cumulative = np.int64(0)
         cross1 = -1
         cross2 = -1
@@ -240,33 +315,15 @@ def bill_kernel(
                     num, den = od, month_first[m + 1] - month_first[m]
                 else:
                     num, den = 1, 1
-                h1 = _prorate(h1, num, den)
-                h2 = _prorate(h2, num, den)
-            t_sum = np.int64(0)
-            r0 = np.int64(0)
-            r1 = np.int64(0)
-            r2 = np.int64(0)
-            r3 = np.int64(0)
-            uns = np.int64(0)
-            lo_v = tr[0] & 0  # min and max of the counted values, in the input dtype
-            hi_v = tr[0] & 0
-            for d in range(a, b + 1):
-                t = tr[d]
-                x0 = rr[d, 0]
-                x1 = rr[d, 1]
-                x2 = rr[d, 2]
-                x3 = rr[d, 3]
-                t_sum += t
-                r0 += x0
-                r1 += x1
-                r2 += x2
-                r3 += x3
-                lo_v = min(lo_v, min(min(t, x0), min(min(x1, x2), x3)))
-                hi_v = max(hi_v, max(max(t, x0), max(max(x1, x2), x3)))
-                s = np.int64(x0) + np.int64(x1) + np.int64(x2) + np.int64(x3)
-                uns += max(np.int64(t) - s, np.int64(0))
-            if lo_v < 0 or hi_v > MAX_DAILY_WH:
-                flag |= FLAG_BAD_VALUE
+                h1 = prorate(h1, num, den)
+                h2 = prorate(h2, num, den)
+            t_sum = mwh[m]
+            r0 = mreg[m, 0]
+            r1 = mreg[m, 1]
+            r2 = mreg[m, 2]
+            r3 = mreg[m, 3]
+            uns = max(t_sum - (r0 + r1 + r2 + r3), np.int64(0))  # total not covered by registers
+            mper[m, unsplit] = uns
             before = cumulative if not monthly else np.int64(0)
             after = before + t_sum
             # tier crossing days: rescan the month only when a threshold lies within it
@@ -285,51 +342,43 @@ def bill_kernel(
             t1 = min(after, h1) - min(before, h1)
             t2 = max(min(after, h2), h1) - max(min(before, h2), h1) if h1 < INF_WH else np.int64(0)
             t3 = max(after, h2) - max(before, h2) if h2 < INF_WH else np.int64(0)
-            month_wh[i, m] = t_sum
-            month_wh_reg[i, m, 0] = r0
-            month_wh_reg[i, m, 1] = r1
-            month_wh_reg[i, m, 2] = r2
-            month_wh_reg[i, m, 3] = r3
-            month_wh_tier[i, m, 0] = t1
-            month_wh_tier[i, m, 1] = t2
-            month_wh_tier[i, m, 2] = t3
-            for p in range(n_periods):
-                month_wh_period[i, m, p] = 0
+            mtier[m, 0] = t1
+            mtier[m, 1] = t2
+            mtier[m, 2] = t3
             # rule 5: unpriced registers with kWh
             if (r0 > 0 and reg_period[0] < 0) or (r1 > 0 and reg_period[1] < 0):
                 flag |= FLAG_UNPRICED
             if (r2 > 0 and reg_period[2] < 0) or (r3 > 0 and reg_period[3] < 0):
                 flag |= FLAG_UNPRICED
             if reg_period[0] >= 0:
-                month_wh_period[i, m, reg_period[0]] += r0
+                mper[m, reg_period[0]] += r0
             if reg_period[1] >= 0:
-                month_wh_period[i, m, reg_period[1]] += r1
+                mper[m, reg_period[1]] += r1
             if reg_period[2] >= 0:
-                month_wh_period[i, m, reg_period[2]] += r2
+                mper[m, reg_period[2]] += r2
             if reg_period[3] >= 0:
-                month_wh_period[i, m, reg_period[3]] += r3
-            month_wh_period[i, m, unsplit] += uns
+                mper[m, reg_period[3]] += r3
             # money: N / D rounded half-up, integers only
             fen = np.int64(0)
             if t_sum > 0 and (flag & FLAG_BAD_VALUE) == 0:
                 sp = np.int64(0)
                 for p in range(n_periods):
-                    sp += month_wh_period[i, m, p]
+                    sp += mper[m, p]
                 if sp == 0:  # only unpriced registers have kWh: FLAG_UNPRICED is set
                     pass
-                elif sp > INT64_MAX // (t_sum * q_max) or sp > INT64_MAX // (2 * scale_div):
+                elif t_sum >= SAFE_WH or sp >= SAFE_WH or t_sum * sp > safe_product:
                     flag |= FLAG_OVERFLOW
                 else:
                     num_ = np.int64(0)
                     for p in range(n_periods):
-                        pp = month_wh_period[i, m, p]
+                        pp = mper[m, p]
                         if pp > 0:
                             num_ += pp * (t1 * q[p, 0] + t2 * q[p, 1] + t3 * q[p, 2])
                     den_ = sp * scale_div
                     fen = num_ // den_
                     if 2 * (num_ - fen * den_) >= den_:
                         fen += 1
-            month_fen[i, m] = fen
+            mfen[m] = fen
             year_total_fen += fen
             cumulative += t_sum
         year_fen[i] = year_total_fen
@@ -407,6 +456,7 @@ def _as_index(x, n: int, name: str) -> np.ndarray:
     arr = np.asarray(x)
     if arr.ndim == 0:
         arr = np.full(n, int(arr), dtype=np.int64)
+    arr = arr.astype(np.int64, copy=False)  # one compiled signature per dtype of total/regs only
     if arr.shape != (n,):
         raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}")
     return arr
@@ -429,17 +479,18 @@ def _run(tariff, year, total, regs, open_first, open_last, household_size, data_
     data_last = _as_index(data_last, n, "through_day")
     kt = KernelTariff.of(tariff)
     n_periods = len(tariff.period_names)
+    # every element is written by the kernel: no need to zero
     out = dict(
-        month_wh=np.zeros((n, 12), np.int64),
-        month_wh_reg=np.zeros((n, 12, 4), np.int64),
-        month_wh_tier=np.zeros((n, 12, 3), np.int64),
-        month_wh_period=np.zeros((n, 12, n_periods), np.int64),
-        month_fen=np.zeros((n, 12), np.int64),
-        year_fen=np.zeros(n, np.int64),
-        tier_cross_day=np.zeros((n, 2), np.int64),
-        wh_so_far=np.zeros(n, np.int64),
-        tier_reached=np.zeros(n, np.int64),
-        flags=np.zeros(n, np.int64),
+        month_wh=np.empty((n, 12), np.int64),
+        month_wh_reg=np.empty((n, 12, 4), np.int64),
+        month_wh_tier=np.empty((n, 12, 3), np.int64),
+        month_wh_period=np.empty((n, 12, n_periods), np.int64),
+        month_fen=np.empty((n, 12), np.int64),
+        year_fen=np.empty(n, np.int64),
+        tier_cross_day=np.empty((n, 2), np.int64),
+        wh_so_far=np.empty(n, np.int64),
+        tier_reached=np.empty(n, np.int64),
+        flags=np.empty(n, np.int64),
     )
     kernel = bill_kernel.py_func if use_py else bill_kernel
     kernel(
@@ -459,7 +510,7 @@ def _run(tariff, year, total, regs, open_first, open_last, household_size, data_
         kt.unsplit,
         kt.q,
         kt.scale_div,
-        kt.q_max,
+        kt.safe_product,
         out["month_wh"],
         out["month_wh_reg"],
         out["month_wh_tier"],

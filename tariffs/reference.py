@@ -12,14 +12,18 @@ Rules (``design.md``, "Tariff files"), with the details this module fixes:
    seasonal monthly thresholds). Tiers are placed by ``total`` (authoritative).
 2. **Proportional share.** The tier kWh of a month are shared among the priced periods in
    proportion to that month's kWh in each period. A period's kWh are the kWh of the registers that
-   map to it; the kWh of ``total`` not covered by the registers (per day:
-   ``max(total - (sharp + peak + flat + valley), 0)``, e.g. a meter without time-of-use registers)
-   belong to the tariff's ``unsplit`` period. So the month's charge is::
+   map to it; the kWh of ``total`` not covered by the registers (per month:
+   ``max(total - (sharp + peak + flat + valley), 0)``, e.g. a meter without time-of-use registers,
+   or the days before a meter exchange) belong to the tariff's ``unsplit`` period. So the month's
+   charge is::
 
        charge = sum over tiers k, periods p of  tier_kwh[k] * kwh[p] / sum(kwh) * price[p][k]
 
    a rational number; the division is done last, with 60 significant digits, which is exact enough
-   for rounding (the distance of such a quotient from a half-fen is at least 1/(1000 * sum(Wh))).
+   for rounding: with prices of at most 6 decimals the charge is ``M / (10**9 * sum(Wh))`` for an
+   integer ``M``, so when it is not exactly on a half-fen it is at least ``1 / (2 * 10**11 * sum(Wh))``
+   yuan away from it, far more than the error of a 60-digit quotient. (The code also keeps the exact
+   ``Fraction`` and asserts that both round alike.)
 3. **Rounding.** Each monthly bill is rounded half-up to 0.01 yuan; the annual charge is the sum of
    the rounded monthly bills.
 4. **Proration and household bonus.** Only days from ``open_first`` to ``open_last`` (day indices
@@ -67,7 +71,7 @@ class ReferenceMonth:
     wh_reg : tuple of 4 int
         Per register, in ``REGISTERS`` order [Wh].
     wh_unsplit : int
-        kWh of ``total`` not covered by the registers [Wh].
+        ``max(wh_total - sum(wh_reg), 0)``: the month's ``total`` not covered by registers [Wh].
     wh_period : dict of str to int
         Per priced period (rule 2) [Wh].
     wh_tier : tuple of 3 int
@@ -287,13 +291,15 @@ def reference_bill(
             wh_total += t
             for r in range(4):
                 wh_reg[r] += regs[r]
-            wh_unsplit += max(t - sum(regs), 0)
             # tier crossing days
             before = cumulative + month_cum if tariff.cycle == "annual" else month_cum
             for k, h in enumerate(thresholds[m]):
                 if cross[k] == -1 and before <= h < before + t:
                     cross[k] = d
             month_cum += t
+
+        # rule 2: the month's kWh of total not covered by the registers
+        wh_unsplit = max(wh_total - sum(wh_reg), 0)
 
         # rule 5: registers with kWh need a priced period
         for r in range(4):
@@ -329,6 +335,7 @@ def reference_bill(
                 exact_dec = numerator / (Decimal(total_period_wh) * 1000)
                 exact = Fraction(numerator) / (total_period_wh * 1000)
             charge = exact_dec.quantize(FEN, rounding=ROUND_HALF_UP)
+        assert charge * 100 == round_half_up(exact * 100), "Decimal and Fraction disagree on rounding"
         months.append(
             ReferenceMonth(
                 month=m + 1,

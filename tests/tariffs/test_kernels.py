@@ -17,8 +17,8 @@ from tariffs import (
     reference_bill,
     running_charge,
 )
-from tariffs.kernels import FLAG_OVERFLOW, bill_kernel
-from tariffs.reference import effective_thresholds
+from tariffs.kernels import FLAG_OVERFLOW, KernelTariff, bill_kernel, month_sums, prorate
+from tariffs.reference import effective_thresholds, month_first_days
 from tests.strategies import UsageBatch, hit_threshold_exactly, tariff_tomls, usage_batches
 
 
@@ -113,6 +113,23 @@ class TestKernelsAgainstReference:
         )
         assert_matches_reference(tariff, batch, use_py)
 
+    def test_month_sums_and_prorate(self, use_py):
+        sums = month_sums.py_func if use_py else month_sums
+        pr = prorate.py_func if use_py else prorate
+        rng = np.random.default_rng(5)
+        tr = rng.integers(0, 1000, 366).astype(np.int32)
+        rr = rng.integers(0, 1000, (366, 4)).astype(np.int32)
+        firsts = np.array(month_first_days(2024), np.int64)
+        mwh = np.full(12, -1, np.int64)
+        mreg = np.full((12, 4), -1, np.int64)
+        assert not sums(tr, rr, 59, 365, firsts, mwh, mreg)  # 29 February to 31 December
+        assert mwh[0] == -1 and mwh[1] == tr[59]
+        assert mwh[2:].tolist() == [int(tr[firsts[m] : firsts[m + 1]].sum()) for m in range(2, 12)]
+        assert mreg[11].tolist() == rr[335:].sum(axis=0).tolist()
+        tr[100] = -1
+        assert sums(tr, rr, 0, 365, firsts, mwh, mreg)
+        assert pr(1_200_000, 62, 365) == 203_836 and pr(5, 1, 2) == 3 and pr(7, 3, 3) == 7
+
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(case=cases(), data=st.data())
     def test_running_charge_is_the_reference_through_the_day(self, use_py, case, data):
@@ -162,14 +179,12 @@ def test_overflow_risk_is_detected_and_billed_exactly():
     total[1] = 5_000
     flags = np.zeros(2, np.int64)
     out = [np.zeros(s, np.int64) for s in ((2, 12), (2, 12, 4), (2, 12, 3), (2, 12, 2), (2, 12), (2,), (2, 2), (2,), (2,))]
-    from tariffs.kernels import KernelTariff
-    from tariffs.reference import month_first_days
 
     kt = KernelTariff.of(tariff)
     bill_kernel(
         total, regs, np.zeros(2, np.int64), np.full(2, 364), np.full(2, 364), np.ones(2, np.int64),
         np.array(month_first_days(2023), np.int64), kt.monthly, kt.base_thr, kt.proration, kt.bonus_min,
-        kt.bonus_wh, kt.reg_period, kt.unsplit, kt.q, kt.scale_div, kt.q_max, *out, flags,
+        kt.bonus_wh, kt.reg_period, kt.unsplit, kt.q, kt.scale_div, kt.safe_product, *out, flags,
     )
     assert flags.tolist() == [FLAG_OVERFLOW, 0]
     yb = bill_households(tariff, 2023, total, regs, 0, 364, 1)
@@ -177,6 +192,28 @@ def test_overflow_risk_is_detected_and_billed_exactly():
     ref = reference_bill(tariff, 2023, total[0].tolist(), regs[0].tolist(), 0, 364, 1)
     assert yb.month_fen[0].tolist() == [fen(m.charge) for m in ref.months]
     assert yb.year_fen[0] > 10**10  # hundreds of millions of yuan, exact to the fen
+
+
+def test_kernel_writes_every_output_element():
+    """The wrapper allocates outputs with np.empty: the kernel must write every element."""
+    tariff = load_catalog().get("cn-guangdong-res-tier")
+    rng = np.random.default_rng(11)
+    total = rng.integers(0, 20_000, (5, 365)).astype(np.int32)
+    regs = np.zeros((5, 365, 4), np.int32)
+    of, ol = np.array([0, 40, 303, 364, 200]), np.array([364, 300, 364, 364, 100])
+    expected = bill_households(tariff, 2023, total, regs, of, ol, 1)
+    kt = KernelTariff.of(tariff)
+    out = [np.full(s, -7, np.int64) for s in ((5, 12), (5, 12, 4), (5, 12, 3), (5, 12, 1), (5, 12), (5,), (5, 2), (5,), (5,), (5,))]
+    bill_kernel(
+        total, regs, of, ol, ol, np.ones(5, np.int64), np.array(month_first_days(2023), np.int64), kt.monthly,
+        kt.base_thr, kt.proration, kt.bonus_min, kt.bonus_wh, kt.reg_period, kt.unsplit, kt.q, kt.scale_div,
+        kt.safe_product, *out,
+    )
+    assert (out[0] == expected.month_wh).all() and (out[1] == expected.month_wh_reg).all()
+    assert (out[2] == expected.month_wh_tier).all() and (out[3] == expected.month_wh_period).all()
+    assert (out[4] == expected.month_fen).all() and (out[5] == expected.year_fen).all()
+    assert (out[6] == expected.tier_cross_day).all() and (out[9] == 0).all()
+    assert all((o != -7).all() for o in out)
 
 
 def test_bad_values_are_rejected():
