@@ -39,23 +39,35 @@ def _tick_label(v: float) -> str:
 
 
 def _defs(prefix: str, series: Sequence[str]) -> str:
-    out = []
-    for name in series:
-        if name in palette.HATCHED:
-            colour = palette.SERIES[name]
-            out.append(
-                f'<pattern id="{prefix}-{name}" width="6" height="6" patternUnits="userSpaceOnUse">'
-                f'<rect width="6" height="6" fill="{colour}"/>'
-                f'<path d="M-1,1 L1,-1 M0,6 L6,0 M5,7 L7,5" stroke="{palette.WHITE}" stroke-width="1.4"/>'
-                "</pattern>"
-            )
-    return f"<defs>{''.join(out)}</defs>" if out else ""
+    return ""  # hatching is drawn as one path per chart (see _hatch), not with <pattern>s
 
 
 def _fill(prefix: str, name: str) -> str:
-    if name in palette.HATCHED:
-        return f"url(#{prefix}-{name})"
     return palette.SERIES[name]
+
+
+HATCH_SPACING = 5.0
+
+
+def _hatch(rects: Sequence[tuple[float, float, float, float]], spacing: float = HATCH_SPACING) -> str:
+    """One white path of 45-degree lines clipped to each rectangle (x, y, w, h).
+
+    One path for a whole chart instead of a <pattern> per rectangle: WeasyPrint makes a pattern
+    object for every element filled with a pattern, which cost time and bytes in every PDF."""
+    d = []
+    for x, y, w, h in rects:
+        if w <= 0 or h <= 0:
+            continue
+        k = x + y + spacing / 2  # lines x + y = k, from the top-left corner down to the bottom-right
+        while k < x + w + y + h:
+            x_start = max(x, k - (y + h))
+            x_end = min(x + w, k - y)
+            if x_end > x_start:
+                d.append(f"M{_num(x_start)} {_num(k - x_start)}L{_num(x_end)} {_num(k - x_end)}")
+            k += spacing
+    if not d:
+        return ""
+    return f'<path d="{"".join(d)}" stroke="{palette.WHITE}" stroke-width="1.3" fill="none"/>'
 
 
 def _open(prefix: str, height: int, title: str, desc: str) -> str:
@@ -85,6 +97,8 @@ def _legend(prefix: str, items: Sequence[tuple[str, str]], y: float, x0: float =
                 f'<rect x="{_num(x)}" y="{_num(y - 10)}" width="12" height="12" '
                 f'fill="{_fill(prefix, name)}" stroke="{palette.WHITE}" stroke-width="0.5"/>'
             )
+            if name in palette.HATCHED:
+                out.append(_hatch([(x, y - 10, 12, 12)], 4.0))
             sw = 16
         out.append(f'<text x="{_num(x + sw)}" y="{_num(y)}">{escape(label)}</text>')
         x += sw + 9 + 11.5 * _text_width(label) + 14
@@ -138,6 +152,7 @@ def monthly_bars(
         )
     parts.append(f'<text x="{_num(x0 - 6)}" y="{_num(y_top - 10)}" text-anchor="end" '
                  f'fill="{palette.MUTED}">{escape(unit)}</text>')
+    hatched: list[tuple[float, float, float, float]] = []
     for m in range(12):
         cx = x0 + slot * (m + 0.5)
         base = 0.0
@@ -145,16 +160,20 @@ def monthly_bars(
             v = values[m] or 0.0
             if v <= 0:
                 continue
+            rect = (cx - bw / 2, y(base + v), bw, y(base) - y(base + v))
             parts.append(
-                f'<rect x="{_num(cx - bw / 2)}" y="{_num(y(base + v))}" width="{_num(bw)}" '
-                f'height="{_num(y(base) - y(base + v))}" fill="{_fill(prefix, name)}" '
+                f'<rect x="{_num(rect[0])}" y="{_num(rect[1])}" width="{_num(rect[2])}" '
+                f'height="{_num(rect[3])}" fill="{_fill(prefix, name)}" '
                 f'stroke="{palette.WHITE}" stroke-width="0.6"/>'
             )
+            if name in palette.HATCHED:
+                hatched.append(rect)
             base += v
         if label_months:
             parts.append(
                 f'<text x="{_num(cx)}" y="{_num(y_bot + 15)}" text-anchor="middle">{escape(month_labels[m])}</text>'
             )
+    parts.append(_hatch(hatched))
     # last year's line
     pts = [(x0 + slot * (m + 0.5), ly[m]) for m in range(12)]
     run: list[str] = []
@@ -285,6 +304,8 @@ def share_bar(
             f'<rect x="{_num(x)}" y="4" width="{_num(w)}" height="30" fill="{_fill(prefix, name)}" '
             f'stroke="{palette.WHITE}" stroke-width="1"/>'
         )
+        if name in palette.HATCHED:
+            parts.append(_hatch([(x + 0.5, 4.5, w - 1, 29)]))
         text = f"{label} {round(100 * value / total)}%"
         if w >= 15 + 13 * _text_width(text):
             colour = palette.INK if name == "peak" else palette.WHITE

@@ -87,6 +87,7 @@ class BillDocument:
     charge_text: str
     kwh_total_text: str
     headline: str
+    highlights: list[str]
     tiles: list[Tile]
     monthly_svg: Markup
     monthly_alt: str
@@ -339,6 +340,7 @@ def build_document(
         charge_text=fmt.yuan(charge_fen),
         kwh_total_text=fmt.kwh_from_wh(wh_total),
         headline=headline,
+        highlights=_highlights(_, lang, f, card_list, cards_list),
         tiles=tiles,
         monthly_svg=monthly_svg,
         monthly_alt=monthly_alt,
@@ -401,6 +403,30 @@ def _headline(_, lang, wh_total, charge_fen, change, f, cards) -> str:
         return _("headline.same", kwh=kwh, amount=amount)
     key = "headline.up" if change > 0 else "headline.down"
     return _(key, kwh=kwh, amount=amount, pct=fmt.pct(abs(change), 1))
+
+
+def _highlights(_, lang, f, cards: list[Card], raw_cards: list[Any]) -> list[str]:
+    """Up to three things worth doing, biggest saving first (page 1's summary of pages 2+)."""
+    items: list[tuple[int, str]] = []
+    alt, saving = _get(f, "best_alt_tariff"), _get(f, "best_alt_saving_fen")
+    if alt and saving is not None and int(saving) > 0:
+        alt_name = _get(f, "best_alt_tariff_name") or _tariff_name(str(alt), lang)
+        items.append((int(saving), _("highlights.tariff", alt=alt_name, amount=fmt.yuan(int(saving)))))
+    shift = _get(f, "shift10_saving_fen")
+    if shift is not None and int(shift) > 0:
+        items.append((int(shift), _("highlights.shift10", amount=fmt.yuan(int(shift)))))
+    for card, raw in zip(cards, raw_cards, strict=True):
+        fen = _get(raw, "saving_fen")
+        if fen:
+            items.append((int(fen), _("highlights.card", title=card.title, amount=fmt.yuan(int(fen)))))
+    items.sort(key=lambda t: -t[0])
+    out = [text for _fen, text in items[:3]]
+    for card in cards:  # labels without a saving still say something about the household
+        if len(out) >= 3:
+            break
+        if not _get(next(r for r in raw_cards if str(_get(r, "code", "")) == card.code), "saving_fen"):
+            out.append(card.title)
+    return out
 
 
 def _monthly_desc(_, labels, month_wh, unit) -> str:
@@ -638,6 +664,7 @@ def _mix(_, f, channels: dict[str, int]) -> str:
             mix = {str(k): float(v) for k, v in (json.loads(raw) if isinstance(raw, str) else raw).items()}
         except (ValueError, TypeError, AttributeError):
             mix = {}
+    mix = {k: v for k, v in mix.items() if round(100 * v) > 0}
     if not mix and channels:
         n = sum(channels.values())
         mix = {k: v / n for k, v in channels.items()}

@@ -1,26 +1,31 @@
-"""A CJK font subset made once, to the glyphs bills can use.
+"""CJK font subsets made once, to the glyphs bills can use.
 
-The system Noto Sans CJK collection is ~20 MB per weight with ~65,000 glyphs; loading it and
-subsetting it for every PDF is where much of the rendering time goes. We cut it once (per machine,
-per source font) into two families:
+The system Noto Sans CJK collection is ~20 MB per weight with ~65,000 glyphs. Using it directly
+costs at every PDF: WeasyPrint reads the font file, subsets it with HarfBuzz keeping glyph ids up to
+the highest one used (so the embedded font carries an index entry for every id below it: ~150 KB
+for a rare hanzi near the end of the collection), and Pango/fontconfig work on a huge face. We cut it
+once (per machine, per source font) into small families:
 
-* ``Wattbill Sans`` (regular and bold, ~1,000 glyphs): every character of our templates and message
-  catalogues, of the label texts (``labels/``) and tariff names (``tariffs/catalog``), printable ASCII,
-  Latin-1, digits, CJK and full-width punctuation: everything a bill prints except names/addresses;
-* ``Wattbill Sans Ext`` (regular): the rest of the 3,755 level-1 hanzi of GB 2312, the common
-  characters of names and addresses.
+* ``Wattbill Sans`` (regular and bold, ~1,300 glyphs): every character of our templates and message
+  catalogues, of the label texts (``labels/``) and tariff names (``tariffs/catalog``), ASCII,
+  Latin-1, CJK and full-width punctuation, and the commonest characters of names and addresses
+  (surnames, given-name characters, place names): almost every bill needs nothing else;
+* ``Wattbill Sans X01`` ... (regular, ~1,500 glyphs each): every other hanzi of the source font,
+  in order of commonness (the rest of GB 2312 level 1, level 2, then the rest of the CJK Unified
+  Ideographs, extension A and the compatibility ideographs), for names and addresses. A rare
+  character costs a few KB (its chunk's index), not 150 KB.
 
-Two families rather than one keep the glyph ids of the fixed texts low: WeasyPrint's HarfBuzz
-subsetting retains glyph ids up to the highest one used, so each PDF's embedded font carries an
-index entry per id below it (with one 3,900-glyph font that was ~15 KB per font per PDF).
+Characters outside all of them (supplementary planes) fall back to the system font: the CSS lists it
+after our families, and Pango falls back per character. Bold text with a chunk character is
+synthesised from the regular face.
 
-The subset is written to a cache directory (``WATTBILL_FONT_CACHE``, else
-``$XDG_CACHE_HOME/wattbill/fonts``, else ``~/.cache/wattbill/fonts``), named by a hash of the
-character set and the source file, atomically (write + rename), so that concurrent workers are safe.
-It is ~1.5 MB per weight, so it is not committed. A name or address with a rarer character still
-renders: the CSS lists the full system font after the subset, and Pango falls back per character.
+Subsets are made with HarfBuzz (``libharfbuzz-subset``, through cffi; seconds for all of them), or
+fontTools if HarfBuzz is missing (slower). They are written to a cache directory
+(``WATTBILL_FONT_CACHE``, else ``$XDG_CACHE_HOME/wattbill/fonts``, else ``~/.cache/wattbill/fonts``),
+named by a hash of the characters and the source file, atomically (write + rename), so that
+concurrent workers are safe. Together ~20 MB, so they are not committed.
 
-``python -m bills.fonts`` builds the subsets ahead of time (e.g. in a container build).
+``python -m bills.fonts`` builds them ahead of time (e.g. in a container build).
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ def _texts() -> list[Path]:
     return [p for p in paths if p.is_file()]
 
 
-def _clean(chars: set[str]) -> str:
+def _clean(chars: set[str]) -> str:  # BMP only: the main family
     return "".join(sorted(ch for ch in chars if (ch.isprintable() and ord(ch) < 0x10000) or ch == " "))
 
 
@@ -98,14 +103,57 @@ def charset_main() -> str:
     return _clean(chars)
 
 
-def charset_ext() -> str:
-    main = set(charset_main())
-    return _clean(set(_gb2312_level1()) - main)
+def _gb2312_level2() -> str:
+    out = []
+    for hi in range(0xD8, 0xF8):
+        for lo in range(0xA1, 0xFF):
+            try:
+                out.append(bytes((hi, lo)).decode("gb2312"))
+            except UnicodeDecodeError:
+                pass
+    return "".join(out)
+
+
+CHUNK = 1500
+
+
+def ext_order() -> list[str]:
+    """Every other CJK character, commonest first (without the main family's characters)."""
+    seen = set(charset_main())
+    out: list[str] = []
+    blocks = [_gb2312_level1(), _gb2312_level2(),
+              (chr(c) for c in range(0x4E00, 0xA000)),  # CJK Unified Ideographs
+              (chr(c) for c in range(0x3400, 0x4DC0)),  # extension A
+              (chr(c) for c in range(0xF900, 0xFB00))]  # compatibility ideographs
+    for block in blocks:
+        for ch in block:
+            if ch not in seen:
+                seen.add(ch)
+                out.append(ch)
+    return out
+
+
+def _covered(source: Path) -> set[int]:
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(str(source), fontNumber=max(_face_index(source), 0), lazy=True)
+    return set(font.getBestCmap())
+
+
+def ext_chunks(source: Path) -> list[str]:
+    """The chunks' characters: ``ext_order()``, then every other CJK-range character of the source
+    font (radicals, enclosed forms, supplementary-plane ideographs such as 𠮷). A space in each, so
+    that a run of rare characters keeps its spaces in the same font."""
+    cmap = _covered(source)
+    chars = [ch for ch in ext_order() if ord(ch) in cmap]
+    seen = set(charset_main()) | set(chars)
+    chars += [chr(c) for c in sorted(cmap) if c >= 0x2E80 and chr(c) not in seen and chr(c).isprintable()]
+    return [" " + "".join(sorted(chars[i : i + CHUNK])) for i in range(0, len(chars), CHUNK)]
 
 
 def charset() -> str:
-    """Every character the two families cover."""
-    return _clean(set(charset_main()) | set(charset_ext()))
+    """The characters of the main family (the fixed texts and common names)."""
+    return charset_main()
 
 
 def cache_dir() -> Path:
@@ -139,16 +187,101 @@ def _face_index(path: Path) -> int:
 def _key(source: Path, text: str) -> str:
     st = source.stat()
     h = hashlib.sha256()
-    h.update(f"{source}|{st.st_size}|{int(st.st_mtime)}|v1|".encode())
+    h.update(f"{source}|{st.st_size}|{int(st.st_mtime)}|v2|".encode())
     h.update(text.encode("utf-8"))
     return h.hexdigest()[:16]
 
 
+_HB: tuple | None = None
+
+
+def _harfbuzz():
+    """(ffi, libharfbuzz, libharfbuzz-subset) through cffi, or None."""
+    global _HB
+    if _HB is None:
+        try:
+            import cffi
+
+            ffi = cffi.FFI()
+            ffi.cdef("""
+                typedef struct hb_blob_t hb_blob_t; typedef struct hb_face_t hb_face_t;
+                typedef struct hb_set_t hb_set_t; typedef struct hb_subset_input_t hb_subset_input_t;
+                hb_blob_t *hb_blob_create_from_file (const char *file_name);
+                void hb_blob_destroy (hb_blob_t *blob);
+                const char *hb_blob_get_data (hb_blob_t *blob, unsigned int *length);
+                hb_face_t *hb_face_create (hb_blob_t *blob, unsigned int index);
+                void hb_face_destroy (hb_face_t *face);
+                hb_blob_t *hb_face_reference_blob (hb_face_t *face);
+                unsigned int hb_face_get_glyph_count (const hb_face_t *face);
+                void hb_set_add (hb_set_t *set, uint32_t codepoint);
+                hb_subset_input_t *hb_subset_input_create_or_fail (void);
+                void hb_subset_input_destroy (hb_subset_input_t *input);
+                hb_set_t *hb_subset_input_unicode_set (hb_subset_input_t *input);
+                hb_face_t *hb_subset_or_fail (hb_face_t *source, const hb_subset_input_t *input);
+            """)
+            hb = ffi.dlopen("libharfbuzz.so.0")
+            hbs = ffi.dlopen("libharfbuzz-subset.so.0")
+            _HB = (ffi, hb, hbs)
+        except (ImportError, OSError):
+            _HB = ()
+    return _HB or None
+
+
+def _hb_subset(source: Path, index: int, text: str) -> bytes | None:
+    lib = _harfbuzz()
+    if lib is None:
+        return None
+    ffi, hb, hbs = lib
+    blob = hb.hb_blob_create_from_file(str(source).encode())
+    face = hb.hb_face_create(blob, max(index, 0))
+    inp = hbs.hb_subset_input_create_or_fail()
+    try:
+        if hb.hb_face_get_glyph_count(face) == 0 or inp == ffi.NULL:
+            return None
+        unicodes = hbs.hb_subset_input_unicode_set(inp)
+        for ch in text:
+            hb.hb_set_add(unicodes, ord(ch))
+        sub = hbs.hb_subset_or_fail(face, inp)
+        if sub == ffi.NULL:
+            return None
+        out_blob = hb.hb_face_reference_blob(sub)
+        length = ffi.new("unsigned int *")
+        data = ffi.buffer(hb.hb_blob_get_data(out_blob, length), length[0])[:]
+        hb.hb_blob_destroy(out_blob)
+        hb.hb_face_destroy(sub)
+        return data or None
+    finally:
+        hbs.hb_subset_input_destroy(inp)
+        hb.hb_face_destroy(face)
+        hb.hb_blob_destroy(blob)
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def build_subset(source: Path, target: Path, text: str) -> Path:
+    index = _face_index(source)
+    data = _hb_subset(source, index, text)
+    if data is not None:
+        _write_atomic(target, data)
+        return target
+    return _fonttools_subset(source, index, target, text)
+
+
+def _fonttools_subset(source: Path, index: int, target: Path, text: str) -> Path:
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
-    index = _face_index(source)
     font = TTFont(str(source), fontNumber=max(index, 0), lazy=False)
     opts = subset.Options()
     opts.layout_features = ["*"]
@@ -173,31 +306,55 @@ def build_subset(source: Path, target: Path, text: str) -> Path:
     return target
 
 
-FAMILY_EXT = "Wattbill Sans Ext"
-FACES = ((FAMILY, 400, "main"), (FAMILY, 700, "main"), (FAMILY_EXT, 400, "ext"))
+SYSTEM_FALLBACK = "'Noto Sans CJK SC', 'Noto Sans CJK', sans-serif"
+
+_MEMO: dict[Path, dict[tuple[str, int], Path]] = {}
 
 
 def subset_fonts(directory: Path | None = None) -> dict[tuple[str, int], Path]:
-    """(family, weight) -> path of the subset font, built on first use. Empty without source fonts."""
+    """(family, weight) -> subset font file, in font-family order (main family first), built on
+    first use and cached. Empty without source fonts (rendering then uses the system fonts)."""
     directory = directory or cache_dir()
-    texts = {"main": charset_main(), "ext": charset_ext()}
+    if directory in _MEMO and all(p.exists() for p in _MEMO[directory].values()):
+        return _MEMO[directory]
     out: dict[tuple[str, int], Path] = {}
-    for family, weight, part in FACES:
+    main = charset_main()
+    for weight in (400, 700):
         source = find_source(weight)
-        if source is None:
-            continue
-        target = directory / f"wattbill-sans-{part}-{weight}-{_key(source, texts[part])}.otf"
-        if not target.exists():
-            build_subset(source, target, texts[part])
-        out[(family, weight)] = target
+        if source is not None:
+            target = directory / f"wattbill-sans-main-{weight}-{_key(source, main)}.otf"
+            if not target.exists():
+                build_subset(source, target, main)
+            out[(FAMILY, weight)] = target
+    source = find_source(400)
+    if source is not None:
+        index_file = directory / f"wattbill-sans-chunks-{_key(source, ''.join(ext_order()))}.txt"
+        if index_file.exists():
+            chunks = index_file.read_text("utf-8").split("\n")
+        else:
+            chunks = ext_chunks(source)
+        for i, text in enumerate(chunks, 1):
+            target = directory / f"wattbill-sans-x{i:02d}-400-{_key(source, text)}.otf"
+            if not target.exists():
+                build_subset(source, target, text)
+            out[(f"{FAMILY} X{i:02d}", 400)] = target
+        if not index_file.exists():
+            _write_atomic(index_file, "\n".join(chunks).encode("utf-8"))
+    _MEMO[directory] = out
     return out
+
+
+def font_family(fonts: dict[tuple[str, int], Path]) -> str:
+    """The CSS font-family list: our families in order, then the system font."""
+    families = list(dict.fromkeys(family for family, _w in fonts))
+    return ", ".join([*(f"'{f}'" for f in families), SYSTEM_FALLBACK])
 
 
 def font_face_css(fonts: dict[tuple[str, int], Path]) -> str:
     return "".join(
         f"@font-face {{ font-family: '{family}'; font-weight: {w}; font-style: normal; "
         f"src: url('{p.resolve().as_uri()}'); }}\n"
-        for (family, w), p in sorted(fonts.items())
+        for (family, w), p in fonts.items()
     )
 
 

@@ -6,7 +6,7 @@ series are told apart in greyscale by luminance *and* by hatching (``HATCHED``),
 
 from __future__ import annotations
 
-FONT_FAMILY = "'Wattbill Sans', 'Wattbill Sans Ext', 'Noto Sans CJK SC', 'Noto Sans CJK', sans-serif"
+FONT_FAMILY = "'Wattbill Sans', 'Noto Sans CJK SC', 'Noto Sans CJK', sans-serif"  # charts: fixed texts only
 
 WHITE = "#ffffff"
 INK = "#1f2937"  # body text

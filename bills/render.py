@@ -144,6 +144,8 @@ class Renderer:
         self.fetcher = AssetFetcher(self.font_files.values())
         self.font_config = FontConfiguration()
         css_text = _fonts.font_face_css(self.font_files) + (ASSETS_DIR / "bill.css").read_text("utf-8")
+        if self.font_files:
+            css_text += f"\nhtml {{ font-family: {_fonts.font_family(self.font_files)}; }}\n"
         self.css = CSS(string=css_text, base_url=ASSETS_URL, url_fetcher=self.fetcher,
                        font_config=self.font_config)
         self.count = 0

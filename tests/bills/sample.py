@@ -12,6 +12,7 @@ month rounded half-up to the fen, the year = sum of the months), so the numbers 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from types import SimpleNamespace
@@ -102,9 +103,11 @@ def compute_bill(month_wh: list[int], tariff: TariffStub, year: int):
     return months, crossings
 
 
-def sample_inputs(*, language: str = "zh", labels: str = "all", year: int = 2024,
+def sample_inputs(*, language: str = "zh", labels: str | Sequence[str] = "all", year: int = 2024,
                   customer_id: str = "0033012345678", name: str | None = None,
                   address: str | None = None, scale: float = 1.0) -> dict[str, Any]:
+    """labels: "all" (every label code, with every feature), "none", or a list of label codes."""
+    codes = list(LABEL_CODES) if labels == "all" else [] if labels == "none" else list(labels)
     tariff = TariffStub()
     month_wh = [round(k * 1000 * scale) for k in MONTH_KWH]
     months_calc, crossings = compute_bill(month_wh, tariff, year)
@@ -121,7 +124,7 @@ def sample_inputs(*, language: str = "zh", labels: str = "all", year: int = 2024
         **{f"kwh_tier{i + 1}": kwh(sum(m["tier"][i] for m in months_calc)) for i in range(3)},
         "charge_total": (Decimal(total_fen) / 100).quantize(Decimal("0.01")),
         "charge_fen": total_fen,
-        "labels": list(LABEL_CODES) if labels == "all" else [],
+        "labels": codes,
         "estimated_days": 3 if labels == "all" else 0,
     }
     months = [
@@ -153,8 +156,8 @@ def sample_inputs(*, language: str = "zh", labels: str = "all", year: int = 2024
                         pay_channel_mix='{"bank": 1.0}', month_wh_last_year=None, wh_last_year=None)
     texts = _CARD_TEXT["en" if language == "en" else "zh"]
     cards = []
-    if labels == "all":
-        for i, code in enumerate(LABEL_CODES):
+    if codes:
+        for i, code in enumerate(codes):
             cards.append(CardStub(code=code, title=texts[0].format(code=code), evidence_text=texts[1],
                                   why=texts[2], what_to_do=texts[3],
                                   saving_fen=None if i % 3 == 2 else 1000 + 537 * i))

@@ -125,16 +125,19 @@ def test_untrusted_name_and_address_come_out_as_text(renderer, tmp_path):
 
 @pytest.mark.slow
 @needs_poppler
-def test_rare_characters_fall_back_to_the_system_font(renderer, tmp_path):
-    # 赟 and 昇 are not in the GB 2312 level-1 subset; 䶮 is in CJK extension A
-    pdf = renderer.render_pdf(bills.build_document(**sample_inputs(name="王赟昇", address="䶮路 1 号",
+def test_rare_characters_render_from_the_chunk_fonts_or_the_system_font(renderer, tmp_path):
+    # 赟 and 昇 are outside the main subset (GB 2312 level 2 / beyond), 䶮 is in CJK extension A,
+    # 𠮷 (U+20BB7) in the supplementary plane: all come from the "Wattbill Sans Xnn" chunks, each
+    # costing a few KB, not the full system font (~100 KB per PDF).
+    pdf = renderer.render_pdf(bills.build_document(**sample_inputs(name="王赟昇 𠮷田", address="䶮路 1 号",
                                                                    labels="none")))
     path = tmp_path / "rare.pdf"
     path.write_bytes(pdf)
     text = pdftotext(path, "-f", "1", "-l", "1")
-    assert "王赟昇" in text and "䶮路" in text
+    assert "王赟昇" in text and "䶮路" in text and "𠮷田" in text
     fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
-    assert "Wattbill" in fonts and "Noto" in fonts
+    assert "Wattbill-Sans-X" in fonts and "Noto-Sans-CJK" not in fonts
+    assert len(pdf) < 150_000
 
 
 # --- URL fetcher -------------------------------------------------------------------------------
