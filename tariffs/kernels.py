@@ -183,7 +183,6 @@ def month_sums(tr, rr, lo, hi, month_first, mwh, mreg):  # pragma: no cover - nu
     return orv < 0 or orv > MAX_DAILY_WH
 
 
-
 @nb.njit(cache=True, parallel=True, nogil=True)
 def bill_kernel(
     total,
