@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import time
 
 import numpy as np
 import polars as pl
 
-from diagnostics import diagnose
+from diagnostics import densify, diagnose
 from diagnostics.features import BILLS_SCHEMA
 
 YEAR = 2025
@@ -101,6 +102,8 @@ def make_chunk(first: int, n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFram
         "year_fen": year_fen,
         "tier2_day": pl.Series(values=rng.integers(100, 400, n).astype(np.int32)),
         "tier3_day": pl.Series(values=rng.integers(200, 500, n).astype(np.int32)),
+        "wh_tier2": total.sum(axis=1) // 4,
+        "wh_tier3": total.sum(axis=1) // 10,
         "shift10_year_fen": year_fen - rng.integers(0, 3000, n),
         "is_tou": tou,
     }).with_columns(pl.when(pl.col(c) < DAYS).then(pl.col(c)).alias(c) for c in ("tier2_day", "tier3_day"))
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         catalog = load_catalog()
         tariff_what_if(catalog, wd, wc, YEAR)
 
-    totals = {k: [0.0, 0.0] for k in ("diagnose", "group_by", "memory", "what_if")}
+    totals = {k: [0.0, 0.0] for k in ("diagnose", "densify", "given_dense", "group_by", "memory", "what_if")}
     done = 0
     gen = 0.0
     while done < args.households:
@@ -161,6 +164,13 @@ def main(argv: list[str] | None = None) -> None:
         assert feats.height == n
         totals["diagnose"][0] += w
         totals["diagnose"][1] += c
+        dense, w, c = timed(densify, daily, cust, YEAR)
+        totals["densify"][0] += w
+        totals["densify"][1] += c
+        _, w, c = timed(functools.partial(diagnose, dense=dense), daily, None, cust, pays, bills, alts, YEAR)
+        totals["given_dense"][0] += w
+        totals["given_dense"][1] += c
+        del dense
         if catalog is not None:
             _, w, c = timed(tariff_what_if, catalog, daily, cust, YEAR)
             totals["what_if"][0] += w
@@ -171,15 +181,16 @@ def main(argv: list[str] | None = None) -> None:
 
     scale = 1_000_000 / args.households
     print(f"(data generation, not timed: {gen:.1f} s)")
-    print(f"{'step':<28}{'wall s':>10}{'CPU s':>10}{'CPU s / 1M hh':>16}{'x group_by':>12}")
-    rows = [("diagnose", "diagnose (all features)"), ("group_by", "baseline: polars group_by"),
+    print(f"{'step':<30}{'wall s':>10}{'CPU s':>10}{'CPU s / 1M hh':>16}{'x group_by':>12}")
+    rows = [("diagnose", "diagnose (all features)"), ("densify", "  of which densify"),
+            ("given_dense", "diagnose given the arrays"), ("group_by", "baseline: polars group_by"),
             ("memory", "baseline: memory pass (sum)")]
     if catalog is not None:
-        rows.insert(1, ("what_if", "tariff_what_if (3 bills)"))
+        rows.insert(3, ("what_if", "tariff_what_if (3 bills)"))
     gb = totals["group_by"][1] or 1e-9
     for key, label in rows:
         w, c = totals[key]
-        print(f"{label:<28}{w:>10.2f}{c:>10.2f}{c * scale:>16.2f}{c / gb:>12.2f}")
+        print(f"{label:<30}{w:>10.2f}{c:>10.2f}{c * scale:>16.2f}{c / gb:>12.2f}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,15 @@ def _select(a, lo, hi, k):  # pragma: no cover - numba
     median-of-three pivot); afterwards ``a[lo:k] <= a[k] <= a[k+1:hi]``."""
     hi -= 1
     while hi > lo:
+        if hi - lo < 12:  # small range: insertion sort
+            for x in range(lo + 1, hi + 1):
+                v = a[x]
+                y = x - 1
+                while y >= lo and a[y] > v:
+                    a[y + 1] = a[y]
+                    y -= 1
+                a[y + 1] = v
+            return
         mid = (lo + hi) >> 1
         if a[mid] < a[lo]:
             a[mid], a[lo] = a[lo], a[mid]
@@ -149,7 +158,10 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
         days_present[i] = m
         if m == 0:
             continue
-        thr = max(low_abs_wh, low_frac * _quantile(vals, m, 0.5, work))
+        for j in range(m):
+            work[j] = vals[j]
+        med_all, kmed_all = _quantile_inplace(work, 0, m, 0.5)  # work stays partitioned around kmed_all
+        thr = max(low_abs_wh, low_frac * med_all)
         # near-zero runs (a missing day neither counts nor ends a run); occupied days per season
         occ = np.empty(D, np.int64)
         sbuf = np.empty((3, D), np.int64)
@@ -179,7 +191,11 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
                     scnt[sm - 1] += 1
         if k0 == 0:
             continue
-        med, kmed = _quantile_inplace(occ, 0, k0, 0.5)  # occ is scratch from here on
+        if k0 == m:
+            # no near-zero day: the occupied days are all days, already partitioned in work
+            occ, med, kmed = work, med_all, kmed_all
+        else:
+            med, kmed = _quantile_inplace(occ, 0, k0, 0.5)  # occ is scratch from here on
         if base_q <= 0.5 and kmed > 0:
             # a[:kmed] <= a[kmed]: the lower quantile is selected within a[:kmed + 1] alone
             nb_ = k0
@@ -197,7 +213,7 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
             else:
                 base_wh[i] = med
         else:
-            base_wh[i] = _quantile(occ, k0, base_q, work)
+            base_wh[i] = _quantile(occ, k0, base_q, vals)
         median_wh[i] = med
         level[i, 0] = med
         for sidx in range(3):
@@ -229,12 +245,12 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
             low_days, spike_days, spike_max_ratio, spike_first)
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(cache=True)
 def count_days(mask, open_first, open_last):  # pragma: no cover - numba
     """Days of each row of ``mask`` that are True within the open window."""
     n = mask.shape[0]
     out = np.zeros(n, np.int32)
-    for i in nb.prange(n):
+    for i in range(n):
         if open_first[i] < 0:
             continue
         c = 0
@@ -245,13 +261,13 @@ def count_days(mask, open_first, open_last):  # pragma: no cover - numba
     return out
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(cache=True)
 def month_sums(total, present, month):  # pragma: no cover - numba
     """Wh and read days per month: ``(int64[n, 12], int32[n, 12])``."""
     n, D = total.shape
     wh = np.zeros((n, 12), np.int64)
     days = np.zeros((n, 12), np.int32)
-    for i in nb.prange(n):
+    for i in range(n):
         for d in range(D):
             if present[i, d]:
                 wh[i, month[d]] += total[i, d]
