@@ -253,7 +253,7 @@ def bucketed(path: Path, kind: str, n_buckets: int | None = None) -> Iterator[It
         yield iter([read_raw(path, kind)])
         return
     fmt = detect_format(path)
-    lf, _, _ = _scan(path, fmt, kind)
+    batches = _csv_batches(path, kind) if fmt == "csv" else _parquet_batches(path, kind)
     tmp = Path(tempfile.mkdtemp(prefix="wattbill-ingest-"))
     writers: dict[int, ipc.RecordBatchFileWriter] = {}
     schemas: dict[int, pa.Schema] = {}
@@ -261,7 +261,7 @@ def bucketed(path: Path, kind: str, n_buckets: int | None = None) -> Iterator[It
     total = 0
     try:
         try:
-            for batch in lf.collect_batches(chunk_size=1_000_000):
+            for batch in batches:
                 total += batch.height
                 batch = batch.with_columns(
                     pl.col("row").cast(pl.Int64),
@@ -285,13 +285,80 @@ def bucketed(path: Path, kind: str, n_buckets: int | None = None) -> Iterator[It
 
         def frames() -> Iterator[pl.DataFrame]:
             for b in sorted(writers):
-                with pa.memory_map(str(tmp / f"{b}.arrow")) as src:
+                with pa.OSFile(str(tmp / f"{b}.arrow"), "rb") as src:
                     tbl = ipc.open_file(src).read_all()
                 yield pl.from_arrow(tbl)  # type: ignore[misc]
 
         yield frames()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: bytes of CSV parsed at a time when streaming a large file
+BLOCK_BYTES = 32 * 1024 * 1024
+
+
+def _csv_batches(path: Path, kind: str) -> Iterator[pl.DataFrame]:
+    """A large CSV in blocks of about ``BLOCK_BYTES`` (split at line ends outside quotes), no mmap.
+
+    Each block is parsed by polars from memory with the file's header, all values as text, with the
+    ``row`` numbers of the whole file. Memory is bounded by a block, whatever the file's size.
+    """
+    header = csv_header(path)
+    mapping = map_columns(header, kind, path)
+    check_csv_tail(path, header)
+    keep = [h for h in header if h in mapping]
+    row0 = 1
+    with open(path, "rb") as f:
+        first = f.readline()  # header (with BOM if any)
+        del first
+        carry = b""
+        while True:
+            block = f.read(BLOCK_BYTES)
+            data = carry + block
+            if not data:
+                break
+            if block:
+                cut = _safe_cut(data)
+                if cut <= 0:  # no line end outside quotes yet: read more
+                    carry = data
+                    continue
+                data, carry = data[:cut], data[cut:]
+            else:
+                carry = b""
+            df = pl.read_csv(
+                io.BytesIO(data),
+                has_header=False,
+                new_columns=header,
+                infer_schema=False,
+                truncate_ragged_lines=True,
+            )
+            df = df.rename({h: mapping[h] for h in keep}).with_row_index("row", offset=row0)
+            row0 += df.height
+            yield df.with_columns(pl.col("row").cast(pl.Int64)).select(["row", *[mapping[h] for h in keep]])
+            if not block:
+                break
+
+
+def _safe_cut(data: bytes) -> int:
+    """Index just after the last line end of ``data`` that is not inside a quoted field (-1: none)."""
+    pos = data.rfind(b"\n")
+    while pos >= 0:
+        if data.count(b'"', 0, pos) % 2 == 0:
+            return pos + 1
+        pos = data.rfind(b"\n", 0, pos)
+    return -1
+
+
+def _parquet_batches(path: Path, kind: str) -> Iterator[pl.DataFrame]:
+    pf = pq.ParquetFile(path)
+    mapping = map_columns(list(pf.schema_arrow.names), kind, path)
+    row0 = 1
+    for rb in pf.iter_batches(batch_size=500_000, columns=list(mapping)):
+        df = pl.from_arrow(rb).rename(mapping)  # type: ignore[union-attr]
+        df = df.with_row_index("row", offset=row0).with_columns(pl.col("row").cast(pl.Int64))
+        row0 += df.height
+        yield df
 
 
 def raw_text(raw: pl.DataFrame) -> pl.Expr:

@@ -276,15 +276,18 @@ def _tou_flag(df: pl.DataFrame, periods: list[str]) -> pl.Expr:
 
 
 def _split_quarantine(df: pl.DataFrame, chk: _Checks) -> tuple[pl.DataFrame, pl.DataFrame]:
-    df = df.with_columns(chk.exprs())
-    bad = df.filter(pl.col("_qcode").is_not_null()).select(
+    code, col, reason = chk.exprs()
+    flags = df.select(code)["_qcode"]
+    if flags.null_count() == df.height:  # nothing to quarantine: no copy of the frame
+        return df, _empty_q()
+    bad_mask = flags.is_not_null()
+    bad = df.filter(bad_mask).select(
         pl.col("row").cast(pl.Int64),
-        pl.col("_qcol").alias("column"),
-        pl.col("_qcode").alias("code"),
-        pl.col("_qreason").alias("reason"),
+        col.alias("column"),
+        code.alias("code"),
+        reason.alias("reason"),
     )
-    good = df.filter(pl.col("_qcode").is_null()).drop("_qcode", "_qcol", "_qreason")
-    return good, bad
+    return df.filter(~bad_mask), bad
 
 
 def _dedupe(
@@ -777,6 +780,8 @@ def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame,
         estimated = ex.height
         parts.append(ex)
     daily = pl.concat(parts, how="vertical_relaxed")
+    if len(parts) > 1:  # estimated days were appended: back in (customer, meter, day) order
+        daily = daily.sort("customer_id", "meter_id", "day")
     # non-TOU meters: periods null
     daily = daily.select([pl.col(k).cast(v) for k, v in DAILY_SCHEMA.items()])
     return daily, gap_f, estimated

@@ -15,9 +15,10 @@ Layout (``root`` = the store folder)::
 a range of customers opens only the files it needs.
 
 Writes are atomic: every write creates new files (never rewrites one), then replaces ``manifest.json``
-with ``os.replace`` (the commit point); files no longer named are removed afterwards. A crash before the
-rename leaves the previous manifest, hence the previous state; stray files are ignored and cleaned later.
-Writers take an exclusive ``flock`` on ``.lock``.
+with ``os.replace`` (the commit point). A crash before the rename leaves the previous manifest, hence the
+previous state; stray files are never named and so never read. Files a commit replaced are deleted
+``GC_DELAY_S`` later (by a later commit), so a reader that opened the previous manifest can finish.
+Writers take an exclusive ``flock`` on ``.lock``; readers take no lock.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +49,7 @@ from store.base import latest_only, plan_versions
 from store.errors import StoreCorrupt, StoreUnavailable
 
 N_BUCKETS = 32
+GC_DELAY_S = 300  # a replaced file is deleted this long after the commit that replaced it
 KEYS = {
     "daily": ["customer_id", "meter_id", "day"],
     "customers": ["customer_id"],
@@ -70,11 +73,22 @@ def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
 
 def _last_per_key(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """The last row for each key (upsert order), sorted by ``keys``; a stable sort, no hashing."""
-    df = df.sort(keys, maintain_order=True)
     if df.height < 2:
         return df
+    if not _is_sorted(df, keys):
+        df = df.sort(keys, maintain_order=True)
     same_next = pl.all_horizontal([pl.col(k) == pl.col(k).shift(-1) for k in keys]).fill_null(False)
     return df.filter(~same_next)
+
+
+def _is_sorted(df: pl.DataFrame, keys: list[str]) -> bool:
+    """Non-decreasing on ``keys`` (lexicographic), checked without sorting."""
+    gt = pl.lit(False)
+    eq = pl.lit(True)
+    for k in keys:
+        gt = gt | (eq & (pl.col(k) > pl.col(k).shift(1)))
+        eq = eq & (pl.col(k) == pl.col(k).shift(1))
+    return bool(df.select((gt | eq).slice(1).all()).item())
 
 
 class _Txn:
@@ -83,6 +97,7 @@ class _Txn:
     def __init__(self, store: EmbeddedStore, manifest: dict) -> None:
         self.store = store
         self.files: dict[str, str] = dict(manifest["files"])
+        self.garbage: list[list] = [list(g) for g in manifest.get("garbage", [])]
         self.seq = int(manifest["seq"]) + 1
         self.old: set[str] = set(manifest["files"].values())
         self.written: list[Path] = []
@@ -105,7 +120,13 @@ class _Txn:
         root = self.store.root
         for p in self.written:  # durability of the data before the manifest names it
             _fsync(p)
-        manifest = {"format": 1, "seq": self.seq, "files": self.files}
+        now = time.time()
+        # files no longer named are removed later (GC_DELAY_S), so that readers that opened the previous
+        # manifest can still read them
+        self.garbage += [[rel, now] for rel in sorted(self.old - set(self.files.values()))]
+        expired = [g for g in self.garbage if now - g[1] > GC_DELAY_S]
+        self.garbage = [g for g in self.garbage if now - g[1] <= GC_DELAY_S]
+        manifest = {"format": 1, "seq": self.seq, "files": self.files, "garbage": self.garbage}
         tmp = root / f"manifest.json.{uuid.uuid4().hex[:8]}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=0, sort_keys=True)
@@ -114,7 +135,7 @@ class _Txn:
         os.replace(tmp, root / "manifest.json")
         _fsync_dir(root)
         self.store._manifest = manifest
-        for rel in self.old - set(self.files.values()):
+        for rel, _ in expired:
             try:
                 (root / rel).unlink()
             except FileNotFoundError:
@@ -244,7 +265,7 @@ class EmbeddedStore:
                 new = pl.concat([old, new], how="diagonal_relaxed")
             if schema:
                 new = _cast(new, schema)
-            if sort:
+            if sort and (cur is not None or sort != keys):
                 new = new.sort(sort)
             txn.put(key, new)
 

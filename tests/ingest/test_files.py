@@ -123,9 +123,13 @@ def test_parquet_input_with_chinese_headers(tmp_path: Path) -> None:
     assert st.load_quarantine()["code"].to_list() == ["missing_value"]
 
 
-def test_bucketed_streaming_equals_single_pass(tmp_path: Path) -> None:
-    """Large files are processed in customer buckets; the result is the same as in one pass."""
+def test_bucketed_streaming_equals_single_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large files are read in blocks and processed in customer buckets; same result as one pass."""
     import datetime as dt
+
+    from ingest import readers
+
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 700)  # many blocks, cut at CRLF line ends
 
     rows = ["customer_id,meter_id,read_date,total,sharp,peak,flat,valley"]
     for c in range(40):
@@ -139,8 +143,9 @@ def test_bucketed_streaming_equals_single_pass(tmp_path: Path) -> None:
             )
             v += 3.0 + (c % 5)
     rows.append("00001,M1,2024-01-05,abc,1,1,1,1")
+    rows.append('00002,"M2\r\nwith a line break, and a comma",2024-01-05,1,1,1,1,1')
     f = tmp_path / "reads.csv"
-    f.write_text("\n".join(rows) + "\n")
+    f.write_bytes(("\r\n".join(rows) + "\r\n").encode())
     one = open_store(tmp_path / "one")
     many = open_store(tmp_path / "many")
     r1 = ingest_file(f, "registers", one)
