@@ -66,7 +66,7 @@ def _generate(total, regs, seed):  # pragma: no cover - benchmark data
             noise = 70 + np.int64(s % np.uint64(60))
             wh = base * season // 100 * noise // 100
             if (s >> np.uint64(40)) % np.uint64(50) == 0:
-                wh = 0
+                wh = wh * 0
             total[i, d] = wh
             if tou:
                 pk = wh * peak_share // 100

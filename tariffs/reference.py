@@ -309,8 +309,9 @@ def reference_bill(
         # rule 2: kWh per priced period
         wh_period = dict.fromkeys(periods, 0)
         for r in range(4):
-            if reg_period[r] is not None:
-                wh_period[reg_period[r]] += wh_reg[r]
+            period = reg_period[r]
+            if period is not None:
+                wh_period[period] += wh_reg[r]
         wh_period[tariff.unsplit] += wh_unsplit
 
         # rule 1: tiers

@@ -88,7 +88,7 @@ def test_estimate_prints_running_charge(monkeypatch, capsys):
     import store
 
     monkeypatch.setattr(store, "open_store", lambda url=None: FakeStore(customers, daily))
-    cmd.estimate("007", date(2025, 1, 31))
+    cmd.estimate("007", date(2025, 1, 31))  # type: ignore[arg-type]  # a plain call may pass a date
     out = capsys.readouterr().out
     # January: 310 kWh, 60 % peak: 310 x (0.6 x 0.617 + 0.4 x 0.307) = 310 x 0.4930 = 152.83
     assert "310 kWh, 152.83 yuan, tier 1" in out

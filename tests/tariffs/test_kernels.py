@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tariffs import (
+    ReferenceBill,
     UnpricedRegisterError,
     bill_households,
     load_catalog,
@@ -27,7 +28,8 @@ def fen(d: Decimal) -> int:
 
 
 def assert_matches_reference(tariff, batch: UsageBatch, use_py: bool) -> None:
-    refs, unpriced = [], []
+    refs: list[ReferenceBill | None] = []
+    unpriced: list[int] = []
     for i in range(batch.total.shape[0]):
         try:
             refs.append(
@@ -181,7 +183,7 @@ def test_overflow_risk_is_detected_and_billed_exactly():
     out = [np.zeros(s, np.int64) for s in ((2, 12), (2, 12, 4), (2, 12, 3), (2, 12, 2), (2, 12), (2,), (2, 2), (2,), (2,))]
 
     kt = KernelTariff.of(tariff)
-    bill_kernel(
+    bill_kernel(  # type: ignore[call-arg]  # numba dispatcher stubs
         total, regs, np.zeros(2, np.int64), np.full(2, 364), np.full(2, 364), np.ones(2, np.int64),
         np.array(month_first_days(2023), np.int64), kt.monthly, kt.base_thr, kt.proration, kt.bonus_min,
         kt.bonus_wh, kt.reg_period, kt.unsplit, kt.q, kt.scale_div, kt.safe_product, *out, flags,
