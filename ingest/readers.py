@@ -174,14 +174,18 @@ def count_data_rows(path: Path) -> int:
     return max(0, n - 1)
 
 
-def _scan(path: Path, fmt: str, kind: str) -> tuple[pl.LazyFrame, dict[str, str], list[str]]:
+def _scan(
+    path: Path, fmt: str, kind: str, typed: dict[str, pl.DataType] | None = None
+) -> tuple[pl.LazyFrame, dict[str, str], list[str]]:
     if fmt == "csv":
         header = csv_header(path)
         mapping = map_columns(header, kind, path)
-        check_csv_tail(path, header)
+        if typed is None:
+            check_csv_tail(path, header)
         lf = pl.scan_csv(
             path,
             infer_schema=False,
+            schema_overrides=typed or None,
             truncate_ragged_lines=True,
             encoding="utf8",
             row_index_name="row",
@@ -208,10 +212,30 @@ def _scan(path: Path, fmt: str, kind: str) -> tuple[pl.LazyFrame, dict[str, str]
     return lf.with_columns(pl.col("row").cast(pl.Int64)), mapping, header
 
 
+#: canonical columns read typed on the fast path (a clean CSV); any unparsable value -> text path
+_TYPED = {
+    "read_date": pl.Date(),
+    **{c: pl.Float64() for c in ("total", "sharp", "peak", "flat", "valley", "multiplier", "digits")},
+    **{f"kwh_{c}": pl.Float64() for c in ("total", "sharp", "peak", "flat", "valley")},
+}
+
+
 def read_raw(path: Path, kind: str) -> pl.DataFrame:
-    """The whole file as a raw frame (``row`` + canonical columns)."""
+    """The whole file as a raw frame (``row`` + canonical columns).
+
+    Reads of a clean CSV are parsed typed by the CSV reader (fast path); if any value does not parse,
+    the file is read again with every value as text and VEE sorts good from bad row by row.
+    """
     fmt = detect_format(path)
-    lf, _, _header = _scan(path, fmt, kind)
+    lf, mapping, _header = _scan(path, fmt, kind)
+    if fmt == "csv" and kind in ("registers", "consumption"):
+        typed = {col: _TYPED[canon] for col, canon in mapping.items() if canon in _TYPED}
+        try:
+            df = _scan(path, fmt, kind, typed)[0].collect()
+            if df.height:
+                return df.with_columns(pl.col("row").cast(pl.Int64))
+        except pl.exceptions.PolarsError:
+            pass  # a value the fast path cannot read: the text path finds and quarantines it
     try:
         df = lf.collect()
     except pl.exceptions.PolarsError as e:

@@ -198,6 +198,7 @@ class IngestReport:
     quarantine_by_code: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
+        """The CLI's ``--json`` object: exactly the design's keys."""
         return {
             "file": self.file,
             "rows": self.rows,
@@ -205,8 +206,4 @@ class IngestReport:
             "estimated": self.estimated,
             "quarantined": self.quarantined,
             "duplicates": self.duplicates,
-            "already_loaded": self.already_loaded,
-            "sha256": self.sha256,
-            "kind": self.kind,
-            "findings": self.findings,
         }

@@ -107,6 +107,9 @@ def _prep(df: pl.DataFrame, nums: tuple[str, ...] = (), dates: tuple[str, ...] =
     for c in cols:
         if c in nums and df.schema[c] == pl.Utf8:
             exprs.append(pl.when(pl.col(c).str.len_bytes() > 0).then(pl.col(c)).alias(f"__t_{c}"))
+        elif (c in nums or c in dates) and df.schema[c] != pl.Utf8:
+            # typed column (Parquet, or a clean CSV read typed): only presence is needed from the text
+            exprs.append(pl.when(pl.col(c).is_not_null()).then(pl.lit("", pl.Utf8)).alias(f"__t_{c}"))
         else:
             exprs.append(_text(df, c).alias(f"__t_{c}"))
     df = df.with_columns(exprs)
@@ -482,6 +485,7 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
     today = today or dt.date.today()
     rows = raw.height
     periods_in = [r for r in REGISTERS if r in raw.columns]
+    has_multiplier = "multiplier" in raw.columns
     raw = _prep(raw, ("total", *REGISTERS, "multiplier", "digits"), ("read_date",))
     chk = _Checks()
     for c in ("customer_id", "meter_id"):
@@ -637,20 +641,15 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
                     for c in reg_cols
                 ],
             ).drop("_start")
-    pairs = d1.filter(pl.col("_prev_day").is_not_null() & ~pl.col("_neg"))
-    dcols = [f"_d_{c}" for c in reg_cols]
-    pairs = pairs.select(
-        "customer_id",
-        "meter_id",
-        "day",
-        "_prev_day",
-        "_tou",
-        *[
-            (pl.col(f"_d_{c}").cast(pl.Float64) * pl.col("multiplier")).round(0).cast(pl.Int64).alias(c)
-            for c in reg_cols
-        ],
-    )
-    del dcols
+    scaled = [
+        (pl.col(f"_d_{c}").cast(pl.Float64) * pl.col("multiplier")).round(0).cast(pl.Int64).alias(c)
+        if has_multiplier
+        else pl.col(f"_d_{c}").alias(c)
+        for c in reg_cols
+    ]
+    pairs = d1.select("customer_id", "meter_id", "day", "_prev_day", "_tou", "_neg", *scaled).filter(
+        pl.col("_prev_day").is_not_null() & ~pl.col("_neg")
+    ).drop("_neg")
     pairs, pf = _reconcile_periods(pairs, "total", periods_in, "_tou")
     findings.append(_period_finding_frame(pf, "total", periods_in, "day"))
 

@@ -25,6 +25,13 @@ PRELOAD=${WATTBILL_PG_PRELOAD-timescaledb}   # set to "" to start without Timesc
 if [ "$(id -u)" -eq 0 ]; then
     as_pg() { runuser -u postgres -- "$@"; }
     OWNER=postgres
+    # the server runs as "postgres": it must reach the data folder (e.g. not under /root)
+    parent=$(dirname "$BASE")
+    mkdir -p "$parent"
+    if [ -z "${WATTBILL_PGDATA:-}" ] && ! runuser -u postgres -- test -x "$parent" 2>/dev/null; then
+        BASE=/tmp/wattbill-pg-$PORT
+        DATA=$BASE/data; SOCK=$BASE/sock; LOG=$BASE/server.log
+    fi
 else
     as_pg() { "$@"; }
     OWNER=$(id -un)
