@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,24 +28,52 @@ def _pg(cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(PG_SH), cmd], capture_output=True, text=True, timeout=180)
 
 
+def _lease_dir() -> Path:
+    d = Path(tempfile.gettempdir()) / f"wattbill-pg-leases-{os.environ.get('WATTBILL_PG_PORT', '54329')}"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    """URL of a running PostgreSQL with TimescaleDB preloaded (started here when needed)."""
+    """URL of a running PostgreSQL with TimescaleDB preloaded (started here when needed).
+
+    Several pytest sessions may share the cluster: each holds a lease file; the last one to finish
+    stops the cluster if a test session started it (``WATTBILL_KEEP_PG=1`` keeps it running).
+    """
     env_url = os.environ.get("WATTBILL_TEST_PG_URL")
     if env_url:
         yield env_url
         return
     if not Path("/usr/lib/postgresql/15/bin/initdb").exists() and not os.environ.get("PGBIN"):
         pytest.skip("PostgreSQL 15 server binaries are not installed (scripts/setup.sh installs them)")
-    was_running = _pg("status").returncode == 0
-    started = _pg("start")
-    if started.returncode != 0:
-        pytest.fail(f"scripts/pg.sh start failed: {started.stderr.strip() or started.stdout.strip()}")
-    url = started.stdout.strip().splitlines()[-1]
+    leases = _lease_dir()
+    lease = leases / str(os.getpid())
+    lease.touch()
+    marker = leases / "started-by-tests"
     try:
+        if _pg("status").returncode != 0:
+            started = _pg("start")
+            if started.returncode != 0:
+                pytest.fail(f"scripts/pg.sh start failed: {started.stderr.strip() or started.stdout.strip()}")
+            marker.touch()
+        url = _pg("url").stdout.strip().splitlines()[-1]
         yield url
     finally:
-        if not was_running and not os.environ.get("WATTBILL_KEEP_PG"):
+        lease.unlink(missing_ok=True)
+        others = [p for p in leases.iterdir() if p.name.isdigit() and _alive(int(p.name))]
+        if not others and marker.exists() and not os.environ.get("WATTBILL_KEEP_PG"):
+            marker.unlink(missing_ok=True)
             _pg("stop")
 
 
