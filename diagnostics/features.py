@@ -81,6 +81,7 @@ FEATURES: dict[str, pl.DataType] = {
     "days_present": pl.Int32(),
     "missing_days": pl.Int32(),
     "estimated_days": pl.Int32(),
+    "estimated_share": pl.Float64(),
     "wh_year": pl.Int64(),
     "wh_last_year": pl.Int64(),
     "change_pct": pl.Float64(),
@@ -151,6 +152,7 @@ FEATURE_DOCS: dict[str, str] = {
     "days_present": "[days] open days with a read",
     "missing_days": "[days] open days without a read",
     "estimated_days": "[days] days with an estimated (VEE) read",
+    "estimated_share": "[0..1] estimated_days / days_present",
     "wh_year": "[Wh] use in the year (days with reads)",
     "wh_last_year": "[Wh] use last year, null under Params.min_yoy_days days of reads",
     "change_pct": "[%] wh_year against wh_last_year",
@@ -276,6 +278,9 @@ def _usage(dense: DenseYear, year: int, p: Params) -> dict[str, pl.Series]:
     out["days_present"] = pl.Series(values=days_present, dtype=pl.Int32)
     out["missing_days"] = pl.Series(values=days_open - days_present, dtype=pl.Int32)
     out["estimated_days"] = pl.Series(values=est_days, dtype=pl.Int32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["estimated_share"] = _nan_to_null(np.where(days_present > 0, est_days / np.maximum(days_present, 1),
+                                                       np.nan))
     out["wh_year"] = pl.select(pl.when(pl.Series(values=has)).then(pl.Series(values=wh_year))).to_series()
     out["month_wh"] = _month_lists(month_wh)
     out["tou_days"] = pl.Series(values=tou_days, dtype=pl.Int32)

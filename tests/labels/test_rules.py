@@ -201,3 +201,21 @@ def test_empty_features():
 
     a, w = assign_labels(pl.DataFrame(schema=FEATURES))
     assert a.height == 0 and w.height == 0
+
+
+def test_usage_labels_withheld_when_most_days_are_estimated(hh):
+    h = hh.House("est", hh.flat(12_000), shares=PEAKY, estimated_days=tuple(range(200)))
+    ok = hh.House("ok", hh.flat(12_000), shares=PEAKY, estimated_days=tuple(range(100)))
+    assigned, withheld = label(hh, [h, ok])
+    assert not codes(assigned, "est") & {"peak_heavy", "high_baseload"}
+    assert reasons(withheld, "est")["high_baseload"] == "more than half of the days were estimated"
+    assert {"peak_heavy", "high_baseload"} <= codes(assigned, "ok")
+
+
+def test_household_without_reads_is_withheld_for_lack_of_reads(hh):
+    h = hh.House("none", np.full(365, -1))
+    assigned, withheld = label(hh, [h])
+    r = reasons(withheld, "none")
+    assert codes(assigned, "none") == set()
+    for code in ("summer_cooling", "winter_heating", "high_baseload", "possible_vacancy", "usage_spike"):
+        assert r[code].startswith("fewer than"), (code, r[code])
