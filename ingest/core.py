@@ -106,7 +106,8 @@ def ingest_file(
                     daily_files.append(fp)
                 else:
                     frames.append(res.frame)
-        assert rows == loaded + sum(q.height for q in qs) + dups, "rows not accounted for"
+        if rows != loaded + sum(q.height for q in qs) + dups:  # pragma: no cover - an internal bug
+            raise RuntimeError(f"{path}: rows not accounted for: {rows} != {loaded} + quarantined + {dups}")
         quarantine = (
             pl.concat(qs, how="vertical_relaxed")
             .with_columns(pl.lit(sha).alias("file_sha256"), pl.lit(str(path)).alias("file"))

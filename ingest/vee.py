@@ -630,6 +630,7 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
                 starts.with_columns(pl.lit(True).alias("_start")),
                 on=["customer_id", "meter_id", "day"],
                 how="left",
+                maintain_order="left",
             ).with_columns(pl.col("_start").fill_null(False) & pl.col("_prev_day").is_null())
             d1 = hit.with_columns(
                 pl.when(pl.col("_start"))
@@ -647,9 +648,11 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
         else pl.col(f"_d_{c}").alias(c)
         for c in reg_cols
     ]
-    pairs = d1.select("customer_id", "meter_id", "day", "_prev_day", "_tou", "_neg", *scaled).filter(
-        pl.col("_prev_day").is_not_null() & ~pl.col("_neg")
-    ).drop("_neg")
+    pairs = (
+        d1.select("customer_id", "meter_id", "day", "_prev_day", "_tou", "_neg", *scaled)
+        .filter(pl.col("_prev_day").is_not_null() & ~pl.col("_neg"))
+        .drop("_neg")
+    )
     pairs, pf = _reconcile_periods(pairs, "total", periods_in, "_tou")
     findings.append(_period_finding_frame(pf, "total", periods_in, "day"))
 

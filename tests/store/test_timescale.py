@@ -98,3 +98,34 @@ def test_binary_copy_encoding_roundtrip(pg_store_url: str) -> None:
             cp.write(encode(df))
         rows = c.execute("SELECT * FROM enc").fetchall()
     assert rows == list(df.iter_rows())
+
+
+@pytest.mark.slow
+def test_refuses_a_server_without_timescaledb_preloaded() -> None:
+    """A second cluster started without shared_preload_libraries=timescaledb: StoreUnavailable."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from store import StoreUnavailable, open_store
+
+    if not Path("/usr/lib/postgresql/15/bin/initdb").exists():
+        pytest.skip("PostgreSQL 15 server binaries are not installed")
+    repo = Path(__file__).resolve().parents[2]
+    base = f"/tmp/wattbill-pg-nopreload-{os.getpid()}"
+    env = dict(os.environ, WATTBILL_PGDATA=base, WATTBILL_PG_PORT="54339", WATTBILL_PG_PRELOAD="")
+    pg = ["bash", str(repo / "scripts" / "pg.sh")]
+    try:
+        out = subprocess.run([*pg, "start"], env=env, capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stderr
+        url = out.stdout.strip().splitlines()[-1]
+        with pytest.raises(StoreUnavailable, match="TimescaleDB cannot be used") as ei:
+            open_store(url)
+        assert "preload" in str(ei.value)
+        with psycopg.connect(url) as conn:  # and nothing was created in its place
+            n = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+        assert n == (0,)
+    finally:
+        subprocess.run([*pg, "destroy"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
