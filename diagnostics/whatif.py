@@ -85,7 +85,7 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
     on = dt.date(year, 1, 1)
     bill_parts: list[pl.DataFrame] = []
     alt_parts: list[pl.DataFrame] = []
-    for code in codes.unique().drop_nulls().to_list():
+    for code in sorted(codes.unique().drop_nulls().to_list()):
         rows = np.nonzero((codes == code).to_numpy())[0]
         try:
             tariff = catalog.get(code, on=on)
