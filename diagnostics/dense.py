@@ -220,5 +220,6 @@ def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: 
     est = (daily.get_column("estimated").fill_null(False).to_numpy() if "estimated" in cols
            else np.zeros(nrows, np.bool_))
     t, present, tou, estd, reg_sum, tou_total, dregs = _scatter(
-        run_id, run_cust, day, jan1, total, *regs, tou_row, est, first, last, n, n_days, with_regs)
+        run_id, run_cust, day, jan1, total, regs[0], regs[1], regs[2], regs[3], tou_row, est, first, last, n, n_days,
+        with_regs)
     return DenseYear(t, present, tou, estd, first, last, reg_sum, tou_total, dregs if with_regs else None)

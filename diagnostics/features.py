@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -252,8 +253,8 @@ def _mask_lists(a: np.ndarray, valid: np.ndarray) -> pl.Series:
 
 def _dates(jan1: dt.date, idx: np.ndarray) -> pl.Series:
     """Day indices (``-1`` / negative = null) -> Date series."""
-    s = pl.Series(values=np.where(idx >= 0, idx, 0).astype(np.int64))
-    d = pl.select(pl.lit(jan1) + pl.duration(days=s)).to_series()
+    days = np.datetime64(jan1, "D") + np.where(idx >= 0, idx, 0).astype("timedelta64[D]")
+    d = pl.Series(values=days).cast(pl.Date)
     return pl.select(pl.when(pl.Series(values=idx >= 0)).then(d)).to_series().cast(pl.Date)
 
 
@@ -349,7 +350,7 @@ def _payments(payments: pl.DataFrame | None, ids: pl.DataFrame, year: int, p: Pa
     # main channel: most payments, ties broken by the order of CHANNELS
     counts = [pl.col(f"__n_{c}") for c in CHANNELS]
     best = pl.max_horizontal(counts)
-    main = pl.when(np_ == 0).then(pl.lit(None, pl.Utf8))
+    main: Any = pl.when(np_ == 0).then(pl.lit(None, pl.Utf8))
     for c in CHANNELS:
         main = main.when(pl.col(f"__n_{c}") == best).then(pl.lit(c))
     mix = pl.when(np_ > 0).then(
@@ -476,9 +477,9 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
         dense = densify(daily, cust, year)
     cols: dict[str, pl.Series] = {"customer_id": cust.get_column("customer_id").cast(pl.Utf8)}
     cols["year"] = pl.Series(values=np.full(n, year, np.int32))
-    for c, dtype in (("tariff", pl.Utf8), ("region", pl.Utf8), ("household_size", pl.Int32)):
-        cols[c] = (cust.get_column(c).cast(dtype) if c in cust.columns
-                   else pl.Series(values=[None] * n, dtype=dtype))
+    for c, ctype in (("tariff", pl.Utf8()), ("region", pl.Utf8()), ("household_size", pl.Int32())):
+        cols[c] = (cust.get_column(c).cast(ctype) if c in cust.columns
+                   else pl.Series(values=[None] * n, dtype=ctype))
     cols.update(_usage(dense, year, p))
     del dense
     if daily_last_year is not None and daily_last_year.height > 0:

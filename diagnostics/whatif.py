@@ -77,6 +77,7 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
     from tariffs import TariffError, bill_households  # diagnostics may import tariffs
 
     d = dense if dense is not None and dense.regs is not None else densify(daily, customers, year, with_regs=True)
+    assert d.regs is not None
     hs = _household_size(customers)
     ids = customers.get_column("customer_id").cast(pl.Utf8)
     codes = customers.get_column("tariff").cast(pl.Utf8)

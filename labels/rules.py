@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from labels.catalogue import Condition, LabelDef, load_catalogue
@@ -44,7 +46,7 @@ def _expr(c: Condition) -> pl.Expr:
 
 def _first_failing(conds: tuple[Condition, ...]) -> pl.Expr:
     """Reason of the first failing condition (null when all hold)."""
-    out = pl.when(pl.lit(False)).then(pl.lit(None, pl.Utf8))
+    out: Any = pl.when(pl.lit(False)).then(pl.lit(None, pl.Utf8))
     for c in conds:
         out = out.when(~_expr(c).fill_null(False)).then(pl.lit(c.reason))
     return out.otherwise(pl.lit(None, pl.Utf8))
