@@ -70,6 +70,16 @@ def _hatch(rects: Sequence[tuple[float, float, float, float]], spacing: float = 
     return f'<path d="{"".join(d)}" stroke="{palette.WHITE}" stroke-width="1.3" fill="none"/>'
 
 
+def _grid(ticks: Sequence[float], x0: float, x1: float, y) -> str:
+    """Horizontal grid lines (one path; the zero line heavier) and the tick labels."""
+    light = "".join(f"M{_num(x0)} {_num(y(t))}H{_num(x1)}" for t in ticks if t)
+    out = [f'<path d="{light}" stroke="{palette.RULE}" stroke-width="0.4" fill="none"/>' if light else "",
+           f'<path d="M{_num(x0)} {_num(y(0))}H{_num(x1)}" stroke="{palette.RULE}" stroke-width="1"/>']
+    out += [f'<text x="{_num(x0 - 6)}" y="{_num(y(t) + 4)}" text-anchor="end" fill="{palette.MUTED}">'
+            f"{_tick_label(t)}</text>" for t in ticks]
+    return "".join(out)
+
+
 def _open(prefix: str, height: int, title: str, desc: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {height}" width="{_W}" height="{height}" '
@@ -142,17 +152,13 @@ def monthly_bars(
         return y_bot - (y_bot - y_top) * (v / ymax)
 
     parts = [_open(prefix, height, title, desc), _defs(prefix, [s[0] for s in stacks])]
-    # grid and axis
-    for t in ticks:
-        parts.append(
-            f'<line x1="{_num(x0)}" y1="{_num(y(t))}" x2="{_num(x1)}" y2="{_num(y(t))}" '
-            f'stroke="{palette.RULE}" stroke-width="{1 if t == 0 else 0.4}"/>'
-            f'<text x="{_num(x0 - 6)}" y="{_num(y(t) + 4)}" text-anchor="end" fill="{palette.MUTED}">'
-            f"{_tick_label(t)}</text>"
-        )
+    # grid and axis. Marks of one kind are drawn as one <path> each (a rect or a line per element
+    # costs WeasyPrint a style and state computation every time: bars were most of a chart's time).
+    parts.append(_grid(ticks, x0, x1, y))
     parts.append(f'<text x="{_num(x0 - 6)}" y="{_num(y_top - 10)}" text-anchor="end" '
                  f'fill="{palette.MUTED}">{escape(unit)}</text>')
     hatched: list[tuple[float, float, float, float]] = []
+    bars: dict[str, list[str]] = {name: [] for name, _l, _v in stacks}
     for m in range(12):
         cx = x0 + slot * (m + 0.5)
         base = 0.0
@@ -161,11 +167,8 @@ def monthly_bars(
             if v <= 0:
                 continue
             rect = (cx - bw / 2, y(base + v), bw, y(base) - y(base + v))
-            parts.append(
-                f'<rect x="{_num(rect[0])}" y="{_num(rect[1])}" width="{_num(rect[2])}" '
-                f'height="{_num(rect[3])}" fill="{_fill(prefix, name)}" '
-                f'stroke="{palette.WHITE}" stroke-width="0.6"/>'
-            )
+            bars[name].append(f"M{_num(rect[0])} {_num(rect[1])}h{_num(rect[2])}v{_num(rect[3])}"
+                              f"h{_num(-rect[2])}z")
             if name in palette.HATCHED:
                 hatched.append(rect)
             base += v
@@ -173,6 +176,10 @@ def monthly_bars(
             parts.append(
                 f'<text x="{_num(cx)}" y="{_num(y_bot + 15)}" text-anchor="middle">{escape(month_labels[m])}</text>'
             )
+    for name, d in bars.items():
+        if d:
+            parts.append(f'<path d="{"".join(d)}" fill="{_fill(prefix, name)}" stroke="{palette.WHITE}" '
+                         f'stroke-width="0.6"/>')
     parts.append(_hatch(hatched))
     # last year's line
     pts = [(x0 + slot * (m + 0.5), ly[m]) for m in range(12)]
@@ -187,12 +194,11 @@ def monthly_bars(
             run = []
             continue
         run.append(f"{_num(px)},{_num(y(v))}")
-    for px, v in pts:
-        if v is not None:
-            parts.append(
-                f'<circle cx="{_num(px)}" cy="{_num(y(v))}" r="2.4" fill="{palette.WHITE}" '
-                f'stroke="{palette.SERIES["last_year"]}" stroke-width="1.2"/>'
-            )
+    dots = "".join(f"M{_num(px - 2.4)} {_num(y(v))}a2.4 2.4 0 1 0 4.8 0a2.4 2.4 0 1 0 -4.8 0z"
+                   for px, v in pts if v is not None)
+    if dots:
+        parts.append(f'<path d="{dots}" fill="{palette.WHITE}" stroke="{palette.SERIES["last_year"]}" '
+                     f'stroke-width="1.2"/>')
     legend = [(name, label) for name, label, _ in stacks]
     if any(v is not None for v in ly):
         legend.append(("last_year", last_year_label))
@@ -235,14 +241,7 @@ def tier_progress(
     def y(v: float) -> float:
         return y_bot - (y_bot - y_top) * v / ymax
 
-    parts = [_open(prefix, height, title, desc)]
-    for t in ticks:
-        parts.append(
-            f'<line x1="{_num(x0)}" y1="{_num(y(t))}" x2="{_num(x1)}" y2="{_num(y(t))}" '
-            f'stroke="{palette.RULE}" stroke-width="{1 if t == 0 else 0.4}"/>'
-            f'<text x="{_num(x0 - 6)}" y="{_num(y(t) + 4)}" text-anchor="end" fill="{palette.MUTED}">'
-            f"{_tick_label(t)}</text>"
-        )
+    parts = [_open(prefix, height, title, desc), _grid(ticks, x0, x1, y)]
     parts.append(f'<text x="{_num(x0 - 6)}" y="{_num(y_top - 14)}" text-anchor="end" '
                  f'fill="{palette.MUTED}">{escape(unit)}</text>')
     for m in range(0, 12, 3):  # quarterly labels at the start of the month, with a tick
