@@ -87,11 +87,42 @@ def bench_embedded(reads: Path, rows: int, work: Path) -> dict:
     return best  # type: ignore[return-value]
 
 
-def _psql_copy(url: str, csv_path: Path, cols: list[str]) -> float:
+def _server_cpu() -> float:
+    """CPU seconds used so far by the PostgreSQL server processes (user ``postgres``)."""
+    import pwd
+
+    try:
+        uid = pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        uid = os.getuid()
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if d.stat().st_uid != uid:
+                continue
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / tick
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _psql_copy(url: str, csv_path: Path, cols: list[str]) -> tuple[float, float]:
+    """(wall s, CPU s of psql + server) of ``psql \\copy`` of the CSV into ``daily``."""
     cmd = f"\\copy daily ({', '.join(cols)}) FROM '{csv_path}' WITH (FORMAT csv, HEADER true)"
+    c0, s0 = _children_cpu(), _server_cpu()
     t0 = time.perf_counter()
     subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-q", "-c", cmd], check=True, capture_output=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    return wall, (_children_cpu() - c0) + (_server_cpu() - s0)
 
 
 def bench_timescale(reads: Path, rows: int, work: Path, repeats: int) -> dict:
@@ -134,7 +165,11 @@ def bench_timescale(reads: Path, rows: int, work: Path, repeats: int) -> dict:
         staged = TimescaleStore(url, direct_copy_new=False)
         ours, staging, theirs = [], [], []
 
-        def load(store, sink: list) -> None:
+        cpu_ours: list[float] = []
+        cpu_staging: list[float] = []
+        cpu_theirs: list[float] = []
+
+        def load(store, sink: list, cpu_sink: list) -> None:
             store.conn.execute("TRUNCATE daily")
             batch = IngestBatch(
                 ledger={
@@ -151,17 +186,24 @@ def bench_timescale(reads: Path, rows: int, work: Path, repeats: int) -> dict:
                 kind="registers",
                 daily=daily,
             )
+            c0, s0 = cpu_seconds(), _server_cpu()
             t0 = time.perf_counter()
             store.save_ingest(batch)
             sink.append(time.perf_counter() - t0)
+            cpu_sink.append((cpu_seconds() - c0) + (_server_cpu() - s0))
 
         for _ in range(repeats):
-            load(st, ours)
-            load(staged, staging)
+            load(st, ours, cpu_ours)
+            load(staged, staging, cpu_staging)
             st.conn.execute("TRUNCATE daily")
-            theirs.append(_psql_copy(url, csv_path, list(DAILY_SCHEMA)))
+            wall, cpu = _psql_copy(url, csv_path, list(DAILY_SCHEMA))
+            theirs.append(wall)
+            cpu_theirs.append(cpu)
             n = st.conn.execute("SELECT count(*) FROM daily").fetchone()
             assert n == (daily.height,), n
+        res["cpu_store_s"] = min(cpu_ours)
+        res["cpu_staging_s"] = min(cpu_staging)
+        res["cpu_psql_s"] = min(cpu_theirs)
         staged.close()
         res["store_s"] = min(ours)
         res["store_staging_upsert_s"] = min(staging)
@@ -255,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--customers", type=int, default=6000, help="households (x 366 reads each)")
     ap.add_argument("--no-pg", action="store_true", help="skip the TimescaleDB part")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument(
         "--rss-sizes", default="250000,1000000,4000000", help="rows per file for the RSS part ('' to skip)"
     )
@@ -285,18 +327,20 @@ def main(argv: list[str] | None = None) -> None:
                 f"timescaledb    : ingest_file {t['ingest_file_rows_per_s'] / 1e6:.2f} M rows/s "
                 f"({t['ingest_file_wall_s']:.2f} s)"
             )
-            print(f"same {t['daily_rows']:,} daily rows into the empty hypertable, best of {args.repeats}:")
             print(
-                f"  store, new data (binary COPY)          {t['store_s']:6.2f} s  {t['store_rows_per_s'] / 1e6:.2f} M rows/s"
-                f"  ratio vs psql {t['ratio_store_vs_psql']:.2f}x"
+                f"same {t['daily_rows']:,} daily rows into the empty hypertable, best of {args.repeats} "
+                "(wall s; CPU s of client + server, the fair figure on a shared machine):"
             )
-            print(
-                f"  store, forced staging + upsert path    {t['store_staging_upsert_s']:6.2f} s  "
-                f"{t['staging_rows_per_s'] / 1e6:.2f} M rows/s  ratio vs psql {t['ratio_staging_vs_psql']:.2f}x"
-            )
-            print(
-                f"  psql \\copy of the same rows as CSV     {t['psql_copy_csv_s']:6.2f} s  {t['psql_rows_per_s'] / 1e6:.2f} M rows/s"
-            )
+            for label, wall_key, cpu_key in (
+                ("store, new data (binary COPY)      ", "store_s", "cpu_store_s"),
+                ("store, staging + upsert path       ", "store_staging_upsert_s", "cpu_staging_s"),
+                ("psql \\copy of the same rows as CSV ", "psql_copy_csv_s", "cpu_psql_s"),
+            ):
+                print(
+                    f"  {label} wall {t[wall_key]:6.2f} s ({t['daily_rows'] / t[wall_key] / 1e6:.2f} M rows/s,"
+                    f" x{t['psql_copy_csv_s'] / t[wall_key]:.2f} vs psql)   CPU {t[cpu_key]:6.2f} s"
+                    f" (x{t['cpu_psql_s'] / t[cpu_key]:.2f} vs psql)"
+                )
         sizes = [int(x) for x in args.rss_sizes.split(",") if x.strip()]
         if sizes:
             print(f"peak RSS vs file size (embedded, buckets of {args.bucket_mb:g} MB):")
