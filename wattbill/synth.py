@@ -15,7 +15,7 @@ summer_cooling       Jul–Aug cooling load of U(7, 14) kWh/day at its height (o
 winter_heating       Dec–Feb heating load of U(6, 12) kWh/day at its height (others < 0.6 kWh)
 high_baseload        always-on load of U(380, 650) W (others U(40, 140) W)
 possible_vacancy     one run of 25–60 days at U(0.05, 0.45) kWh/day, in spring or autumn
-usage_spike          1–3 days at 6–10 times the household's typical day
+usage_spike          1–3 days with 5–9 times the typical day added to the day's own level
 late_payer           pays 20–45 days after the bill is issued
 prompt_payer         pays 0–3 days after issue (auto-debit households too)
 counter_payer        ≥ 80 % of payments at the service counter
@@ -65,6 +65,7 @@ class Households:
     household_size: np.ndarray  # int
     region: np.ndarray  # str
     has_tou: np.ndarray  # bool: the meter has time-of-use registers
+    on_tou_tariff: np.ndarray  # bool: the household chose the time-of-use tariff
     base_w: np.ndarray  # always-on load [W]
     activity_wh: np.ndarray  # typical daily activity [Wh]
     cooling_wh: np.ndarray  # cooling load at the height of summer [Wh/day]
@@ -115,7 +116,7 @@ class SynthData:
         return pl.DataFrame(
             {
                 "customer_id": h.customer_id,
-                "tariff": np.where(h.has_tou, tou_tariff, tier_tariff),
+                "tariff": np.where(h.on_tou_tariff, tou_tariff, tier_tariff),
                 "household_size": h.household_size.astype(np.int32),
                 "region": h.region,
                 "opened_on": h.opened_on,
@@ -210,6 +211,12 @@ def draw_households(n: int, year: int, seed: int) -> Households:
 
     opened_mask = rng.random(n) < 0.04
     open_day = rng.integers(30, 300, n)
+    # a household that moves in during the year shows its habits from then on: no vacancy run and no
+    # spike is injected for it (they could fall before it exists, and the truth must be visible)
+    vac_start = np.where(opened_mask, -1, vac_start)
+    vacancy = vacancy & ~opened_mask
+    n_spikes = np.where(opened_mask, 0, n_spikes)
+    spikes = spikes & ~opened_mask
     first = dt.date(year, 1, 1)
     opened_on = [first + dt.timedelta(days=int(d)) if m else None for m, d in zip(opened_mask, open_day, strict=True)]
 
@@ -238,6 +245,10 @@ def draw_households(n: int, year: int, seed: int) -> Households:
     def mark(mask: np.ndarray, behaviour: str) -> None:
         truth.extend((str(c), behaviour) for c in customer_id[mask])
 
+    # most time-of-use meters are on the time-of-use tariff; some households never switched, among
+    # them valley-heavy ones that would save by switching (the tou_would_save label)
+    on_tou_tariff = has_tou & (rng.random(n) >= np.where(tou_class == 2, 0.3, 0.1))
+
     mark(has_tou & (tou_class == 1), "peak_heavy")
     mark(has_tou & (tou_class == 2), "valley_smart")
     mark(cooling, "summer_cooling")
@@ -255,7 +266,8 @@ def draw_households(n: int, year: int, seed: int) -> Households:
     mark(rollover, "register_rollover")
 
     return Households(
-        customer_id=customer_id, household_size=size, region=region, has_tou=has_tou, base_w=base_w,
+        customer_id=customer_id, household_size=size, region=region, has_tou=has_tou,
+        on_tou_tariff=on_tou_tariff, base_w=base_w,
         activity_wh=activity, cooling_wh=cooling_wh, heating_wh=heating_wh, shares=shares,
         vacancy_start=vac_start, vacancy_len=vac_len, n_spikes=n_spikes, delay_class=delay_class,
         channel_class=channel_class, opened_on=opened_on, language=language, name=name, address=address,
@@ -346,7 +358,7 @@ def _simulate_chunk(
         in_run = (d >= vstart[idx, None]) & (d < (vstart + h.vacancy_len[sl])[idx, None])
         low = f32(50) + f32(400) * rng.random((len(idx), days), dtype=f32)
         total[idx] = np.where(in_run, low, total[idx])
-    # spikes: a few days at 6-10 times the typical day
+    # spikes: a few days with 5-9 times the typical day added on top of the day's own level
     nsp = h.n_spikes[sl]
     sp = np.nonzero(nsp > 0)[0]
     if len(sp):
@@ -355,7 +367,7 @@ def _simulate_chunk(
             sel = nsp[sp] > k
             who = sp[sel]
             day = rng.integers(0, days, len(who))
-            total[who, day] = typical[sel] * (f32(6) + f32(4) * rng.random(len(who), dtype=f32))
+            total[who, day] += typical[sel] * (f32(5) + f32(4) * rng.random(len(who), dtype=f32))
     regs = _split_registers(
         total, h.shares[sl].astype(f32), rng.standard_normal((m, days), dtype=f32),
         rng.standard_normal((m, days), dtype=f32),
@@ -500,6 +512,13 @@ def payments(data: SynthData, seed: int = 7) -> pl.DataFrame:
                 )
             )
     frame = pl.concat(out).with_columns(pl.col("issued_on").cast(pl.Date), pl.col("paid_on").cast(pl.Date))
+    # no bill, so no payment, for the months before an account was opened
+    opened = pl.DataFrame({"customer_id": h.customer_id, "_opened": h.opened_on}, schema_overrides={"_opened": pl.Date})
+    frame = (
+        frame.join(opened, on="customer_id", how="left")
+        .filter(pl.col("_opened").is_null() | (pl.col("bill_month") >= pl.col("_opened").dt.strftime("%Y-%m")))
+        .drop("_opened")
+    )
     # a few bills still unpaid at the end of the data
     last = f"{data.years[-1]}-12"
     unpaid = (pl.col("bill_month") == last) & (pl.col("paid_on") > pl.date(data.years[-1] + 1, 1, 20))

@@ -85,6 +85,21 @@ def test_register_reads_difference_back_to_consumption(data: synth.SynthData) ->
     assert reads["customer_id"].dtype == pl.Utf8 and reads["customer_id"][0].startswith("0")
 
 
+def test_behaviours_fall_inside_the_open_window(data: synth.SynthData) -> None:
+    h = data.households
+    opened = np.array([o is not None for o in h.opened_on])
+    assert opened.any()
+    assert (h.vacancy_start[opened] == -1).all() and (h.n_spikes[opened] == 0).all()
+
+
+def test_some_time_of_use_meters_stay_on_the_tiered_tariff(data: synth.SynthData) -> None:
+    h = data.households
+    customers = data.customers_frame()
+    tou_meter_tier_tariff = customers.filter(pl.Series(h.has_tou) & (pl.col("tariff") == synth.DEFAULT_TIER_TARIFF))
+    assert 0 < tou_meter_tier_tariff.height < h.has_tou.sum() // 4
+    assert not (customers.filter(pl.Series(~h.has_tou))["tariff"] == synth.DEFAULT_TOU_TARIFF).any()
+
+
 def test_rollover_wraps_the_total_register(data: synth.SynthData) -> None:
     reads = synth.register_reads(data)
     h = data.households
@@ -120,5 +135,6 @@ def test_generate_writes_the_design_formats(tmp_path) -> None:
     assert {"customer_id", "tariff", "household_size", "region", "language"} <= set(customers.columns)
     payments = pl.read_csv(paths.payments, schema_overrides={"customer_id": pl.Utf8, "amount": pl.Utf8})
     assert set(payments["channel"].unique()) <= {"app", "wechat", "alipay", "bank", "counter", "other"}
-    assert payments.height == 50 * 24
+    customers_open_all = customers.filter(pl.col("opened_on").is_null())["customer_id"]
+    assert payments.filter(pl.col("customer_id").is_in(customers_open_all.implode())).height == customers_open_all.len() * 24
     assert pl.read_parquet(paths.truth).columns == ["customer_id", "behaviour"]
