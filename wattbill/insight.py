@@ -1,4 +1,4 @@
-"""Glue of the bill run: diagnosis, labels and bill documents for one chunk of customers.
+"""Glue of the bill run: diagnosis, labels and bill documents.
 
 The computation lives in ``diagnostics``, ``labels`` and ``bills``; this module only feeds each the
 frames it asks for (see ``docs/interfaces.md``) and keeps the results together.
@@ -6,6 +6,7 @@ frames it asks for (see ``docs/interfaces.md``) and keeps the results together.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,17 +17,7 @@ import labels
 from bills import BillDocument, build_document
 
 
-@dataclass
-class Insight:
-    """What diagnosis and labelling found for a chunk of customers."""
-
-    features: pl.DataFrame  # one row per customer: diagnostics.FEATURES
-    assigned: pl.DataFrame  # labels.ASSIGNED_SCHEMA
-    withheld: pl.DataFrame  # labels.WITHHELD_SCHEMA
-    labels_per_customer: pl.DataFrame  # customer_id, labels: list[str]
-
-
-def diagnose_and_label(
+def diagnose_chunk(
     customers: pl.DataFrame,
     daily: pl.DataFrame,
     daily_last: pl.DataFrame,
@@ -34,40 +25,55 @@ def diagnose_and_label(
     payments: pl.DataFrame,
     catalog: Any,
     year: int,
-) -> Insight:
-    """Features, the tariff what-if, and labels for ``customers`` (one chunk of a run)."""
+) -> pl.DataFrame:
+    """Features and the tariff what-if for one chunk of customers (peers within the chunk)."""
     bills_df, alternatives = diagnostics.tariff_what_if(catalog, daily, customers, year, dense=dense)
-    features = diagnostics.diagnose(
-        daily, daily_last if daily_last.height else None, customers, payments, bills_df, alternatives, year
+    return diagnostics.diagnose(
+        daily, daily_last if daily_last.height else None, customers, payments, bills_df, alternatives, year,
+        dense=dense,
     )
+
+
+@dataclass
+class Labelled:
+    """Labels of every household of a run."""
+
+    features: pl.DataFrame  # diagnostics.FEATURES, peers over the whole run
+    assigned: pl.DataFrame  # labels.ASSIGNED_SCHEMA
+    withheld: pl.DataFrame  # labels.WITHHELD_SCHEMA
+    per_customer: pl.DataFrame  # customer_id, labels: list[str]
+
+
+def label_run(chunk_features: list[pl.DataFrame]) -> Labelled:
+    """Peers over all the chunks of a run, then the labels of every household."""
+    features = diagnostics.add_peers(pl.concat(chunk_features, how="diagonal_relaxed"))
     assigned, withheld = labels.assign_labels(features)
     per_customer = (
-        assigned.group_by("customer_id", maintain_order=True)
-        .agg(pl.col("code").alias("labels"))
+        assigned.group_by("customer_id", maintain_order=True).agg(pl.col("code").alias("labels"))
         if assigned.height
         else pl.DataFrame(schema={"customer_id": pl.Utf8, "labels": pl.List(pl.Utf8)})
     )
-    return Insight(features, assigned, withheld, per_customer)
+    return Labelled(features, assigned, withheld, per_customer)
 
 
 def documents(
     customers: pl.DataFrame,
     bills: pl.DataFrame,
     months: pl.DataFrame,
-    insight: Insight,
+    features: pl.DataFrame,
+    assigned: pl.DataFrame,
     payments: pl.DataFrame,
     catalog: Any,
     year: int,
 ) -> list[BillDocument]:
-    """One bill document per billed customer."""
-    import datetime as dt
-
-    feats = {r["customer_id"]: r for r in insight.features.iter_rows(named=True)}
-    by_customer_labels: dict[str, list[dict]] = {}
-    for r in insight.assigned.iter_rows(named=True):
-        by_customer_labels.setdefault(r["customer_id"], []).append(r)
+    """One bill document per row of ``bills`` (the other frames may hold more customers)."""
+    ids = bills["customer_id"].implode()
+    feats = {r["customer_id"]: r for r in features.filter(pl.col("customer_id").is_in(ids)).iter_rows(named=True)}
+    cards_of: dict[str, list[dict]] = {}
+    for r in assigned.filter(pl.col("customer_id").is_in(ids)).iter_rows(named=True):
+        cards_of.setdefault(r["customer_id"], []).append(r)
     month_rows: dict[str, list[dict]] = {}
-    for r in months.iter_rows(named=True):
+    for r in months.filter(pl.col("customer_id").is_in(ids)).iter_rows(named=True):
         month_rows.setdefault(r["customer_id"], []).append(r)
     pay_rows: dict[str, list[dict]] = {}
     prefix = f"{year}-"
@@ -84,7 +90,7 @@ def documents(
         if code not in tariffs:
             tariffs[code] = catalog.get(code, on=dt.date(year, 1, 1))
         language = c.get("language") or "zh"
-        cards = labels.label_cards(by_customer_labels.get(cid, []), language)
+        cards = labels.label_cards(cards_of.get(cid, []), language)
         docs.append(
             build_document(c, bill, month_rows.get(cid, []), feats.get(cid), cards, pay_rows.get(cid, []),
                            tariffs[code], language)

@@ -31,7 +31,7 @@ from diagnostics import DenseYear, densify
 from ingest.schemas import REGISTERS
 from tariffs import Catalog, UnpricedRegisterError, bill_households
 from tariffs.kernels import YearBills
-from wattbill.errors import NothingToBill
+from wattbill.errors import NothingToBill, UnknownCustomer
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -168,7 +168,12 @@ def run_bills(
     chunk_size: int = 100_000,
     progress: Progress | None = None,
 ) -> RunSummary:
-    """Bill ``year`` for the customers of ``store`` (all, or ``customer_ids``)."""
+    """Bill ``year`` for the customers of ``store`` (all, or ``customer_ids``).
+
+    Pass 1, chunk by chunk: bills, the tariff what-if and the features. Then peers and labels over
+    the whole run, and the bills saved (a new version only where the content changed). Pass 2,
+    chunk by chunk: the PDFs that are not there yet for their bill version.
+    """
     from wattbill import insight
 
     progress = progress or (lambda stage, done, total: None)
@@ -176,34 +181,47 @@ def run_bills(
     if customer_ids:
         missing = sorted(set(customer_ids) - set(customers["customer_id"].to_list()))
         if missing:
-            from wattbill.errors import UnknownCustomer
-
-            raise UnknownCustomer(f"unknown customer {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise UnknownCustomer(f"unknown customer {missing[0]}{more}")
     if customers.height == 0:
         raise NothingToBill("no customers in the store: ingest a customers file first")
     customers = customers.sort("customer_id")
     total_n = customers.height
-    all_bills, all_months, failures = [], [], []
-    label_counts: dict[str, int] = {}
-    new_versions = 0
-    docs: list[Any] = []
+
+    # pass 1: bills and features, chunk by chunk
+    chunks: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []  # customers, bills, months
+    chunk_features: list[pl.DataFrame] = []
+    failures: list[dict[str, Any]] = []
     done = 0
     for lo in range(0, total_n, chunk_size):
         chunk = customers.slice(lo, chunk_size)
         ids = chunk["customer_id"].to_list()
         daily = store.load_daily(year, ids)
-        daily_last = store.load_daily(year - 1, ids)
         dense = densify(daily, chunk, year, with_regs=True)
         result = bill_chunk(chunk, dense, catalog, year)
         failures += result.failures
-        if result.bills.height == 0:
-            done += chunk.height
-            progress("bill", done, total_n)
-            continue
-        payments = store.load_payments(customer_ids=ids)
-        extra = insight.diagnose_and_label(chunk, daily, daily_last, dense, payments, catalog, year)
-        bills = result.bills.join(extra.labels_per_customer, on="customer_id", how="left").with_columns(
-            pl.col("labels").fill_null(pl.lit([], pl.List(pl.Utf8)))
+        if result.bills.height:
+            billed = chunk.filter(pl.col("customer_id").is_in(result.bills["customer_id"].implode()))
+            payments = store.load_payments(customer_ids=ids)
+            features = insight.diagnose_chunk(chunk, daily, store.load_daily(year - 1, ids), dense, payments,
+                                              catalog, year)
+            chunk_features.append(features.filter(pl.col("customer_id").is_in(billed["customer_id"].implode())))
+            chunks.append((billed, result.bills, result.months))
+        del daily, dense
+        done += chunk.height
+        progress("bill", done, total_n)
+    if not chunks:
+        raise NothingToBill(f"no consumption for {year} for the customers asked")
+
+    # peers and labels over the whole run; save every chunk's bills
+    labelled = insight.label_run(chunk_features)
+    empty_labels = pl.lit([], pl.List(pl.Utf8))
+    new_versions = 0
+    saved_chunks: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
+    for chunk, bills, months in chunks:
+        ids = chunk["customer_id"].to_list()
+        bills = bills.join(labelled.per_customer, on="customer_id", how="left").with_columns(
+            pl.col("labels").fill_null(empty_labels)
         )
         stored = store.load_bills(year, ids)
         before = (
@@ -211,38 +229,36 @@ def run_bills(
             if stored.height
             else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32})
         )
-        saved = store.save_bills(year, bills, result.months, reason)
-        versions = saved.select("customer_id", "version")
-        changed = versions.join(before, on="customer_id", how="left").filter(
+        versions = store.save_bills(year, bills, months, reason).select("customer_id", "version")
+        new_versions += versions.join(before, on="customer_id", how="left").filter(
             pl.col("_before").is_null() | (pl.col("_before") != pl.col("version"))
-        )
-        new_versions += changed.height
-        bills = bills.join(versions, on="customer_id", how="left")
-        months = result.months.join(versions, on="customer_id", how="left")
-        if extra.assigned.height:
-            store.save_labels(year, None, extra.assigned)
-        for code, cnt in extra.assigned.group_by("code").len().iter_rows():
-            label_counts[code] = label_counts.get(code, 0) + cnt
-        all_bills.append(bills)
-        all_months.append(months)
-        if pdf and out_dir is not None:
-            docs.extend(insight.documents(chunk, bills, months, extra, payments, catalog, year))
-        done += chunk.height
-        progress("bill", done, total_n)
-    if not all_bills:
-        raise NothingToBill(f"no consumption for {year} for the customers asked")
-    bills = pl.concat(all_bills, how="diagonal_relaxed")
-    months = pl.concat(all_months, how="diagonal_relaxed")
+        ).height
+        saved_chunks.append((chunk, bills.join(versions, on="customer_id", how="left"),
+                             months.join(versions, on="customer_id", how="left")))
+    if labelled.assigned.height:
+        store.save_labels(year, None, labelled.assigned)
+    label_counts = dict(labelled.assigned.group_by("code").len().iter_rows())
+
+    bills = pl.concat([b for _, b, _ in saved_chunks], how="diagonal_relaxed")
     bills_path = months_path = pdf_dir = None
     written = skipped = 0
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
         _write_atomic(bills.sort("customer_id"), bills_path)
-        _write_atomic(months.sort("customer_id", "month"), months_path)
+        _write_atomic(pl.concat([m for _, _, m in saved_chunks], how="diagonal_relaxed").sort("customer_id", "month"),
+                      months_path)
         if pdf:
+            # pass 2: the PDFs, chunk by chunk
             pdf_dir = out_dir / "pdf" / str(year)
-            written, skipped = render_pdfs(docs, bills, pdf_dir, workers, progress)
+            renderer = PdfWriter(pdf_dir, bills, workers, progress)
+            for chunk, chunk_bills, chunk_months in saved_chunks:
+                todo = renderer.todo(chunk_bills)
+                if todo.height:
+                    payments = store.load_payments(customer_ids=todo["customer_id"].to_list())
+                    renderer.write(insight.documents(chunk, todo, chunk_months, labelled.features,
+                                                     labelled.assigned, payments, catalog, year))
+            written, skipped = renderer.written, renderer.skipped
     return RunSummary(
         year=year, households=total_n, billed=bills.height, kwh_total=float(bills["kwh_total"].sum()),
         charge_fen=int(bills["charge_fen"].sum()), new_versions=new_versions, labels=label_counts,
@@ -257,33 +273,49 @@ def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def render_pdfs(docs: list[Any], bills: pl.DataFrame, pdf_dir: Path, workers: int, progress: Progress) -> tuple[int, int]:
-    """Render the documents not yet rendered for their bill version; atomic writes, a manifest."""
-    from bills import render_many
+class PdfWriter:
+    """Writes PDFs atomically and records, per customer, the bill version its PDF shows.
 
-    pdf_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path = pdf_dir / "manifest.json"
-    manifest: dict[str, int] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    version = dict(zip(bills["customer_id"].to_list(), bills["version"].to_list(), strict=True))
-    todo = [
-        d for d in docs
-        if manifest.get(d.customer_id) != version[d.customer_id] or not (pdf_dir / f"{d.customer_id}.pdf").exists()
-    ]
-    skipped = len(docs) - len(todo)
-    progress("pdf", 0, len(todo))
-    done = 0
-    batch = max(50, 10 * max(1, workers))
-    for lo in range(0, len(todo), batch):
-        part = todo[lo : lo + batch]
-        for doc, data in zip(part, render_many(part, workers=workers), strict=True):
-            target = pdf_dir / f"{doc.customer_id}.pdf"
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-            manifest[doc.customer_id] = version[doc.customer_id]
-        done += len(part)
-        tmp_manifest = manifest_path.with_name(".manifest.json.tmp")
-        tmp_manifest.write_text(json.dumps(manifest))
-        os.replace(tmp_manifest, manifest_path)
-        progress("pdf", done, len(todo))
-    return len(todo), skipped
+    The record (``manifest.json`` beside the PDFs) is what makes runs resumable: a PDF is rendered
+    again only when its file is missing or its bill has a newer version.
+    """
+
+    def __init__(self, pdf_dir: Path, bills: pl.DataFrame, workers: int, progress: Progress) -> None:
+        self.pdf_dir = pdf_dir
+        pdf_dir.mkdir(parents=True, exist_ok=True)
+        self.manifest_path = pdf_dir / "manifest.json"
+        self.manifest: dict[str, int] = (
+            json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
+        )
+        self.workers = workers
+        self.progress = progress
+        self.total = self.todo(bills).height
+        self.skipped = bills.height - self.total
+        self.written = 0
+        progress("pdf", 0, self.total)
+
+    def todo(self, bills: pl.DataFrame) -> pl.DataFrame:
+        """The rows of ``bills`` whose PDF is missing or shows another version."""
+        keep = [
+            self.manifest.get(cid) != version or not (self.pdf_dir / f"{cid}.pdf").exists()
+            for cid, version in zip(bills["customer_id"].to_list(), bills["version"].to_list(), strict=True)
+        ]
+        return bills.filter(pl.Series(keep, dtype=pl.Boolean))
+
+    def write(self, docs: list[Any]) -> None:
+        from bills import render_many
+
+        batch = max(50, 10 * self.workers)
+        for lo in range(0, len(docs), batch):
+            part = docs[lo : lo + batch]
+            for doc, data in zip(part, render_many(part, workers=self.workers), strict=True):
+                target = self.pdf_dir / f"{doc.customer_id}.pdf"
+                tmp = target.with_name(f".{target.name}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+                self.manifest[doc.customer_id] = doc.version
+            tmp_manifest = self.manifest_path.with_name(".manifest.json.tmp")
+            tmp_manifest.write_text(json.dumps(self.manifest))
+            os.replace(tmp_manifest, self.manifest_path)
+            self.written += len(part)
+            self.progress("pdf", self.written, self.total)

@@ -79,3 +79,22 @@ def test_pipeline_bills_equal_the_reference(files, tmp_path) -> None:
         assert int(np.int64(bill["charge_fen"][0])) == int(ref.annual * 100)
         checked += 1
     assert checked == 25
+
+
+def test_chunks_change_nothing(files, tmp_path) -> None:
+    """A run in chunks of 7 gives the bills, labels and PDFs of a run in one chunk."""
+    results = {}
+    for chunk_size in (7, 100_000):
+        store = open_store(str(tmp_path / f"store-{chunk_size}"))
+        try:
+            for kind, path in (("customers", files.customers), ("registers", files.reads), ("payments", files.payments)):
+                ingest_file(path, kind, store)
+            out = tmp_path / f"out-{chunk_size}"
+            summary = run_bills(store, load_catalog(), YEAR, out_dir=out, pdf=True, chunk_size=chunk_size)
+            labels = store.load_labels(YEAR).sort("customer_id", "code")
+        finally:
+            store.close()
+        assert summary.pdfs_written == 25
+        results[chunk_size] = (_comparable(pl.read_parquet(out / "bills.parquet")), labels.select("customer_id", "code", "evidence"))
+    assert results[7][0].equals(results[100_000][0])
+    assert results[7][1].equals(results[100_000][1])
