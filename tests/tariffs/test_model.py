@@ -6,8 +6,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tariffs import TariffFileError, check_tariff_file, parse_tariff, read_tariff
+from tests.strategies import tariff_tomls
 
 GOOD = """
 code = "cn-test-res-tou"
@@ -170,3 +173,27 @@ def test_unreadable_file(tmp_path: Path):
     assert "cannot read" in problem.message
     with pytest.raises(TariffFileError):
         read_tariff(tmp_path / "missing.toml")
+
+
+WRONG_VALUES = ['"text"', "true", "-1", "0", "1.5", "[]", '["a", 1]', "{}", '{ x = 1 }', "2024-01-01T00:00:00", "[[1, 2]]"]
+VALUE_LINES = [i for i, line in enumerate(GOOD.splitlines()) if " = " in line]
+
+
+@settings(max_examples=300, deadline=None)
+@given(line=st.sampled_from(VALUE_LINES), value=st.sampled_from(WRONG_VALUES))
+def test_any_wrong_value_is_a_problem_never_a_crash(line, value):
+    lines = GOOD.splitlines()
+    key = lines[line].split(" = ")[0]
+    lines[line] = f"{key} = {value}"
+    text = "\n".join(lines)
+    try:
+        parse_tariff(text, "fuzz.toml")
+    except TariffFileError as err:
+        assert err.problems and all(p.file == "fuzz.toml" for p in err.problems)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=tariff_tomls())
+def test_generated_tariffs_are_valid(text):
+    t = parse_tariff(text)
+    assert 1 <= t.n_tiers <= 3 and all(len(p) == t.n_tiers for _, p in t.prices)
