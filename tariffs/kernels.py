@@ -133,53 +133,43 @@ def prorate(h, num, den):  # pragma: no cover - inlined into kernels
     return (2 * h * num + den) // (2 * den)
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def month_sums(tr, rr, lo, hi, month_first, mwh, mreg):  # pragma: no cover - numba
-    """Monthly sums of one household's days ``lo..hi`` (one pass): ``mwh[m]`` = total,
-    ``mreg[m, k]`` = register k [Wh]; months outside are left alone. Returns True if a value is
-    negative or >= 2**31 (for non-negative values, OR >= max, and OR < 2**31 exactly when all are)."""
-    m = 0
-    while month_first[m + 1] <= lo:
-        m += 1
-    nxt = month_first[m + 1] - lo  # index j = d - lo from 0 up: no negative-index wraparound checks
-    tw = tr[lo : hi + 1]
-    rw = rr[lo : hi + 1]
-    t_sum = np.int64(0)
-    r0 = np.int64(0)
-    r1 = np.int64(0)
-    r2 = np.int64(0)
-    r3 = np.int64(0)
-    orv = tr[0] & 0  # OR of all values, in the input dtype: < 0 if any is negative
-    for j in range(tw.shape[0]):
-        if j == nxt:
-            mwh[m] = t_sum
-            mreg[m, 0] = r0
-            mreg[m, 1] = r1
-            mreg[m, 2] = r2
-            mreg[m, 3] = r3
-            t_sum = np.int64(0)
-            r0 = np.int64(0)
-            r1 = np.int64(0)
-            r2 = np.int64(0)
-            r3 = np.int64(0)
-            m += 1
-            nxt = month_first[m + 1] - lo
-        t = tw[j]
-        x0 = rw[j, 0]
-        x1 = rw[j, 1]
-        x2 = rw[j, 2]
-        x3 = rw[j, 3]
-        t_sum += t
-        r0 += x0
-        r1 += x1
-        r2 += x2
-        r3 += x3
-        orv |= t | x0 | x1 | x2 | x3
-    mwh[m] = t_sum
-    mreg[m, 0] = r0
-    mreg[m, 1] = r1
-    mreg[m, 2] = r2
-    mreg[m, 3] = r3
+    """Monthly sums of one household's days ``lo..hi``: ``mwh[m]`` = total, ``mreg[m, k]`` =
+    register k [Wh]; months outside are left alone. ``rr`` must be C-contiguous.
+
+    Returns True if a value is negative or >= 2**31: for non-negative values the OR of all values is
+    >= their max, and < 2**31 exactly when all are; a negative value makes the OR negative. The loops
+    index slices from 0 (no negative-index checks) and read the registers as one flat run per month
+    with four accumulators, which the compiler turns into fast straight-line code."""
+    rf = rr.reshape(-1)
+    orv = tr[0] & 0  # in the input dtype
+    for m in range(12):
+        a = max(lo, month_first[m])
+        b = min(hi + 1, month_first[m + 1])
+        if b <= a:
+            continue
+        tw = tr[a:b]
+        t_sum = np.int64(0)
+        for j in range(tw.shape[0]):
+            t_sum += tw[j]
+            orv |= tw[j]
+        rw = rf[4 * a : 4 * b]
+        r0 = np.int64(0)
+        r1 = np.int64(0)
+        r2 = np.int64(0)
+        r3 = np.int64(0)
+        for j in range(0, rw.shape[0], 4):
+            r0 += rw[j]
+            r1 += rw[j + 1]
+            r2 += rw[j + 2]
+            r3 += rw[j + 3]
+            orv |= rw[j] | rw[j + 1] | rw[j + 2] | rw[j + 3]
+        mwh[m] = t_sum
+        mreg[m, 0] = r0
+        mreg[m, 1] = r1
+        mreg[m, 2] = r2
+        mreg[m, 3] = r3
     return orv < 0 or orv > MAX_DAILY_WH
 
 
@@ -462,8 +452,8 @@ def _as_index(x, n: int, name: str) -> np.ndarray:
 
 
 def _run(tariff, year, total, regs, open_first, open_last, household_size, data_last, *, use_py=False):
-    total = np.asarray(total)
-    regs = np.asarray(regs)
+    total = np.ascontiguousarray(total)  # no copy when already C-contiguous
+    regs = np.ascontiguousarray(regs)
     n_days = days_in_year(year)
     if total.ndim != 2 or total.shape[1] != n_days:
         raise ValueError(f"total: expected shape (n, {n_days}) for {year}, got {total.shape}")
