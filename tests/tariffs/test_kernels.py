@@ -258,3 +258,14 @@ thresholds = []
     # outside the open window the kWh do not count
     yb = bill_households(tariff, 2023, total, regs, 0, np.array([364, 99]), 1)
     assert yb.year_fen.tolist()[1] > 0
+
+
+def test_non_contiguous_inputs():
+    tariff = load_catalog().get("cn-shanghai-res-tou")
+    rng = np.random.default_rng(9)
+    wide = rng.integers(0, 5000, (4, 365, 8)).astype(np.int32)
+    regs = wide[:, :, 2:6]  # a view, not C-contiguous
+    total = np.asfortranarray(regs.sum(axis=2))
+    expected = bill_households(tariff, 2023, np.ascontiguousarray(total), np.ascontiguousarray(regs), 0, 364, 1)
+    got = bill_households(tariff, 2023, total, regs, 0, 364, 1)
+    assert (got.month_fen == expected.month_fen).all() and (got.month_wh_reg == expected.month_wh_reg).all()
