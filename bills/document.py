@@ -254,7 +254,7 @@ def build_document(
         Tile(_("summary.kwh"), fmt.kwh_from_wh(wh_total), unit_kwh),
     ]
     if change is None:
-        tiles.append(Tile(_("summary.change"), _("change.none")))
+        tiles.append(Tile(_("summary.change"), "–", note=_("change.none")))
     else:
         tone = "up" if change > 0 else "down" if change < 0 else ""
         key = "change.up" if change > 0 else "change.down" if change < 0 else "change.same"
@@ -279,7 +279,8 @@ def build_document(
     if last_year is not None and len(last_year) != 12:
         last_year = None
     hi = max(range(12), key=lambda i: month_wh[i])
-    lo = min(range(12), key=lambda i: month_wh[i])
+    used = [i for i in range(12) if month_wh[i] > 0] or list(range(12))  # months before opening: no
+    lo = min(used, key=lambda i: month_wh[i])
     monthly_caption = _("monthly.caption", high=month_labels[hi], high_kwh=fmt.kwh_from_wh(month_wh[hi]),
                         low=month_labels[lo], low_kwh=fmt.kwh_from_wh(month_wh[lo]), unit=unit_kwh)
     monthly_alt = (_("monthly.chart_title", year=year) + ". " + monthly_caption + " "
