@@ -281,7 +281,6 @@ def reference_bill(
         # monthly sums (open, counted days only)
         wh_total = 0
         wh_reg = [0, 0, 0, 0]
-        wh_unsplit = 0
         month_cum = 0
         for d in days:
             t = int(daily_total[d])
