@@ -300,7 +300,8 @@ def build_document(
                               *(fmt.kwh_from_wh(v, 0) if v is not None else "–" for v in ly_raw)])
 
     # --- tiers
-    tier_svg, tier_caption, tier_rows = _tiers(_, lang, year, bill, f, terms, month_wh, month_labels)
+    tier_svg, tier_caption, tier_rows = _tiers(_, lang, year, bill, f, terms, month_wh, month_labels,
+                                               month_rows)
 
     # --- time of use and tariff comparison
     tou_svg, tou_caption, tou_rows = _tou(_, bill, wh_total, has_tou)
@@ -440,7 +441,7 @@ def _month_start_days(year: int) -> list[int]:
     return [(_dt.date(year, m, 1) - jan1).days for m in range(1, 13)]
 
 
-def _tiers(_, lang, year, bill, f, terms: TariffTerms, month_wh, month_labels):
+def _tiers(_, lang, year, bill, f, terms: TariffTerms, month_wh, month_labels, month_rows=()):
     tier_wh = [_wh(_get(bill, f"kwh_tier{i}")) or 0 for i in (1, 2, 3)]
     n_tiers = max((len(v) for v in terms.prices.values()), default=1)
     if terms.thresholds:
@@ -467,9 +468,14 @@ def _tiers(_, lang, year, bill, f, terms: TariffTerms, month_wh, month_labels):
             rng = _("tiers.monthly")
         else:
             rng = _("tiers.single")
-        reached = ("" if i == 0 else
-                   fmt.date(dates[i - 1], lang) if i - 1 < 2 and dates[i - 1] else
-                   (_("tiers.reached") if i < 3 and tier_wh[i] else _("tiers.not_reached")))
+        if i > 0 and not annual and month_rows:  # monthly cycles: the months that reached the tier
+            months_in = [month_labels[m] for m, row in enumerate(month_rows)
+                         if i < 3 and (_wh(_get(row, f"kwh_tier{i + 1}")) or 0) > 0]
+            reached = _("list.sep").join(months_in) if months_in else _("tiers.not_reached")
+        else:
+            reached = ("" if i == 0 else
+                       fmt.date(dates[i - 1], lang) if i - 1 < 2 and dates[i - 1] else
+                       (_("tiers.reached") if i < 3 and tier_wh[i] else _("tiers.not_reached")))
         rows.append([_(f"tiers.name{i + 1}"), rng, fmt.kwh_from_wh(tier_wh[i] if i < 3 else 0), reached])
     if n_tiers <= 1:
         return None, _("tiers.none"), []
