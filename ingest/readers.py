@@ -379,8 +379,13 @@ def _parquet_batches(path: Path, kind: str) -> Iterator[pl.DataFrame]:
     mapping = map_columns(list(pf.schema_arrow.names), kind, path)
     row0 = 1
     for rb in pf.iter_batches(batch_size=500_000, columns=list(mapping)):
-        df = pl.from_arrow(rb).rename(mapping)  # type: ignore[union-attr]
-        df = df.with_row_index("row", offset=row0).with_columns(pl.col("row").cast(pl.Int64))
+        frame = pl.from_arrow(rb)
+        assert isinstance(frame, pl.DataFrame)
+        df = (
+            frame.rename(mapping)
+            .with_row_index("row", offset=row0)
+            .with_columns(pl.col("row").cast(pl.Int64))
+        )
         row0 += df.height
         yield df
 

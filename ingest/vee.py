@@ -42,6 +42,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -234,7 +235,7 @@ class _Checks:
         out = []
         for idx, alias in ((2, "_qcode"), (1, "_qcol"), (3, "_qreason")):
             first = self.items[0]
-            chain = pl.when(first[0]).then(pl.lit(first[idx], pl.Utf8))
+            chain: Any = pl.when(first[0]).then(pl.lit(first[idx], pl.Utf8))
             for it in self.items[1:]:
                 chain = chain.when(it[0]).then(pl.lit(it[idx], pl.Utf8))
             out.append(chain.otherwise(pl.lit(None, pl.Utf8)).alias(alias))
@@ -370,7 +371,9 @@ def _findings(
     """Finding rows from a frame having customer_id, meter_id and day columns."""
     if df.height == 0:
         return _empty_f()
-    ev = df.select(pl.struct(**evidence).struct.json_encode().alias("evidence"))
+    ev = df.select(
+        pl.struct([e.alias(k) for k, e in evidence.items()]).struct.json_encode().alias("evidence")
+    )
     out = df.select(
         pl.col("customer_id"),
         pl.col("meter_id") if "meter_id" in df.columns else pl.lit(None, pl.Utf8).alias("meter_id"),

@@ -304,8 +304,9 @@ class EmbeddedStore:
         staging = self.root / "_staging" / uuid.uuid4().hex
         try:
             with self._write() as txn:
-                if txn.current("ledger/all") is not None:
-                    if pl.read_parquet(txn.current("ledger/all")).filter(pl.col("sha256") == sha).height:
+                led_file = txn.current("ledger/all")
+                if led_file is not None:
+                    if pl.read_parquet(led_file).filter(pl.col("sha256") == sha).height:
                         return  # loaded meanwhile by another process: nothing changes
                 if batch.daily is not None:
                     self._save_daily(txn, batch.daily, staging)
@@ -322,7 +323,7 @@ class EmbeddedStore:
                 if batch.payments is not None and batch.payments.height:
                     pay = _cast(batch.payments, PAYMENT_SCHEMA)
                     years = pay.with_columns(pl.col("bill_month").str.slice(0, 4).alias("_y"))
-                    pieces = {
+                    pieces: dict[str, list[pl.DataFrame | Path]] = {
                         f"year={y}": [p.drop("_y")]
                         for (y,), p in years.partition_by("_y", as_dict=True).items()
                     }

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import polars as pl
 import psycopg
@@ -273,9 +274,10 @@ class TimescaleStore:
                 continue
             n += chunk.height
             c = self._order(_cast(chunk, DAILY_SCHEMA))
-            cmin, cmax = c["day"].min(), c["day"].max()
-            lo = cmin if lo is None or cmin < lo else lo  # type: ignore[operator]
-            hi = cmax if hi is None or cmax > hi else hi  # type: ignore[operator]
+            cmin: Any = c["day"].min()
+            cmax: Any = c["day"].max()
+            lo = cmin if lo is None or cmin < lo else lo
+            hi = cmax if hi is None or cmax > hi else hi
             ids.update(c["customer_id"].unique().to_list())
             for off in range(0, c.height, 1_000_000):
                 self._copy_in(cur, "daily_stage", c.slice(off, 1_000_000))
