@@ -78,7 +78,8 @@ def _last_per_key(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     if not _is_sorted(df, keys):
         df = df.sort(keys, maintain_order=True)
     same_next = pl.all_horizontal([pl.col(k) == pl.col(k).shift(-1) for k in keys]).fill_null(False)
-    return df.filter(~same_next)
+    flags = df.select(same_next.alias("_s"))["_s"]
+    return df.filter(~flags) if flags.any() else df
 
 
 def _is_sorted(df: pl.DataFrame, keys: list[str]) -> bool:
