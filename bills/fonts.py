@@ -31,10 +31,12 @@ concurrent workers are safe. Together ~20 MB, so they are not committed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).parent
 SOURCE_DIRS = (Path("/usr/share/fonts/opentype/noto"), Path("/usr/share/fonts/noto-cjk"),
                Path("/usr/share/fonts/google-noto-cjk"))
@@ -313,8 +315,20 @@ _MEMO: dict[Path, dict[tuple[str, int], Path]] = {}
 
 def subset_fonts(directory: Path | None = None) -> dict[tuple[str, int], Path]:
     """(family, weight) -> subset font file, in font-family order (main family first), built on
-    first use and cached. Empty without source fonts (rendering then uses the system fonts)."""
-    directory = directory or cache_dir()
+    first use and cached. Empty without source fonts, or if they cannot be built anywhere
+    (rendering then uses the system fonts: slower and bigger PDFs, but correct)."""
+    candidates = [directory] if directory else [cache_dir(), Path(tempfile.gettempdir()) / f"wattbill-fonts-{os.getuid()}"]
+    for i, folder in enumerate(candidates):
+        try:
+            return _subset_fonts(folder)
+        except OSError as exc:
+            log.warning("cannot build the font subsets in %s: %s", folder, exc)
+            if i == len(candidates) - 1:
+                return {}
+    return {}
+
+
+def _subset_fonts(directory: Path) -> dict[tuple[str, int], Path]:
     if directory in _MEMO and all(p.exists() for p in _MEMO[directory].values()):
         return _MEMO[directory]
     out: dict[tuple[str, int], Path] = {}

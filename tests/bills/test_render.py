@@ -140,6 +140,26 @@ def test_rare_characters_render_from_the_chunk_fonts_or_the_system_font(renderer
     assert len(pdf) < 150_000
 
 
+def test_weasyprint_subsets_fonts_with_harfbuzz():
+    from weasyprint.text.ffi import harfbuzz, harfbuzz_subset
+
+    assert harfbuzz_subset is not None and harfbuzz.hb_version_atleast(4, 1, 0)
+
+
+def test_font_subsets_cover_every_fixed_text_and_fall_back_when_unwritable(tmp_path):
+    from bills import fonts
+
+    built = fonts.subset_fonts()
+    assert ("Wattbill Sans", 400) in built and ("Wattbill Sans", 700) in built
+    assert any(family.startswith("Wattbill Sans X") for family, _w in built)
+    main = set(fonts.charset_main())
+    for path in [*(ASSETS_DIR.parent / "locale").glob("*.toml"), *(ASSETS_DIR.parent / "templates").glob("*")]:
+        assert set(path.read_text("utf-8")) - {"\n"} <= main | {"\t"}
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    assert fonts.subset_fonts(not_a_folder / "fonts") == {}  # cannot be written: system fonts
+
+
 # --- URL fetcher -------------------------------------------------------------------------------
 
 
