@@ -77,10 +77,18 @@ def ingest_file(
     frames: list[pl.DataFrame] = []
     tmp: Path | None = None
     daily_files: list[Path] = []
+    anchors = store.load_register_state() if store is not None and kind == "registers" else None
+    states: list[pl.DataFrame] = []
     try:
         with bucketed(path, kind, n_buckets) as parts:
             for i, raw in enumerate(parts):
-                res = fn(raw, today=today)
+                res = (
+                    vee.registers_to_daily(raw, today=today, anchors=anchors)
+                    if kind == "registers"
+                    else fn(raw, today=today)
+                )
+                if res.state is not None and res.state.height:
+                    states.append(res.state)
                 rows += res.rows
                 loaded += res.loaded
                 est += res.estimated
@@ -151,6 +159,8 @@ def ingest_file(
             "loaded_at": dt.datetime.now(dt.UTC),
         }
         batch = IngestBatch(ledger=ledger, kind=kind, quarantine=quarantine, findings=findings)
+        if states:
+            batch.register_state = _newest_reads(states, anchors)
         if kind in ("registers", "consumption"):
             if daily_files:
                 batch.daily = _read_files(daily_files)
@@ -167,6 +177,16 @@ def ingest_file(
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _newest_reads(states: list[pl.DataFrame], anchors: pl.DataFrame | None) -> pl.DataFrame:
+    """Per meter, the newest of the file's last reads and the stored one (an older file loaded after
+    a newer one does not move a meter's state back)."""
+    new = pl.concat(states, how="vertical_relaxed")
+    if anchors is not None and anchors.height:
+        old = anchors.join(new.select("customer_id", "meter_id"), on=["customer_id", "meter_id"], how="semi")
+        new = pl.concat([old, new], how="vertical_relaxed")
+    return new.sort("day").group_by("customer_id", "meter_id", maintain_order=True).last()
 
 
 def _read_files(files: list[Path]) -> Iterator[pl.DataFrame]:

@@ -68,6 +68,23 @@ FINDING_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+REGISTER_STATE_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Utf8(),
+    "meter_id": pl.Utf8(),
+    "day": pl.Date(),
+    "wh_total": pl.Int64(),
+    "wh_sharp": pl.Int64(),
+    "wh_peak": pl.Int64(),
+    "wh_flat": pl.Int64(),
+    "wh_valley": pl.Int64(),
+    "multiplier": pl.Float64(),
+    "digits": pl.Int64(),
+}
+"""The last accepted register read of each meter (register values in Wh, before the multiplier).
+
+The next register file of the meter continues from it, so consecutive files need not overlap."""
+
+
 def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """An empty frame with ``schema``."""
     return pl.DataFrame(schema=schema)
@@ -178,6 +195,7 @@ class IngestBatch:
     payments: pl.DataFrame | None = None
     quarantine: pl.DataFrame | None = None
     findings: pl.DataFrame | None = None
+    register_state: pl.DataFrame | None = None  # REGISTER_STATE_SCHEMA: upserted on (customer_id, meter_id)
 
 
 @dataclass

@@ -14,7 +14,9 @@ Rules (documented here, tested in ``tests/ingest``):
 * **Duplicates** (same customer, meter, day): identical rows count once (the rest are ``duplicates``);
   rows that disagree are all quarantined (``conflicting_duplicate``): we cannot know which is right.
 * **Registers → consumption**: consumption of a day is ``(read - previous read) x multiplier``. The
-  first read of a meter only anchors (to continue a previous file, let files overlap by one day).
+  first read of a meter only anchors, unless the store holds the meter's last read from an earlier
+  file (``REGISTER_STATE_SCHEMA``, passed as ``anchors``): then that read is the previous one, so
+  consecutive files need not overlap (a gap between them is estimated like any gap).
 * **Gaps**: when reads are ``g > 1`` days apart, the difference is split over the ``g`` days (integer
   division, the remainder 1 Wh at a time to the first days), so the register difference across the
   gap is kept exactly; the days are flagged ``estimated`` and a ``gap_estimated`` finding records it.
@@ -76,6 +78,7 @@ class VeeResult:
     loaded: int
     estimated: int = 0
     extra: dict = field(default_factory=dict)
+    state: pl.DataFrame | None = None  # registers: the last accepted read of each meter
 
     @property
     def quarantined(self) -> int:
@@ -483,8 +486,15 @@ def _period_finding_frame(
     )
 
 
-def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult:
-    """Cumulative register reads -> daily consumption per meter (DAILY_SCHEMA)."""
+def registers_to_daily(
+    raw: pl.DataFrame, today: dt.date | None = None, anchors: pl.DataFrame | None = None
+) -> VeeResult:
+    """Cumulative register reads -> daily consumption per meter (DAILY_SCHEMA).
+
+    ``anchors`` (``REGISTER_STATE_SCHEMA``): the last read of meters from earlier files; a meter's
+    anchor older than its first read here becomes the previous read of that first read. Anchors are
+    not rows of this file: they count in no total.
+    """
     today = today or dt.date.today()
     rows = raw.height
     periods_in = [r for r in REGISTERS if r in raw.columns]
@@ -555,6 +565,8 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
         "the read of this meter and day",
     )
     loaded_rows = df.height
+    if anchors is not None and anchors.height and df.height:
+        df = _with_anchors(df, anchors, periods_in, reg_cols)
 
     findings: list[pl.DataFrame] = []
     # pass 1: deltas; classify negatives
@@ -664,6 +676,7 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
     findings.append(_spike_findings(daily, multi))
     q = pl.concat([q1, q2, q3, q4], how="vertical_relaxed")
     return VeeResult(
+        state=_last_reads(df, periods_in),
         rows=rows,
         frame=daily,
         quarantine=q,
@@ -675,6 +688,42 @@ def registers_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
         estimated=estimated,
         extra={"accepted_reads": loaded_rows},
     )
+
+
+def _with_anchors(df: pl.DataFrame, anchors: pl.DataFrame, periods_in: list[str], reg_cols: list[str]) -> pl.DataFrame:
+    """``df`` with, for each meter, its stored last read if older than the meter's first read here.
+
+    Anchor rows get negative ``row`` numbers: they are no row of the file. An anchor of a meter with
+    time-of-use registers is used only if it has them too (and the other way round).
+    """
+    first = df.group_by("customer_id", "meter_id").agg(pl.col("day").min().alias("_first"), pl.col("_tou").first())
+    a = anchors.select(
+        pl.col("customer_id"), pl.col("meter_id"), pl.col("day"), pl.col("wh_total").alias("total"),
+        *[pl.col(f"wh_{p}").alias(p) for p in periods_in],
+        pl.col("multiplier").fill_null(1.0), pl.col("digits"),
+        (pl.all_horizontal([pl.col(f"wh_{p}").is_not_null() for p in periods_in]) if periods_in else pl.lit(False))
+        .alias("_a_tou"),
+    ).join(first, on=["customer_id", "meter_id"], how="inner")
+    a = a.filter((pl.col("day") < pl.col("_first")) & (pl.col("_a_tou") == pl.col("_tou"))).drop("_first", "_a_tou")
+    if a.height == 0:
+        return df
+    a = a.with_columns((-pl.int_range(1, a.height + 1, dtype=pl.Int64)).alias("row"))
+    a = a.select([pl.col(c).cast(df.schema[c]) for c in df.columns])
+    return pl.concat([df, a], how="vertical_relaxed").sort("customer_id", "meter_id", "day", "row")
+
+
+def _last_reads(df: pl.DataFrame, periods_in: list[str]) -> pl.DataFrame:
+    """The last accepted read of each meter, as ``REGISTER_STATE_SCHEMA``."""
+    from ingest.schemas import REGISTER_STATE_SCHEMA
+
+    last = df.sort("day").group_by("customer_id", "meter_id").last()
+    cols = {
+        "customer_id": pl.col("customer_id"), "meter_id": pl.col("meter_id"), "day": pl.col("day"),
+        "wh_total": pl.col("total"),
+        **{f"wh_{p}": (pl.col(p) if p in periods_in else pl.lit(None)) for p in REGISTERS},
+        "multiplier": pl.col("multiplier"), "digits": pl.col("digits"),
+    }
+    return last.select([cols[k].cast(v).alias(k) for k, v in REGISTER_STATE_SCHEMA.items()])
 
 
 def _deltas(df: pl.DataFrame, reg_cols: list[str]) -> pl.DataFrame:

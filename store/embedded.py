@@ -42,6 +42,7 @@ from ingest.schemas import (
     LEDGER_SCHEMA,
     PAYMENT_SCHEMA,
     QUARANTINE_SCHEMA,
+    REGISTER_STATE_SCHEMA,
     IngestBatch,
     customer_bucket,
 )
@@ -53,6 +54,7 @@ GC_DELAY_S = 300  # a replaced file is deleted this long after the commit that r
 KEYS = {
     "daily": ["customer_id", "meter_id", "day"],
     "customers": ["customer_id"],
+    "register_state": ["customer_id", "meter_id"],
     "payments": ["customer_id", "bill_month"],
     "bills": ["customer_id", "year", "version"],
     "bill_months": None,  # rows of a new version are only ever added
@@ -321,6 +323,16 @@ class EmbeddedStore:
                         ["customer_id"],
                         CUSTOMER_SCHEMA,
                     )
+                if batch.register_state is not None and batch.register_state.height:
+                    parts = self._partition(_cast(batch.register_state, REGISTER_STATE_SCHEMA), None)
+                    self._upsert(
+                        txn,
+                        "register_state",
+                        {k: [v] for k, v in parts.items()},
+                        KEYS["register_state"],
+                        ["customer_id", "meter_id"],
+                        REGISTER_STATE_SCHEMA,
+                    )
                 if batch.payments is not None and batch.payments.height:
                     pay = _cast(batch.payments, PAYMENT_SCHEMA)
                     years = pay.with_columns(pl.col("bill_month").str.slice(0, 4).alias("_y"))
@@ -371,6 +383,14 @@ class EmbeddedStore:
         if customer_ids is not None:
             lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
         return _cast(lf.collect(), DAILY_SCHEMA).sort("customer_id", "meter_id", "day")
+
+    def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
+        files = self._files("register_state", self._bucket_pred(customer_ids, None))
+        df = self._scan(files, REGISTER_STATE_SCHEMA)
+        if customer_ids is not None:
+            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        return _cast(df, REGISTER_STATE_SCHEMA)
 
     def load_customers(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         df = self._scan(self._files("customers", self._bucket_pred(customer_ids, None)), CUSTOMER_SCHEMA)

@@ -38,6 +38,7 @@ from ingest.schemas import (
     LEDGER_SCHEMA,
     PAYMENT_SCHEMA,
     QUARANTINE_SCHEMA,
+    REGISTER_STATE_SCHEMA,
     IngestBatch,
 )
 from store.base import latest_only, plan_versions
@@ -56,6 +57,10 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS customers (
         customer_id text PRIMARY KEY, tariff text NOT NULL, household_size integer NOT NULL DEFAULT 1,
         region text, opened_on date, closed_on date, name text, address text, language text)""",
+    """CREATE TABLE IF NOT EXISTS register_state (
+        customer_id text COLLATE "C" NOT NULL, meter_id text COLLATE "C" NOT NULL, day date NOT NULL,
+        wh_total bigint NOT NULL, wh_sharp bigint, wh_peak bigint, wh_flat bigint, wh_valley bigint,
+        multiplier double precision, digits bigint, PRIMARY KEY (customer_id, meter_id))""",
     """CREATE TABLE IF NOT EXISTS payments (
         customer_id text NOT NULL, bill_month text NOT NULL, issued_on date, paid_on date,
         amount_fen bigint NOT NULL, channel text, PRIMARY KEY (customer_id, bill_month))""",
@@ -208,6 +213,9 @@ class TimescaleStore:
                     self._save_daily(cur, batch.daily)
                 if batch.customers is not None and batch.customers.height:
                     self._upsert(cur, "customers", _cast(batch.customers, CUSTOMER_SCHEMA), ["customer_id"])
+                if batch.register_state is not None and batch.register_state.height:
+                    self._upsert(cur, "register_state", _cast(batch.register_state, REGISTER_STATE_SCHEMA),
+                                 ["customer_id", "meter_id"])
                 if batch.payments is not None and batch.payments.height:
                     self._upsert(
                         cur, "payments", _cast(batch.payments, PAYMENT_SCHEMA), ["customer_id", "bill_month"]
@@ -330,6 +338,15 @@ class TimescaleStore:
             params.append(list(customer_ids))
         sql += " ORDER BY customer_id, meter_id, day"
         return self._copy_out(sql, params, DAILY_SCHEMA)
+
+    def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
+        sql = f"SELECT {', '.join(REGISTER_STATE_SCHEMA)} FROM register_state"
+        params: list = []
+        if customer_ids is not None:
+            sql += " WHERE customer_id = ANY(%s)"
+            params.append(list(customer_ids))
+        return self._query(sql + " ORDER BY customer_id, meter_id", params, REGISTER_STATE_SCHEMA)
 
     def load_customers(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         sql = f"SELECT {', '.join(CUSTOMER_SCHEMA)} FROM customers"

@@ -318,3 +318,45 @@ def test_timescale_refuses_without_extension_rights(pg_store_url: str) -> None:
     with psycopg.connect(pg_store_url, autocommit=True) as conn:
         n = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'daily'").fetchone()
     assert n == (0,)
+
+
+# --- consecutive register files ---------------------------------------------------------------
+
+
+def _register_file(path: Path, rows: list[tuple[str, float, float]]) -> Path:
+    """A register file of one TOU meter: (day, total, valley) with peak = total - valley."""
+    lines = ["customer_id,meter_id,read_date,total,sharp,peak,flat,valley"]
+    for day, total, valley in rows:
+        lines.append(f"0042,M42,{day},{total:.2f},0.00,{total - valley:.2f},0.00,{valley:.2f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_consecutive_register_files_need_no_overlap(store, tmp_path: Path) -> None:
+    """The second file's first day is differenced against the first file's last read."""
+    jan = _register_file(tmp_path / "jan.csv", [("2025-01-29", 100.0, 40.0), ("2025-01-30", 110.0, 44.0),
+                                                ("2025-01-31", 121.5, 48.0)])
+    feb = _register_file(tmp_path / "feb.csv", [("2025-02-01", 130.0, 50.0), ("2025-02-02", 141.0, 55.0)])
+    r1 = ingest_file(jan, "registers", store)
+    r2 = ingest_file(feb, "registers", store)
+    assert (r1.rows, r1.loaded, r2.rows, r2.loaded) == (3, 3, 2, 2)  # the anchor is no row of feb.csv
+    daily = store.load_daily(2025).sort("day")
+    assert daily["day"].to_list() == [dt.date(2025, 1, d) for d in (30, 31)] + [dt.date(2025, 2, d) for d in (1, 2)]
+    assert daily["wh_total"].to_list() == [10_000, 11_500, 8_500, 11_000]
+    assert daily["wh_valley"].to_list() == [4_000, 4_000, 2_000, 5_000]
+    assert not daily["estimated"].any()
+    state = store.load_register_state()
+    assert state.select("day", "wh_total").row(0) == (dt.date(2025, 2, 2), 141_000)
+
+
+def test_a_gap_between_files_is_estimated_and_an_old_file_does_not_move_the_state_back(store, tmp_path: Path) -> None:
+    first = _register_file(tmp_path / "a.csv", [("2025-03-01", 200.0, 80.0), ("2025-03-02", 210.0, 84.0)])
+    later = _register_file(tmp_path / "b.csv", [("2025-03-05", 240.0, 96.0), ("2025-03-06", 250.0, 100.0)])
+    ingest_file(first, "registers", store)
+    ingest_file(later, "registers", store)
+    daily = store.load_daily(2025).sort("day")
+    gap = daily.filter(pl.col("day").is_between(dt.date(2025, 3, 3), dt.date(2025, 3, 5)))
+    assert gap["estimated"].all() and gap["wh_total"].sum() == 30_000  # the register difference is kept
+    older = _register_file(tmp_path / "old.csv", [("2025-02-20", 150.0, 60.0), ("2025-02-21", 155.0, 62.0)])
+    ingest_file(older, "registers", store)
+    assert store.load_register_state().select("day").item() == dt.date(2025, 3, 6)
