@@ -282,6 +282,29 @@ def _tou_flag(df: pl.DataFrame, periods: list[str]) -> pl.Expr:
     return has.any().over("customer_id", "meter_id").alias("_tou")
 
 
+def _incomplete_tou(df: pl.DataFrame, periods_in: list[str], column_prefix: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Flag ``_tou`` meters; quarantine their rows that miss a period (``missing_value``).
+
+    A meter with time-of-use registers must carry every period on every row: the first missing one
+    is named in the quarantine (``column_prefix`` + period, the file's own column name).
+    """
+    if not periods_in:
+        return df.with_columns(pl.lit(False).alias("_tou")), _empty_q()
+    df = df.with_columns(_tou_flag(df, periods_in))
+    miss = pl.lit(None, pl.Utf8)
+    for p in reversed(periods_in):
+        miss = pl.when(pl.col(p).is_null()).then(pl.lit(f"{column_prefix}{p}")).otherwise(miss)
+    df = df.with_columns(miss.alias("_miss"))
+    bad = df.filter(pl.col("_tou") & pl.col("_miss").is_not_null())
+    q = bad.select(
+        "row",
+        pl.col("_miss").alias("column"),
+        pl.lit("missing_value").alias("code"),
+        _fmt("{} is missing on a meter with time-of-use registers", pl.col("_miss")).alias("reason"),
+    )
+    return df.filter(~(pl.col("_tou") & pl.col("_miss").is_not_null())).drop("_miss"), q
+
+
 def _split_quarantine(df: pl.DataFrame, chk: _Checks) -> tuple[pl.DataFrame, pl.DataFrame]:
     code, col, reason = chk.exprs()
     flags = df.select(code)["_qcode"]
@@ -540,23 +563,7 @@ def registers_to_daily(
         .alias("digits"),
     )
     # meters with time-of-use registers: every read must carry all of them
-    q2 = _empty_q()
-    if periods_in:
-        df = df.with_columns(_tou_flag(df, periods_in))
-        miss = pl.lit(None, pl.Utf8)
-        for p in reversed(periods_in):
-            miss = pl.when(pl.col(p).is_null()).then(pl.lit(p)).otherwise(miss)
-        df = df.with_columns(miss.alias("_miss"))
-        bad = df.filter(pl.col("_tou") & pl.col("_miss").is_not_null())
-        q2 = bad.select(
-            "row",
-            pl.col("_miss").alias("column"),
-            pl.lit("missing_value").alias("code"),
-            _fmt("{} is missing on a meter with time-of-use registers", pl.col("_miss")).alias("reason"),
-        )
-        df = df.filter(~(pl.col("_tou") & pl.col("_miss").is_not_null())).drop("_miss")
-    else:
-        df = df.with_columns(pl.lit(False).alias("_tou"))
+    df, q2 = _incomplete_tou(df, periods_in, column_prefix="")
 
     df, q3, duplicates = _dedupe(
         df,
@@ -984,23 +991,7 @@ def consumption_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> Vee
         *[_wh(_number(good, f"kwh_{p}") * mult).alias(p) for p in periods_in],
         est.alias("estimated"),
     )
-    q2 = _empty_q()
-    if periods_in:
-        df = df.with_columns(_tou_flag(df, periods_in))
-        miss = pl.lit(None, pl.Utf8)
-        for p in reversed(periods_in):
-            miss = pl.when(pl.col(p).is_null()).then(pl.lit(f"kwh_{p}")).otherwise(miss)
-        df = df.with_columns(miss.alias("_miss"))
-        bad = df.filter(pl.col("_tou") & pl.col("_miss").is_not_null())
-        q2 = bad.select(
-            "row",
-            pl.col("_miss").alias("column"),
-            pl.lit("missing_value").alias("code"),
-            _fmt("{} is missing on a meter with time-of-use registers", pl.col("_miss")).alias("reason"),
-        )
-        df = df.filter(~(pl.col("_tou") & pl.col("_miss").is_not_null())).drop("_miss")
-    else:
-        df = df.with_columns(pl.lit(False).alias("_tou"))
+    df, q2 = _incomplete_tou(df, periods_in, column_prefix="kwh_")
     df, q3, duplicates = _dedupe(
         df,
         ["customer_id", "meter_id", "day"],
