@@ -339,22 +339,23 @@ class TimescaleStore:
         sql += " ORDER BY customer_id, meter_id, day"
         return self._copy_out(sql, params, DAILY_SCHEMA)
 
+    def _select_customers(
+        self, table: str, schema: dict, customer_ids: Sequence[str] | None, order: str
+    ) -> pl.DataFrame:
+        """Every column of ``schema`` from ``table``, for ``customer_ids`` (all when None)."""
+        sql = f"SELECT {', '.join(schema)} FROM {table}"
+        params: list = []
+        if customer_ids is not None:
+            sql += " WHERE customer_id = ANY(%s)"
+            params.append(list(customer_ids))
+        return self._query(f"{sql} ORDER BY {order}", params, schema)
+
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
-        sql = f"SELECT {', '.join(REGISTER_STATE_SCHEMA)} FROM register_state"
-        params: list = []
-        if customer_ids is not None:
-            sql += " WHERE customer_id = ANY(%s)"
-            params.append(list(customer_ids))
-        return self._query(sql + " ORDER BY customer_id, meter_id", params, REGISTER_STATE_SCHEMA)
+        return self._select_customers("register_state", REGISTER_STATE_SCHEMA, customer_ids, "customer_id, meter_id")
 
     def load_customers(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
-        sql = f"SELECT {', '.join(CUSTOMER_SCHEMA)} FROM customers"
-        params: list = []
-        if customer_ids is not None:
-            sql += " WHERE customer_id = ANY(%s)"
-            params.append(list(customer_ids))
-        return self._query(sql + " ORDER BY customer_id", params, CUSTOMER_SCHEMA)
+        return self._select_customers("customers", CUSTOMER_SCHEMA, customer_ids, "customer_id")
 
     def load_payments(
         self, year: int | None = None, customer_ids: Sequence[str] | None = None
