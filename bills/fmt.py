@@ -10,6 +10,8 @@ import datetime as _dt
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from labels import format_yuan
+
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -34,14 +36,8 @@ def yuan(fen: int | None, *, sign: bool = False) -> str:
     if fen is None:
         return "–"
     fen = int(fen)
-    neg = fen < 0
-    whole, cents = divmod(abs(fen), 100)
-    text = f"{whole:,}.{cents:02d}"
-    if neg:
-        return "-" + text
-    if sign and fen > 0:
-        return "+" + text
-    return text
+    text = format_yuan(fen)
+    return "+" + text if sign and fen > 0 else text
 
 
 def _dec(value: Any) -> Decimal | None:

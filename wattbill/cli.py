@@ -49,9 +49,9 @@ def _catalog(extra: Path | None):
 
 
 def _yuan(fen: int) -> str:
-    from wattbill.pipeline import fen_to_text
+    from labels import format_yuan
 
-    return fen_to_text(fen)
+    return format_yuan(int(fen), grouping=False)
 
 
 def _run_with_progress(store, catalog, year: int, **kwargs):

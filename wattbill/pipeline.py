@@ -36,13 +36,6 @@ from wattbill.errors import NothingToBill, UnknownCustomer
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-def fen_to_text(fen: int) -> str:
-    """Integer fen as yuan text with two places, by integer arithmetic (no float)."""
-    sign = "-" if fen < 0 else ""
-    fen = abs(int(fen))
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
-
-
 def _fen_to_decimal_expr(col: str) -> pl.Expr:
     fen = pl.col(col)
     text = pl.format("{}.{}", fen // 100, (fen % 100).cast(pl.Utf8).str.zfill(2))

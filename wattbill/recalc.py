@@ -6,10 +6,14 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from wattbill.pipeline import fen_to_text
+from labels import format_yuan
 
 COMPARED = ("tariff", "kwh_total", "kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley", "kwh_tier1", "kwh_tier2",
             "kwh_tier3", "estimated_days", "labels")
+
+
+def fen_to_text(fen: int) -> str:
+    return format_yuan(int(fen), grouping=False)
 
 
 def diff_versions(before: pl.DataFrame, after: pl.DataFrame) -> Iterator[str]:
