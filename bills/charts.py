@@ -184,8 +184,9 @@ def monthly_bars(
     # last year's line
     pts = [(x0 + slot * (m + 0.5), ly[m]) for m in range(12)]
     run: list[str] = []
-    for px, v in [*pts, (0.0, None)]:
-        if v is None:
+    points: list[tuple[float, float | None]] = [*pts, (0.0, None)]
+    for px, lv in points:
+        if lv is None:
             if len(run) > 1:
                 parts.append(
                     f'<polyline points="{" ".join(run)}" fill="none" stroke="{palette.SERIES["last_year"]}" '
@@ -193,7 +194,7 @@ def monthly_bars(
                 )
             run = []
             continue
-        run.append(f"{_num(px)},{_num(y(v))}")
+        run.append(f"{_num(px)},{_num(y(lv))}")
     dots = "".join(f"M{_num(px - 2.4)} {_num(y(v))}a2.4 2.4 0 1 0 4.8 0a2.4 2.4 0 1 0 -4.8 0z"
                    for px, v in pts if v is not None)
     if dots:

@@ -187,7 +187,7 @@ def tariff_terms(tariff: Any, language: str) -> TariffTerms:
     cycle = str(_get(tiers, "cycle") or _get(tariff, "cycle") or "")
     raw_thresholds = _get(tiers, "thresholds") or _get(tariff, "thresholds") or ()
     by_month = _get(tiers, "thresholds_by_month") or _get(tariff, "thresholds_by_month")
-    prices = {str(k): tuple(_decimal(p) for p in (v if isinstance(v, Sequence) else [v]))
+    prices = {str(k): tuple(Decimal(str(p)) for p in (v if isinstance(v, Sequence) else [v]) if p is not None)
               for k, v in _pairs(_get(tariff, "prices")).items()}
     periods = {str(k): str(v) for k, v in _pairs(_get(tariff, "periods")).items()}
     hours = {str(k): str(v) for k, v in _pairs(_get(tariff, "hours")).items()}
@@ -565,8 +565,8 @@ def _comparison(_, lang, f, charge_fen) -> list[str]:
 def _diagnosis(_, lang, f, avg_fen_per_kwh_dec: Decimal | None) -> list[Fact]:
     out: list[Fact] = []
     base = _get(f, "base_load_w")
-    if base is not None:
-        base_d = _decimal(base)
+    base_d = _decimal(base)
+    if base_d is not None:
         year_kwh = base_d * Decimal("8.76")
         note = _("diag.base_note", kwh=fmt.kwh(year_kwh, 0))
         if avg_fen_per_kwh_dec is not None:
@@ -574,9 +574,8 @@ def _diagnosis(_, lang, f, avg_fen_per_kwh_dec: Decimal | None) -> list[Fact]:
             note = _("diag.base_note_cost", kwh=fmt.kwh(year_kwh, 0), amount=fmt.yuan(cost_fen))
         out.append(Fact(_("diag.base"), _("diag.base_value", w=fmt.kwh(base_d, 0)), note))
     for season in ("summer", "winter"):
-        v = _get(f, f"{season}_excess_pct")
-        if v is not None:
-            d = _decimal(v)
+        d = _decimal(_get(f, f"{season}_excess_pct"))
+        if d is not None:
             key = f"diag.{season}_more" if d > 0 else f"diag.{season}_less"
             out.append(Fact(_(f"diag.{season}"), fmt.pct(abs(d), 0), _(key)))
     p = _get(f, "peer_percentile")
@@ -621,7 +620,7 @@ def _payments(_, lang, payments, f):
         rows.append([str(_get(p, "bill_month", "")), fmt.yuan(_get(p, "amount_fen")),
                      fmt.date(issued, lang), fmt.date(paid, lang) if paid else _("pay.unpaid"),
                      _channel(_, ch), delay_text])
-    main = _get(f, "pay_channel_main") or (max(channels, key=channels.get) if channels else None)
+    main = _get(f, "pay_channel_main") or (max(channels, key=lambda c: channels[c]) if channels else None)
     mean = _get(f, "pay_delay_days_mean")
     if mean is None and delays:
         mean = sum(delays) / len(delays)
@@ -721,7 +720,8 @@ def _by_month_text(_, by_month: Any) -> str:
             groups.setdefault(v, []).append(m)
         items = []
         for v, months in groups.items():
-            spans, start = [], months[0]
+            spans: list[str] = []
+            start: int | None = months[0]
             for a, b in zip(months, [*months[1:], None], strict=True):
                 if b != a + 1:
                     spans.append(f"{start}" if start == a else f"{start}-{a}")
