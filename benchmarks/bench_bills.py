@@ -26,7 +26,10 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from bills import BillDocument
 
 NAMES = ["王建国", "李秀英", "张伟", "刘洋", "陈静", "杨帆", "黄赟", "赵敏", "吴昊天", "周婷", "Li Wei",
          "欧阳娜娜", "孙喆", "马骁", "朱珺"]
@@ -67,6 +70,7 @@ def _speed_child(mode: str, n: int, queue) -> None:
     import bills
 
     docs = make_docs(n)
+    render: Callable[[BillDocument], bytes]
     if mode == "plain":
         render = bills.render_pdf_plain
     else:

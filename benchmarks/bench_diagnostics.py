@@ -107,7 +107,7 @@ def make_chunk(first: int, n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFram
         "amount_fen": rng.integers(1000, 100000, n * 12),
         "channel": np.array(CHANNELS)[rng.integers(0, 6, n * 12)],
     }).with_columns(
-        (pl.col("issued_on") + pl.duration(days=pl.Series(values=delay))).alias("paid_on")
+        (pl.col("issued_on") + pl.duration(days=pl.lit(pl.Series(values=delay)))).alias("paid_on")
     ).select("customer_id", "bill_month", "issued_on", "paid_on", "amount_fen", "channel")
     month_fen = rng.integers(1000, 100000, (n, 12))
     year_fen = month_fen.sum(axis=1)

@@ -152,7 +152,7 @@ def bench_timescale(reads: Path, rows: int, work: Path, repeats: int) -> dict:
     from ingest.readers import read_raw
     from ingest.schemas import DAILY_SCHEMA
     from ingest.vee import registers_to_daily
-    from store import open_store
+    from store.timescale import TimescaleStore
 
     was_running = (
         subprocess.run(["bash", str(REPO / "scripts/pg.sh"), "status"], capture_output=True).returncode == 0
@@ -167,7 +167,7 @@ def bench_timescale(reads: Path, rows: int, work: Path, repeats: int) -> dict:
     url = admin.replace("/wattbill?", f"/{db}?")
     res: dict = {}
     try:
-        st = open_store(url)
+        st = TimescaleStore(url)
         # full ingest_file into TimescaleDB
         t0 = time.perf_counter()
         rep = ingest_file(reads, "registers", st)
@@ -180,10 +180,10 @@ def bench_timescale(reads: Path, rows: int, work: Path, repeats: int) -> dict:
         daily.write_csv(csv_path)
         res["daily_rows"] = daily.height
         res["daily_csv_mb"] = csv_path.stat().st_size / 2**20
-        from store.timescale import TimescaleStore
-
         staged = TimescaleStore(url, direct_copy_new=False)
-        ours, staging, theirs = [], [], []
+        ours: list[float] = []
+        staging: list[float] = []
+        theirs: list[float] = []
 
         cpu_ours: list[float] = []
         cpu_staging: list[float] = []
