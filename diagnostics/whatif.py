@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numba as nb
 import numpy as np
 import polars as pl
 
@@ -18,7 +19,22 @@ SHIFT_FRACTION_TENTHS = 1
 """Share of sharp+peak Wh moved to the valley by the what-if [tenths]: 1 = 10 %."""
 
 
-def shift_peak_to_valley(regs: np.ndarray, tenths: int = SHIFT_FRACTION_TENTHS) -> np.ndarray:
+@nb.njit(parallel=True, cache=True)
+def _shift_kernel(regs, tenths):  # pragma: no cover - numba (its twin runs in the tests)
+    n, days, _ = regs.shape
+    out = np.empty((n, days, 4), np.int64)
+    for i in nb.prange(n):
+        for d in range(days):
+            moved_sharp = (regs[i, d, 0] * tenths + 5) // 10
+            moved_peak = (regs[i, d, 1] * tenths + 5) // 10
+            out[i, d, 0] = regs[i, d, 0] - moved_sharp
+            out[i, d, 1] = regs[i, d, 1] - moved_peak
+            out[i, d, 2] = regs[i, d, 2]
+            out[i, d, 3] = regs[i, d, 3] + moved_sharp + moved_peak
+    return out
+
+
+def shift_peak_to_valley(regs: np.ndarray, tenths: int = SHIFT_FRACTION_TENTHS, *, use_py: bool = False) -> np.ndarray:
     """Registers with ``tenths``/10 of every day's sharp and peak Wh moved to valley (integer Wh).
 
     Parameters
@@ -27,19 +43,26 @@ def shift_peak_to_valley(regs: np.ndarray, tenths: int = SHIFT_FRACTION_TENTHS) 
         Daily Wh per register (``REGISTERS`` order) [Wh].
     tenths : int
         How much to move [tenths]; each day's moved Wh are rounded half-up to the Wh.
+    use_py : bool
+        Run the kernel's plain-Python twin (tests).
 
     Returns
     -------
     int64[n, n_days, 4]
         Same total per day [Wh].
     """
-    out = np.array(regs, dtype=np.int64, copy=True)
-    moved_sharp = (out[..., 0] * tenths + 5) // 10
-    moved_peak = (out[..., 1] * tenths + 5) // 10
-    out[..., 0] -= moved_sharp
-    out[..., 1] -= moved_peak
-    out[..., 3] += moved_sharp + moved_peak
-    return out
+    kernel = _shift_kernel.py_func if use_py else _shift_kernel
+    return kernel(np.ascontiguousarray(regs, dtype=np.int64), np.int64(tenths))
+
+
+def _take(a: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """``a[rows]``, without copying when ``rows`` is every row in order (one tariff for all)."""
+    return a if rows.size == n else a[rows]
+
+
+def _keep(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``a[mask]``, without copying when the mask keeps every row."""
+    return a if mask.all() else a[mask]
 
 
 def _household_size(customers: pl.DataFrame) -> np.ndarray:
@@ -87,18 +110,16 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
     bill_parts: list[pl.DataFrame] = []
     alt_parts: list[pl.DataFrame] = []
     for code in sorted(codes.unique().drop_nulls().to_list()):
-        rows = np.nonzero((codes == code).to_numpy())[0]
         try:
             tariff = catalog.get(code, on=on)
         except Exception:  # unknown code: no bill here (the pipeline reports it)
             continue
-        total = d.total[rows]
-        regs = d.regs[rows]
-        of, ol = d.open_first[rows], d.open_last[rows]
-        live = of >= 0
-        rows, total, regs, of, ol = rows[live], total[live], regs[live], of[live], ol[live]
+        rows = np.nonzero((codes == code).to_numpy() & (d.open_first >= 0))[0]
         if rows.size == 0:
             continue
+        n = customers.height
+        total, regs = _take(d.total, rows, n), _take(d.regs, rows, n)
+        of, ol = d.open_first[rows], d.open_last[rows]
         try:
             yb = bill_households(tariff, year, total, regs, of, ol, hs[rows])
             shifted = None
@@ -114,7 +135,7 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
             if not sel.any():
                 continue
             try:
-                ab = bill_households(alt, year, total[sel], regs[sel], of[sel], ol[sel], hs[rows[sel]])
+                ab = bill_households(alt, year, _keep(total, sel), _keep(regs, sel), of[sel], ol[sel], hs[rows[sel]])
             except TariffError:  # this alternative cannot price these households: not offered
                 continue
             alt_parts.append(pl.DataFrame({

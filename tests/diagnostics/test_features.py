@@ -182,9 +182,10 @@ def test_best_alternative_excludes_current_tariff(hh):
     assert b["best_alt_tariff"] == "y-dear" and b["best_alt_saving_fen"] == -10_000
 
 
-def test_shift_peak_to_valley_is_integer_and_keeps_the_total():
+@pytest.mark.parametrize("use_py", [False, True], ids=["njit", "py_func"])
+def test_shift_peak_to_valley_is_integer_and_keeps_the_total(use_py):
     regs = np.array([[[15, 1004, 300, 200], [0, 5, 0, 0]]], np.int64)
-    out = shift_peak_to_valley(regs)
+    out = shift_peak_to_valley(regs, use_py=use_py)
     assert out.dtype == np.int64
     assert out.sum(axis=2).tolist() == regs.sum(axis=2).tolist()
     assert out[0, 0].tolist() == [13, 904, 300, 302]  # 1.5 -> 2 and 100.4 -> 100 moved (half-up)
