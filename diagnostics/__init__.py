@@ -4,7 +4,7 @@ seasonality, near-zero runs, spikes, tier dates, peer percentiles, tariff what-i
 Pure: frames in, a frame out. See ``docs/interfaces.md`` ("diagnostics", "Features").
 """
 
-from diagnostics.dense import DenseYear, days_in_year, densify
+from diagnostics.dense import DenseYear, days_in_year, densify, take_rows
 from diagnostics.features import (
     ALTERNATIVES_SCHEMA,
     BILLS_SCHEMA,
@@ -36,5 +36,6 @@ __all__ = [
     "densify",
     "diagnose",
     "shift_peak_to_valley",
+    "take_rows",
     "tariff_what_if",
 ]

@@ -20,6 +20,16 @@ REGISTERS: tuple[str, ...] = ("sharp", "peak", "flat", "valley")
 _EPOCH = dt.date(1970, 1, 1)
 
 
+def take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``a[rows]`` for sorted row indices, as a view (no copy) when they are one contiguous range.
+
+    The bill run sorts each chunk by tariff, so a tariff's households are such a range.
+    """
+    if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size:
+        return a[int(rows[0]) : int(rows[-1]) + 1]
+    return a[rows]
+
+
 def days_in_year(year: int) -> int:
     """Number of days of ``year`` [days]."""
     return (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days

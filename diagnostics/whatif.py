@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 import polars as pl
 
-from diagnostics.dense import DenseYear, densify
+from diagnostics.dense import DenseYear, densify, take_rows
 from diagnostics.features import ALTERNATIVES_SCHEMA, BILLS_SCHEMA, bills_frame
 
 SHIFT_FRACTION_TENTHS = 1
@@ -53,11 +53,6 @@ def shift_peak_to_valley(regs: np.ndarray, tenths: int = SHIFT_FRACTION_TENTHS, 
     """
     kernel = _shift_kernel.py_func if use_py else _shift_kernel
     return kernel(np.ascontiguousarray(regs, dtype=np.int64), np.int64(tenths))
-
-
-def _take(a: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
-    """``a[rows]``, without copying when ``rows`` is every row in order (one tariff for all)."""
-    return a if rows.size == n else a[rows]
 
 
 def _keep(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -117,8 +112,7 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
         rows = np.nonzero((codes == code).to_numpy() & (d.open_first >= 0))[0]
         if rows.size == 0:
             continue
-        n = customers.height
-        total, regs = _take(d.total, rows, n), _take(d.regs, rows, n)
+        total, regs = take_rows(d.total, rows), take_rows(d.regs, rows)
         of, ol = d.open_first[rows], d.open_last[rows]
         try:
             yb = bill_households(tariff, year, total, regs, of, ol, hs[rows])

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from diagnostics import DenseYear, densify
+from diagnostics import DenseYear, densify, take_rows
 from ingest.schemas import REGISTERS
 from tariffs import Catalog, UnpricedRegisterError, bill_households
 from tariffs.kernels import YearBills
@@ -80,7 +80,8 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
         while len(rows):
             try:
                 yb = bill_households(
-                    tariff, year, dense.total[rows], dense.regs[rows], of[rows], ol[rows], sizes[rows]
+                    tariff, year, take_rows(dense.total, rows), take_rows(dense.regs, rows), of[rows], ol[rows],
+                    sizes[rows],
                 )
                 break
             except UnpricedRegisterError as exc:  # rule 5: an error for that household, not a zero
@@ -187,7 +188,9 @@ def run_bills(
     failures: list[dict[str, Any]] = []
     done = 0
     for lo in range(0, total_n, chunk_size):
-        chunk = customers.slice(lo, chunk_size)
+        # within a chunk, customers by tariff: each tariff's households are one contiguous range of
+        # the dense arrays, which the kernels then read in place (no copies)
+        chunk = customers.slice(lo, chunk_size).sort("tariff", "customer_id")
         ids = chunk["customer_id"].to_list()
         daily = store.load_daily(year, ids)
         dense = densify(daily, chunk, year, with_regs=True)

@@ -284,3 +284,14 @@ def test_tier_wh_from_year_bills(hh):
     assert f["wh_tier2"] == 600_000 and f["wh_tier3"] == 500_000
     g = one(run(hh, [hh.House("A", np.full(365, 10_000))], bills=bills_frame(["A"], "t", _YB([[1] * 12], [[-1, -1]]))))
     assert g["wh_tier3"] is None
+
+
+def test_take_rows_is_a_view_for_a_contiguous_range_and_a_copy_otherwise():
+    from diagnostics import take_rows
+
+    a = np.arange(24).reshape(6, 4)
+    view = take_rows(a, np.array([2, 3, 4]))
+    assert np.shares_memory(view, a) and view.tolist() == a[2:5].tolist()
+    gathered = take_rows(a, np.array([0, 2, 5]))
+    assert not np.shares_memory(gathered, a) and gathered.tolist() == a[[0, 2, 5]].tolist()
+    assert take_rows(a, np.array([], dtype=np.int64)).shape == (0, 4)
