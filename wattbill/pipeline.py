@@ -6,12 +6,11 @@ population. It is idempotent and resumable:
 - bills are saved with ``Store.save_bills``, which stores a new version only when the content
   changed, so a second run over the same data stores nothing new;
 - each PDF is written atomically (temporary file, then rename) and recorded with the bill version
-  and content it shows in ``pdf/<year>/manifest.parquet``; a run skips PDFs that are already there
-  for the same version, so a run that was stopped picks up where it was.
+  it shows in ``pdf/<year>/manifest.json``; a run skips PDFs that are already there for the same
+  version, so a run that was stopped picks up where it was.
 
-Peer percentiles are computed among the households of one chunk (a large, id-ordered sample of the
-population); with the default chunk of 100,000 households that is every household of a demo or test
-population.
+Features are computed chunk by chunk; peer percentiles and labels are then computed over the whole
+run (``diagnostics.add_peers``), so chunking changes no bill and no label.
 """
 
 from __future__ import annotations
@@ -28,9 +27,9 @@ import numpy as np
 import polars as pl
 
 from diagnostics import DenseYear, densify, take_rows
+from diagnostics.dense import month_of_day
 from ingest.schemas import REGISTERS
 from tariffs import Catalog, UnpricedRegisterError, bill_households
-from tariffs.kernels import YearBills
 from wattbill.errors import NothingToBill, UnknownCustomer
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -42,15 +41,10 @@ def _fen_to_decimal_expr(col: str) -> pl.Expr:
     return text.cast(pl.Decimal(14, 2))
 
 
-def days_in(year: int) -> int:
-    return (dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days
-
-
 @dataclass
 class ChunkResult:
     bills: pl.DataFrame
     months: pl.DataFrame
-    yearbills: dict[str, tuple[np.ndarray, YearBills]]  # tariff code -> (row indices, bills)
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -62,9 +56,9 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
     on = dt.date(year, 1, 1)
     bill_rows: list[pl.DataFrame] = []
     month_rows: list[pl.DataFrame] = []
-    yearbills: dict[str, tuple[np.ndarray, YearBills]] = {}
     failures: list[dict[str, Any]] = []
     ids_all = customers["customer_id"].to_list()
+    month_index = month_of_day(year)
     if dense.regs is None:
         raise ValueError("billing needs the daily registers: densify(..., with_regs=True)")
     billable = (dense.total.any(axis=1) | dense.regs.any(axis=(1, 2))) & (of >= 0) & (of <= ol)
@@ -90,13 +84,10 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
                 rows = np.array([r for k, r in enumerate(rows) if k not in bad], dtype=np.int64)
         if not len(rows):
             continue
-        yearbills[code] = (rows, yb)
         ids = [ids_all[i] for i in rows]
-        est_days = dense.estimated[rows].sum(axis=1)
-        month_of_day = np.array(
-            [(dt.date(year, 1, 1) + dt.timedelta(days=d)).month for d in range(dense.total.shape[1])]
-        )
-        est_month = np.stack([dense.estimated[rows][:, month_of_day == m].sum(axis=1) for m in range(1, 13)], axis=1)
+        est = dense.estimated[rows]
+        est_days = est.sum(axis=1)
+        est_month = np.stack([est[:, month_index == m].sum(axis=1) for m in range(12)], axis=1)
         bill_rows.append(_quantities_frame(ids, year, code, yb.month_wh.sum(1), yb.month_wh_reg.sum(1),
                                            yb.month_wh_tier.sum(1), yb.year_fen, est_days, None))
         n = len(rows)
@@ -109,7 +100,7 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
         )
     bills = pl.concat(bill_rows) if bill_rows else pl.DataFrame()
     months = pl.concat(month_rows) if month_rows else pl.DataFrame()
-    return ChunkResult(bills, months, yearbills, failures)
+    return ChunkResult(bills, months, failures)
 
 
 def _quantities_frame(
