@@ -271,6 +271,25 @@ def _num_checks(chk: _Checks, df: pl.DataFrame, name: str, required: bool, negat
         chk.add(n < 0, name, "negative_value", f"{name} is negative")
 
 
+def _read_checks(chk: _Checks, raw: pl.DataFrame, today: dt.date, total: str, periods: list[str]) -> None:
+    """The checks every meter read gets: ids present, a plausible date, a number for ``total`` and
+    each of ``periods`` (the file's column names), a positive ``multiplier`` where one is given."""
+    for c in ("customer_id", "meter_id"):
+        chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")
+    _date_checks(chk, raw, "read_date", True, today)
+    _num_checks(chk, raw, total, True)
+    for p in periods:
+        _num_checks(chk, raw, p, False)
+    if "multiplier" in raw.columns:
+        m = _number(raw, "multiplier")
+        chk.add(
+            _present(raw, "multiplier") & (m.is_null() | (m <= 0)),
+            "multiplier",
+            "bad_multiplier",
+            "multiplier is not a positive number",
+        )
+
+
 def _tou_flag(df: pl.DataFrame, periods: list[str]) -> pl.Expr:
     """``_tou``: the meter has time-of-use registers (any period value on any of its rows)."""
     has = pl.any_horizontal([pl.col(p).is_not_null() for p in periods])
@@ -524,20 +543,7 @@ def registers_to_daily(
     has_multiplier = "multiplier" in raw.columns
     raw = _prep(raw, ("total", *REGISTERS, "multiplier", "digits"), ("read_date",))
     chk = _Checks()
-    for c in ("customer_id", "meter_id"):
-        chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")
-    _date_checks(chk, raw, "read_date", True, today)
-    _num_checks(chk, raw, "total", True)
-    for p in periods_in:
-        _num_checks(chk, raw, p, False)
-    if "multiplier" in raw.columns:
-        m = _number(raw, "multiplier")
-        chk.add(
-            _present(raw, "multiplier") & (m.is_null() | (m <= 0)),
-            "multiplier",
-            "bad_multiplier",
-            "multiplier is not a positive number",
-        )
+    _read_checks(chk, raw, today, "total", periods_in)
     if "digits" in raw.columns:
         d = _number(raw, "digits")
         chk.add(
@@ -959,20 +965,7 @@ def consumption_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> Vee
     periods_in = [r for r in REGISTERS if f"kwh_{r}" in raw.columns]
     raw = _prep(raw, ("kwh_total", *[f"kwh_{r}" for r in REGISTERS], "multiplier"), ("read_date",))
     chk = _Checks()
-    for c in ("customer_id", "meter_id"):
-        chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")
-    _date_checks(chk, raw, "read_date", True, today)
-    _num_checks(chk, raw, "kwh_total", True)
-    for p in periods_in:
-        _num_checks(chk, raw, f"kwh_{p}", False)
-    if "multiplier" in raw.columns:
-        m = _number(raw, "multiplier")
-        chk.add(
-            _present(raw, "multiplier") & (m.is_null() | (m <= 0)),
-            "multiplier",
-            "bad_multiplier",
-            "multiplier is not a positive number",
-        )
+    _read_checks(chk, raw, today, "kwh_total", [f"kwh_{p}" for p in periods_in])
     good, q1 = _split_quarantine(raw, chk)
     mult = (
         _number(good, "multiplier") if "multiplier" in good.columns else pl.lit(None, pl.Float64)
