@@ -7,22 +7,24 @@ rest of the package works on its own).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
 import polars as pl
 
-from diagnostics.dense import DenseYear, densify, take_rows
+from diagnostics.dense import DenseYear, densify
 from diagnostics.features import ALTERNATIVES_SCHEMA, BILLS_SCHEMA, bills_frame
+from diagnostics.kernels import count_days
 
 SHIFT_FRACTION_TENTHS = 1
 """Share of sharp+peak Wh moved to the valley by the what-if [tenths]: 1 = 10 %."""
 
 
 @nb.njit(parallel=True, cache=True)
-def _shift_kernel(regs, tenths):  # pragma: no cover - numba (its twin runs in the tests)
+def _shift_kernel(regs, tenths, out):  # pragma: no cover - numba (its twin runs in the tests)
+    """Write ``regs`` with ``tenths``/10 of each day's sharp and peak Wh moved to valley into ``out``."""
     n, days, _ = regs.shape
-    out = np.empty((n, days, 4), np.int64)
     for i in nb.prange(n):
         for d in range(days):
             moved_sharp = (regs[i, d, 0] * tenths + 5) // 10
@@ -31,10 +33,10 @@ def _shift_kernel(regs, tenths):  # pragma: no cover - numba (its twin runs in t
             out[i, d, 1] = regs[i, d, 1] - moved_peak
             out[i, d, 2] = regs[i, d, 2]
             out[i, d, 3] = regs[i, d, 3] + moved_sharp + moved_peak
-    return out
 
 
-def shift_peak_to_valley(regs: np.ndarray, tenths: int = SHIFT_FRACTION_TENTHS, *, use_py: bool = False) -> np.ndarray:
+def shift_peak_to_valley(regs: np.ndarray, tenths: int = SHIFT_FRACTION_TENTHS, *, use_py: bool = False,
+                         out: np.ndarray | None = None) -> np.ndarray:
     """Registers with ``tenths``/10 of every day's sharp and peak Wh moved to valley (integer Wh).
 
     Parameters
@@ -45,25 +47,159 @@ def shift_peak_to_valley(regs: np.ndarray, tenths: int = SHIFT_FRACTION_TENTHS, 
         How much to move [tenths]; each day's moved Wh are rounded half-up to the Wh.
     use_py : bool
         Run the kernel's plain-Python twin (tests).
+    out : int[n, n_days, 4] or None
+        Where to write the result (C-contiguous, the dtype of ``regs``; a reused buffer avoids
+        touching fresh memory). None: a new int64 array.
 
     Returns
     -------
-    int64[n, n_days, 4]
-        Same total per day [Wh].
+    int[n, n_days, 4]
+        Same total per day [Wh]; ``out`` when given.
     """
     kernel = _shift_kernel.py_func if use_py else _shift_kernel
-    return kernel(np.ascontiguousarray(regs, dtype=np.int64), np.int64(tenths))
+    if out is None:
+        regs = np.ascontiguousarray(regs, dtype=np.int64)
+        out = np.empty(regs.shape, np.int64)
+    elif out.shape != regs.shape or out.dtype != regs.dtype or not out.flags.c_contiguous:
+        raise ValueError("out: expected a C-contiguous array of the shape and dtype of regs")
+    kernel(regs, regs.dtype.type(tenths), out)
+    return out
 
 
-def _keep(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``a[mask]``, without copying when the mask keeps every row."""
-    return a if mask.all() else a[mask]
+BLOCK_HOUSEHOLDS = 1024
+"""Households billed per call by the what-if [households]: the shifted registers (and rows gathered
+from a non-contiguous selection) go to buffers of this many rows, reused block after block, instead of
+fresh arrays as large as the chunk (touching fresh memory costs more than billing it)."""
+
+
+@dataclass
+class _Bills:
+    """The parts of ``tariffs.YearBills`` the what-if keeps (rows = the billed households)."""
+
+    month_fen: np.ndarray
+    year_fen: np.ndarray
+    tier_cross_day: np.ndarray
+    month_wh_tier: np.ndarray
+
+
+@nb.njit(parallel=True, cache=True)
+def _gather_kernel(a, rows, out):  # pragma: no cover - numba (its twin runs in the tests)
+    """``out[k] = a[rows[k]]`` for every k (rows of a 2-D or 3-D array, parallel over rows)."""
+    for k in nb.prange(rows.shape[0]):
+        out[k] = a[rows[k]]
+
+
+def gather_rows(a: np.ndarray, rows: np.ndarray, buf: np.ndarray | None = None, *,
+                use_py: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """``a[rows]`` for sorted ``rows``: a view for a contiguous range, else copied into a reused buffer.
+
+    Parameters
+    ----------
+    a : array[n, ...]
+        C-contiguous, 2-D or 3-D.
+    rows : int64[k]
+        Sorted row indices, ``k <= BLOCK_HOUSEHOLDS``.
+    buf : array[BLOCK_HOUSEHOLDS, ...] or None
+        The buffer of the previous call (reused when its dtype and shape fit).
+    use_py : bool
+        Run the kernel's plain-Python twin (tests).
+
+    Returns
+    -------
+    (array[k, ...], buffer)
+        The rows, and the buffer to pass to the next call.
+    """
+    if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size:
+        return a[int(rows[0]): int(rows[-1]) + 1], buf
+    if buf is None or buf.dtype != a.dtype or buf.shape[1:] != a.shape[1:] or buf.shape[0] < rows.size:
+        buf = np.empty((max(BLOCK_HOUSEHOLDS, rows.size), *a.shape[1:]), a.dtype)
+    out = buf[: rows.size]
+    (_gather_kernel.py_func if use_py else _gather_kernel)(a, rows.astype(np.int64, copy=False), out)
+    return out, buf
+
+
+def _concat(parts: list) -> _Bills:
+    if len(parts) == 1:
+        p = parts[0]
+        return _Bills(p.month_fen, p.year_fen, p.tier_cross_day, p.month_wh_tier)
+    return _Bills(*(np.concatenate([getattr(p, f) for p in parts])
+                    for f in ("month_fen", "year_fen", "tier_cross_day", "month_wh_tier")))
+
+
+class _GroupBills:
+    """Bills of one tariff group: current, shifted (or None) and per alternative (None = not offered)."""
+
+    def __init__(self, rows: np.ndarray, alts: list, alt_rows: list[np.ndarray]) -> None:
+        self.rows = rows
+        self.current: list = []
+        self.shifted: list = []
+        self.alt_rows = alt_rows
+        self.alt: list[list | None] = [[] for _ in alts]
+
+
+class _Biller:
+    """Bills a tariff group of a :class:`DenseYear` block by block: each block of rows is gathered once
+    (a view when contiguous) into reused buffers, then billed under the tariff, the shifted profile and
+    each alternative."""
+
+    def __init__(self, d: DenseYear, hs: np.ndarray, year: int) -> None:
+        assert d.regs is not None
+        self.d, self.regs, self.hs, self.year = d, d.regs, hs, year
+        self.of = d.open_first.astype(np.int64)
+        self.ol = d.open_last.astype(np.int64)
+        self._bufs: dict[str, np.ndarray | None] = {"total": None, "regs": None, "shift": None,
+                                                    "alt_total": None, "alt_regs": None}
+
+    def _buf(self, name: str, like: np.ndarray) -> np.ndarray:
+        buf = self._bufs[name]
+        if buf is None or buf.dtype != like.dtype or buf.shape[1:] != like.shape[1:]:
+            buf = self._bufs[name] = np.empty((BLOCK_HOUSEHOLDS, *like.shape[1:]), like.dtype)
+        return buf
+
+    def bill_group(self, tariff, rows: np.ndarray, alts: list, alt_masks: list[np.ndarray | None]) -> _GroupBills:
+        """Bills of ``rows`` (sorted row indices) under ``tariff`` (and shifted when time-of-use) and
+        under each of ``alts`` for the rows where its mask (over ``rows``; None = all) is True.
+
+        Raises ``tariffs.TariffError`` when ``tariff`` cannot bill the group; an alternative that
+        cannot is recorded as None.
+        """
+        from tariffs import TariffError, bill_households
+
+        alt_rows = [rows if m is None else rows[m] for m in alt_masks]
+        g = _GroupBills(rows, alts, alt_rows)
+        for lo in range(0, rows.size, BLOCK_HOUSEHOLDS):
+            r = rows[lo: lo + BLOCK_HOUSEHOLDS]
+            total, self._bufs["total"] = gather_rows(self.d.total, r, self._bufs["total"])
+            regs, self._bufs["regs"] = gather_rows(self.regs, r, self._bufs["regs"])
+            of, ol, hs = self.of[r], self.ol[r], self.hs[r]
+            g.current.append(bill_households(tariff, self.year, total, regs, of, ol, hs))
+            if tariff.is_time_of_use:
+                shifted = shift_peak_to_valley(regs, out=self._buf("shift", regs)[: r.size])
+                g.shifted.append(bill_households(tariff, self.year, total, shifted, of, ol, hs))
+            for k, alt in enumerate(alts):
+                parts = g.alt[k]
+                if parts is None:
+                    continue
+                m = alt_masks[k]
+                at, ar, aof, aol, ahs = total, regs, of, ol, hs
+                if m is not None:
+                    sel = np.flatnonzero(m[lo: lo + BLOCK_HOUSEHOLDS])
+                    if sel.size == 0:
+                        continue
+                    at, self._bufs["alt_total"] = gather_rows(total, sel, self._bufs["alt_total"])
+                    ar, self._bufs["alt_regs"] = gather_rows(regs, sel, self._bufs["alt_regs"])
+                    aof, aol, ahs = of[sel], ol[sel], hs[sel]
+                try:
+                    parts.append(bill_households(alt, self.year, at, ar, aof, aol, ahs))
+                except TariffError:  # this alternative cannot price these households: not offered
+                    g.alt[k] = None
+        return g
 
 
 def _household_size(customers: pl.DataFrame) -> np.ndarray:
     if "household_size" not in customers.columns:
-        return np.ones(customers.height, np.int32)
-    return customers.get_column("household_size").fill_null(1).cast(pl.Int32).to_numpy()
+        return np.ones(customers.height, np.int64)
+    return customers.get_column("household_size").fill_null(1).cast(pl.Int64).to_numpy()
 
 
 def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: int,
@@ -92,7 +228,7 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
         tariff code is unknown (or whose tariff cannot bill it, ``TariffError``) gets no row; an
         alternative that cannot price a group is left out for it.
     """
-    from tariffs import TariffError, bill_households  # diagnostics may import tariffs
+    from tariffs import TariffError  # diagnostics may import tariffs
 
     d = dense if dense is not None and dense.regs is not None else densify(daily, customers, year, with_regs=True)
     assert d.regs is not None
@@ -100,7 +236,9 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
     ids = customers.get_column("customer_id").cast(pl.Utf8)
     codes = customers.get_column("tariff").cast(pl.Utf8)
     # a customer has time-of-use data if most of its read days carry period registers
-    has_tou = d.tou.sum(axis=1) >= np.maximum(1, d.present.sum(axis=1) // 2)
+    has_tou = count_days(d.tou, d.open_first, d.open_last) >= np.maximum(
+        1, count_days(d.present, d.open_first, d.open_last) // 2)
+    biller = _Biller(d, hs, year)
     on = dt.date(year, 1, 1)
     bill_parts: list[pl.DataFrame] = []
     alt_parts: list[pl.DataFrame] = []
@@ -112,33 +250,26 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
         rows = np.nonzero((codes == code).to_numpy() & (d.open_first >= 0))[0]
         if rows.size == 0:
             continue
-        total, regs = take_rows(d.total, rows), take_rows(d.regs, rows)
-        of, ol = d.open_first[rows], d.open_last[rows]
+        offered = [alt for alt in catalog.alternatives(code, on=on) if alt.code != code]
+        tou_rows = has_tou[rows]
+        masks = [None if not alt.is_time_of_use or tou_rows.all() else tou_rows for alt in offered]
         try:
-            yb = bill_households(tariff, year, total, regs, of, ol, hs[rows])
-            shifted = None
-            if tariff.is_time_of_use:
-                shifted = bill_households(tariff, year, total, shift_peak_to_valley(regs), of, ol, hs[rows])
+            g = biller.bill_group(tariff, rows, offered, masks)
         except TariffError:  # e.g. an unpriced register: billing reports it, the what-if skips the group
             continue
-        bill_parts.append(bills_frame(ids.gather(rows), code, yb, shifted, tariff.is_time_of_use))
-        for alt in catalog.alternatives(code, on=on):
-            if alt.code == code:
+        shifted = _concat(g.shifted) if g.shifted else None
+        bill_parts.append(bills_frame(ids.gather(rows), code, _concat(g.current), shifted, tariff.is_time_of_use))
+        for alt, arows, parts in zip(offered, g.alt_rows, g.alt, strict=True):
+            if parts is None or not arows.size:
                 continue
-            sel = has_tou[rows] if alt.is_time_of_use else np.ones(rows.size, bool)
-            if not sel.any():
-                continue
-            try:
-                ab = bill_households(alt, year, _keep(total, sel), _keep(regs, sel), of[sel], ol[sel], hs[rows[sel]])
-            except TariffError:  # this alternative cannot price these households: not offered
-                continue
+            k = int(arows.size)
             alt_parts.append(pl.DataFrame({
-                "customer_id": ids.gather(rows[sel]),
-                "tariff": pl.Series(values=[alt.code] * int(sel.sum()), dtype=pl.Utf8),
-                "year_fen": pl.Series(values=np.asarray(ab.year_fen, np.int64)),
-                "is_tou": pl.Series(values=np.full(int(sel.sum()), alt.is_time_of_use)),
-                "name": pl.Series(values=[alt.name] * int(sel.sum()), dtype=pl.Utf8),
-                "name_en": pl.Series(values=[alt.name_en] * int(sel.sum()), dtype=pl.Utf8),
+                "customer_id": ids.gather(arows),
+                "tariff": pl.Series(values=[alt.code], dtype=pl.Utf8).new_from_index(0, k),
+                "year_fen": pl.Series(values=np.concatenate([p.year_fen for p in parts]).astype(np.int64)),
+                "is_tou": pl.Series(values=[alt.is_time_of_use], dtype=pl.Boolean).new_from_index(0, k),
+                "name": pl.Series(values=[alt.name], dtype=pl.Utf8).new_from_index(0, k),
+                "name_en": pl.Series(values=[alt.name_en], dtype=pl.Utf8).new_from_index(0, k),
             }))
     bills = pl.concat(bill_parts) if bill_parts else pl.DataFrame(schema=BILLS_SCHEMA)
     alts = pl.concat(alt_parts) if alt_parts else pl.DataFrame(schema=ALTERNATIVES_SCHEMA)

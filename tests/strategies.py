@@ -228,3 +228,132 @@ def messy_register_files(draw, max_rows: int = 60) -> tuple[bytes, int]:
     if draw(_st.booleans()):
         data = b"\xef\xbb\xbf" + data
     return data, len(rows)
+
+
+# --- diagnostics: daily frames ----------------------------------------------------------------
+
+
+@_dataclass
+class DailyCase:
+    """A year of ``DAILY_SCHEMA`` rows with its customers and payments (see :func:`daily_cases`)."""
+
+    year: int
+    daily: object  # pl.DataFrame, DAILY_SCHEMA
+    customers: object  # pl.DataFrame, CUSTOMER_SCHEMA
+    payments: object  # pl.DataFrame, PAYMENT_SCHEMA
+
+
+@_st.composite
+def daily_cases(draw, max_households: int = 8, sort: str | None = None) -> DailyCase:
+    """Daily rows of a few households as the store returns them or messier: missing days, meters
+    without registers (null periods), estimated days, a meter exchange (two meters on a day), accounts
+    opened or closed in the year, a customer without rows, rows of an unknown customer and of other
+    years, near-zero runs and spikes, ties, large values; rows sorted by (customer, meter, day), by
+    customer only, or shuffled (``sort`` forces one of "sorted", "customer", "shuffled"). Payments: 0-13
+    per customer with delays, unpaid bills, odd channels (upper case, null, unknown) and other years."""
+    import datetime as dt
+
+    import polars as pl
+
+    year = draw(_st.sampled_from([2024, 2025]))
+    n_days = 366 if _calendar.isleap(year) else 365
+    n = draw(_st.integers(1, max_households))
+    rng = _np.random.default_rng(draw(_st.integers(0, 2**32 - 1)))
+    jan1 = dt.date(year, 1, 1)
+    ids = [f"{draw(_st.integers(0, 99)):03d}-{i}" for i in range(n)]
+    rows: list[tuple] = []
+    opened: list[dt.date | None] = []
+    closed: list[dt.date | None] = []
+    for cid in ids:
+        kind = draw(_st.sampled_from(["normal", "no_tou", "vacant", "spiky", "none", "ties", "large"]))
+        level = draw(_st.sampled_from([300, 2000, 9000, 40_000]))
+        wh = (level * rng.lognormal(0, 0.3, n_days)).astype(_np.int64)
+        if kind == "vacant":
+            s = int(rng.integers(0, n_days - 60))
+            wh[s:s + int(rng.integers(5, 60))] = rng.integers(0, 500)
+        elif kind == "spiky":
+            wh[rng.integers(0, n_days, 4)] *= 9
+        elif kind == "ties":
+            wh = rng.integers(0, 4, n_days) * 1000
+        elif kind == "large":
+            wh = rng.integers(0, 2**31 - 1, n_days)
+        missing = rng.random(n_days) < draw(_st.sampled_from([0.0, 0.05, 0.5, 1.0]))
+        estimated = rng.random(n_days) < 0.05
+        exchange = int(rng.integers(0, n_days)) if draw(_st.booleans()) else None
+        opening = draw(_st.sampled_from(["year", "year", "opened", "closed", "both", "before", "after"]))
+        o = c = None
+        if opening in ("opened", "both"):
+            o = jan1 + dt.timedelta(days=int(rng.integers(0, n_days)))
+        if opening in ("closed", "both"):
+            c = jan1 + dt.timedelta(days=int(rng.integers(0, n_days)))
+        if opening == "before":
+            c = jan1 - dt.timedelta(days=3)
+        if opening == "after":
+            o = jan1 + dt.timedelta(days=n_days + 2)
+        opened.append(o)
+        closed.append(c)
+        if kind == "none":
+            continue
+        for d in range(n_days):
+            if missing[d]:
+                continue
+            v = int(wh[d])
+            if kind == "no_tou":
+                regs: list = [None] * 4
+            else:
+                parts = [int(v * s) for s in (0.05, 0.45, 0.2)]
+                regs = [*parts, v - sum(parts)]
+            day = jan1 + dt.timedelta(days=d)
+            if exchange == d:
+                a = v // 3
+                ra = [None if r is None else r // 3 for r in regs]
+                rb = [None if r is None else r - x for r, x in zip(regs, ra, strict=True)]
+                rows.append((cid, "M1", day, a, *ra, bool(estimated[d])))
+                rows.append((cid, "M2", day, v - a, *rb, bool(estimated[d])))
+            else:
+                meter = "M1" if exchange is None or d < exchange else "M2"
+                rows.append((cid, meter, day, v, *regs, bool(estimated[d])))
+    if draw(_st.booleans()):  # an unknown customer and rows of other years
+        rows.append(("zz-unknown", "M9", jan1, 5000, 1, 2, 3, 4994, False))
+        rows.append((ids[0], "M1", jan1 - dt.timedelta(days=1), 7000, 1, 2, 3, 6994, False))
+        rows.append((ids[-1], "M1", jan1 + dt.timedelta(days=n_days), 7000, None, None, None, None, True))
+    schema = {"customer_id": pl.Utf8, "meter_id": pl.Utf8, "day": pl.Date, "wh_total": pl.Int64,
+              "wh_sharp": pl.Int64, "wh_peak": pl.Int64, "wh_flat": pl.Int64, "wh_valley": pl.Int64,
+              "estimated": pl.Boolean}
+    daily = pl.DataFrame(rows, schema=schema, orient="row")
+    order = sort or draw(_st.sampled_from(["sorted", "customer", "shuffled"]))
+    if order == "sorted":
+        daily = daily.sort("customer_id", "meter_id", "day")
+    elif order == "customer":
+        daily = daily.sort("customer_id", maintain_order=True)
+    else:
+        daily = daily.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(0, 2**31)))
+    customers = pl.DataFrame({
+        "customer_id": ids,
+        "tariff": [draw(_st.sampled_from(["cn-zhejiang-res-tou", "cn-zhejiang-res-tier", "no-such-tariff"]))
+                   for _ in ids],
+        "household_size": [draw(_st.integers(1, 6)) for _ in ids],
+        "region": [draw(_st.sampled_from(["杭州", "宁波"])) for _ in ids],
+        "opened_on": opened,
+        "closed_on": closed,
+    }, schema={"customer_id": pl.Utf8, "tariff": pl.Utf8, "household_size": pl.Int32, "region": pl.Utf8,
+               "opened_on": pl.Date, "closed_on": pl.Date})
+    if draw(_st.booleans()):
+        customers = customers.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(0, 2**31)))
+    pays: list[tuple] = []
+    channels = ["app", "wechat", "alipay", "bank", "counter", "other", "APP", None, "cash"]
+    for cid in ids:
+        for m in range(1, int(rng.integers(0, 14)) + 1):
+            bill_year = year if m <= 12 else year - 1
+            month = (m - 1) % 12 + 1
+            issued = dt.date(bill_year, month, 28) + dt.timedelta(days=int(rng.integers(1, 8)))
+            delay = int(rng.integers(-5, 60))
+            paid = None if delay < 0 else issued + dt.timedelta(days=delay)
+            pays.append((cid, f"{bill_year}-{month:02d}", issued, paid, 1000,
+                         channels[int(rng.integers(0, len(channels)))]))
+    payments = pl.DataFrame(pays, orient="row", schema={
+        "customer_id": pl.Utf8, "bill_month": pl.Utf8, "issued_on": pl.Date, "paid_on": pl.Date,
+        "amount_fen": pl.Int64, "channel": pl.Utf8})
+    if draw(_st.booleans()):
+        payments = payments.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(0, 2**31)))
+    return DailyCase(year, daily, customers, payments)
