@@ -48,8 +48,8 @@ class DenseYear:
 
     Attributes
     ----------
-    total : int64[n, n_days]
-        Daily Wh summed over meters [Wh]; 0 where the day is missing.
+    total : int32[n, n_days] or int64[n, n_days]
+        Daily Wh summed over meters [Wh]; 0 where the day is missing. int32 when every value fits.
     present : bool[n, n_days]
         A read exists for the customer and day (within the open window).
     tou : bool[n, n_days]
@@ -63,8 +63,9 @@ class DenseYear:
         Wh per register over the rows with period registers [Wh].
     tou_total : int64[n]
         ``wh_total`` over the same rows [Wh].
-    regs : int64[n, n_days, 4] or None
-        Daily Wh per register (0 where unknown) [Wh]; only with ``densify(..., with_regs=True)``.
+    regs : int32[n, n_days, 4] or int64[n, n_days, 4] or None
+        Daily Wh per register (0 where unknown) [Wh], the dtype of ``total``; only with
+        ``densify(..., with_regs=True)``.
     """
 
     total: np.ndarray
@@ -78,41 +79,62 @@ class DenseYear:
     regs: np.ndarray | None = None
 
 
+@nb.njit(cache=True, inline="always")
+def _valid(bitmap, offset, k):  # pragma: no cover - numba
+    """Arrow validity bit of row ``k`` (an empty bitmap: every row valid)."""
+    if bitmap.shape[0] == 0:
+        return True
+    j = offset + k
+    return (bitmap[j >> 3] >> (j & 7)) & 1 == 1
+
+
 @nb.njit(cache=True)
-def _scatter(run_id, run_cust, day, jan1, total, r0, r1, r2, r3, tou_row, est, open_first, open_last, n, n_days,
-             with_regs):  # pragma: no cover - numba
-    out_total = np.zeros((n, n_days), np.int64)
-    present = np.zeros((n, n_days), np.bool_)
-    tou = np.zeros((n, n_days), np.bool_)
-    estimated = np.zeros((n, n_days), np.bool_)
-    reg_sum = np.zeros((n, 4), np.int64)
-    tou_total = np.zeros(n, np.int64)
-    regs = np.zeros((n if with_regs else 0, n_days, 4), np.int64)
-    for k in range(run_id.shape[0]):
-        i = run_cust[run_id[k]]
+def _scatter(bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v0, v1, v2, v3, voff, has_regs, est,
+             open_first, open_last, out_total, present, tou, estimated, reg_sum, tou_total,
+             regs):  # pragma: no cover - numba (its twin runs in the tests)
+    """Add every daily row into the dense arrays (allocated and zeroed by the caller).
+
+    ``v0..v3`` are the Arrow validity bitmaps of the register columns (bit offsets ``voff``; empty =
+    no nulls): a row has period registers when all four are valid (and ``has_regs``). ``regs`` has 0
+    rows when the daily registers are not kept. Returns False, with the arrays partly filled, as soon
+    as a day's sum does not fit the dtype of ``out_total``/``regs`` (the caller then uses int64).
+    """
+    with_regs = regs.shape[0] > 0
+    lo = np.iinfo(out_total.dtype).min
+    hi = np.iinfo(out_total.dtype).max
+    for r in range(run_cust.shape[0]):
+        i = run_cust[r]
         if i < 0:
             continue
-        d = day[k] - jan1
-        if d < open_first[i] or d > open_last[i]:
-            continue
-        v = total[k]
-        out_total[i, d] += v
-        present[i, d] = True
-        if est[k]:
-            estimated[i, d] = True
-        if tou_row[k]:
-            tou[i, d] = True
-            tou_total[i] += v
-            reg_sum[i, 0] += r0[k]
-            reg_sum[i, 1] += r1[k]
-            reg_sum[i, 2] += r2[k]
-            reg_sum[i, 3] += r3[k]
-            if with_regs:
-                regs[i, d, 0] += r0[k]
-                regs[i, d, 1] += r1[k]
-                regs[i, d, 2] += r2[k]
-                regs[i, d, 3] += r3[k]
-    return out_total, present, tou, estimated, reg_sum, tou_total, regs
+        f = open_first[i]
+        last = open_last[i]
+        for k in range(bounds[r], bounds[r + 1]):
+            d = day[k] - jan1
+            if d < f or d > last:
+                continue
+            v = total[k]
+            x = out_total[i, d] + v
+            if x < lo or x > hi:
+                return False
+            out_total[i, d] = x
+            present[i, d] = True
+            if est[k]:
+                estimated[i, d] = True
+            if has_regs and _valid(v0, voff[0], k) and _valid(v1, voff[1], k) and _valid(v2, voff[2], k) \
+                    and _valid(v3, voff[3], k):
+                tou[i, d] = True
+                tou_total[i] += v
+                reg_sum[i, 0] += r0[k]
+                reg_sum[i, 1] += r1[k]
+                reg_sum[i, 2] += r2[k]
+                reg_sum[i, 3] += r3[k]
+                if with_regs:
+                    for c, rv in enumerate((r0[k], r1[k], r2[k], r3[k])):
+                        y = regs[i, d, c] + rv
+                        if y < lo or y > hi:
+                            return False
+                        regs[i, d, c] = y
+    return True
 
 
 def open_window(customers: pl.DataFrame, year: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,45 +170,45 @@ def open_window(customers: pl.DataFrame, year: int) -> tuple[np.ndarray, np.ndar
 
 
 def _runs(customers: pl.DataFrame, daily: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Run id of each daily row (consecutive equal ``customer_id``) and the customer index of each run.
+    """Runs of consecutive equal ``customer_id`` in ``daily``: row bounds and the customer index of each.
 
     A frame grouped by customer (as the store returns it) has one run per customer, so only that many
-    ids are looked up; any order is correct, only slower.
+    ids are looked up (one join of ``n`` strings); any order is correct, only slower.
+
+    Returns
+    -------
+    (int64[n_runs + 1], int64[n_runs])
+        Run ``r`` holds rows ``bounds[r]:bounds[r + 1]``; its customer's row in ``customers`` (-1: not
+        there).
     """
-    ids = daily.get_column("customer_id")
-    run_id = ids.rle_id().to_numpy()
-    starts = _run_starts(run_id)
+    rle = daily.get_column("customer_id").cast(pl.Utf8).rle().struct.unnest()
+    bounds = np.zeros(rle.height + 1, np.int64)
+    np.cumsum(rle.get_column("len").to_numpy(), out=bounds[1:])
     keys = customers.select(pl.col("customer_id").cast(pl.Utf8),
                             pl.int_range(pl.len(), dtype=pl.Int64).alias("__i"))
-    run_ids = pl.DataFrame({"customer_id": ids.gather(starts).cast(pl.Utf8)})
-    j = run_ids.join(keys, on="customer_id", how="left", maintain_order="left")
-    return run_id, j.get_column("__i").fill_null(-1).to_numpy()
+    j = rle.select(pl.col("value").alias("customer_id")).join(keys, on="customer_id", how="left",
+                                                              maintain_order="left")
+    return bounds, j.get_column("__i").fill_null(-1).to_numpy()
 
 
-@nb.njit(cache=True)
-def _run_starts(run_id):  # pragma: no cover - numba
-    """Row index where each run of ``run_id`` (0, 0, 1, 1, 1, 2, ...) starts."""
-    n_runs = int(run_id[-1]) + 1 if run_id.shape[0] else 0
-    out = np.zeros(n_runs, np.int64)
-    for k in range(1, run_id.shape[0]):
-        if run_id[k] != run_id[k - 1]:
-            out[run_id[k]] = k
-    return out
+def _ints(s: pl.Series) -> tuple[np.ndarray, np.ndarray, int]:
+    """Integer column -> (int64 values, Arrow validity bitmap or an empty one, its bit offset).
 
-
-def _ints(s: pl.Series) -> np.ndarray:
-    """Integer column -> int64 numpy; values under nulls are unspecified (callers mask them).
-
-    Zero-copy where polars and Arrow allow (no cast, a single chunk).
+    Values under nulls are unspecified (callers read the bitmap). Zero-copy where polars and Arrow
+    allow (no cast, a single chunk).
     """
     if s.dtype != pl.Int64:
         s = s.cast(pl.Int64)
     if not s.null_count():
-        return s.to_numpy()
+        return s.to_numpy(), _NO_BITMAP, 0
     a = s.to_arrow()
     if hasattr(a, "combine_chunks"):
         a = a.combine_chunks()
-    return np.frombuffer(a.buffers()[1], dtype=np.int64, count=len(a) + a.offset)[a.offset:]
+    values = np.frombuffer(a.buffers()[1], dtype=np.int64, count=len(a) + a.offset)[a.offset:]
+    return values, np.frombuffer(a.buffers()[0], dtype=np.uint8), int(a.offset)
+
+
+_NO_BITMAP = np.zeros(0, np.uint8)
 
 
 def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: bool = False) -> DenseYear:
@@ -202,6 +224,11 @@ def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: 
         The year.
     with_regs : bool
         Also keep the daily registers (``regs``; needed to bill, not for the features).
+
+    Notes
+    -----
+    ``total`` and ``regs`` are int32 when every day's sum fits (half the memory, which is most of the
+    cost here), else int64.
     """
     n = customers.height
     n_days = days_in_year(year)
@@ -209,27 +236,32 @@ def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: 
     jan1 = (dt.date(year, 1, 1) - _EPOCH).days
     if daily.height == 0 or n == 0:
         daily = pl.DataFrame(schema={"customer_id": pl.Utf8, "day": pl.Date, "wh_total": pl.Int64})
-    run_id, run_cust = _runs(customers, daily) if daily.height else (np.zeros(0, np.uint32), np.zeros(0, np.int64))
+    bounds, run_cust = _runs(customers, daily) if daily.height else (np.zeros(1, np.int64), np.zeros(0, np.int64))
     cols = daily.columns
     day = daily.get_column("day").to_physical().cast(pl.Int32).to_numpy()
     tot = daily.get_column("wh_total")
-    total = _ints(tot.fill_null(0) if tot.null_count() else tot)
+    total = _ints(tot.fill_null(0) if tot.null_count() else tot)[0]
     nrows = daily.height
-    regs = []
-    tou_row = np.ones(nrows, np.bool_)
-    for r in REGISTERS:
-        c = f"wh_{r}"
-        if c in cols:
-            s = daily.get_column(c)
-            if s.null_count():
-                tou_row &= s.is_not_null().to_numpy()
-            regs.append(_ints(s))
+    has_regs = all(f"wh_{r}" in cols for r in REGISTERS)
+    regs, valid, voff = [], [], np.zeros(4, np.int64)
+    for k, r in enumerate(REGISTERS):
+        if has_regs:
+            values, bitmap, voff[k] = _ints(daily.get_column(f"wh_{r}"))
         else:
-            tou_row[:] = False
-            regs.append(np.zeros(nrows, np.int64))
+            values, bitmap = np.zeros(0, np.int64), _NO_BITMAP
+        regs.append(values)
+        valid.append(bitmap)
     est = (daily.get_column("estimated").fill_null(False).to_numpy() if "estimated" in cols
            else np.zeros(nrows, np.bool_))
-    t, present, tou, estd, reg_sum, tou_total, dregs = _scatter(
-        run_id, run_cust, day, jan1, total, regs[0], regs[1], regs[2], regs[3], tou_row, est, first, last, n, n_days,
-        with_regs)
-    return DenseYear(t, present, tou, estd, first, last, reg_sum, tou_total, dregs if with_regs else None)
+    for dtype in (np.int32, np.int64):
+        # numpy's zeroed allocations (calloc, huge pages) cost less than numba's for these sizes
+        out = DenseYear(np.zeros((n, n_days), dtype), np.zeros((n, n_days), np.bool_),
+                        np.zeros((n, n_days), np.bool_), np.zeros((n, n_days), np.bool_), first, last,
+                        np.zeros((n, 4), np.int64), np.zeros(n, np.int64),
+                        np.zeros((n if with_regs else 0, n_days, 4), dtype))
+        if _scatter(bounds, run_cust, day, jan1, total, *regs, *valid, voff, has_regs, est, first, last,
+                    out.total, out.present, out.tou, out.estimated, out.reg_sum, out.tou_total, out.regs):
+            break
+    if not with_regs:
+        out.regs = None
+    return out

@@ -112,3 +112,107 @@ def test_what_if_in_blocks_equals_billing_each_group_at_once(catalog, case):
     ref_bills, ref_alts = reference_what_if(catalog, case.daily, case.customers, case.year)
     assert bills.equals(ref_bills)
     assert alts.equals(ref_alts)
+
+
+# --- densify ----------------------------------------------------------------------------------
+
+
+def reference_dense(daily: pl.DataFrame, customers: pl.DataFrame, year: int):
+    """``densify`` written with polars: sums per customer and day within the open window."""
+    import datetime as dt
+
+    from diagnostics.dense import days_in_year, open_window
+
+    n, n_days = customers.height, days_in_year(year)
+    first, last = open_window(customers, year)
+    idx = customers.select("customer_id", pl.int_range(pl.len()).alias("i"),
+                           pl.Series("f", first), pl.Series("l", last))
+    regs = ["wh_sharp", "wh_peak", "wh_flat", "wh_valley"]
+    rows = (daily.join(idx, on="customer_id", how="inner")
+            .with_columns((pl.col("day") - pl.lit(dt.date(year, 1, 1))).dt.total_days().alias("d"),
+                          pl.all_horizontal(pl.col(r).is_not_null() for r in regs).alias("tou_row"))
+            .filter((pl.col("d") >= pl.col("f")) & (pl.col("d") <= pl.col("l")))
+            .group_by("i", "d")
+            .agg(pl.col("wh_total").fill_null(0).sum(), pl.col("estimated").fill_null(False).any(),
+                 pl.col("tou_row").any(),
+                 *[pl.col(r).filter(pl.col("tou_row")).sum() for r in regs],
+                 pl.col("wh_total").filter(pl.col("tou_row")).sum().alias("tou_wh")))
+    i, d = rows["i"].to_numpy(), rows["d"].to_numpy()
+    total = np.zeros((n, n_days), np.int64)
+    regs_a = np.zeros((n, n_days, 4), np.int64)
+    present, tou, est = (np.zeros((n, n_days), bool) for _ in range(3))
+    total[i, d] = rows["wh_total"].to_numpy()
+    present[i, d] = True
+    tou[i, d] = rows["tou_row"].to_numpy()
+    est[i, d] = rows["estimated"].to_numpy()
+    for k, r in enumerate(regs):
+        regs_a[i, d, k] = rows[r].to_numpy()
+    reg_sum = regs_a.sum(axis=1)
+    tou_total = np.zeros(n, np.int64)
+    np.add.at(tou_total, i, rows["tou_wh"].to_numpy())
+    return total, present, tou, est, reg_sum, tou_total, regs_a
+
+
+@SETTINGS
+@given(case=daily_cases())
+def test_densify_equals_a_polars_group_by(case):
+    d = densify(case.daily, case.customers, case.year, with_regs=True)
+    total, present, tou, est, reg_sum, tou_total, regs = reference_dense(case.daily, case.customers, case.year)
+    assert d.total.dtype == d.regs.dtype and d.total.dtype in (np.int32, np.int64)
+    assert (d.total == total).all() and (d.present == present).all() and (d.tou == tou).all()
+    assert (d.estimated == est).all() and (d.regs == regs).all()
+    assert (d.reg_sum == reg_sum).all() and (d.tou_total == tou_total).all()
+    plain = densify(case.daily, case.customers, case.year)
+    assert plain.regs is None and (plain.total == d.total).all()
+
+
+def test_densify_falls_back_to_int64_when_a_day_does_not_fit_int32():
+    import datetime as dt
+
+    daily = pl.DataFrame({"customer_id": ["a", "a", "b"], "meter_id": ["1", "2", "1"],
+                          "day": [dt.date(2025, 3, 1)] * 3, "wh_total": [2**31 - 10, 20, 5],
+                          "wh_sharp": [0, 0, 0], "wh_peak": [0, 0, 0], "wh_flat": [0, 0, 0],
+                          "wh_valley": [2**31 - 10, 20, 5]})
+    cust = pl.DataFrame({"customer_id": ["b", "a"]})
+    d = densify(daily, cust, 2025, with_regs=True)
+    assert d.total.dtype == np.int64 and d.regs is not None and d.regs.dtype == np.int64
+    assert d.total[1, 59] == 2**31 + 10 and d.regs[1, 59, 3] == 2**31 + 10 and d.total[0, 59] == 5
+    small = densify(daily.filter(pl.col("meter_id") == "1"), cust, 2025, with_regs=True)
+    assert small.total.dtype == np.int32 and small.total[1, 59] == 2**31 - 10
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_scatter_twin_equals_the_kernel(dtype):
+    from diagnostics import dense as D
+
+    rng = np.random.default_rng(5)
+    case_rows = []
+    import datetime as dt
+
+    for c in ("x", "y", "z"):
+        for day in sorted(rng.choice(365, 40, replace=False)):
+            v = int(rng.integers(0, 10_000))
+            case_rows.append((c, dt.date(2025, 1, 1) + dt.timedelta(days=int(day)), v,
+                              None if rng.random() < 0.2 else v // 2, v // 4, v // 8, v - v // 2 - v // 4 - v // 8,
+                              bool(rng.random() < 0.1)))
+    daily = pl.DataFrame(case_rows, orient="row", schema={
+        "customer_id": pl.Utf8, "day": pl.Date, "wh_total": pl.Int64, "wh_sharp": pl.Int64, "wh_peak": pl.Int64,
+        "wh_flat": pl.Int64, "wh_valley": pl.Int64, "estimated": pl.Boolean})
+    cust = pl.DataFrame({"customer_id": ["z", "nobody", "x"]})
+    bounds, run_cust = D._runs(cust, daily)
+    day = daily["day"].to_physical().cast(pl.Int32).to_numpy()
+    cols = [D._ints(daily[c]) for c in ("wh_sharp", "wh_peak", "wh_flat", "wh_valley")]
+    first, last = D.open_window(cust, 2025)
+    jan1 = (dt.date(2025, 1, 1) - dt.date(1970, 1, 1)).days
+    outs = []
+    for kernel in (D._scatter, D._scatter.py_func):
+        out = [np.zeros((3, 365), dtype), *(np.zeros((3, 365), bool) for _ in range(3)), np.zeros((3, 4), np.int64),
+               np.zeros(3, np.int64), np.zeros((3, 365, 4), dtype)]
+        ok = kernel(bounds, run_cust, day, jan1, D._ints(daily["wh_total"])[0], *[c[0] for c in cols],
+                    *[c[1] for c in cols], np.array([c[2] for c in cols]), True,
+                    daily["estimated"].to_numpy(), first, last, *out)
+        assert ok
+        outs.append(out)
+    for a, b in zip(*outs, strict=True):
+        assert (a == b).all()
+    assert outs[0][0][1].sum() == 0 and outs[0][0][0].sum() > 0
