@@ -259,7 +259,8 @@ def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: 
                         np.zeros((n, n_days), np.bool_), np.zeros((n, n_days), np.bool_), first, last,
                         np.zeros((n, 4), np.int64), np.zeros(n, np.int64),
                         np.zeros((n if with_regs else 0, n_days, 4), dtype))
-        if _scatter(bounds, run_cust, day, jan1, total, *regs, *valid, voff, has_regs, est, first, last,
+        if _scatter(bounds, run_cust, day, jan1, total, regs[0], regs[1], regs[2], regs[3], valid[0], valid[1],
+                    valid[2], valid[3], voff, has_regs, est, first, last,
                     out.total, out.present, out.tou, out.estimated, out.reg_sum, out.tou_total, out.regs):
             break
     if not with_regs:
