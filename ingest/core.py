@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import polars as pl
 
 from ingest import vee
 from ingest.errors import BadFileError, UnknownKindError
-from ingest.readers import bucketed, raw_text, sha256_of
+from ingest.readers import bucketed, n_buckets_for, raw_text, read_raw, sha256_of
 from ingest.schemas import (
     DAILY_SCHEMA,
     FINDING_SCHEMA,
@@ -65,11 +66,34 @@ def ingest_file(
         raise UnknownKindError(path, None, None, f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
     if not path.is_file():
         raise BadFileError(path, None, None, "no such file")
-    sha = sha256_of(path)
-    if store is not None:
-        rec = store.ledger_get(sha)
-        if rec is not None:
+    buckets = n_buckets or n_buckets_for(path)
+    if buckets > 1:  # a large file: know first whether it was loaded already
+        sha = sha256_of(path)
+        if store is not None and (rec := store.ledger_get(sha)) is not None:
             return _report_from_ledger(rec, path)
+        return _ingest(path, kind, store, sha, today, buckets)
+    # a file read at once: its hash is computed while it is read (hashlib and polars release the GIL)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(sha256_of, path)
+        try:
+            raw = read_raw(path, kind)
+        finally:
+            sha = fut.result()
+    if store is not None and (rec := store.ledger_get(sha)) is not None:
+        return _report_from_ledger(rec, path)
+    return _ingest(path, kind, store, sha, today, 1, raw)
+
+
+def _ingest(
+    path: Path,
+    kind: str,
+    store: Any,
+    sha: str,
+    today: dt.date | None,
+    n_buckets: int,
+    raw: pl.DataFrame | None = None,
+) -> IngestReport:
+    """``ingest_file`` once the file's hash is known (and, for a file read at once, its ``raw`` frame)."""
     fn = _VEE[kind]
     rows = loaded = est = dups = 0
     qs: list[pl.DataFrame] = []
@@ -80,7 +104,7 @@ def ingest_file(
     anchors = store.load_register_state() if store is not None and kind == "registers" else None
     states: list[pl.DataFrame] = []
     try:
-        with bucketed(path, kind, n_buckets) as parts:
+        with bucketed(path, kind, n_buckets, raw) as parts:
             for i, raw in enumerate(parts):
                 res = (
                     vee.registers_to_daily(raw, today=today, anchors=anchors)

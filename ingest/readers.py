@@ -233,7 +233,8 @@ def read_raw(path: Path, kind: str) -> pl.DataFrame:
         try:
             df = _scan(path, fmt, kind, typed)[0].collect()
             if df.height:
-                return df.with_columns(pl.col("row").cast(pl.Int64))
+                # one chunk per column: frames mixing chunked and whole columns copy on every step
+                return df.with_columns(pl.col("row").cast(pl.Int64)).rechunk()
         except pl.exceptions.PolarsError:
             pass  # a value the fast path cannot read: the text path finds and quarantines it
     try:
@@ -242,7 +243,7 @@ def read_raw(path: Path, kind: str) -> pl.DataFrame:
         raise _polars_error(path, e) from None
     if df.height == 0:
         raise EmptyFileError(path, None, None, "the file has a header but no data rows")
-    return df.with_columns(pl.col("row").cast(pl.Int64))
+    return df.with_columns(pl.col("row").cast(pl.Int64)).rechunk()
 
 
 def _polars_error(path: Path, e: Exception):
@@ -266,15 +267,18 @@ def n_buckets_for(path: Path) -> int:
 
 
 @contextmanager
-def bucketed(path: Path, kind: str, n_buckets: int | None = None) -> Iterator[Iterator[pl.DataFrame]]:
+def bucketed(
+    path: Path, kind: str, n_buckets: int | None = None, raw: pl.DataFrame | None = None
+) -> Iterator[Iterator[pl.DataFrame]]:
     """Yield an iterator of raw frames, each holding whole customers, memory bounded by a bucket.
 
-    Small files: one frame. Large files: read in batches, each batch split by customer bucket and
-    appended to a temporary Arrow IPC file per bucket; then the buckets are read one by one.
+    Small files: one frame (``raw`` when the caller has read it already). Large files: read in
+    batches, each batch split by customer bucket and appended to a temporary Arrow IPC file per
+    bucket; then the buckets are read one by one.
     """
     n = n_buckets or n_buckets_for(path)
     if n <= 1:
-        yield iter([read_raw(path, kind)])
+        yield iter([raw if raw is not None else read_raw(path, kind)])
         return
     fmt = detect_format(path)
     batches = _csv_batches(path, kind) if fmt == "csv" else _parquet_batches(path, kind)
@@ -311,7 +315,9 @@ def bucketed(path: Path, kind: str, n_buckets: int | None = None) -> Iterator[It
             for b in sorted(writers):
                 with pa.OSFile(str(tmp / f"{b}.arrow"), "rb") as src:
                     tbl = ipc.open_file(src).read_all()
-                yield pl.from_arrow(tbl)  # type: ignore[misc]
+                frame = pl.from_arrow(tbl)
+                assert isinstance(frame, pl.DataFrame)
+                yield frame.rechunk()
 
         yield frames()
     finally:

@@ -21,7 +21,7 @@ Rules (documented here, tested in ``tests/ingest``):
   division, the remainder 1 Wh at a time to the first days), so the register difference across the
   gap is kept exactly; the days are flagged ``estimated`` and a ``gap_estimated`` finding records it.
 * **Rollover**: a register that goes down from the top of its range (>= 90 % of ``10**digits`` kWh)
-  to a low value (the wrapped difference <= 10 % of the range) wrapped: the difference is taken across
+  to a low value (the wrapped difference between 0 and 10 % of the range) wrapped: the difference is taken across
   the wrap (finding ``rollover``). ``digits`` comes from the file's ``digits`` column, else it is the
   number of integer digits of the previous read.
 * **Negative consumption** that is not a rollover: if the register comes back (the next read is not
@@ -46,8 +46,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
+from ingest import kernels
 from ingest.schemas import (
     CHANNELS,
     CUSTOMER_SCHEMA,
@@ -108,12 +111,14 @@ def _prep(df: pl.DataFrame, nums: tuple[str, ...] = (), dates: tuple[str, ...] =
     """
     cols = [c for c in df.columns if c != "row" and not c.startswith("_")]
     exprs = []
+    plain = _plain_text_columns(df, [c for c in cols if c not in nums and c not in dates])
     for c in cols:
         if c in nums and df.schema[c] == pl.Utf8:
             exprs.append(pl.when(pl.col(c).str.len_bytes() > 0).then(pl.col(c)).alias(f"__t_{c}"))
         elif (c in nums or c in dates) and df.schema[c] != pl.Utf8:
-            # typed column (Parquet, or a clean CSV read typed): only presence is needed from the text
-            exprs.append(pl.when(pl.col(c).is_not_null()).then(pl.lit("", pl.Utf8)).alias(f"__t_{c}"))
+            pass  # typed (Parquet, or a clean CSV read typed): present = not null (see ``_present``)
+        elif c in plain:
+            exprs.append(pl.col(c).alias(f"__t_{c}"))  # no blanks, no surrounding spaces: as it is
         else:
             exprs.append(_text(df, c).alias(f"__t_{c}"))
     df = df.with_columns(exprs)
@@ -168,6 +173,25 @@ def _prep(df: pl.DataFrame, nums: tuple[str, ...] = (), dates: tuple[str, ...] =
     return df
 
 
+def _plain_text_columns(df: pl.DataFrame, cols: list[str]) -> set[str]:
+    """The text columns of ``cols`` with no missing or empty value and no value with surrounding white
+    space: they need no stripping (stripping 2M strings is not cheap; this scan is)."""
+    out = set()
+    for c in cols:
+        if df.schema[c] != pl.Utf8 or df.height == 0 or df[c].null_count():
+            continue
+        arr = df[c].to_arrow()
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        arr = arr.cast(pa.large_string())
+        _, offsets, data = arr.buffers()
+        off = np.frombuffer(offsets, np.int64)[arr.offset : arr.offset + len(arr) + 1]
+        if data is None or kernels.plain_strings(off, np.frombuffer(data, np.uint8)):
+            if data is not None:
+                out.add(c)
+    return out
+
+
 def _text(df: pl.DataFrame, name: str) -> pl.Expr:
     """A column as stripped text; empty -> null."""
     if f"__t_{name}" in df.columns:
@@ -212,7 +236,11 @@ def _date(df: pl.DataFrame, name: str) -> pl.Expr:
 
 
 def _present(df: pl.DataFrame, name: str) -> pl.Expr:
-    return _text(df, name).is_not_null() if name in df.columns else pl.lit(False)
+    if name not in df.columns:
+        return pl.lit(False)
+    if f"__t_{name}" not in df.columns and df.schema[name] != pl.Utf8:
+        return pl.col(name).is_not_null()  # a typed value is there or not
+    return _text(df, name).is_not_null()
 
 
 def _wh(x: pl.Expr) -> pl.Expr:
@@ -444,65 +472,28 @@ def _argmax(cols: list[str]) -> pl.Expr:
 def _reconcile_periods(
     df: pl.DataFrame, total: str, periods: list[str], tou: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Make the period columns add up to ``total`` (see the module rules). Returns (frame, findings)."""
-    if not periods:
+    """Make the period columns add up to ``total`` (see the module rules and
+    ``ingest.kernels.reconcile_periods``). Returns (frame, findings: the scaled rows as read, with
+    their period sum ``_s``)."""
+    if not periods or df.height == 0:
         return df, _empty_f()
-    df = df.with_columns(pl.sum_horizontal(periods).alias("_s"))
-    df = df.with_columns(
-        (pl.col(total) - pl.col("_s")).alias("_diff"),
-        pl.max_horizontal(
-            pl.lit(PERIOD_TOL_WH), (pl.col(total) * PERIOD_TOL_FRAC).round(0).cast(pl.Int64)
-        ).alias("_tol"),
-        _argmax(periods).alias("_imax"),
-        pl.max_horizontal(periods).alias("_pmax"),
-    )
-    df = df.with_columns(
-        (
-            pl.col(tou)
-            & (pl.col("_diff") != 0)
-            & (pl.col("_diff").abs() <= pl.col("_tol"))
-            & ((pl.col("_pmax") + pl.col("_diff")) >= 0)
-        ).alias("_small")
-    ).with_columns((pl.col(tou) & (pl.col("_diff") != 0) & ~pl.col("_small")).alias("_big"))
-    if df["_small"].any():
-        df = df.with_columns(
-            [
-                pl.when(pl.col("_small") & (pl.col("_imax") == i))
-                .then(pl.col(p) + pl.col("_diff"))
-                .otherwise(pl.col(p))
-                .alias(p)
-                for i, p in enumerate(periods)
-            ]
-        )
-    if not df["_big"].any():
-        return df.drop("_s", "_diff", "_tol", "_imax", "_pmax", "_small", "_big"), _empty_f()
-    findings = df.filter(pl.col("_big"))
-    # big: scale to the total; the remainder goes to the largest scaled period
-    sc = [f"_sc_{p}" for p in periods]
-    df = df.with_columns(
-        [
-            pl.when(pl.col("_s") > 0)
-            .then((pl.col(p).cast(pl.Float64) * pl.col(total) / pl.col("_s")).floor().cast(pl.Int64))
-            .otherwise(pl.lit(0, pl.Int64))
-            .alias(f"_sc_{p}")
-            for p in periods
-        ]
-    )
+    tou_rows = df[tou].to_numpy()
+    if not tou_rows.any():
+        return df, _empty_f()
+    tot = df[total].fill_null(0).to_numpy()
+    regs = np.empty((df.height, len(periods)), np.int64)
+    for j, c in enumerate(periods):
+        regs[:, j] = df[c].fill_null(0).to_numpy()
     zero_target = periods.index("flat") if "flat" in periods else 0
-    df = df.with_columns(
-        (pl.col(total) - pl.sum_horizontal(sc)).alias("_rem"),
-        pl.when(pl.col("_s") > 0).then(_argmax(sc)).otherwise(zero_target).alias("_imax2"),
+    out, big, sums = kernels.reconcile_periods(tot, regs, tou_rows, PERIOD_TOL_WH, zero_target)
+    findings = (
+        df.filter(pl.Series(big)).with_columns(pl.Series("_s", sums[big])) if big.any() else df.clear()
     )
-    df = df.with_columns(
-        [
-            pl.when(pl.col("_big"))
-            .then(pl.col(f"_sc_{p}") + pl.when(pl.col("_imax2") == i).then(pl.col("_rem")).otherwise(0))
-            .otherwise(pl.col(p))
-            .alias(p)
-            for i, p in enumerate(periods)
-        ]
-    )
-    df = df.drop("_s", "_diff", "_tol", "_imax", "_pmax", "_small", "_big", "_rem", "_imax2", *sc)
+    changed = [j for j in range(len(periods)) if not np.array_equal(out[:, j], regs[:, j])]
+    if changed:
+        df = df.with_columns(
+            [_nullable(periods[j], out[:, j], tou_rows) for j in changed]
+        )
     return df, findings
 
 
@@ -571,12 +562,7 @@ def registers_to_daily(
     # meters with time-of-use registers: every read must carry all of them
     df, q2 = _incomplete_tou(df, periods_in, column_prefix="")
 
-    df, q3, duplicates = _dedupe(
-        df,
-        ["customer_id", "meter_id", "day"],
-        [*reg_cols, "multiplier", "digits"],
-        "the read of this meter and day",
-    )
+    df, q3, duplicates = _dedupe_reads(df, [*reg_cols, "multiplier", "digits"])
     loaded_rows = df.height
     if anchors is not None and anchors.height and df.height:
         df = _with_anchors(df, anchors, periods_in, reg_cols)
@@ -584,7 +570,7 @@ def registers_to_daily(
     findings: list[pl.DataFrame] = []
     # pass 1: deltas; classify negatives
     d1 = _deltas(df, reg_cols)
-    neg = d1.filter(pl.col("_neg"))
+    neg = d1.filter(pl.col("_neg")) if d1["_neg"].any() else d1.clear()
     q4 = _empty_q()
     if neg.height:
         glitch = neg.filter(pl.col("_glitch"))
@@ -600,10 +586,10 @@ def registers_to_daily(
             ).alias("reason"),
         )
         if glitch.height:
-            df = df.join(glitch.select("row"), on="row", how="anti").sort("customer_id", "meter_id", "day")
+            df = df.filter(~d1["_glitch"])
             d1 = _deltas(df, reg_cols)
     # the remaining negatives re-anchor (register reset)
-    resets = d1.filter(pl.col("_neg"))
+    resets = d1.filter(pl.col("_neg")) if d1["_neg"].any() else d1.clear()
     if resets.height:
         findings.append(
             _findings(
@@ -621,7 +607,7 @@ def registers_to_daily(
                 },
             )
         )
-    roll = d1.filter(pl.col("_roll"))
+    roll = d1.filter(pl.col("_roll")) if d1["_roll"].any() else d1.clear()
     if roll.height:
         findings.append(
             _findings(
@@ -641,14 +627,8 @@ def registers_to_daily(
                 },
             )
         )
-    multi = bool(
-        d1.select(
-            (
-                (pl.col("customer_id") == pl.col("customer_id").shift(1))
-                & (pl.col("meter_id") != pl.col("meter_id").shift(1))
-            ).any()
-        ).item()
-    )
+    m, c = d1["_m"].to_numpy(), d1["_c"].to_numpy()
+    multi = bool(np.any((c[1:] == c[:-1]) & (m[1:] != m[:-1])))  # a customer with several meters
     if multi:
         ex_f, starts = _exchange_findings(d1)
         findings.append(ex_f)
@@ -677,7 +657,7 @@ def registers_to_daily(
         for c in reg_cols
     ]
     pairs = (
-        d1.select("customer_id", "meter_id", "day", "_prev_day", "_tou", "_neg", *scaled)
+        d1.select("customer_id", "meter_id", "day", "_m", "_prev_day", "_tou", "_neg", *scaled)
         .filter(pl.col("_prev_day").is_not_null() & ~pl.col("_neg"))
         .drop("_neg")
     )
@@ -687,6 +667,7 @@ def registers_to_daily(
     daily, gap_f, estimated = _spread_gaps(pairs, periods_in)
     findings.append(gap_f)
     findings.append(_spike_findings(daily, multi))
+    daily = daily.drop("_m")
     q = pl.concat([q1, q2, q3, q4], how="vertical_relaxed")
     return VeeResult(
         state=_last_reads(df, periods_in),
@@ -709,7 +690,9 @@ def _with_anchors(df: pl.DataFrame, anchors: pl.DataFrame, periods_in: list[str]
     Anchor rows get negative ``row`` numbers: they are no row of the file. An anchor of a meter with
     time-of-use registers is used only if it has them too (and the other way round).
     """
-    first = df.group_by("customer_id", "meter_id").agg(pl.col("day").min().alias("_first"), pl.col("_tou").first())
+    first = df.group_by("customer_id", "meter_id").agg(
+        pl.col("day").min().alias("_first"), pl.col("_tou").first(), pl.col("_m").first(), pl.col("_c").first()
+    )
     a = anchors.select(
         pl.col("customer_id"), pl.col("meter_id"), pl.col("day"), pl.col("wh_total").alias("total"),
         *[pl.col(f"wh_{p}").alias(p) for p in periods_in],
@@ -722,14 +705,20 @@ def _with_anchors(df: pl.DataFrame, anchors: pl.DataFrame, periods_in: list[str]
         return df
     a = a.with_columns((-pl.int_range(1, a.height + 1, dtype=pl.Int64)).alias("row"))
     a = a.select([pl.col(c).cast(df.schema[c]) for c in df.columns])
-    return pl.concat([df, a], how="vertical_relaxed").sort("customer_id", "meter_id", "day", "row")
+    return pl.concat([df, a], how="vertical_relaxed").sort("_m", "day", "row")
 
 
 def _last_reads(df: pl.DataFrame, periods_in: list[str]) -> pl.DataFrame:
-    """The last accepted read of each meter, as ``REGISTER_STATE_SCHEMA``."""
+    """The last accepted read of each meter, as ``REGISTER_STATE_SCHEMA`` (``df`` sorted by customer,
+    meter, day)."""
     from ingest.schemas import REGISTER_STATE_SCHEMA
 
-    last = df.sort("day").group_by("customer_id", "meter_id").last()
+    if df.height:
+        is_last = np.ones(df.height, np.bool_)
+        is_last[:-1] = ~_same_meter(df)[1:]
+        last = df.filter(pl.Series(is_last))  # df is sorted by customer, meter, day
+    else:
+        last = df
     cols = {
         "customer_id": pl.col("customer_id"), "meter_id": pl.col("meter_id"), "day": pl.col("day"),
         "wh_total": pl.col("total"),
@@ -739,53 +728,104 @@ def _last_reads(df: pl.DataFrame, periods_in: list[str]) -> pl.DataFrame:
     return last.select([cols[k].cast(v).alias(k) for k, v in REGISTER_STATE_SCHEMA.items()])
 
 
+def _same_meter(df: pl.DataFrame) -> np.ndarray:
+    """``same[i]``: row ``i`` is the same meter as row ``i - 1`` (``df`` sorted by ``_m``, day)."""
+    m = df["_m"].to_numpy()
+    same = np.zeros(len(m), np.bool_)
+    same[1:] = m[1:] == m[:-1]
+    return same
+
+
+def _runs(df: pl.DataFrame) -> tuple[bool, dict[str, np.ndarray]]:
+    """(sorted, flags): is ``df`` sorted by customer, meter, day, row; and per row ``eq_c``, ``eq_m``,
+    ``eq_d`` (same customer / meter / day as the row before). Two string comparisons and a sortedness
+    check of the customer ids; the rest is integer work in numpy."""
+    n = df.height
+    eq = df.select(
+        (pl.col("customer_id") == pl.col("customer_id").shift(1)).fill_null(False).alias("c"),
+        (pl.col("meter_id") == pl.col("meter_id").shift(1)).fill_null(False).alias("m"),
+    )
+    eq_c = eq["c"].to_numpy()
+    eq_m = eq_c & eq["m"].to_numpy()
+    day = df["day"].to_physical().to_numpy()
+    row = df["row"].to_numpy()
+    eq_d = np.zeros(n, np.bool_)
+    eq_d[1:] = eq_m[1:] & (day[1:] == day[:-1])
+    ok = bool(df["customer_id"].is_sorted())
+    if ok and n > 1:
+        inner = eq_m[1:]
+        later = (day[1:] > day[:-1]) | ((day[1:] == day[:-1]) & (row[1:] > row[:-1]))
+        ok = bool(np.all(later | ~inner))
+    if ok:
+        new_meter = np.flatnonzero(eq_c & ~eq_m)  # a customer's next meter: ids must increase
+        if len(new_meter):
+            mid = df["meter_id"]
+            ok = bool((mid.gather(new_meter) > mid.gather(new_meter - 1)).all())
+    return ok, {"eq_c": eq_c, "eq_m": eq_m, "eq_d": eq_d}
+
+
+def _dedupe_reads(df: pl.DataFrame, values: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """``_dedupe`` of meter reads on (customer, meter, day), adding the run ids ``_m`` (meter) and
+    ``_c`` (customer), Int32, increasing in (customer, meter) order: later steps sort and compare these
+    integers instead of the id strings. Returns the frame sorted by customer, meter, day."""
+    if df.height == 0:
+        return df.with_columns(pl.lit(0, pl.Int32).alias("_m"), pl.lit(0, pl.Int32).alias("_c")), _empty_q(), 0
+    ok, flags = _runs(df)
+    if not ok:  # exports are usually sorted already
+        df = df.sort("customer_id", "meter_id", "day", "row")
+        ok, flags = _runs(df)
+    eq_c, eq_m, eq_d = flags["eq_c"], flags["eq_m"], flags["eq_d"]
+    df = df.with_columns(
+        pl.Series("_m", np.cumsum(~eq_m, dtype=np.int32) - 1),
+        pl.Series("_c", np.cumsum(~eq_c, dtype=np.int32) - 1),
+    )
+    dup = eq_d.copy()
+    dup[:-1] |= eq_d[1:]
+    if not dup.any():
+        return df, _empty_q(), 0
+    mask = pl.Series(dup)
+    sub, q, dups = _dedupe_groups(df.filter(mask), ["customer_id", "meter_id", "day"], values,
+                                  "the read of this meter and day")
+    return pl.concat([df.filter(~mask), sub], how="vertical_relaxed").sort("_m", "day"), q, dups
+
+
+def _nullable(name: str, values: np.ndarray, has: np.ndarray) -> pl.Series:
+    """A Series of ``values`` with nulls where ``has`` is False."""
+    s = pl.Series(name, values)
+    return s if has.all() else s.set(pl.Series(~has), None)
+
+
 def _deltas(df: pl.DataFrame, reg_cols: list[str]) -> pl.DataFrame:
-    """Differences to the previous read of the same meter (df sorted by customer, meter, day)."""
-    same = (
-        (pl.col("customer_id") == pl.col("customer_id").shift(1))
-        & (pl.col("meter_id") == pl.col("meter_id").shift(1))
-    ).fill_null(False)
-    same_next = (
-        (pl.col("customer_id") == pl.col("customer_id").shift(-1))
-        & (pl.col("meter_id") == pl.col("meter_id").shift(-1))
-    ).fill_null(False)
-    lf = df.lazy().with_columns(same.alias("_same"), same_next.alias("_same_next"))
-    lf = lf.with_columns(
-        pl.when(pl.col("_same")).then(pl.col("day").shift(1)).alias("_prev_day"),
-        *[pl.when(pl.col("_same")).then(pl.col(c).shift(1)).alias(f"_prev_{c}") for c in reg_cols],
-        pl.when(pl.col("_same_next")).then(pl.col("total").shift(-1)).alias("_next_total"),
+    """Differences to the previous read of the same meter (df sorted by customer, meter, day).
+
+    Adds ``_prev_day``, ``_prev_total``, ``_digits``, ``_d_<register>``, ``_roll``, ``_negcol``, ``_neg``
+    and ``_glitch`` (see ``ingest.kernels.register_deltas``, which does the work in one pass).
+    """
+    n = df.height
+    same = _same_meter(df)
+    day = df["day"].cast(pl.Int32).to_numpy()
+    regs = np.empty((len(reg_cols), n), np.int64)
+    for j, c in enumerate(reg_cols):
+        regs[j] = df[c].fill_null(-1).to_numpy()
+    digits = df["digits"].fill_null(-1).to_numpy()
+    prev_day, delta, rolled, negcol, glitch, used = kernels.register_deltas(same, day, regs, digits)
+    has_prev = prev_day >= 0
+    prev_total = np.empty(n, np.int64)
+    if n:
+        prev_total[0] = 0
+        prev_total[1:] = regs[0, :-1]
+    neg = negcol >= 0
+    negname = pl.Series("_negcol", reg_cols, dtype=pl.Utf8).gather(np.maximum(negcol, 0).astype(np.int64))
+    return df.with_columns(
+        _nullable("_prev_day", prev_day, has_prev).cast(pl.Date),
+        _nullable("_prev_total", prev_total, has_prev),
+        _nullable("_digits", used, used >= 0),
+        *[_nullable(f"_d_{c}", delta[j], delta[j] != kernels.NO_DELTA) for j, c in enumerate(reg_cols)],
+        pl.Series("_roll", rolled),
+        negname if neg.all() else negname.set(pl.Series(~neg), None),
+        pl.Series("_neg", neg),
+        pl.Series("_glitch", glitch),
     )
-    # digits: explicit, else the integer digits of the previous read (kWh)
-    prev_kwh = pl.col("_prev_total") // 1000
-    inferred = (pl.max_horizontal(prev_kwh, pl.lit(1)).cast(pl.Float64).log10().floor() + 1).cast(pl.Int64)
-    lf = lf.with_columns(pl.coalesce(pl.col("digits"), inferred).alias("_digits"))
-    lf = lf.with_columns((pl.lit(10, pl.Int64).pow(pl.col("_digits")) * 1000).alias("_mod"))
-    modulus = pl.col("_mod")
-    exprs = []
-    for c in reg_cols:
-        raw_d = pl.col(c) - pl.col(f"_prev_{c}")
-        # rollover is judged on the register's own previous value with the meter's modulus
-        rolled = (
-            (raw_d < 0) & (pl.col(f"_prev_{c}") >= modulus * 9 // 10) & ((raw_d + modulus) <= modulus // 10)
-        )
-        exprs.append(pl.when(rolled).then(raw_d + modulus).otherwise(raw_d).alias(f"_d_{c}"))
-        exprs.append(rolled.fill_null(False).alias(f"_r_{c}"))
-    lf = lf.with_columns(exprs)
-    neg_col = pl.lit(None, pl.Utf8)
-    for c in reversed(reg_cols):
-        neg_col = pl.when(pl.col(f"_d_{c}") < 0).then(pl.lit(c)).otherwise(neg_col)
-    lf = lf.with_columns(
-        pl.any_horizontal([pl.col(f"_r_{c}") for c in reg_cols]).alias("_roll"),
-        neg_col.alias("_negcol"),
-    ).with_columns(pl.col("_negcol").is_not_null().alias("_neg"))
-    lf = lf.with_columns(
-        (
-            pl.col("_neg")
-            & pl.col("_next_total").is_not_null()
-            & (pl.col("_next_total") >= pl.col("_prev_total"))
-        ).alias("_glitch")
-    )
-    return lf.drop("_same", "_same_next", "_mod", *[f"_r_{c}" for c in reg_cols]).collect()
 
 
 def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
@@ -796,9 +836,12 @@ def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame,
     single = pairs.filter(pl.col("_g") == 1)
     multi = pairs.filter(pl.col("_g") > 1)
     out_cols = ["customer_id", "meter_id", "day", "total", *periods]
+    run = ["_m"] if "_m" in pairs.columns else []  # meter run id (registers): kept for the caller
+    out_cols += run
 
     def finish(df: pl.DataFrame, est: bool) -> pl.DataFrame:
         return df.select(
+            *run,
             "customer_id",
             "meter_id",
             "day",
@@ -848,9 +891,9 @@ def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame,
         parts.append(ex)
     daily = pl.concat(parts, how="vertical_relaxed")
     if len(parts) > 1:  # estimated days were appended: back in (customer, meter, day) order
-        daily = daily.sort("customer_id", "meter_id", "day")
+        daily = daily.sort(*run, "day") if run else daily.sort("customer_id", "meter_id", "day")
     # non-TOU meters: periods null
-    daily = daily.select([pl.col(k).cast(v) for k, v in DAILY_SCHEMA.items()])
+    daily = daily.select([pl.col(k).cast(v) for k, v in DAILY_SCHEMA.items()] + [pl.col(c) for c in run])
     return daily, gap_f, estimated
 
 
@@ -925,15 +968,38 @@ def _spike_findings(daily: pl.DataFrame, multi: bool = True) -> pl.DataFrame:
     """``multi``: some customer has several meters (then days are summed over meters first)."""
     if daily.height == 0:
         return _empty_f()
-    measured = daily.filter(~pl.col("estimated")).select("customer_id", "meter_id", "day", "wh_total")
+    measured = daily.filter(~pl.col("estimated")).select(
+        "customer_id", "meter_id", "day", "wh_total", *(["_m"] if "_m" in daily.columns and not multi else [])
+    )
     if multi:  # several meters for a customer: judge the customer's day (sum of meters)
         measured = measured.group_by("customer_id", "day").agg(
             pl.col("wh_total").sum(), pl.col("meter_id").first()
         )
-    stats = measured.group_by("customer_id").agg(
-        pl.col("wh_total").median().alias("median_wh"), pl.len().alias("n_days")
-    )
-    sp = measured.join(stats.filter(pl.col("n_days") >= SPIKE_MIN_DAYS), on="customer_id").filter(
+        stats = measured.group_by("customer_id").agg(
+            pl.col("wh_total").median().alias("median_wh"), pl.len().alias("n_days")
+        )
+        sp = measured.join(stats.filter(pl.col("n_days") >= SPIKE_MIN_DAYS), on="customer_id")
+    else:  # one meter per customer, rows sorted by customer: medians of contiguous segments
+        if measured.height == 0:
+            return _empty_f()
+        if "_m" in measured.columns:
+            m = measured["_m"].to_numpy()
+            new = np.ones(len(m), np.bool_)
+            new[1:] = m[1:] != m[:-1]
+        else:
+            new = measured.select(
+                (pl.col("customer_id") != pl.col("customer_id").shift(1)).fill_null(True)
+            ).to_series().to_numpy()
+        starts = np.append(np.flatnonzero(new), measured.height)
+        med, cnt = kernels.segment_medians(starts, measured["wh_total"].to_numpy())
+        row_med = np.repeat(med, np.diff(starts))
+        row_cnt = np.repeat(cnt, np.diff(starts))
+        wh = measured["wh_total"].to_numpy()
+        hit = (row_cnt >= SPIKE_MIN_DAYS) & (wh > np.maximum(row_med * SPIKE_FACTOR, row_med + SPIKE_MIN_EXCESS_WH))
+        if not hit.any():
+            return _empty_f()
+        sp = measured.filter(pl.Series(hit)).with_columns(pl.Series("median_wh", row_med[hit]))
+    sp = sp.filter(
         pl.col("wh_total")
         > pl.max_horizontal(pl.col("median_wh") * SPIKE_FACTOR, pl.col("median_wh") + SPIKE_MIN_EXCESS_WH)
     )

@@ -357,3 +357,64 @@ def daily_cases(draw, max_households: int = 8, sort: str | None = None) -> Daily
     if draw(_st.booleans()):
         payments = payments.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(0, 2**31)))
     return DailyCase(year, daily, customers, payments)
+
+
+# --- VEE kernels (ingest) --------------------------------------------------------------------
+
+
+@_st.composite
+def meter_reads(draw, max_rows: int = 40):
+    """Register reads sorted by meter and day, as arrays for ``ingest.kernels.register_deltas``:
+    (same, day, regs (k, n) with -1 for "no register", digits with -1 for "not given"). Reads mostly
+    go up, sometimes down (glitches, resets) or wrap near the top of a small register."""
+    n = draw(_st.integers(0, max_rows))
+    k = draw(_st.sampled_from([1, 5]))
+    same = _np.zeros(n, _np.bool_)
+    day = _np.zeros(n, _np.int32)
+    regs = _np.zeros((k, n), _np.int64)
+    digits = _np.full(n, -1, _np.int64)
+    d0 = 7000
+    for i in range(n):
+        new = i == 0 or draw(_st.integers(0, 5)) == 0
+        same[i] = not new
+        if new:
+            dg = draw(_st.sampled_from([-1, 3, 4, 6]))
+            top = 10 ** (dg if dg > 0 else 5) * 1000
+            day[i] = d0 + draw(_st.integers(0, 30))
+            regs[:, i] = [draw(_st.integers(0, top - 1)) for _ in range(k)]
+            no_periods = k > 1 and draw(_st.booleans())
+        else:
+            day[i] = day[i - 1] + draw(_st.integers(1, 4))
+            for c in range(k):
+                step = draw(_st.sampled_from([0, 1, 500, 20_000, -1, -3_000, top // 2]))
+                regs[c, i] = (regs[c, i - 1] + step) % top if step >= 0 else max(0, regs[c, i - 1] + step)
+        digits[i] = dg if dg > 0 and draw(_st.booleans()) else -1
+        if no_periods:
+            regs[1:, i] = -1
+    return same, day, regs, digits
+
+
+@_st.composite
+def period_days(draw, max_rows: int = 30):
+    """(total, periods (n, 4), tou) for ``ingest.kernels.reconcile_periods``: periods near, equal to,
+    or far from the total, zeros included."""
+    n = draw(_st.integers(0, max_rows))
+    total = _np.zeros(n, _np.int64)
+    per = _np.zeros((n, 4), _np.int64)
+    tou = _np.zeros(n, _np.bool_)
+    for i in range(n):
+        total[i] = draw(_st.sampled_from([0, 1, 49, 50, 150, 5_000, 12_345, 250_050, 10**7]))
+        kind = draw(_st.sampled_from(["exact", "near", "far", "zero"]))
+        parts = [draw(_st.integers(0, 1000)) for _ in range(4)]
+        s = sum(parts) or 1
+        base = [p * int(total[i]) // s for p in parts]
+        base[0] += int(total[i]) - sum(base)
+        if kind == "near":
+            base[draw(_st.integers(0, 3))] += draw(_st.integers(-60, 60))
+        elif kind == "far":
+            base = [draw(_st.integers(0, 10**6)) for _ in range(4)]
+        elif kind == "zero":
+            base = [0, 0, 0, 0]
+        per[i] = [max(0, b) for b in base]
+        tou[i] = draw(_st.integers(0, 5)) > 0
+    return total, per, tou

@@ -1,0 +1,259 @@
+"""numba kernels of VEE: the per-meter sequential passes over reads sorted by (customer, meter, day).
+
+Each kernel has its plain-Python twin (``kernel.py_func``); ``tests/ingest/test_kernels.py`` runs both
+against a straightforward reference on random reads. Rules are the ones in ``ingest.vee``'s docstring.
+
+Inputs are plain arrays: ``same[i]`` is True when row ``i`` belongs to the same meter as row ``i - 1``
+(rows sorted by customer, meter, day); registers are integer Wh with ``-1`` for "no value" (registers
+are never negative here: negative reads were quarantined before); days are days since 1970-01-01.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+#: the largest ``digits`` a register can have here: 10**15 kWh * 1000 Wh still fits in an int64
+MAX_DIGITS = 15
+
+
+@nb.njit(cache=True)
+def _int_digits(kwh):  # pragma: no cover - numba (its twin runs in the tests)
+    """Number of integer digits of ``kwh`` (>= 1): 0..9 -> 1, 10..99 -> 2, ..."""
+    n = 1
+    x = kwh
+    while x >= 10 and n < MAX_DIGITS:
+        x //= 10
+        n += 1
+    return n
+
+
+#: ``delta`` of a register that has no value (no previous read, or a meter without the register)
+NO_DELTA = np.iinfo(np.int64).min
+
+
+@nb.njit(cache=True)
+def register_deltas(same, day, regs, digits):  # pragma: no cover - numba (its twin runs in the tests)
+    """Differences of each read to the previous read of the same meter, with rollover and negatives.
+
+    Parameters
+    ----------
+    same : ndarray of bool, (n,)
+        Row ``i`` is the same meter as row ``i - 1``.
+    day : ndarray of int32, (n,)
+        Read date. [days since 1970-01-01]
+    regs : ndarray of int64, (k, n)
+        Register reads, row 0 the total, then the periods; ``-1`` where the meter has none. [Wh]
+    digits : ndarray of int64, (n,)
+        Digits of the register from the file, ``-1`` where not given (then the integer digits of the
+        previous total read in kWh, a VEE rule of ``ingest.vee``).
+
+    Returns
+    -------
+    prev_day : ndarray of int32, (n,)
+        Day of the previous read of the meter, ``-1`` for its first read (``day`` is never -1 here:
+        dates before 1990 are quarantined). [days since 1970-01-01]
+    delta : ndarray of int64, (k, n)
+        Read minus previous read, across the wrap for a rollover; ``NO_DELTA`` where either is missing
+        or for a first read. [Wh]
+    rolled : ndarray of bool, (n,)
+        Some register wrapped (taken across the wrap).
+    negcol : ndarray of int8, (n,)
+        Index of the first register whose difference is negative (and not a wrap), ``-1`` for none.
+    glitch : ndarray of bool, (n,)
+        Negative, and the next read of the meter is not below the previous read of the total: the
+        read is a glitch (quarantined by the caller), not a reset.
+    used_digits : ndarray of int64, (n,)
+        The digits used for the rollover test, on rows where a register went down (else ``-1``).
+    """
+    k, n = regs.shape
+    prev_day = np.empty(n, np.int32)
+    delta = np.empty((k, n), np.int64)
+    rolled = np.zeros(n, np.bool_)
+    negcol = np.full(n, -1, np.int8)
+    glitch = np.zeros(n, np.bool_)
+    used_digits = np.full(n, -1, np.int64)
+    for c in range(k):  # register by register: contiguous rows
+        r = regs[c]
+        out = delta[c]
+        for i in range(n):
+            if i == 0 or not same[i] or r[i] < 0 or r[i - 1] < 0:
+                out[i] = NO_DELTA
+            else:
+                out[i] = r[i] - r[i - 1]
+    tot = regs[0]
+    for i in range(n):
+        if i == 0 or not same[i]:
+            prev_day[i] = -1
+            continue
+        prev_day[i] = day[i - 1]
+        down = False
+        for c in range(k):
+            d = delta[c, i]
+            if d < 0 and d != NO_DELTA:
+                down = True
+        if not down:
+            continue
+        pt = tot[i - 1]
+        dg = digits[i]
+        if dg < 0:
+            dg = _int_digits(max(pt // 1000, 1))
+        if dg > MAX_DIGITS:
+            dg = MAX_DIGITS
+        used_digits[i] = dg
+        mod = np.int64(1000)
+        for _ in range(dg):
+            mod *= 10
+        for c in range(k):
+            d = delta[c, i]
+            if d >= 0 or d == NO_DELTA:
+                continue
+            if regs[c, i - 1] >= mod * 9 // 10 and 0 <= d + mod <= mod // 10:
+                delta[c, i] = d + mod
+                rolled[i] = True
+            elif negcol[i] < 0:
+                negcol[i] = c
+        if negcol[i] >= 0 and i + 1 < n and same[i + 1] and tot[i + 1] >= pt:
+            glitch[i] = True
+    return prev_day, delta, rolled, negcol, glitch, used_digits
+
+
+@nb.njit(cache=True)
+def segment_medians(starts, values):  # pragma: no cover - numba (its twin runs in the tests)
+    """Median of each segment ``values[starts[j]:starts[j + 1]]`` (``starts`` ends with ``n``).
+
+    The median of an even count is the mean of the two middle values (as ``polars`` ``median``).
+
+    Returns
+    -------
+    median : ndarray of float64, (m,)
+    count : ndarray of int64, (m,)
+    """
+    m = len(starts) - 1
+    med = np.full(m, np.nan)
+    cnt = np.zeros(m, np.int64)
+    for j in range(m):
+        lo = starts[j]
+        hi = starts[j + 1]
+        c = hi - lo
+        cnt[j] = c
+        if c == 0:
+            continue
+        h = c // 2
+        s = np.partition(values[lo:hi], h)  # s[h] in place, smaller values before it
+        if c % 2 == 1:
+            med[j] = float(s[h])
+        else:
+            med[j] = (float(s[:h].max()) + float(s[h])) / 2.0
+    return med, cnt
+
+
+@nb.njit(cache=True)
+def _first_argmax(a, lo, hi):  # pragma: no cover - numba (its twin runs in the tests)
+    best = lo
+    for j in range(lo + 1, hi):
+        if a[j] > a[best]:
+            best = j
+    return best
+
+
+@nb.njit(cache=True)
+def reconcile_periods(total, periods, tou, tol_wh, zero_target):  # pragma: no cover - numba
+    """Make the period registers of each day add up to its total (the VEE rule "periods vs total").
+
+    When ``|sum(periods) - total| <= max(tol_wh, 1 % of total)`` (1 % rounded half to even) the largest
+    period (the first on ties) absorbs the difference, if it stays >= 0 ("small"). Beyond that the
+    periods are scaled to the total: ``floor(p * total / sum)`` each, and the remainder goes to the
+    largest scaled period; when the periods sum to 0 everything goes to period ``zero_target`` ("big",
+    recorded as a ``periods_mismatch`` finding by the caller).
+
+    Parameters
+    ----------
+    total : ndarray of int64, (n,)
+        Consumption of the day. [Wh]
+    periods : ndarray of int64, (n, k)
+        Consumption per period, >= 0 on ``tou`` rows (other rows are left alone). [Wh]
+    tou : ndarray of bool, (n,)
+        The meter has time-of-use registers.
+    tol_wh : int
+        Smallest tolerance. [Wh]
+    zero_target : int
+        Period that takes the total when the periods sum to 0.
+
+    Returns
+    -------
+    out : ndarray of int64, (n, k)
+        Reconciled periods. [Wh]
+    big : ndarray of bool, (n,)
+        The periods were scaled.
+    sums : ndarray of int64, (n,)
+        Sum of the periods as read. [Wh]
+    """
+    n, k = periods.shape
+    out = periods.copy()
+    big = np.zeros(n, np.bool_)
+    sums = np.zeros(n, np.int64)
+    scaled = np.zeros(k, np.int64)
+    for i in range(n):
+        if not tou[i]:
+            continue
+        s = np.int64(0)
+        for j in range(k):
+            s += periods[i, j]
+        sums[i] = s
+        t = total[i]
+        diff = t - s
+        if diff == 0:
+            continue
+        q = t // 100
+        r = t - q * 100
+        if r > 50 or (r == 50 and q % 2 == 1):
+            q += 1
+        tol = max(tol_wh, q)
+        jmax = _first_argmax(periods[i], 0, k)
+        if abs(diff) <= tol and periods[i, jmax] + diff >= 0:
+            out[i, jmax] += diff
+            continue
+        big[i] = True
+        if s > 0:
+            acc = np.int64(0)
+            for j in range(k):
+                p = periods[i, j]
+                if p != 0 and abs(t) > 9_000_000_000_000_000_000 // p:
+                    v = np.int64(np.floor(float(p) * float(t) / float(s)))  # beyond int64: a float
+                else:
+                    v = (p * t) // s
+                scaled[j] = v
+                acc += v
+            jm = _first_argmax(scaled, 0, k)
+            for j in range(k):
+                out[i, j] = scaled[j]
+            out[i, jm] += t - acc
+        else:
+            for j in range(k):
+                out[i, j] = 0
+            out[i, zero_target] = t
+    return out, big, sums
+
+
+@nb.njit(cache=True)
+def plain_strings(offsets, data):  # pragma: no cover - numba (its twin runs in the tests)
+    """True when no string of an Arrow string array is empty or starts or ends with a byte that may be
+    white space (ASCII 9-13 and 32, or any non-ASCII byte, conservatively).
+
+    Parameters
+    ----------
+    offsets : ndarray of int64, (n + 1,)
+        Arrow offsets of the strings into ``data``.
+    data : ndarray of uint8
+        UTF-8 bytes.
+    """
+    for i in range(len(offsets) - 1):
+        a = offsets[i]
+        b = offsets[i + 1]
+        if b <= a:
+            return False
+        for x in (data[a], data[b - 1]):
+            if x == 32 or (9 <= x <= 13) or x >= 128:
+                return False
+    return True

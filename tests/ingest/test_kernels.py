@@ -1,0 +1,148 @@
+"""The VEE kernels (``ingest.kernels``), compiled and as plain Python (``py_func``), against
+row-by-row references written from the rules in ``ingest.vee``'s docstring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest import kernels
+from tests.strategies import meter_reads, period_days
+
+
+def ref_deltas(same, day, regs, digits):
+    """One read at a time, as the rule reads: difference to the meter's previous read; a register that
+    goes down from >= 90 % of its range to a wrapped difference in [0, 10 % of the range] wrapped."""
+    k, n = regs.shape
+    out = []
+    for i in range(n):
+        if not same[i]:
+            out.append((-1, [None] * k, False, -1, False))
+            continue
+        prev_total = int(regs[0, i - 1])
+        if digits[i] > 0:
+            dg = int(digits[i])
+        else:
+            dg = len(str(max(prev_total // 1000, 1)))
+        mod = 10 ** min(dg, kernels.MAX_DIGITS) * 1000
+        ds: list[int | None] = []
+        rolled = False
+        neg = -1
+        for c in range(k):
+            a, b = int(regs[c, i]), int(regs[c, i - 1])
+            if a < 0 or b < 0:
+                ds.append(None)
+                continue
+            d = a - b
+            if d < 0 and b >= mod * 9 // 10 and 0 <= d + mod <= mod // 10:
+                d += mod
+                rolled = True
+            if d < 0 and neg < 0:
+                neg = c
+            ds.append(d)
+        glitch = neg >= 0 and i + 1 < n and bool(same[i + 1]) and int(regs[0, i + 1]) >= prev_total
+        out.append((int(day[i - 1]), ds, rolled, neg, glitch))
+    return out
+
+
+def ref_reconcile(total, per, tou, tol_wh, zero_target):
+    out, big = per.copy(), np.zeros(len(total), bool)
+    for i in range(len(total)):
+        if not tou[i]:
+            continue
+        t, p = int(total[i]), [int(x) for x in per[i]]
+        s = sum(p)
+        diff = t - s
+        if diff == 0:
+            continue
+        tol = max(tol_wh, round(t / 100))  # Python's round: half to even, as the rule says
+        j = p.index(max(p))
+        if abs(diff) <= tol and p[j] + diff >= 0:
+            out[i, j] += diff
+            continue
+        big[i] = True
+        if s == 0:
+            out[i] = 0
+            out[i, zero_target] = t
+            continue
+        sc = [x * t // s for x in p]
+        sc[sc.index(max(sc))] += t - sum(sc)
+        out[i] = sc
+    return out, big
+
+
+@pytest.mark.parametrize("use_py", [False, True], ids=["njit", "py_func"])
+class TestKernels:
+    @settings(max_examples=150, deadline=None)
+    @given(case=meter_reads())
+    def test_register_deltas(self, use_py, case):
+        same, day, regs, digits = case
+        fn = kernels.register_deltas.py_func if use_py else kernels.register_deltas
+        prev_day, delta, rolled, negcol, glitch, used = fn(same, day, regs, digits)
+        for i, (pd_, ds, r, neg, g) in enumerate(ref_deltas(same, day, regs, digits)):
+            assert prev_day[i] == pd_
+            got = [None if x == kernels.NO_DELTA else int(x) for x in delta[:, i]]
+            assert got == ds, i
+            assert rolled[i] == r and negcol[i] == neg and glitch[i] == g, i
+            if r:
+                assert used[i] > 0
+
+    def test_rollover_and_glitch_examples(self, use_py):
+        fn = kernels.register_deltas.py_func if use_py else kernels.register_deltas
+        same = np.array([False, True, True, True])
+        day = np.array([1, 2, 3, 4], np.int32)
+        # a 5-digit register: 99,990 kWh -> 5 kWh wraps (15 kWh); then a glitch down and back
+        regs = np.array([[99_990_000, 5_000, 4_000, 6_000]], np.int64)
+        prev_day, delta, rolled, negcol, glitch, used = fn(same, day, regs, np.full(4, -1, np.int64))
+        assert list(prev_day) == [-1, 1, 2, 3]
+        assert delta[0, 1] == 15_000 and rolled[1] and used[1] == 5
+        assert negcol[2] == 0 and glitch[2]  # 4,000 < 5,000 and the next read (6,000) is back up
+        assert delta[0, 3] == 2_000 and not glitch[3]
+
+    @settings(max_examples=150, deadline=None)
+    @given(case=period_days())
+    def test_reconcile_periods(self, use_py, case):
+        total, per, tou = case
+        fn = kernels.reconcile_periods.py_func if use_py else kernels.reconcile_periods
+        out, big, sums = fn(total, per, tou, 50, 2)
+        want, want_big = ref_reconcile(total, per, tou, 50, 2)
+        assert np.array_equal(out, want)
+        assert np.array_equal(big, want_big)
+        assert np.array_equal(sums[tou], per[tou].sum(axis=1))
+        assert np.array_equal(out[tou].sum(axis=1), total[tou])  # periods now add up
+
+    @settings(max_examples=100, deadline=None)
+    @given(values=st.lists(st.integers(0, 50_000), max_size=60), cuts=st.lists(st.integers(0, 60), max_size=6))
+    def test_segment_medians(self, use_py, values, cuts):
+        v = np.array(values, np.int64)
+        starts = np.array(sorted({0, len(v), *[c for c in cuts if c <= len(v)]}), np.int64)
+        fn = kernels.segment_medians.py_func if use_py else kernels.segment_medians
+        med, cnt = fn(starts, v.copy())
+        for j in range(len(starts) - 1):
+            seg = v[starts[j] : starts[j + 1]]
+            assert cnt[j] == len(seg)
+            if len(seg):
+                assert med[j] == np.median(seg)
+            else:
+                assert np.isnan(med[j])
+
+    @pytest.mark.parametrize(
+        "strings, plain",
+        [
+            (["0001", "A-2", "用户3"], False),  # non-ASCII at an end: checked the slow way
+            (["0001", "A-2", "3"], True),
+            (["0001", " 2"], False),
+            (["0001", "2\t"], False),
+            (["0001", ""], False),
+            (["a b", "c"], True),  # inner spaces are part of the id
+        ],
+    )
+    def test_plain_strings(self, use_py, strings, plain):
+        arr = pa.array(strings, pa.large_string())
+        _, off, data = arr.buffers()
+        fn = kernels.plain_strings.py_func if use_py else kernels.plain_strings
+        offsets = np.frombuffer(off, np.int64)[: len(arr) + 1]
+        assert fn(offsets, np.frombuffer(data, np.uint8) if data else np.zeros(0, np.uint8)) is plain
