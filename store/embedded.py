@@ -27,9 +27,11 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,6 +52,7 @@ from store.base import latest_only, plan_versions
 from store.errors import StoreCorrupt, StoreUnavailable
 
 N_BUCKETS = 32
+WRITE_THREADS = 2  # partitions merged and written at once (polars releases the GIL)
 GC_DELAY_S = 300  # a replaced file is deleted this long after the commit that replaced it
 KEYS = {
     "daily": ["customer_id", "meter_id", "day"],
@@ -84,14 +87,18 @@ def _last_per_key(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return df.filter(~flags) if flags.any() else df
 
 
-def _is_sorted(df: pl.DataFrame, keys: list[str]) -> bool:
-    """Non-decreasing on ``keys`` (lexicographic), checked without sorting."""
+def _is_sorted(df: pl.DataFrame, keys: list[str], strict: bool = False) -> bool:
+    """Non-decreasing on ``keys`` (lexicographic), checked without sorting; ``strict``: increasing
+    (so also no key twice)."""
+    if df.height < 2:
+        return True
     gt = pl.lit(False)
     eq = pl.lit(True)
     for k in keys:
         gt = gt | (eq & (pl.col(k) > pl.col(k).shift(1)))
         eq = eq & (pl.col(k) == pl.col(k).shift(1))
-    return bool(df.select((gt | eq).slice(1).all()).item())
+    ok = gt if strict else (gt | eq)
+    return bool(df.select(ok.slice(1).all()).item())
 
 
 class _Txn:
@@ -104,20 +111,34 @@ class _Txn:
         self.seq = int(manifest["seq"]) + 1
         self.old: set[str] = set(manifest["files"].values())
         self.written: list[Path] = []
+        self._lock = threading.Lock()
 
     def current(self, key: str) -> Path | None:
         rel = self.files.get(key)
         return self.store.root / rel if rel else None
 
     def put(self, key: str, df: pl.DataFrame) -> None:
+        self.record(key, self.write(key, df))
+
+    def write(self, key: str, df: pl.DataFrame) -> Path:
+        """Write ``df`` as a new file for ``key`` (not yet named in the manifest; thread-safe)."""
         rel = f"{key}/{self.seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
         path = self.store.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
-        os.replace(tmp, path)
-        self.written.append(path)
-        self.files[key] = rel
+        try:
+            df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        with self._lock:
+            self.written.append(path)
+        return path
+
+    def record(self, key: str, path: Path) -> None:
+        """Name ``path`` (from ``write``) as the file of ``key`` in this transaction."""
+        self.files[key] = path.relative_to(self.store.root).as_posix()
 
     def commit(self) -> None:
         root = self.store.root
@@ -253,12 +274,18 @@ class EmbeddedStore:
         keys: list[str] | None,
         sort: list[str] | None,
         schema: dict | None = None,
+        clean: bool = False,
     ) -> None:
-        for part, frames in pieces.items():
+        """Merge ``pieces`` (partition -> new frames) into ``table``: per key the newest row wins.
+
+        ``clean``: each single-frame piece is already sorted by ``keys`` with no key twice (checked by
+        the caller), so it is written as it is.
+        """
+        def one(part: str, frames: list[pl.DataFrame | Path]) -> tuple[str, Path]:
             key = f"{table}/{part}"
             loaded = [pl.read_parquet(f) if isinstance(f, Path) else f for f in frames]
             new = pl.concat(loaded, how="diagonal_relaxed") if len(loaded) > 1 else loaded[0]
-            if keys:
+            if keys and not (clean and len(loaded) == 1):
                 new = _last_per_key(new, keys)
             cur = txn.current(key)
             if cur is not None:
@@ -270,24 +297,32 @@ class EmbeddedStore:
                 new = _cast(new, schema)
             if sort and (cur is not None or sort != keys):
                 new = new.sort(sort)
-            txn.put(key, new)
+            return key, txn.write(key, new)
+
+        if len(pieces) < 4:
+            done = [one(part, frames) for part, frames in pieces.items()]
+        else:  # polars releases the GIL while it merges and writes: partitions in parallel
+            with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+                done = list(pool.map(lambda kv: one(*kv), pieces.items()))
+        for key, path in done:
+            txn.record(key, path)
 
     def _partition(self, df: pl.DataFrame, by_year: str | None) -> dict[str, pl.DataFrame]:
-        ids = df.select(pl.col("customer_id").unique())
-        buckets = ids.with_columns(customer_bucket("customer_id", self.n_buckets).alias("_bucket"))
-        exprs = []
+        # the bucket of each run of equal ids (frames are mostly sorted by customer: few runs)
+        run = df.select(pl.col("customer_id").rle_id().alias("r"))["r"]
+        first = df.select("customer_id").filter(run.is_first_distinct())
+        per_run = first.select(customer_bucket("customer_id", self.n_buckets))["customer_id"].to_numpy()
+        exprs: list[pl.Series | pl.Expr] = [pl.Series("_bucket", per_run[run.to_numpy()], dtype=pl.Int32)]
         if by_year == "day":
             exprs.append(pl.col("day").dt.year().alias("_year"))
         elif by_year == "bill_month":
             exprs.append(pl.col("bill_month").str.slice(0, 4).cast(pl.Int32).alias("_year"))
         elif by_year == "year":
             exprs.append(pl.col("year").cast(pl.Int32).alias("_year"))
-        d = df.join(buckets, on="customer_id", how="left", maintain_order="left")
-        if exprs:
-            d = d.with_columns(exprs)
+        d = df.with_columns(exprs)
         by = ["_year", "_bucket"] if by_year else ["_bucket"]
         out = {}
-        for k, part in d.partition_by(by, as_dict=True, maintain_order=False).items():
+        for k, part in d.partition_by(by, as_dict=True, maintain_order=True).items():
             name = f"year={k[0]}/bucket={k[1]:02d}" if by_year else f"bucket={k[0]:02d}"
             out[name] = part.drop(by)
         return out
@@ -359,9 +394,13 @@ class EmbeddedStore:
 
     def _save_daily(self, txn: _Txn, daily: pl.DataFrame | Iterable[pl.DataFrame], staging: Path) -> None:
         pieces: dict[str, list[pl.DataFrame | Path]] = {}
+        clean = False
         if isinstance(daily, pl.DataFrame):
             if daily.height:
-                for k, v in self._partition(_cast(daily, DAILY_SCHEMA), "day").items():
+                daily = _cast(daily, DAILY_SCHEMA)
+                # one check of the whole frame: sorted with no key twice => so is each partition
+                clean = _is_sorted(daily, ["customer_id", "meter_id", "day"], strict=True)
+                for k, v in self._partition(daily, "day").items():
                     pieces[k] = [v]
         else:
             # streamed: park each chunk's partitions on disk, merge partition by partition
@@ -373,7 +412,9 @@ class EmbeddedStore:
                     p.parent.mkdir(parents=True, exist_ok=True)
                     v.write_parquet(p, compression="lz4")
                     pieces.setdefault(k, []).append(p)
-        self._upsert(txn, "daily", pieces, KEYS["daily"], ["customer_id", "meter_id", "day"], DAILY_SCHEMA)
+        self._upsert(
+            txn, "daily", pieces, KEYS["daily"], ["customer_id", "meter_id", "day"], DAILY_SCHEMA, clean=clean
+        )
 
     def load_daily(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         files = self._files("daily", self._bucket_pred(customer_ids, year))
