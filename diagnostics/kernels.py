@@ -86,15 +86,103 @@ def _quantile(buf, m, q, work):  # pragma: no cover - numba
     return _quantile_inplace(work, 0, m, q)[0]
 
 
+DAY_BITS = 9
+"""Bits of the day index in a sort key ``(value - min) << DAY_BITS | day`` (366 < 2**9)."""
+
+MAX_KEY_RANGE = 1 << (62 - DAY_BITS)
+"""A household whose daily values span this much or more is sorted by comparison instead [Wh] (half of
+what the int64 keys hold, so that the span, computed in float to avoid overflow, is safe)."""
+
+
+@nb.njit(cache=True)
+def sort_days(vals, days, m, keys, tmp, out_vals, out_days):  # pragma: no cover - numba (twin tested)
+    """Sort ``vals[:m]`` ascending into ``out_vals[:m]``, with the day of each value into ``out_days``.
+
+    An LSD radix sort (8-bit digits) of ``(value - min) << DAY_BITS | day`` keys: a few linear
+    passes over a household's days, several times faster than a comparison sort or than repeated
+    selection. Ties come out in day order. Falls back to a stable comparison sort when the values
+    span ``MAX_KEY_RANGE`` or more. ``keys`` and ``tmp`` are scratch of at least ``m`` elements.
+    """
+    if m == 0:
+        return
+    lo = vals[0]
+    hi = vals[0]
+    for j in range(1, m):
+        v = vals[j]
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    if float(hi) - float(lo) >= MAX_KEY_RANGE:
+        order = np.argsort(vals[:m], kind="mergesort")
+        for j in range(m):
+            out_vals[j] = vals[order[j]]
+            out_days[j] = days[order[j]]
+        return
+    top = 0
+    for j in range(m):
+        k = ((vals[j] - lo) << DAY_BITS) | days[j]
+        keys[j] = k
+        if k > top:
+            top = k
+    counts = np.zeros(257, np.int64)
+    src = keys
+    dst = tmp
+    shift = 0
+    while (top >> shift) > 0:
+        counts[:] = 0
+        for j in range(m):
+            counts[((src[j] >> shift) & 255) + 1] += 1
+        if counts[((src[0] >> shift) & 255) + 1] < m:  # a digit shared by every key needs no pass
+            for c in range(256):
+                counts[c + 1] += counts[c]
+            for j in range(m):
+                x = src[j]
+                c = (x >> shift) & 255
+                dst[counts[c]] = x
+                counts[c] += 1
+            src, dst = dst, src
+        shift += 8
+    mask = (1 << DAY_BITS) - 1
+    for j in range(m):
+        x = src[j]
+        out_vals[j] = (x >> DAY_BITS) + lo
+        out_days[j] = x & mask
+
+
+@nb.njit(cache=True, inline="always")
+def _sorted_quantile(a, lo, hi, q):  # pragma: no cover - numba
+    """Linear-interpolated quantile ``q`` of the sorted ``a[lo:hi]`` (numpy's default; NaN if empty)."""
+    n = hi - lo
+    if n <= 0:
+        return np.nan
+    pos = q * (n - 1)
+    k = int(np.floor(pos))
+    frac = pos - k
+    x = a[lo + k]
+    if frac == 0.0 or k + 1 >= n:
+        return float(x)
+    y = a[lo + k + 1]
+    return x + (y - x) * frac
+
+
+_BLOCK = 64
+"""Households per parallel task of the usage kernel (their scratch arrays are allocated once)."""
+
+
 @nb.njit(parallel=True, cache=True)
 def usage_kernel(total, present, open_first, open_last, month, season, base_q, low_abs_wh, low_frac,
                  spike_year_factor, spike_local_factor, spike_min_wh, spike_window,
-                 min_season_days):  # pragma: no cover - numba
-    """Usage features of every household (parallel over households, O(days) each).
+                 min_season_days):  # pragma: no cover - numba (its twin runs in the tests)
+    """Usage features of every household (parallel over blocks of households, O(days) each).
+
+    Each household's read days are sorted once (:func:`sort_days`); the median, the near-zero
+    threshold, the occupied days (a suffix of the sorted values), the base load and the seasonal
+    levels are then read off the sorted values.
 
     Parameters
     ----------
-    total : int64[n, D]
+    total : int32|int64[n, D]
         Daily Wh [Wh].
     present : bool[n, D]
         Day has a read.
@@ -139,108 +227,101 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
     spike_days = np.zeros(n, np.int32)
     spike_max_ratio = np.full(n, np.nan)
     spike_first = np.full(n, -1, np.int32)
-    for i in nb.prange(n):
-        f = open_first[i]
-        last = open_last[i]
-        if f < 0:
-            continue
-        days_open[i] = last - f + 1
+    n_blocks = (n + _BLOCK - 1) // _BLOCK
+    for blk in nb.prange(n_blocks):
         vals = np.empty(D, np.int64)
-        work = np.empty(D, np.int64)
-        m = 0
-        for d in range(f, last + 1):
-            if present[i, d]:
-                v = total[i, d]
-                wh_year[i] += v
-                month_wh[i, month[d]] += v
-                vals[m] = v
-                m += 1
-        days_present[i] = m
-        if m == 0:
-            continue
-        for j in range(m):
-            work[j] = vals[j]
-        med_all, kmed_all = _quantile_inplace(work, 0, m, 0.5)  # work stays partitioned around kmed_all
-        thr = max(low_abs_wh, low_frac * med_all)
-        # near-zero runs (a missing day neither counts nor ends a run); occupied days per season
-        occ = np.empty(D, np.int64)
+        days = np.empty(D, np.int64)
+        keys = np.empty(D, np.int64)
+        tmp = np.empty(D, np.int64)
+        sv = np.empty(D, np.int64)
+        sd = np.empty(D, np.int64)
         sbuf = np.empty((3, D), np.int64)
         scnt = np.zeros(3, np.int64)
-        k0 = 0
-        run = 0
-        start = -1
-        for d in range(f, last + 1):
-            if not present[i, d]:
+        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            f = open_first[i]
+            last = open_last[i]
+            if f < 0:
                 continue
-            v = total[i, d]
-            if v < thr:
-                if run == 0:
-                    start = d
-                run += 1
-                low_days[i] += 1
-                if run > low_run[i]:
-                    low_run[i] = run
-                    low_run_start[i] = start
-            else:
+            days_open[i] = last - f + 1
+            m = 0
+            wy = 0
+            for d in range(f, last + 1):
+                if present[i, d]:
+                    v = np.int64(total[i, d])
+                    wy += v
+                    month_wh[i, month[d]] += v
+                    vals[m] = v
+                    days[m] = d
+                    m += 1
+            wh_year[i] = wy
+            days_present[i] = m
+            if m == 0:
+                continue
+            sort_days(vals, days, m, keys, tmp, sv, sd)
+            med_all = _sorted_quantile(sv, 0, m, 0.5)
+            thr = max(low_abs_wh, low_frac * med_all)
+            # occupied days: the sorted values from the first one >= thr
+            j0 = 0
+            while j0 < m and sv[j0] < thr:
+                j0 += 1
+            if j0 > 0:
+                # near-zero runs (a missing day neither counts nor ends a run)
+                low_days[i] = j0
                 run = 0
-                occ[k0] = v
-                k0 += 1
-                sm = season[month[d]]
+                start = -1
+                best = 0
+                best_start = -1
+                for j in range(m):
+                    if vals[j] < thr:
+                        if run == 0:
+                            start = days[j]
+                        run += 1
+                        if run > best:
+                            best = run
+                            best_start = start
+                    else:
+                        run = 0
+                low_run[i] = best
+                low_run_start[i] = best_start
+            if j0 == m:
+                continue
+            med = _sorted_quantile(sv, j0, m, 0.5)
+            median_wh[i] = med
+            level[i, 0] = med
+            base_wh[i] = _sorted_quantile(sv, j0, m, base_q)
+            scnt[:] = 0
+            for j in range(j0, m):
+                sm = season[month[sd[j]]]
                 if sm > 0:
-                    sbuf[sm - 1, scnt[sm - 1]] = v
+                    sbuf[sm - 1, scnt[sm - 1]] = sv[j]
                     scnt[sm - 1] += 1
-        if k0 == 0:
-            continue
-        if k0 == m:
-            # no near-zero day: the occupied days are all days, already partitioned in work
-            occ, med, kmed = work, med_all, kmed_all
-        else:
-            med, kmed = _quantile_inplace(occ, 0, k0, 0.5)  # occ is scratch from here on
-        if base_q <= 0.5 and kmed > 0:
-            # a[:kmed] <= a[kmed]: the lower quantile is selected within a[:kmed + 1] alone
-            nb_ = k0
-            pos = base_q * (nb_ - 1)
-            kb = int(np.floor(pos))
-            frac = pos - kb
-            if kb < kmed:
-                _select(occ, 0, kmed + 1, kb)
-                x = occ[kb]
-                y = occ[kb + 1]
-                for j in range(kb + 2, kmed + 1):
-                    if occ[j] < y:
-                        y = occ[j]
-                base_wh[i] = x + (y - x) * frac if frac > 0.0 else float(x)
-            else:
-                base_wh[i] = med
-        else:
-            base_wh[i] = _quantile(occ, k0, base_q, vals)
-        median_wh[i] = med
-        level[i, 0] = med
-        for sidx in range(3):
-            if scnt[sidx] >= min_season_days:
-                level[i, sidx + 1] = _quantile(sbuf[sidx], scnt[sidx], 0.5, work)
-        # spikes: candidates against the year's median, confirmed against the days around them
-        for d in range(f, last + 1):
-            if not present[i, d]:
+            for sidx in range(3):
+                if scnt[sidx] >= min_season_days:
+                    level[i, sidx + 1] = _sorted_quantile(sbuf[sidx], 0, scnt[sidx], 0.5)
+            # spikes: candidates against the year's median, confirmed against the days around them
+            cand = spike_year_factor * med
+            if sv[m - 1] <= cand:
                 continue
-            v = total[i, d]
-            if v <= spike_year_factor * med:
-                continue
-            k = 0
-            for e in range(max(f, d - spike_window), min(last, d + spike_window) + 1):
-                if e != d and present[i, e] and total[i, e] >= thr:
-                    vals[k] = total[i, e]
-                    k += 1
-            if k < 3:
-                continue
-            local = _quantile(vals, k, 0.5, work)
-            if v > spike_local_factor * local and v - local >= spike_min_wh:
-                spike_days[i] += 1
-                r = v / med
-                if spike_first[i] < 0:
-                    spike_first[i] = d
-                if np.isnan(spike_max_ratio[i]) or r > spike_max_ratio[i]:
-                    spike_max_ratio[i] = r
+            for j in range(m):
+                v = vals[j]
+                if v <= cand:
+                    continue
+                d = days[j]
+                k = 0
+                for e in range(max(f, d - spike_window), min(last, d + spike_window) + 1):
+                    if e != d and present[i, e] and total[i, e] >= thr:
+                        keys[k] = total[i, e]
+                        k += 1
+                if k < 3:
+                    continue
+                local = _quantile(keys, k, 0.5, tmp)
+                if v > spike_local_factor * local and v - local >= spike_min_wh:
+                    spike_days[i] += 1
+                    r = v / med
+                    if spike_first[i] < 0:
+                        spike_first[i] = d
+                    if np.isnan(spike_max_ratio[i]) or r > spike_max_ratio[i]:
+                        spike_max_ratio[i] = r
     return (wh_year, month_wh, days_open, days_present, base_wh, median_wh, level, low_run, low_run_start,
             low_days, spike_days, spike_max_ratio, spike_first)
 

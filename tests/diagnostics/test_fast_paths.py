@@ -216,3 +216,94 @@ def test_scatter_twin_equals_the_kernel(dtype):
     for a, b in zip(*outs, strict=True):
         assert (a == b).all()
     assert outs[0][0][1].sum() == 0 and outs[0][0][0].sum() > 0
+
+
+# --- usage kernel -----------------------------------------------------------------------------
+
+
+def _usage_args(total, present, first, last, year, p=None):
+    from diagnostics import DEFAULT_PARAMS
+    from diagnostics.dense import month_of_day
+    from diagnostics.kernels import season_of_month
+
+    p = p or DEFAULT_PARAMS
+    return (total, present, first, last, month_of_day(year), season_of_month(), float(p.base_quantile),
+            float(p.low_abs_wh), float(p.low_frac), float(p.spike_year_factor), float(p.spike_local_factor),
+            float(p.spike_min_wh), int(p.spike_window), int(p.min_season_days))
+
+
+def _assert_same_outputs(a, b):
+    for x, y in zip(a, b, strict=True):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)  # NaN == NaN here; floats bit for bit
+
+
+def _random_usage(seed: int, n: int = 60, year: int = 2025):
+    rng = np.random.default_rng(seed)
+    D = 366 if year % 4 == 0 else 365
+    level = rng.uniform(200, 40_000, n)[:, None]
+    total = (level * rng.lognormal(0, 0.4, (n, D))).astype(np.int64)
+    total[::5] = rng.integers(0, 4, (len(total[::5]), D)) * 700  # many ties, around the thresholds
+    for i in range(1, n, 3):  # vacancies and spikes
+        s = rng.integers(0, D - 60)
+        total[i, s:s + rng.integers(3, 60)] = rng.integers(0, 900)
+        total[i, rng.integers(0, D, 4)] *= 9
+    total[2] = rng.integers(-2**40, 2**40, D)  # a huge span: the comparison-sort fallback
+    total[3, :] = 5000  # all equal
+    present = rng.random((n, D)) > rng.choice([0.0, 0.05, 0.6, 0.99], (n, 1))
+    first = rng.choice([0, 0, 0, 40, 200, D - 1], n).astype(np.int32)
+    last = np.maximum(first, rng.choice([D - 1, D - 1, 300, 0], n)).astype(np.int32)
+    first[-1], last[-1] = -1, -1
+    return total, present, first, last
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_sorted_usage_kernel_equals_the_quickselect_kernel(seed, dtype):
+    from diagnostics.kernels import usage_kernel
+    from tests.diagnostics.select_kernel import select_usage_kernel
+
+    year = 2024 if seed % 2 else 2025
+    total, present, first, last = _random_usage(seed, year=year)
+    if dtype == np.int32:
+        total = np.clip(total, -(2**31), 2**31 - 1).astype(np.int32)
+    _assert_same_outputs(usage_kernel(*_usage_args(total, present, first, last, year)),
+                         select_usage_kernel(*_usage_args(total.astype(np.int64), present, first, last, year)))
+
+
+def test_usage_kernel_twin_equals_the_kernel():
+    from diagnostics.kernels import usage_kernel
+
+    total, present, first, last = _random_usage(11, n=12)
+    args = _usage_args(total, present, first, last, 2025)
+    _assert_same_outputs(usage_kernel(*args), usage_kernel.py_func(*args))
+
+
+@pytest.mark.parametrize("use_py", [False, True], ids=["njit", "py_func"])
+def test_sort_days_is_a_stable_sort(use_py):
+    from diagnostics.kernels import MAX_KEY_RANGE, sort_days
+
+    kernel = sort_days.py_func if use_py else sort_days
+    rng = np.random.default_rng(2)
+    for vals in (rng.integers(0, 9, 300), rng.integers(-50_000, 50_000, 365), np.array([7]),
+                 rng.integers(0, 2**62, 40), np.array([-(2**62), 2**62, 0]), np.array([MAX_KEY_RANGE, 0, 1])):
+        vals = vals.astype(np.int64)
+        m = vals.size
+        days = np.arange(m, dtype=np.int64)
+        out_v, out_d = np.empty(m, np.int64), np.empty(m, np.int64)
+        kernel(vals, days, m, np.empty(m, np.int64), np.empty(m, np.int64), out_v, out_d)
+        order = np.argsort(vals, kind="stable")
+        assert (out_v == vals[order]).all() and (out_d == order).all()
+
+
+@SETTINGS
+@given(case=daily_cases())
+def test_usage_kernel_on_densified_frames(case):
+    from diagnostics.kernels import usage_kernel
+    from tests.diagnostics.select_kernel import select_usage_kernel
+
+    d = densify(case.daily, case.customers, case.year)
+    args = _usage_args(d.total, d.present, d.open_first, d.open_last, case.year)
+    _assert_same_outputs(usage_kernel(*args),
+                         select_usage_kernel(*_usage_args(d.total.astype(np.int64), d.present, d.open_first,
+                                                          d.open_last, case.year)))
