@@ -17,7 +17,7 @@ import numpy as np
 MAX_DIGITS = 15
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _int_digits(kwh):  # pragma: no cover - numba (its twin runs in the tests)
     """Number of integer digits of ``kwh`` (>= 1): 0..9 -> 1, 10..99 -> 2, ..."""
     n = 1
@@ -32,7 +32,7 @@ def _int_digits(kwh):  # pragma: no cover - numba (its twin runs in the tests)
 NO_DELTA = np.iinfo(np.int64).min
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def register_deltas(same, day, regs, digits):  # pragma: no cover - numba (its twin runs in the tests)
     """Differences of each read to the previous read of the same meter, with rollover and negatives.
 
@@ -118,7 +118,7 @@ def register_deltas(same, day, regs, digits):  # pragma: no cover - numba (its t
     return prev_day, delta, rolled, negcol, glitch, used_digits
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def segment_medians(starts, values):  # pragma: no cover - numba (its twin runs in the tests)
     """Median of each segment ``values[starts[j]:starts[j + 1]]`` (``starts`` ends with ``n``).
 
@@ -148,7 +148,7 @@ def segment_medians(starts, values):  # pragma: no cover - numba (its twin runs 
     return med, cnt
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _first_argmax(a, lo, hi):  # pragma: no cover - numba (its twin runs in the tests)
     best = lo
     for j in range(lo + 1, hi):
@@ -157,7 +157,7 @@ def _first_argmax(a, lo, hi):  # pragma: no cover - numba (its twin runs in the 
     return best
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def reconcile_periods(total, periods, tou, tol_wh, zero_target):  # pragma: no cover - numba
     """Make the period registers of each day add up to its total (the VEE rule "periods vs total").
 
@@ -236,7 +236,7 @@ def reconcile_periods(total, periods, tou, tol_wh, zero_target):  # pragma: no c
     return out, big, sums
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def plain_strings(offsets, data):  # pragma: no cover - numba (its twin runs in the tests)
     """True when no string of an Arrow string array is empty or starts or ends with a byte that may be
     white space (ASCII 9-13 and 32, or any non-ASCII byte, conservatively).

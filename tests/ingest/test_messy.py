@@ -7,9 +7,14 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
+from polars.testing import assert_frame_equal
 
-from ingest import ingest_file
+from ingest import core, ingest_file
+from ingest.errors import IngestError
+from ingest.readers import read_raw
+from ingest.vee import registers_to_daily
 from store import open_store
 from tests.strategies import messy_register_files
 
@@ -41,3 +46,65 @@ def test_rows_are_accounted_for(case: tuple[bytes, int]) -> None:
         ).item()
         again = ingest_file(f, "registers", st, today=TODAY)
         assert again.already_loaded and again.rows == rep.rows
+
+
+def _same_result(a, b) -> None:
+    def norm(df: pl.DataFrame) -> pl.DataFrame:
+        return df.sort(df.columns, nulls_last=True)
+
+    assert (a.rows, a.loaded, a.duplicates, a.estimated) == (b.rows, b.loaded, b.duplicates, b.estimated)
+    assert_frame_equal(norm(a.frame), norm(b.frame))
+    assert_frame_equal(norm(a.quarantine), norm(b.quarantine))
+    assert_frame_equal(norm(a.findings), norm(b.findings))
+    assert_frame_equal(norm(a.state), norm(b.state))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=messy_register_files())
+def test_two_halves_give_the_same_result(case: tuple[bytes, int], tmp_path_factory) -> None:
+    """VEE on two threads (halves of whole customers) equals VEE of the whole file."""
+    data, _ = case
+    path = tmp_path_factory.mktemp("halves") / "reads.csv"
+    path.write_bytes(data)
+    try:
+        raw = read_raw(path, "registers")
+    except IngestError:
+        return
+    whole = registers_to_daily(raw, today=TODAY)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(core, "PARALLEL_MIN_ROWS", 1)
+        _same_result(core._registers_in_halves(raw, TODAY, None), whole)
+
+
+def test_halves_split_between_customers(tmp_path, monkeypatch) -> None:
+    lines = ["customer_id,meter_id,read_date,total"]
+    for c in ("001", "002", "003"):
+        for d in range(1, 21):
+            lines.append(f"{c},M{c},2024-01-{d:02d},{100 + d * (5 if d != 10 else 60):.2f}")
+    path = tmp_path / "r.csv"
+    path.write_text("\n".join(lines) + "\n")
+    raw = read_raw(path, "registers")
+    monkeypatch.setattr(core, "PARALLEL_MIN_ROWS", 1)
+    calls = []
+    real = registers_to_daily
+
+    def spy(part, **kw):
+        calls.append(part["customer_id"].unique().sort().to_list())
+        return real(part, **kw)
+
+    monkeypatch.setattr(core.vee, "registers_to_daily", spy)
+    res = core._registers_in_halves(raw, TODAY, None)
+    assert sorted(calls) == [["001"], ["002", "003"]]  # whole customers on each side
+    _same_result(res, real(raw, today=TODAY))
+
+
+def test_halves_keep_ids_that_differ_only_by_spaces_together(tmp_path, monkeypatch) -> None:
+    lines = ["customer_id,meter_id,read_date,total"]
+    for c in (" 7", "7", "8"):  # " 7" sorts before "7"; both are customer 7
+        for d in range(1, 6):
+            lines.append(f'"{c}",M7,2024-01-{d:02d},{100 + d + (0 if c == " 7" else 10):.2f}')
+    path = tmp_path / "r.csv"
+    path.write_text("\n".join(lines) + "\n")
+    raw = read_raw(path, "registers")
+    monkeypatch.setattr(core, "PARALLEL_MIN_ROWS", 1)
+    _same_result(core._registers_in_halves(raw, TODAY, None), registers_to_daily(raw, today=TODAY))
