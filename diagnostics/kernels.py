@@ -244,7 +244,7 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
                 continue
             days_open[i] = last - f + 1
             m = 0
-            wy = 0
+            wy = np.int64(0)
             for d in range(f, last + 1):
                 if present[i, d]:
                     v = np.int64(total[i, d])
