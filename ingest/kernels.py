@@ -149,15 +149,6 @@ def segment_medians(starts, values):  # pragma: no cover - numba (its twin runs 
 
 
 @nb.njit(cache=True, nogil=True)
-def _first_argmax(a, lo, hi):  # pragma: no cover - numba (its twin runs in the tests)
-    best = lo
-    for j in range(lo + 1, hi):
-        if a[j] > a[best]:
-            best = j
-    return best
-
-
-@nb.njit(cache=True, nogil=True)
 def reconcile_periods(total, periods, tou, tol_wh, zero_target):  # pragma: no cover - numba
     """Make the period registers of each day add up to its total (the VEE rule "periods vs total").
 
@@ -171,8 +162,8 @@ def reconcile_periods(total, periods, tou, tol_wh, zero_target):  # pragma: no c
     ----------
     total : ndarray of int64, (n,)
         Consumption of the day. [Wh]
-    periods : ndarray of int64, (n, k)
-        Consumption per period, >= 0 on ``tou`` rows (other rows are left alone). [Wh]
+    periods : ndarray of int64, (k, n)
+        Consumption per period, >= 0 on ``tou`` rows; changed in place (other rows are left alone). [Wh]
     tou : ndarray of bool, (n,)
         The meter has time-of-use registers.
     tol_wh : int
@@ -182,24 +173,28 @@ def reconcile_periods(total, periods, tou, tol_wh, zero_target):  # pragma: no c
 
     Returns
     -------
-    out : ndarray of int64, (n, k)
-        Reconciled periods. [Wh]
     big : ndarray of bool, (n,)
         The periods were scaled.
     sums : ndarray of int64, (n,)
         Sum of the periods as read. [Wh]
+    changed : ndarray of bool, (k,)
+        Some value of the period changed.
     """
-    n, k = periods.shape
-    out = periods.copy()
+    k, n = periods.shape
     big = np.zeros(n, np.bool_)
     sums = np.zeros(n, np.int64)
+    changed = np.zeros(k, np.bool_)
     scaled = np.zeros(k, np.int64)
     for i in range(n):
         if not tou[i]:
             continue
         s = np.int64(0)
+        jmax = 0
         for j in range(k):
-            s += periods[i, j]
+            p = periods[j, i]
+            s += p
+            if p > periods[jmax, i]:
+                jmax = j
         sums[i] = s
         t = total[i]
         diff = t - s
@@ -210,30 +205,34 @@ def reconcile_periods(total, periods, tou, tol_wh, zero_target):  # pragma: no c
         if r > 50 or (r == 50 and q % 2 == 1):
             q += 1
         tol = max(tol_wh, q)
-        jmax = _first_argmax(periods[i], 0, k)
-        if abs(diff) <= tol and periods[i, jmax] + diff >= 0:
-            out[i, jmax] += diff
+        if abs(diff) <= tol and periods[jmax, i] + diff >= 0:
+            periods[jmax, i] += diff
+            changed[jmax] = True
             continue
         big[i] = True
         if s > 0:
             acc = np.int64(0)
+            jm = 0
             for j in range(k):
-                p = periods[i, j]
+                p = periods[j, i]
                 if p != 0 and abs(t) > 9_000_000_000_000_000_000 // p:
                     v = np.int64(np.floor(float(p) * float(t) / float(s)))  # beyond int64: a float
                 else:
                     v = (p * t) // s
                 scaled[j] = v
                 acc += v
-            jm = _first_argmax(scaled, 0, k)
-            for j in range(k):
-                out[i, j] = scaled[j]
-            out[i, jm] += t - acc
+                if v > scaled[jm]:
+                    jm = j
+            scaled[jm] += t - acc
         else:
             for j in range(k):
-                out[i, j] = 0
-            out[i, zero_target] = t
-    return out, big, sums
+                scaled[j] = 0
+            scaled[zero_target] = t
+        for j in range(k):
+            if periods[j, i] != scaled[j]:
+                periods[j, i] = scaled[j]
+                changed[j] = True
+    return big, sums, changed
 
 
 @nb.njit(cache=True, nogil=True)

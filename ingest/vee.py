@@ -481,19 +481,16 @@ def _reconcile_periods(
     if not tou_rows.any():
         return df, _empty_f()
     tot = df[total].fill_null(0).to_numpy()
-    regs = np.empty((df.height, len(periods)), np.int64)
+    regs = np.empty((len(periods), df.height), np.int64)
     for j, c in enumerate(periods):
-        regs[:, j] = df[c].fill_null(0).to_numpy()
+        regs[j] = df[c].fill_null(0).to_numpy()
     zero_target = periods.index("flat") if "flat" in periods else 0
-    out, big, sums = kernels.reconcile_periods(tot, regs, tou_rows, PERIOD_TOL_WH, zero_target)
+    big, sums, changed = kernels.reconcile_periods(tot, regs, tou_rows, PERIOD_TOL_WH, zero_target)
     findings = (
         df.filter(pl.Series(big)).with_columns(pl.Series("_s", sums[big])) if big.any() else df.clear()
     )
-    changed = [j for j in range(len(periods)) if not np.array_equal(out[:, j], regs[:, j])]
-    if changed:
-        df = df.with_columns(
-            [_nullable(periods[j], out[:, j], tou_rows) for j in changed]
-        )
+    if changed.any():
+        df = df.with_columns([_nullable(periods[j], regs[j], tou_rows) for j in range(len(periods)) if changed[j]])
     return df, findings
 
 
