@@ -36,6 +36,9 @@ NO_DELTA = np.iinfo(np.int64).min
 def register_deltas(same, day, regs, digits):  # pragma: no cover - numba (its twin runs in the tests)
     """Differences of each read to the previous read of the same meter, with rollover and negatives.
 
+    One pass from the last row to the first, turning ``regs`` into the differences in place (a row's
+    previous read is still as read when the row is done).
+
     Parameters
     ----------
     same : ndarray of bool, (n,)
@@ -43,19 +46,20 @@ def register_deltas(same, day, regs, digits):  # pragma: no cover - numba (its t
     day : ndarray of int32, (n,)
         Read date. [days since 1970-01-01]
     regs : ndarray of int64, (k, n)
-        Register reads, row 0 the total, then the periods; ``-1`` where the meter has none. [Wh]
-    digits : ndarray of int64, (n,)
-        Digits of the register from the file, ``-1`` where not given (then the integer digits of the
-        previous total read in kWh, a VEE rule of ``ingest.vee``).
+        Register reads, row 0 the total, then the periods; ``-1`` where the meter has none; replaced
+        by the differences: read minus previous read, across the wrap for a rollover, ``NO_DELTA``
+        where either is missing or for a first read. [Wh]
+    digits : ndarray of int64, (n,) or (0,)
+        Digits of the register from the file, ``-1`` where not given, empty when no row gives them
+        (then the integer digits of the previous total read in kWh, a VEE rule of ``ingest.vee``).
 
     Returns
     -------
     prev_day : ndarray of int32, (n,)
         Day of the previous read of the meter, ``-1`` for its first read (``day`` is never -1 here:
         dates before 1990 are quarantined). [days since 1970-01-01]
-    delta : ndarray of int64, (k, n)
-        Read minus previous read, across the wrap for a rollover; ``NO_DELTA`` where either is missing
-        or for a first read. [Wh]
+    prev_total : ndarray of int64, (n,)
+        The previous total read (``-1`` for a first read). [Wh]
     rolled : ndarray of bool, (n,)
         Some register wrapped (taken across the wrap).
     negcol : ndarray of int8, (n,)
@@ -68,54 +72,54 @@ def register_deltas(same, day, regs, digits):  # pragma: no cover - numba (its t
     """
     k, n = regs.shape
     prev_day = np.empty(n, np.int32)
-    delta = np.empty((k, n), np.int64)
+    prev_total = np.empty(n, np.int64)
     rolled = np.zeros(n, np.bool_)
     negcol = np.full(n, -1, np.int8)
     glitch = np.zeros(n, np.bool_)
     used_digits = np.full(n, -1, np.int64)
-    for c in range(k):  # register by register: contiguous rows
-        r = regs[c]
-        out = delta[c]
-        for i in range(n):
-            if i == 0 or not same[i] or r[i] < 0 or r[i - 1] < 0:
-                out[i] = NO_DELTA
-            else:
-                out[i] = r[i] - r[i - 1]
-    tot = regs[0]
-    for i in range(n):
+    has_digits = len(digits) == n
+    next_total = np.int64(-1)  # the total read of row i + 1 as read (the row is already replaced)
+    for i in range(n - 1, -1, -1):
+        this_total = regs[0, i]
         if i == 0 or not same[i]:
             prev_day[i] = -1
+            prev_total[i] = -1
+            for c in range(k):
+                regs[c, i] = NO_DELTA
+            next_total = this_total
             continue
         prev_day[i] = day[i - 1]
-        down = False
+        pt = regs[0, i - 1]
+        prev_total[i] = pt
+        mod = np.int64(-1)  # the register's range, worked out only when a register goes down
         for c in range(k):
-            d = delta[c, i]
-            if d < 0 and d != NO_DELTA:
-                down = True
-        if not down:
-            continue
-        pt = tot[i - 1]
-        dg = digits[i]
-        if dg < 0:
-            dg = _int_digits(max(pt // 1000, 1))
-        if dg > MAX_DIGITS:
-            dg = MAX_DIGITS
-        used_digits[i] = dg
-        mod = np.int64(1000)
-        for _ in range(dg):
-            mod *= 10
-        for c in range(k):
-            d = delta[c, i]
-            if d >= 0 or d == NO_DELTA:
+            a = regs[c, i]
+            b = regs[c, i - 1]
+            if a < 0 or b < 0:
+                regs[c, i] = NO_DELTA
                 continue
-            if regs[c, i - 1] >= mod * 9 // 10 and 0 <= d + mod <= mod // 10:
-                delta[c, i] = d + mod
-                rolled[i] = True
-            elif negcol[i] < 0:
-                negcol[i] = c
-        if negcol[i] >= 0 and i + 1 < n and same[i + 1] and tot[i + 1] >= pt:
+            d = a - b
+            if d < 0:
+                if mod < 0:
+                    dg = digits[i] if has_digits else -1
+                    if dg < 0:
+                        dg = _int_digits(max(pt // 1000, 1))
+                    if dg > MAX_DIGITS:
+                        dg = MAX_DIGITS
+                    used_digits[i] = dg
+                    mod = np.int64(1000)
+                    for _ in range(dg):
+                        mod *= 10
+                if b >= mod * 9 // 10 and 0 <= d + mod <= mod // 10:
+                    d += mod
+                    rolled[i] = True
+                elif negcol[i] < 0:
+                    negcol[i] = c
+            regs[c, i] = d
+        if negcol[i] >= 0 and i + 1 < n and same[i + 1] and next_total >= pt:
             glitch[i] = True
-    return prev_day, delta, rolled, negcol, glitch, used_digits
+        next_total = this_total
+    return prev_day, prev_total, rolled, negcol, glitch, used_digits
 
 
 @nb.njit(cache=True, nogil=True)

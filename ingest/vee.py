@@ -803,23 +803,27 @@ def _deltas(df: pl.DataFrame, reg_cols: list[str]) -> pl.DataFrame:
     day = df["day"].cast(pl.Int32).to_numpy()
     regs = np.empty((len(reg_cols), n), np.int64)
     for j, c in enumerate(reg_cols):
-        regs[j] = df[c].fill_null(-1).to_numpy()
-    digits = df["digits"].fill_null(-1).to_numpy()
-    prev_day, delta, rolled, negcol, glitch, used = kernels.register_deltas(same, day, regs, digits)
+        col = df[c]
+        regs[j] = (col.fill_null(-1) if col.null_count() else col).to_numpy()
+    dig = df["digits"]
+    digits = dig.fill_null(-1).to_numpy() if dig.null_count() < n else np.empty(0, np.int64)
+    prev_day, prev_total, rolled, negcol, glitch, used = kernels.register_deltas(same, day, regs, digits)
+    delta = regs  # replaced in place
     has_prev = prev_day >= 0
-    prev_total = np.empty(n, np.int64)
-    if n:
-        prev_total[0] = 0
-        prev_total[1:] = regs[0, :-1]
     neg = negcol >= 0
-    negname = pl.Series("_negcol", reg_cols, dtype=pl.Utf8).gather(np.maximum(negcol, 0).astype(np.int64))
+    if neg.any():
+        names = pl.Series("_negcol", reg_cols, dtype=pl.Utf8).gather(np.maximum(negcol, 0).astype(np.int64))
+        negname: pl.Series | pl.Expr = names.set(pl.Series(~neg), None)
+    else:
+        negname = pl.lit(None, pl.Utf8).alias("_negcol")
+    went_down = used >= 0
     return df.with_columns(
         _nullable("_prev_day", prev_day, has_prev).cast(pl.Date),
         _nullable("_prev_total", prev_total, has_prev),
-        _nullable("_digits", used, used >= 0),
+        _nullable("_digits", used, went_down) if went_down.any() else pl.lit(None, pl.Int64).alias("_digits"),
         *[_nullable(f"_d_{c}", delta[j], delta[j] != kernels.NO_DELTA) for j, c in enumerate(reg_cols)],
         pl.Series("_roll", rolled),
-        negname if neg.all() else negname.set(pl.Series(~neg), None),
+        negname,
         pl.Series("_neg", neg),
         pl.Series("_glitch", glitch),
     )

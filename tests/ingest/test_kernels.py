@@ -81,9 +81,13 @@ class TestKernels:
     def test_register_deltas(self, use_py, case):
         same, day, regs, digits = case
         fn = kernels.register_deltas.py_func if use_py else kernels.register_deltas
-        prev_day, delta, rolled, negcol, glitch, used = fn(same, day, regs, digits)
-        for i, (pd_, ds, r, neg, g) in enumerate(ref_deltas(same, day, regs, digits)):
+        want = ref_deltas(same, day, regs, digits)
+        read = regs.copy()
+        delta = regs
+        prev_day, prev_total, rolled, negcol, glitch, used = fn(same, day, delta, digits)
+        for i, (pd_, ds, r, neg, g) in enumerate(want):
             assert prev_day[i] == pd_
+            assert prev_total[i] == (read[0, i - 1] if pd_ >= 0 else -1)
             got = [None if x == kernels.NO_DELTA else int(x) for x in delta[:, i]]
             assert got == ds, i
             assert rolled[i] == r and negcol[i] == neg and glitch[i] == g, i
@@ -95,8 +99,8 @@ class TestKernels:
         same = np.array([False, True, True, True])
         day = np.array([1, 2, 3, 4], np.int32)
         # a 5-digit register: 99,990 kWh -> 5 kWh wraps (15 kWh); then a glitch down and back
-        regs = np.array([[99_990_000, 5_000, 4_000, 6_000]], np.int64)
-        prev_day, delta, rolled, negcol, glitch, used = fn(same, day, regs, np.full(4, -1, np.int64))
+        delta = np.array([[99_990_000, 5_000, 4_000, 6_000]], np.int64)
+        prev_day, _, rolled, negcol, glitch, used = fn(same, day, delta, np.empty(0, np.int64))
         assert list(prev_day) == [-1, 1, 2, 3]
         assert delta[0, 1] == 15_000 and rolled[1] and used[1] == 5
         assert negcol[2] == 0 and glitch[2]  # 4,000 < 5,000 and the next read (6,000) is back up
