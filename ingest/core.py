@@ -15,7 +15,7 @@ import polars as pl
 
 from ingest import vee
 from ingest.errors import BadFileError, UnknownKindError
-from ingest.readers import bucketed, n_buckets_for, raw_text, read_raw, sha256_of
+from ingest.readers import bucketed, detect_format, n_buckets_for, raw_text, read_raw, scan_text, sha256_of
 from ingest.schemas import (
     DAILY_SCHEMA,
     FINDING_SCHEMA,
@@ -118,7 +118,7 @@ def _ingest(
                 est += res.estimated
                 dups += res.duplicates
                 if res.quarantine.height:
-                    bad = raw.join(res.quarantine.select("row"), on="row", how="semi")
+                    bad = _as_read(path, kind, raw, res.quarantine.select("row"))
                     q = res.quarantine.join(bad.select("row", raw_text(bad).alias("raw")), on="row", how="left")
                     qs.append(q)
                 if res.findings.height:
@@ -200,6 +200,23 @@ def _ingest(
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _as_read(path: Path, kind: str, raw: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """The raw rows numbered ``rows``, with their values as written in the file.
+
+    A clean CSV is read typed (the fast path), which would show ``-5.00`` as ``-5.0``: for its
+    quarantined rows the file is read again as text (only files with quarantined rows pay this).
+    """
+    typed = [c for c, t in raw.schema.items() if c != "row" and t != pl.Utf8]
+    if typed and detect_format(path) == "csv":
+        try:
+            text = scan_text(path, kind).join(rows.lazy(), on="row", how="semi").collect()
+            if text.height == rows.height:
+                return text
+        except pl.exceptions.PolarsError:
+            pass  # keep the typed values rather than lose the quarantine
+    return raw.join(rows, on="row", how="semi")
 
 
 #: frames with at least this many reads are split in two halves of whole customers for VEE

@@ -212,6 +212,12 @@ def _scan(
     return lf.with_columns(pl.col("row").cast(pl.Int64)), mapping, header
 
 
+def scan_text(path: Path, kind: str) -> pl.LazyFrame:
+    """A CSV file as a lazy raw frame, every value as text (``row`` + canonical columns)."""
+    lf, _mapping, _header = _scan(path, "csv", kind)
+    return lf.with_columns(pl.col("row").cast(pl.Int64))
+
+
 #: canonical columns read typed on the fast path (a clean CSV); any unparsable value -> text path
 _TYPED = {
     "read_date": pl.Date(),

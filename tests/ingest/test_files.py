@@ -213,3 +213,19 @@ def test_wattbill_main_exit_code_and_one_line(tmp_path: Path) -> None:
     err = proc.stderr.strip()
     assert "Traceback" not in err
     assert "truncated.csv" in err and "row 3" in err and "column read_date" in err
+
+
+def test_quarantine_keeps_the_text_as_written(tmp_path: Path) -> None:
+    """A clean CSV is read typed; its quarantined rows still show the values as written."""
+    f = tmp_path / "r.csv"
+    f.write_text(
+        "customer_id,meter_id,read_date,total\n"
+        "001,M1,2024-01-01,100.00\n"
+        "001,M1,2024-01-02,-5.00\n"
+        "001,M1,2024-01-03,110.10\n"
+    )
+    st = open_store(tmp_path / "s")
+    rep = ingest_file(f, "registers", st)
+    assert rep.quarantined == 1
+    q = st.load_quarantine()
+    assert q.select("row", "code", "raw").rows() == [(2, "negative_value", "001,M1,2024-01-02,-5.00")]
