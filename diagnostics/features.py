@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import polars as pl
 
-from diagnostics.dense import REGISTERS, DenseYear, days_in_year, densify, month_of_day
-from diagnostics.kernels import count_days, month_sums, season_of_month, usage_kernel
+from diagnostics.dense import _EPOCH, REGISTERS, DenseYear, _runs, days_in_year, densify, month_of_day
+from diagnostics.kernels import count_days, month_sums, payments_kernel, season_of_month, usage_kernel
 
 CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay", "bank", "counter", "other")
 ONLINE_CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay")
@@ -322,52 +321,91 @@ def _last_year(dense: DenseYear, year: int, p: Params) -> dict[str, pl.Series]:
     }
 
 
+def _date_days(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Date column -> (int64 days since 1970-01-01 (0 under nulls), valid mask)."""
+    return (s.to_physical().cast(pl.Int64).fill_null(0).to_numpy(),
+            s.is_not_null().to_numpy())
+
+
+def _channel_index(channel: pl.Series) -> np.ndarray:
+    """Index in ``CHANNELS`` of each payment's channel (case-insensitive; null = "other"; -1 = unknown)."""
+    seen = channel.unique().drop_nulls().to_list()
+    index = [CHANNELS.index(c.lower()) if c.lower() in CHANNELS else -1 for c in seen]
+    return channel.replace_strict(seen, index, default=CHANNELS.index("other"), return_dtype=pl.Int64).to_numpy()
+
+
 def _payments(payments: pl.DataFrame | None, ids: pl.DataFrame, year: int, p: Params) -> pl.DataFrame:
-    """Payment features per customer (one row per row of ``ids``)."""
+    """Payment features per customer (one row per row of ``ids``).
+
+    One numba pass over the payment rows (:func:`diagnostics.kernels.payments_kernel`), with the
+    customers found run by run as in ``densify`` (payments grouped by customer cost one lookup per
+    customer); a customer without a bill of the year gets nulls.
+    """
     if payments is None or payments.height == 0:
         return ids.select("customer_id")
-    year_end = dt.date(year, 12, 31)
-    pay = payments.filter(pl.col("bill_month").str.starts_with(f"{year}-")).with_columns(
-        (pl.col("paid_on") - pl.col("issued_on")).dt.total_days().alias("delay"),
-        pl.col("channel").fill_null("other").str.to_lowercase().alias("channel"),
-    ).with_columns(
-        (pl.col("delay").is_null() & ((pl.lit(year_end) - pl.col("issued_on")).dt.total_days() > p.late_after_days)
-         | (pl.col("delay") > p.late_after_days).fill_null(False)).alias("late"),
-    )
-    paid = pl.col("paid_on").is_not_null()
-    agg = pay.group_by("customer_id").agg(
-        pl.len().cast(pl.Int32).alias("pay_count"),
-        pl.col("paid_on").is_null().sum().cast(pl.Int32).alias("pay_unpaid_count"),
-        pl.col("delay").mean().alias("pay_delay_days_mean"),
-        pl.col("delay").max().cast(pl.Int32).alias("pay_delay_days_max"),
-        pl.col("late").sum().cast(pl.Int32).alias("pay_late_count"),
-        pl.col("late").mean().alias("pay_late_share"),
-        *[(paid & (pl.col("channel") == c)).sum().alias(f"__n_{c}") for c in CHANNELS],
-        paid.sum().alias("__n_paid"),
-    )
+    n = ids.height
+    year_end = (dt.date(year, 12, 31) - _EPOCH).days
+    bounds, run_cust = _runs(ids, payments)
+    in_year = payments.get_column("bill_month").str.starts_with(f"{year}-").fill_null(False).to_numpy()
+    issued, issued_ok = _date_days(payments.get_column("issued_on"))
+    paid, paid_ok = _date_days(payments.get_column("paid_on"))
+    channel = _channel_index(payments.get_column("channel"))
+    count, unpaid, delay_sum, delay_n, delay_max, late, late_n, n_paid, by_channel = payments_kernel(
+        bounds, run_cust, in_year, issued, issued_ok, paid, paid_ok, channel, len(CHANNELS),
+        int(p.late_after_days), year_end, n)
+    has = count > 0
+    paid_any = has & (n_paid > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delay_mean = np.where(delay_n > 0, delay_sum / np.maximum(delay_n, 1), np.nan)
+        late_share = np.where(late_n > 0, late / np.maximum(late_n, 1), np.nan)
+        share = {c: np.where(paid_any, by_channel[:, k] / np.where(paid_any, n_paid, 1), np.nan)
+                 for k, c in enumerate(CHANNELS)}
+    main = pl.select(pl.when(pl.Series(values=paid_any))  # ties: the first in CHANNELS
+                     .then(pl.Series(values=CHANNELS, dtype=pl.Utf8).gather(np.argmax(by_channel, axis=1))))
+    agg = pl.DataFrame({
+        "pay_count": pl.Series(values=count.astype(np.int32)),
+        "pay_unpaid_count": pl.Series(values=unpaid.astype(np.int32)),
+        "pay_delay_days_mean": _nan_to_null(delay_mean),
+        "pay_delay_days_max": pl.select(pl.when(pl.Series(values=delay_n > 0))
+                                        .then(pl.Series(values=delay_max.astype(np.int32)))).to_series(),
+        "pay_late_count": pl.Series(values=late.astype(np.int32)),
+        "pay_late_share": _nan_to_null(late_share),
+        "pay_channel_main": main.to_series(),
+        "pay_channel_mix": _channel_mix_json(by_channel, n_paid, paid_any),
+        "pay_share_online": _nan_to_null(share["app"] + share["wechat"] + share["alipay"]),
+        "pay_share_counter": _nan_to_null(share["counter"]),
+        "pay_share_bank": _nan_to_null(share["bank"]),
+    })
+    agg = agg.select(pl.when(pl.Series(values=has)).then(pl.col(c)).alias(c) for c in agg.columns)
+    return ids.select("customer_id").hstack(agg)
+
+
+def _channel_mix_json(by_channel: np.ndarray, n_paid: np.ndarray, paid_any: np.ndarray) -> pl.Series:
+    """``pay_channel_mix`` of every customer (null where ``paid_any`` is False).
+
+    The JSON text is formatted by polars once per distinct combination of channel counts (a few
+    thousand at most for monthly bills) and then gathered for every customer.
+    """
+    n = by_channel.shape[0]
+    counts = np.column_stack([by_channel, n_paid])[paid_any]
+    if counts.size and counts.min() >= 0 and counts.max() < 512:  # one int64 key: 7 counts x 9 bits
+        keys = (counts << (9 * np.arange(counts.shape[1], dtype=np.int64))).sum(axis=1)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        combos = counts[first]
+    else:
+        combos, inverse = np.unique(counts.reshape(-1, by_channel.shape[1] + 1), axis=0, return_inverse=True)
+    frame = pl.DataFrame({**{f"__n_{c}": combos[:, k] for k, c in enumerate(CHANNELS)},
+                          "__n_paid": combos[:, -1]}, schema={f"__n_{c}": pl.Int64 for c in [*CHANNELS, "paid"]})
     np_ = pl.col("__n_paid")
-    share = {c: pl.when(np_ > 0).then(pl.col(f"__n_{c}") / np_) for c in CHANNELS}
-    # main channel: most payments, ties broken by the order of CHANNELS
-    counts = [pl.col(f"__n_{c}") for c in CHANNELS]
-    best = pl.max_horizontal(counts)
-    main: Any = pl.when(np_ == 0).then(pl.lit(None, pl.Utf8))
-    for c in CHANNELS:
-        main = main.when(pl.col(f"__n_{c}") == best).then(pl.lit(c))
-    mix = pl.when(np_ > 0).then(
-        pl.concat_str(
-            [pl.lit("{"),
-             pl.concat_str([pl.format('"{}": {}', pl.lit(c), (pl.col(f"__n_{c}") / np_).round(4))
-                            for c in CHANNELS], separator=", "),
-             pl.lit("}")])
-    )
-    agg = agg.with_columns(
-        main.alias("pay_channel_main"),
-        mix.alias("pay_channel_mix"),
-        (share["app"] + share["wechat"] + share["alipay"]).alias("pay_share_online"),
-        share["counter"].alias("pay_share_counter"),
-        share["bank"].alias("pay_share_bank"),
-    ).drop([f"__n_{c}" for c in CHANNELS] + ["__n_paid"])
-    return ids.select("customer_id").join(agg, on="customer_id", how="left", maintain_order="left")
+    mix = frame.select(pl.concat_str(
+        [pl.lit("{"),
+         pl.concat_str([pl.format('"{}": {}', pl.lit(c), (pl.col(f"__n_{c}") / np_).round(4)) for c in CHANNELS],
+                       separator=", "),
+         pl.lit("}")])).to_series()
+    idx = np.zeros(n, np.int64)
+    idx[paid_any] = inverse.reshape(-1)
+    take = pl.select(pl.when(pl.Series(values=paid_any)).then(pl.Series(values=idx))).to_series()
+    return mix.gather(take).alias("pay_channel_mix")
 
 
 def _peer_pct(expr: pl.Expr, valid: pl.Expr, group: list[str], min_size: int) -> tuple[pl.Expr, pl.Expr]:

@@ -327,6 +327,78 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
 
 
 @nb.njit(cache=True)
+def payments_kernel(bounds, run_cust, in_year, issued, issued_ok, paid, paid_ok, channel, n_channels,
+                    late_after, year_end, n):  # pragma: no cover - numba (its twin runs in the tests)
+    """Per-customer payment counts of the bills of a year, one pass over the payment rows.
+
+    Parameters
+    ----------
+    bounds, run_cust : int64[r + 1], int64[r]
+        Runs of equal ``customer_id`` (``diagnostics.dense._runs``): rows ``bounds[j]:bounds[j + 1]``
+        belong to customer row ``run_cust[j]`` (-1: not a customer here).
+    in_year : bool[rows]
+        The bill is of the year.
+    issued, paid : int64[rows]
+        Issue and payment dates [days since 1970-01-01], valid where ``issued_ok`` / ``paid_ok``.
+    channel : int64[rows]
+        Channel index (``CHANNELS`` order), -1 for any other channel.
+    n_channels : int
+    late_after : int
+        A bill is late when paid more than this many days after issue, or unpaid and issued more than
+        this many days before ``year_end`` [days].
+    year_end : int
+        Dec 31 of the year [days since 1970-01-01].
+    n : int
+        Customers.
+
+    Returns
+    -------
+    tuple of int64 arrays
+        ``count, unpaid, delay_sum, delay_n, delay_max, late, late_n, n_paid`` (``[n]``; ``delay_*``
+        over bills with both dates; ``late_n`` bills whose lateness is known) and ``by_channel``
+        (``[n, n_channels]``, paid bills).
+    """
+    count = np.zeros(n, np.int64)
+    unpaid = np.zeros(n, np.int64)
+    delay_sum = np.zeros(n, np.int64)
+    delay_n = np.zeros(n, np.int64)
+    delay_max = np.zeros(n, np.int64)
+    late = np.zeros(n, np.int64)
+    late_n = np.zeros(n, np.int64)
+    n_paid = np.zeros(n, np.int64)
+    by_channel = np.zeros((n, n_channels), np.int64)
+    for r in range(run_cust.shape[0]):
+        i = run_cust[r]
+        if i < 0:
+            continue
+        for k in range(bounds[r], bounds[r + 1]):
+            if not in_year[k]:
+                continue
+            count[i] += 1
+            if paid_ok[k]:
+                n_paid[i] += 1
+                c = channel[k]
+                if c >= 0:
+                    by_channel[i, c] += 1
+                if issued_ok[k]:
+                    delay = paid[k] - issued[k]
+                    if delay_n[i] == 0 or delay > delay_max[i]:
+                        delay_max[i] = delay
+                    delay_sum[i] += delay
+                    delay_n[i] += 1
+                    late_n[i] += 1
+                    if delay > late_after:
+                        late[i] += 1
+            else:
+                unpaid[i] += 1
+                if issued_ok[k]:
+                    late_n[i] += 1
+                    if year_end - issued[k] > late_after:
+                        late[i] += 1
+    return count, unpaid, delay_sum, delay_n, delay_max, late, late_n, n_paid, by_channel
+
+
+@nb.njit(cache=True)
 def count_days(mask, open_first, open_last):  # pragma: no cover - numba
     """Days of each row of ``mask`` that are True within the open window."""
     n = mask.shape[0]

@@ -307,3 +307,96 @@ def test_usage_kernel_on_densified_frames(case):
     _assert_same_outputs(usage_kernel(*args),
                          select_usage_kernel(*_usage_args(d.total.astype(np.int64), d.present, d.open_first,
                                                           d.open_last, case.year)))
+
+
+# --- payments ---------------------------------------------------------------------------------
+
+
+def reference_payments(payments, ids, year, p):
+    """The payment features as first written: a polars group_by (kept as the reference)."""
+    import datetime as dt
+    from typing import Any
+
+    from diagnostics.features import CHANNELS
+
+    if payments is None or payments.height == 0:
+        return ids.select("customer_id")
+    year_end = dt.date(year, 12, 31)
+    pay = payments.filter(pl.col("bill_month").str.starts_with(f"{year}-")).with_columns(
+        (pl.col("paid_on") - pl.col("issued_on")).dt.total_days().alias("delay"),
+        pl.col("channel").fill_null("other").str.to_lowercase().alias("channel"),
+    ).with_columns(
+        (pl.col("delay").is_null() & ((pl.lit(year_end) - pl.col("issued_on")).dt.total_days() > p.late_after_days)
+         | (pl.col("delay") > p.late_after_days).fill_null(False)).alias("late"),
+    )
+    paid = pl.col("paid_on").is_not_null()
+    agg = pay.group_by("customer_id").agg(
+        pl.len().cast(pl.Int32).alias("pay_count"),
+        pl.col("paid_on").is_null().sum().cast(pl.Int32).alias("pay_unpaid_count"),
+        pl.col("delay").mean().alias("pay_delay_days_mean"),
+        pl.col("delay").max().cast(pl.Int32).alias("pay_delay_days_max"),
+        pl.col("late").sum().cast(pl.Int32).alias("pay_late_count"),
+        pl.col("late").mean().alias("pay_late_share"),
+        *[(paid & (pl.col("channel") == c)).sum().alias(f"__n_{c}") for c in CHANNELS],
+        paid.sum().alias("__n_paid"),
+    )
+    np_ = pl.col("__n_paid")
+    share = {c: pl.when(np_ > 0).then(pl.col(f"__n_{c}") / np_) for c in CHANNELS}
+    counts = [pl.col(f"__n_{c}") for c in CHANNELS]
+    best = pl.max_horizontal(counts)
+    main: Any = pl.when(np_ == 0).then(pl.lit(None, pl.Utf8))
+    for c in CHANNELS:
+        main = main.when(pl.col(f"__n_{c}") == best).then(pl.lit(c))
+    mix = pl.when(np_ > 0).then(pl.concat_str(
+        [pl.lit("{"), pl.concat_str([pl.format('"{}": {}', pl.lit(c), (pl.col(f"__n_{c}") / np_).round(4))
+                                     for c in CHANNELS], separator=", "), pl.lit("}")]))
+    agg = agg.with_columns(
+        main.alias("pay_channel_main"), mix.alias("pay_channel_mix"),
+        (share["app"] + share["wechat"] + share["alipay"]).alias("pay_share_online"),
+        share["counter"].alias("pay_share_counter"), share["bank"].alias("pay_share_bank"),
+    ).drop([f"__n_{c}" for c in CHANNELS] + ["__n_paid"])
+    return ids.select("customer_id").join(agg, on="customer_id", how="left", maintain_order="left")
+
+
+@SETTINGS
+@given(case=daily_cases(max_households=10))
+def test_payments_kernel_equals_the_group_by(case):
+    from diagnostics import DEFAULT_PARAMS
+    from diagnostics.features import _payments
+
+    ids = case.customers.select("customer_id")
+    got = _payments(case.payments, ids, case.year, DEFAULT_PARAMS)
+    ref = reference_payments(case.payments, ids, case.year, DEFAULT_PARAMS)
+    assert got.columns == ref.columns
+    assert got.equals(ref), (got, ref)
+
+
+@pytest.mark.parametrize("use_py", [False, True], ids=["njit", "py_func"])
+def test_payments_kernel_twin(use_py):
+    import datetime as dt
+
+    from diagnostics import DEFAULT_PARAMS
+    from diagnostics import features as F
+    from diagnostics.kernels import payments_kernel
+
+    rows = [("a", "2025-01", dt.date(2025, 2, 1), dt.date(2025, 2, 20), "app"),
+            ("a", "2025-02", dt.date(2025, 3, 1), None, "Bank"),
+            ("a", "2025-03", None, dt.date(2025, 4, 2), None),
+            ("b", "2024-12", dt.date(2025, 1, 1), dt.date(2025, 1, 2), "counter"),
+            ("b", "2025-12", dt.date(2025, 12, 20), None, "cash")]
+    pays = pl.DataFrame(rows, orient="row", schema={"customer_id": pl.Utf8, "bill_month": pl.Utf8,
+                                                     "issued_on": pl.Date, "paid_on": pl.Date, "channel": pl.Utf8})
+    ids = pl.DataFrame({"customer_id": ["b", "a", "c"]})
+    if use_py:
+        orig = F.payments_kernel
+        F.payments_kernel = payments_kernel.py_func
+    try:
+        got = F._payments(pays, ids, 2025, DEFAULT_PARAMS)
+    finally:
+        if use_py:
+            F.payments_kernel = orig
+    assert got.equals(reference_payments(pays, ids, 2025, DEFAULT_PARAMS))
+    a = got.row(1, named=True)
+    assert a["pay_count"] == 3 and a["pay_unpaid_count"] == 1 and a["pay_delay_days_max"] == 19
+    assert a["pay_late_count"] == 2 and a["pay_late_share"] == 1.0  # the third bill's lateness is unknown
+    assert got.row(2, named=True)["pay_count"] is None
