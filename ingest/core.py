@@ -106,11 +106,12 @@ def _ingest(
     try:
         with bucketed(path, kind, n_buckets, raw) as parts:
             for i, raw in enumerate(parts):
-                res = (
-                    _registers_in_halves(raw, today, anchors)
-                    if kind == "registers"
-                    else fn(raw, today=today)
-                )
+                if kind != "registers":
+                    res = fn(raw, today=today)
+                elif n_buckets == 1:  # the file at once: VEE on two threads
+                    res = _registers_in_halves(raw, today, anchors)
+                else:  # customer buckets of a large file: one at a time, memory bounded by a bucket
+                    res = vee.registers_to_daily(raw, today=today, anchors=anchors)
                 if res.state is not None and res.state.height:
                     states.append(res.state)
                 rows += res.rows
