@@ -119,30 +119,31 @@ def sort_days(vals, days, m, keys, tmp, out_vals, out_days):  # pragma: no cover
             out_vals[j] = vals[order[j]]
             out_days[j] = days[order[j]]
         return
-    top = 0
+    span = ((hi - lo) << DAY_BITS) | ((1 << DAY_BITS) - 1)
+    n_digits = 1
+    while (span >> (8 * n_digits)) > 0:
+        n_digits += 1
+    # keys and the histograms of all their digits in one pass
+    counts = np.zeros((n_digits, 257), np.int64)
     for j in range(m):
         k = ((vals[j] - lo) << DAY_BITS) | days[j]
         keys[j] = k
-        if k > top:
-            top = k
-    counts = np.zeros(257, np.int64)
+        for p in range(n_digits):
+            counts[p, ((k >> (8 * p)) & 255) + 1] += 1
     src = keys
     dst = tmp
-    shift = 0
-    while (top >> shift) > 0:
-        counts[:] = 0
+    for p in range(n_digits):
+        shift = 8 * p
+        if counts[p, ((src[0] >> shift) & 255) + 1] == m:  # a digit shared by every key needs no pass
+            continue
+        for c in range(256):
+            counts[p, c + 1] += counts[p, c]
         for j in range(m):
-            counts[((src[j] >> shift) & 255) + 1] += 1
-        if counts[((src[0] >> shift) & 255) + 1] < m:  # a digit shared by every key needs no pass
-            for c in range(256):
-                counts[c + 1] += counts[c]
-            for j in range(m):
-                x = src[j]
-                c = (x >> shift) & 255
-                dst[counts[c]] = x
-                counts[c] += 1
-            src, dst = dst, src
-        shift += 8
+            x = src[j]
+            c = (x >> shift) & 255
+            dst[counts[p, c]] = x
+            counts[p, c] += 1
+        src, dst = dst, src
     mask = (1 << DAY_BITS) - 1
     for j in range(m):
         x = src[j]
@@ -227,6 +228,9 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
     spike_days = np.zeros(n, np.int32)
     spike_max_ratio = np.full(n, np.nan)
     spike_first = np.full(n, -1, np.int32)
+    season_of_day = np.empty(D, np.int64)
+    for d in range(D):
+        season_of_day[d] = season[month[d]]
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     for blk in nb.prange(n_blocks):
         vals = np.empty(D, np.int64)
@@ -235,8 +239,7 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
         tmp = np.empty(D, np.int64)
         sv = np.empty(D, np.int64)
         sd = np.empty(D, np.int64)
-        sbuf = np.empty((3, D), np.int64)
-        scnt = np.zeros(3, np.int64)
+        sbuf = np.empty((4, D), np.int64)
         for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
             f = open_first[i]
             last = open_last[i]
@@ -289,15 +292,17 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
             median_wh[i] = med
             level[i, 0] = med
             base_wh[i] = _sorted_quantile(sv, j0, m, base_q)
-            scnt[:] = 0
+            # the occupied days of each season (0 = none), still sorted; the four counters are packed in
+            # one integer (16 bits each) so that the loop has neither branches nor store-to-load chains
+            packed = 0
             for j in range(j0, m):
-                sm = season[month[sd[j]]]
-                if sm > 0:
-                    sbuf[sm - 1, scnt[sm - 1]] = sv[j]
-                    scnt[sm - 1] += 1
-            for sidx in range(3):
-                if scnt[sidx] >= min_season_days:
-                    level[i, sidx + 1] = _sorted_quantile(sbuf[sidx], 0, scnt[sidx], 0.5)
+                sh = 16 * season_of_day[sd[j]]
+                sbuf[sh >> 4, (packed >> sh) & 0xFFFF] = sv[j]
+                packed += 1 << sh
+            for sidx in range(1, 4):
+                cnt = (packed >> (16 * sidx)) & 0xFFFF
+                if cnt >= min_season_days:
+                    level[i, sidx] = _sorted_quantile(sbuf[sidx], 0, cnt, 0.5)
             # spikes: candidates against the year's median, confirmed against the days around them
             cand = spike_year_factor * med
             if sv[m - 1] <= cand:
