@@ -542,7 +542,10 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
             (pl.col("tariff") if "tariff" in bills.columns else pl.lit(None, pl.Utf8)).alias("__bill_tariff"),
             (pl.col("is_tou") if "is_tou" in bills.columns else pl.lit(None, pl.Boolean)).alias("tariff_is_tou"),
         )
-        out = out.join(b, on="customer_id", how="left", maintain_order="left")
+        if b.get_column("customer_id").equals(out.get_column("customer_id")):  # same rows (the what-if's
+            out = out.hstack(b.drop("customer_id"))                        # order for a tariff-sorted chunk)
+        else:
+            out = out.join(b, on="customer_id", how="left", maintain_order="left")
     else:
         out = out.with_columns(pl.lit(None, BILLS_SCHEMA[c]).alias(c) for c in
                                ("month_fen", "year_fen", "tier2_day", "tier3_day", "wh_tier2", "wh_tier3",
@@ -564,20 +567,23 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
         def opt(c: str, dtype: pl.DataType) -> pl.Expr:
             return pl.col(c) if c in alternatives.columns else pl.lit(None, dtype)
 
+        # the cheapest per customer (ties: the smallest code), found by row index: the only string
+        # operation is the lookup of each alternative's customer
         alt = (alternatives.select(
                     "customer_id", pl.col("tariff").alias("__alt"), "year_fen",
                     opt("is_tou", pl.Boolean()).alias("__alt_tou"), opt("name", pl.Utf8()).alias("__alt_name"),
                     opt("name_en", pl.Utf8()).alias("__alt_name_en"))
-               .join(out.select("customer_id", "tariff"), on="customer_id", how="inner")
+               .join(out.select("customer_id", "tariff", pl.int_range(pl.len(), dtype=pl.Int64).alias("__i")),
+                     on="customer_id", how="inner")
                .filter(pl.col("__alt") != pl.col("tariff").fill_null(""))
-               .sort(["customer_id", "year_fen", "__alt"])
-               .group_by("customer_id", maintain_order=True)
-               .agg(pl.col("__alt").first().alias("best_alt_tariff"),
-                    pl.col("year_fen").first().alias("best_alt_fen"),
-                    pl.col("__alt_tou").first().alias("best_alt_is_tou"),
-                    pl.col("__alt_name").first().alias("best_alt_name"),
-                    pl.col("__alt_name_en").first().alias("best_alt_name_en")))
-        out = out.join(alt, on="customer_id", how="left", maintain_order="left")
+               .sort(["__i", "year_fen", "__alt"])
+               .unique("__i", keep="first", maintain_order=True))
+        at = np.full(n, -1, np.int64)
+        at[alt.get_column("__i").to_numpy()] = np.arange(alt.height)
+        take = pl.select(pl.when(pl.Series(values=at >= 0)).then(pl.Series(values=at))).to_series()
+        out = out.hstack([alt.get_column(a).gather(take).alias(b) for a, b in (
+            ("__alt", "best_alt_tariff"), ("year_fen", "best_alt_fen"), ("__alt_tou", "best_alt_is_tou"),
+            ("__alt_name", "best_alt_name"), ("__alt_name_en", "best_alt_name_en"))])
     else:
         out = out.with_columns(pl.lit(None, pl.Utf8).alias("best_alt_tariff"),
                                pl.lit(None, pl.Int64).alias("best_alt_fen"),

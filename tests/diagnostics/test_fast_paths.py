@@ -400,3 +400,60 @@ def test_payments_kernel_twin(use_py):
     assert a["pay_count"] == 3 and a["pay_unpaid_count"] == 1 and a["pay_delay_days_max"] == 19
     assert a["pay_late_count"] == 2 and a["pay_late_share"] == 1.0  # the third bill's lateness is unknown
     assert got.row(2, named=True)["pay_count"] is None
+
+
+# --- bills and alternatives -------------------------------------------------------------------
+
+
+def reference_best_alt(alternatives: pl.DataFrame, out: pl.DataFrame) -> pl.DataFrame:
+    """The cheapest other tariff as first written: a sort by customer id and a group_by."""
+    alt = (alternatives.select("customer_id", pl.col("tariff").alias("__alt"), "year_fen",
+                               pl.col("is_tou").alias("__alt_tou"), pl.col("name").alias("__alt_name"),
+                               pl.col("name_en").alias("__alt_name_en"))
+           .join(out.select("customer_id", "tariff"), on="customer_id", how="inner")
+           .filter(pl.col("__alt") != pl.col("tariff").fill_null(""))
+           .sort(["customer_id", "year_fen", "__alt"])
+           .group_by("customer_id", maintain_order=True)
+           .agg(pl.col("__alt").first().alias("best_alt_tariff"), pl.col("year_fen").first().alias("best_alt_fen"),
+                pl.col("__alt_tou").first().alias("best_alt_is_tou"),
+                pl.col("__alt_name").first().alias("best_alt_name"),
+                pl.col("__alt_name_en").first().alias("best_alt_name_en")))
+    return out.select("customer_id").join(alt, on="customer_id", how="left", maintain_order="left")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bills_and_alternatives_by_row_index_equal_the_joins(seed):
+    from diagnostics import diagnose
+
+    rng = np.random.default_rng(seed)
+    n = 40
+    ids = [f"{i:04d}" for i in rng.permutation(n)]
+    codes = ["t-a", "t-b", "t-c", None]
+    cust = pl.DataFrame({"customer_id": ids, "tariff": [codes[k] for k in rng.integers(0, 4, n)],
+                         "region": ["r"] * n, "household_size": [2] * n})
+    bills = pl.DataFrame({
+        "customer_id": ids, "tariff": cust["tariff"].fill_null("t-a"),
+        "month_fen": [rng.integers(0, 5000, 12).tolist() for _ in range(n)],
+        "year_fen": rng.integers(0, 60_000, n), "tier2_day": rng.integers(0, 365, n).astype(np.int32),
+        "tier3_day": pl.Series([None] * n, dtype=pl.Int32), "wh_tier2": rng.integers(0, 10**6, n),
+        "wh_tier3": rng.integers(0, 10**6, n), "shift10_year_fen": rng.integers(0, 60_000, n),
+        "is_tou": rng.random(n) < 0.5}).select([pl.col(c).cast(t) for c, t in BILLS_SCHEMA.items()])
+    rows = []
+    for cid in [*ids, "unknown"]:
+        for _ in range(int(rng.integers(0, 4))):
+            code = codes[int(rng.integers(0, 3))]
+            rows.append((cid, code, int(rng.integers(0, 3)) * 1000, code.endswith("b"), f"{code} zh", f"{code} en"))
+    alts = pl.DataFrame(rows, orient="row", schema=ALTERNATIVES_SCHEMA)
+    same = diagnose(pl.DataFrame(), None, cust, None, bills, alts, 2025)
+    shuffled = diagnose(pl.DataFrame(), None, cust, None, bills.sample(fraction=1.0, shuffle=True, seed=seed),
+                        alts.sample(fraction=1.0, shuffle=True, seed=seed), 2025)
+    partial = diagnose(pl.DataFrame(), None, cust, None, bills.head(n - 3), alts, 2025)
+    assert same.equals(shuffled)
+    assert partial.head(n - 3).drop(PEERS).equals(same.head(n - 3).drop(PEERS))
+    assert partial.tail(3)["year_fen"].null_count() == 3
+    ref = reference_best_alt(alts, same.select("customer_id", "tariff"))
+    assert same.select(ref.columns).equals(ref)
+
+
+PEERS = ["peer_group_size", "peer_percentile", "peer_share_valley_pct", "peer_share_sharp_peak_pct",
+         "peer_base_load_pct"]
