@@ -7,7 +7,9 @@ rest of the package works on its own).
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -21,11 +23,11 @@ SHIFT_FRACTION_TENTHS = 1
 """Share of sharp+peak Wh moved to the valley by the what-if [tenths]: 1 = 10 %."""
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(cache=True, nogil=True)
 def _shift_kernel(regs, tenths, out):  # pragma: no cover - numba (its twin runs in the tests)
     """Write ``regs`` with ``tenths``/10 of each day's sharp and peak Wh moved to valley into ``out``."""
     n, days, _ = regs.shape
-    for i in nb.prange(n):
+    for i in range(n):
         for d in range(days):
             moved_sharp = (regs[i, d, 0] * tenths + 5) // 10
             moved_peak = (regs[i, d, 1] * tenths + 5) // 10
@@ -82,10 +84,10 @@ class _Bills:
     month_wh_tier: np.ndarray
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(cache=True, nogil=True)
 def _gather_kernel(a, rows, out):  # pragma: no cover - numba (its twin runs in the tests)
-    """``out[k] = a[rows[k]]`` for every k (rows of a 2-D or 3-D array, parallel over rows)."""
-    for k in nb.prange(rows.shape[0]):
+    """``out[k] = a[rows[k]]`` for every k (rows of a 2-D or 3-D array)."""
+    for k in range(rows.shape[0]):
         out[k] = a[rows[k]]
 
 
@@ -140,59 +142,92 @@ class _GroupBills:
 class _Biller:
     """Bills a tariff group of a :class:`DenseYear` block by block: each block of rows is gathered once
     (a view when contiguous) into reused buffers, then billed under the tariff, the shifted profile and
-    each alternative."""
+    each alternative.
+
+    The blocks are shared out to ``numba.get_num_threads()`` Python threads, each running the (nogil)
+    kernels on one core (numba's own threads set to 1 there). Many short parallel regions, one per
+    kernel call, would leave numba's OpenMP threads spin-waiting at every barrier, which costs as much
+    CPU time as the billing itself on a loaded machine.
+    """
 
     def __init__(self, d: DenseYear, hs: np.ndarray, year: int) -> None:
         assert d.regs is not None
         self.d, self.regs, self.hs, self.year = d, d.regs, hs, year
         self.of = d.open_first.astype(np.int64)
         self.ol = d.open_last.astype(np.int64)
-        self._bufs: dict[str, np.ndarray | None] = {"total": None, "regs": None, "shift": None,
-                                                    "alt_total": None, "alt_regs": None}
 
-    def _buf(self, name: str, like: np.ndarray) -> np.ndarray:
-        buf = self._bufs[name]
-        if buf is None or buf.dtype != like.dtype or buf.shape[1:] != like.shape[1:]:
-            buf = self._bufs[name] = np.empty((BLOCK_HOUSEHOLDS, *like.shape[1:]), like.dtype)
-        return buf
+    def _block(self, bufs: dict[str, np.ndarray | None], tariff, rows: np.ndarray, lo: int, alts: list,
+               alt_masks: list[np.ndarray | None]) -> tuple[Any, Any, list[Any]]:
+        """Bills of ``rows[lo:lo + BLOCK_HOUSEHOLDS]``: (current, shifted or None, per alternative: its
+        bills, None when no row of the block is offered it, or ``False`` when it cannot bill them)."""
+        from tariffs import TariffError, bill_households
+
+        r = rows[lo: lo + BLOCK_HOUSEHOLDS]
+        total, bufs["total"] = gather_rows(self.d.total, r, bufs.get("total"))
+        regs, bufs["regs"] = gather_rows(self.regs, r, bufs.get("regs"))
+        of, ol, hs = self.of[r], self.ol[r], self.hs[r]
+        current = bill_households(tariff, self.year, total, regs, of, ol, hs)
+        shifted = None
+        if tariff.is_time_of_use:
+            buf = bufs.get("shift")
+            if buf is None or buf.dtype != regs.dtype or buf.shape[1:] != regs.shape[1:]:
+                buf = bufs["shift"] = np.empty((BLOCK_HOUSEHOLDS, *regs.shape[1:]), regs.dtype)
+            shifted = bill_households(tariff, self.year, total, shift_peak_to_valley(regs, out=buf[: r.size]),
+                                      of, ol, hs)
+        alt_bills: list[Any] = []
+        for alt, m in zip(alts, alt_masks, strict=True):
+            at, ar, aof, aol, ahs = total, regs, of, ol, hs
+            if m is not None:
+                sel = np.flatnonzero(m[lo: lo + BLOCK_HOUSEHOLDS])
+                if sel.size == 0:
+                    alt_bills.append(None)
+                    continue
+                at, bufs["alt_total"] = gather_rows(total, sel, bufs.get("alt_total"))
+                ar, bufs["alt_regs"] = gather_rows(regs, sel, bufs.get("alt_regs"))
+                aof, aol, ahs = of[sel], ol[sel], hs[sel]
+            try:
+                alt_bills.append(bill_households(alt, self.year, at, ar, aof, aol, ahs))
+            except TariffError:  # this alternative cannot price these households: not offered
+                alt_bills.append(False)
+        return current, shifted, alt_bills
 
     def bill_group(self, tariff, rows: np.ndarray, alts: list, alt_masks: list[np.ndarray | None]) -> _GroupBills:
         """Bills of ``rows`` (sorted row indices) under ``tariff`` (and shifted when time-of-use) and
         under each of ``alts`` for the rows where its mask (over ``rows``; None = all) is True.
 
         Raises ``tariffs.TariffError`` when ``tariff`` cannot bill the group; an alternative that
-        cannot is recorded as None.
+        cannot bill some of its rows is recorded as None (not offered to the group).
         """
-        from tariffs import TariffError, bill_households
+        starts = list(range(0, rows.size, BLOCK_HOUSEHOLDS))
+        workers = min(nb.get_num_threads(), len(starts))
 
-        alt_rows = [rows if m is None else rows[m] for m in alt_masks]
-        g = _GroupBills(rows, alts, alt_rows)
-        for lo in range(0, rows.size, BLOCK_HOUSEHOLDS):
-            r = rows[lo: lo + BLOCK_HOUSEHOLDS]
-            total, self._bufs["total"] = gather_rows(self.d.total, r, self._bufs["total"])
-            regs, self._bufs["regs"] = gather_rows(self.regs, r, self._bufs["regs"])
-            of, ol, hs = self.of[r], self.ol[r], self.hs[r]
-            g.current.append(bill_households(tariff, self.year, total, regs, of, ol, hs))
-            if tariff.is_time_of_use:
-                shifted = shift_peak_to_valley(regs, out=self._buf("shift", regs)[: r.size])
-                g.shifted.append(bill_households(tariff, self.year, total, shifted, of, ol, hs))
-            for k, alt in enumerate(alts):
+        def work(w: int) -> list[tuple[Any, Any, list[Any]]]:
+            threads = nb.get_num_threads()
+            if workers > 1:
+                nb.set_num_threads(1)  # per Python thread: the kernels run on this thread alone
+            try:
+                bufs: dict[str, np.ndarray | None] = {}
+                return [self._block(bufs, tariff, rows, lo, alts, alt_masks) for lo in starts[w::workers]]
+            finally:
+                nb.set_num_threads(threads)
+
+        if workers <= 1:
+            blocks = work(0)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                per_worker = list(pool.map(work, range(workers)))
+            blocks = [per_worker[k % workers][k // workers] for k in range(len(starts))]
+        g = _GroupBills(rows, alts, [rows if m is None else rows[m] for m in alt_masks])
+        for current, shifted, alt_bills in blocks:
+            g.current.append(current)
+            if shifted is not None:
+                g.shifted.append(shifted)
+            for k, ab in enumerate(alt_bills):
                 parts = g.alt[k]
-                if parts is None:
-                    continue
-                m = alt_masks[k]
-                at, ar, aof, aol, ahs = total, regs, of, ol, hs
-                if m is not None:
-                    sel = np.flatnonzero(m[lo: lo + BLOCK_HOUSEHOLDS])
-                    if sel.size == 0:
-                        continue
-                    at, self._bufs["alt_total"] = gather_rows(total, sel, self._bufs["alt_total"])
-                    ar, self._bufs["alt_regs"] = gather_rows(regs, sel, self._bufs["alt_regs"])
-                    aof, aol, ahs = of[sel], ol[sel], hs[sel]
-                try:
-                    parts.append(bill_households(alt, self.year, at, ar, aof, aol, ahs))
-                except TariffError:  # this alternative cannot price these households: not offered
+                if ab is False:
                     g.alt[k] = None
+                elif parts is not None and ab is not None:
+                    parts.append(ab)
         return g
 
 
