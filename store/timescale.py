@@ -163,11 +163,17 @@ class TimescaleStore:
 
     # --- helpers --------------------------------------------------------------------------------
 
+    #: rows encoded at a time during a COPY: the server inserts one piece while the next is encoded
+    COPY_PIECE_ROWS = 100_000
+
     def _copy_in(self, cur: psycopg.Cursor, table: str, df: pl.DataFrame) -> None:
         cols = ", ".join(f'"{c}"' for c in df.columns)
+        step = self.COPY_PIECE_ROWS
         with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
-            for part in encode_parts(df):
-                cp.write(part)
+            for off in range(0, max(df.height, 1), step):
+                last = off + step >= df.height
+                for buf in encode_parts(df.slice(off, step), header=off == 0, trailer=last):
+                    cp.write(buf)
 
     def _query(self, sql: str, params: Sequence | None, schema: dict) -> pl.DataFrame:
         with self.conn.cursor() as cur:
