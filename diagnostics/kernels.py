@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba as nb
 import numpy as np
 
@@ -167,15 +169,121 @@ def _sorted_quantile(a, lo, hi, q):  # pragma: no cover - numba
     return x + (y - x) * frac
 
 
-_BLOCK = 64
-"""Households per parallel task of the usage kernel (their scratch arrays are allocated once)."""
+USAGE_TASK = 2048
+"""Households per task of :func:`usage_kernel` (tasks go to a pool of Python threads)."""
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(cache=True, nogil=True)
+def usage_rows(lo, hi, total, present, open_first, open_last, month, season, base_q, low_abs_wh, low_frac,
+               spike_year_factor, spike_local_factor, spike_min_wh, spike_window, min_season_days,
+               wh_year, month_wh, days_open, days_present, base_wh, median_wh, level, low_run, low_run_start,
+               low_days, spike_days, spike_max_ratio, spike_first):  # pragma: no cover - numba (twin tested)
+    """The usage features of households ``lo:hi``, written into the output arrays (see
+    :func:`usage_kernel`; serial, without the GIL)."""
+    D = total.shape[1]
+    season_of_day = np.empty(D, np.int64)
+    for d in range(D):
+        season_of_day[d] = season[month[d]]
+    vals = np.empty(D, np.int64)
+    days = np.empty(D, np.int64)
+    keys = np.empty(D, np.int64)
+    tmp = np.empty(D, np.int64)
+    sv = np.empty(D, np.int64)
+    sd = np.empty(D, np.int64)
+    sbuf = np.empty((4, D), np.int64)
+    for i in range(lo, hi):
+        f = open_first[i]
+        last = open_last[i]
+        if f < 0:
+            continue
+        days_open[i] = last - f + 1
+        m = 0
+        wy = np.int64(0)
+        for d in range(f, last + 1):
+            if present[i, d]:
+                v = np.int64(total[i, d])
+                wy += v
+                month_wh[i, month[d]] += v
+                vals[m] = v
+                days[m] = d
+                m += 1
+        wh_year[i] = wy
+        days_present[i] = m
+        if m == 0:
+            continue
+        sort_days(vals, days, m, keys, tmp, sv, sd)
+        med_all = _sorted_quantile(sv, 0, m, 0.5)
+        thr = max(low_abs_wh, low_frac * med_all)
+        # occupied days: the sorted values from the first one >= thr
+        j0 = 0
+        while j0 < m and sv[j0] < thr:
+            j0 += 1
+        if j0 > 0:
+            # near-zero runs (a missing day neither counts nor ends a run)
+            low_days[i] = j0
+            run = 0
+            start = -1
+            best = 0
+            best_start = -1
+            for j in range(m):
+                if vals[j] < thr:
+                    if run == 0:
+                        start = days[j]
+                    run += 1
+                    if run > best:
+                        best = run
+                        best_start = start
+                else:
+                    run = 0
+            low_run[i] = best
+            low_run_start[i] = best_start
+        if j0 == m:
+            continue
+        med = _sorted_quantile(sv, j0, m, 0.5)
+        median_wh[i] = med
+        level[i, 0] = med
+        base_wh[i] = _sorted_quantile(sv, j0, m, base_q)
+        # the occupied days of each season (0 = none), still sorted; the four counters are packed in
+        # one integer (16 bits each) so that the loop has neither branches nor store-to-load chains
+        packed = 0
+        for j in range(j0, m):
+            sh = 16 * season_of_day[sd[j]]
+            sbuf[sh >> 4, (packed >> sh) & 0xFFFF] = sv[j]
+            packed += 1 << sh
+        for sidx in range(1, 4):
+            cnt = (packed >> (16 * sidx)) & 0xFFFF
+            if cnt >= min_season_days:
+                level[i, sidx] = _sorted_quantile(sbuf[sidx], 0, cnt, 0.5)
+        # spikes: candidates against the year's median, confirmed against the days around them
+        cand = spike_year_factor * med
+        if sv[m - 1] <= cand:
+            continue
+        for j in range(m):
+            v = vals[j]
+            if v <= cand:
+                continue
+            d = days[j]
+            k = 0
+            for e in range(max(f, d - spike_window), min(last, d + spike_window) + 1):
+                if e != d and present[i, e] and total[i, e] >= thr:
+                    keys[k] = total[i, e]
+                    k += 1
+            if k < 3:
+                continue
+            local = _quantile(keys, k, 0.5, tmp)
+            if v > spike_local_factor * local and v - local >= spike_min_wh:
+                spike_days[i] += 1
+                r = v / med
+                if spike_first[i] < 0:
+                    spike_first[i] = d
+                if np.isnan(spike_max_ratio[i]) or r > spike_max_ratio[i]:
+                    spike_max_ratio[i] = r
+
+
 def usage_kernel(total, present, open_first, open_last, month, season, base_q, low_abs_wh, low_frac,
-                 spike_year_factor, spike_local_factor, spike_min_wh, spike_window,
-                 min_season_days):  # pragma: no cover - numba (its twin runs in the tests)
-    """Usage features of every household (parallel over blocks of households, O(days) each).
+                 spike_year_factor, spike_local_factor, spike_min_wh, spike_window, min_season_days,
+                 use_py=False):
+    """Usage features of every household (O(days) each; blocks of households on all of numba's threads).
 
     Each household's read days are sorted once (:func:`sort_days`); the median, the near-zero
     threshold, the occupied days (a suffix of the sorted values), the base load and the seasonal
@@ -210,125 +318,45 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
     min_season_days : int
         Fewer occupied days in a season gives a null level.
 
+    use_py : bool
+        Run the row kernel's plain-Python twin (tests).
+
     Returns
     -------
     tuple of arrays (see ``diagnostics.features._usage``).
     """
-    n, D = total.shape
-    wh_year = np.zeros(n, np.int64)
-    month_wh = np.zeros((n, 12), np.int64)
-    days_open = np.zeros(n, np.int32)
-    days_present = np.zeros(n, np.int32)
-    base_wh = np.full(n, np.nan)
-    median_wh = np.full(n, np.nan)
-    level = np.full((n, 4), np.nan)  # 0 all occupied days, 1 shoulder, 2 summer, 3 winter  [Wh/day]
-    low_run = np.zeros(n, np.int32)
-    low_run_start = np.full(n, -1, np.int32)
-    low_days = np.zeros(n, np.int32)
-    spike_days = np.zeros(n, np.int32)
-    spike_max_ratio = np.full(n, np.nan)
-    spike_first = np.full(n, -1, np.int32)
-    season_of_day = np.empty(D, np.int64)
-    for d in range(D):
-        season_of_day[d] = season[month[d]]
-    n_blocks = (n + _BLOCK - 1) // _BLOCK
-    for blk in nb.prange(n_blocks):
-        vals = np.empty(D, np.int64)
-        days = np.empty(D, np.int64)
-        keys = np.empty(D, np.int64)
-        tmp = np.empty(D, np.int64)
-        sv = np.empty(D, np.int64)
-        sd = np.empty(D, np.int64)
-        sbuf = np.empty((4, D), np.int64)
-        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
-            f = open_first[i]
-            last = open_last[i]
-            if f < 0:
-                continue
-            days_open[i] = last - f + 1
-            m = 0
-            wy = np.int64(0)
-            for d in range(f, last + 1):
-                if present[i, d]:
-                    v = np.int64(total[i, d])
-                    wy += v
-                    month_wh[i, month[d]] += v
-                    vals[m] = v
-                    days[m] = d
-                    m += 1
-            wh_year[i] = wy
-            days_present[i] = m
-            if m == 0:
-                continue
-            sort_days(vals, days, m, keys, tmp, sv, sd)
-            med_all = _sorted_quantile(sv, 0, m, 0.5)
-            thr = max(low_abs_wh, low_frac * med_all)
-            # occupied days: the sorted values from the first one >= thr
-            j0 = 0
-            while j0 < m and sv[j0] < thr:
-                j0 += 1
-            if j0 > 0:
-                # near-zero runs (a missing day neither counts nor ends a run)
-                low_days[i] = j0
-                run = 0
-                start = -1
-                best = 0
-                best_start = -1
-                for j in range(m):
-                    if vals[j] < thr:
-                        if run == 0:
-                            start = days[j]
-                        run += 1
-                        if run > best:
-                            best = run
-                            best_start = start
-                    else:
-                        run = 0
-                low_run[i] = best
-                low_run_start[i] = best_start
-            if j0 == m:
-                continue
-            med = _sorted_quantile(sv, j0, m, 0.5)
-            median_wh[i] = med
-            level[i, 0] = med
-            base_wh[i] = _sorted_quantile(sv, j0, m, base_q)
-            # the occupied days of each season (0 = none), still sorted; the four counters are packed in
-            # one integer (16 bits each) so that the loop has neither branches nor store-to-load chains
-            packed = 0
-            for j in range(j0, m):
-                sh = 16 * season_of_day[sd[j]]
-                sbuf[sh >> 4, (packed >> sh) & 0xFFFF] = sv[j]
-                packed += 1 << sh
-            for sidx in range(1, 4):
-                cnt = (packed >> (16 * sidx)) & 0xFFFF
-                if cnt >= min_season_days:
-                    level[i, sidx] = _sorted_quantile(sbuf[sidx], 0, cnt, 0.5)
-            # spikes: candidates against the year's median, confirmed against the days around them
-            cand = spike_year_factor * med
-            if sv[m - 1] <= cand:
-                continue
-            for j in range(m):
-                v = vals[j]
-                if v <= cand:
-                    continue
-                d = days[j]
-                k = 0
-                for e in range(max(f, d - spike_window), min(last, d + spike_window) + 1):
-                    if e != d and present[i, e] and total[i, e] >= thr:
-                        keys[k] = total[i, e]
-                        k += 1
-                if k < 3:
-                    continue
-                local = _quantile(keys, k, 0.5, tmp)
-                if v > spike_local_factor * local and v - local >= spike_min_wh:
-                    spike_days[i] += 1
-                    r = v / med
-                    if spike_first[i] < 0:
-                        spike_first[i] = d
-                    if np.isnan(spike_max_ratio[i]) or r > spike_max_ratio[i]:
-                        spike_max_ratio[i] = r
-    return (wh_year, month_wh, days_open, days_present, base_wh, median_wh, level, low_run, low_run_start,
-            low_days, spike_days, spike_max_ratio, spike_first)
+    n = total.shape[0]
+    out = (np.zeros(n, np.int64), np.zeros((n, 12), np.int64), np.zeros(n, np.int32), np.zeros(n, np.int32),
+           np.full(n, np.nan), np.full(n, np.nan),
+           np.full((n, 4), np.nan),  # 0 all occupied days, 1 shoulder, 2 summer, 3 winter  [Wh/day]
+           np.zeros(n, np.int32), np.full(n, -1, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32),
+           np.full(n, np.nan), np.full(n, -1, np.int32))
+    kernel = usage_rows.py_func if use_py else usage_rows
+    args = (total, present, open_first, open_last, month, season, float(base_q), float(low_abs_wh),
+            float(low_frac), float(spike_year_factor), float(spike_local_factor), float(spike_min_wh),
+            int(spike_window), int(min_season_days))
+    tasks = range(0, n, USAGE_TASK)
+    run_many(lambda lo: kernel(lo, min(n, lo + USAGE_TASK), *args, *out), tasks)
+    return out
+
+
+def run_many(fn, items) -> None:
+    """``fn(item)`` for every item, on ``numba.get_num_threads()`` Python threads when there are several.
+
+    For nogil kernels: tasks handed out one at a time, so a thread held up by other work on a shared
+    machine delays nobody (numba's own parallel regions would spin-wait at their barrier for it).
+    """
+    items = list(items)
+    workers = min(nb.get_num_threads(), len(items))
+    if workers <= 1:
+        for it in items:
+            fn(it)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(fn, items):
+            pass
+
+
 
 
 @nb.njit(cache=True)

@@ -276,7 +276,17 @@ def test_usage_kernel_twin_equals_the_kernel():
 
     total, present, first, last = _random_usage(11, n=12)
     args = _usage_args(total, present, first, last, 2025)
-    _assert_same_outputs(usage_kernel(*args), usage_kernel.py_func(*args))
+    _assert_same_outputs(usage_kernel(*args), usage_kernel(*args, use_py=True))  # usage_rows.py_func
+
+
+def test_usage_kernel_in_tasks_equals_one_task(monkeypatch):
+    from diagnostics import kernels as K
+
+    total, present, first, last = _random_usage(12, n=50)
+    args = _usage_args(total, present, first, last, 2025)
+    whole = K.usage_kernel(*args)
+    monkeypatch.setattr(K, "USAGE_TASK", 7)  # several tasks on the thread pool, the last one short
+    _assert_same_outputs(K.usage_kernel(*args), whole)
 
 
 @pytest.mark.parametrize("use_py", [False, True], ids=["njit", "py_func"])
