@@ -25,16 +25,26 @@ SHIFT_FRACTION_TENTHS = 1
 
 @nb.njit(cache=True, nogil=True)
 def _shift_kernel(regs, tenths, out):  # pragma: no cover - numba (its twin runs in the tests)
-    """Write ``regs`` with ``tenths``/10 of each day's sharp and peak Wh moved to valley into ``out``."""
-    n, days, _ = regs.shape
-    for i in range(n):
-        for d in range(days):
-            moved_sharp = (regs[i, d, 0] * tenths + 5) // 10
-            moved_peak = (regs[i, d, 1] * tenths + 5) // 10
-            out[i, d, 0] = regs[i, d, 0] - moved_sharp
-            out[i, d, 1] = regs[i, d, 1] - moved_peak
-            out[i, d, 2] = regs[i, d, 2]
-            out[i, d, 3] = regs[i, d, 3] + moved_sharp + moved_peak
+    """Write ``regs`` with ``tenths``/10 of each day's sharp and peak Wh moved to valley into ``out``.
+
+    Both C-contiguous; one flat pass over the days (the moved Wh rounded half-up: ``floor((x * tenths
+    + 5) / 10)``, written with a division of non-negative numbers, which compiles to fewer
+    instructions than Python's floor division of signed ones).
+    """
+    r = regs.reshape(-1, 4)
+    o = out.reshape(-1, 4)
+    t = np.int64(tenths)
+    for k in range(r.shape[0]):
+        sharp = np.int64(r[k, 0])
+        peak = np.int64(r[k, 1])
+        ms = sharp * t + 5
+        mp = peak * t + 5
+        ms = ms // 10 if ms >= 0 else -((9 - ms) // 10)
+        mp = mp // 10 if mp >= 0 else -((9 - mp) // 10)
+        o[k, 0] = sharp - ms
+        o[k, 1] = peak - mp
+        o[k, 2] = r[k, 2]
+        o[k, 3] = r[k, 3] + ms + mp
 
 
 def shift_peak_to_valley(regs: np.ndarray, tenths: int = SHIFT_FRACTION_TENTHS, *, use_py: bool = False,
@@ -62,6 +72,8 @@ def shift_peak_to_valley(regs: np.ndarray, tenths: int = SHIFT_FRACTION_TENTHS, 
     if out is None:
         regs = np.ascontiguousarray(regs, dtype=np.int64)
         out = np.empty(regs.shape, np.int64)
+    elif not regs.flags.c_contiguous:
+        regs = np.ascontiguousarray(regs)
     elif out.shape != regs.shape or out.dtype != regs.dtype or not out.flags.c_contiguous:
         raise ValueError("out: expected a C-contiguous array of the shape and dtype of regs")
     kernel(regs, regs.dtype.type(tenths), out)

@@ -46,11 +46,17 @@ def test_gather_rows(use_py, dtype):
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
 def test_shift_into_a_buffer_equals_the_new_array(use_py, dtype):
     rng = np.random.default_rng(3)
-    regs = rng.integers(0, 50_000, (6, 365, 4)).astype(dtype)
+    regs = rng.integers(-30, 50_000, (6, 365, 4)).astype(dtype)  # (negative Wh: floor rounding kept)
     buf = np.empty_like(regs)
     out = shift_peak_to_valley(regs, use_py=use_py, out=buf)
     assert out is buf and out.dtype == dtype
     assert (out == shift_peak_to_valley(regs.astype(np.int64), use_py=use_py)).all()
+    r = regs.astype(np.int64)
+    for tenths in (1, 3, 10):
+        moved = (r[..., :2] * tenths + 5) // 10  # the definition, numpy's floor division
+        want = np.concatenate([r[..., :2] - moved, r[..., 2:3], r[..., 3:] + moved.sum(axis=-1, keepdims=True)],
+                              axis=-1)
+        assert (shift_peak_to_valley(r, tenths, use_py=use_py) == want).all()
     with pytest.raises(ValueError):
         shift_peak_to_valley(regs, out=np.empty(regs.shape, np.float64))
 
