@@ -89,13 +89,16 @@ def _valid(bitmap, offset, k):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True)
-def _scatter(bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v0, v1, v2, v3, voff, has_regs, est,
+def _scatter(bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v0, v1, v2, v3, voff, has_regs, est, est_valid,
+             est_off,
              open_first, open_last, out_total, present, tou, estimated, reg_sum, tou_total,
              regs):  # pragma: no cover - numba (its twin runs in the tests)
     """Add every daily row into the dense arrays (allocated and zeroed by the caller).
 
     ``v0..v3`` are the Arrow validity bitmaps of the register columns (bit offsets ``voff``; empty =
-    no nulls): a row has period registers when all four are valid (and ``has_regs``). ``regs`` has 0
+    no nulls): a row has period registers when all four are valid (and ``has_regs``). ``est`` and
+    ``est_valid`` are the value and validity bitmaps of ``estimated`` (bit offsets ``est_off``; an empty
+    ``est``: no column, nothing estimated). ``regs`` has 0
     rows when the daily registers are not kept. Returns False, with the arrays partly filled, as soon
     as a day's sum does not fit the dtype of ``out_total``/``regs`` (the caller then uses int64).
     """
@@ -118,7 +121,7 @@ def _scatter(bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v0, v1, v2, v3,
                 return False
             out_total[i, d] = x
             present[i, d] = True
-            if est[k]:
+            if est.shape[0] and _valid(est, est_off[0], k) and _valid(est_valid, est_off[1], k):
                 estimated[i, d] = True
             if has_regs and _valid(v0, voff[0], k) and _valid(v1, voff[1], k) and _valid(v2, voff[2], k) \
                     and _valid(v3, voff[3], k):
@@ -211,6 +214,23 @@ def _ints(s: pl.Series) -> tuple[np.ndarray, np.ndarray, int]:
 _NO_BITMAP = np.zeros(0, np.uint8)
 
 
+def _bools(s: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean column -> (Arrow value bitmap, validity bitmap or an empty one, their bit offsets [2]).
+
+    Read in place by the kernel instead of unpacking the bits into a bool array.
+    """
+    if s.dtype != pl.Boolean:
+        s = s.cast(pl.Boolean)
+    a = s.to_arrow()
+    if hasattr(a, "combine_chunks"):
+        a = a.combine_chunks()
+    validity, values = a.buffers()[:2]
+    if values is None:  # (an all-null column may come without values)
+        return np.zeros(max(1, (len(a) + a.offset + 7) // 8), np.uint8), _NO_BITMAP, np.zeros(2, np.int64)
+    return (np.frombuffer(values, np.uint8), _NO_BITMAP if validity is None else np.frombuffer(validity, np.uint8),
+            np.array([a.offset, a.offset], np.int64))
+
+
 def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: bool = False) -> DenseYear:
     """Turn a ``DAILY_SCHEMA`` frame into a :class:`DenseYear` aligned to ``customers``.
 
@@ -241,7 +261,6 @@ def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: 
     day = daily.get_column("day").to_physical().cast(pl.Int32).to_numpy()
     tot = daily.get_column("wh_total")
     total = _ints(tot.fill_null(0) if tot.null_count() else tot)[0]
-    nrows = daily.height
     has_regs = all(f"wh_{r}" in cols for r in REGISTERS)
     regs, valid, voff = [], [], np.zeros(4, np.int64)
     for k, r in enumerate(REGISTERS):
@@ -251,8 +270,8 @@ def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: 
             values, bitmap = np.zeros(0, np.int64), _NO_BITMAP
         regs.append(values)
         valid.append(bitmap)
-    est = (daily.get_column("estimated").fill_null(False).to_numpy() if "estimated" in cols
-           else np.zeros(nrows, np.bool_))
+    est, est_valid, est_off = _bools(daily.get_column("estimated")) if "estimated" in cols else (
+        _NO_BITMAP, _NO_BITMAP, np.zeros(2, np.int64))
     for dtype in (np.int32, np.int64):
         # numpy's zeroed allocations (calloc, huge pages) cost less than numba's for these sizes
         out = DenseYear(np.zeros((n, n_days), dtype), np.zeros((n, n_days), np.bool_),
@@ -260,7 +279,7 @@ def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: 
                         np.zeros((n, 4), np.int64), np.zeros(n, np.int64),
                         np.zeros((n if with_regs else 0, n_days, 4), dtype))
         if _scatter(bounds, run_cust, day, jan1, total, regs[0], regs[1], regs[2], regs[3], valid[0], valid[1],
-                    valid[2], valid[3], voff, has_regs, est, first, last,
+                    valid[2], valid[3], voff, has_regs, est, est_valid, est_off, first, last,
                     out.total, out.present, out.tou, out.estimated, out.reg_sum, out.tou_total, out.regs):
             break
     if not with_regs:

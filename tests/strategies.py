@@ -304,15 +304,16 @@ def daily_cases(draw, max_households: int = 8, sort: str | None = None) -> Daily
                 parts = [int(v * s) for s in (0.05, 0.45, 0.2)]
                 regs = [*parts, v - sum(parts)]
             day = jan1 + dt.timedelta(days=d)
+            est = None if estimated[d] and d % 3 == 0 else bool(estimated[d])  # some unknown (null)
             if exchange == d:
                 a = v // 3
                 ra = [None if r is None else r // 3 for r in regs]
                 rb = [None if r is None else r - x for r, x in zip(regs, ra, strict=True)]
-                rows.append((cid, "M1", day, a, *ra, bool(estimated[d])))
-                rows.append((cid, "M2", day, v - a, *rb, bool(estimated[d])))
+                rows.append((cid, "M1", day, a, *ra, est))
+                rows.append((cid, "M2", day, v - a, *rb, est))
             else:
                 meter = "M1" if exchange is None or d < exchange else "M2"
-                rows.append((cid, meter, day, v, *regs, bool(estimated[d])))
+                rows.append((cid, meter, day, v, *regs, est))
     if draw(_st.booleans()):  # an unknown customer and rows of other years
         rows.append(("zz-unknown", "M9", jan1, 5000, 1, 2, 3, 4994, False))
         rows.append((ids[0], "M1", jan1 - dt.timedelta(days=1), 7000, 1, 2, 3, 6994, False))

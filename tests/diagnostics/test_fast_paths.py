@@ -216,7 +216,7 @@ def test_scatter_twin_equals_the_kernel(dtype):
                np.zeros(3, np.int64), np.zeros((3, 365, 4), dtype)]
         ok = kernel(bounds, run_cust, day, jan1, D._ints(daily["wh_total"])[0], *[c[0] for c in cols],
                     *[c[1] for c in cols], np.array([c[2] for c in cols]), True,
-                    daily["estimated"].to_numpy(), first, last, *out)
+                    *D._bools(daily["estimated"]), first, last, *out)
         assert ok
         outs.append(out)
     for a, b in zip(*outs, strict=True):
