@@ -100,10 +100,12 @@ what the int64 keys hold, so that the span, computed in float to avoid overflow,
 def sort_days(vals, days, m, keys, tmp, out_vals, out_days):  # pragma: no cover - numba (twin tested)
     """Sort ``vals[:m]`` ascending into ``out_vals[:m]``, with the day of each value into ``out_days``.
 
-    An LSD radix sort (8-bit digits) of ``(value - min) << DAY_BITS | day`` keys: a few linear
-    passes over a household's days, several times faster than a comparison sort or than repeated
-    selection. Ties come out in day order. Falls back to a stable comparison sort when the values
-    span ``MAX_KEY_RANGE`` or more. ``keys`` and ``tmp`` are scratch of at least ``m`` elements.
+    An LSD radix sort of ``(value - min) << DAY_BITS | day`` keys on the 8-bit digits of the value only
+    (the day rides along in the low bits): one or two linear passes over a household's days, several
+    times faster than a comparison sort or than repeated selection. Stable: ties keep their input
+    order. Falls back to a stable comparison sort when the values span ``MAX_KEY_RANGE`` or more.
+    ``keys`` and ``tmp`` are scratch of at least ``m`` elements; ``days`` must be below
+    ``2**DAY_BITS``.
     """
     if m == 0:
         return
@@ -121,21 +123,21 @@ def sort_days(vals, days, m, keys, tmp, out_vals, out_days):  # pragma: no cover
             out_vals[j] = vals[order[j]]
             out_days[j] = days[order[j]]
         return
-    span = ((hi - lo) << DAY_BITS) | ((1 << DAY_BITS) - 1)
-    n_digits = 1
+    span = hi - lo
+    n_digits = 0
     while (span >> (8 * n_digits)) > 0:
         n_digits += 1
-    # keys and the histograms of all their digits in one pass
+    # keys and the histograms of all their value digits in one pass
     counts = np.zeros((n_digits, 257), np.int64)
     for j in range(m):
         k = ((vals[j] - lo) << DAY_BITS) | days[j]
         keys[j] = k
         for p in range(n_digits):
-            counts[p, ((k >> (8 * p)) & 255) + 1] += 1
+            counts[p, ((k >> (DAY_BITS + 8 * p)) & 255) + 1] += 1
     src = keys
     dst = tmp
     for p in range(n_digits):
-        shift = 8 * p
+        shift = DAY_BITS + 8 * p
         if counts[p, ((src[0] >> shift) & 255) + 1] == m:  # a digit shared by every key needs no pass
             continue
         for c in range(256):
