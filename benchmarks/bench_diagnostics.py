@@ -12,26 +12,52 @@ daily frame does not fit in memory at once). For each chunk a ``DAILY_SCHEMA`` f
   the annual sum per register, the count and the 10th percentile of daily Wh (the least any
   per-household aggregation must do);
 * baseline ``memory pass``: ``wh_total.sum()`` over the chunk (reading the data once);
-* with ``--what-if``: ``tariff_what_if`` (bills under the tariff, the 10 % shift and the alternative).
+* with ``--what-if``: ``tariff_what_if`` on its own (it densifies with registers, then bills under
+  the tariff, the 10 % shift and the alternative), ``densify(..., with_regs=True)`` and the
+  what-if given those arrays; "bill-run flow" is what the bill run does per chunk: densify once with
+  registers, the what-if and ``diagnose`` given the arrays (the sum of those three rows).
+
+The chunk's customers are not sorted by tariff here, so the what-if gathers each block of households
+into a buffer (the bill run sorts chunks by tariff and the what-if reads the arrays in place).
 
 Times are wall-clock seconds and CPU seconds (all threads: "core-seconds"), summed over chunks and
-scaled to 1M households.
+scaled to 1M households. Time a run of other code with the same script: put its ``diagnostics`` first
+on the path, e.g. ``git archive <commit> diagnostics | tar -x -C /tmp/old`` and, from ``/tmp/old``,
+``PYTHONPATH=<repo> <repo>/.venv/bin/python -m benchmarks.bench_diagnostics``.
 
-Recorded 2026-11-23, ``--what-if``, 1,000,000 households, chunks of 100,000, 2 cores shared with other
-jobs (load average ~5, so wall times are inflated; CPU seconds are the comparable figure)::
+Recorded 2026-11-23, ``--what-if``, 1,000,000 households, chunks of 100,000, 2 cores shared with
+another engineer's jobs (load average 1.2-1.5 at the end of the runs; CPU seconds are the comparable
+figure, and they still vary by about 10 % between runs). Before: the code of ecce49c (issue #6 open),
+run by this script right before the after run::
 
-    step                              wall s     CPU s   CPU s / 1M hh  x group_by
-    diagnose (all features)            49.57     27.37           27.37        1.06
-      of which densify                 16.16      9.02            9.02        0.35
-    diagnose given the arrays          29.31     17.66           17.66        0.68
-    tariff_what_if (3 bills)          184.92     99.21           99.21        3.85
-    baseline: polars group_by          48.55     25.79           25.79        1.00
-    baseline: memory pass (sum)         0.18      0.10            0.10        0.00
+    before (ecce49c)                  wall s     CPU s   CPU s / 1M hh  x group_by
+    diagnose (all features)            17.48     25.24           25.24        1.35
+      of which densify                  8.77      8.94            8.94        0.48
+    diagnose given the arrays           9.03     16.38           16.38        0.87
+    tariff_what_if (3 bills)           60.12     71.04           71.04        3.79
+      densify with registers           15.91     15.87           15.87        0.85
+    what-if given the arrays           20.33     28.51           28.51        1.52
+    bill-run flow (sum of 3 rows)      45.27     60.77           60.77        3.24
+    baseline: polars group_by          10.11     18.75           18.75        1.00
+    baseline: memory pass (sum)         0.09      0.10            0.10        0.01
 
-i.e. all the features of a household-year cost about as much as a plain ``group_by`` of its daily
-rows (27 us of CPU per household); the usage kernel is ~10 us of it, payments and peers most of the
-rest. The what-if is three ``tariffs.bill_households`` calls per household (current, shifted,
-alternative).
+    after                             wall s     CPU s   CPU s / 1M hh  x group_by
+    diagnose (all features)            11.08     14.43           14.43        0.77
+      of which densify                  5.99      6.17            6.17        0.33
+    diagnose given the arrays           4.28      7.00            7.00        0.38
+    tariff_what_if (3 bills)           17.81     20.77           20.77        1.11
+      densify with registers            8.75      8.87            8.87        0.48
+    what-if given the arrays            3.49      5.92            5.92        0.32
+    bill-run flow (sum of 3 rows)      16.52     21.79           21.79        1.17
+    baseline: polars group_by          10.07     18.65           18.65        1.00
+    baseline: memory pass (sum)         0.09      0.09            0.09        0.00
+
+i.e. the features of a household-year given its dense arrays cost 7 us of CPU (the usage kernel,
+which sorts each household's days once, ~4 us of it; payments ~1.3 us, peers ~0.7 us), densify 6 us
+(reading ~1.6 GB of int64 columns per 100,000 households and writing fresh arrays: much of it is the
+kernel zeroing new pages), and the what-if 6 us for three bills (~1.2 us each in ``tariffs``) plus the
+shift and the gathers. Not reached: issue #6's "a few seconds per core" for 1M households, i.e.
+diagnose with its densify in ~6 CPU s (it takes 14).
 """
 
 from __future__ import annotations
@@ -161,7 +187,8 @@ def main(argv: list[str] | None = None) -> None:
         catalog = load_catalog()
         tariff_what_if(catalog, wd, wc, YEAR)
 
-    totals = {k: [0.0, 0.0] for k in ("diagnose", "densify", "given_dense", "group_by", "memory", "what_if")}
+    totals = {k: [0.0, 0.0] for k in ("diagnose", "densify", "given_dense", "group_by", "memory", "what_if",
+                                       "densify_regs", "what_if_dense")}
     done = 0
     gen = 0.0
     while done < args.households:
@@ -191,18 +218,32 @@ def main(argv: list[str] | None = None) -> None:
             _, w, c = timed(tariff_what_if, catalog, daily, cust, YEAR)
             totals["what_if"][0] += w
             totals["what_if"][1] += c
+            dense, w, c = timed(functools.partial(densify, with_regs=True), daily, cust, YEAR)
+            totals["densify_regs"][0] += w
+            totals["densify_regs"][1] += c
+            _, w, c = timed(functools.partial(tariff_what_if, dense=dense), catalog, daily, cust, YEAR)
+            totals["what_if_dense"][0] += w
+            totals["what_if_dense"][1] += c
+            del dense
         done += n
         del daily, cust, pays, bills, alts, feats
         print(f"  {done:>10,} households  diagnose {totals['diagnose'][0]:7.2f} s wall so far", flush=True)
 
     scale = 1_000_000 / args.households
     print(f"(data generation, not timed: {gen:.1f} s)")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"{'step':<30}{'wall s':>10}{'CPU s':>10}{'CPU s / 1M hh':>16}{'x group_by':>12}")
     rows = [("diagnose", "diagnose (all features)"), ("densify", "  of which densify"),
             ("given_dense", "diagnose given the arrays"), ("group_by", "baseline: polars group_by"),
             ("memory", "baseline: memory pass (sum)")]
     if catalog is not None:
-        rows.insert(3, ("what_if", "tariff_what_if (3 bills)"))
+        rows[3:3] = [("what_if", "tariff_what_if (3 bills)"), ("densify_regs", "  densify with registers"),
+                     ("what_if_dense", "what-if given the arrays")]
+    if catalog is not None:  # the bill run densifies once (with registers) for billing, what-if and features
+        totals["bill_run"] = [sum(totals[k][i] for k in ("densify_regs", "what_if_dense", "given_dense"))
+                              for i in (0, 1)]
+        rows.insert(6, ("bill_run", "bill-run flow (sum of 3 rows)"))
     gb = totals["group_by"][1] or 1e-9
     for key, label in rows:
         w, c = totals[key]
