@@ -10,6 +10,7 @@ in ``customers``, of other years, or outside the account's open window are ignor
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from dataclasses import dataclass
 
 import numba as nb
@@ -172,6 +173,51 @@ def open_window(customers: pl.DataFrame, year: int) -> tuple[np.ndarray, np.ndar
     return (np.where(dead, -1, first).astype(np.int32), np.where(dead, -1, last).astype(np.int32))
 
 
+@nb.njit(cache=True)
+def _view_run_starts(views):  # pragma: no cover - numba (its twin runs in the tests)
+    """Start of every run of equal strings, from Arrow string views (``uint64[n, 2]``), and n.
+
+    Two views are the same string when they are equal and inline (at most 12 bytes, length in the
+    low 32 bits of the first word). Returns an empty array when a string is longer (the caller then
+    compares the strings themselves). Unequal views of equal strings (padding not zeroed) would
+    only split a run: still correct, as each run is looked up on its own.
+    """
+    n = views.shape[0]
+    out = np.empty(n + 1, np.int64)
+    r = 0
+    for k in range(n):
+        w0 = views[k, 0]
+        if (w0 & 0xFFFFFFFF) > 12:
+            return out[:0]
+        if k == 0 or w0 != views[k - 1, 0] or views[k, 1] != views[k - 1, 1]:
+            out[r] = k
+            r += 1
+    out[r] = n
+    return out[: r + 1]
+
+
+def _run_bounds(ids: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """Row bounds of the runs of equal values of a string column, and the value of each run.
+
+    Read from the Arrow string views in place (no string comparison) when every id is inline (at most
+    12 bytes, as customer ids are), else by ``Series.rle``.
+    """
+    ids = ids.cast(pl.Utf8)
+    if sys.byteorder == "little" and ids.len() and not ids.null_count():
+        a = ids.to_arrow(compat_level=pl.CompatLevel.newest())
+        if hasattr(a, "combine_chunks"):
+            a = a.combine_chunks()
+        if str(a.type) == "string_view":
+            views = np.frombuffer(a.buffers()[1], np.uint64).reshape(-1, 2)[a.offset: a.offset + len(a)]
+            bounds = _view_run_starts(views)
+            if bounds.size:
+                return bounds, ids.gather(bounds[:-1])
+    rle = ids.rle().struct.unnest()
+    bounds = np.zeros(rle.height + 1, np.int64)
+    np.cumsum(rle.get_column("len").to_numpy(), out=bounds[1:])
+    return bounds, rle.get_column("value")
+
+
 def _runs(customers: pl.DataFrame, daily: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Runs of consecutive equal ``customer_id`` in ``daily``: row bounds and the customer index of each.
 
@@ -184,13 +230,10 @@ def _runs(customers: pl.DataFrame, daily: pl.DataFrame) -> tuple[np.ndarray, np.
         Run ``r`` holds rows ``bounds[r]:bounds[r + 1]``; its customer's row in ``customers`` (-1: not
         there).
     """
-    rle = daily.get_column("customer_id").cast(pl.Utf8).rle().struct.unnest()
-    bounds = np.zeros(rle.height + 1, np.int64)
-    np.cumsum(rle.get_column("len").to_numpy(), out=bounds[1:])
+    bounds, values = _run_bounds(daily.get_column("customer_id"))
     keys = customers.select(pl.col("customer_id").cast(pl.Utf8),
                             pl.int_range(pl.len(), dtype=pl.Int64).alias("__i"))
-    j = rle.select(pl.col("value").alias("customer_id")).join(keys, on="customer_id", how="left",
-                                                              maintain_order="left")
+    j = pl.DataFrame({"customer_id": values}).join(keys, on="customer_id", how="left", maintain_order="left")
     return bounds, j.get_column("__i").fill_null(-1).to_numpy()
 
 

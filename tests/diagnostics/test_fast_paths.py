@@ -473,3 +473,48 @@ def test_bills_and_alternatives_by_row_index_equal_the_joins(seed):
 
 PEERS = ["peer_group_size", "peer_percentile", "peer_share_valley_pct", "peer_share_sharp_peak_pct",
          "peer_base_load_pct"]
+
+
+# --- runs of customer ids ---------------------------------------------------------------------
+
+
+def _rle_bounds(ids: pl.Series):
+    rle = ids.rle().struct.unnest()
+    return np.concatenate([[0], np.cumsum(rle["len"].to_numpy())]), rle["value"]
+
+
+@pytest.mark.parametrize("kind", ["short", "long", "mixed", "sliced", "chunked", "nulls", "twelve", "one"])
+def test_run_bounds_from_string_views_equal_rle(kind):
+    from diagnostics.dense import _run_bounds
+
+    rng = np.random.default_rng(len(kind))
+    base = {"short": "{:010d}", "long": "customer-{:020d}", "twelve": "{:012d}", "one": "{:010d}",
+            "mixed": "{:d}", "sliced": "{:07d}", "chunked": "{:05d}", "nulls": "{:04d}"}[kind]
+    values = [base.format(int(i)) for i in np.repeat(rng.integers(0, 30, 40), rng.integers(1, 9, 40))]
+    if kind == "mixed":
+        values[5:9] = ["a-much-longer-customer-id"] * 4
+    if kind == "one":
+        values = values[:1]
+    ids = pl.Series("customer_id", values, dtype=pl.Utf8)
+    if kind == "sliced":
+        ids = ids.slice(7, 50)
+    if kind == "chunked":
+        ids = pl.concat([ids.slice(0, 30), ids.slice(30)], rechunk=False)
+    if kind == "nulls":
+        ids = ids.scatter([3, 4], None)
+    got_b, got_v = _run_bounds(ids)
+    want_b, want_v = _rle_bounds(ids)
+    assert got_b.tolist() == want_b.tolist()
+    assert got_v.to_list() == want_v.to_list()
+
+
+@pytest.mark.parametrize("use_py", [False, True], ids=["njit", "py_func"])
+def test_view_run_starts_twin(use_py):
+    from diagnostics.dense import _view_run_starts
+
+    kernel = _view_run_starts.py_func if use_py else _view_run_starts
+    views = np.zeros((6, 2), np.uint64)
+    views[:, 0] = 5 | (np.array([1, 1, 2, 2, 2, 3], np.uint64) << np.uint64(32))  # length 5, differing bytes
+    assert kernel(views).tolist() == [0, 2, 5, 6]
+    views[4, 0] = 13  # a string of 13 bytes is not inline: the caller compares strings
+    assert kernel(views).tolist() == []
