@@ -25,39 +25,40 @@ scaled to 1M households. Time a run of other code with the same script: put its 
 on the path, e.g. ``git archive <commit> diagnostics | tar -x -C /tmp/old`` and, from ``/tmp/old``,
 ``PYTHONPATH=<repo> <repo>/.venv/bin/python -m benchmarks.bench_diagnostics``.
 
-Recorded 2026-11-23, ``--what-if``, 1,000,000 households, chunks of 100,000, 2 cores shared with
-another engineer's jobs (load average 1.2-1.5 at the end of the runs; CPU seconds are the comparable
-figure, and they still vary by about 10 % between runs). Before: the code of ecce49c (issue #6 open),
-run by this script right before the after run::
+Recorded 2026-11-23 04:36-04:41, ``--what-if``, 1,000,000 households, chunks of 100,000, 2 cores
+shared with another engineer's jobs (load average 1.28 before, 1.33 between and 1.22 after the two
+runs; CPU seconds are the comparable figure, and they still vary by 10-15 % from run to run: an
+earlier pair gave 25.2 -> 14.4 CPU s for diagnose and 60.8 -> 21.8 for the bill-run flow). Before:
+the code of ecce49c (issue #6 open), run by this script right before the after run (f3d15e0)::
 
     before (ecce49c)                  wall s     CPU s   CPU s / 1M hh  x group_by
-    diagnose (all features)            17.48     25.24           25.24        1.35
-      of which densify                  8.77      8.94            8.94        0.48
-    diagnose given the arrays           9.03     16.38           16.38        0.87
-    tariff_what_if (3 bills)           60.12     71.04           71.04        3.79
-      densify with registers           15.91     15.87           15.87        0.85
-    what-if given the arrays           20.33     28.51           28.51        1.52
-    bill-run flow (sum of 3 rows)      45.27     60.77           60.77        3.24
-    baseline: polars group_by          10.11     18.75           18.75        1.00
-    baseline: memory pass (sum)         0.09      0.10            0.10        0.01
+    diagnose (all features)            20.98     29.51           29.51        1.29
+      of which densify                  8.52      8.69            8.69        0.38
+    diagnose given the arrays          10.02     18.03           18.03        0.79
+    tariff_what_if (3 bills)           78.11     89.88           89.88        3.91
+      densify with registers           16.57     16.53           16.53        0.72
+    what-if given the arrays           28.06     39.74           39.74        1.73
+    bill-run flow (sum of 3 rows)      54.65     74.30           74.30        3.24
+    baseline: polars group_by          12.72     22.96           22.96        1.00
+    baseline: memory pass (sum)         0.11      0.11            0.11        0.00
 
     after                             wall s     CPU s   CPU s / 1M hh  x group_by
-    diagnose (all features)            11.08     14.43           14.43        0.77
-      of which densify                  5.99      6.17            6.17        0.33
-    diagnose given the arrays           4.28      7.00            7.00        0.38
-    tariff_what_if (3 bills)           17.81     20.77           20.77        1.11
-      densify with registers            8.75      8.87            8.87        0.48
-    what-if given the arrays            3.49      5.92            5.92        0.32
-    bill-run flow (sum of 3 rows)      16.52     21.79           21.79        1.17
-    baseline: polars group_by          10.07     18.65           18.65        1.00
-    baseline: memory pass (sum)         0.09      0.09            0.09        0.00
+    diagnose (all features)            10.28     13.40           13.40        0.59
+      of which densify                  5.58      5.69            5.69        0.25
+    diagnose given the arrays           4.25      7.14            7.14        0.32
+    tariff_what_if (3 bills)           16.56     19.46           19.46        0.86
+      densify with registers            7.43      7.54            7.54        0.33
+    what-if given the arrays            3.94      6.31            6.31        0.28
+    bill-run flow (sum of 3 rows)      15.62     20.99           20.99        0.93
+    baseline: polars group_by          12.31     22.59           22.59        1.00
+    baseline: memory pass (sum)         0.10      0.10            0.10        0.00
 
 i.e. the features of a household-year given its dense arrays cost 7 us of CPU (the usage kernel,
 which sorts each household's days once, ~4 us of it; payments ~1.3 us, peers ~0.7 us), densify 6 us
 (reading ~1.6 GB of int64 columns per 100,000 households and writing fresh arrays: much of it is the
 kernel zeroing new pages), and the what-if 6 us for three bills (~1.2 us each in ``tariffs``) plus the
 shift and the gathers. Not reached: issue #6's "a few seconds per core" for 1M households, i.e.
-diagnose with its densify in ~6 CPU s (it takes 14).
+diagnose with its densify in ~6 CPU s (it takes 13-14).
 """
 
 from __future__ import annotations
