@@ -191,15 +191,7 @@ def _scan(
             row_index_name="row",
             row_index_offset=1,
         )
-        # scan_csv keeps a BOM-free first header; rename by position-independent names
-        names = lf.collect_schema().names()
-        ren = {}
-        for n in names:
-            if n == "row":
-                continue
-            canon = mapping.get(n) or mapping.get(n.replace("\ufeff", "").strip())
-            if canon:
-                ren[n] = canon
+        ren = _canonical_names(lf.collect_schema().names(), mapping)
         lf = lf.select(["row", *ren]).rename(ren)
         return lf, mapping, header
     try:
@@ -210,6 +202,19 @@ def _scan(
     mapping = map_columns(header, kind, path)
     lf = pl.scan_parquet(path).select(list(mapping)).rename(mapping).with_row_index("row", offset=1)
     return lf.with_columns(pl.col("row").cast(pl.Int64)), mapping, header
+
+
+def _canonical_names(names: list[str], mapping: dict[str, str]) -> dict[str, str]:
+    """Column names as polars read them -> canonical names, for the columns this kind uses (the CSV
+    reader drops a BOM from the first header; match by position-independent names)."""
+    ren = {}
+    for n in names:
+        if n == "row":
+            continue
+        canon = mapping.get(n) or mapping.get(n.replace("\ufeff", "").strip())
+        if canon:
+            ren[n] = canon
+    return ren
 
 
 def scan_text(path: Path, kind: str) -> pl.LazyFrame:
@@ -237,7 +242,18 @@ def read_raw(path: Path, kind: str) -> pl.DataFrame:
     if fmt == "csv" and kind in ("registers", "consumption"):
         typed = {col: _TYPED[canon] for col, canon in mapping.items() if canon in _TYPED}
         try:
-            df = _scan(path, fmt, kind, typed)[0].collect()
+            # the eager reader: a third faster than scan_csv(...).collect() on a whole file
+            df = pl.read_csv(
+                path,
+                infer_schema=False,
+                schema_overrides=typed,
+                truncate_ragged_lines=True,
+                encoding="utf8",
+                row_index_name="row",
+                row_index_offset=1,
+            )
+            ren = _canonical_names(df.columns, mapping)
+            df = df.select(["row", *ren]).rename(ren)
             if df.height:
                 # one chunk per column: frames mixing chunked and whole columns copy on every step
                 return df.with_columns(pl.col("row").cast(pl.Int64)).rechunk()

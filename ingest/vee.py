@@ -175,20 +175,25 @@ def _prep(df: pl.DataFrame, nums: tuple[str, ...] = (), dates: tuple[str, ...] =
 
 def _plain_text_columns(df: pl.DataFrame, cols: list[str]) -> set[str]:
     """The text columns of ``cols`` with no missing or empty value and no value with surrounding white
-    space: they need no stripping (stripping 2M strings is not cheap; this scan is)."""
+    space: they need no stripping (stripping 2M strings is not cheap; this scan of polars' string
+    views in place is)."""
     out = set()
     for c in cols:
         if df.schema[c] != pl.Utf8 or df.height == 0 or df[c].null_count():
             continue
-        arr = df[c].to_arrow()
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        arr = arr.cast(pa.large_string())
-        _, offsets, data = arr.buffers()
-        off = np.frombuffer(offsets, np.int64)[arr.offset : arr.offset + len(arr) + 1]
-        if data is None or kernels.plain_strings(off, np.frombuffer(data, np.uint8)):
-            if data is not None:
-                out.add(c)
+        s = df[c].rechunk() if df[c].n_chunks() > 1 else df[c]
+        arr = s.to_arrow(compat_level=pl.CompatLevel.newest())  # string views, no copy
+        verdict = -1
+        if isinstance(arr, pa.StringViewArray):
+            views = np.frombuffer(arr.buffers()[1], np.uint8).reshape(-1, 16)
+            verdict = kernels.plain_views(views[arr.offset : arr.offset + len(arr)])
+        if verdict < 0:  # long ids: copy to offsets + bytes
+            large = arr.cast(pa.large_string())
+            _, offsets, data = large.buffers()
+            off = np.frombuffer(offsets, np.int64)[large.offset : large.offset + len(large) + 1]
+            verdict = int(data is not None and kernels.plain_strings(off, np.frombuffer(data, np.uint8)))
+        if verdict == 1:
+            out.add(c)
     return out
 
 
