@@ -24,6 +24,7 @@ Writers take an exclusive ``flock`` on ``.lock``; readers take no lock.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -63,6 +64,24 @@ KEYS = {
     "bill_months": None,  # rows of a new version are only ever added
     "labels": None,
 }
+
+
+KEYS_DAILY = ["customer_id", "meter_id", "day"]
+#: daily batches with at least this many rows are checked and partitioned in two halves at once
+SPLIT_MIN_ROWS = 400_000
+
+
+def _split_at_customer(df: pl.DataFrame) -> list[pl.DataFrame]:
+    """``df`` in two halves of whole customers (first half's ids all smaller) when it is large and its
+    customer ids are sorted; else ``[df]``."""
+    n = df.height
+    ids = df["customer_id"]
+    if n < SPLIT_MIN_ROWS or ids.null_count() or not ids.is_sorted():
+        return [df]
+    cut = int(ids.search_sorted(ids[n // 2], side="left"))
+    if cut in (0, n):
+        return [df]
+    return [df.slice(0, cut), df.slice(cut)]
 
 
 def _bucket_of(ids: Sequence[str], n: int = N_BUCKETS) -> set[int]:
@@ -275,17 +294,19 @@ class EmbeddedStore:
         sort: list[str] | None,
         schema: dict | None = None,
         clean: bool = False,
+        defer: list | None = None,
     ) -> None:
         """Merge ``pieces`` (partition -> new frames) into ``table``: per key the newest row wins.
 
-        ``clean``: each single-frame piece is already sorted by ``keys`` with no key twice (checked by
-        the caller), so it is written as it is.
+        ``clean``: each piece's frames, concatenated in order, are already sorted by ``keys`` with no key
+        twice (checked by the caller), so they are written as they are. ``defer``: append the work of
+        each partition to this list (run later by ``_run``, with other tables' work) instead of now.
         """
         def one(part: str, frames: list[pl.DataFrame | Path]) -> tuple[str, Path]:
             key = f"{table}/{part}"
             loaded = [pl.read_parquet(f) if isinstance(f, Path) else f for f in frames]
             new = pl.concat(loaded, how="diagonal_relaxed") if len(loaded) > 1 else loaded[0]
-            if keys and not (clean and len(loaded) == 1):
+            if keys and not clean:
                 new = _last_per_key(new, keys)
             cur = txn.current(key)
             if cur is not None:
@@ -299,11 +320,21 @@ class EmbeddedStore:
                 new = new.sort(sort)
             return key, txn.write(key, new)
 
-        if len(pieces) < 4:
-            done = [one(part, frames) for part, frames in pieces.items()]
-        else:  # polars releases the GIL while it merges and writes: partitions in parallel
+        tasks = [functools.partial(one, part, frames) for part, frames in pieces.items()]
+        if defer is not None:
+            defer.extend(tasks)
+        else:
+            self._run(txn, tasks)
+
+    @staticmethod
+    def _run(txn: _Txn, tasks: list) -> None:
+        """Run partition merges/writes (from ``_upsert``), on ``WRITE_THREADS`` threads when there are
+        several (polars releases the GIL while it merges and writes), and name their files."""
+        if len(tasks) < 4:
+            done = [t() for t in tasks]
+        else:
             with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-                done = list(pool.map(lambda kv: one(*kv), pieces.items()))
+                done = list(pool.map(lambda t: t(), tasks))
         for key, path in done:
             txn.record(key, path)
 
@@ -346,8 +377,9 @@ class EmbeddedStore:
                 if led_file is not None:
                     if pl.read_parquet(led_file).filter(pl.col("sha256") == sha).height:
                         return  # loaded meanwhile by another process: nothing changes
+                tasks: list = []  # daily and register state partitions, written together
                 if batch.daily is not None:
-                    self._save_daily(txn, batch.daily, staging)
+                    self._save_daily(txn, batch.daily, staging, tasks)
                 if batch.customers is not None and batch.customers.height:
                     parts = self._partition(_cast(batch.customers, CUSTOMER_SCHEMA), None)
                     self._upsert(
@@ -367,7 +399,9 @@ class EmbeddedStore:
                         KEYS["register_state"],
                         ["customer_id", "meter_id"],
                         REGISTER_STATE_SCHEMA,
+                        defer=tasks,
                     )
+                self._run(txn, tasks)
                 if batch.payments is not None and batch.payments.height:
                     pay = _cast(batch.payments, PAYMENT_SCHEMA)
                     years = pay.with_columns(pl.col("bill_month").str.slice(0, 4).alias("_y"))
@@ -392,16 +426,26 @@ class EmbeddedStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _save_daily(self, txn: _Txn, daily: pl.DataFrame | Iterable[pl.DataFrame], staging: Path) -> None:
+    def _save_daily(
+        self, txn: _Txn, daily: pl.DataFrame | Iterable[pl.DataFrame], staging: Path, defer: list | None = None
+    ) -> None:
         pieces: dict[str, list[pl.DataFrame | Path]] = {}
         clean = False
         if isinstance(daily, pl.DataFrame):
             if daily.height:
-                daily = _cast(daily, DAILY_SCHEMA)
-                # one check of the whole frame: sorted with no key twice => so is each partition
-                clean = _is_sorted(daily, ["customer_id", "meter_id", "day"], strict=True)
-                for k, v in self._partition(daily, "day").items():
-                    pieces[k] = [v]
+                parts = _split_at_customer(_cast(daily, DAILY_SCHEMA))
+
+                def check_and_split(part: pl.DataFrame) -> tuple[bool, dict[str, pl.DataFrame]]:
+                    # sorted with no key twice => so is each partition
+                    return _is_sorted(part, KEYS_DAILY, strict=True), self._partition(part, "day")
+
+                with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+                    done = list(pool.map(check_and_split, parts))
+                # the parts hold consecutive customers: in order, a partition's pieces stay sorted
+                clean = all(ok for ok, _ in done)
+                for _, split in done:
+                    for k, v in split.items():
+                        pieces.setdefault(k, []).append(v)
         else:
             # streamed: park each chunk's partitions on disk, merge partition by partition
             for i, chunk in enumerate(daily):
@@ -412,9 +456,7 @@ class EmbeddedStore:
                     p.parent.mkdir(parents=True, exist_ok=True)
                     v.write_parquet(p, compression="lz4")
                     pieces.setdefault(k, []).append(p)
-        self._upsert(
-            txn, "daily", pieces, KEYS["daily"], ["customer_id", "meter_id", "day"], DAILY_SCHEMA, clean=clean
-        )
+        self._upsert(txn, "daily", pieces, KEYS_DAILY, KEYS_DAILY, DAILY_SCHEMA, clean=clean, defer=defer)
 
     def load_daily(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         files = self._files("daily", self._bucket_pred(customer_ids, year))
