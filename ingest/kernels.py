@@ -123,36 +123,6 @@ def register_deltas(same, day, regs, digits):  # pragma: no cover - numba (its t
 
 
 @nb.njit(cache=True, nogil=True)
-def segment_medians(starts, values):  # pragma: no cover - numba (its twin runs in the tests)
-    """Median of each segment ``values[starts[j]:starts[j + 1]]`` (``starts`` ends with ``n``).
-
-    The median of an even count is the mean of the two middle values (as ``polars`` ``median``).
-
-    Returns
-    -------
-    median : ndarray of float64, (m,)
-    count : ndarray of int64, (m,)
-    """
-    m = len(starts) - 1
-    med = np.full(m, np.nan)
-    cnt = np.zeros(m, np.int64)
-    for j in range(m):
-        lo = starts[j]
-        hi = starts[j + 1]
-        c = hi - lo
-        cnt[j] = c
-        if c == 0:
-            continue
-        h = c // 2
-        s = np.partition(values[lo:hi], h)  # s[h] in place, smaller values before it
-        if c % 2 == 1:
-            med[j] = float(s[h])
-        else:
-            med[j] = (float(s[:h].max()) + float(s[h])) / 2.0
-    return med, cnt
-
-
-@nb.njit(cache=True, nogil=True)
 def reconcile_periods(total, periods, tou, tol_wh, zero_target):  # pragma: no cover - numba
     """Make the period registers of each day add up to its total (the VEE rule "periods vs total").
 
@@ -298,3 +268,77 @@ def plain_strings(offsets, data):  # pragma: no cover - numba (its twin runs in 
             if x == 32 or (9 <= x <= 13) or x >= 128:
                 return False
     return True
+
+
+@nb.njit(cache=True, nogil=True)
+def kwh_to_wh(kwh):  # pragma: no cover - numba (its twin runs in the tests)
+    """Readings in kWh to integer Wh, ``round(kwh * 1000)`` half to even (as polars' ``round``).
+
+    Parameters
+    ----------
+    kwh : ndarray of float64, (n,)
+        Finite readings. [kWh]
+
+    Returns
+    -------
+    ndarray of int64, (n,)
+        [Wh]
+    """
+    out = np.empty(len(kwh), np.int64)
+    for i in range(len(kwh)):
+        out[i] = np.int64(np.rint(kwh[i] * 1000.0))
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def spike_days(starts, wh, measured, factor, min_excess, min_days):  # pragma: no cover - numba
+    """Days far above the household's own typical day (the VEE rule "spikes").
+
+    Per segment ``starts[j]:starts[j + 1]`` (one household), the median of its measured days; a measured
+    day above ``max(factor * median, median + min_excess)`` is a spike when the household has at
+    least ``min_days`` measured days.
+
+    Parameters
+    ----------
+    starts : ndarray of int64, (m + 1,)
+        Segment starts, ending with ``n``.
+    wh : ndarray of int64, (n,)
+        Consumption of the day. [Wh]
+    measured : ndarray of bool, (n,)
+        The day was measured (not estimated).
+    factor, min_excess, min_days : float, float, int
+        [1], [Wh], [days]
+
+    Returns
+    -------
+    hit : ndarray of bool, (n,)
+    median : ndarray of float64, (n,)
+        The household's median day on spike days (NaN elsewhere). [Wh]
+    """
+    n = len(wh)
+    hit = np.zeros(n, np.bool_)
+    median = np.full(n, np.nan)
+    for j in range(len(starts) - 1):
+        lo = starts[j]
+        hi = starts[j + 1]
+        c = 0
+        for i in range(lo, hi):
+            if measured[i]:
+                c += 1
+        if c < min_days:
+            continue
+        vals = np.empty(c, np.int64)
+        k = 0
+        for i in range(lo, hi):
+            if measured[i]:
+                vals[k] = wh[i]
+                k += 1
+        h = c // 2
+        part = np.partition(vals, h)
+        med = float(part[h]) if c % 2 == 1 else (float(part[:h].max()) + float(part[h])) / 2.0
+        limit = max(med * factor, med + min_excess)
+        for i in range(lo, hi):
+            if measured[i] and wh[i] > limit:
+                hit[i] = True
+                median[i] = med
+    return hit, median

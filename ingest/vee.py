@@ -248,6 +248,16 @@ def _present(df: pl.DataFrame, name: str) -> pl.Expr:
     return _text(df, name).is_not_null()
 
 
+def _wh_of(df: pl.DataFrame, name: str) -> pl.Expr | pl.Series:
+    """Column ``name`` (kWh) in integer Wh, rounded half to even (as ``_wh``); a numba pass when the
+    parsed column has no nulls, else the polars expression."""
+    col = f"__n_{name}" if f"__n_{name}" in df.columns else name
+    s = df[col]
+    if s.dtype == pl.Float64 and s.null_count() == 0 and df.height:
+        return pl.Series(name, kernels.kwh_to_wh(s.to_numpy()))
+    return _wh(_number(df, name)).alias(name)
+
+
 def _wh(x: pl.Expr) -> pl.Expr:
     return (x * 1000).round(0).cast(pl.Int64)
 
@@ -553,7 +563,7 @@ def registers_to_daily(
         _text(good, "customer_id").alias("customer_id"),
         _text(good, "meter_id").alias("meter_id"),
         _date(good, "read_date").alias("day"),
-        *[_wh(_number(good, c)).alias(c) for c in reg_cols],
+        *[_wh_of(good, c) for c in reg_cols],
         (_number(good, "multiplier") if "multiplier" in good.columns else pl.lit(None, pl.Float64))
         .fill_null(1.0)
         .alias("multiplier"),
@@ -839,8 +849,11 @@ def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame,
     pairs = pairs.with_columns(
         (pl.col("day") - pl.col("_prev_day")).dt.total_days().cast(pl.Int64).alias("_g")
     )
-    single = pairs.filter(pl.col("_g") == 1)
-    multi = pairs.filter(pl.col("_g") > 1)
+    gap = pairs["_g"] > 1
+    if gap.any():
+        single, multi = pairs.filter(~gap), pairs.filter(gap)
+    else:  # the usual file: a read every day, no copy
+        single, multi = pairs, pairs.clear()
     out_cols = ["customer_id", "meter_id", "day", "total", *periods]
     run = ["_m"] if "_m" in pairs.columns else []  # meter run id (registers): kept for the caller
     out_cols += run
@@ -974,37 +987,39 @@ def _spike_findings(daily: pl.DataFrame, multi: bool = True) -> pl.DataFrame:
     """``multi``: some customer has several meters (then days are summed over meters first)."""
     if daily.height == 0:
         return _empty_f()
-    measured = daily.filter(~pl.col("estimated")).select(
-        "customer_id", "meter_id", "day", "wh_total", *(["_m"] if "_m" in daily.columns and not multi else [])
-    )
     if multi:  # several meters for a customer: judge the customer's day (sum of meters)
-        measured = measured.group_by("customer_id", "day").agg(
-            pl.col("wh_total").sum(), pl.col("meter_id").first()
+        measured = (
+            daily.filter(~pl.col("estimated"))
+            .group_by("customer_id", "day")
+            .agg(pl.col("wh_total").sum(), pl.col("meter_id").first())
         )
         stats = measured.group_by("customer_id").agg(
             pl.col("wh_total").median().alias("median_wh"), pl.len().alias("n_days")
         )
         sp = measured.join(stats.filter(pl.col("n_days") >= SPIKE_MIN_DAYS), on="customer_id")
-    else:  # one meter per customer, rows sorted by customer: medians of contiguous segments
-        if measured.height == 0:
-            return _empty_f()
-        if "_m" in measured.columns:
-            m = measured["_m"].to_numpy()
+    else:  # one meter per customer, rows sorted by customer: one pass over contiguous households
+        if "_m" in daily.columns:
+            m = daily["_m"].to_numpy()
             new = np.ones(len(m), np.bool_)
             new[1:] = m[1:] != m[:-1]
         else:
-            new = measured.select(
+            new = daily.select(
                 (pl.col("customer_id") != pl.col("customer_id").shift(1)).fill_null(True)
             ).to_series().to_numpy()
-        starts = np.append(np.flatnonzero(new), measured.height)
-        med, cnt = kernels.segment_medians(starts, measured["wh_total"].to_numpy())
-        row_med = np.repeat(med, np.diff(starts))
-        row_cnt = np.repeat(cnt, np.diff(starts))
-        wh = measured["wh_total"].to_numpy()
-        hit = (row_cnt >= SPIKE_MIN_DAYS) & (wh > np.maximum(row_med * SPIKE_FACTOR, row_med + SPIKE_MIN_EXCESS_WH))
+        starts = np.append(np.flatnonzero(new), daily.height).astype(np.int64)
+        hit, median = kernels.spike_days(
+            starts,
+            daily["wh_total"].to_numpy(),
+            ~daily["estimated"].to_numpy(),
+            float(SPIKE_FACTOR),
+            float(SPIKE_MIN_EXCESS_WH),
+            SPIKE_MIN_DAYS,
+        )
         if not hit.any():
             return _empty_f()
-        sp = measured.filter(pl.Series(hit)).with_columns(pl.Series("median_wh", row_med[hit]))
+        sp = daily.filter(pl.Series(hit)).select("customer_id", "meter_id", "day", "wh_total").with_columns(
+            pl.Series("median_wh", median[hit])
+        )
     sp = sp.filter(
         pl.col("wh_total")
         > pl.max_horizontal(pl.col("median_wh") * SPIKE_FACTOR, pl.col("median_wh") + SPIKE_MIN_EXCESS_WH)

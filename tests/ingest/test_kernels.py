@@ -123,19 +123,35 @@ class TestKernels:
         assert np.array_equal(out[tou].sum(axis=1), total[tou])  # periods now add up
 
     @settings(max_examples=100, deadline=None)
-    @given(values=st.lists(st.integers(0, 50_000), max_size=60), cuts=st.lists(st.integers(0, 60), max_size=6))
-    def test_segment_medians(self, use_py, values, cuts):
-        v = np.array(values, np.int64)
-        starts = np.array(sorted({0, len(v), *[c for c in cuts if c <= len(v)]}), np.int64)
-        fn = kernels.segment_medians.py_func if use_py else kernels.segment_medians
-        med, cnt = fn(starts, v.copy())
-        for j in range(len(starts) - 1):
-            seg = v[starts[j] : starts[j + 1]]
-            assert cnt[j] == len(seg)
-            if len(seg):
-                assert med[j] == np.median(seg)
-            else:
-                assert np.isnan(med[j])
+    @given(
+        values=st.lists(st.integers(0, 80_000), max_size=60),
+        cuts=st.lists(st.integers(0, 60), max_size=6),
+        estimated=st.lists(st.booleans(), min_size=60, max_size=60),
+    )
+    def test_spike_days(self, use_py, values, cuts, estimated):
+        wh = np.array(values, np.int64)
+        measured = ~np.array(estimated[: len(wh)], bool)
+        starts = np.array(sorted({0, len(wh), *[c for c in cuts if c <= len(wh)]}), np.int64)
+        fn = kernels.spike_days.py_func if use_py else kernels.spike_days
+        hit, median = fn(starts, wh, measured, 5.0, 20_000.0, 3)
+        want = np.zeros(len(wh), bool)
+        for j in range(len(starts) - 1):  # the rule, with numpy's median
+            seg = slice(starts[j], starts[j + 1])
+            days = wh[seg][measured[seg]]
+            if len(days) < 3:
+                continue
+            med = float(np.median(days))
+            want[seg] = measured[seg] & (wh[seg] > max(5 * med, med + 20_000))
+            assert np.all(median[seg][want[seg]] == med)
+        assert np.array_equal(hit, want)
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.lists(st.floats(0, 1e7, allow_nan=False), max_size=40))
+    def test_kwh_to_wh(self, use_py, kwh):
+        x = np.array(kwh, np.float64)
+        fn = kernels.kwh_to_wh.py_func if use_py else kernels.kwh_to_wh
+        want = (pl.Series(x) * 1000).round(0).cast(pl.Int64).to_numpy() if len(x) else np.zeros(0, np.int64)
+        assert np.array_equal(fn(x), want)  # polars' rounding (half to even), as the text path does
 
     @pytest.mark.parametrize(
         "strings, plain",
