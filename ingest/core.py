@@ -6,7 +6,7 @@ import datetime as dt
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -72,28 +72,26 @@ def ingest_file(
         if store is not None and (rec := store.ledger_get(sha)) is not None:
             return _report_from_ledger(rec, path)
         return _ingest(path, kind, store, sha, today, buckets)
-    # a file read at once: its hash is computed while it is read (hashlib and polars release the GIL)
+    # a file read at once: its hash is computed while it goes through VEE (hashlib releases the GIL;
+    # VEE leaves a core idle now and then, the CSV reader does not); a file loaded before is found
+    # after VEE then, and nothing is stored
+    raw = read_raw(path, kind)
     with ThreadPoolExecutor(max_workers=1) as pool:
         fut = pool.submit(sha256_of, path)
-        try:
-            raw = read_raw(path, kind)
-        finally:
-            sha = fut.result()
-    if store is not None and (rec := store.ledger_get(sha)) is not None:
-        return _report_from_ledger(rec, path)
-    return _ingest(path, kind, store, sha, today, 1, raw)
+        return _ingest(path, kind, store, fut.result, today, 1, raw)
 
 
 def _ingest(
     path: Path,
     kind: str,
     store: Any,
-    sha: str,
+    sha_of: str | Callable[[], str],
     today: dt.date | None,
     n_buckets: int,
     raw: pl.DataFrame | None = None,
 ) -> IngestReport:
-    """``ingest_file`` once the file's hash is known (and, for a file read at once, its ``raw`` frame)."""
+    """``ingest_file`` given the file's hash (or a function that waits for it) and, for a file read at
+    once, its ``raw`` frame."""
     fn = _VEE[kind]
     rows = loaded = est = dups = 0
     qs: list[pl.DataFrame] = []
@@ -138,6 +136,9 @@ def _ingest(
                     daily_files.append(fp)
                 else:
                     frames.append(res.frame)
+        sha = sha_of if isinstance(sha_of, str) else sha_of()
+        if store is not None and (rec := store.ledger_get(sha)) is not None:
+            return _report_from_ledger(rec, path)  # loaded before: nothing changes
         if rows != loaded + sum(q.height for q in qs) + dups:  # pragma: no cover - an internal bug
             raise RuntimeError(f"{path}: rows not accounted for: {rows} != {loaded} + quarantined + {dups}")
         quarantine = (

@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from ingest.schemas import (
@@ -84,6 +85,18 @@ def _split_at_customer(df: pl.DataFrame) -> list[pl.DataFrame]:
     if cut in (0, n):
         return [df]
     return [df.slice(0, cut), df.slice(cut)]
+
+
+def _years_of_days(day: pl.Series) -> np.ndarray:
+    """The calendar year of each date, by a lookup table over the dates' span (a tenth of the cost of
+    ``dt.year()``, which works the calendar out for every row)."""
+    d = day.to_physical().to_numpy()
+    if len(d) == 0 or day.null_count():
+        return day.dt.year().to_numpy()
+    lo, hi = int(d.min()), int(d.max())
+    span = np.arange(lo, hi + 1).astype("datetime64[D]")
+    table = span.astype("datetime64[Y]").astype(np.int32) + 1970
+    return table[d - lo]
 
 
 def _bucket_of(ids: Sequence[str], n: int = N_BUCKETS) -> set[int]:
@@ -348,7 +361,7 @@ class EmbeddedStore:
         per_run = first.select(customer_bucket("customer_id", self.n_buckets))["customer_id"].to_numpy()
         exprs: list[pl.Series | pl.Expr] = [pl.Series("_bucket", per_run[run.to_numpy()], dtype=pl.Int32)]
         if by_year == "day":
-            exprs.append(pl.col("day").dt.year().alias("_year"))
+            exprs.append(pl.Series("_year", _years_of_days(df["day"])))
         elif by_year == "bill_month":
             exprs.append(pl.col("bill_month").str.slice(0, 4).cast(pl.Int32).alias("_year"))
         elif by_year == "year":
