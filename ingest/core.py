@@ -117,7 +117,12 @@ def _ingest(
                 est += res.estimated
                 dups += res.duplicates
                 if res.quarantine.height:
-                    bad = _as_read(path, kind, raw, res.quarantine.select("row"))
+                    rows_q = res.quarantine.select("row")
+                    bad = (
+                        _as_read(path, kind, raw, rows_q)
+                        if n_buckets == 1  # a large file is not read again for this: typed values shown
+                        else raw.join(rows_q, on="row", how="semi")
+                    )
                     q = res.quarantine.join(bad.select("row", raw_text(bad).alias("raw")), on="row", how="left")
                     qs.append(q)
                 if res.findings.height:

@@ -303,30 +303,27 @@ def bucketed(
         yield iter([raw if raw is not None else read_raw(path, kind)])
         return
     fmt = detect_format(path)
-    batches = _csv_batches(path, kind) if fmt == "csv" else _parquet_batches(path, kind)
     tmp = Path(tempfile.mkdtemp(prefix="wattbill-ingest-"))
     writers: dict[int, ipc.RecordBatchFileWriter] = {}
-    schemas: dict[int, pa.Schema] = {}
-    sinks = {}
-    total = 0
+    sinks: dict[int, pa.OSFile] = {}
     try:
-        try:
-            for batch in batches:
-                total += batch.height
-                batch = batch.with_columns(
-                    pl.col("row").cast(pl.Int64),
-                    customer_bucket(pl.col("customer_id").fill_null(""), n).alias("_b"),
-                )
-                for (b,), part in batch.partition_by("_b", as_dict=True).items():
-                    tbl = part.drop("_b").to_arrow()
-                    w = writers.get(b)
-                    if w is None:
-                        sinks[b] = pa.OSFile(str(tmp / f"{b}.arrow"), "wb")
-                        w = writers[b] = ipc.new_file(sinks[b], tbl.schema)
-                        schemas[b] = tbl.schema
-                    w.write_table(tbl.cast(schemas[b]) if tbl.schema != schemas[b] else tbl)
-        except pl.exceptions.PolarsError as e:
-            raise _polars_error(path, e) from None
+        # a clean CSV of reads is parsed typed (the fast path); a value that does not parse sends the
+        # whole file through again as text, where VEE sorts good from bad row by row
+        typed_first = fmt == "csv" and kind in ("registers", "consumption")
+        for typed in (True, False) if typed_first else (False,):
+            batches = _csv_batches(path, kind, typed) if fmt == "csv" else _parquet_batches(path, kind)
+            try:
+                total = _spread_over_buckets(batches, n, tmp, writers, sinks)
+                break
+            except pl.exceptions.PolarsError as e:
+                for b, w in writers.items():
+                    w.close()
+                    sinks[b].close()
+                    (tmp / f"{b}.arrow").unlink(missing_ok=True)
+                writers.clear()
+                sinks.clear()
+                if not typed:
+                    raise _polars_error(path, e) from None
         for b, w in writers.items():
             w.close()
             sinks[b].close()
@@ -346,20 +343,51 @@ def bucketed(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _spread_over_buckets(
+    batches: Iterator[pl.DataFrame],
+    n: int,
+    tmp: Path,
+    writers: dict[int, ipc.RecordBatchFileWriter],
+    sinks: dict[int, pa.OSFile],
+) -> int:
+    """Append each batch's rows to the Arrow IPC file of their customer bucket; returns the rows."""
+    schemas: dict[int, pa.Schema] = {}
+    total = 0
+    for batch in batches:
+        total += batch.height
+        batch = batch.with_columns(pl.col("row").cast(pl.Int64))
+        # the bucket of each run of equal ids (exports list a customer's reads together)
+        run = batch.select(pl.col("customer_id").fill_null("").rle_id().alias("r"))["r"]
+        first = batch.select(pl.col("customer_id").fill_null("")).filter(run.is_first_distinct())
+        per_run = first.select(customer_bucket("customer_id", n))["customer_id"].to_numpy()
+        batch = batch.with_columns(pl.Series("_b", per_run[run.to_numpy()]))
+        for (b,), part in batch.partition_by("_b", as_dict=True).items():
+            tbl = part.drop("_b").to_arrow()
+            w = writers.get(b)
+            if w is None:
+                sinks[b] = pa.OSFile(str(tmp / f"{b}.arrow"), "wb")
+                w = writers[b] = ipc.new_file(sinks[b], tbl.schema)
+                schemas[b] = tbl.schema
+            w.write_table(tbl.cast(schemas[b]) if tbl.schema != schemas[b] else tbl)
+    return total
+
+
 #: bytes of CSV parsed at a time when streaming a large file
 BLOCK_BYTES = 32 * 1024 * 1024
 
 
-def _csv_batches(path: Path, kind: str) -> Iterator[pl.DataFrame]:
+def _csv_batches(path: Path, kind: str, typed: bool = False) -> Iterator[pl.DataFrame]:
     """A large CSV in blocks of about ``BLOCK_BYTES`` (split at line ends outside quotes), no mmap.
 
-    Each block is parsed by polars from memory with the file's header, all values as text, with the
+    Each block is parsed by polars from memory with the file's header, all values as text (or, with
+    ``typed``, dates and numbers typed: a value that does not parse raises ``PolarsError``), with the
     ``row`` numbers of the whole file. Memory is bounded by a block, whatever the file's size.
     """
     header = csv_header(path)
     mapping = map_columns(header, kind, path)
     check_csv_tail(path, header)
     keep = [h for h in header if h in mapping]
+    overrides = {h: _TYPED[mapping[h]] for h in keep if mapping[h] in _TYPED} if typed else None
     row0 = 1
     with open(path, "rb") as f:
         first = f.readline()  # header (with BOM if any)
@@ -383,6 +411,7 @@ def _csv_batches(path: Path, kind: str) -> Iterator[pl.DataFrame]:
                 has_header=False,
                 new_columns=header,
                 infer_schema=False,
+                schema_overrides=overrides,
                 truncate_ragged_lines=True,
             )
             df = df.rename({h: mapping[h] for h in keep}).with_row_index("row", offset=row0)

@@ -2,7 +2,8 @@
 
 Layout (``root`` = the store folder)::
 
-    manifest.json                          {"format": 1, "seq": N, "files": {partition key: relative path}}
+    manifest.json                          {"format": 1, "seq": N, "files": {partition key: relative path
+                                           or a list of them (a partition in segments, see below)}}
     daily/year=2024/bucket=07/<seq>-<id>.parquet
     customers/bucket=07/...
     payments/year=2024/...                 (year of bill_month)
@@ -19,6 +20,10 @@ with ``os.replace`` (the commit point). A crash before the rename leaves the pre
 previous state; stray files are never named and so never read. Files a commit replaced are deleted
 ``GC_DELAY_S`` later (by a later commit), so a reader that opened the previous manifest can finish.
 Writers take an exclusive ``flock`` on ``.lock``; readers take no lock.
+
+A ``daily`` partition loaded from a large file streamed in chunks is written in **segments** of at
+most ``SEGMENT_ROWS`` rows (each sorted, no key twice, no key in two segments), so that memory stays
+bounded by a segment whatever the file's size; a later upsert into the partition merges its segments.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from ingest.schemas import (
     CUSTOMER_SCHEMA,
@@ -70,6 +76,45 @@ KEYS = {
 
 
 KEYS_DAILY = ["customer_id", "meter_id", "day"]
+#: rows of a daily segment written from a streamed load (memory of a merge is about 300 B per row)
+SEGMENT_ROWS = 250_000
+#: writer threads of a streamed load (each holds a segment in memory)
+STREAM_WRITE_THREADS = 2
+
+
+def _write_segments(
+    txn: _Txn, key: str, staged: list[Path], keys: list[str], schema: dict | None, segment_rows: int
+) -> list[Path] | None:
+    """Write the staged pieces of a new partition as segments of at most ``segment_rows`` rows each
+    (a piece larger than that is a segment by itself), each sorted with no key twice.
+
+    Pieces of a streamed ingest come from chunks of different customers, so no key is in two
+    segments; if a customer does turn up in two segments, the segments are removed and ``None`` is
+    returned (the caller merges the pieces into one file). A key repeated within a segment keeps its
+    last row (``_last_per_key``), as any upsert does.
+    """
+    groups: list[list[Path]] = [[]]
+    rows = 0
+    for f in staged:
+        n = pq.ParquetFile(f).metadata.num_rows
+        if groups[-1] and rows + n > segment_rows:
+            groups.append([])
+            rows = 0
+        groups[-1].append(f)
+        rows += n
+    out: list[Path] = []
+    seen = pl.Series("customer_id", [], dtype=pl.Utf8)
+    for group in groups:
+        seg = pl.concat([pl.read_parquet(f) for f in group], how="diagonal_relaxed")
+        seg = _last_per_key(seg, keys) if keys else seg
+        ids = seg["customer_id"].unique()
+        if len(out) and ids.is_in(seen.implode()).any():  # not customer-disjoint: merge instead
+            txn.discard(out)
+            return None
+        seen = pl.concat([seen, ids])
+        out.append(txn.write(key, _cast(seg, schema) if schema else seg))
+        del seg
+    return out
 #: daily batches with at least this many rows are checked and partitioned in two halves at once
 SPLIT_MIN_ROWS = 400_000
 
@@ -135,21 +180,39 @@ def _is_sorted(df: pl.DataFrame, keys: list[str], strict: bool = False) -> bool:
     return bool(df.select(ok.slice(1).all()).item())
 
 
+def _rels(value: str | list[str] | None) -> list[str]:
+    """The relative paths of a manifest entry (one file, or a partition's segments)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _all_rels(files: dict) -> set[str]:
+    return {r for v in files.values() for r in _rels(v)}
+
+
 class _Txn:
     """Files written by one write; committed by replacing the manifest."""
 
     def __init__(self, store: EmbeddedStore, manifest: dict) -> None:
         self.store = store
-        self.files: dict[str, str] = dict(manifest["files"])
+        self.files: dict[str, str | list[str]] = dict(manifest["files"])
         self.garbage: list[list] = [list(g) for g in manifest.get("garbage", [])]
         self.seq = int(manifest["seq"]) + 1
-        self.old: set[str] = set(manifest["files"].values())
+        self.old: set[str] = _all_rels(manifest["files"])
         self.written: list[Path] = []
         self._lock = threading.Lock()
 
     def current(self, key: str) -> Path | None:
-        rel = self.files.get(key)
-        return self.store.root / rel if rel else None
+        """The file of a single-file partition (``None``: none yet)."""
+        rels = _rels(self.files.get(key))
+        if len(rels) > 1:  # pragma: no cover - only daily partitions have segments
+            raise StoreCorrupt(f"{key}: {len(rels)} segments where one file is expected")
+        return self.store.root / rels[0] if rels else None
+
+    def segments(self, key: str) -> list[Path]:
+        """All files of partition ``key`` (one, or its segments)."""
+        return [self.store.root / r for r in _rels(self.files.get(key))]
 
     def put(self, key: str, df: pl.DataFrame) -> None:
         self.record(key, self.write(key, df))
@@ -171,9 +234,20 @@ class _Txn:
             self.written.append(path)
         return path
 
-    def record(self, key: str, path: Path) -> None:
-        """Name ``path`` (from ``write``) as the file of ``key`` in this transaction."""
-        self.files[key] = path.relative_to(self.store.root).as_posix()
+    def discard(self, paths: list[Path]) -> None:
+        """Remove files this transaction wrote and will not name."""
+        with self._lock:
+            for p in paths:
+                p.unlink(missing_ok=True)
+                self.written.remove(p)
+
+    def record(self, key: str, path: Path | list[Path]) -> None:
+        """Name ``path`` (from ``write``) as the file of ``key`` in this transaction (a list: segments)."""
+        if isinstance(path, list):
+            rels = [p.relative_to(self.store.root).as_posix() for p in path]
+            self.files[key] = rels[0] if len(rels) == 1 else rels
+        else:
+            self.files[key] = path.relative_to(self.store.root).as_posix()
 
     def commit(self) -> None:
         root = self.store.root
@@ -182,7 +256,7 @@ class _Txn:
         now = time.time()
         # files no longer named are removed later (GC_DELAY_S), so that readers that opened the previous
         # manifest can still read them
-        self.garbage += [[rel, now] for rel in sorted(self.old - set(self.files.values()))]
+        self.garbage += [[rel, now] for rel in sorted(self.old - _all_rels(self.files))]
         expired = [g for g in self.garbage if now - g[1] > GC_DELAY_S]
         self.garbage = [g for g in self.garbage if now - g[1] <= GC_DELAY_S]
         manifest = {"format": 1, "seq": self.seq, "files": self.files, "garbage": self.garbage}
@@ -269,13 +343,13 @@ class EmbeddedStore:
 
     def _files(self, prefix: str, pred=None) -> list[Path]:
         files = self._read_manifest()["files"]
-        out = []
-        for key, rel in sorted(files.items()):
+        out: list[Path] = []
+        for key, value in sorted(files.items()):
             if not key.startswith(prefix + "/"):
                 continue
             if pred is not None and not pred(key[len(prefix) + 1 :]):
                 continue
-            out.append(self.root / rel)
+            out.extend(self.root / rel for rel in _rels(value))
         return out
 
     def _scan(self, files: list[Path], schema: dict | None) -> pl.DataFrame:
@@ -311,28 +385,39 @@ class EmbeddedStore:
         schema: dict | None = None,
         clean: bool = False,
         defer: list | None = None,
+        segment_rows: int = 0,
     ) -> None:
         """Merge ``pieces`` (partition -> new frames) into ``table``: per key the newest row wins.
 
         ``clean``: each piece's frames, concatenated in order, are already sorted by ``keys`` with no key
         twice (checked by the caller), so they are written as they are. ``defer``: append the work of
         each partition to this list (run later by ``_run``, with other tables' work) instead of now.
+        ``segment_rows``: a new partition whose pieces are all staged files (a streamed load) is written
+        in segments of at most this many rows (``_write_segments``).
         """
-        def one(part: str, frames: list[pl.DataFrame | Path]) -> tuple[str, Path]:
+        def load(f: pl.DataFrame | Path) -> pl.DataFrame:
+            return pl.read_parquet(f) if isinstance(f, Path) else f
+
+        def one(part: str, frames: list[pl.DataFrame | Path]) -> tuple[str, Path | list[Path]]:
             key = f"{table}/{part}"
-            loaded = [pl.read_parquet(f) if isinstance(f, Path) else f for f in frames]
+            cur = txn.segments(key)
+            if segment_rows and not cur and all(isinstance(f, Path) for f in frames):
+                staged = [f for f in frames if isinstance(f, Path)]
+                segs = _write_segments(txn, key, staged, keys or [], schema, segment_rows)
+                if segs is not None:
+                    return key, segs
+            loaded = [load(f) for f in frames]
             new = pl.concat(loaded, how="diagonal_relaxed") if len(loaded) > 1 else loaded[0]
             if keys and not clean:
                 new = _last_per_key(new, keys)
-            cur = txn.current(key)
-            if cur is not None:
-                old = pl.read_parquet(cur)
+            if cur:
+                old = pl.concat([pl.read_parquet(f) for f in cur], how="diagonal_relaxed")
                 if keys:
                     old = old.join(new.select(keys), on=keys, how="anti")
                 new = pl.concat([old, new], how="diagonal_relaxed")
             if schema:
                 new = _cast(new, schema)
-            if sort and (cur is not None or sort != keys):
+            if sort and (cur or sort != keys):
                 new = new.sort(sort)
             return key, txn.write(key, new)
 
@@ -343,13 +428,13 @@ class EmbeddedStore:
             self._run(txn, tasks)
 
     @staticmethod
-    def _run(txn: _Txn, tasks: list) -> None:
-        """Run partition merges/writes (from ``_upsert``), on ``WRITE_THREADS`` threads when there are
+    def _run(txn: _Txn, tasks: list, threads: int = WRITE_THREADS) -> None:
+        """Run partition merges/writes (from ``_upsert``), on ``threads`` threads when there are
         several (polars releases the GIL while it merges and writes), and name their files."""
-        if len(tasks) < 4:
+        if len(tasks) < 4 or threads <= 1:
             done = [t() for t in tasks]
         else:
-            with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
                 done = list(pool.map(lambda t: t(), tasks))
         for key, path in done:
             txn.record(key, path)
@@ -472,6 +557,13 @@ class EmbeddedStore:
                     p.parent.mkdir(parents=True, exist_ok=True)
                     v.write_parquet(p, compression="lz4")
                     pieces.setdefault(k, []).append(p)
+            # streamed: memory bounded by a segment per writer thread, not by the file
+            tasks: list = []
+            self._upsert(
+                txn, "daily", pieces, KEYS_DAILY, KEYS_DAILY, DAILY_SCHEMA, defer=tasks, segment_rows=SEGMENT_ROWS
+            )
+            self._run(txn, tasks, threads=STREAM_WRITE_THREADS)
+            return
         self._upsert(txn, "daily", pieces, KEYS_DAILY, KEYS_DAILY, DAILY_SCHEMA, clean=clean, defer=defer)
 
     def load_daily(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:

@@ -123,8 +123,12 @@ def test_parquet_input_with_chinese_headers(tmp_path: Path) -> None:
     assert st.load_quarantine()["code"].to_list() == ["missing_value"]
 
 
-def test_bucketed_streaming_equals_single_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Large files are read in blocks and processed in customer buckets; same result as one pass."""
+@pytest.mark.parametrize("clean", [False, True], ids=["text-path", "typed-path"])
+def test_bucketed_streaming_equals_single_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean: bool) -> None:
+    """Large files are read in blocks and processed in customer buckets; same result as one pass.
+
+    A clean file is parsed typed block by block; one value that does not parse sends the file through
+    the text path."""
     import datetime as dt
 
     from ingest import readers
@@ -142,8 +146,9 @@ def test_bucketed_streaming_equals_single_pass(tmp_path: Path, monkeypatch: pyte
                 f"{c:05d},M{c},{day},{v:.2f},{v / 10:.2f},{v / 10 * 3:.2f},{v / 10 * 4:.2f},{v / 10 * 2:.2f}"
             )
             v += 3.0 + (c % 5)
-    rows.append("00001,M1,2024-01-05,abc,1,1,1,1")
-    rows.append('00002,"M2\r\nwith a line break, and a comma",2024-01-05,1,1,1,1,1')
+    if not clean:
+        rows.append("00001,M1,2024-01-05,abc,1,1,1,1")
+        rows.append('00002,"M2\r\nwith a line break, and a comma",2024-01-05,1,1,1,1,1')
     f = tmp_path / "reads.csv"
     f.write_bytes(("\r\n".join(rows) + "\r\n").encode())
     one = open_store(tmp_path / "one")
@@ -158,6 +163,17 @@ def test_bucketed_streaming_equals_single_pass(tmp_path: Path, monkeypatch: pyte
     )
     assert one.load_daily(2024).equals(many.load_daily(2024))
     assert one.load_quarantine().drop("file").equals(many.load_quarantine().drop("file"))
+    assert r1.quarantined == (0 if clean else 1)
+    calls = []
+    real = readers._csv_batches
+
+    def spy(path, kind, typed=False):
+        calls.append(typed)
+        return real(path, kind, typed)
+
+    monkeypatch.setattr(readers, "_csv_batches", spy)
+    ingest_file(f, "registers", None, n_buckets=4)
+    assert calls == ([True] if clean else [True, False])
 
 
 def test_cli_json_and_quarantine(tmp_path: Path) -> None:
