@@ -23,6 +23,7 @@ from ingest.schemas import (
     QUARANTINE_SCHEMA,
     IngestBatch,
     IngestReport,
+    halves_of_customers,
 )
 
 _VEE = {
@@ -234,25 +235,13 @@ def _registers_in_halves(raw: pl.DataFrame, today: dt.date | None, anchors: pl.D
     """``vee.registers_to_daily`` of ``raw``, on two threads when the file lists its customers in
     order (as exports do): each half holds whole customers, so the halves are independent (VEE works
     per meter and per customer). polars and the numba kernels release the GIL."""
-    n = raw.height
-    ids = raw["customer_id"]
-    if (
-        n < PARALLEL_MIN_ROWS
-        or not ids.is_sorted()
-        or "customer_id" not in vee._plain_text_columns(raw, ["customer_id"])  # " 7" and "7" are one customer
-    ):
+    if "customer_id" not in vee._plain_text_columns(raw, ["customer_id"]):  # " 7" and "7" are one customer
         return vee.registers_to_daily(raw, today=today, anchors=anchors)
-    mid_id = ids[n // 2]
-    cut = int(ids.search_sorted(mid_id, side="left"))  # first row of the middle customer
-    if cut == 0:
-        cut = int(ids.search_sorted(mid_id, side="right"))
-    if cut in (0, n):
+    parts = halves_of_customers(raw, PARALLEL_MIN_ROWS)
+    if len(parts) == 1:
         return vee.registers_to_daily(raw, today=today, anchors=anchors)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        halves = list(
-            pool.map(lambda part: vee.registers_to_daily(part, today=today, anchors=anchors),
-                     [raw.slice(0, cut), raw.slice(cut)])
-        )
+        halves = list(pool.map(lambda part: vee.registers_to_daily(part, today=today, anchors=anchors), parts))
     return _merge_results(halves)
 
 

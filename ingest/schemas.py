@@ -225,3 +225,20 @@ class IngestReport:
             "quarantined": self.quarantined,
             "duplicates": self.duplicates,
         }
+
+
+def halves_of_customers(df: pl.DataFrame, min_rows: int) -> list[pl.DataFrame]:
+    """``df`` as two slices of whole customers (every id of the first smaller than every id of the
+    second), cut at the first row of the middle row's customer; ``[df]`` when it has fewer than
+    ``min_rows`` rows, a missing id, ids not in sorted order, or a single customer in the way."""
+    n = df.height
+    ids = df["customer_id"]
+    if n < max(min_rows, 2) or ids.null_count() or not ids.is_sorted():
+        return [df]
+    mid = ids[n // 2]
+    cut = int(ids.search_sorted(mid, side="left"))
+    if cut == 0:
+        cut = int(ids.search_sorted(mid, side="right"))
+    if cut in (0, n):
+        return [df]
+    return [df.slice(0, cut), df.slice(cut)]

@@ -475,15 +475,6 @@ def _findings(
 # --- registers --------------------------------------------------------------------------------
 
 
-def _argmax(cols: list[str]) -> pl.Expr:
-    """Index of the largest of ``cols`` per row (first on ties), without list columns."""
-    m = pl.max_horizontal(cols)
-    e = pl.lit(len(cols) - 1)
-    for i in range(len(cols) - 2, -1, -1):
-        e = pl.when(pl.col(cols[i]) == m).then(pl.lit(i)).otherwise(e)
-    return e
-
-
 def _reconcile_periods(
     df: pl.DataFrame, total: str, periods: list[str], tou: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -55,6 +55,7 @@ from ingest.schemas import (
     REGISTER_STATE_SCHEMA,
     IngestBatch,
     customer_bucket,
+    halves_of_customers,
 )
 from store.base import latest_only, plan_versions
 from store.errors import StoreCorrupt, StoreUnavailable
@@ -117,19 +118,6 @@ def _write_segments(
     return out
 #: daily batches with at least this many rows are checked and partitioned in two halves at once
 SPLIT_MIN_ROWS = 400_000
-
-
-def _split_at_customer(df: pl.DataFrame) -> list[pl.DataFrame]:
-    """``df`` in two halves of whole customers (first half's ids all smaller) when it is large and its
-    customer ids are sorted; else ``[df]``."""
-    n = df.height
-    ids = df["customer_id"]
-    if n < SPLIT_MIN_ROWS or ids.null_count() or not ids.is_sorted():
-        return [df]
-    cut = int(ids.search_sorted(ids[n // 2], side="left"))
-    if cut in (0, n):
-        return [df]
-    return [df.slice(0, cut), df.slice(cut)]
 
 
 def _years_of_days(day: pl.Series) -> np.ndarray:
@@ -534,7 +522,7 @@ class EmbeddedStore:
         clean = False
         if isinstance(daily, pl.DataFrame):
             if daily.height:
-                parts = _split_at_customer(_cast(daily, DAILY_SCHEMA))
+                parts = halves_of_customers(_cast(daily, DAILY_SCHEMA), SPLIT_MIN_ROWS)
 
                 def check_and_split(part: pl.DataFrame) -> tuple[bool, dict[str, pl.DataFrame]]:
                     # sorted with no key twice => so is each partition
