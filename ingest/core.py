@@ -235,10 +235,9 @@ def _registers_in_halves(raw: pl.DataFrame, today: dt.date | None, anchors: pl.D
     """``vee.registers_to_daily`` of ``raw``, on two threads when the file lists its customers in
     order (as exports do): each half holds whole customers, so the halves are independent (VEE works
     per meter and per customer). polars and the numba kernels release the GIL."""
-    if "customer_id" not in vee._plain_text_columns(raw, ["customer_id"]):  # " 7" and "7" are one customer
-        return vee.registers_to_daily(raw, today=today, anchors=anchors)
     parts = halves_of_customers(raw, PARALLEL_MIN_ROWS)
-    if len(parts) == 1:
+    if len(parts) == 1 or "customer_id" not in vee._plain_text_columns(raw, ["customer_id"]):
+        # (ids with spaces around them: " 7" and "7" are one customer, but may sort apart)
         return vee.registers_to_daily(raw, today=today, anchors=anchors)
     with ThreadPoolExecutor(max_workers=2) as pool:
         halves = list(pool.map(lambda part: vee.registers_to_daily(part, today=today, anchors=anchors), parts))
