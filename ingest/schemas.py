@@ -242,3 +242,17 @@ def halves_of_customers(df: pl.DataFrame, min_rows: int) -> list[pl.DataFrame]:
     if cut in (0, n):
         return [df]
     return [df.slice(0, cut), df.slice(cut)]
+
+
+def is_sorted_by(df: pl.DataFrame, keys: list[str], strict: bool = False) -> bool:
+    """Non-decreasing on ``keys`` (lexicographic), checked without sorting; ``strict``: increasing
+    (so also no key twice)."""
+    if df.height < 2:
+        return True
+    gt = pl.lit(False)
+    eq = pl.lit(True)
+    for k in keys:
+        gt = gt | (eq & (pl.col(k) > pl.col(k).shift(1)))
+        eq = eq & (pl.col(k) == pl.col(k).shift(1))
+    ok = gt if strict else (gt | eq)
+    return bool(df.select(ok.slice(1).all()).item())

@@ -59,6 +59,7 @@ from ingest.schemas import (
     PAYMENT_SCHEMA,
     QUARANTINE_SCHEMA,
     REGISTERS,
+    is_sorted_by,
 )
 
 MIN_DATE = dt.date(1990, 1, 1)
@@ -403,15 +404,7 @@ def _dedupe(
 
 def _sort_if_needed(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """Sort by ``keys`` (then row) unless already sorted: exports usually are."""
-    if df.height < 2:
-        return df
-    cmp = pl.lit(False)
-    eq = pl.lit(True)
-    for k in keys:
-        cmp = cmp | (eq & (pl.col(k) > pl.col(k).shift(1)))
-        eq = eq & (pl.col(k) == pl.col(k).shift(1))
-    ok = df.select((cmp | eq).slice(1).all()).item()
-    return df if ok else df.sort([*keys, "row"])
+    return df if is_sorted_by(df, keys) else df.sort([*keys, "row"])
 
 
 def _dedupe_groups(

@@ -56,6 +56,7 @@ from ingest.schemas import (
     IngestBatch,
     customer_bucket,
     halves_of_customers,
+    is_sorted_by,
 )
 from store.base import latest_only, plan_versions
 from store.errors import StoreCorrupt, StoreUnavailable
@@ -147,25 +148,11 @@ def _last_per_key(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """The last row for each key (upsert order), sorted by ``keys``; a stable sort, no hashing."""
     if df.height < 2:
         return df
-    if not _is_sorted(df, keys):
+    if not is_sorted_by(df, keys):
         df = df.sort(keys, maintain_order=True)
     same_next = pl.all_horizontal([pl.col(k) == pl.col(k).shift(-1) for k in keys]).fill_null(False)
     flags = df.select(same_next.alias("_s"))["_s"]
     return df.filter(~flags) if flags.any() else df
-
-
-def _is_sorted(df: pl.DataFrame, keys: list[str], strict: bool = False) -> bool:
-    """Non-decreasing on ``keys`` (lexicographic), checked without sorting; ``strict``: increasing
-    (so also no key twice)."""
-    if df.height < 2:
-        return True
-    gt = pl.lit(False)
-    eq = pl.lit(True)
-    for k in keys:
-        gt = gt | (eq & (pl.col(k) > pl.col(k).shift(1)))
-        eq = eq & (pl.col(k) == pl.col(k).shift(1))
-    ok = gt if strict else (gt | eq)
-    return bool(df.select(ok.slice(1).all()).item())
 
 
 def _rels(value: str | list[str] | None) -> list[str]:
@@ -526,7 +513,7 @@ class EmbeddedStore:
 
                 def check_and_split(part: pl.DataFrame) -> tuple[bool, dict[str, pl.DataFrame]]:
                     # sorted with no key twice => so is each partition
-                    return _is_sorted(part, KEYS_DAILY, strict=True), self._partition(part, "day")
+                    return is_sorted_by(part, KEYS_DAILY, strict=True), self._partition(part, "day")
 
                 with ThreadPoolExecutor(max_workers=len(parts)) as pool:
                     done = list(pool.map(check_and_split, parts))
