@@ -112,6 +112,8 @@ def _scatter(bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v0, v1, v2, v3,
             continue
         f = open_first[i]
         last = open_last[i]
+        if f < 0:  # (not open in the year; a row of the day before Jan 1 would be day -1)
+            continue
         for k in range(bounds[r], bounds[r + 1]):
             d = day[k] - jan1
             if d < f or d > last:
@@ -274,6 +276,79 @@ def _bools(s: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.array([a.offset, a.offset], np.int64))
 
 
+@dataclass
+class DailyColumns:
+    """The columns of a ``DAILY_SCHEMA`` frame as the row kernels read them (zero-copy where possible).
+
+    Attributes
+    ----------
+    bounds, run_cust : int64[r + 1], int64[r]
+        Runs of equal ``customer_id`` and the row of each in ``customers`` (-1: not there).
+    day : int32[rows]
+        Days since 1970-01-01; ``jan1`` is the year's first.
+    total : int64[rows]
+        ``wh_total`` (nulls as 0) [Wh].
+    regs, valid, voff : list of int64[rows], list of uint8 bitmaps, int64[4]
+        The period registers [Wh], their Arrow validity bitmaps (empty: no nulls) and bit offsets;
+        ``has_regs`` False when the frame has no register columns.
+    est, est_valid, est_off : uint8, uint8, int64[2]
+        ``estimated`` as Arrow value and validity bitmaps and their bit offsets (empty: no column).
+    open_first, open_last : int32[n]
+        The open window of each customer (:func:`open_window`).
+    """
+
+    bounds: np.ndarray
+    run_cust: np.ndarray
+    day: np.ndarray
+    jan1: int
+    total: np.ndarray
+    regs: list[np.ndarray]
+    valid: list[np.ndarray]
+    voff: np.ndarray
+    has_regs: bool
+    est: np.ndarray
+    est_valid: np.ndarray
+    est_off: np.ndarray
+    open_first: np.ndarray
+    open_last: np.ndarray
+
+    def scatter_args(self) -> tuple:
+        """The row arguments of the row kernels, ``bounds`` .. ``est_off``, in their order."""
+        return (self.bounds, self.run_cust, self.day, self.jan1, self.total, *self.regs, *self.valid, self.voff,
+                self.has_regs, self.est, self.est_valid, self.est_off)
+
+    def one_run_per_customer(self) -> bool:
+        """Every customer's rows are one run (the frame is grouped by customer, as the stores return it)."""
+        known = self.run_cust[self.run_cust >= 0]
+        return known.size == 0 or int(np.bincount(known).max()) <= 1
+
+
+def daily_columns(daily: pl.DataFrame, customers: pl.DataFrame, year: int) -> DailyColumns:
+    """Read a ``DAILY_SCHEMA`` frame's columns for the row kernels (see :class:`DailyColumns`)."""
+    first, last = open_window(customers, year)
+    jan1 = (dt.date(year, 1, 1) - _EPOCH).days
+    if daily.height == 0 or customers.height == 0:
+        daily = pl.DataFrame(schema={"customer_id": pl.Utf8, "day": pl.Date, "wh_total": pl.Int64})
+    bounds, run_cust = _runs(customers, daily) if daily.height else (np.zeros(1, np.int64), np.zeros(0, np.int64))
+    cols = daily.columns
+    day = daily.get_column("day").to_physical().cast(pl.Int32).to_numpy()
+    tot = daily.get_column("wh_total")
+    total = _ints(tot.fill_null(0) if tot.null_count() else tot)[0]
+    has_regs = all(f"wh_{r}" in cols for r in REGISTERS)
+    regs, valid, voff = [], [], np.zeros(4, np.int64)
+    for k, r in enumerate(REGISTERS):
+        if has_regs:
+            values, bitmap, voff[k] = _ints(daily.get_column(f"wh_{r}"))
+        else:
+            values, bitmap = np.zeros(0, np.int64), _NO_BITMAP
+        regs.append(values)
+        valid.append(bitmap)
+    est, est_valid, est_off = _bools(daily.get_column("estimated")) if "estimated" in cols else (
+        _NO_BITMAP, _NO_BITMAP, np.zeros(2, np.int64))
+    return DailyColumns(bounds, run_cust, day, jan1, total, regs, valid, voff, has_regs, est, est_valid, est_off,
+                        first, last)
+
+
 def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: bool = False) -> DenseYear:
     """Turn a ``DAILY_SCHEMA`` frame into a :class:`DenseYear` aligned to ``customers``.
 
@@ -295,35 +370,16 @@ def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: 
     """
     n = customers.height
     n_days = days_in_year(year)
-    first, last = open_window(customers, year)
-    jan1 = (dt.date(year, 1, 1) - _EPOCH).days
-    if daily.height == 0 or n == 0:
-        daily = pl.DataFrame(schema={"customer_id": pl.Utf8, "day": pl.Date, "wh_total": pl.Int64})
-    bounds, run_cust = _runs(customers, daily) if daily.height else (np.zeros(1, np.int64), np.zeros(0, np.int64))
-    cols = daily.columns
-    day = daily.get_column("day").to_physical().cast(pl.Int32).to_numpy()
-    tot = daily.get_column("wh_total")
-    total = _ints(tot.fill_null(0) if tot.null_count() else tot)[0]
-    has_regs = all(f"wh_{r}" in cols for r in REGISTERS)
-    regs, valid, voff = [], [], np.zeros(4, np.int64)
-    for k, r in enumerate(REGISTERS):
-        if has_regs:
-            values, bitmap, voff[k] = _ints(daily.get_column(f"wh_{r}"))
-        else:
-            values, bitmap = np.zeros(0, np.int64), _NO_BITMAP
-        regs.append(values)
-        valid.append(bitmap)
-    est, est_valid, est_off = _bools(daily.get_column("estimated")) if "estimated" in cols else (
-        _NO_BITMAP, _NO_BITMAP, np.zeros(2, np.int64))
+    c = daily_columns(daily, customers, year)
+    first, last = c.open_first, c.open_last
     for dtype in (np.int32, np.int64):
         # numpy's zeroed allocations (calloc, huge pages) cost less than numba's for these sizes
         out = DenseYear(np.zeros((n, n_days), dtype), np.zeros((n, n_days), np.bool_),
                         np.zeros((n, n_days), np.bool_), np.zeros((n, n_days), np.bool_), first, last,
                         np.zeros((n, 4), np.int64), np.zeros(n, np.int64),
                         np.zeros((n if with_regs else 0, n_days, 4), dtype))
-        if _scatter(bounds, run_cust, day, jan1, total, regs[0], regs[1], regs[2], regs[3], valid[0], valid[1],
-                    valid[2], valid[3], voff, has_regs, est, est_valid, est_off, first, last,
-                    out.total, out.present, out.tou, out.estimated, out.reg_sum, out.tou_total, out.regs):
+        if _scatter(*c.scatter_args(), first, last, out.total, out.present, out.tou,  # type: ignore[call-arg]
+                    out.estimated, out.reg_sum, out.tou_total, out.regs):
             break
     if not with_regs:
         out.regs = None

@@ -9,8 +9,25 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from diagnostics.dense import _EPOCH, REGISTERS, DenseYear, _runs, days_in_year, densify, month_of_day
-from diagnostics.kernels import count_days, month_sums, payments_kernel, season_of_month, usage_kernel
+from diagnostics.dense import (
+    _EPOCH,
+    REGISTERS,
+    DenseYear,
+    _runs,
+    daily_columns,
+    days_in_year,
+    densify,
+    month_of_day,
+)
+from diagnostics.kernels import (
+    count_days,
+    month_sums,
+    payments_kernel,
+    season_of_month,
+    usage_from_rows,
+    usage_kernel,
+    usage_params,
+)
 
 CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay", "bank", "counter", "other")
 ONLINE_CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay")
@@ -261,16 +278,30 @@ def _nan_to_null(x: np.ndarray) -> pl.Series:
     return pl.Series(values=x.astype(np.float64), nan_to_null=True)
 
 
-def _usage(dense: DenseYear, year: int, p: Params) -> dict[str, pl.Series]:
+def _usage(daily: pl.DataFrame, dense: DenseYear | None, customers: pl.DataFrame, year: int,
+           p: Params) -> dict[str, pl.Series]:
+    """The usage columns, from ``dense`` when given, else straight from the rows of ``daily`` (one pass,
+    no dense arrays) when each customer's rows are one run, else via :func:`densify`."""
     month = month_of_day(year)
+    prm = usage_params(p.base_quantile, p.low_abs_wh, p.low_frac, p.spike_year_factor, p.spike_local_factor,
+                       p.spike_min_wh, p.spike_window, p.min_season_days)
+    cols = None
+    if dense is None:
+        cols = daily_columns(daily, customers, year)
+        if not cols.one_run_per_customer():
+            dense, cols = densify(daily, customers, year), None
+    if cols is not None:
+        outs, tou_days, est_days, reg_sum, tou_total = usage_from_rows(cols, month, season_of_month(), prm,
+                                                                       customers.height)
+    else:
+        assert dense is not None
+        outs = usage_kernel(dense.total, dense.present, dense.open_first, dense.open_last, month,
+                            season_of_month(), *prm)
+        tou_days = count_days(dense.tou, dense.open_first, dense.open_last)
+        est_days = count_days(dense.estimated, dense.open_first, dense.open_last)
+        reg_sum, tou_total = dense.reg_sum, dense.tou_total
     (wh_year, month_wh, days_open, days_present, base_wh, median_wh, level, low_run, low_run_start, low_days,
-     spike_days, spike_max_ratio, spike_first) = usage_kernel(
-        dense.total, dense.present, dense.open_first, dense.open_last, month, season_of_month(),
-        float(p.base_quantile), float(p.low_abs_wh), float(p.low_frac), float(p.spike_year_factor),
-        float(p.spike_local_factor), float(p.spike_min_wh), int(p.spike_window), int(p.min_season_days))
-    tou_days = count_days(dense.tou, dense.open_first, dense.open_last)
-    est_days = count_days(dense.estimated, dense.open_first, dense.open_last)
-    reg_sum, tou_total = dense.reg_sum, dense.tou_total
+     spike_days, spike_max_ratio, spike_first) = outs
     jan1 = dt.date(year, 1, 1)
     has = days_present > 0
     out: dict[str, pl.Series] = {}
@@ -511,14 +542,14 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
     p = params
     cust = customers
     n = cust.height
-    if dense is None or dense.total.shape[0] != n:
-        dense = densify(daily, cust, year)
+    if dense is not None and dense.total.shape[0] != n:
+        dense = None
     cols: dict[str, pl.Series] = {"customer_id": cust.get_column("customer_id").cast(pl.Utf8)}
     cols["year"] = pl.Series(values=np.full(n, year, np.int32))
     for c, ctype in (("tariff", pl.Utf8()), ("region", pl.Utf8()), ("household_size", pl.Int32())):
         cols[c] = (cust.get_column(c).cast(ctype) if c in cust.columns
                    else pl.Series(values=[None] * n, dtype=ctype))
-    cols.update(_usage(dense, year, p))
+    cols.update(_usage(daily, dense, cust, year, p))
     del dense
     if daily_last_year is not None and daily_last_year.height > 0:
         cols.update(_last_year(densify(daily_last_year, cust, year - 1), year - 1, p))

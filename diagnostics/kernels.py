@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba as nb
 import numpy as np
 
+from diagnostics.dense import _valid
+
 # months (0-based) of the seasons: shoulder = spring and autumn (Apr, May, Oct, Nov), summer = Jul-Aug,
 # winter = Dec, Jan, Feb of the same calendar year
 SHOULDER = (3, 4, 9, 10)
@@ -95,28 +97,69 @@ MAX_KEY_RANGE = 1 << (62 - DAY_BITS)
 """A household whose daily values span this much or more is sorted by comparison instead [Wh] (half of
 what the int64 keys hold, so that the span, computed in float to avoid overflow, is safe)."""
 
+MAX_DIGITS = (62 - DAY_BITS + 7) // 8
+"""Most 8-bit value digits of a sort key (the rows of the ``counts`` scratch of :func:`_sort_days`)."""
 
-@nb.njit(cache=True)
+
+@nb.njit(cache=True, nogil=True)
 def sort_days(vals, days, m, keys, tmp, out_vals, out_days):  # pragma: no cover - numba (twin tested)
+    """:func:`_sort_days` with its own histogram scratch."""
+    _sort_days(vals, days, m, keys, tmp, out_vals, out_days, np.empty((MAX_DIGITS, 257), np.int64))
+
+
+@nb.njit(cache=True, nogil=True)
+def _sort_days(vals, days, m, keys, tmp, out_vals, out_days, counts):  # pragma: no cover - numba (twin tested)
     """Sort ``vals[:m]`` ascending into ``out_vals[:m]``, with the day of each value into ``out_days``.
 
     An LSD radix sort of ``(value - min) << DAY_BITS | day`` keys on the 8-bit digits of the value only
     (the day rides along in the low bits): one or two linear passes over a household's days, several
     times faster than a comparison sort or than repeated selection. Stable: ties keep their input
     order. Falls back to a stable comparison sort when the values span ``MAX_KEY_RANGE`` or more.
-    ``keys`` and ``tmp`` are scratch of at least ``m`` elements; ``days`` must be below
-    ``2**DAY_BITS``.
+    ``keys`` and ``tmp`` are scratch of at least ``m`` elements, ``counts`` of ``[MAX_DIGITS, 257]``;
+    ``days`` must be below ``2**DAY_BITS``.
     """
     if m == 0:
         return
     lo = vals[0]
     hi = vals[0]
-    for j in range(1, m):
-        v = vals[j]
-        if v < lo:
-            lo = v
-        elif v > hi:
-            hi = v
+    for j in range(m):  # (branch-free min and max: vectorised)
+        lo = min(lo, vals[j])
+        hi = max(hi, vals[j])
+    if float(hi) - float(lo) >= 65536 or hi - lo < 256:
+        _sort_days_generic(vals, days, m, keys, tmp, out_vals, out_days, counts, lo, hi)
+        return
+    # two 8-bit digits, as for most households (a span of 256 to 65,535 Wh/day): both histograms in
+    # the pass that makes the keys, and the second pass writes the output
+    c0 = counts[0]
+    c1 = counts[1]
+    c0[:] = 0
+    c1[:] = 0
+    for j in range(m):
+        k = ((vals[j] - lo) << DAY_BITS) | days[j]
+        keys[j] = k
+        c0[((k >> DAY_BITS) & 255) + 1] += 1
+        c1[((k >> (DAY_BITS + 8)) & 255) + 1] += 1
+    for c in range(256):
+        c0[c + 1] += c0[c]
+        c1[c + 1] += c1[c]
+    for j in range(m):
+        x = keys[j]
+        c = (x >> DAY_BITS) & 255
+        tmp[c0[c]] = x
+        c0[c] += 1
+    mask = (1 << DAY_BITS) - 1
+    for j in range(m):
+        x = tmp[j]
+        c = (x >> (DAY_BITS + 8)) & 255
+        q = c1[c]
+        out_vals[q] = (x >> DAY_BITS) + lo
+        out_days[q] = x & mask
+        c1[c] = q + 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _sort_days_generic(vals, days, m, keys, tmp, out_vals, out_days, counts, lo, hi):  # pragma: no cover
+    """:func:`_sort_days` for any span (``lo``/``hi``: the least and greatest of ``vals[:m]``)."""
     if float(hi) - float(lo) >= MAX_KEY_RANGE:
         order = np.argsort(vals[:m], kind="mergesort")
         for j in range(m):
@@ -128,7 +171,7 @@ def sort_days(vals, days, m, keys, tmp, out_vals, out_days):  # pragma: no cover
     while (span >> (8 * n_digits)) > 0:
         n_digits += 1
     # keys and the histograms of all their value digits in one pass
-    counts = np.zeros((n_digits, 257), np.int64)
+    counts[:n_digits] = 0
     for j in range(m):
         k = ((vals[j] - lo) << DAY_BITS) | days[j]
         keys[j] = k
@@ -172,114 +215,313 @@ def _sorted_quantile(a, lo, hi, q):  # pragma: no cover - numba
 
 
 USAGE_TASK = 2048
-"""Households per task of :func:`usage_kernel` (tasks go to a pool of Python threads)."""
+"""Households per task of :func:`usage_kernel` and :func:`usage_runs` (tasks go to a pool of Python
+threads)."""
+
+@nb.njit(cache=True, nogil=True)
+def _usage_one(i, tot, pres, f, last, season_of_day, month_start, prm, scratch, out):  # pragma: no cover - numba
+    """The usage features of household ``i`` from its daily Wh ``tot[D]`` and read flags ``pres[D]``
+    (open window ``f..last``, ``f >= 0``), written into row ``i`` of the arrays of ``out``.
+
+    ``prm`` holds the float parameters of :func:`usage_kernel` in its order (``base_q`` ...
+    ``min_season_days``); ``scratch`` the per-thread buffers (see :func:`_scratch`).
+    """
+    vals, days, keys, tmp, sv, sd, sbuf, counts = scratch
+    (wh_year, month_wh, days_open, days_present, base_wh, median_wh, level, low_run, low_run_start,
+     low_days, spike_days, spike_max_ratio, spike_first) = out
+    base_q = prm[0]
+    low_abs_wh = prm[1]
+    low_frac = prm[2]
+    spike_year_factor = prm[3]
+    spike_local_factor = prm[4]
+    spike_min_wh = prm[5]
+    spike_window = int(prm[6])
+    min_season_days = int(prm[7])
+    days_open[i] = last - f + 1
+    # the read days, month by month (``month_start``: first day of each month and D): sums kept in
+    # registers, and the days compacted without a branch
+    m = 0
+    wy = np.int64(0)
+    for mo in range(12):
+        acc = np.int64(0)
+        for d in range(max(f, month_start[mo]), min(last + 1, month_start[mo + 1])):
+            p = pres[d]
+            v = np.int64(tot[d]) if p else np.int64(0)
+            acc += v
+            vals[m] = v
+            days[m] = d
+            m += p
+        month_wh[i, mo] += acc
+        wy += acc
+    wh_year[i] = wy
+    days_present[i] = m
+    if m == 0:
+        return
+    _sort_days(vals, days, m, keys, tmp, sv, sd, counts)
+    med_all = _sorted_quantile(sv, 0, m, 0.5)
+    thr = max(low_abs_wh, low_frac * med_all)
+    # occupied days: the sorted values from the first one >= thr
+    j0 = 0
+    while j0 < m and sv[j0] < thr:
+        j0 += 1
+    if j0 > 0:
+        # near-zero runs (a missing day neither counts nor ends a run)
+        low_days[i] = j0
+        run = 0
+        start = -1
+        best = 0
+        best_start = -1
+        for j in range(m):
+            if vals[j] < thr:
+                if run == 0:
+                    start = days[j]
+                run += 1
+                if run > best:
+                    best = run
+                    best_start = start
+            else:
+                run = 0
+        low_run[i] = best
+        low_run_start[i] = best_start
+    if j0 == m:
+        return
+    med = _sorted_quantile(sv, j0, m, 0.5)
+    median_wh[i] = med
+    level[i, 0] = med
+    base_wh[i] = _sorted_quantile(sv, j0, m, base_q)
+    # the occupied days of each season (0 = none), still sorted; the four counters are packed in
+    # one integer (16 bits each) so that the loop has neither branches nor store-to-load chains
+    packed = 0
+    for j in range(j0, m):
+        sh = 16 * season_of_day[sd[j]]
+        sbuf[sh >> 4, (packed >> sh) & 0xFFFF] = sv[j]
+        packed += 1 << sh
+    for sidx in range(1, 4):
+        cnt = (packed >> (16 * sidx)) & 0xFFFF
+        if cnt >= min_season_days:
+            level[i, sidx] = _sorted_quantile(sbuf[sidx], 0, cnt, 0.5)
+    # spikes: candidates against the year's median, confirmed against the days around them
+    cand = spike_year_factor * med
+    if sv[m - 1] <= cand:
+        return
+    for j in range(m):
+        v = vals[j]
+        if v <= cand:
+            continue
+        d = days[j]
+        k = 0
+        for e in range(max(f, d - spike_window), min(last, d + spike_window) + 1):
+            if e != d and pres[e] and tot[e] >= thr:
+                keys[k] = tot[e]
+                k += 1
+        if k < 3:
+            continue
+        local = _quantile(keys, k, 0.5, tmp)
+        if v > spike_local_factor * local and v - local >= spike_min_wh:
+            spike_days[i] += 1
+            r = v / med
+            if spike_first[i] < 0:
+                spike_first[i] = d
+            if np.isnan(spike_max_ratio[i]) or r > spike_max_ratio[i]:
+                spike_max_ratio[i] = r
 
 
 @nb.njit(cache=True, nogil=True)
-def usage_rows(lo, hi, total, present, open_first, open_last, month, season, base_q, low_abs_wh, low_frac,
-               spike_year_factor, spike_local_factor, spike_min_wh, spike_window, min_season_days,
-               wh_year, month_wh, days_open, days_present, base_wh, median_wh, level, low_run, low_run_start,
-               low_days, spike_days, spike_max_ratio, spike_first):  # pragma: no cover - numba (twin tested)
-    """The usage features of households ``lo:hi``, written into the output arrays (see
-    :func:`usage_kernel`; serial, without the GIL)."""
-    D = total.shape[1]
+def _scratch(D):  # pragma: no cover - numba
+    """Per-thread buffers of :func:`_usage_one` for years of ``D`` days."""
+    return (np.empty(D, np.int64), np.empty(D, np.int64), np.empty(D, np.int64), np.empty(D, np.int64),
+            np.empty(D, np.int64), np.empty(D, np.int64), np.empty((4, D), np.int64),
+            np.empty((MAX_DIGITS, 257), np.int64))
+
+
+@nb.njit(cache=True, nogil=True)
+def _calendar(month, season):  # pragma: no cover - numba
+    """Season of every day (``int64[D]``) and the first day of every month, then D (``int64[13]``)."""
+    D = month.shape[0]
     season_of_day = np.empty(D, np.int64)
-    for d in range(D):
+    month_start = np.full(13, D, np.int64)
+    for d in range(D - 1, -1, -1):
         season_of_day[d] = season[month[d]]
-    vals = np.empty(D, np.int64)
-    days = np.empty(D, np.int64)
-    keys = np.empty(D, np.int64)
-    tmp = np.empty(D, np.int64)
-    sv = np.empty(D, np.int64)
-    sd = np.empty(D, np.int64)
-    sbuf = np.empty((4, D), np.int64)
+        month_start[month[d]] = d
+    return season_of_day, month_start
+
+
+@nb.njit(cache=True, nogil=True)
+def usage_rows(lo, hi, total, present, open_first, open_last, month, season, prm,
+               out):  # pragma: no cover - numba (twin tested)
+    """The usage features of households ``lo:hi`` from dense arrays, written into ``out`` (see
+    :func:`usage_kernel`; serial, without the GIL)."""
+    season_of_day, month_start = _calendar(month, season)
+    scratch = _scratch(total.shape[1])
     for i in range(lo, hi):
+        if open_first[i] >= 0:
+            _usage_one(i, total[i], present[i], open_first[i], open_last[i], season_of_day, month_start, prm,
+                       scratch, out)
+
+
+@nb.njit(cache=True, inline="always")
+def _sum(a):  # pragma: no cover - numba
+    """Sum of an int64 array (a loop from 0, which LLVM vectorises)."""
+    t = np.int64(0)
+    for k in range(a.shape[0]):
+        t += a[k]
+    return t
+
+
+@nb.njit(cache=True, inline="always")
+def _count(a):  # pragma: no cover - numba
+    """True values of a bool array."""
+    t = 0
+    for k in range(a.shape[0]):
+        t += a[k]
+    return t
+
+
+@nb.njit(cache=True, inline="always")
+def _run_bits(bitmap, offset, lo, hi):  # pragma: no cover - numba
+    """Bits ``lo:hi`` of an Arrow bitmap (bit offset ``offset``): 1 all set (or an empty bitmap, i.e.
+    no nulls), 0 none set, -1 mixed."""
+    if bitmap.shape[0] == 0:
+        return 1
+    a = offset + lo
+    b = offset + hi
+    ones = 0
+    j = a
+    while j < b and (j & 7):
+        ones += (bitmap[j >> 3] >> (j & 7)) & 1
+        j += 1
+    while j + 8 <= b:
+        x = bitmap[j >> 3]
+        if x == 255:
+            ones += 8
+        elif x != 0:
+            return -1
+        j += 8
+    while j < b:
+        ones += (bitmap[j >> 3] >> (j & 7)) & 1
+        j += 1
+    if ones == b - a:
+        return 1
+    return 0 if ones == 0 else -1
+
+
+@nb.njit(cache=True, nogil=True)
+def usage_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v0, v1, v2, v3, voff, has_regs,
+               est, est_valid, est_off, open_first, open_last, month, season, prm, out, tou_days, est_days,
+               reg_sum, tou_total):  # pragma: no cover - numba (twin tested)
+    """The usage features straight from daily rows: runs ``r_lo:r_hi`` of a frame whose customers each
+    have one run of rows (see :func:`diagnostics.dense._runs`).
+
+    Each run is summed into one year of days (per thread, in cache) as ``densify`` would fill the
+    household's row of its dense arrays (the same inputs as ``diagnostics.dense._scatter``; int64, so
+    no overflow), then :func:`_usage_one` runs on it. Also counts the days with period registers and
+    the estimated days (``tou_days``, ``est_days``) and sums the registers (``reg_sum``,
+    ``tou_total``) over the open window.
+    """
+    D = month.shape[0]
+    season_of_day, month_start = _calendar(month, season)
+    scratch = _scratch(D)
+    tot = np.zeros(D, np.int64)
+    pres = np.zeros(D, np.bool_)
+    tou = np.zeros(D, np.bool_)
+    estd = np.zeros(D, np.bool_)
+    for r in range(r_lo, r_hi):
+        i = run_cust[r]
+        if i < 0:
+            continue
         f = open_first[i]
         last = open_last[i]
         if f < 0:
             continue
-        days_open[i] = last - f + 1
-        m = 0
-        wy = np.int64(0)
-        for d in range(f, last + 1):
-            if present[i, d]:
-                v = np.int64(total[i, d])
-                wy += v
-                month_wh[i, month[d]] += v
-                vals[m] = v
-                days[m] = d
-                m += 1
-        wh_year[i] = wy
-        days_present[i] = m
-        if m == 0:
+        # (slices and loops from 0: numba then drops its negative-index checks, and LLVM vectorises;
+        # ``tou`` and ``estd`` are used, and cleared afterwards, by the runs that are not clean)
+        tot[f:last + 1] = 0
+        pres[f:last + 1] = False
+        lo = bounds[r]
+        hi = bounds[r + 1]
+        if lo == hi:
             continue
-        sort_days(vals, days, m, keys, tmp, sv, sd)
-        med_all = _sorted_quantile(sv, 0, m, 0.5)
-        thr = max(low_abs_wh, low_frac * med_all)
-        # occupied days: the sorted values from the first one >= thr
-        j0 = 0
-        while j0 < m and sv[j0] < thr:
-            j0 += 1
-        if j0 > 0:
-            # near-zero runs (a missing day neither counts nor ends a run)
-            low_days[i] = j0
-            run = 0
-            start = -1
-            best = 0
-            best_start = -1
-            for j in range(m):
-                if vals[j] < thr:
-                    if run == 0:
-                        start = days[j]
-                    run += 1
-                    if run > best:
-                        best = run
-                        best_start = start
-                else:
-                    run = 0
-            low_run[i] = best
-            low_run_start[i] = best_start
-        if j0 == m:
-            continue
-        med = _sorted_quantile(sv, j0, m, 0.5)
-        median_wh[i] = med
-        level[i, 0] = med
-        base_wh[i] = _sorted_quantile(sv, j0, m, base_q)
-        # the occupied days of each season (0 = none), still sorted; the four counters are packed in
-        # one integer (16 bits each) so that the loop has neither branches nor store-to-load chains
-        packed = 0
-        for j in range(j0, m):
-            sh = 16 * season_of_day[sd[j]]
-            sbuf[sh >> 4, (packed >> sh) & 0xFFFF] = sv[j]
-            packed += 1 << sh
-        for sidx in range(1, 4):
-            cnt = (packed >> (16 * sidx)) & 0xFFFF
-            if cnt >= min_season_days:
-                level[i, sidx] = _sorted_quantile(sbuf[sidx], 0, cnt, 0.5)
-        # spikes: candidates against the year's median, confirmed against the days around them
-        cand = spike_year_factor * med
-        if sv[m - 1] <= cand:
-            continue
-        for j in range(m):
-            v = vals[j]
-            if v <= cand:
-                continue
-            d = days[j]
-            k = 0
-            for e in range(max(f, d - spike_window), min(last, d + spike_window) + 1):
-                if e != d and present[i, e] and total[i, e] >= thr:
-                    keys[k] = total[i, e]
-                    k += 1
-            if k < 3:
-                continue
-            local = _quantile(keys, k, 0.5, tmp)
-            if v > spike_local_factor * local and v - local >= spike_min_wh:
-                spike_days[i] += 1
-                r = v / med
-                if spike_first[i] < 0:
-                    spike_first[i] = d
-                if np.isnan(spike_max_ratio[i]) or r > spike_max_ratio[i]:
-                    spike_max_ratio[i] = r
+        # a clean run (every row in the window; period registers on every row or on none; nothing
+        # estimated, as nearly every run is) takes a loop without per-row checks, and the sums of
+        # its registers vectorised loops
+        rday = day[lo:hi]
+        rtot = total[lo:hi]
+        dmin = rday[0]
+        dmax = rday[0]
+        for k in range(rday.shape[0]):
+            dmin = min(dmin, rday[k])
+            dmax = max(dmax, rday[k])
+        regs_state = 0
+        if has_regs:
+            regs_state = min(_run_bits(v0, voff[0], lo, hi), _run_bits(v1, voff[1], lo, hi),
+                             _run_bits(v2, voff[2], lo, hi), _run_bits(v3, voff[3], lo, hi))
+        est_none = est.shape[0] == 0 or _run_bits(est, est_off[0], lo, hi) == 0
+        tt = 0
+        s0 = 0
+        s1 = 0
+        s2 = 0
+        s3 = 0
+        clean = dmin - jan1 >= f and dmax - jan1 <= last and regs_state >= 0 and est_none
+        if clean:
+            for k in range(rday.shape[0]):
+                d = rday[k] - jan1
+                v = rtot[k]
+                tot[d] += v
+                pres[d] = True
+                tt += v
+            if regs_state == 1:
+                s0 = _sum(r0[lo:hi])
+                s1 = _sum(r1[lo:hi])
+                s2 = _sum(r2[lo:hi])
+                s3 = _sum(r3[lo:hi])
+            else:
+                tt = 0
+        else:
+            for k in range(lo, hi):
+                d = day[k] - jan1
+                if d < f or d > last:
+                    continue
+                v = total[k]
+                tot[d] += v
+                pres[d] = True
+                if est.shape[0] and _valid(est, est_off[0], k) and _valid(est_valid, est_off[1], k):
+                    estd[d] = True
+                if has_regs and _valid(v0, voff[0], k) and _valid(v1, voff[1], k) and _valid(v2, voff[2], k) \
+                        and _valid(v3, voff[3], k):
+                    tou[d] = True
+                    tt += v
+                    s0 += r0[k]
+                    s1 += r1[k]
+                    s2 += r2[k]
+                    s3 += r3[k]
+            tou_days[i] = _count(tou[f:last + 1])
+            est_days[i] = _count(estd[f:last + 1])
+            tou[f:last + 1] = False
+            estd[f:last + 1] = False
+        tou_total[i] = tt
+        reg_sum[i, 0] = s0
+        reg_sum[i, 1] = s1
+        reg_sum[i, 2] = s2
+        reg_sum[i, 3] = s3
+        _usage_one(i, tot, pres, f, last, season_of_day, month_start, prm, scratch, out)
+        if clean and regs_state == 1:  # (registers on every day read; nothing estimated)
+            tou_days[i] = out[3][i]
+
+
+def usage_outputs(n: int) -> tuple:
+    """The zeroed / NaN output arrays of :func:`usage_kernel` for ``n`` households."""
+    return (np.zeros(n, np.int64), np.zeros((n, 12), np.int64), np.zeros(n, np.int32), np.zeros(n, np.int32),
+            np.full(n, np.nan), np.full(n, np.nan),
+            np.full((n, 4), np.nan),  # 0 all occupied days, 1 shoulder, 2 summer, 3 winter  [Wh/day]
+            np.zeros(n, np.int32), np.full(n, -1, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32),
+            np.full(n, np.nan), np.full(n, -1, np.int32))
+
+
+def usage_params(base_q, low_abs_wh, low_frac, spike_year_factor, spike_local_factor, spike_min_wh,
+                 spike_window, min_season_days) -> np.ndarray:
+    """The parameters of :func:`usage_kernel` packed for the kernels (``float64[8]``)."""
+    return np.array([base_q, low_abs_wh, low_frac, spike_year_factor, spike_local_factor, spike_min_wh,
+                     spike_window, min_season_days], np.float64)
 
 
 def usage_kernel(total, present, open_first, open_last, month, season, base_q, low_abs_wh, low_frac,
@@ -328,18 +570,48 @@ def usage_kernel(total, present, open_first, open_last, month, season, base_q, l
     tuple of arrays (see ``diagnostics.features._usage``).
     """
     n = total.shape[0]
-    out = (np.zeros(n, np.int64), np.zeros((n, 12), np.int64), np.zeros(n, np.int32), np.zeros(n, np.int32),
-           np.full(n, np.nan), np.full(n, np.nan),
-           np.full((n, 4), np.nan),  # 0 all occupied days, 1 shoulder, 2 summer, 3 winter  [Wh/day]
-           np.zeros(n, np.int32), np.full(n, -1, np.int32), np.zeros(n, np.int32), np.zeros(n, np.int32),
-           np.full(n, np.nan), np.full(n, -1, np.int32))
+    out = usage_outputs(n)
     kernel = usage_rows.py_func if use_py else usage_rows
-    args = (total, present, open_first, open_last, month, season, float(base_q), float(low_abs_wh),
-            float(low_frac), float(spike_year_factor), float(spike_local_factor), float(spike_min_wh),
-            int(spike_window), int(min_season_days))
-    tasks = range(0, n, USAGE_TASK)
-    run_many(lambda lo: kernel(lo, min(n, lo + USAGE_TASK), *args, *out), tasks)
+    prm = usage_params(base_q, low_abs_wh, low_frac, spike_year_factor, spike_local_factor, spike_min_wh,
+                       spike_window, min_season_days)
+    run_many(lambda lo: kernel(lo, min(n, lo + USAGE_TASK), total, present, open_first, open_last, month, season,
+                               prm, out), range(0, n, USAGE_TASK))
     return out
+
+
+def usage_from_rows(cols, month, season, prm, n, use_py=False):
+    """The usage features of ``n`` customers straight from their daily rows (:func:`usage_runs` on
+    tasks of ``USAGE_TASK`` runs on Python threads).
+
+    Parameters
+    ----------
+    cols : diagnostics.dense.DailyColumns
+        The rows; every customer must have one run at most (``cols.one_run_per_customer()``).
+    month, season, prm
+        As for :func:`usage_rows` (``prm`` from :func:`usage_params`).
+    n : int
+        Customers.
+    use_py : bool
+        Run the row kernel's plain-Python twin (tests).
+
+    Returns
+    -------
+    (tuple, int32[n], int32[n], int64[n, 4], int64[n])
+        The outputs of :func:`usage_kernel`, then the days with period registers, the estimated days,
+        the Wh per register and the total Wh of the days with registers [Wh].
+    """
+    if not cols.one_run_per_customer():
+        raise ValueError("usage_from_rows: a customer's rows are not one run (group the frame by customer)")
+    out = usage_outputs(n)
+    f, last = cols.open_first, cols.open_last
+    out[2][:] = np.where(f >= 0, last - f + 1, 0)  # days_open, also of the customers without rows
+    extra = (np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros((n, 4), np.int64), np.zeros(n, np.int64))
+    kernel = usage_runs.py_func if use_py else usage_runs
+    rows = cols.scatter_args()
+    r = cols.run_cust.shape[0]
+    run_many(lambda lo: kernel(lo, min(r, lo + USAGE_TASK), *rows, cols.open_first,  # type: ignore[call-arg]
+                               cols.open_last, month, season, prm, out, *extra), range(0, r, USAGE_TASK))
+    return (out, *extra)
 
 
 def run_many(fn, items) -> None:

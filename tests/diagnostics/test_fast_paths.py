@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from diagnostics import densify, shift_peak_to_valley, tariff_what_if
 from diagnostics import whatif as W
@@ -137,7 +138,7 @@ def reference_dense(daily: pl.DataFrame, customers: pl.DataFrame, year: int):
     rows = (daily.join(idx, on="customer_id", how="inner")
             .with_columns((pl.col("day") - pl.lit(dt.date(year, 1, 1))).dt.total_days().alias("d"),
                           pl.all_horizontal(pl.col(r).is_not_null() for r in regs).alias("tou_row"))
-            .filter((pl.col("d") >= pl.col("f")) & (pl.col("d") <= pl.col("l")))
+            .filter((pl.col("f") >= 0) & (pl.col("d") >= pl.col("f")) & (pl.col("d") <= pl.col("l")))
             .group_by("i", "d")
             .agg(pl.col("wh_total").fill_null(0).sum(), pl.col("estimated").fill_null(False).any(),
                  pl.col("tou_row").any(),
@@ -302,6 +303,8 @@ def test_sort_days_is_a_stable_sort(use_py):
     kernel = sort_days.py_func if use_py else sort_days
     rng = np.random.default_rng(2)
     for vals in (rng.integers(0, 9, 300), rng.integers(-50_000, 50_000, 365), np.array([7]),
+                 rng.integers(0, 60_000, 365), rng.integers(0, 300, 200) * 7, np.array([5, 5 + 65_535, 9, 5]),
+                 np.array([5, 5 + 255, 9, 5]), np.array([5, 5 + 256, 9, 5]), np.array([5, 5 + 65_536, 9, 5]),
                  rng.integers(0, 2**62, 40), np.array([-(2**62), 2**62, 0]), np.array([MAX_KEY_RANGE, 0, 1])):
         vals = vals.astype(np.int64)
         m = vals.size
@@ -323,6 +326,100 @@ def test_usage_kernel_on_densified_frames(case):
     _assert_same_outputs(usage_kernel(*args),
                          select_usage_kernel(*_usage_args(d.total.astype(np.int64), d.present, d.open_first,
                                                           d.open_last, case.year)))
+
+
+@pytest.mark.parametrize("use_py", [False, True], ids=["njit", "py_func"])
+def test_run_bits(use_py):
+    from diagnostics.kernels import _run_bits
+
+    kernel = _run_bits.py_func if use_py else _run_bits
+    rng = np.random.default_rng(4)
+    for _ in range(300):
+        n = int(rng.integers(1, 60))
+        bits = rng.random(n + 20) < rng.choice([0.0, 0.5, 1.0, 0.97])
+        off = int(rng.integers(0, 9))
+        lo = int(rng.integers(0, n))
+        hi = int(rng.integers(lo + 1, n + 1))
+        bitmap = np.packbits(np.concatenate([np.zeros(off, bool), bits]), bitorder="little")
+        sub = bits[lo:hi]
+        want = 1 if sub.all() else 0 if not sub.any() else -1
+        assert kernel(bitmap, off, lo, hi) == want
+    assert kernel(np.zeros(0, np.uint8), 0, 0, 5) == 1  # no bitmap: no nulls
+
+
+def _rows_vs_dense(daily, customers, year, use_py=False):
+    from diagnostics.dense import daily_columns
+    from diagnostics.kernels import count_days, usage_from_rows, usage_kernel, usage_params
+
+    d = densify(daily, customers, year)
+    args = _usage_args(d.total, d.present, d.open_first, d.open_last, year)
+    cols = daily_columns(daily, customers, year)
+    assert cols.one_run_per_customer()
+    outs, tou_days, est_days, reg_sum, tou_total = usage_from_rows(cols, args[4], args[5], usage_params(*args[6:]),
+                                                                   customers.height, use_py=use_py)
+    _assert_same_outputs(outs, usage_kernel(*args))
+    np.testing.assert_array_equal(tou_days, count_days(d.tou, d.open_first, d.open_last))
+    np.testing.assert_array_equal(est_days, count_days(d.estimated, d.open_first, d.open_last))
+    np.testing.assert_array_equal(reg_sum, d.reg_sum)
+    np.testing.assert_array_equal(tou_total, d.tou_total)
+
+
+@SETTINGS
+@given(case=daily_cases(sort="customer"), clean=st.booleans(), offset=st.booleans())
+def test_usage_from_rows_equals_densify_and_the_dense_kernel(case, clean, offset):
+    """The one-pass path over the rows gives what densify + the dense kernel give: with estimated days
+    (runs with per-row checks) or without (clean runs), and from a frame sliced at an offset (Arrow
+    bitmaps that do not start at bit 0)."""
+    daily = case.daily
+    if clean:
+        daily = daily.with_columns(pl.lit(False).alias("estimated"))
+    if offset and daily.height:
+        daily = pl.concat([daily.head(3), daily], rechunk=True).slice(min(3, daily.height))
+    _rows_vs_dense(daily, case.customers, case.year)
+
+
+def test_usage_runs_twin_equals_the_kernel():
+    import datetime as dt
+
+    rng = np.random.default_rng(9)  # a: clean with registers, b: clean without, c: estimated days
+
+    rows = []
+    for c in ("a", "b", "c"):
+        for d in range(0, 365, 2):
+            v = int(rng.integers(0, 20_000))
+            regs = (None,) * 4 if c == "b" else (v // 10, v // 2, v // 5, v - v // 10 - v // 2 - v // 5)
+            rows.append((c, dt.date(2025, 1, 1) + dt.timedelta(days=d), v, *regs, c == "c" and d % 50 == 0))
+    daily = pl.DataFrame(rows, orient="row", schema={
+        "customer_id": pl.Utf8, "day": pl.Date, "wh_total": pl.Int64, "wh_sharp": pl.Int64, "wh_peak": pl.Int64,
+        "wh_flat": pl.Int64, "wh_valley": pl.Int64, "estimated": pl.Boolean}, infer_schema_length=None)
+    cust = pl.DataFrame({"customer_id": ["c", "nobody", "a", "b"]})
+    _rows_vs_dense(daily, cust, 2025, use_py=True)
+
+
+def test_usage_from_rows_refuses_a_customer_in_two_runs():
+    import datetime as dt
+
+    from diagnostics.dense import daily_columns
+    from diagnostics.kernels import usage_from_rows
+
+    daily = pl.DataFrame({"customer_id": ["a", "b", "a"], "day": [dt.date(2025, 1, d) for d in (1, 1, 2)],
+                          "wh_total": [1, 2, 3]})
+    cols = daily_columns(daily, pl.DataFrame({"customer_id": ["a", "b"]}), 2025)
+    assert not cols.one_run_per_customer()
+    with pytest.raises(ValueError, match="one run"):
+        usage_from_rows(cols, None, None, None, 2)
+
+
+@SETTINGS
+@given(case=daily_cases(sort="shuffled"))
+def test_diagnose_of_a_shuffled_frame_equals_the_grouped_frame(case):
+    """A frame not grouped by customer takes the dense path; the features are the same."""
+    from diagnostics import diagnose
+
+    grouped = case.daily.sort("customer_id", maintain_order=True)
+    a = diagnose(case.daily, None, case.customers, case.payments, None, None, case.year)
+    b = diagnose(grouped, None, case.customers, case.payments, None, None, case.year)
+    assert a.equals(b)
 
 
 # --- payments ---------------------------------------------------------------------------------
