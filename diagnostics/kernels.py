@@ -226,18 +226,8 @@ def _usage_one(i, tot, pres, f, last, season_of_day, month_start, prm, scratch, 
     ``prm`` holds the float parameters of :func:`usage_kernel` in its order (``base_q`` ...
     ``min_season_days``); ``scratch`` the per-thread buffers (see :func:`_scratch`).
     """
-    vals, days, keys, tmp, sv, sd, sbuf, counts = scratch
-    (wh_year, month_wh, days_open, days_present, base_wh, median_wh, level, low_run, low_run_start,
-     low_days, spike_days, spike_max_ratio, spike_first) = out
-    base_q = prm[0]
-    low_abs_wh = prm[1]
-    low_frac = prm[2]
-    spike_year_factor = prm[3]
-    spike_local_factor = prm[4]
-    spike_min_wh = prm[5]
-    spike_window = int(prm[6])
-    min_season_days = int(prm[7])
-    days_open[i] = last - f + 1
+    vals, days = scratch[0], scratch[1]
+    month_wh = out[1]
     # the read days, month by month (``month_start``: first day of each month and D): sums kept in
     # registers, and the days compacted without a branch
     m = 0
@@ -253,6 +243,30 @@ def _usage_one(i, tot, pres, f, last, season_of_day, month_start, prm, scratch, 
             m += p
         month_wh[i, mo] += acc
         wy += acc
+    _usage_core(i, m, wy, tot, pres, False, f, last, season_of_day, prm, scratch, out)
+
+
+@nb.njit(cache=True, nogil=True)
+def _usage_core(i, m, wy, tot, pres, fill, f, last, season_of_day, prm, scratch, out):  # pragma: no cover - numba
+    """The usage features of household ``i`` from its ``m`` read days, in day order, in ``scratch``'s
+    ``vals`` [Wh] and ``days`` [day index] (``wy``: their sum [Wh]; the month sums are the caller's).
+
+    ``tot``/``pres`` are the household's days by day index, for the local medians of spike candidates;
+    with ``fill`` they are all zero and filled from ``vals``/``days`` only when there is a candidate
+    (and zeroed again afterwards).
+    """
+    vals, days, keys, tmp, sv, sd, sbuf, counts = scratch
+    (wh_year, _month_wh, days_open, days_present, base_wh, median_wh, level, low_run, low_run_start,
+     low_days, spike_days, spike_max_ratio, spike_first) = out
+    base_q = prm[0]
+    low_abs_wh = prm[1]
+    low_frac = prm[2]
+    spike_year_factor = prm[3]
+    spike_local_factor = prm[4]
+    spike_min_wh = prm[5]
+    spike_window = int(prm[6])
+    min_season_days = int(prm[7])
+    days_open[i] = last - f + 1
     wh_year[i] = wy
     days_present[i] = m
     if m == 0:
@@ -304,6 +318,10 @@ def _usage_one(i, tot, pres, f, last, season_of_day, month_start, prm, scratch, 
     cand = spike_year_factor * med
     if sv[m - 1] <= cand:
         return
+    if fill:
+        for j in range(m):
+            tot[days[j]] = vals[j]
+            pres[days[j]] = True
     for j in range(m):
         v = vals[j]
         if v <= cand:
@@ -324,6 +342,10 @@ def _usage_one(i, tot, pres, f, last, season_of_day, month_start, prm, scratch, 
                 spike_first[i] = d
             if np.isnan(spike_max_ratio[i]) or r > spike_max_ratio[i]:
                 spike_max_ratio[i] = r
+    if fill:
+        for j in range(m):
+            tot[days[j]] = 0
+            pres[days[j]] = False
 
 
 @nb.njit(cache=True, nogil=True)
@@ -412,15 +434,18 @@ def usage_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v
     """The usage features straight from daily rows: runs ``r_lo:r_hi`` of a frame whose customers each
     have one run of rows (see :func:`diagnostics.dense._runs`).
 
-    Each run is summed into one year of days (per thread, in cache) as ``densify`` would fill the
-    household's row of its dense arrays (the same inputs as ``diagnostics.dense._scatter``; int64, so
-    no overflow), then :func:`_usage_one` runs on it. Also counts the days with period registers and
+    A run of one meter's rows in day order, all in the open window, with registers on every row or on
+    none and nothing estimated (nearly every run) goes to :func:`_usage_core` as it is. Any other run
+    is summed into one year of days (per thread, in cache) as ``densify`` would fill the household's
+    row of its dense arrays (the same inputs as ``diagnostics.dense._scatter``; int64, so no
+    overflow), then :func:`_usage_one` runs on it. Also counts the days with period registers and
     the estimated days (``tou_days``, ``est_days``) and sums the registers (``reg_sum``,
     ``tou_total``) over the open window.
     """
     D = month.shape[0]
     season_of_day, month_start = _calendar(month, season)
     scratch = _scratch(D)
+    vals, days = scratch[0], scratch[1]
     tot = np.zeros(D, np.int64)
     pres = np.zeros(D, np.bool_)
     tou = np.zeros(D, np.bool_)
@@ -433,50 +458,57 @@ def usage_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v
         last = open_last[i]
         if f < 0:
             continue
-        # (slices and loops from 0: numba then drops its negative-index checks, and LLVM vectorises;
-        # ``tou`` and ``estd`` are used, and cleared afterwards, by the runs that are not clean)
-        tot[f:last + 1] = 0
-        pres[f:last + 1] = False
         lo = bounds[r]
         hi = bounds[r + 1]
         if lo == hi:
             continue
-        # a clean run (every row in the window; period registers on every row or on none; nothing
-        # estimated, as nearly every run is) takes a loop without per-row checks, and the sums of
-        # its registers vectorised loops
+        # (slices and loops from 0: numba then drops its negative-index checks, and LLVM vectorises)
         rday = day[lo:hi]
         rtot = total[lo:hi]
+        # a clean run (every row in the window; period registers on every row or on none; nothing
+        # estimated), as nearly every run is, takes loops without per-row checks, and the sums of its
+        # registers vectorised loops; a clean run in day order (one meter) is not even laid out by day
         dmin = rday[0]
         dmax = rday[0]
-        for k in range(rday.shape[0]):
+        ordered = True
+        for k in range(1, rday.shape[0]):
             dmin = min(dmin, rday[k])
             dmax = max(dmax, rday[k])
+            ordered &= rday[k] > rday[k - 1]
         regs_state = 0
         if has_regs:
             regs_state = min(_run_bits(v0, voff[0], lo, hi), _run_bits(v1, voff[1], lo, hi),
                              _run_bits(v2, voff[2], lo, hi), _run_bits(v3, voff[3], lo, hi))
         est_none = est.shape[0] == 0 or _run_bits(est, est_off[0], lo, hi) == 0
-        tt = 0
+        clean = dmin - jan1 >= f and dmax - jan1 <= last and regs_state >= 0 and est_none
         s0 = 0
         s1 = 0
         s2 = 0
         s3 = 0
-        clean = dmin - jan1 >= f and dmax - jan1 <= last and regs_state >= 0 and est_none
-        if clean:
+        if clean and regs_state == 1:
+            s0 = _sum(r0[lo:hi])
+            s1 = _sum(r1[lo:hi])
+            s2 = _sum(r2[lo:hi])
+            s3 = _sum(r3[lo:hi])
+        if clean and ordered:
+            m = rday.shape[0]
+            wy = _sorted_month_sums(rtot, rday, jan1, month_start, vals, days, out[1][i])
+            _usage_core(i, m, wy, tot, pres, True, f, last, season_of_day, prm, scratch, out)
+            tou_total[i] = wy if regs_state == 1 else 0
+            tou_days[i] = m if regs_state == 1 else 0
+        elif clean:
+            tt = 0
             for k in range(rday.shape[0]):
                 d = rday[k] - jan1
                 v = rtot[k]
                 tot[d] += v
                 pres[d] = True
                 tt += v
-            if regs_state == 1:
-                s0 = _sum(r0[lo:hi])
-                s1 = _sum(r1[lo:hi])
-                s2 = _sum(r2[lo:hi])
-                s3 = _sum(r3[lo:hi])
-            else:
-                tt = 0
+            _usage_one(i, tot, pres, f, last, season_of_day, month_start, prm, scratch, out)
+            tou_total[i] = tt if regs_state == 1 else 0
+            tou_days[i] = out[3][i] if regs_state == 1 else 0  # (every day read has registers)
         else:
+            tt = 0
             for k in range(lo, hi):
                 d = day[k] - jan1
                 if d < f or d > last:
@@ -498,14 +530,37 @@ def usage_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v
             est_days[i] = _count(estd[f:last + 1])
             tou[f:last + 1] = False
             estd[f:last + 1] = False
-        tou_total[i] = tt
+            _usage_one(i, tot, pres, f, last, season_of_day, month_start, prm, scratch, out)
+            tou_total[i] = tt
+        if not (clean and ordered):  # (the days by day index are zero between runs)
+            tot[f:last + 1] = 0
+            pres[f:last + 1] = False
         reg_sum[i, 0] = s0
         reg_sum[i, 1] = s1
         reg_sum[i, 2] = s2
         reg_sum[i, 3] = s3
-        _usage_one(i, tot, pres, f, last, season_of_day, month_start, prm, scratch, out)
-        if clean and regs_state == 1:  # (registers on every day read; nothing estimated)
-            tou_days[i] = out[3][i]
+
+
+@nb.njit(cache=True, nogil=True)
+def _sorted_month_sums(rtot, rday, jan1, month_start, vals, days, month_wh_row):  # pragma: no cover - numba
+    """Copy a run in increasing day order into ``vals``/``days`` (day index), add its Wh per month into
+    ``month_wh_row`` and return its sum [Wh]."""
+    wy = np.int64(0)
+    mo = 0
+    acc = np.int64(0)
+    for k in range(rtot.shape[0]):
+        d = rday[k] - jan1
+        while d >= month_start[mo + 1]:
+            month_wh_row[mo] += acc
+            wy += acc
+            acc = 0
+            mo += 1
+        v = rtot[k]
+        vals[k] = v
+        days[k] = d
+        acc += v
+    month_wh_row[mo] += acc
+    return wy + acc
 
 
 def usage_outputs(n: int) -> tuple:
