@@ -553,7 +553,7 @@ def _sorted_month_sums(rtot, rday, jan1, month_start, vals, days, month_wh_row):
         while d >= month_start[mo + 1]:
             month_wh_row[mo] += acc
             wy += acc
-            acc = 0
+            acc = np.int64(0)
             mo += 1
         v = rtot[k]
         vals[k] = v
