@@ -303,17 +303,29 @@ def _usage_core(i, m, wy, tot, pres, fill, f, last, season_of_day, prm, scratch,
     median_wh[i] = med
     level[i, 0] = med
     base_wh[i] = _sorted_quantile(sv, j0, m, base_q)
-    # the occupied days of each season (0 = none), still sorted; the four counters are packed in
-    # one integer (16 bits each) so that the loop has neither branches nor store-to-load chains
-    packed = 0
+    # the occupied days of each season, still sorted: every value is written to the three season
+    # buffers and only the counter of its season advances (no branch, no store-to-load chain)
+    b1 = sbuf[1]
+    b2 = sbuf[2]
+    b3 = sbuf[3]
+    c1 = 0
+    c2 = 0
+    c3 = 0
     for j in range(j0, m):
-        sh = 16 * season_of_day[sd[j]]
-        sbuf[sh >> 4, (packed >> sh) & 0xFFFF] = sv[j]
-        packed += 1 << sh
-    for sidx in range(1, 4):
-        cnt = (packed >> (16 * sidx)) & 0xFFFF
-        if cnt >= min_season_days:
-            level[i, sidx] = _sorted_quantile(sbuf[sidx], 0, cnt, 0.5)
+        v = sv[j]
+        sn = season_of_day[sd[j]]
+        b1[c1] = v
+        b2[c2] = v
+        b3[c3] = v
+        c1 += sn == 1
+        c2 += sn == 2
+        c3 += sn == 3
+    if c1 >= min_season_days:
+        level[i, 1] = _sorted_quantile(b1, 0, c1, 0.5)
+    if c2 >= min_season_days:
+        level[i, 2] = _sorted_quantile(b2, 0, c2, 0.5)
+    if c3 >= min_season_days:
+        level[i, 3] = _sorted_quantile(b3, 0, c3, 0.5)
     # spikes: candidates against the year's median, confirmed against the days around them
     cand = spike_year_factor * med
     if sv[m - 1] <= cand:
@@ -544,23 +556,32 @@ def usage_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v
 @nb.njit(cache=True, nogil=True)
 def _sorted_month_sums(rtot, rday, jan1, month_start, vals, days, month_wh_row):  # pragma: no cover - numba
     """Copy a run in increasing day order into ``vals``/``days`` (day index), add its Wh per month into
-    ``month_wh_row`` and return its sum [Wh]."""
+    ``month_wh_row`` and return its sum [Wh].
+
+    The month boundaries are found by bisection and each month summed by a vectorised loop.
+    """
+    m = rtot.shape[0]
+    for k in range(m):
+        vals[k] = rtot[k]
+        days[k] = rday[k] - jan1
     wy = np.int64(0)
-    mo = 0
-    acc = np.int64(0)
-    for k in range(rtot.shape[0]):
-        d = rday[k] - jan1
-        while d >= month_start[mo + 1]:
-            month_wh_row[mo] += acc
-            wy += acc
-            acc = np.int64(0)
-            mo += 1
-        v = rtot[k]
-        vals[k] = v
-        days[k] = d
-        acc += v
-    month_wh_row[mo] += acc
-    return wy + acc
+    a = 0
+    for mo in range(12):
+        # first row of a later month: bisection in rday[a:m]
+        lo = a
+        hi = m
+        limit = month_start[mo + 1] + jan1
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if rday[mid] < limit:
+                lo = mid + 1
+            else:
+                hi = mid
+        acc = _sum(rtot[a:lo])
+        month_wh_row[mo] += acc
+        wy += acc
+        a = lo
+    return wy
 
 
 def usage_outputs(n: int) -> tuple:
@@ -787,6 +808,50 @@ def month_sums(total, present, month):  # pragma: no cover - numba
             if present[i, d]:
                 wh[i, month[d]] += total[i, d]
                 days[i, month[d]] += 1
+    return wh, days
+
+
+@nb.njit(cache=True, nogil=True)
+def month_sums_runs(bounds, run_cust, day, jan1, total, open_first, open_last, month, wh,
+                    days):  # pragma: no cover - numba (twin tested)
+    """:func:`month_sums` straight from daily rows grouped by customer (one run each, as
+    :func:`usage_runs`): each run is laid out by day in a buffer in cache (meters summed per day, rows
+    outside the open window ignored), then added up by month into ``wh`` [Wh] and ``days`` [days]."""
+    D = month.shape[0]
+    tot = np.zeros(D, np.int64)
+    pres = np.zeros(D, np.bool_)
+    for r in range(run_cust.shape[0]):
+        i = run_cust[r]
+        if i < 0:
+            continue
+        f = open_first[i]
+        last = open_last[i]
+        if f < 0:
+            continue
+        for k in range(bounds[r], bounds[r + 1]):
+            d = day[k] - jan1
+            if d < f or d > last:
+                continue
+            tot[d] += total[k]
+            pres[d] = True
+        for d in range(f, last + 1):
+            if pres[d]:
+                wh[i, month[d]] += tot[d]
+                days[i, month[d]] += 1
+        tot[f:last + 1] = 0
+        pres[f:last + 1] = False
+
+
+def month_sums_from_rows(cols, month, n, use_py=False):
+    """Wh and read days per month of ``n`` customers from their rows (``cols``:
+    ``diagnostics.dense.DailyColumns``, one run per customer): ``(int64[n, 12], int32[n, 12])``."""
+    if not cols.one_run_per_customer():
+        raise ValueError("month_sums_from_rows: a customer's rows are not one run (group the frame by customer)")
+    wh = np.zeros((n, 12), np.int64)
+    days = np.zeros((n, 12), np.int32)
+    kernel = month_sums_runs.py_func if use_py else month_sums_runs
+    kernel(cols.bounds, cols.run_cust, cols.day, cols.jan1, cols.total, cols.open_first, cols.open_last, month, wh,
+           days)
     return wh, days
 
 

@@ -422,6 +422,35 @@ def test_diagnose_of_a_shuffled_frame_equals_the_grouped_frame(case):
     assert a.equals(b)
 
 
+@SETTINGS
+@given(case=daily_cases(sort="customer"))
+def test_month_sums_from_rows_equal_densify(case):
+    from diagnostics.dense import daily_columns, month_of_day
+    from diagnostics.kernels import month_sums, month_sums_from_rows
+
+    d = densify(case.daily, case.customers, case.year)
+    want = month_sums(d.total, d.present, month_of_day(case.year))
+    cols = daily_columns(case.daily, case.customers, case.year)
+    for use_py in (False, True):
+        got = month_sums_from_rows(cols, month_of_day(case.year), case.customers.height, use_py=use_py)
+        for a, b in zip(got, want, strict=True):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+
+
+@SETTINGS
+@given(case=daily_cases(sort="customer"))
+def test_last_year_from_rows_equals_the_shuffled_frame(case):
+    """Last year's columns from the grouped rows equal those of the dense path (a shuffled frame)."""
+    from diagnostics import diagnose
+
+    shuffled = case.daily.sample(fraction=1.0, shuffle=True, seed=1)
+    last = case.daily.with_columns(pl.col("day").dt.offset_by("1y"))  # the same rows a year later
+    a = diagnose(last, case.daily, case.customers, None, None, None, case.year + 1)
+    b = diagnose(last, shuffled, case.customers, None, None, None, case.year + 1)
+    assert a.select("wh_last_year", "month_wh_last_year").equals(b.select("wh_last_year", "month_wh_last_year"))
+
+
 # --- payments ---------------------------------------------------------------------------------
 
 
