@@ -89,6 +89,123 @@ def _valid(bitmap, offset, k):  # pragma: no cover - numba
     return (bitmap[j >> 3] >> (j & 7)) & 1 == 1
 
 
+@nb.njit(cache=True, inline="always")
+def _sum(a):  # pragma: no cover - numba
+    """Sum of an int64 array (a loop from 0, which LLVM vectorises)."""
+    t = np.int64(0)
+    for k in range(a.shape[0]):
+        t += a[k]
+    return t
+
+
+@nb.njit(cache=True, inline="always")
+def _run_bits(bitmap, offset, lo, hi):  # pragma: no cover - numba
+    """Bits ``lo:hi`` of an Arrow bitmap (bit offset ``offset``): 1 all set (or an empty bitmap, i.e.
+    no nulls), 0 none set, -1 mixed."""
+    if bitmap.shape[0] == 0:
+        return 1
+    a = offset + lo
+    b = offset + hi
+    ones = 0
+    j = a
+    while j < b and (j & 7):
+        ones += (bitmap[j >> 3] >> (j & 7)) & 1
+        j += 1
+    while j + 8 <= b:
+        x = bitmap[j >> 3]
+        if x == 255:
+            ones += 8
+        elif x != 0:
+            return -1
+        j += 8
+    while j < b:
+        ones += (bitmap[j >> 3] >> (j & 7)) & 1
+        j += 1
+    if ones == b - a:
+        return 1
+    return 0 if ones == 0 else -1
+
+
+@nb.njit(cache=True, inline="always")
+def _classify_run(lo, hi, day, jan1, f, last, v0, v1, v2, v3, voff, has_regs, est, est_off):  # pragma: no cover
+    """How the rows ``lo:hi`` of one customer (a run, ``hi > lo``) can be read.
+
+    Returns ``(clean, ordered, regs_state)``: ``clean`` when every row is within the open window
+    ``f..last`` [day index], the period registers are on every row or on none and nothing is estimated
+    (nearly every run); ``ordered`` when the days strictly increase (one meter, one row a day);
+    ``regs_state`` 1 registers on every row, 0 on none, -1 mixed (see :func:`_run_bits`).
+    """
+    rday = day[lo:hi]
+    dmin = rday[0]
+    dmax = rday[0]
+    ordered = True
+    for k in range(1, rday.shape[0]):
+        dmin = min(dmin, rday[k])
+        dmax = max(dmax, rday[k])
+        ordered &= rday[k] > rday[k - 1]
+    regs_state = 0
+    if has_regs:
+        regs_state = min(_run_bits(v0, voff[0], lo, hi), _run_bits(v1, voff[1], lo, hi),
+                         _run_bits(v2, voff[2], lo, hi), _run_bits(v3, voff[3], lo, hi))
+    est_none = est.shape[0] == 0 or _run_bits(est, est_off[0], lo, hi) == 0
+    clean = dmin - jan1 >= f and dmax - jan1 <= last and regs_state >= 0 and est_none
+    return clean, ordered, regs_state
+
+
+@nb.njit(cache=True, inline="always")
+def _write_run(i, a, b, day, jan1, total, r0, r1, r2, r3, with_tou, lo, hi, out_total, present, tou, reg_sum, tou_total,
+               regs):  # pragma: no cover - numba
+    """Add a clean run in day order (rows ``a:b``, see :func:`_classify_run`) into row ``i`` of the
+    dense arrays; False when a day's sum does not fit ``lo..hi`` (the dtype of ``out_total``)."""
+    with_regs = regs.shape[0] > 0
+    rday = day[a:b]
+    rtot = total[a:b]
+    tt = np.int64(0)
+    for k in range(rday.shape[0]):
+        d = rday[k] - jan1
+        v = rtot[k]
+        x = out_total[i, d] + v  # (added: another run of the customer may have the day)
+        if x < lo or x > hi:
+            return False
+        out_total[i, d] = x
+        present[i, d] = True
+        tt += v
+    if not with_tou:
+        return True
+    x0 = r0[a:b]
+    x1 = r1[a:b]
+    x2 = r2[a:b]
+    x3 = r3[a:b]
+    s0 = np.int64(0)
+    s1 = np.int64(0)
+    s2 = np.int64(0)
+    s3 = np.int64(0)
+    for k in range(rday.shape[0]):
+        d = rday[k] - jan1
+        tou[i, d] = True
+        s0 += x0[k]
+        s1 += x1[k]
+        s2 += x2[k]
+        s3 += x3[k]
+        if with_regs:
+            y0 = regs[i, d, 0] + x0[k]
+            y1 = regs[i, d, 1] + x1[k]
+            y2 = regs[i, d, 2] + x2[k]
+            y3 = regs[i, d, 3] + x3[k]
+            if min(y0, y1, y2, y3) < lo or max(y0, y1, y2, y3) > hi:
+                return False
+            regs[i, d, 0] = y0
+            regs[i, d, 1] = y1
+            regs[i, d, 2] = y2
+            regs[i, d, 3] = y3
+    tou_total[i] += tt
+    reg_sum[i, 0] += s0
+    reg_sum[i, 1] += s1
+    reg_sum[i, 2] += s2
+    reg_sum[i, 3] += s3
+    return True
+
+
 @nb.njit(cache=True)
 def _scatter(bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v0, v1, v2, v3, voff, has_regs, est, est_valid,
              est_off,
@@ -113,6 +230,15 @@ def _scatter(bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v0, v1, v2, v3,
         f = open_first[i]
         last = open_last[i]
         if f < 0:  # (not open in the year; a row of the day before Jan 1 would be day -1)
+            continue
+        if bounds[r + 1] == bounds[r]:
+            continue
+        clean, ordered, regs_state = _classify_run(bounds[r], bounds[r + 1], day, jan1, f, last, v0, v1, v2, v3,
+                                                   voff, has_regs, est, est_off)
+        if clean and ordered:  # one row a day: no per-row checks; sums in registers
+            if not _write_run(i, bounds[r], bounds[r + 1], day, jan1, total, r0, r1, r2, r3, regs_state == 1, lo, hi,
+                              out_total, present, tou, reg_sum, tou_total, regs):
+                return False
             continue
         for k in range(bounds[r], bounds[r + 1]):
             d = day[k] - jan1

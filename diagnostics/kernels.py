@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba as nb
 import numpy as np
 
-from diagnostics.dense import _valid
+from diagnostics.dense import _classify_run, _run_bits, _sum, _valid  # noqa: F401  (_run_bits: tests)
 
 # months (0-based) of the seasons: shoulder = spring and autumn (Apr, May, Oct, Nov), summer = Jul-Aug,
 # winter = Dec, Jan, Feb of the same calendar year
@@ -394,49 +394,12 @@ def usage_rows(lo, hi, total, present, open_first, open_last, month, season, prm
 
 
 @nb.njit(cache=True, inline="always")
-def _sum(a):  # pragma: no cover - numba
-    """Sum of an int64 array (a loop from 0, which LLVM vectorises)."""
-    t = np.int64(0)
-    for k in range(a.shape[0]):
-        t += a[k]
-    return t
-
-
-@nb.njit(cache=True, inline="always")
 def _count(a):  # pragma: no cover - numba
     """True values of a bool array."""
     t = 0
     for k in range(a.shape[0]):
         t += a[k]
     return t
-
-
-@nb.njit(cache=True, inline="always")
-def _run_bits(bitmap, offset, lo, hi):  # pragma: no cover - numba
-    """Bits ``lo:hi`` of an Arrow bitmap (bit offset ``offset``): 1 all set (or an empty bitmap, i.e.
-    no nulls), 0 none set, -1 mixed."""
-    if bitmap.shape[0] == 0:
-        return 1
-    a = offset + lo
-    b = offset + hi
-    ones = 0
-    j = a
-    while j < b and (j & 7):
-        ones += (bitmap[j >> 3] >> (j & 7)) & 1
-        j += 1
-    while j + 8 <= b:
-        x = bitmap[j >> 3]
-        if x == 255:
-            ones += 8
-        elif x != 0:
-            return -1
-        j += 8
-    while j < b:
-        ones += (bitmap[j >> 3] >> (j & 7)) & 1
-        j += 1
-    if ones == b - a:
-        return 1
-    return 0 if ones == 0 else -1
 
 
 @nb.njit(cache=True, nogil=True)
@@ -477,22 +440,11 @@ def usage_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v
         # (slices and loops from 0: numba then drops its negative-index checks, and LLVM vectorises)
         rday = day[lo:hi]
         rtot = total[lo:hi]
-        # a clean run (every row in the window; period registers on every row or on none; nothing
-        # estimated), as nearly every run is, takes loops without per-row checks, and the sums of its
-        # registers vectorised loops; a clean run in day order (one meter) is not even laid out by day
-        dmin = rday[0]
-        dmax = rday[0]
-        ordered = True
-        for k in range(1, rday.shape[0]):
-            dmin = min(dmin, rday[k])
-            dmax = max(dmax, rday[k])
-            ordered &= rday[k] > rday[k - 1]
-        regs_state = 0
-        if has_regs:
-            regs_state = min(_run_bits(v0, voff[0], lo, hi), _run_bits(v1, voff[1], lo, hi),
-                             _run_bits(v2, voff[2], lo, hi), _run_bits(v3, voff[3], lo, hi))
-        est_none = est.shape[0] == 0 or _run_bits(est, est_off[0], lo, hi) == 0
-        clean = dmin - jan1 >= f and dmax - jan1 <= last and regs_state >= 0 and est_none
+        # a clean run (see _classify_run), as nearly every run is, takes loops without per-row checks,
+        # and the sums of its registers vectorised loops; a clean run in day order (one meter) is not
+        # even laid out by day
+        clean, ordered, regs_state = _classify_run(lo, hi, day, jan1, f, last, v0, v1, v2, v3, voff, has_regs, est,
+                                                   est_off)
         s0 = 0
         s1 = 0
         s2 = 0

@@ -188,6 +188,26 @@ def test_densify_falls_back_to_int64_when_a_day_does_not_fit_int32():
     assert small.total.dtype == np.int32 and small.total[1, 59] == 2**31 - 10
 
 
+def test_densify_of_clean_runs_in_day_order_adds_runs_and_checks_int32():
+    """Runs of one row a day (the fast path) are added, not written, when a customer has two runs,
+    and a day's sum or register over int32 still moves the arrays to int64."""
+    import datetime as dt
+
+    d1, d2 = dt.date(2025, 3, 1), dt.date(2025, 3, 2)
+    base = {"customer_id": ["a", "a", "b", "a"], "day": [d1, d2, d1, d1], "wh_total": [2**31 - 10, 7, 5, 20],
+            "wh_sharp": [0] * 4, "wh_peak": [0] * 4, "wh_flat": [0] * 4, "wh_valley": [2**31 - 10, 7, 5, 20]}
+    cust = pl.DataFrame({"customer_id": ["b", "a"]})
+    d = densify(pl.DataFrame(base), cust, 2025, with_regs=True)  # runs a(2 days), b, a again
+    assert d.total.dtype == np.int64 and d.total[1, 59] == 2**31 + 10 and d.total[1, 60] == 7
+    assert d.regs is not None and d.regs[1, 59, 3] == 2**31 + 10 and d.reg_sum[1, 3] == 2**31 + 17
+    one = {k: v[:3] for k, v in base.items()}
+    fits = densify(pl.DataFrame(one), cust, 2025, with_regs=True)
+    assert fits.total.dtype == np.int32 and fits.total[1, 59] == 2**31 - 10
+    reg_over = pl.DataFrame(one).with_columns(pl.Series("wh_peak", [2**31, 0, 0]))
+    assert densify(reg_over, cust, 2025, with_regs=True).regs.dtype == np.int64
+    assert densify(reg_over, cust, 2025).total.dtype == np.int32  # (registers not kept: only their sums)
+
+
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
 def test_scatter_twin_equals_the_kernel(dtype):
     from diagnostics import dense as D
