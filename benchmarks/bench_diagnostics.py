@@ -171,11 +171,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--households", type=int, default=1_000_000)
     ap.add_argument("--chunk", type=int, default=100_000)
     ap.add_argument("--what-if", action="store_true", help="also time tariff_what_if (needs tariffs)")
+    ap.add_argument("--last-year", action="store_true",
+                    help="also give diagnose last year's rows (this year's rows 365 days earlier), as the bill run does")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"diagnostics benchmark: {args.households:,} households x {DAYS} days in chunks of {args.chunk:,}; "
+    print(f"diagnostics benchmark: {args.households:,} households x {DAYS} days in chunks of {args.chunk:,}"
+          f"{' (and last year)' if args.last_year else ''}; "
           f"{cores} cores, polars {pl.__version__} ({pl.thread_pool_size()} threads)")
     # warm-up: compile the numba kernels (cached on disk afterwards) outside the timings
     wd, wc, wp, wb, wa = make_chunk(0, 200, args.seed)
@@ -204,14 +207,15 @@ def main(argv: list[str] | None = None) -> None:
                         pl.len(), pl.col("wh_total").quantile(0.1).alias("p10"))
         totals["group_by"][0] += w
         totals["group_by"][1] += c
-        feats, w, c = timed(diagnose, daily, None, cust, pays, bills, alts, YEAR)
+        last = daily.with_columns(pl.col("day") - pl.duration(days=365)) if args.last_year else None
+        feats, w, c = timed(diagnose, daily, last, cust, pays, bills, alts, YEAR)
         assert feats.height == n
         totals["diagnose"][0] += w
         totals["diagnose"][1] += c
         dense, w, c = timed(densify, daily, cust, YEAR)
         totals["densify"][0] += w
         totals["densify"][1] += c
-        _, w, c = timed(functools.partial(diagnose, dense=dense), daily, None, cust, pays, bills, alts, YEAR)
+        _, w, c = timed(functools.partial(diagnose, dense=dense), daily, last, cust, pays, bills, alts, YEAR)
         totals["given_dense"][0] += w
         totals["given_dense"][1] += c
         del dense
@@ -227,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
             totals["what_if_dense"][1] += c
             del dense
         done += n
-        del daily, cust, pays, bills, alts, feats
+        del daily, cust, pays, bills, alts, feats, last
         print(f"  {done:>10,} households  diagnose {totals['diagnose'][0]:7.2f} s wall so far", flush=True)
 
     scale = 1_000_000 / args.households
