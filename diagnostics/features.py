@@ -28,6 +28,7 @@ from diagnostics.kernels import (
     usage_kernel,
     usage_params,
 )
+from diagnostics.paykernels import mix_codes, peer_pct, string_codes, take_codes
 
 CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay", "bank", "counter", "other")
 ONLINE_CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay")
@@ -353,13 +354,24 @@ def _last_year(dense: DenseYear, year: int, p: Params) -> dict[str, pl.Series]:
 
 
 def _date_days(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Date column -> (int64 days since 1970-01-01 (0 under nulls), valid mask)."""
-    return (s.to_physical().cast(pl.Int64).fill_null(0).to_numpy(),
-            s.is_not_null().to_numpy())
+    """Date column -> (int32 days since 1970-01-01 (0 under nulls), valid mask); zero-copy without nulls."""
+    days = s.to_physical()
+    if not s.null_count():
+        return days.to_numpy(), np.ones(s.len(), np.bool_)
+    return days.fill_null(0).to_numpy(), s.is_not_null().to_numpy()
 
 
 def _channel_index(channel: pl.Series) -> np.ndarray:
-    """Index in ``CHANNELS`` of each payment's channel (case-insensitive; null = "other"; -1 = unknown)."""
+    """Index in ``CHANNELS`` of each payment's channel (case-insensitive; null = "other"; -1 = unknown).
+
+    Read from the Arrow string views when the channels are short and few (:func:`string_codes`), else
+    by polars' ``replace_strict``.
+    """
+    coded = string_codes(channel)
+    if coded is not None:
+        codes, strings = coded
+        lut = np.array([CHANNELS.index(c.lower()) if c.lower() in CHANNELS else -1 for c in strings], np.int8)
+        return take_codes(codes, lut, np.int8(CHANNELS.index("other")))
     seen = channel.unique().drop_nulls().to_list()
     index = [CHANNELS.index(c.lower()) if c.lower() in CHANNELS else -1 for c in seen]
     return channel.replace_strict(seen, index, default=CHANNELS.index("other"), return_dtype=pl.Int64).to_numpy()
@@ -377,7 +389,13 @@ def _payments(payments: pl.DataFrame | None, ids: pl.DataFrame, year: int, p: Pa
     n = ids.height
     year_end = (dt.date(year, 12, 31) - _EPOCH).days
     bounds, run_cust = _runs(ids, payments)
-    in_year = payments.get_column("bill_month").str.starts_with(f"{year}-").fill_null(False).to_numpy()
+    bill_month = payments.get_column("bill_month")
+    coded = string_codes(bill_month)
+    if coded is not None:
+        codes, strings = coded
+        in_year = take_codes(codes, np.array([m.startswith(f"{year}-") for m in strings], np.bool_), False)
+    else:
+        in_year = bill_month.str.starts_with(f"{year}-").fill_null(False).to_numpy()
     issued, issued_ok = _date_days(payments.get_column("issued_on"))
     paid, paid_ok = _date_days(payments.get_column("paid_on"))
     channel = _channel_index(payments.get_column("channel"))
@@ -415,16 +433,19 @@ def _channel_mix_json(by_channel: np.ndarray, n_paid: np.ndarray, paid_any: np.n
     """``pay_channel_mix`` of every customer (null where ``paid_any`` is False).
 
     The JSON text is formatted by polars once per distinct combination of channel counts (a few
-    thousand at most for monthly bills) and then gathered for every customer.
+    thousand at most for monthly bills; numbered in one pass by :func:`mix_codes`, or by ``np.unique``
+    when a count does not fit its key) and then gathered for every customer.
     """
     n = by_channel.shape[0]
-    counts = np.column_stack([by_channel, n_paid])[paid_any]
-    if counts.size and counts.min() >= 0 and counts.max() < 512:  # one int64 key: 7 counts x 9 bits
-        keys = (counts << (9 * np.arange(counts.shape[1], dtype=np.int64))).sum(axis=1)
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        combos = counts[first]
+    combo, first = mix_codes(by_channel, n_paid, paid_any)
+    if combo.shape[0] == n:
+        combos = np.column_stack([by_channel[first], n_paid[first]])
+        idx = np.where(paid_any, combo, 0)
     else:
+        counts = np.column_stack([by_channel, n_paid])[paid_any]
         combos, inverse = np.unique(counts.reshape(-1, by_channel.shape[1] + 1), axis=0, return_inverse=True)
+        idx = np.zeros(n, np.int64)
+        idx[paid_any] = inverse.reshape(-1)
     frame = pl.DataFrame({**{f"__n_{c}": combos[:, k] for k, c in enumerate(CHANNELS)},
                           "__n_paid": combos[:, -1]}, schema={f"__n_{c}": pl.Int64 for c in [*CHANNELS, "paid"]})
     np_ = pl.col("__n_paid")
@@ -433,8 +454,6 @@ def _channel_mix_json(by_channel: np.ndarray, n_paid: np.ndarray, paid_any: np.n
          pl.concat_str([pl.format('"{}": {}', pl.lit(c), (pl.col(f"__n_{c}") / np_).round(4)) for c in CHANNELS],
                        separator=", "),
          pl.lit("}")])).to_series()
-    idx = np.zeros(n, np.int64)
-    idx[paid_any] = inverse.reshape(-1)
     take = pl.select(pl.when(pl.Series(values=paid_any)).then(pl.Series(values=idx))).to_series()
     return mix.gather(take).alias("pay_channel_mix")
 
@@ -457,10 +476,33 @@ PEER_COLUMNS = ("peer_group_size", "peer_percentile", "peer_share_valley_pct", "
 
 def _with_peers(out: pl.DataFrame, p: Params) -> pl.DataFrame:
     # peers: same region and household size; usage compared per read day (partial years comparable);
-    # households with reads on fewer than half of their open days are not compared (nor counted)
+    # households with reads on fewer than half of their open days are not compared (nor counted).
+    # Each metric is ranked in one walk over its sorted values (diagnostics.paykernels.peer_pct), the
+    # same floats as the polars windows of _peer_pct, which remain for values that are not Float64.
     group = ["region", "household_size"]
     enough = pl.col("days_present") >= pl.col("days_open").clip(lower_bound=1) * 0.5
     per_day = pl.col("wh_year") / pl.col("days_present")
+    metrics = {"peer_percentile": per_day, "peer_share_valley_pct": pl.col("share_valley"),
+               "peer_share_sharp_peak_pct": pl.col("share_sharp_peak"), "peer_base_load_pct": pl.col("base_load_w")}
+    cols = out.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("__peer_row")).select(
+        pl.col("__peer_row").first().over(group).alias("__g"),
+        *[(enough & e.is_not_null()).fill_null(False).alias(f"__ok_{k}") for k, e in enumerate(metrics.values())],
+        *[e.alias(f"__v_{k}") for k, e in enumerate(metrics.values())])
+    if all(cols.schema[f"__v_{k}"] == pl.Float64 for k in range(len(metrics))):
+        n = out.height
+        first = cols.get_column("__g").to_numpy()  # each row's group, as the group's first row
+        heads = np.flatnonzero(first == np.arange(n))
+        number = np.empty(n, np.int64)
+        number[heads] = np.arange(heads.size)
+        g = number[first]
+        new: list[pl.Series] = []
+        for k, name in enumerate(metrics):
+            pct_k, size_k = peer_pct(cols.get_column(f"__v_{k}").to_numpy(),
+                                     cols.get_column(f"__ok_{k}").to_numpy(), g, heads.size, p.peer_min_size)
+            new.append(pl.Series(name, pct_k, nan_to_null=True))
+            if k == 0:
+                new.append(pl.Series("peer_group_size", size_k.astype(np.int32)))
+        return out.with_columns(new)
     pct, size = _peer_pct(per_day, enough & per_day.is_not_null(), group, p.peer_min_size)
     pv, _ = _peer_pct(pl.col("share_valley"), enough & pl.col("share_valley").is_not_null(), group,
                       p.peer_min_size)
