@@ -22,6 +22,7 @@ from diagnostics.dense import (
 from diagnostics.kernels import (
     count_days,
     month_sums,
+    month_sums_from_rows,
     payments_kernel,
     season_of_month,
     usage_from_rows,
@@ -342,8 +343,15 @@ def _usage(daily: pl.DataFrame, dense: DenseYear | None, customers: pl.DataFrame
     return out
 
 
-def _last_year(dense: DenseYear, year: int, p: Params) -> dict[str, pl.Series]:
-    month_wh, month_days = month_sums(dense.total, dense.present, month_of_day(year))
+def _last_year(daily: pl.DataFrame, customers: pl.DataFrame, year: int, p: Params) -> dict[str, pl.Series]:
+    """Last year's columns (``year`` is last year), from the rows (no dense arrays) when each customer's
+    rows are one run."""
+    cols = daily_columns(daily, customers, year)
+    if cols.one_run_per_customer():
+        month_wh, month_days = month_sums_from_rows(cols, month_of_day(year), customers.height)
+    else:
+        dense = densify(daily, customers, year)
+        month_wh, month_days = month_sums(dense.total, dense.present, month_of_day(year))
     days = month_days.sum(axis=1)
     wh = month_wh.sum(axis=1)
     return {
@@ -594,7 +602,7 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
     cols.update(_usage(daily, dense, cust, year, p))
     del dense
     if daily_last_year is not None and daily_last_year.height > 0:
-        cols.update(_last_year(densify(daily_last_year, cust, year - 1), year - 1, p))
+        cols.update(_last_year(daily_last_year, cust, year - 1, p))
     out = pl.DataFrame(cols)
     if "wh_last_year" not in out.columns:
         out = out.with_columns(pl.lit(None, pl.Int64).alias("wh_last_year"),
