@@ -764,23 +764,45 @@ def month_sums(total, present, month):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, nogil=True)
-def month_sums_runs(bounds, run_cust, day, jan1, total, open_first, open_last, month, wh,
+def month_sums_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, open_first, open_last, month, wh,
                     days):  # pragma: no cover - numba (twin tested)
     """:func:`month_sums` straight from daily rows grouped by customer (one run each, as
-    :func:`usage_runs`): each run is laid out by day in a buffer in cache (meters summed per day, rows
+    :func:`usage_runs`), runs ``r_lo:r_hi``: a run in day order within the open window is cut into months by bisection and each month summed by a
+    vectorised loop; any other run is laid out by day in a buffer in cache (meters summed per day, rows
     outside the open window ignored), then added up by month into ``wh`` [Wh] and ``days`` [days]."""
     D = month.shape[0]
+    month_start = np.full(13, D, np.int64)
+    for d in range(D - 1, -1, -1):
+        month_start[month[d]] = d
     tot = np.zeros(D, np.int64)
     pres = np.zeros(D, np.bool_)
-    for r in range(run_cust.shape[0]):
+    for r in range(r_lo, r_hi):
         i = run_cust[r]
         if i < 0:
             continue
         f = open_first[i]
         last = open_last[i]
-        if f < 0:
+        lo = bounds[r]
+        hi = bounds[r + 1]
+        if f < 0 or lo == hi:
             continue
-        for k in range(bounds[r], bounds[r + 1]):
+        rday = day[lo:hi]
+        dmin = rday[0]
+        dmax = rday[0]
+        ordered = True
+        for k in range(1, rday.shape[0]):
+            dmin = min(dmin, rday[k])
+            dmax = max(dmax, rday[k])
+            ordered &= rday[k] > rday[k - 1]
+        if ordered and dmin - jan1 >= f and dmax - jan1 <= last:
+            a = lo
+            for mo in range(12):
+                b = a + np.searchsorted(day[a:hi], month_start[mo + 1] + jan1)
+                wh[i, mo] = _sum(total[a:b])
+                days[i, mo] = b - a
+                a = b
+            continue
+        for k in range(lo, hi):
             d = day[k] - jan1
             if d < f or d > last:
                 continue
@@ -796,14 +818,16 @@ def month_sums_runs(bounds, run_cust, day, jan1, total, open_first, open_last, m
 
 def month_sums_from_rows(cols, month, n, use_py=False):
     """Wh and read days per month of ``n`` customers from their rows (``cols``:
-    ``diagnostics.dense.DailyColumns``, one run per customer): ``(int64[n, 12], int32[n, 12])``."""
+    ``diagnostics.dense.DailyColumns``, one run per customer): ``(int64[n, 12], int32[n, 12])``.
+    Tasks of ``USAGE_TASK`` runs on Python threads."""
     if not cols.one_run_per_customer():
         raise ValueError("month_sums_from_rows: a customer's rows are not one run (group the frame by customer)")
     wh = np.zeros((n, 12), np.int64)
     days = np.zeros((n, 12), np.int32)
     kernel = month_sums_runs.py_func if use_py else month_sums_runs
-    kernel(cols.bounds, cols.run_cust, cols.day, cols.jan1, cols.total, cols.open_first, cols.open_last, month, wh,
-           days)
+    r = cols.run_cust.shape[0]
+    run_many(lambda lo: kernel(lo, min(r, lo + USAGE_TASK), cols.bounds, cols.run_cust, cols.day, cols.jan1,
+                               cols.total, cols.open_first, cols.open_last, month, wh, days), range(0, r, USAGE_TASK))
     return wh, days
 
 
