@@ -17,8 +17,9 @@ daily frame does not fit in memory at once). For each chunk a ``DAILY_SCHEMA`` f
   what-if given those arrays; "bill-run flow" is what the bill run does per chunk: densify once with
   registers, the what-if and ``diagnose`` given the arrays (the sum of those three rows).
 
-The chunk's customers are not sorted by tariff here, so the what-if gathers each block of households
-into a buffer (the bill run sorts chunks by tariff and the what-if reads the arrays in place).
+The chunk's customers (and its bills) are sorted by tariff, as the bill run sorts its chunks, so
+that the what-if reads each tariff's households in place (``--unsorted`` keeps them in id order: the
+what-if then gathers each block of households into a buffer).
 
 Times are wall-clock seconds and CPU seconds (all threads: "core-seconds"), summed over chunks and
 scaled to 1M households. Time a run of other code with the same script: put its ``diagnostics`` first
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--what-if", action="store_true", help="also time tariff_what_if (needs tariffs)")
     ap.add_argument("--last-year", action="store_true",
                     help="also give diagnose last year's rows (this year's rows 365 days earlier), as the bill run does")
+    ap.add_argument("--unsorted", action="store_true", help="keep each chunk's customers in id order")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
@@ -182,7 +184,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{cores} cores, polars {pl.__version__} ({pl.thread_pool_size()} threads)")
     # warm-up: compile the numba kernels (cached on disk afterwards) outside the timings
     wd, wc, wp, wb, wa = make_chunk(0, 200, args.seed)
-    diagnose(wd, None, wc, wp, wb, wa, YEAR)
+    wl = wd.with_columns(pl.col("day") - pl.duration(days=365))
+    for dense in (None, densify(wd, wc, YEAR), densify(wd, wc, YEAR, with_regs=True)):  # every path
+        diagnose(wd, wl, wc, wp, wb, wa, YEAR, dense=dense)
     catalog = None
     if args.what_if:
         from diagnostics import tariff_what_if
@@ -199,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
         n = min(args.chunk, args.households - done)
         (daily, cust, pays, bills, alts), gw, _ = timed(make_chunk, done, n, args.seed + done)
         gen += gw
+        if not args.unsorted:  # as the bill run: a chunk's customers by tariff (bills in the same order)
+            order = cust.select(pl.arg_sort_by("tariff", "customer_id")).to_series()
+            cust, bills = cust[order], bills[order]
         _, w, c = timed(daily.get_column("wh_total").sum)
         totals["memory"][0] += w
         totals["memory"][1] += c
