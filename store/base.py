@@ -32,7 +32,13 @@ class Store(Protocol):
 
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame: ...
 
-    def load_daily(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame: ...
+    def load_daily(
+        self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True
+    ) -> pl.DataFrame:
+        """``DAILY_SCHEMA`` rows of ``year``, sorted by (customer_id, meter_id, day); ``sort=False``:
+        in any order the store finds cheaper, as the bill run asks (its kernels take any order and are
+        fastest with each customer's rows together, as both stores return them)."""
+        ...
 
     def load_customers(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame: ...
 

