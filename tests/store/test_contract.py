@@ -87,6 +87,19 @@ def test_daily_roundtrip_schema_years_and_customers(store) -> None:
     assert sorted(store.list_customer_ids()) == ["00003", "0001", "0002"]
 
 
+def test_daily_unsorted_has_the_same_rows_each_customer_together(store) -> None:
+    rows = [(f"{c:04d}", f"m{c % 3}", D(2024, 1, 1) + dt.timedelta(days=d), 100 * c + d, None, None, None, None,
+             False) for c in range(60) for d in (3, 1, 2)]
+    store.save_ingest(_batch("c" * 64, _daily(rows)))
+    keys = ["customer_id", "meter_id", "day"]
+    for ids in (None, [f"{c:04d}" for c in range(0, 60, 7)]):
+        ordered = store.load_daily(2024, ids)
+        loose = store.load_daily(2024, ids, sort=False)
+        assert loose.sort(keys).equals(ordered) and ordered.equals(ordered.sort(keys))
+        runs = loose["customer_id"].rle()
+        assert runs.len() == loose["customer_id"].n_unique()  # each customer's rows together
+
+
 def test_daily_upsert_on_natural_key(store) -> None:
     store.save_ingest(_batch("a" * 64, _daily(ROWS)))
     store.save_ingest(
