@@ -1,13 +1,14 @@
 """Benchmark: diagnostics of N households x 365 days (default 1M), with baselines measured in the same run.
 
-    .venv/bin/python -m benchmarks.bench_diagnostics [--households N] [--chunk C] [--what-if]
+    .venv/bin/python -m benchmarks.bench_diagnostics [--households N] [--chunk C] [--what-if] [--last-year]
+        [--unsorted]
 
 Households are processed in chunks of ``--chunk`` (the bill run batches the same way: a 1M x 365
 daily frame does not fit in memory at once). For each chunk a ``DAILY_SCHEMA`` frame, customers,
 12 payments per customer and a bills frame are generated (not timed), then timed:
 
-* ``diagnose``: the whole feature computation (densify, numba kernel, year-over-year omitted, peers,
-  bills, alternatives, payments);
+* ``diagnose``: the whole feature computation (from the rows, year-over-year with ``--last-year``,
+  peers, bills, alternatives, payments);
 * baseline ``group_by``: a plain polars ``group_by(customer_id)`` of the same daily frame computing
   the annual sum per register, the count and the 10th percentile of daily Wh (the least any
   per-household aggregation must do);
@@ -26,40 +27,44 @@ scaled to 1M households. Time a run of other code with the same script: put its 
 on the path, e.g. ``git archive <commit> diagnostics | tar -x -C /tmp/old`` and, from ``/tmp/old``,
 ``PYTHONPATH=<repo> <repo>/.venv/bin/python -m benchmarks.bench_diagnostics``.
 
-Recorded 2026-11-23 04:36-04:41, ``--what-if``, 1,000,000 households, chunks of 100,000, 2 cores
-shared with another engineer's jobs (load average 1.28 before, 1.33 between and 1.22 after the two
-runs; CPU seconds are the comparable figure, and they still vary by 10-15 % from run to run: an
-earlier pair gave 25.2 -> 14.4 CPU s for diagnose and 60.8 -> 21.8 for the bill-run flow). Before:
-the code of ecce49c (issue #6 open), run by this script right before the after run (f3d15e0)::
+Recorded 2026-11-23 06:40-07:16, ``--what-if --last-year``, 1,000,000 households, chunks of 100,000,
+2 cores (load average 1.2-1.5 during the runs; CPU seconds are the comparable figure, and they vary by
+10-40 % from run to run here, so the ratio to the ``group_by`` baseline of the same run is given too).
+Before: the code of 54555d7 (issue #6 open; the benchmark then kept chunks in id order), run by this
+script right before the after runs::
 
-    before (ecce49c)                  wall s     CPU s   CPU s / 1M hh  x group_by
-    diagnose (all features)            20.98     29.51           29.51        1.29
-      of which densify                  8.52      8.69            8.69        0.38
-    diagnose given the arrays          10.02     18.03           18.03        0.79
-    tariff_what_if (3 bills)           78.11     89.88           89.88        3.91
-      densify with registers           16.57     16.53           16.53        0.72
-    what-if given the arrays           28.06     39.74           39.74        1.73
-    bill-run flow (sum of 3 rows)      54.65     74.30           74.30        3.24
-    baseline: polars group_by          12.72     22.96           22.96        1.00
-    baseline: memory pass (sum)         0.11      0.11            0.11        0.00
+    before (54555d7), with last year   wall s     CPU s   CPU s / 1M hh  x group_by
+    diagnose (all features)            19.30     22.87           22.87        0.65
+    diagnose given the arrays          11.40     14.48           14.48        0.41
+    densify with registers              7.63      7.70            7.70        0.22
+    what-if given the arrays            4.06      6.64            6.64        0.19
+    bill-run flow (sum of 3 rows)      23.09     28.82           28.82        0.82
+    baseline: polars group_by          20.97     34.98           34.98        1.00
 
-    after                             wall s     CPU s   CPU s / 1M hh  x group_by
-    diagnose (all features)            10.28     13.40           13.40        0.59
-      of which densify                  5.58      5.69            5.69        0.25
-    diagnose given the arrays           4.25      7.14            7.14        0.32
-    tariff_what_if (3 bills)           16.56     19.46           19.46        0.86
-      densify with registers            7.43      7.54            7.54        0.33
-    what-if given the arrays            3.94      6.31            6.31        0.28
-    bill-run flow (sum of 3 rows)      15.62     20.99           20.99        0.93
-    baseline: polars group_by          12.31     22.59           22.59        1.00
-    baseline: memory pass (sum)         0.10      0.10            0.10        0.00
+    after, with last year             wall s     CPU s   CPU s / 1M hh  x group_by
+    diagnose (all features)             4.88      7.74            7.74        0.38
+      densify (not used by diagnose)    3.93      4.10            4.10        0.20
+    diagnose given the arrays           4.04      6.18            6.18        0.31
+    tariff_what_if (3 bills)           14.73     17.38           17.38        0.86
+      densify with registers            5.06      5.18            5.18        0.26
+    what-if given the arrays            3.67      6.01            6.01        0.30
+    bill-run flow (sum of 3 rows)      12.77     17.36           17.36        0.86
+    baseline: polars group_by          11.11     20.17           20.17        1.00
+    baseline: memory pass (sum)         0.11      0.11            0.11        0.01
 
-i.e. the features of a household-year given its dense arrays cost 7 us of CPU (the usage kernel,
-which sorts each household's days once, ~4 us of it; payments ~1.3 us, peers ~0.7 us), densify 6 us
-(reading ~1.6 GB of int64 columns per 100,000 households and writing fresh arrays: much of it is the
-kernel zeroing new pages), and the what-if 6 us for three bills (~1.2 us each in ``tariffs``) plus the
-shift and the gathers. Not reached: issue #6's "a few seconds per core" for 1M households, i.e.
-diagnose with its densify in ~6 CPU s (it takes 13-14).
+    after, without last year          wall s     CPU s   CPU s / 1M hh  x group_by
+    diagnose (all features)             4.53      7.43            7.43        0.35
+    diagnose given the arrays           3.57      5.73            5.73        0.27
+    bill-run flow (sum of 3 rows)      12.82     17.10           17.10        0.79
+    baseline: polars group_by          11.56     21.53           21.53        1.00
+
+i.e. ``diagnose`` of 1M household-years, reading the daily rows (no dense arrays: the usage features
+straight from each customer's run of rows) and last year's months, costs 7.4-7.7 CPU s: 3.7-3.9 s per
+core on this machine. Of a household's ~7.5 us: the usage kernel ~4 us (the radix sort of its days
+~1.5, seasons ~0.8, reading the rows and summing the registers ~1.5), columns and runs ~0.5, payments
+~0.5, peers ~0.2, last year ~1, the rest the polars glue. The tariff what-if is billing (the
+``tariffs`` kernel, three bills a household) on dense arrays: ~5 CPU s of densify with registers and
+~6 of billing per 1M households, i.e. ~5.7 s per core more for the tariff recommendation.
 """
 
 from __future__ import annotations
@@ -246,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"{'step':<30}{'wall s':>10}{'CPU s':>10}{'CPU s / 1M hh':>16}{'x group_by':>12}")
-    rows = [("diagnose", "diagnose (all features)"), ("densify", "  of which densify"),
+    rows = [("diagnose", "diagnose (all features)"), ("densify", "  densify (not used by diagnose)"),
             ("given_dense", "diagnose given the arrays"), ("group_by", "baseline: polars group_by"),
             ("memory", "baseline: memory pass (sum)")]
     if catalog is not None:
