@@ -127,6 +127,20 @@ def _run_bits(bitmap, offset, lo, hi):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, inline="always")
+def _day_span(day, lo, hi):  # pragma: no cover - numba
+    """First and last day of the rows ``lo:hi`` (``hi > lo``) and whether the days strictly increase."""
+    rday = day[lo:hi]
+    dmin = rday[0]
+    dmax = rday[0]
+    ordered = True
+    for k in range(1, rday.shape[0]):  # (a slice and a loop from 0: no negative-index checks)
+        dmin = min(dmin, rday[k])
+        dmax = max(dmax, rday[k])
+        ordered &= rday[k] > rday[k - 1]
+    return dmin, dmax, ordered
+
+
+@nb.njit(cache=True, inline="always")
 def _classify_run(lo, hi, day, jan1, f, last, v0, v1, v2, v3, voff, has_regs, est, est_off):  # pragma: no cover
     """How the rows ``lo:hi`` of one customer (a run, ``hi > lo``) can be read.
 
@@ -135,14 +149,7 @@ def _classify_run(lo, hi, day, jan1, f, last, v0, v1, v2, v3, voff, has_regs, es
     (nearly every run); ``ordered`` when the days strictly increase (one meter, one row a day);
     ``regs_state`` 1 registers on every row, 0 on none, -1 mixed (see :func:`_run_bits`).
     """
-    rday = day[lo:hi]
-    dmin = rday[0]
-    dmax = rday[0]
-    ordered = True
-    for k in range(1, rday.shape[0]):
-        dmin = min(dmin, rday[k])
-        dmax = max(dmax, rday[k])
-        ordered &= rday[k] > rday[k - 1]
+    dmin, dmax, ordered = _day_span(day, lo, hi)
     regs_state = 0
     if has_regs:
         regs_state = min(_run_bits(v0, voff[0], lo, hi), _run_bits(v1, voff[1], lo, hi),

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba as nb
 import numpy as np
 
-from diagnostics.dense import _classify_run, _run_bits, _sum, _valid  # noqa: F401  (_run_bits: tests)
+from diagnostics.dense import _classify_run, _day_span, _run_bits, _sum, _valid  # noqa: F401  (_run_bits: tests)
 
 # months (0-based) of the seasons: shoulder = spring and autumn (Apr, May, Oct, Nov), summer = Jul-Aug,
 # winter = Dec, Jan, Feb of the same calendar year
@@ -371,13 +371,30 @@ def _scratch(D):  # pragma: no cover - numba
 @nb.njit(cache=True, nogil=True)
 def _calendar(month, season):  # pragma: no cover - numba
     """Season of every day (``int64[D]``) and the first day of every month, then D (``int64[13]``)."""
+    season_of_day = np.empty(month.shape[0], np.int64)
+    for d in range(month.shape[0]):
+        season_of_day[d] = season[month[d]]
+    return season_of_day, _month_start(month)
+
+
+@nb.njit(cache=True, nogil=True)
+def _month_start(month):  # pragma: no cover - numba
+    """The first day index of every month of ``month`` (``int8[D]``), then D: ``int64[13]``."""
     D = month.shape[0]
-    season_of_day = np.empty(D, np.int64)
     month_start = np.full(13, D, np.int64)
     for d in range(D - 1, -1, -1):
-        season_of_day[d] = season[month[d]]
         month_start[month[d]] = d
-    return season_of_day, month_start
+    return month_start
+
+
+@nb.njit(cache=True, inline="always")
+def _month_ends(rday, jan1, month_start, ends):  # pragma: no cover - numba
+    """For days ``rday`` in increasing order [days since 1970-01-01], ``ends[mo]``: the first row of a
+    later month than ``mo`` (bisection)."""
+    a = 0
+    for mo in range(12):
+        a += np.searchsorted(rday[a:], month_start[mo + 1] + jan1)
+        ends[mo] = a
 
 
 @nb.njit(cache=True, nogil=True)
@@ -421,6 +438,7 @@ def usage_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v
     season_of_day, month_start = _calendar(month, season)
     scratch = _scratch(D)
     vals, days = scratch[0], scratch[1]
+    ends = np.empty(12, np.int64)  # (month cuts of a run, see _month_ends)
     tot = np.zeros(D, np.int64)
     pres = np.zeros(D, np.bool_)
     tou = np.zeros(D, np.bool_)
@@ -456,7 +474,7 @@ def usage_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v
             s3 = _sum(r3[lo:hi])
         if clean and ordered:
             m = rday.shape[0]
-            wy = _sorted_month_sums(rtot, rday, jan1, month_start, vals, days, out[1][i])
+            wy = _sorted_month_sums(rtot, rday, jan1, month_start, vals, days, out[1][i], ends)
             _usage_core(i, m, wy, tot, pres, True, f, last, season_of_day, prm, scratch, out)
             tou_total[i] = wy if regs_state == 1 else 0
             tou_days[i] = m if regs_state == 1 else 0
@@ -506,33 +524,22 @@ def usage_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v
 
 
 @nb.njit(cache=True, nogil=True)
-def _sorted_month_sums(rtot, rday, jan1, month_start, vals, days, month_wh_row):  # pragma: no cover - numba
+def _sorted_month_sums(rtot, rday, jan1, month_start, vals, days, month_wh_row, ends):  # pragma: no cover - numba
     """Copy a run in increasing day order into ``vals``/``days`` (day index), add its Wh per month into
-    ``month_wh_row`` and return its sum [Wh].
-
-    The month boundaries are found by bisection and each month summed by a vectorised loop.
-    """
+    ``month_wh_row`` and return its sum [Wh] (months cut by :func:`_month_ends`, each summed by a
+    vectorised loop; ``ends``: scratch ``int64[12]``)."""
     m = rtot.shape[0]
     for k in range(m):
         vals[k] = rtot[k]
         days[k] = rday[k] - jan1
+    _month_ends(rday, jan1, month_start, ends)
     wy = np.int64(0)
     a = 0
     for mo in range(12):
-        # first row of a later month: bisection in rday[a:m]
-        lo = a
-        hi = m
-        limit = month_start[mo + 1] + jan1
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if rday[mid] < limit:
-                lo = mid + 1
-            else:
-                hi = mid
-        acc = _sum(rtot[a:lo])
+        acc = _sum(rtot[a:ends[mo]])
         month_wh_row[mo] += acc
         wy += acc
-        a = lo
+        a = ends[mo]
     return wy
 
 
@@ -767,13 +774,12 @@ def month_sums(total, present, month):  # pragma: no cover - numba
 def month_sums_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, open_first, open_last, month, wh,
                     days):  # pragma: no cover - numba (twin tested)
     """:func:`month_sums` straight from daily rows grouped by customer (one run each, as
-    :func:`usage_runs`), runs ``r_lo:r_hi``: a run in day order within the open window is cut into months by bisection and each month summed by a
-    vectorised loop; any other run is laid out by day in a buffer in cache (meters summed per day, rows
+    :func:`usage_runs`), runs ``r_lo:r_hi``: a run in day order within the open window is cut into
+    months by :func:`_month_ends` and each month summed by a vectorised loop; any other run is laid out by day in a buffer in cache (meters summed per day, rows
     outside the open window ignored), then added up by month into ``wh`` [Wh] and ``days`` [days]."""
     D = month.shape[0]
-    month_start = np.full(13, D, np.int64)
-    for d in range(D - 1, -1, -1):
-        month_start[month[d]] = d
+    month_start = _month_start(month)
+    ends = np.empty(12, np.int64)
     tot = np.zeros(D, np.int64)
     pres = np.zeros(D, np.bool_)
     for r in range(r_lo, r_hi):
@@ -786,21 +792,14 @@ def month_sums_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, open_first, 
         hi = bounds[r + 1]
         if f < 0 or lo == hi:
             continue
-        rday = day[lo:hi]
-        dmin = rday[0]
-        dmax = rday[0]
-        ordered = True
-        for k in range(1, rday.shape[0]):
-            dmin = min(dmin, rday[k])
-            dmax = max(dmax, rday[k])
-            ordered &= rday[k] > rday[k - 1]
+        dmin, dmax, ordered = _day_span(day, lo, hi)
         if ordered and dmin - jan1 >= f and dmax - jan1 <= last:
-            a = lo
+            _month_ends(day[lo:hi], jan1, month_start, ends)
+            a = 0
             for mo in range(12):
-                b = a + np.searchsorted(day[a:hi], month_start[mo + 1] + jan1)
-                wh[i, mo] = _sum(total[a:b])
-                days[i, mo] = b - a
-                a = b
+                wh[i, mo] = _sum(total[lo + a:lo + ends[mo]])
+                days[i, mo] = ends[mo] - a
+                a = ends[mo]
             continue
         for k in range(lo, hi):
             d = day[k] - jan1
