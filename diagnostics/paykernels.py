@@ -19,13 +19,12 @@ import numba as nb
 import numpy as np
 import polars as pl
 
-from diagnostics.dense import _valid
+from diagnostics.dense import _NO_BITMAP, _valid
 
 MAX_DISTINCT = 64
 """Most distinct strings :func:`string_codes` maps (more: None, the caller uses polars)."""
 
 _SLOTS = 256  # hash slots of view_codes (a power of two, > MAX_DISTINCT; at most 127 codes fit int8)
-_NO_BITMAP = np.zeros(0, np.uint8)
 
 
 @nb.njit(cache=True)

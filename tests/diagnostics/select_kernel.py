@@ -13,41 +13,8 @@ from diagnostics.kernels import _quantile, _quantile_inplace, _select
 def select_usage_kernel(total, present, open_first, open_last, month, season, base_q, low_abs_wh, low_frac,
                  spike_year_factor, spike_local_factor, spike_min_wh, spike_window,
                  min_season_days):  # pragma: no cover - numba
-    """Usage features of every household (parallel over households, O(days) each).
-
-    Parameters
-    ----------
-    total : int64[n, D]
-        Daily Wh [Wh].
-    present : bool[n, D]
-        Day has a read.
-    open_first, open_last : int32[n]
-        Open window [day index], -1 when never open.
-    month : int8[D]
-        Month index of each day.
-    season : int8[12]
-        0 other, 1 shoulder, 2 summer, 3 winter per month.
-    base_q : float
-        Quantile of occupied daily Wh used as base load (0..1).
-    low_abs_wh : float
-        A day below ``max(low_abs_wh, low_frac * median day)`` is near-zero [Wh/day].
-    low_frac : float
-        See ``low_abs_wh``.
-    spike_year_factor : float
-        A spike day is above ``spike_year_factor`` times the household's median occupied day ...
-    spike_local_factor : float
-        ... and above ``spike_local_factor`` times the median of the days around it ...
-    spike_min_wh : float
-        ... and at least this many Wh above that local median [Wh].
-    spike_window : int
-        Half-width of the local window [days].
-    min_season_days : int
-        Fewer occupied days in a season gives a null level.
-
-    Returns
-    -------
-    tuple of arrays (see ``diagnostics.features._usage``).
-    """
+    """Usage features of every household (parallel over households, O(days) each): the parameters and
+    results of :func:`diagnostics.kernels.usage_kernel` (``total`` as int64)."""
     n, D = total.shape
     wh_year = np.zeros(n, np.int64)
     month_wh = np.zeros((n, 12), np.int64)
