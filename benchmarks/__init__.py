@@ -1,3 +1,5 @@
 """Reproducible benchmarks (see each module's docstring)."""
 
-import wattbill  # noqa: F401  - the allocator settings the CLI runs with, set before polars loads
+from wattbill._runtime import apply_process_defaults
+
+apply_process_defaults()  # the allocator settings the CLI runs with, set before polars loads

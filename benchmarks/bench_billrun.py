@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from diagnostics import densify
-from ingest import ingest_file
-from store import open_store
-from tariffs import bill_households, load_catalog
 from wattbill import synth
+from wattbill.diagnostics import densify
+from wattbill.ingest import ingest_file
 from wattbill.pipeline import run_bills
+from wattbill.store import open_store
+from wattbill.tariffs import bill_households, load_catalog
 
 YEAR = 2025
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bills import BillDocument
+from wattbill.bills import BillDocument
 
 NAMES = ["王建国", "李秀英", "张伟", "刘洋", "陈静", "杨帆", "黄赟", "赵敏", "吴昊天", "周婷", "Li Wei",
          "欧阳娜娜", "孙喆", "马骁", "朱珺"]
@@ -38,8 +38,8 @@ CITIES = ["杭州市西湖区", "宁波市鄞州区", "温州市鹿城区", "绍
 
 
 def make_docs(n: int, seed: int = 7) -> list:
-    import bills
     from tests.bills.sample import LABEL_CODES, sample_inputs
+    from wattbill import bills
 
     rng = random.Random(seed)
     docs = []
@@ -67,8 +67,7 @@ def rss_mb(pid: int | str = "self") -> float:
 
 
 def _speed_child(mode: str, n: int, queue) -> None:
-    import bills
-
+    from wattbill import bills
     docs = make_docs(n)
     render: Callable[[BillDocument], bytes]
     if mode == "plain":
@@ -98,8 +97,8 @@ def run_speed(mode: str, n: int) -> dict:
 
 
 def run_pool(docs: list, workers: int, max_tasks: int, sample_every: int = 50) -> dict:
-    import bills
-    from bills import render as render_mod
+    from wattbill import bills
+    from wattbill.bills import render as render_mod
 
     total = 0
     kb_max = 0.0
@@ -117,8 +116,7 @@ def run_pool(docs: list, workers: int, max_tasks: int, sample_every: int = 50) -
 
 
 def _memory_child(n: int, queue) -> None:
-    import bills
-
+    from wattbill import bills
     docs = make_docs(min(n, 200))
     renderer = bills.Renderer()
     trace = []
@@ -149,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="bills for the in-process (no recycling) memory trace; default min(--bills, 1000)")
     args = ap.parse_args(argv)
 
-    from bills import fonts
+    from wattbill.bills import fonts
 
     t = time.perf_counter()
     fonts.subset_fonts()  # built once per machine; not part of the per-bill figures

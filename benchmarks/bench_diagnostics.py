@@ -25,7 +25,7 @@ what-if then gathers each block of households into a buffer).
 Times are wall-clock seconds and CPU seconds (all threads: "core-seconds"), summed over chunks and
 scaled to 1M households. Time a run of other code with the same script: put its ``diagnostics`` first
 on the path, e.g. ``git archive <commit> diagnostics | tar -x -C /tmp/old`` and, from ``/tmp/old``,
-``PYTHONPATH=<repo> <repo>/.venv/bin/python -m benchmarks.bench_diagnostics``.
+``<repo>/.venv/bin/python -m benchmarks.bench_diagnostics (from the repository root)``.
 
 Recorded 2026-11-23 06:40-07:16, ``--what-if --last-year``, 1,000,000 households, chunks of 100,000,
 2 cores (load average 1.2-1.5 during the runs; CPU seconds are the comparable figure, and they vary by
@@ -78,8 +78,8 @@ import time
 import numpy as np
 import polars as pl
 
-from diagnostics import densify, diagnose
-from diagnostics.features import BILLS_SCHEMA
+from wattbill.diagnostics import densify, diagnose
+from wattbill.diagnostics.features import BILLS_SCHEMA
 
 YEAR = 2025
 DAYS = 365
@@ -194,8 +194,8 @@ def main(argv: list[str] | None = None) -> None:
         diagnose(wd, wl, wc, wp, wb, wa, YEAR, dense=dense)
     catalog = None
     if args.what_if:
-        from diagnostics import tariff_what_if
-        from tariffs import load_catalog
+        from wattbill.diagnostics import tariff_what_if
+        from wattbill.tariffs import load_catalog
 
         catalog = load_catalog()
         tariff_what_if(catalog, wd, wc, YEAR)

@@ -100,8 +100,8 @@ def cpu_seconds() -> float:
 def bench_embedded(reads: Path, rows: int, work: Path, repeats: int = 5) -> dict:
     """``ingest_file`` into a fresh embedded store, ``repeats`` times: best and median wall time, and
     the CPU seconds (all threads) of the best run."""
-    from ingest import ingest_file
-    from store import open_store
+    from wattbill.ingest import ingest_file
+    from wattbill.store import open_store
 
     runs = []
     for i in range(repeats):
@@ -171,11 +171,11 @@ def _psql_copy(url: str, csv_path: Path, cols: list[str]) -> tuple[float, float]
 def bench_timescale(reads: Path, rows: int, work: Path, repeats: int) -> dict:
     import psycopg
 
-    from ingest import IngestBatch, ingest_file
-    from ingest.readers import read_raw
-    from ingest.schemas import DAILY_SCHEMA
-    from ingest.vee import registers_to_daily
-    from store.timescale import TimescaleStore
+    from wattbill.ingest import IngestBatch, ingest_file
+    from wattbill.ingest.readers import read_raw
+    from wattbill.ingest.schemas import DAILY_SCHEMA
+    from wattbill.ingest.vee import registers_to_daily
+    from wattbill.store.timescale import TimescaleStore
 
     was_running = (
         subprocess.run(["bash", str(REPO / "scripts/pg.sh"), "status"], capture_output=True).returncode == 0
@@ -288,8 +288,8 @@ def rss_child(path: str) -> None:
     """
     import threading
 
-    from ingest import ingest_file
-    from store import open_store
+    from wattbill.ingest import ingest_file
+    from wattbill.store import open_store
 
     peak = [0]
     done = threading.Event()

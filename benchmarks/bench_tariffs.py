@@ -46,9 +46,9 @@ import numba as nb
 import numpy as np
 import polars as pl
 
-from tariffs import Tariff, bill_households, load_catalog
-from tariffs.kernels import bill_kernel
-from tariffs.reference import month_first_days
+from wattbill.tariffs import Tariff, bill_households, load_catalog
+from wattbill.tariffs.kernels import bill_kernel
+from wattbill.tariffs.reference import month_first_days
 
 
 @nb.njit(parallel=True, cache=True)
@@ -185,7 +185,7 @@ def _cache_files() -> int:
 _FIRST_CALL = """
 import time
 import numpy as np
-from tariffs import bill_households, load_catalog
+from wattbill.tariffs import bill_households, load_catalog
 t = load_catalog().get({code!r})
 z = np.zeros((2, {n_days}), np.int32)
 r = np.zeros((2, {n_days}, 4), np.int32)

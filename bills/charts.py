@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from bills import palette
+from wattbill.bills import palette
 
 _W = 640
 TABLE_FIRST_COL = 0.15  # share of the width taken by the row headers of the monthly table

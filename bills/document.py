@@ -36,8 +36,8 @@ from typing import Any
 
 from markupsafe import Markup
 
-from bills import charts, fmt
-from bills.i18n import normalise_language, translator
+from wattbill.bills import charts, fmt
+from wattbill.bills.i18n import normalise_language, translator
 
 REGISTERS = ("sharp", "peak", "flat", "valley")
 LATE_AFTER_DAYS = 15  # a payment made more than this many days after issue counts as late
@@ -527,7 +527,7 @@ def _tou(_, bill, wh_total, has_tou):
 @functools.cache
 def _catalog() -> Any:
     try:  # the shipped catalogue, for the names of alternative tariffs (codes otherwise)
-        from tariffs import load_catalog
+        from wattbill.tariffs import load_catalog
 
         return load_catalog()
     except Exception:

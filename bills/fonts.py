@@ -25,7 +25,7 @@ fontTools if HarfBuzz is missing (slower). They are written to a cache directory
 named by a hash of the characters and the source file, atomically (write + rename), so that
 concurrent workers are safe. Together ~20 MB, so they are not committed.
 
-``python -m bills.fonts`` builds them ahead of time (e.g. in a container build).
+``python -m wattbill.bills.fonts`` builds them ahead of time (e.g. in a container build).
 """
 
 from __future__ import annotations

@@ -35,9 +35,9 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-from bills import fonts as _fonts
-from bills.document import BillDocument
-from bills.i18n import translator
+from wattbill.bills import fonts as _fonts
+from wattbill.bills.document import BillDocument
+from wattbill.bills.i18n import translator
 
 PACKAGE_DIR = Path(__file__).parent
 ASSETS_DIR = (PACKAGE_DIR / "assets").resolve()

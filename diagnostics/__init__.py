@@ -4,8 +4,8 @@ seasonality, near-zero runs, spikes, tier dates, peer percentiles, tariff what-i
 Pure: frames in, a frame out. See ``docs/interfaces.md`` ("diagnostics", "Features").
 """
 
-from diagnostics.dense import DenseYear, days_in_year, densify, take_rows
-from diagnostics.features import (
+from wattbill.diagnostics.dense import DenseYear, days_in_year, densify, take_rows
+from wattbill.diagnostics.features import (
     ALTERNATIVES_SCHEMA,
     BILLS_SCHEMA,
     DEFAULT_PARAMS,
@@ -18,7 +18,7 @@ from diagnostics.features import (
     channel_mix,
     diagnose,
 )
-from diagnostics.whatif import shift_peak_to_valley, tariff_what_if
+from wattbill.diagnostics.whatif import shift_peak_to_valley, tariff_what_if
 
 __all__ = [
     "ALTERNATIVES_SCHEMA",

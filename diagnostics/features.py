@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from diagnostics.dense import (
+from wattbill.diagnostics.dense import (
     _EPOCH,
     REGISTERS,
     DenseYear,
@@ -19,7 +19,7 @@ from diagnostics.dense import (
     densify,
     month_of_day,
 )
-from diagnostics.kernels import (
+from wattbill.diagnostics.kernels import (
     count_days,
     month_sums,
     month_sums_from_rows,
@@ -29,7 +29,7 @@ from diagnostics.kernels import (
     usage_kernel,
     usage_params,
 )
-from diagnostics.paykernels import mix_codes, peer_pct, string_codes, take_codes
+from wattbill.diagnostics.paykernels import mix_codes, peer_pct, string_codes, take_codes
 
 CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay", "bank", "counter", "other")
 ONLINE_CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay")

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba as nb
 import numpy as np
 
-from diagnostics.dense import _classify_run, _day_span, _run_bits, _sum, _valid  # noqa: F401  (_run_bits: tests)
+from wattbill.diagnostics.dense import _classify_run, _day_span, _run_bits, _sum, _valid  # noqa: F401  (_run_bits: tests)
 
 # months (0-based) of the seasons: shoulder = spring and autumn (Apr, May, Oct, Nov), summer = Jul-Aug,
 # winter = Dec, Jan, Feb of the same calendar year

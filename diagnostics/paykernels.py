@@ -19,7 +19,7 @@ import numba as nb
 import numpy as np
 import polars as pl
 
-from diagnostics.dense import _NO_BITMAP, _valid
+from wattbill.diagnostics.dense import _NO_BITMAP, _valid
 
 MAX_DISTINCT = 64
 """Most distinct strings :func:`string_codes` maps (more: None, the caller uses polars)."""

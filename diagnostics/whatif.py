@@ -15,9 +15,9 @@ import numba as nb
 import numpy as np
 import polars as pl
 
-from diagnostics.dense import DenseYear, densify
-from diagnostics.features import ALTERNATIVES_SCHEMA, BILLS_SCHEMA, bills_frame
-from diagnostics.kernels import count_days
+from wattbill.diagnostics.dense import DenseYear, densify
+from wattbill.diagnostics.features import ALTERNATIVES_SCHEMA, BILLS_SCHEMA, bills_frame
+from wattbill.diagnostics.kernels import count_days
 
 SHIFT_FRACTION_TENTHS = 1
 """Share of sharp+peak Wh moved to the valley by the what-if [tenths]: 1 = 10 %."""
@@ -172,7 +172,7 @@ class _Biller:
                alt_masks: list[np.ndarray | None]) -> tuple[Any, Any, list[Any]]:
         """Bills of ``rows[lo:lo + BLOCK_HOUSEHOLDS]``: (current, shifted or None, per alternative: its
         bills, None when no row of the block is offered it, or ``False`` when it cannot bill them)."""
-        from tariffs import TariffError, bill_households
+        from wattbill.tariffs import TariffError, bill_households
 
         r = rows[lo: lo + BLOCK_HOUSEHOLDS]
         total, bufs["total"] = gather_rows(self.d.total, r, bufs.get("total"))
@@ -275,7 +275,7 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
         tariff code is unknown (or whose tariff cannot bill it, ``TariffError``) gets no row; an
         alternative that cannot price a group is left out for it.
     """
-    from tariffs import TariffError  # diagnostics may import tariffs
+    from wattbill.tariffs import TariffError  # diagnostics may import tariffs
 
     d = dense if dense is not None and dense.regs is not None else densify(daily, customers, year, with_regs=True)
     assert d.regs is not None

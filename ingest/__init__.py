@@ -18,8 +18,8 @@ Counts: for every file ``rows == loaded + quarantined + duplicates``; ``estimate
 rows flagged ``estimated`` (they keep the flag in the store).
 """
 
-from ingest.core import ingest_file
-from ingest.errors import BadFileError, IngestError
-from ingest.schemas import IngestBatch, IngestReport
+from wattbill.ingest.core import ingest_file
+from wattbill.ingest.errors import BadFileError, IngestError
+from wattbill.ingest.schemas import IngestBatch, IngestReport
 
 __all__ = ["BadFileError", "IngestBatch", "IngestError", "IngestReport", "ingest_file"]

@@ -13,10 +13,18 @@ from typing import Any
 
 import polars as pl
 
-from ingest import vee
-from ingest.errors import BadFileError, UnknownKindError
-from ingest.readers import bucketed, detect_format, n_buckets_for, raw_text, read_raw, scan_text, sha256_of
-from ingest.schemas import (
+from wattbill.ingest import vee
+from wattbill.ingest.errors import BadFileError, UnknownKindError
+from wattbill.ingest.readers import (
+    bucketed,
+    detect_format,
+    n_buckets_for,
+    raw_text,
+    read_raw,
+    scan_text,
+    sha256_of,
+)
+from wattbill.ingest.schemas import (
     DAILY_SCHEMA,
     FINDING_SCHEMA,
     KINDS,

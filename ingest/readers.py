@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from ingest.errors import (
+from wattbill.ingest.errors import (
     DuplicateColumnsError,
     EmptyFileError,
     MissingColumnsError,
@@ -33,7 +33,7 @@ from ingest.errors import (
     UnknownKindError,
     UnsupportedFormatError,
 )
-from ingest.schemas import ALIASES, INPUT_COLUMNS, customer_bucket
+from wattbill.ingest.schemas import ALIASES, INPUT_COLUMNS, customer_bucket
 
 #: files larger than this are processed in customer buckets (bytes; env WATTBILL_INGEST_BUCKET_MB)
 BUCKET_THRESHOLD = 256 * 1024 * 1024
@@ -269,7 +269,7 @@ def read_raw(path: Path, kind: str) -> pl.DataFrame:
 
 
 def _polars_error(path: Path, e: Exception):
-    from ingest.errors import BadFileError
+    from wattbill.ingest.errors import BadFileError
 
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     m = re.search(r"line (\d+)", str(e))

@@ -50,8 +50,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest import kernels
-from ingest.schemas import (
+from wattbill.ingest import kernels
+from wattbill.ingest.schemas import (
     CHANNELS,
     CUSTOMER_SCHEMA,
     DAILY_SCHEMA,
@@ -707,7 +707,7 @@ def _with_anchors(df: pl.DataFrame, anchors: pl.DataFrame, periods_in: list[str]
 def _last_reads(df: pl.DataFrame, periods_in: list[str]) -> pl.DataFrame:
     """The last accepted read of each meter, as ``REGISTER_STATE_SCHEMA`` (``df`` sorted by customer,
     meter, day)."""
-    from ingest.schemas import REGISTER_STATE_SCHEMA
+    from wattbill.ingest.schemas import REGISTER_STATE_SCHEMA
 
     if df.height:
         is_last = np.ones(df.height, np.bool_)

@@ -4,9 +4,9 @@ evidence, withheld labels with a reason, and advice cards (zh, en). Pure.
 See ``docs/interfaces.md`` ("labels", "Label cards").
 """
 
-from labels.cards import LabelCard, advice, card, format_yuan, label_cards
-from labels.catalogue import CatalogueError, Condition, LabelDef, load_catalogue, parse_catalogue
-from labels.rules import ASSIGNED_SCHEMA, WITHHELD_SCHEMA, assign_labels
+from wattbill.labels.cards import LabelCard, advice, card, format_yuan, label_cards
+from wattbill.labels.catalogue import CatalogueError, Condition, LabelDef, load_catalogue, parse_catalogue
+from wattbill.labels.rules import ASSIGNED_SCHEMA, WITHHELD_SCHEMA, assign_labels
 
 __all__ = [
     "ASSIGNED_SCHEMA",

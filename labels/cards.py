@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from labels.catalogue import LabelDef, catalogue_by_code, load_catalogue
+from wattbill.labels.catalogue import LabelDef, catalogue_by_code, load_catalogue
 
 
 @dataclass(frozen=True)

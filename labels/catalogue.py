@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from diagnostics import FEATURES
+from wattbill.diagnostics import FEATURES
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
 OPS = ("<", "<=", ">", ">=", "==", "!=", "is_not_null", "is_null")

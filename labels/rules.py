@@ -6,7 +6,7 @@ from typing import Any
 
 import polars as pl
 
-from labels.catalogue import Condition, LabelDef, load_catalogue
+from wattbill.labels.catalogue import Condition, LabelDef, load_catalogue
 
 ASSIGNED_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.Utf8(),

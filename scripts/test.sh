@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
-.venv/bin/mypy ingest store tariffs diagnostics labels bills wattbill benchmarks
+bash scripts/typecheck.sh
 mkdir -p test-artifacts
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from store.base import Store
-from store.errors import StoreConflict, StoreCorrupt, StoreError, StoreUnavailable
+from wattbill.store.base import Store
+from wattbill.store.errors import StoreConflict, StoreCorrupt, StoreError, StoreUnavailable
 
 DEFAULT_STORE = "./wattbill-data"
 
@@ -21,12 +21,12 @@ def open_store(url: str | Path | None = None) -> Store:
         url = os.environ.get("WATTBILL_STORE") or DEFAULT_STORE
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
-        from store.timescale import TimescaleStore
+        from wattbill.store.timescale import TimescaleStore
 
         return TimescaleStore(text)
     if text.startswith("file://"):
         text = text[len("file://") :]
-    from store.embedded import EmbeddedStore
+    from wattbill.store.embedded import EmbeddedStore
 
     return EmbeddedStore(text)
 

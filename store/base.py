@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import polars as pl
 
-from ingest.schemas import IngestBatch
+from wattbill.ingest.schemas import IngestBatch
 
 BILL_META = ("version", "reason", "created_at", "content_hash")
 

@@ -45,7 +45,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from ingest.schemas import (
+from wattbill.ingest.schemas import (
     CUSTOMER_SCHEMA,
     DAILY_SCHEMA,
     FINDING_SCHEMA,
@@ -58,8 +58,8 @@ from ingest.schemas import (
     halves_of_customers,
     is_sorted_by,
 )
-from store.base import latest_only, plan_versions
-from store.errors import StoreCorrupt, StoreUnavailable
+from wattbill.store.base import latest_only, plan_versions
+from wattbill.store.errors import StoreCorrupt, StoreUnavailable
 
 N_BUCKETS = 32
 #: partitions merged and written at once (polars releases the GIL; more threads than cores also hide

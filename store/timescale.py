@@ -31,7 +31,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ingest.schemas import (
+from wattbill.ingest.schemas import (
     CUSTOMER_SCHEMA,
     DAILY_SCHEMA,
     FINDING_SCHEMA,
@@ -41,9 +41,9 @@ from ingest.schemas import (
     REGISTER_STATE_SCHEMA,
     IngestBatch,
 )
-from store.base import latest_only, plan_versions
-from store.errors import StoreError, StoreUnavailable
-from store.pgcopy import encode_parts
+from wattbill.store.base import latest_only, plan_versions
+from wattbill.store.errors import StoreError, StoreUnavailable
+from wattbill.store.pgcopy import encode_parts
 
 PAYLOAD_CUSTOMERS = 5000  # customers per bills payload blob
 

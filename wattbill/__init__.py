@@ -1,11 +1,15 @@
-"""wattbill: smart-meter usage and annual-bill insight engine (the application layer).
+"""wattbill: smart-meter usage and annual-bill insight engine.
 
-Importing the package sets one process-wide default before polars is loaded: polars' allocator
-(jemalloc) returns freed pages to the kernel at once for large blocks, so every 2M-row step pays page
-faults again (measured: 1.0 s of the 2.0 s of CPU of ``ingest_file`` of 2.2M reads was kernel time).
-Keeping freed pages 5 s cuts that to ~0.4 s. ``_RJEM_MALLOC_CONF`` set by the user wins.
+One import namespace: ``wattbill.ingest``, ``wattbill.store``, ``wattbill.tariffs``,
+``wattbill.diagnostics``, ``wattbill.labels`` and ``wattbill.bills`` (each kept in its own top-level
+folder of the source tree and mapped into this package by ``pyproject.toml``), with the application
+(CLI, bill run, recalculation, web service) in ``wattbill`` itself. Importing it has no side effects.
 """
 
-import os
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
-os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:5000")
+try:
+    __version__ = _version("wattbill")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
+    __version__ = "0+unknown"

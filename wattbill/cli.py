@@ -35,13 +35,13 @@ DEFAULT_OUT = Path("wattbill-out")
 
 
 def _store(url: str | None):
-    from store import open_store
+    from wattbill.store import open_store
 
     return open_store(url)
 
 
 def _catalog(extra: Path | None):
-    from tariffs import load_catalog
+    from wattbill.tariffs import load_catalog
 
     if extra is not None and not extra.is_dir():
         raise WattbillError(f"{extra}: --tariffs must be a folder of tariff files")
@@ -49,7 +49,7 @@ def _catalog(extra: Path | None):
 
 
 def _yuan(fen: int) -> str:
-    from labels import format_yuan
+    from wattbill.labels import format_yuan
 
     return format_yuan(int(fen), grouping=False)
 

@@ -23,9 +23,9 @@ def run_demo(
     printer: Callable[[Any], None],
 ) -> Any:
     """Generate, ingest, bill, diagnose, label and render; print where everything is."""
-    from ingest import ingest_file
-    from store import open_store
-    from tariffs import load_catalog
+    from wattbill.ingest import ingest_file
+    from wattbill.store import open_store
+    from wattbill.tariffs import load_catalog
 
     out.mkdir(parents=True, exist_ok=True)
     catalog = load_catalog()

@@ -20,9 +20,9 @@ Hierarchy::
 
 from __future__ import annotations
 
-from ingest.errors import IngestError
-from store.errors import StoreError
-from tariffs.errors import TariffError
+from wattbill.ingest.errors import IngestError
+from wattbill.store.errors import StoreError
+from wattbill.tariffs.errors import TariffError
 
 
 class WattbillError(Exception):

@@ -12,9 +12,8 @@ from typing import Any
 
 import polars as pl
 
-import diagnostics
-import labels
-from bills import BillDocument, build_document
+from wattbill import diagnostics, labels
+from wattbill.bills import BillDocument, build_document
 
 
 def diagnose_chunk(

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from diagnostics import DenseYear, densify, take_rows
-from diagnostics.dense import month_of_day
-from ingest.schemas import REGISTERS
-from tariffs import Catalog, UnpricedRegisterError, bill_households
+from wattbill.diagnostics import DenseYear, densify, take_rows
+from wattbill.diagnostics.dense import month_of_day
 from wattbill.errors import NothingToBill, UnknownCustomer
+from wattbill.ingest.schemas import REGISTERS
+from wattbill.tariffs import Catalog, UnpricedRegisterError, bill_households
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -290,7 +290,7 @@ class PdfWriter:
         return bills.filter(pl.Series(keep, dtype=pl.Boolean))
 
     def write(self, docs: list[Any]) -> None:
-        from bills import render_many
+        from wattbill.bills import render_many
 
         batch = max(50, 10 * self.workers)
         for lo in range(0, len(docs), batch):

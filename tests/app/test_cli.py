@@ -88,7 +88,7 @@ def test_recalc_makes_a_new_version_with_a_diff_and_a_reason(demo: Demo, tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert f"{cid}: version 1 -> 2: charge" in proc.stdout
     assert "reason: meter read corrected" in proc.stdout
-    from store import open_store
+    from wattbill.store import open_store
 
     st = open_store(store)
     try:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from ingest import ingest_file
-from store import open_store
-from tariffs import load_catalog, reference_bill
 from wattbill import synth
+from wattbill.ingest import ingest_file
 from wattbill.pipeline import run_bills
+from wattbill.store import open_store
+from wattbill.tariffs import load_catalog, reference_bill
 
 YEAR = 2025
 
@@ -52,7 +52,7 @@ def test_pipeline_bills_equal_the_reference(files, tmp_path) -> None:
     """Annual charges of the bill run equal the Decimal reference, household by household."""
     import numpy as np
 
-    from diagnostics import densify
+    from wattbill.diagnostics import densify
 
     store = open_store(str(tmp_path / "store"))
     try:

@@ -180,6 +180,5 @@ def sample_inputs(*, language: str = "zh", labels: str | Sequence[str] = "all", 
 
 
 def sample_document(**kwargs):
-    import bills
-
+    from wattbill import bills
     return bills.build_document(**sample_inputs(**kwargs))

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import bills
-from bills import fmt
-from bills.document import _by_month_text, tariff_terms
-from bills.i18n import catalogue, translator
-from bills.render import render_html
 from tests.bills.sample import LABEL_CODES, sample_inputs
+from wattbill import bills
+from wattbill.bills import fmt
+from wattbill.bills.document import _by_month_text, tariff_terms
+from wattbill.bills.i18n import catalogue, translator
+from wattbill.bills.render import render_html
 
 BILLS_DIR = Path(bills.__file__).parent
 

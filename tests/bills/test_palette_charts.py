@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import bills
-from bills import charts, palette
 from tests.bills.sample import sample_document
+from wattbill import bills
+from wattbill.bills import charts, palette
 
 BILLS_DIR = Path(bills.__file__).parent
 SVG = "{http://www.w3.org/2000/svg}"

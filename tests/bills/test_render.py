@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import bills
-from bills.render import ASSETS_DIR, AssetFetcher, RefusedURL, Renderer
 from tests.bills.sample import sample_inputs
+from wattbill import bills
+from wattbill.bills.render import ASSETS_DIR, AssetFetcher, RefusedURL, Renderer
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "bills"
@@ -151,7 +151,7 @@ def test_weasyprint_subsets_fonts_with_harfbuzz():
 
 
 def test_font_subsets_cover_every_fixed_text_and_fall_back_when_unwritable(tmp_path):
-    from bills import fonts
+    from wattbill.bills import fonts
 
     built = fonts.subset_fonts()
     assert ("Wattbill Sans", 400) in built and ("Wattbill Sans", 700) in built

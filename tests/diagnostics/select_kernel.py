@@ -6,7 +6,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from diagnostics.kernels import _quantile, _quantile_inplace, _select
+from wattbill.diagnostics.kernels import _quantile, _quantile_inplace, _select
 
 
 @nb.njit(parallel=True)

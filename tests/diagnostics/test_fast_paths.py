@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from diagnostics import densify, shift_peak_to_valley, tariff_what_if
-from diagnostics import whatif as W
-from diagnostics.features import ALTERNATIVES_SCHEMA, BILLS_SCHEMA, bills_frame
 from tests.strategies import daily_cases
+from wattbill.diagnostics import densify, shift_peak_to_valley, tariff_what_if
+from wattbill.diagnostics import whatif as W
+from wattbill.diagnostics.features import ALTERNATIVES_SCHEMA, BILLS_SCHEMA, bills_frame
 
 tariffs = pytest.importorskip("tariffs")
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,7 +128,7 @@ def reference_dense(daily: pl.DataFrame, customers: pl.DataFrame, year: int):
     """``densify`` written with polars: sums per customer and day within the open window."""
     import datetime as dt
 
-    from diagnostics.dense import days_in_year, open_window
+    from wattbill.diagnostics.dense import days_in_year, open_window
 
     n, n_days = customers.height, days_in_year(year)
     first, last = open_window(customers, year)
@@ -210,7 +210,7 @@ def test_densify_of_clean_runs_in_day_order_adds_runs_and_checks_int32():
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
 def test_scatter_twin_equals_the_kernel(dtype):
-    from diagnostics import dense as D
+    from wattbill.diagnostics import dense as D
 
     rng = np.random.default_rng(5)
     case_rows = []
@@ -249,9 +249,9 @@ def test_scatter_twin_equals_the_kernel(dtype):
 
 
 def _usage_args(total, present, first, last, year, p=None):
-    from diagnostics import DEFAULT_PARAMS
-    from diagnostics.dense import month_of_day
-    from diagnostics.kernels import season_of_month
+    from wattbill.diagnostics import DEFAULT_PARAMS
+    from wattbill.diagnostics.dense import month_of_day
+    from wattbill.diagnostics.kernels import season_of_month
 
     p = p or DEFAULT_PARAMS
     return (total, present, first, last, month_of_day(year), season_of_month(), float(p.base_quantile),
@@ -287,8 +287,8 @@ def _random_usage(seed: int, n: int = 60, year: int = 2025):
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("dtype", [np.int64, np.int32])
 def test_sorted_usage_kernel_equals_the_quickselect_kernel(seed, dtype):
-    from diagnostics.kernels import usage_kernel
     from tests.diagnostics.select_kernel import select_usage_kernel
+    from wattbill.diagnostics.kernels import usage_kernel
 
     year = 2024 if seed % 2 else 2025
     total, present, first, last = _random_usage(seed, year=year)
@@ -299,7 +299,7 @@ def test_sorted_usage_kernel_equals_the_quickselect_kernel(seed, dtype):
 
 
 def test_usage_kernel_twin_equals_the_kernel():
-    from diagnostics.kernels import usage_kernel
+    from wattbill.diagnostics.kernels import usage_kernel
 
     total, present, first, last = _random_usage(11, n=12)
     args = _usage_args(total, present, first, last, 2025)
@@ -307,7 +307,7 @@ def test_usage_kernel_twin_equals_the_kernel():
 
 
 def test_usage_kernel_in_tasks_equals_one_task(monkeypatch):
-    from diagnostics import kernels as K
+    from wattbill.diagnostics import kernels as K
 
     total, present, first, last = _random_usage(12, n=50)
     args = _usage_args(total, present, first, last, 2025)
@@ -318,7 +318,7 @@ def test_usage_kernel_in_tasks_equals_one_task(monkeypatch):
 
 @pytest.mark.parametrize("use_py", [False, True], ids=["njit", "py_func"])
 def test_sort_days_is_a_stable_sort(use_py):
-    from diagnostics.kernels import MAX_KEY_RANGE, sort_days
+    from wattbill.diagnostics.kernels import MAX_KEY_RANGE, sort_days
 
     kernel = sort_days.py_func if use_py else sort_days
     rng = np.random.default_rng(2)
@@ -338,8 +338,8 @@ def test_sort_days_is_a_stable_sort(use_py):
 @SETTINGS
 @given(case=daily_cases())
 def test_usage_kernel_on_densified_frames(case):
-    from diagnostics.kernels import usage_kernel
     from tests.diagnostics.select_kernel import select_usage_kernel
+    from wattbill.diagnostics.kernels import usage_kernel
 
     d = densify(case.daily, case.customers, case.year)
     args = _usage_args(d.total, d.present, d.open_first, d.open_last, case.year)
@@ -350,7 +350,7 @@ def test_usage_kernel_on_densified_frames(case):
 
 @pytest.mark.parametrize("use_py", [False, True], ids=["njit", "py_func"])
 def test_run_bits(use_py):
-    from diagnostics.kernels import _run_bits
+    from wattbill.diagnostics.kernels import _run_bits
 
     kernel = _run_bits.py_func if use_py else _run_bits
     rng = np.random.default_rng(4)
@@ -368,8 +368,8 @@ def test_run_bits(use_py):
 
 
 def _rows_vs_dense(daily, customers, year, use_py=False):
-    from diagnostics.dense import daily_columns
-    from diagnostics.kernels import count_days, usage_from_rows, usage_kernel, usage_params
+    from wattbill.diagnostics.dense import daily_columns
+    from wattbill.diagnostics.kernels import count_days, usage_from_rows, usage_kernel, usage_params
 
     d = densify(daily, customers, year)
     args = _usage_args(d.total, d.present, d.open_first, d.open_last, year)
@@ -419,8 +419,8 @@ def test_usage_runs_twin_equals_the_kernel():
 def test_usage_from_rows_refuses_a_customer_in_two_runs():
     import datetime as dt
 
-    from diagnostics.dense import daily_columns
-    from diagnostics.kernels import usage_from_rows
+    from wattbill.diagnostics.dense import daily_columns
+    from wattbill.diagnostics.kernels import usage_from_rows
 
     daily = pl.DataFrame({"customer_id": ["a", "b", "a"], "day": [dt.date(2025, 1, d) for d in (1, 1, 2)],
                           "wh_total": [1, 2, 3]})
@@ -434,7 +434,7 @@ def test_usage_from_rows_refuses_a_customer_in_two_runs():
 @given(case=daily_cases(sort="shuffled"))
 def test_diagnose_of_a_shuffled_frame_equals_the_grouped_frame(case):
     """A frame not grouped by customer takes the dense path; the features are the same."""
-    from diagnostics import diagnose
+    from wattbill.diagnostics import diagnose
 
     grouped = case.daily.sort("customer_id", maintain_order=True)
     a = diagnose(case.daily, None, case.customers, case.payments, None, None, case.year)
@@ -445,8 +445,8 @@ def test_diagnose_of_a_shuffled_frame_equals_the_grouped_frame(case):
 @SETTINGS
 @given(case=daily_cases(sort="customer"))
 def test_month_sums_from_rows_equal_densify(case):
-    from diagnostics.dense import daily_columns, month_of_day
-    from diagnostics.kernels import month_sums, month_sums_from_rows
+    from wattbill.diagnostics.dense import daily_columns, month_of_day
+    from wattbill.diagnostics.kernels import month_sums, month_sums_from_rows
 
     d = densify(case.daily, case.customers, case.year)
     want = month_sums(d.total, d.present, month_of_day(case.year))
@@ -462,7 +462,7 @@ def test_month_sums_from_rows_equal_densify(case):
 @given(case=daily_cases(sort="customer"))
 def test_last_year_from_rows_equals_the_shuffled_frame(case):
     """Last year's columns from the grouped rows equal those of the dense path (a shuffled frame)."""
-    from diagnostics import diagnose
+    from wattbill.diagnostics import diagnose
 
     shuffled = case.daily.sample(fraction=1.0, shuffle=True, seed=1)
     last = case.daily.with_columns(pl.col("day").dt.offset_by("1y"))  # the same rows a year later
@@ -479,7 +479,7 @@ def reference_payments(payments, ids, year, p):
     import datetime as dt
     from typing import Any
 
-    from diagnostics.features import CHANNELS
+    from wattbill.diagnostics.features import CHANNELS
 
     if payments is None or payments.height == 0:
         return ids.select("customer_id")
@@ -523,8 +523,8 @@ def reference_payments(payments, ids, year, p):
 @SETTINGS
 @given(case=daily_cases(max_households=10))
 def test_payments_kernel_equals_the_group_by(case):
-    from diagnostics import DEFAULT_PARAMS
-    from diagnostics.features import _payments
+    from wattbill.diagnostics import DEFAULT_PARAMS
+    from wattbill.diagnostics.features import _payments
 
     ids = case.customers.select("customer_id")
     got = _payments(case.payments, ids, case.year, DEFAULT_PARAMS)
@@ -537,9 +537,9 @@ def test_payments_kernel_equals_the_group_by(case):
 def test_payments_kernel_twin(use_py):
     import datetime as dt
 
-    from diagnostics import DEFAULT_PARAMS
-    from diagnostics import features as F
-    from diagnostics.kernels import payments_kernel
+    from wattbill.diagnostics import DEFAULT_PARAMS
+    from wattbill.diagnostics import features as F
+    from wattbill.diagnostics.kernels import payments_kernel
 
     rows = [("a", "2025-01", dt.date(2025, 2, 1), dt.date(2025, 2, 20), "app"),
             ("a", "2025-02", dt.date(2025, 3, 1), None, "Bank"),
@@ -585,7 +585,7 @@ def reference_best_alt(alternatives: pl.DataFrame, out: pl.DataFrame) -> pl.Data
 
 @pytest.mark.parametrize("seed", range(6))
 def test_bills_and_alternatives_by_row_index_equal_the_joins(seed):
-    from diagnostics import diagnose
+    from wattbill.diagnostics import diagnose
 
     rng = np.random.default_rng(seed)
     n = 40
@@ -631,7 +631,7 @@ def _rle_bounds(ids: pl.Series):
 
 @pytest.mark.parametrize("kind", ["short", "long", "mixed", "sliced", "chunked", "nulls", "twelve", "one"])
 def test_run_bounds_from_string_views_equal_rle(kind):
-    from diagnostics.dense import _run_bounds
+    from wattbill.diagnostics.dense import _run_bounds
 
     rng = np.random.default_rng(len(kind))
     base = {"short": "{:010d}", "long": "customer-{:020d}", "twelve": "{:012d}", "one": "{:010d}",
@@ -656,7 +656,7 @@ def test_run_bounds_from_string_views_equal_rle(kind):
 
 @pytest.mark.parametrize("use_py", [False, True], ids=["njit", "py_func"])
 def test_view_run_starts_twin(use_py):
-    from diagnostics.dense import _view_run_starts
+    from wattbill.diagnostics.dense import _view_run_starts
 
     kernel = _view_run_starts.py_func if use_py else _view_run_starts
     views = np.zeros((6, 2), np.uint64)

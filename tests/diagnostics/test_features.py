@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from diagnostics import (
+from wattbill.diagnostics import (
     DEFAULT_PARAMS,
     FEATURES,
     Params,
@@ -239,7 +239,7 @@ def test_leap_year(hh):
 
 
 def test_add_peers_over_batches_equals_one_pass(hh):
-    from diagnostics import add_peers
+    from wattbill.diagnostics import add_peers
 
     houses = [hh.House(f"H{i:02d}", np.full(365, 1000 * (i + 1)), household_size=2 + i % 2) for i in range(12)]
     p = Params(peer_min_size=3)
@@ -260,13 +260,13 @@ def test_customers_with_only_ids(hh):
 
 
 def test_every_feature_is_documented():
-    from diagnostics import FEATURE_DOCS
+    from wattbill.diagnostics import FEATURE_DOCS
 
     assert set(FEATURE_DOCS) == set(FEATURES)
 
 
 def test_reusing_dense_gives_the_same_features(hh):
-    from diagnostics import densify
+    from wattbill.diagnostics import densify
 
     houses = [hh.House("A", hh.add_months(hh.flat(5000), (7, 8), 4000)), hh.House("B", hh.flat(9000), shares=None)]
     daily, cust = hh.daily_frame(houses), hh.customers_frame(houses)
@@ -287,7 +287,7 @@ def test_tier_wh_from_year_bills(hh):
 
 
 def test_take_rows_is_a_view_for_a_contiguous_range_and_a_copy_otherwise():
-    from diagnostics import take_rows
+    from wattbill.diagnostics import take_rows
 
     a = np.arange(24).reshape(6, 4)
     view = take_rows(a, np.array([2, 3, 4]))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diagnostics import DEFAULT_PARAMS as P
-from diagnostics.dense import month_of_day
-from diagnostics.kernels import _quantile, season_of_month, usage_kernel
+from wattbill.diagnostics import DEFAULT_PARAMS as P
+from wattbill.diagnostics.dense import month_of_day
+from wattbill.diagnostics.kernels import _quantile, season_of_month, usage_kernel
 
 YEAR = 2025
 

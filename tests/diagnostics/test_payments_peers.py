@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from diagnostics import DEFAULT_PARAMS, Params, add_peers
-from diagnostics import features as F
-from diagnostics import paykernels as K
 from tests.strategies import daily_cases
+from wattbill.diagnostics import DEFAULT_PARAMS, Params, add_peers
+from wattbill.diagnostics import features as F
+from wattbill.diagnostics import paykernels as K
 
 SETTINGS = settings(max_examples=60, deadline=None,  # (the fixtures hold for every example)
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

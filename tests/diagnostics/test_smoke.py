@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from diagnostics import FEATURES, diagnose
-from labels import assign_labels, label_cards
+from wattbill.diagnostics import FEATURES, diagnose
+from wattbill.labels import assign_labels, label_cards
 
 
 def test_pipeline_shapes(hh):

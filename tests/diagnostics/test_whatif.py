@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from diagnostics import densify, diagnose, tariff_what_if
+from wattbill.diagnostics import densify, diagnose, tariff_what_if
 
 tariffs = pytest.importorskip("tariffs")
 

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from ingest import ingest_file
-from ingest.errors import (
+from wattbill.ingest import ingest_file
+from wattbill.ingest.errors import (
     BadFileError,
     DuplicateColumnsError,
     EmptyFileError,
@@ -22,7 +22,7 @@ from ingest.errors import (
     UnknownKindError,
     UnsupportedFormatError,
 )
-from store import open_store
+from wattbill.store import open_store
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
 REPO = Path(__file__).resolve().parents[2]
@@ -131,7 +131,7 @@ def test_bucketed_streaming_equals_single_pass(tmp_path: Path, monkeypatch: pyte
     the text path."""
     import datetime as dt
 
-    from ingest import readers
+    from wattbill.ingest import readers
 
     monkeypatch.setattr(readers, "BLOCK_BYTES", 700)  # many blocks, cut at CRLF line ends
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest import kernels
 from tests.strategies import meter_reads, period_days
+from wattbill.ingest import kernels
 
 
 def ref_deltas(same, day, regs, digits):

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from polars.testing import assert_frame_equal
 
-from ingest import core, ingest_file
-from ingest.errors import IngestError
-from ingest.readers import read_raw
-from ingest.vee import registers_to_daily
-from store import open_store
 from tests.strategies import messy_register_files
+from wattbill.ingest import core, ingest_file
+from wattbill.ingest.errors import IngestError
+from wattbill.ingest.readers import read_raw
+from wattbill.ingest.vee import registers_to_daily
+from wattbill.store import open_store
 
 TODAY = dt.date(2025, 6, 1)
 

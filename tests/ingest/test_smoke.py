@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest import ingest_file
-from store import open_store
+from wattbill.ingest import ingest_file
+from wattbill.store import open_store
 
 CSV = (
     "\ufeff户号,表号,日期,正向有功总,尖,峰,平,谷\r\n"

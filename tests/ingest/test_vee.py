@@ -9,9 +9,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ingest import ingest_file
-from ingest.readers import read_raw
-from ingest.vee import VeeResult, consumption_to_daily, customers_frame, payments_frame, registers_to_daily
+from wattbill.ingest import ingest_file
+from wattbill.ingest.readers import read_raw
+from wattbill.ingest.vee import (
+    VeeResult,
+    consumption_to_daily,
+    customers_frame,
+    payments_frame,
+    registers_to_daily,
+)
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
 TODAY = dt.date(2025, 6, 1)
@@ -210,7 +216,7 @@ def test_payments_amounts_exact_in_fen() -> None:
 def test_every_fixture_accounts_for_all_rows_and_survives_the_store(
     name: str, kind: str, tmp_path: Path
 ) -> None:
-    from store import open_store
+    from wattbill.store import open_store
 
     st = open_store(tmp_path / "store")
     rep = ingest_file(FIX / name, kind, st, today=TODAY)

@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from labels import (
+from wattbill.labels import (
     CatalogueError,
     LabelCard,
     advice,
@@ -17,8 +17,8 @@ from labels import (
     load_catalogue,
     parse_catalogue,
 )
-from labels.cards import placeholders
-from labels.catalogue import CATALOGUE_PATH
+from wattbill.labels.cards import placeholders
+from wattbill.labels.catalogue import CATALOGUE_PATH
 
 REQUIRED = {"peak_heavy", "valley_smart", "summer_cooling", "winter_heating", "high_baseload", "possible_vacancy",
             "tier3_household", "usage_spike", "tou_would_save", "late_payer", "prompt_payer", "counter_payer",
@@ -123,7 +123,7 @@ def test_advice_tuple():
 def test_all_cards_render_for_every_label_with_full_evidence():
     import polars as pl
 
-    from diagnostics import FEATURES
+    from wattbill.diagnostics import FEATURES
 
     for d in load_catalogue():
         ev = {e: ("2025-06-01" if FEATURES[e] == pl.Date else 1) for e in d.evidence}

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from diagnostics import bills_frame, diagnose
-from labels import assign_labels, load_catalogue
+from wattbill.diagnostics import bills_frame, diagnose
+from wattbill.labels import assign_labels, load_catalogue
 
 PEAKY = (0.05, 0.65, 0.22, 0.08)
 VALLEY = (0.03, 0.30, 0.15, 0.52)
@@ -197,7 +197,7 @@ def test_outputs_are_ordered_and_typed(hh):
 
 
 def test_empty_features():
-    from diagnostics import FEATURES
+    from wattbill.diagnostics import FEATURES
 
     a, w = assign_labels(pl.DataFrame(schema=FEATURES))
     assert a.height == 0 and w.height == 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from diagnostics import diagnose, tariff_what_if
-from labels import assign_labels, label_cards, load_catalogue
+from wattbill.diagnostics import diagnose, tariff_what_if
+from wattbill.labels import assign_labels, label_cards, load_catalogue
 
 N = 4000
 YEAR = 2025

@@ -13,8 +13,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ingest import ingest_file
-from ingest.schemas import (
+from wattbill.ingest import ingest_file
+from wattbill.ingest.schemas import (
     CUSTOMER_SCHEMA,
     DAILY_SCHEMA,
     FINDING_SCHEMA,
@@ -22,8 +22,8 @@ from ingest.schemas import (
     QUARANTINE_SCHEMA,
     IngestBatch,
 )
-from store import StoreUnavailable, open_store
-from store.base import Store
+from wattbill.store import StoreUnavailable, open_store
+from wattbill.store.base import Store
 
 
 @pytest.fixture(params=["embedded", pytest.param("timescale", marks=pytest.mark.db)])

@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ingest.schemas import DAILY_SCHEMA, IngestBatch
-from store import open_store
-from store.embedded import EmbeddedStore
+from wattbill.ingest.schemas import DAILY_SCHEMA, IngestBatch
+from wattbill.store import open_store
+from wattbill.store.embedded import EmbeddedStore
 
 
 def _batch(sha: str, rows: list[tuple]) -> IngestBatch:
@@ -95,8 +95,8 @@ def test_streamed_load_in_segments_reads_back_and_merges_on_upsert(tmp_path, mon
 
     import polars as pl
 
-    from ingest.schemas import DAILY_SCHEMA, IngestBatch
-    from store import embedded
+    from wattbill.ingest.schemas import DAILY_SCHEMA, IngestBatch
+    from wattbill.store import embedded
 
     monkeypatch.setattr(embedded, "SEGMENT_ROWS", 40)
     st = EmbeddedStore(tmp_path / "s", n_buckets=1)
@@ -162,7 +162,7 @@ def _runs_frame(seed: int, shuffle_within: bool) -> pl.DataFrame:
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("shuffle_within", [False, True])
 def test_sorted_customer_runs_equals_the_sort(seed: int, shuffle_within: bool) -> None:
-    from store.embedded import _sorted_customer_runs
+    from wattbill.store.embedded import _sorted_customer_runs
 
     df = _runs_frame(seed, shuffle_within)
     keys = ["customer_id", "meter_id", "day"]

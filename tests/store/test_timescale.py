@@ -8,8 +8,8 @@ import polars as pl
 import psycopg
 import pytest
 
-from ingest.schemas import DAILY_SCHEMA, IngestBatch
-from store.pgcopy import encode
+from wattbill.ingest.schemas import DAILY_SCHEMA, IngestBatch
+from wattbill.store.pgcopy import encode
 
 pytestmark = pytest.mark.db
 
@@ -47,7 +47,7 @@ def _daily(n: int, wh: int = 1000) -> pl.DataFrame:
 
 
 def test_daily_is_a_hypertable_by_day(pg_store_url: str) -> None:
-    from store import open_store
+    from wattbill.store import open_store
 
     st = open_store(pg_store_url)
     st.save_ingest(_batch("a", _daily(7 * 70)))  # 70 days: 3 monthly chunks
@@ -64,7 +64,7 @@ def test_daily_is_a_hypertable_by_day(pg_store_url: str) -> None:
 
 @pytest.mark.parametrize("direct", [True, False])
 def test_staging_and_direct_paths_agree(pg_store_url: str, direct: bool) -> None:
-    from store.timescale import TimescaleStore
+    from wattbill.store.timescale import TimescaleStore
 
     st = TimescaleStore(pg_store_url, direct_copy_new=direct)
     df = _daily(200)
@@ -108,7 +108,7 @@ def test_refuses_a_server_without_timescaledb_preloaded() -> None:
     import subprocess
     from pathlib import Path
 
-    from store import StoreUnavailable, open_store
+    from wattbill.store import StoreUnavailable, open_store
 
     if not Path("/usr/lib/postgresql/15/bin/initdb").exists():
         if os.environ.get("CI"):

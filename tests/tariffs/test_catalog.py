@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tariffs import UnknownTariffError, load_catalog
+from wattbill.tariffs import UnknownTariffError, load_catalog
 
 REQUIRED = [
     "cn-jiangsu-res-tier",

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from tariffs import TariffFileError, load_catalog
 from wattbill.commands import tariffs as cmd
+from wattbill.tariffs import TariffFileError, load_catalog
 
 runner = CliRunner()
 
@@ -85,8 +85,7 @@ def test_estimate_prints_running_charge(monkeypatch, capsys):
          "opened_on": [None], "closed_on": [None]},
         schema_overrides={"opened_on": pl.Date, "closed_on": pl.Date},
     )
-    import store
-
+    from wattbill import store
     monkeypatch.setattr(store, "open_store", lambda url=None: FakeStore(customers, daily))
     cmd.estimate("007", date(2025, 1, 31))  # type: ignore[arg-type]  # a plain call may pass a date
     out = capsys.readouterr().out

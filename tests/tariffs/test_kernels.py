@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tariffs import (
+from tests.strategies import UsageBatch, hit_threshold_exactly, tariff_tomls, usage_batches
+from wattbill.tariffs import (
     ReferenceBill,
     UnpricedRegisterError,
     bill_households,
@@ -18,9 +19,8 @@ from tariffs import (
     reference_bill,
     running_charge,
 )
-from tariffs.kernels import FLAG_OVERFLOW, KernelTariff, bill_kernel, month_sums, prorate
-from tariffs.reference import effective_thresholds, month_first_days
-from tests.strategies import UsageBatch, hit_threshold_exactly, tariff_tomls, usage_batches
+from wattbill.tariffs.kernels import FLAG_OVERFLOW, KernelTariff, bill_kernel, month_sums, prorate
+from wattbill.tariffs.reference import effective_thresholds, month_first_days
 
 
 def fen(d: Decimal) -> int:

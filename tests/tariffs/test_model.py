@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tariffs import TariffFileError, check_tariff_file, parse_tariff, read_tariff
 from tests.strategies import tariff_tomls
+from wattbill.tariffs import TariffFileError, check_tariff_file, parse_tariff, read_tariff
 
 GOOD = """
 code = "cn-test-res-tou"

@@ -9,8 +9,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from tariffs import parse_tariff, reference_bill
-from tariffs.reference import effective_thresholds, place_in_tiers
+from wattbill.tariffs import parse_tariff, reference_bill
+from wattbill.tariffs.reference import effective_thresholds, place_in_tiers
 
 N_2023 = 365  # 2023 is not a leap year
 

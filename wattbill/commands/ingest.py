@@ -26,15 +26,15 @@ Files = Annotated[list[Path], typer.Argument(help="CSV or Parquet files.", show_
 
 
 def _store_url(store: str | None) -> str:
-    from store import DEFAULT_STORE
+    from wattbill.store import DEFAULT_STORE
 
     return store or os.environ.get("WATTBILL_STORE") or DEFAULT_STORE
 
 
 def run_ingest(files: list[Path], kind: str, store: str | None = None, as_json: bool = False) -> list:
     """Ingest ``files`` of ``kind`` into the store; print one line (or JSON object) per file."""
-    from ingest import ingest_file
-    from store import open_store
+    from wattbill.ingest import ingest_file
+    from wattbill.store import open_store
 
     url = _store_url(store)
     st = open_store(url)
@@ -92,7 +92,7 @@ def quarantine_list(
     limit: Annotated[int, typer.Option("--limit", help="At most this many rows (0: all).")] = 50,
 ) -> None:
     """List quarantined rows: file, row, column, code, reason."""
-    from store import open_store
+    from wattbill.store import open_store
 
     st = open_store(_store_url(store))
     q = st.load_quarantine(file_sha256)
@@ -109,7 +109,7 @@ def quarantine_export(
     file_sha256: Annotated[str | None, typer.Option("--sha256", help="Only this file's rows.")] = None,
 ) -> None:
     """Export quarantined rows to CSV or Parquet."""
-    from store import open_store
+    from wattbill.store import open_store
 
     st = open_store(_store_url(store))
     q = st.load_quarantine(file_sha256)

@@ -29,7 +29,7 @@ StoreOpt = Annotated[
 
 def catalog_from_env(extra: Path | None = None):
     """The shipped catalogue plus ``extra`` (a folder or file), else ``WATTBILL_TARIFFS`` if set."""
-    from tariffs import load_catalog
+    from wattbill.tariffs import load_catalog
 
     if extra is None and os.environ.get("WATTBILL_TARIFFS"):
         extra = Path(os.environ["WATTBILL_TARIFFS"])
@@ -152,7 +152,7 @@ def show(
 @app.command("check")
 def check(file: Annotated[Path, typer.Argument(help="A tariff file (TOML).")]) -> None:
     """Check a tariff file: print every problem with its key; exit 1 if there is any."""
-    from tariffs import TariffFileError, check_tariff_file
+    from wattbill.tariffs import TariffFileError, check_tariff_file
 
     problems = check_tariff_file(file)
     for p in problems:
@@ -168,7 +168,7 @@ def _dense_for_customer(daily, year: int):
     import numpy as np
     import polars as pl
 
-    from tariffs.reference import days_in_year
+    from wattbill.tariffs.reference import days_in_year
 
     n_days = days_in_year(year)
     total = np.zeros((1, n_days), np.int64)
@@ -200,9 +200,9 @@ def estimate(
     and the tier it has reached ("每日电费实时测算")."""
     import numpy as np
 
-    from store import open_store
-    from tariffs import running_charge
     from wattbill.errors import NothingToBill, UnknownCustomer
+    from wattbill.store import open_store
+    from wattbill.tariffs import running_charge
 
     if isinstance(through, datetime):
         day = through.date()

@@ -43,7 +43,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(store_url: str | None, out_dir: Path | str, secret: str) -> Starlette:
     """The ASGI application over the store at ``store_url`` and the bill run's ``out_dir``."""
     out = Path(out_dir)
-    from labels import load_catalogue
+    from wattbill.labels import load_catalogue
 
     label_names = {d.code: d.name for d in load_catalogue()}
 
@@ -79,7 +79,7 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str) -> Starl
         except BadToken as exc:
             return _error(401, str(exc))
         years = sorted((int(p.name) for p in (out / "pdf").glob("*") if p.name.isdigit()), reverse=True)
-        from store import open_store
+        from wattbill.store import open_store
 
         store = open_store(store_url)
         try:
