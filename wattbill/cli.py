@@ -55,24 +55,44 @@ def _yuan(fen: int) -> str:
 
 
 def _run_with_progress(store, catalog, year: int, **kwargs):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from wattbill.pipeline import run_bills
 
     quiet = not sys.stderr.isatty() and os.environ.get("WATTBILL_PROGRESS") != "1"
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
         transient=False, disable=quiet,
     ) as bar:
         tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
-            label = {"bill": "billing households", "pdf": "rendering PDFs"}.get(stage, stage)
+            label, unit = {"bill": ("billing households", "households"), "pdf": ("rendering PDFs", "PDFs")}.get(
+                stage, (stage, "items"))
             if stage not in tasks:
-                tasks[stage] = bar.add_task(label, total=total)
+                tasks[stage] = bar.add_task(label, total=total, rate="")
             bar.update(tasks[stage], completed=done, total=total)
+            speed = bar.tasks[tasks[stage]].speed
+            bar.update(tasks[stage], rate=f"{speed:,.0f} {unit}/s" if speed else "")
 
         return run_bills(store, catalog, year, progress=progress, **kwargs)
+
+
+def _configure_logging(verbose: int) -> None:
+    import logging
+
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
 
 
 def _print_summary(summary) -> None:
@@ -89,6 +109,10 @@ def _print_summary(summary) -> None:
     if summary.bills_path:
         typer.echo(f"bills: {summary.bills_path}")
         typer.echo(f"bill months: {summary.months_path}")
+    if summary.out_dir and summary.bills_path:
+        typer.echo(f"not billed: {summary.out_dir / 'not_billed.parquet'} ({len(summary.failures)} households)")
+    if summary.chunks_reused:
+        typer.echo(f"chunks: {summary.chunks_computed} computed, {summary.chunks_reused} from checkpoints")
     if summary.pdf_dir:
         typer.echo(f"PDFs: {summary.pdf_dir} ({summary.pdfs_written} written, {summary.pdfs_skipped} already there)")
 
@@ -99,18 +123,28 @@ def bill_run(
     customer: Annotated[list[str] | None, typer.Option("--customer", help="Only these customers.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Where bills.parquet and the PDFs go.")] = DEFAULT_OUT,
     no_pdf: Annotated[bool, typer.Option("--no-pdf", help="Skip the PDFs.")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="PDF rendering processes.")] = 1,
-    engine: Annotated[str, typer.Option("--engine", help="local (dask is not available in this build).")] = "local",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="PDF rendering processes (local), or Dask workers of the LocalCluster (dask).")] = 1,
+    engine: Annotated[str, typer.Option("--engine", help="local, or dask (a Dask distributed cluster).")] = "local",
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="tcp://HOST:PORT of a Dask scheduler (with --engine dask; default: a LocalCluster).")] = None,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Households per chunk (the unit of a checkpoint and of a Dask task).")] = 100_000,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log each chunk's timings (-v) on stderr.")] = 0,
     store: StoreOpt = None,
     tariffs: TariffsOpt = None,
 ) -> None:
-    """Bill YEAR for every customer (or --customer ...), store every version, write bills and PDFs."""
-    if engine != "local":
-        raise WattbillError(f"engine {engine!r} is not available in this build: use --engine local")
+    """Bill YEAR for every customer (or --customer ...), store every version, write bills and PDFs.
+
+    A run stopped at any point and started again with the same arguments redoes only the unfinished
+    chunks (checkpoints in OUT/.checkpoints, removed when the run completes).
+    """
+    from wattbill.engines import make_engine
+
+    _configure_logging(verbose)
     st = _store(store)
     try:
-        summary = _run_with_progress(st, _catalog(tariffs), year, customer_ids=customer or None,
-                                     out_dir=out, pdf=not no_pdf, workers=workers)
+        with make_engine(engine, workers=workers, scheduler=scheduler) as eng:
+            summary = _run_with_progress(st, _catalog(tariffs), year, customer_ids=customer or None,
+                                         out_dir=out, pdf=not no_pdf, workers=workers, engine=eng,
+                                         chunk_size=chunk_size)
     finally:
         st.close()
     _print_summary(summary)

@@ -48,7 +48,9 @@ def run_demo(
     typer.echo(f"store: {store_location}")
     typer.echo(f"input files and ground truth: {paths.reads.parent}")
     if summary.pdf_dir:
-        first = sorted(summary.pdf_dir.glob("*.pdf"))[:1]
+        from wattbill.statements import all_statements
+
+        first = all_statements(out, year)[:1]
         if first:
             typer.echo(f"an example bill: {first[0]}")
     return summary

@@ -1,23 +1,32 @@
 """The yearly bill run: store → dense arrays → tariff kernels → diagnosis → labels → bills → PDFs.
 
 The run goes through customers in chunks (``chunk_size``), so memory stays bounded whatever the
-population. It is idempotent and resumable:
+population, on one machine (``engine="local"``) or on a Dask cluster (``engine="dask"``, see
+:mod:`wattbill.engines`), with the same bytes out. It is idempotent and resumable:
 
-- bills are saved with ``Store.save_bills``, which stores a new version only when the content
-  changed, so a second run over the same data stores nothing new;
-- each PDF is written atomically (temporary file, then rename) and recorded with the bill version
-  it shows in ``pdf/<year>/manifest.json``; a run skips PDFs that are already there for the same
-  version, so a run that was stopped picks up where it was.
-
-Features are computed chunk by chunk; peer percentiles and labels are then computed over the whole
-run (``diagnostics.add_peers``), so chunking changes no bill and no label.
+- **pass 1** (bills, the tariff what-if and the features of each chunk) commits each chunk as soon as
+  it is computed: a checkpoint folder per chunk under ``<out>/.checkpoints/<year>-<run>/``, written
+  under a temporary name and renamed. ``<run>`` is a fingerprint of everything the results depend on
+  (year, customers, chunking, the store's ingest ledger, the tariff catalogue), so a run stopped at
+  any point and started again redoes only the chunks without a checkpoint, and a run over changed
+  data never reuses one. The folder is removed when the run completes;
+- **the global step**: peers and labels over the whole run (``diagnostics.add_peers``: chunking changes
+  no bill and no label), then the bills saved with ``Store.save_bills``, which stores a new version
+  only when the content changed (a second run over the same data stores nothing new), and
+  ``bills.parquet`` / ``bill_months.parquet`` / ``not_billed.parquet`` written once, atomically;
+- **pass 2** (the PDFs): a statement per bill version at ``<out>/pdf/<year>/<shard>/<id>_v<version>.pdf``
+  (:mod:`wattbill.statements`), written atomically; a run renders only the statements that are not
+  there for their version, so nothing is rewritten per batch that grows with the run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import hashlib
+import logging
 import os
+import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +131,13 @@ def _quantities_frame(
     return frame.with_columns(_fen_to_decimal_expr("charge_fen").alias("charge_total"))
 
 
+
+log = logging.getLogger("wattbill.billrun")
+
+CHECKPOINTS = ".checkpoints"
+NOT_BILLED = "not_billed.parquet"
+
+
 @dataclass
 class RunSummary:
     year: int
@@ -138,6 +154,155 @@ class RunSummary:
     bills_path: Path | None
     months_path: Path | None
     pdf_dir: Path | None
+    chunks: int = 0
+    chunks_computed: int = 0
+    chunks_reused: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ChunkOutput:
+    """What pass 1 computes for one chunk of customers (the unit of a checkpoint)."""
+
+    index: int
+    customers: pl.DataFrame  # the billed customers of the chunk (CUSTOMER_SCHEMA)
+    bills: pl.DataFrame
+    months: pl.DataFrame
+    features: pl.DataFrame
+    failures: pl.DataFrame  # customer_id, reason
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+FAILURE_SCHEMA = {"customer_id": pl.Utf8, "reason": pl.Utf8}
+_PARTS = ("customers", "bills", "months", "features", "failures")
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    """How a task reaches the store: the live store in this process (local engine) or its URL (workers
+    of a Dask cluster open it once per process)."""
+
+    url: str
+    live: Any = None
+
+    def open(self) -> Any:
+        if self.live is not None:
+            return self.live
+        return _worker_store(self.url)
+
+
+_WORKER_STORES: dict[str, Any] = {}
+
+
+def _worker_store(url: str) -> Any:
+    from wattbill.store import open_store
+
+    if url not in _WORKER_STORES:
+        _WORKER_STORES[url] = open_store(url)
+    return _WORKER_STORES[url]
+
+
+@dataclass(frozen=True)
+class Pass1Job:
+    store: StoreRef
+    catalog: Catalog
+    year: int
+    index: int
+    customers: pl.DataFrame  # the chunk, sorted by (tariff, customer_id)
+
+
+def compute_chunk(job: Pass1Job) -> ChunkOutput:
+    """Pass 1 for one chunk: its rows from the store, bills, the tariff what-if and the features.
+
+    A pure function of the store's rows and the catalogue, run in this process or on a Dask worker.
+    """
+    from wattbill import insight
+
+    store = job.store.open()
+    chunk, year = job.customers, job.year
+    ids = chunk["customer_id"].to_list()
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    daily = store.load_daily(year, ids, sort=False)  # (grouped by customer; the kernels take any order)
+    t1 = time.perf_counter()
+    seconds["read"] = t1 - t0
+    dense = densify(daily, chunk, year, with_regs=True)
+    result = bill_chunk(chunk, dense, job.catalog, year)
+    t2 = time.perf_counter()
+    seconds["bill"] = t2 - t1
+    failures = pl.DataFrame(
+        [{"customer_id": f["customer_id"], "reason": str(f["reason"])} for f in result.failures],
+        schema=FAILURE_SCHEMA,
+    )
+    if result.bills.height:
+        billed = chunk.filter(pl.col("customer_id").is_in(result.bills["customer_id"].implode()))
+        payments = store.load_payments(customer_ids=ids)
+        last = store.load_daily(year - 1, ids, sort=False)
+        t3 = time.perf_counter()
+        seconds["read"] += t3 - t2
+        features = insight.diagnose_chunk(chunk, daily, last, dense, payments, job.catalog, year)
+        features = features.filter(pl.col("customer_id").is_in(billed["customer_id"].implode()))
+        seconds["diagnose"] = time.perf_counter() - t3
+    else:
+        billed, features = chunk.clear(), pl.DataFrame()
+    return ChunkOutput(job.index, billed, result.bills, result.months, features, failures, seconds)
+
+
+class Checkpoints:
+    """Pass 1's results, one folder per committed chunk, under ``<out>/.checkpoints/<year>-<run>/``."""
+
+    def __init__(self, out_dir: Path, year: int, fingerprint: str) -> None:
+        root = out_dir / CHECKPOINTS
+        self.dir = root / f"{year}-{fingerprint[:16]}"
+        if root.is_dir():  # checkpoints of other inputs can never be reused: the data or the catalogue changed
+            for other in root.glob(f"{year}-*"):
+                if other != self.dir:
+                    shutil.rmtree(other, ignore_errors=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stray in self.dir.glob(".*.tmp"):  # a chunk killed mid-commit
+            shutil.rmtree(stray, ignore_errors=True)
+
+    def _chunk_dir(self, index: int) -> Path:
+        return self.dir / f"chunk-{index:06d}"
+
+    def done(self) -> set[int]:
+        return {int(p.name.split("-")[1]) for p in self.dir.glob("chunk-*")}
+
+    def commit(self, out: ChunkOutput) -> None:
+        tmp = self.dir / f".chunk-{out.index:06d}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for part in _PARTS:
+            getattr(out, part).write_parquet(tmp / f"{part}.parquet")
+        os.replace(tmp, self._chunk_dir(out.index))
+
+    def load(self, index: int) -> ChunkOutput:
+        d = self._chunk_dir(index)
+        customers, bills, months, features, failures = (pl.read_parquet(d / f"{part}.parquet") for part in _PARTS)
+        return ChunkOutput(index, customers, bills, months, features, failures)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        root = self.dir.parent
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+
+
+def run_fingerprint(store: Any, catalog: Catalog, year: int, customers: pl.DataFrame, chunk_size: int) -> str:
+    """SHA-256 of what pass 1's results depend on: the year, the customers and their chunking, every file
+    the store has ingested (its ledger) and the tariff catalogue."""
+    from wattbill import __version__
+
+    h = hashlib.sha256()
+    h.update(f"{__version__}|{year}|{chunk_size}|".encode())
+    h.update(customers.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy().tobytes())
+    ledger = store.load_ledger()
+    for sha in sorted(ledger["sha256"].to_list()) if ledger.height else []:
+        h.update(sha.encode())
+    for code in catalog.codes():
+        for version in catalog.versions(code):
+            h.update(repr(version).encode())
+    return h.hexdigest()
 
 
 def run_bills(
@@ -152,16 +317,30 @@ def run_bills(
     reason: str = "bill run",
     chunk_size: int = 100_000,
     progress: Progress | None = None,
+    engine: Any = None,
 ) -> RunSummary:
     """Bill ``year`` for the customers of ``store`` (all, or ``customer_ids``).
 
-    Pass 1, chunk by chunk: bills, the tariff what-if and the features. Then peers and labels over
-    the whole run, and the bills saved (a new version only where the content changed). Pass 2,
-    chunk by chunk: the PDFs that are not there yet for their bill version.
+    Pass 1, chunk by chunk, each chunk committed as it is computed (with ``out_dir``): bills, the tariff
+    what-if and the features. Then peers and labels over the whole run, and the bills saved (a new
+    version only where the content changed). Pass 2, chunk by chunk: the statements that are not there
+    yet for their bill version. ``engine``: where the chunks run (:class:`wattbill.engines.LocalEngine`
+    by default, or a :class:`wattbill.engines.DaskEngine`); every engine gives the same bytes.
+
+    Raises
+    ------
+    UnknownCustomer
+        A customer of ``customer_ids`` is not in the store.
+    NothingToBill
+        No customers, or none with consumption in ``year``.
     """
     from wattbill import insight
+    from wattbill.engines import LocalEngine
 
+    engine = engine or LocalEngine(workers)
     progress = progress or (lambda stage, done, total: None)
+    stage_seconds: dict[str, float] = {}
+    t_start = time.perf_counter()
     customers = store.load_customers(list(customer_ids) if customer_ids else None)
     if customer_ids:
         missing = sorted(set(customer_ids) - set(customers["customer_id"].to_list()))
@@ -173,41 +352,56 @@ def run_bills(
     customers = customers.sort("customer_id")
     total_n = customers.height
 
-    # pass 1: bills and features, chunk by chunk
-    chunks: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []  # customers, bills, months
-    chunk_features: list[pl.DataFrame] = []
-    failures: list[dict[str, Any]] = []
-    done = 0
-    for lo in range(0, total_n, chunk_size):
-        # within a chunk, customers by tariff: each tariff's households are one contiguous range of
-        # the dense arrays, which the kernels then read in place (no copies)
-        chunk = customers.slice(lo, chunk_size).sort("tariff", "customer_id")
-        ids = chunk["customer_id"].to_list()
-        daily = store.load_daily(year, ids, sort=False)  # (grouped by customer; the kernels take any order)
-        dense = densify(daily, chunk, year, with_regs=True)
-        result = bill_chunk(chunk, dense, catalog, year)
-        failures += result.failures
-        if result.bills.height:
-            billed = chunk.filter(pl.col("customer_id").is_in(result.bills["customer_id"].implode()))
-            payments = store.load_payments(customer_ids=ids)
-            features = insight.diagnose_chunk(chunk, daily, store.load_daily(year - 1, ids, sort=False), dense, payments,
-                                              catalog, year)
-            chunk_features.append(features.filter(pl.col("customer_id").is_in(billed["customer_id"].implode())))
-            chunks.append((billed, result.bills, result.months))
-        del daily, dense
-        done += chunk.height
+    # pass 1: bills and features, chunk by chunk, each committed as soon as it is computed
+    # (within a chunk, customers by tariff: each tariff's households are one contiguous range of the
+    # dense arrays, which the kernels then read in place, without copies)
+    jobs = [
+        Pass1Job(engine.store_ref(store), catalog, year, k, customers.slice(lo, chunk_size).sort("tariff", "customer_id"))
+        for k, lo in enumerate(range(0, total_n, chunk_size))
+    ]
+    checkpoints = None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        checkpoints = Checkpoints(out_dir, year, run_fingerprint(store, catalog, year, customers, chunk_size))
+    reused = checkpoints.done() if checkpoints else set()
+    outputs: dict[int, ChunkOutput] = {}
+    done = sum(jobs[k].customers.height for k in reused if k < len(jobs))
+    progress("bill", done, total_n)
+    if reused:
+        log.info("pass 1: %d of %d chunks from checkpoints", len(reused), len(jobs))
+    for out in engine.map_unordered(compute_chunk, [j for j in jobs if j.index not in reused]):
+        if checkpoints:
+            checkpoints.commit(out)
+        else:
+            outputs[out.index] = out
+        for stage, s in out.seconds.items():
+            stage_seconds[stage] = stage_seconds.get(stage, 0.0) + s
+        done += jobs[out.index].customers.height
+        log.info("chunk %d/%d: %d households, %d billed, %d not billed; %s", out.index + 1, len(jobs),
+                 jobs[out.index].customers.height, out.bills.height, out.failures.height,
+                 ", ".join(f"{k} {v:.2f} s" for k, v in out.seconds.items()))
         progress("bill", done, total_n)
-    if not chunks:
-        raise NothingToBill(f"no consumption for {year} for the customers asked")
+    computed = len(jobs) - len(reused)
 
-    # peers and labels over the whole run; save every chunk's bills
-    labelled = insight.label_run(chunk_features)
+    def chunk_output(k: int) -> ChunkOutput:
+        return checkpoints.load(k) if checkpoints else outputs[k]
+
+    # the global step: peers and labels over the whole run; save every chunk's bills
+    t = time.perf_counter()
+    results = [chunk_output(k) for k in range(len(jobs))]
+    failures = [f for r in results for f in r.failures.iter_rows(named=True)]
+    billed_chunks = [r for r in results if r.bills.height]
+    if not billed_chunks:
+        if checkpoints:
+            checkpoints.remove()
+        raise NothingToBill(f"no consumption for {year} for the customers asked")
+    labelled = insight.label_run([r.features for r in billed_chunks])
     empty_labels = pl.lit([], pl.List(pl.Utf8))
     new_versions = 0
-    saved_chunks: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
-    for chunk, bills, months in chunks:
-        ids = chunk["customer_id"].to_list()
-        bills = bills.join(labelled.per_customer, on="customer_id", how="left").with_columns(
+    saved: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
+    for r in billed_chunks:
+        ids = r.customers["customer_id"].to_list()
+        bills = r.bills.join(labelled.per_customer, on="customer_id", how="left").with_columns(
             pl.col("labels").fill_null(empty_labels)
         )
         stored = store.load_bills(year, ids)
@@ -216,93 +410,100 @@ def run_bills(
             if stored.height
             else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32})
         )
-        versions = store.save_bills(year, bills, months, reason).select("customer_id", "version")
+        versions = store.save_bills(year, bills, r.months, reason).select("customer_id", "version")
         new_versions += versions.join(before, on="customer_id", how="left").filter(
             pl.col("_before").is_null() | (pl.col("_before") != pl.col("version"))
         ).height
-        saved_chunks.append((chunk, bills.join(versions, on="customer_id", how="left"),
-                             months.join(versions, on="customer_id", how="left")))
+        saved.append((r.customers, bills.join(versions, on="customer_id", how="left"),
+                      r.months.join(versions, on="customer_id", how="left")))
     if labelled.assigned.height:
         store.save_labels(year, None, labelled.assigned)
     label_counts = dict(labelled.assigned.group_by("code").len().iter_rows())
-
-    bills = pl.concat([b for _, b, _ in saved_chunks], how="diagonal_relaxed")
+    bills = pl.concat([b for _, b, _ in saved], how="diagonal_relaxed")
     bills_path = months_path = pdf_dir = None
-    written = skipped = 0
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
         bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
         _write_atomic(bills.sort("customer_id"), bills_path)
-        _write_atomic(pl.concat([m for _, _, m in saved_chunks], how="diagonal_relaxed").sort("customer_id", "month"),
+        _write_atomic(pl.concat([m for _, _, m in saved], how="diagonal_relaxed").sort("customer_id", "month"),
                       months_path)
-        if pdf:
-            # pass 2: the PDFs, chunk by chunk
-            pdf_dir = out_dir / "pdf" / str(year)
-            renderer = PdfWriter(pdf_dir, bills, workers, progress)
-            for chunk, chunk_bills, chunk_months in saved_chunks:
-                todo = renderer.todo(chunk_bills)
-                if todo.height:
-                    payments = store.load_payments(customer_ids=todo["customer_id"].to_list())
-                    renderer.write(insight.documents(chunk, todo, chunk_months, labelled.features,
-                                                     labelled.assigned, payments, catalog, year))
-            written, skipped = renderer.written, renderer.skipped
+        not_billed = pl.concat([r.failures for r in results]).sort("customer_id")
+        _write_atomic(not_billed.with_columns(pl.lit(year, pl.Int32).alias("year")).select(
+            "customer_id", "year", "reason"), out_dir / NOT_BILLED)
+    stage_seconds["labels and save"] = time.perf_counter() - t
+
+    # pass 2: the statements, chunk by chunk
+    written = skipped = 0
+    if out_dir is not None and pdf:
+        from wattbill import statements
+
+        t = time.perf_counter()
+        pdf_dir = statements.year_dir(out_dir, year)
+        statements.clear_partial(out_dir, year)
+        todo_jobs: list[PdfJob] = []
+        for chunk, chunk_bills, chunk_months in saved:
+            todo = chunk_bills.filter(pl.Series([
+                not statements.statement_path(out_dir, year, cid, v).exists()
+                for cid, v in zip(chunk_bills["customer_id"].to_list(), chunk_bills["version"].to_list(), strict=True)
+            ], dtype=pl.Boolean))
+            skipped += chunk_bills.height - todo.height
+            for lo in range(0, todo.height, engine.pdf_batch):
+                part = todo.slice(lo, engine.pdf_batch)
+                pids = part["customer_id"].implode()
+                todo_jobs.append(PdfJob(
+                    engine.store_ref(store), catalog, year, chunk.filter(pl.col("customer_id").is_in(pids)), part,
+                    chunk_months.filter(pl.col("customer_id").is_in(pids)),
+                    labelled.features.filter(pl.col("customer_id").is_in(pids)),
+                    labelled.assigned.filter(pl.col("customer_id").is_in(pids)), engine.render_workers,
+                ))
+        total_pdf = sum(j.bills.height for j in todo_jobs)
+        progress("pdf", 0, total_pdf)
+        for rendered in engine.map_unordered(render_statements, todo_jobs):
+            for cid, version, data in rendered:
+                statements.write_statement(out_dir, year, cid, version, data)
+            written += len(rendered)
+            progress("pdf", written, total_pdf)
+        statements.clear_partial(out_dir, year)
+        stage_seconds["pdf"] = time.perf_counter() - t
+    if checkpoints:
+        checkpoints.remove()
+    stage_seconds["total"] = time.perf_counter() - t_start
+    log.info("run of %d households: %s", total_n, ", ".join(f"{k} {v:.2f} s" for k, v in stage_seconds.items()))
     return RunSummary(
         year=year, households=total_n, billed=bills.height, kwh_total=float(bills["kwh_total"].sum()),
         charge_fen=int(bills["charge_fen"].sum()), new_versions=new_versions, labels=label_counts,
         failures=failures, pdfs_written=written, pdfs_skipped=skipped, out_dir=out_dir,
-        bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir,
+        bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir, chunks=len(jobs),
+        chunks_computed=computed, chunks_reused=len(jobs) - computed, stage_seconds=stage_seconds,
     )
+
+
+@dataclass(frozen=True)
+class PdfJob:
+    store: StoreRef
+    catalog: Catalog
+    year: int
+    customers: pl.DataFrame
+    bills: pl.DataFrame  # with version and labels
+    months: pl.DataFrame
+    features: pl.DataFrame
+    assigned: pl.DataFrame
+    render_workers: int = 1
+
+
+def render_statements(job: PdfJob) -> list[tuple[str, int, bytes]]:
+    """Pass 2 for a batch of bills: (customer_id, version, PDF bytes) of each, in the order of ``job.bills``."""
+    from wattbill import insight
+    from wattbill.bills import render_many
+
+    store = job.store.open()
+    payments = store.load_payments(customer_ids=job.bills["customer_id"].to_list())
+    docs = insight.documents(job.customers, job.bills, job.months, job.features, job.assigned, payments,
+                             job.catalog, job.year)
+    datas = render_many(docs, workers=job.render_workers)
+    return [(d.customer_id, int(d.version), data) for d, data in zip(docs, datas, strict=True)]
 
 
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     frame.write_parquet(tmp)
     os.replace(tmp, path)
-
-
-class PdfWriter:
-    """Writes PDFs atomically and records, per customer, the bill version its PDF shows.
-
-    The record (``manifest.json`` beside the PDFs) is what makes runs resumable: a PDF is rendered
-    again only when its file is missing or its bill has a newer version.
-    """
-
-    def __init__(self, pdf_dir: Path, bills: pl.DataFrame, workers: int, progress: Progress) -> None:
-        self.pdf_dir = pdf_dir
-        pdf_dir.mkdir(parents=True, exist_ok=True)
-        self.manifest_path = pdf_dir / "manifest.json"
-        self.manifest: dict[str, int] = (
-            json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
-        )
-        self.workers = workers
-        self.progress = progress
-        self.total = self.todo(bills).height
-        self.skipped = bills.height - self.total
-        self.written = 0
-        progress("pdf", 0, self.total)
-
-    def todo(self, bills: pl.DataFrame) -> pl.DataFrame:
-        """The rows of ``bills`` whose PDF is missing or shows another version."""
-        keep = [
-            self.manifest.get(cid) != version or not (self.pdf_dir / f"{cid}.pdf").exists()
-            for cid, version in zip(bills["customer_id"].to_list(), bills["version"].to_list(), strict=True)
-        ]
-        return bills.filter(pl.Series(keep, dtype=pl.Boolean))
-
-    def write(self, docs: list[Any]) -> None:
-        from wattbill.bills import render_many
-
-        batch = max(50, 10 * self.workers)
-        for lo in range(0, len(docs), batch):
-            part = docs[lo : lo + batch]
-            for doc, data in zip(part, render_many(part, workers=self.workers), strict=True):
-                target = self.pdf_dir / f"{doc.customer_id}.pdf"
-                tmp = target.with_name(f".{target.name}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
-                self.manifest[doc.customer_id] = doc.version
-            tmp_manifest = self.manifest_path.with_name(".manifest.json.tmp")
-            tmp_manifest.write_text(json.dumps(self.manifest))
-            os.replace(tmp_manifest, self.manifest_path)
-            self.written += len(part)
-            self.progress("pdf", self.written, self.total)

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from tests.app.conftest import Demo, run_cli
+from wattbill.statements import all_statements, statement_path
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +28,10 @@ def test_demo_pdfs_carry_chinese_text_and_the_households_charge(demo: Demo) -> N
     bills = pl.read_parquet(demo.out / "bills.parquet")
     customers = pl.read_csv(demo.out / "input" / "customers.csv", schema_overrides={"customer_id": pl.Utf8})
     zh = customers.filter(pl.col("language") == "zh")["customer_id"].to_list()
-    assert bills.height == 40 and len(list((demo.out / "pdf" / "2025").glob("*.pdf"))) == 40
+    assert bills.height == 40 and len(all_statements(demo.out, 2025)) == 40
     checked = 0
     for row in bills.filter(pl.col("customer_id").is_in(zh)).head(5).iter_rows(named=True):
-        text = pdftotext(demo.out / "pdf" / "2025" / f"{row['customer_id']}.pdf")
+        text = pdftotext(statement_path(demo.out, 2025, row["customer_id"], row["version"]))
         assert "电费" in text and row["customer_id"] in text
         yuan = f"{row['charge_total']:,.2f}"  # Decimal, formatted with thousands separators
         assert yuan in text, (yuan, row["customer_id"])
@@ -57,7 +58,7 @@ def test_bills_parquet_follows_the_design(demo: Demo) -> None:
 def test_second_run_is_idempotent_and_resumes_pdfs(demo: Demo, tmp_path) -> None:
     out = tmp_path / "copy"
     shutil.copytree(demo.out, out)
-    victim = sorted((out / "pdf" / "2025").glob("*.pdf"))[3]
+    victim = all_statements(out, 2025)[3]
     victim.unlink()  # as if the run had been stopped before this PDF
     proc = run_cli("bill", "run", "--year", "2025", "--out", str(out), "--store", str(out / "store"))
     assert proc.returncode == 0, proc.stderr

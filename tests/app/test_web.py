@@ -16,6 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.app.conftest import Demo
+from wattbill.statements import statement_path
 from wattbill.tokens import make_token
 from wattbill.web import create_app
 
@@ -43,7 +44,7 @@ def test_own_statement_is_served(client: TestClient, two_customers, demo: Demo) 
     r = client.get("/api/statements/2025.pdf", headers=bearer(make_token(me, SECRET)))
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/pdf"
-    assert r.content == (demo.out / "pdf" / "2025" / f"{me}.pdf").read_bytes()
+    assert r.content == statement_path(demo.out, 2025, me, 1).read_bytes()
     assert r.headers["cache-control"] == "no-store"
 
 
@@ -146,7 +147,7 @@ def test_page_in_headless_chromium_shows_summary_and_downloads_pdf(demo: Demo, t
             with page.expect_download() as info:
                 page.click("#bills button")
             path = info.value.path()
-            assert open(path, "rb").read() == (demo.out / "pdf" / "2025" / f"{me}.pdf").read_bytes()
+            assert open(path, "rb").read() == statement_path(demo.out, 2025, me, 1).read_bytes()
             browser.close()
     finally:
         server.should_exit = True

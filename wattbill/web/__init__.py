@@ -26,6 +26,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from wattbill.errors import BadToken
+from wattbill.statements import statement_path, statement_years
 from wattbill.tokens import check_token
 
 PAGE = Path(__file__).with_name("index.html")
@@ -57,9 +58,20 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str) -> Starl
             raise BadToken("invalid token")
         return customer
 
+    def newest_version(customer: str, year: int) -> int | None:
+        from wattbill.store import open_store
+
+        store = open_store(store_url)
+        try:
+            bills = store.load_bills(year, [customer])
+        finally:
+            store.close()
+        return int(bills["version"][0]) if bills.height else None
+
     def pdf_response(customer: str, year: int) -> Response:
-        path = out / "pdf" / str(year) / f"{customer}.pdf"
-        if not path.is_file():
+        version = newest_version(customer, year)
+        path = statement_path(out, year, customer, version) if version is not None else None
+        if path is None or not path.is_file():
             return _error(404, f"no statement for {year}")
         return FileResponse(
             path, media_type="application/pdf", headers=NO_STORE,
@@ -78,7 +90,7 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str) -> Starl
             customer = customer_of(request)
         except BadToken as exc:
             return _error(401, str(exc))
-        years = sorted((int(p.name) for p in (out / "pdf").glob("*") if p.name.isdigit()), reverse=True)
+        years = statement_years(out)
         from wattbill.store import open_store
 
         store = open_store(store_url)
@@ -95,7 +107,7 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str) -> Starl
                              "en": label_names.get(code, {}).get("en", code)}
                             for code in (b.get("labels") or [])
                         ],
-                        "pdf": (out / "pdf" / str(year) / f"{customer}.pdf").is_file(),
+                        "pdf": statement_path(out, year, customer, b["version"]).is_file(),
                     })
         finally:
             store.close()

@@ -1,0 +1,164 @@
+"""The bill run at scale: checkpoints that survive ``kill -9``, sharded statements, not-billed households
+as data, and the Dask engine giving the same bytes as the local one.
+
+Every test runs the real ``wattbill`` command in a subprocess on a real embedded store made by
+``wattbill demo``; the kills are real ``SIGKILL``s sent from outside while the run works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.app.conftest import REPO, WATTBILL, run_cli
+from wattbill.statements import all_statements, shard_of, statement_path
+
+YEAR = "2025"
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store of 600 synthetic households (no bill run output kept)."""
+    out = tmp_path_factory.mktemp("pop")
+    proc = run_cli("demo", "--customers", "600", "--year", YEAR, "--out", str(out), "--no-pdf", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    return out / "store"
+
+
+def _store_copy(store: Path, dest: Path) -> Path:
+    shutil.copytree(store, dest)
+    return dest
+
+
+def _digest(folder: Path, names: list[str]) -> dict[str, str]:
+    return {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names}
+
+
+def _pdf_digests(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in all_statements(out, int(YEAR))}
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([*WATTBILL, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={k: v for k, v in os.environ.items() if k != "WATTBILL_STORE"})
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
+    """SIGKILL ``proc`` as soon as ``ready()`` holds; fail if it ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be killed: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.005)
+    proc.kill()
+    pytest.fail("the run never reached the point to kill it at")
+
+
+def _no_stray_files(out: Path) -> None:
+    stray = [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".partial" in p.parts or ".checkpoints" in p.parts
+             or p.name.startswith(".")]
+    assert stray == [], stray
+
+
+@pytest.mark.slow
+def test_kill_in_pass_1_redoes_only_the_unfinished_chunks(population: Path, tmp_path: Path) -> None:
+    ref_store, ref_out = _store_copy(population, tmp_path / "ref-store"), tmp_path / "ref"
+    args = ("bill", "run", "--year", YEAR, "--no-pdf", "--chunk-size", "40")
+    proc = run_cli(*args, "--store", str(ref_store), "--out", str(ref_out))
+    assert proc.returncode == 0, proc.stderr
+
+    store, out = _store_copy(population, tmp_path / "store"), tmp_path / "out"
+    run = _start(*args, "--store", str(store), "--out", str(out))
+
+    def chunks_done() -> list[Path]:
+        return list((out / ".checkpoints").glob(f"{YEAR}-*/chunk-*"))
+
+    _kill_when(run, lambda: len(chunks_done()) >= 4)
+    finished = {p.name: p.stat().st_mtime_ns for p in chunks_done()}
+    assert 4 <= len(finished) < 15  # 600 households in chunks of 40: killed in the middle of pass 1
+    assert not (out / "bills.parquet").exists()
+
+    again = run_cli(*args, "--store", str(store), "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    computed, reused = 15 - len(finished), len(finished)
+    assert f"chunks: {computed} computed, {reused} from checkpoints" in again.stdout
+    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet"]
+    assert _digest(out, names) == _digest(ref_out, names)
+    _no_stray_files(out)
+
+
+@pytest.mark.slow
+def test_kill_in_the_pdf_pass_renders_only_the_missing_statements(population: Path, tmp_path: Path) -> None:
+    args = ("bill", "run", "--year", YEAR, "--chunk-size", "10", "--workers", "1")
+    few = [a for cid in _first_customers(population, 24) for a in ("--customer", cid)]
+    ref_store, ref_out = _store_copy(population, tmp_path / "ref-store"), tmp_path / "ref"
+    proc = run_cli(*args, *few, "--store", str(ref_store), "--out", str(ref_out))
+    assert proc.returncode == 0, proc.stderr
+
+    store, out = _store_copy(population, tmp_path / "store"), tmp_path / "out"
+    run = _start(*args, *few, "--store", str(store), "--out", str(out))
+    _kill_when(run, lambda: len(all_statements(out, int(YEAR))) >= 6)
+    before = {p: p.stat().st_ino for p in all_statements(out, int(YEAR))}
+    assert 6 <= len(before) < 24
+
+    again = run_cli(*args, *few, "--store", str(store), "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert f"({24 - len(before)} written, {len(before)} already there)" in again.stdout
+    assert all(p.stat().st_ino == ino for p, ino in before.items())  # finished statements were not rendered again
+    names = ["bills.parquet", "bill_months.parquet"]
+    assert _digest(out, names) == _digest(ref_out, names)
+    assert _pdf_digests(out) == _pdf_digests(ref_out) and len(_pdf_digests(out)) == 24
+    _no_stray_files(out)
+
+
+def _first_customers(store: Path, n: int) -> list[str]:
+    from wattbill.store import open_store
+
+    st = open_store(str(store))
+    try:
+        return sorted(st.list_customer_ids())[:n]
+    finally:
+        st.close()
+
+
+@pytest.mark.slow
+def test_dask_engine_gives_the_same_bytes_as_the_local_engine(population: Path, tmp_path: Path) -> None:
+    few = [a for cid in _first_customers(population, 30) for a in ("--customer", cid)]
+    outs = {}
+    for engine in ("local", "dask"):
+        store, out = _store_copy(population, tmp_path / f"{engine}-store"), tmp_path / engine
+        proc = run_cli("bill", "run", "--year", YEAR, "--chunk-size", "8", "--engine", engine, "--workers", "2",
+                       *few, "--store", str(store), "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        assert "30 of 30 households billed" in proc.stdout
+        outs[engine] = out
+    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet"]
+    assert _digest(outs["dask"], names) == _digest(outs["local"], names)
+    assert _pdf_digests(outs["dask"]) == _pdf_digests(outs["local"]) and len(_pdf_digests(outs["local"])) == 30
+    _no_stray_files(outs["dask"])
+
+
+def test_dask_scheduler_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli("bill", "run", "--year", YEAR, "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9",
+                   "--store", str(tmp_path / "none"), "--out", str(tmp_path / "out"), timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_statements_are_sharded_by_customer(tmp_path: Path) -> None:
+    path = statement_path(tmp_path, 2025, "0000000042", 3)
+    assert path == tmp_path / "pdf" / "2025" / shard_of("0000000042") / "0000000042_v3.pdf"
+    assert len({shard_of(f"{i:010d}") for i in range(100_000)}) == 4096
+    with pytest.raises(ValueError):
+        statement_path(tmp_path, 2025, "../etc", 1)

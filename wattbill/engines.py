@@ -1,0 +1,134 @@
+"""Where the bill run's chunks run: this process (``local``) or a Dask distributed cluster (``dask``).
+
+An engine maps a task over jobs and yields each result as it completes; the bill run commits each
+result (pass 1's checkpoint, pass 2's statements) in the calling process, so only the store must be
+reachable from the workers: a TimescaleDB URL, or an embedded store's folder on a filesystem every
+worker mounts at the same path. The output folder is written by the calling process alone.
+
+Both engines run the same task functions (:func:`wattbill.pipeline.compute_chunk`,
+:func:`wattbill.pipeline.render_statements`) on the same jobs, and the global step (peers, labels,
+saving the bills) runs in the calling process, so they give the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from wattbill.errors import WattbillError
+
+J = TypeVar("J")
+R = TypeVar("R")
+log = logging.getLogger("wattbill.billrun")
+
+
+class LocalEngine:
+    """Runs every job in this process, in order; statements are rendered by ``workers`` processes.
+
+    Parameters
+    ----------
+    workers : int
+        PDF rendering processes (``bills.render_many``).
+    """
+
+    def __init__(self, workers: int = 1) -> None:
+        self.render_workers = max(1, int(workers))
+        self.pdf_batch = max(50, 10 * self.render_workers)
+
+    def store_ref(self, store: Any) -> Any:
+        from wattbill.pipeline import StoreRef
+
+        return StoreRef(store.url, live=store)
+
+    def map_unordered(self, fn: Callable[[J], R], jobs: Iterable[J]) -> Iterator[R]:
+        for job in jobs:
+            yield fn(job)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DaskEngine:
+    """Runs jobs on a Dask distributed cluster: a ``LocalCluster`` of ``workers`` processes (one thread
+    each) by default, or the scheduler at ``scheduler`` (``tcp://HOST:PORT``).
+
+    Workers open the store by its URL once per process; an embedded store's folder must be on a
+    filesystem every worker mounts at the same absolute path. Results come back to this process, which
+    writes the output folder.
+
+    Raises
+    ------
+    WattbillError
+        Dask is not installed (the ``[dask]`` extra), or the scheduler cannot be reached.
+    """
+
+    def __init__(self, scheduler: str | None = None, workers: int = 2, *, pdf_batch: int = 100) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:  # pragma: no cover - depends on the install
+            raise WattbillError("--engine dask needs Dask: pip install 'wattbill[dask]'") from None
+        self.cluster = None
+        try:
+            if scheduler:
+                self.client = Client(scheduler, timeout="20s")
+            else:
+                self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                                            dashboard_address=None, host="127.0.0.1")
+                self.client = Client(self.cluster)
+        except (OSError, TimeoutError) as exc:
+            raise WattbillError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
+        self.render_workers = 1  # each Dask worker renders its own batches
+        self.pdf_batch = pdf_batch
+        log.info("dask engine: %s", self.client)
+
+    def store_ref(self, store: Any) -> Any:
+        from wattbill.pipeline import StoreRef
+
+        url = store.url
+        if not url.startswith(("postgresql://", "postgres://")):
+            url = str(Path(url).resolve())
+        return StoreRef(url)
+
+    def map_unordered(self, fn: Callable[[J], R], jobs: Iterable[J]) -> Iterator[R]:
+        from dask.distributed import as_completed
+
+        futures = self.client.map(fn, list(jobs), pure=False)
+        for future in as_completed(futures):
+            yield future.result()
+            future.release()
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def __enter__(self) -> DaskEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def make_engine(name: str, *, workers: int = 1, scheduler: str | None = None) -> LocalEngine | DaskEngine:
+    """The engine called ``name`` (``local`` or ``dask``).
+
+    Raises
+    ------
+    WattbillError
+        An unknown engine name.
+    """
+    if name == "local":
+        if scheduler:
+            raise WattbillError("--scheduler goes with --engine dask")
+        return LocalEngine(workers)
+    if name == "dask":
+        return DaskEngine(scheduler, workers=max(2, workers) if not scheduler else workers)
+    raise WattbillError(f"unknown engine {name!r}: use local or dask")
