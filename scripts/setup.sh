@@ -21,6 +21,6 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,pdf,timescale,web,dask]'
 $SUDO bash scripts/build_timescaledb.sh
 echo "setup: done"
