@@ -8,11 +8,11 @@ folder of the source tree and mapped into this package by ``pyproject.toml``), w
 The notebook API (:mod:`wattbill.api`) is re-exported here::
 
     import wattbill
-    checked = wattbill.validate_reads(frame)          # daily rows, quarantine, findings
-    year = wattbill.bill_year(checked.daily, customers, 2025)
-    features = wattbill.diagnose(checked.daily, customers, 2025, bills=year.bills, payments=payments)
+    reads = wattbill.validate_reads(frame)            # .daily, .quarantine, .findings
+    year = wattbill.bill_year(reads.daily, customers, 2025)
+    features = wattbill.diagnose(reads.daily, customers, 2025, payments=payments)
     labels = wattbill.label(features)
-    pdf = wattbill.render_pdf(...)
+    pdf = wattbill.render_pdf(wattbill.bill_document("0000000001", customers, year, features, labels))
 
 Importing it has no side effects and loads neither polars nor numba: the API and ``__version__`` are
 resolved on first use (PEP 562).
@@ -23,8 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 _API = (
-    "ValidatedReads", "YearBills", "validate_reads", "bill_year", "diagnose", "label", "render_pdf",
-    "bill_document",
+    "LabelSet", "Validated", "YearBills", "bill_document", "bill_year", "diagnose", "label", "render_pdf",
+    "validate_reads",
 )
 
 __all__ = ["__version__", *_API]
