@@ -82,7 +82,7 @@ def _catalog(extra: Path | None):
 
 
 def _yuan(fen: int) -> str:
-    from wattbill.labels import format_yuan
+    from wattbill.formats import format_yuan
 
     return format_yuan(int(fen), grouping=False)
 

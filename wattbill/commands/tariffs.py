@@ -37,14 +37,15 @@ def catalog_from_env(extra: Path | None = None):
 
 
 def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    fen = abs(int(fen))
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
+    from wattbill.formats import format_yuan
+
+    return format_yuan(int(fen), grouping=False)
 
 
 def _kwh(wh: int) -> str:
-    wh = int(wh)
-    return f"{wh // 1000}.{wh % 1000:03d}".rstrip("0").rstrip(".") if wh % 1000 else str(wh // 1000)
+    from wattbill.formats import kwh_exact
+
+    return kwh_exact(wh)
 
 
 def _console():
