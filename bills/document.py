@@ -38,9 +38,9 @@ from markupsafe import Markup
 
 from wattbill.bills import charts, fmt
 from wattbill.bills.i18n import normalise_language, translator
+from wattbill.diagnostics import DEFAULT_PARAMS
 
 REGISTERS = ("sharp", "peak", "flat", "valley")
-LATE_AFTER_DAYS = 15  # a payment made more than this many days after issue counts as late
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,7 @@ def build_document(
         )
         for c in cards_list
     ]
-    payment_facts, payment_rows, payment_advice = _payments(_, lang, payments, f)
+    payment_facts, payment_rows, payment_advice = _payments(_, lang, payments, f, year)
     est = int(_get(bill, "estimated_days", _get(f, "estimated_days", 0)) or 0)
     quality_text = _("quality.none") if est == 0 else _("quality.some", n=est)
     price_header, price_rows, term_lines = _terms(_, terms)
@@ -595,48 +595,60 @@ def _diagnosis(_, lang, f, avg_fen_per_kwh_dec: Decimal | None) -> list[Fact]:
     return out
 
 
-def _payments(_, lang, payments, f):
+def _payment_status(payments, year: int):
+    """The year's payments with delay and lateness by the diagnostics' rule (``payment_status``)."""
+    import polars as pl
+
+    from wattbill.diagnostics import payment_status
+
+    frame = pl.DataFrame(
+        [{"bill_month": str(_get(p, "bill_month", "")), "issued_on": fmt.as_date(_get(p, "issued_on")),
+          "paid_on": fmt.as_date(_get(p, "paid_on")), "amount_fen": _get(p, "amount_fen"),
+          "channel": _get(p, "channel")} for p in payments],
+        schema={"bill_month": pl.Utf8, "issued_on": pl.Date, "paid_on": pl.Date, "amount_fen": pl.Int64,
+                "channel": pl.Utf8},
+    )
+    return payment_status(frame, year)
+
+
+def _payments(_, lang, payments, f, year: int):
+    """Payment facts, table rows and advice. Every count is the diagnostics' (``pay_*`` features);
+    the rows and the late months come from ``diagnostics.payment_status``, the same rule per bill."""
+    late_after = DEFAULT_PARAMS.late_after_days
+    status = _payment_status(payments, year)
     rows = []
-    delays = []
-    late = 0
-    late_months: list[str] = []
-    unpaid = 0
-    channels: dict[str, int] = {}
-    for p in sorted(payments, key=lambda p: str(_get(p, "bill_month", ""))):
-        issued = fmt.as_date(_get(p, "issued_on"))
-        paid = fmt.as_date(_get(p, "paid_on"))
-        ch = str(_get(p, "channel", "other"))
-        channels[ch] = channels.get(ch, 0) + 1
-        if paid and issued:
-            d = (paid - issued).days
-            delays.append(d)
-            if d > LATE_AFTER_DAYS:
-                late += 1
-                late_months.append(_bill_month_label(str(_get(p, "bill_month", "")), lang))
-            delay_text = _("diag.days", n=d)
-        else:
-            unpaid += paid is None
-            delay_text = _("pay.unpaid") if paid is None else "–"
-        rows.append([str(_get(p, "bill_month", "")), fmt.yuan(_get(p, "amount_fen")),
-                     fmt.date(issued, lang), fmt.date(paid, lang) if paid else _("pay.unpaid"),
-                     _channel(_, ch), delay_text])
-    main = _get(f, "pay_channel_main") or (max(channels, key=lambda c: channels[c]) if channels else None)
+    for p in status.iter_rows(named=True):
+        issued, paid, d = p["issued_on"], p["paid_on"], p["delay_days"]
+        delay_text = _("diag.days", n=d) if d is not None else (_("pay.unpaid") if paid is None else "–")
+        rows.append([p["bill_month"], fmt.yuan(p["amount_fen"]), fmt.date(issued, lang),
+                     fmt.date(paid, lang) if paid else _("pay.unpaid"), _channel(_, p["channel"]), delay_text])
+    late_months = [_bill_month_label(m, lang) for m in status.filter(status["late"].fill_null(False))["bill_month"]]
+    paid_rows = status.filter(status["paid_on"].is_not_null())
+    late_count = _get(f, "pay_late_count")
+    if late_count is None:
+        late_count = int(status["late"].fill_null(False).sum())
+    unpaid = _get(f, "pay_unpaid_count")
+    if unpaid is None:
+        unpaid = int(status["paid_on"].is_null().sum())
     mean = _get(f, "pay_delay_days_mean")
-    if mean is None and delays:
-        mean = sum(delays) / len(delays)
-    late_count = _get(f, "pay_late_count", late)
+    if mean is None and status["delay_days"].drop_nulls().len():
+        mean = status["delay_days"].drop_nulls().mean()
+    channels: dict[str, int] = {}
+    for ch in paid_rows["channel"]:  # the features count the channels of paid bills only
+        channels[ch] = channels.get(ch, 0) + 1
+    main = _get(f, "pay_channel_main") or (max(channels, key=lambda c: channels[c]) if channels else None)
     facts = []
     if main:
         facts.append(Fact(_("pay.channel"), _channel(_, str(main)), _mix(_, f, channels)))
     if mean is not None:
         facts.append(Fact(_("pay.delay"), _("pay.delay_value", n=fmt.kwh(_decimal(mean), 1))))
-    facts.append(Fact(_("pay.late"), _("pay.late_value", n=int(late_count), days=LATE_AFTER_DAYS),
+    facts.append(Fact(_("pay.late"), _("pay.late_value", n=int(late_count), days=late_after),
                       _("pay.late_months", months=_("list.sep").join(late_months)) if late_months else ""))
     if not payments and mean is None:
         advice = _("pay.advice_none")
     elif unpaid:
-        advice = _("pay.advice_unpaid", n=unpaid)
-    elif int(late_count) > 0 or (mean is not None and float(mean) > LATE_AFTER_DAYS):
+        advice = _("pay.advice_unpaid", n=int(unpaid))
+    elif int(late_count) > 0 or (mean is not None and float(mean) > late_after):
         advice = _("pay.advice_late")
     elif main == "counter":
         advice = _("pay.advice_counter")

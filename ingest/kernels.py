@@ -271,26 +271,6 @@ def plain_strings(offsets, data):  # pragma: no cover - numba (its twin runs in 
 
 
 @nb.njit(cache=True, nogil=True)
-def kwh_to_wh(kwh):  # pragma: no cover - numba (its twin runs in the tests)
-    """Readings in kWh to integer Wh, ``round(kwh * 1000)`` half to even (as polars' ``round``).
-
-    Parameters
-    ----------
-    kwh : ndarray of float64, (n,)
-        Finite readings. [kWh]
-
-    Returns
-    -------
-    ndarray of int64, (n,)
-        [Wh]
-    """
-    out = np.empty(len(kwh), np.int64)
-    for i in range(len(kwh)):
-        out[i] = np.int64(np.rint(kwh[i] * 1000.0))
-    return out
-
-
-@nb.njit(cache=True, nogil=True)
 def spike_days(starts, wh, measured, factor, min_excess, min_days):  # pragma: no cover - numba
     """Days far above the household's own typical day (the VEE rule "spikes").
 

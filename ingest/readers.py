@@ -12,7 +12,6 @@ import codecs
 import csv
 import hashlib
 import io
-import os
 import re
 import shutil
 import tempfile
@@ -35,9 +34,9 @@ from wattbill.ingest.errors import (
 )
 from wattbill.ingest.schemas import ALIASES, INPUT_COLUMNS, customer_bucket
 
-#: files larger than this are processed in customer buckets (bytes; env WATTBILL_INGEST_BUCKET_MB)
+#: files larger than this are processed in customer buckets (bytes; setting ingest_bucket_mb)
 BUCKET_THRESHOLD = 256 * 1024 * 1024
-#: target bytes of file per bucket (env WATTBILL_INGEST_BUCKET_MB)
+#: target bytes of file per bucket (setting ingest_bucket_mb)
 BUCKET_BYTES = 128 * 1024 * 1024
 
 _UNIT = re.compile(r"[\(（\[【].*?[\)）\]】]\s*$")
@@ -279,9 +278,11 @@ def _polars_error(path: Path, e: Exception):
 def n_buckets_for(path: Path) -> int:
     size = path.stat().st_size
     threshold, per_bucket = BUCKET_THRESHOLD, BUCKET_BYTES
-    env = os.environ.get("WATTBILL_INGEST_BUCKET_MB")
-    if env:
-        per_bucket = int(float(env) * 1024 * 1024)
+    from wattbill.settings import get_settings
+
+    bucket_mb = get_settings().ingest_bucket_mb
+    if bucket_mb:
+        per_bucket = int(bucket_mb * 1024 * 1024)
         threshold = per_bucket
     if size <= threshold:
         return 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from wattbill.diagnostics import FEATURES
+from wattbill.errors import WattbillError
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
 OPS = ("<", "<=", ">", ">=", "==", "!=", "is_not_null", "is_null")
@@ -16,7 +17,7 @@ LANGUAGES = ("zh", "en")
 TEXT_PARTS = ("title", "evidence", "why", "do")
 
 
-class CatalogueError(ValueError):
+class CatalogueError(WattbillError, ValueError):
     """The catalogue file is malformed (names the label and the key)."""
 
 

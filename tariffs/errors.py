@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from wattbill.errors import WattbillError
 
-class TariffError(Exception):
+
+class TariffError(WattbillError):
     """Base of every tariff error.
 
     Parameters

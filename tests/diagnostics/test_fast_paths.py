@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import daily_cases
+from wattbill import tariffs
 from wattbill.diagnostics import densify, shift_peak_to_valley, tariff_what_if
 from wattbill.diagnostics import whatif as W
 from wattbill.diagnostics.features import ALTERNATIVES_SCHEMA, BILLS_SCHEMA, bills_frame
 
-tariffs = pytest.importorskip("tariffs")
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
