@@ -38,9 +38,18 @@ Rules (documented here, tested in ``tests/ingest``):
 * **Meter exchange**: a customer whose meter id changes: the old meter's last read and the new meter's
   first read bound the exchange; the new meter's first read anchors it; both meters' rows are kept and
   billing sums meters per customer and day (finding ``meter_exchange`` with both reads as evidence).
-* **Periods vs total** (``total`` is authoritative): when ``|sum(periods) - total| <= max(50 Wh, 1 %
-  of total)`` the largest period absorbs the difference silently (rounding of the registers); beyond
-  that the periods are scaled to the total (finding ``periods_mismatch`` with both values).
+* **Period registers of a meter**: the periods with a value on some row of the meter. A period column
+  that is absent, or blank on every row of a meter, means the meter has no such register (two-period
+  meters: 峰 and 谷 only): it stays null, it is not 0 and not a reason to quarantine; a row blank in a
+  period the meter has elsewhere is quarantined (``missing_value``).
+* **Periods vs total** (``total`` is authoritative for tiers, the periods give the time-of-use
+  shares: design.md, "Reads"): when ``|sum(periods) - total| <= max(50 Wh, 1 % of total)`` the
+  largest period absorbs the difference silently (rounding of the registers); beyond that the
+  periods the meter has are scaled to the total, keeping their shares (finding ``periods_mismatch``
+  with both values). A day with kWh and periods summing to 0 gives its kWh to the flat register; a
+  meter without one has no share that day: its periods are null and the day is priced like a meter
+  without time-of-use registers, at the tariff's ``unsplit`` period (``tariffs.reference``, rule 2).
+  Every path that prices kWh takes absent registers as "no kWh in that period" (``diagnostics.densify``).
 * **Spikes**: a day above ``max(5 x the household's median day, median + 20 kWh)`` (with at least
   14 measured days) is flagged only (finding ``spike``), never changed: real usage can spike.
 """
@@ -49,6 +58,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -352,26 +362,34 @@ def _tou_flag(df: pl.DataFrame, periods: list[str]) -> pl.Expr:
 
 
 def _incomplete_tou(df: pl.DataFrame, periods_in: list[str], column_prefix: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Flag ``_tou`` meters; quarantine their rows that miss a period (``missing_value``).
+    """Flag ``_tou`` meters; quarantine their rows that miss a period the meter has (``missing_value``).
 
-    A meter with time-of-use registers must carry every period on every row: the first missing one
-    is named in the quarantine (``column_prefix`` + period, the file's own column name).
+    A meter's period registers are the periods with a value on some row of the meter: a column that
+    is absent, or present and blank on every row of a meter, means the meter has no such register
+    (two-period meters: 峰 and 谷 only), not 0 and not a bad row; it stays null. A row that misses a
+    period the meter has on its other rows is quarantined, naming the first such period
+    (``column_prefix`` + period, the file's own column name).
     """
     if not periods_in:
         return df.with_columns(pl.lit(False).alias("_tou")), _empty_q()
     df = df.with_columns(_tou_flag(df, periods_in))
+    nulls = df.select([pl.col(p).null_count() for p in periods_in]).row(0)
+    gappy = [p for p, k in zip(periods_in, nulls, strict=True) if 0 < k < df.height]
+    if not gappy:  # every period on every row or on none: nothing to check per meter
+        return df, _empty_q()
     miss = pl.lit(None, pl.Utf8)
-    for p in reversed(periods_in):
-        miss = pl.when(pl.col(p).is_null()).then(pl.lit(f"{column_prefix}{p}")).otherwise(miss)
+    for p in reversed(gappy):
+        has = pl.col(p).is_not_null().any().over("customer_id", "meter_id")
+        miss = pl.when(pl.col(p).is_null() & has).then(pl.lit(f"{column_prefix}{p}")).otherwise(miss)
     df = df.with_columns(miss.alias("_miss"))
-    bad = df.filter(pl.col("_tou") & pl.col("_miss").is_not_null())
+    bad = df.filter(pl.col("_miss").is_not_null())
     q = bad.select(
         "row",
         pl.col("_miss").alias("column"),
         pl.lit("missing_value").alias("code"),
-        _fmt("{} is missing on a meter with time-of-use registers", pl.col("_miss")).alias("reason"),
+        _fmt("{} is missing on a meter that has this register", pl.col("_miss")).alias("reason"),
     )
-    return df.filter(~(pl.col("_tou") & pl.col("_miss").is_not_null())).drop("_miss"), q
+    return df.filter(pl.col("_miss").is_null()).drop("_miss"), q
 
 
 def _split_quarantine(df: pl.DataFrame, chk: _Checks) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -490,12 +508,18 @@ def _reconcile_periods(
     for j, c in enumerate(periods):
         regs[j] = df[c].fill_null(0).to_numpy()
     zero_target = periods.index("flat") if "flat" in periods else 0
+    has = [df[c].is_not_null().to_numpy() for c in periods]  # (a meter without the register: null)
     big, sums, changed = kernels.reconcile_periods(tot, regs, tou_rows, PERIOD_TOL_WH, zero_target)
     findings = (
         df.filter(pl.Series(big)).with_columns(pl.Series("_s", sums[big])) if big.any() else df.clear()
     )
-    if changed.any():
-        df = df.with_columns([_nullable(periods[j], regs[j], tou_rows) for j in range(len(periods)) if changed[j]])
+    # a day with kWh and no period kWh, on a meter without the flat register: no share is known, the
+    # periods become null and the day is priced as a meter without time-of-use registers (the tariff's
+    # ``unsplit`` period, which is the flat period's unless the tariff says otherwise)
+    lost = big & (sums == 0) & ~has[zero_target]
+    if changed.any() or lost.any():
+        df = df.with_columns([_nullable(periods[j], regs[j], tou_rows & has[j] & ~lost) for j in range(len(periods))
+                              if changed[j] or lost.any()])
     return df, findings
 
 
@@ -522,13 +546,23 @@ def _period_finding_frame(
 
 
 def registers_to_daily(
-    raw: pl.DataFrame, today: dt.date | None = None, anchors: pl.DataFrame | None = None
+    raw: pl.DataFrame,
+    today: dt.date | None = None,
+    anchors: pl.DataFrame | None = None,
+    known_gaps: Callable[[list[str]], pl.DataFrame] | None = None,
 ) -> VeeResult:
     """Cumulative register reads -> daily consumption per meter (DAILY_SCHEMA).
 
     ``anchors`` (``REGISTER_STATE_SCHEMA``): the last read of meters from earlier files; a meter's
     anchor older than its first read here becomes the previous read of that first read. Anchors are
     not rows of this file: they count in no total.
+
+    ``known_gaps(customer_ids)``: for a *late* file (a meter whose first read here is not after its
+    stored last read), the stored gaps of those customers that are still estimated
+    (:data:`GAP_SCHEMA`). Late reads replace estimates completely: a late file whose first read
+    falls in such a gap continues from the read before the gap, and one whose last read falls in a
+    gap is continued to the read that ends it, so every estimated day of the gap is replaced (by a
+    measured day, or by a new estimate between nearer reads).
     """
     today = today or dt.date.today()
     rows = raw.height
@@ -567,7 +601,7 @@ def registers_to_daily(
     df, q3, duplicates = _dedupe_reads(df, [*reg_cols, "multiplier", "digits"])
     loaded_rows = df.height
     if anchors is not None and anchors.height and df.height:
-        df = _with_anchors(df, anchors, periods_in, reg_cols)
+        df = _with_anchors(df, anchors, periods_in, reg_cols, known_gaps)
 
     findings: list[pl.DataFrame] = []
     # pass 1: deltas; bad reads (a register that went down and came back, a read above both
@@ -639,7 +673,7 @@ def registers_to_daily(
     pairs, pf = _reconcile_periods(pairs, "total", periods_in, "_tou")
     findings.append(_period_finding_frame(pf, "total", periods_in, "day"))
 
-    daily, gap_f, estimated = _spread_gaps(pairs, periods_in)
+    daily, gap_f, estimated = _spread_gaps(pairs, periods_in, df)
     findings.append(gap_f)
     if exchanges is not None and exchanges.height:
         daily, ex_est_f, ex_est = _estimate_exchange_days(daily, exchanges, periods_in)
@@ -663,28 +697,78 @@ def registers_to_daily(
     )
 
 
-def _with_anchors(df: pl.DataFrame, anchors: pl.DataFrame, periods_in: list[str], reg_cols: list[str]) -> pl.DataFrame:
-    """``df`` with, for each meter, its stored last read if older than the meter's first read here.
+#: a stored gap of a meter, still estimated in the store, with its two register reads as read
+GAP_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Utf8(), "meter_id": pl.Utf8(), "from": pl.Date(), "to": pl.Date(),
+    **{f"{side}_{c}_wh": pl.Int64() for side in ("from", "to") for c in ("total", *REGISTERS)},
+    "multiplier": pl.Float64(), "digits": pl.Int64(),
+}
+
+
+def _with_anchors(
+    df: pl.DataFrame,
+    anchors: pl.DataFrame,
+    periods_in: list[str],
+    reg_cols: list[str],
+    known_gaps: Callable[[list[str]], pl.DataFrame] | None = None,
+) -> pl.DataFrame:
+    """``df`` with, for each meter, its stored last read if older than the meter's first read here,
+    and, for a late file, the reads around the stored gaps it falls in (see ``registers_to_daily``).
 
     Anchor rows get negative ``row`` numbers: they are no row of the file. An anchor of a meter with
     time-of-use registers is used only if it has them too (and the other way round).
     """
     first = df.group_by("customer_id", "meter_id").agg(
-        pl.col("day").min().alias("_first"), pl.col("_tou").first(), pl.col("_m").first(), pl.col("_c").first()
+        pl.col("day").min().alias("_first"), pl.col("day").max().alias("_last"), pl.col("_tou").first(),
+        pl.col("_m").first(), pl.col("_c").first()
     )
     a = anchors.select(
         pl.col("customer_id"), pl.col("meter_id"), pl.col("day"), pl.col("wh_total").alias("total"),
         *[pl.col(f"wh_{p}").alias(p) for p in periods_in],
         pl.col("multiplier").fill_null(1.0), pl.col("digits"),
-        (pl.all_horizontal([pl.col(f"wh_{p}").is_not_null() for p in periods_in]) if periods_in else pl.lit(False))
+        (pl.any_horizontal([pl.col(f"wh_{p}").is_not_null() for p in periods_in]) if periods_in else pl.lit(False))
         .alias("_a_tou"),
     ).join(first, on=["customer_id", "meter_id"], how="inner")
-    a = a.filter((pl.col("day") < pl.col("_first")) & (pl.col("_a_tou") == pl.col("_tou"))).drop("_first", "_a_tou")
+    late = a.filter(pl.col("day") >= pl.col("_first"))
+    a = a.filter((pl.col("day") < pl.col("_first")) & (pl.col("_a_tou") == pl.col("_tou"))).drop(
+        "_first", "_last", "_a_tou")
+    parts = [a]
+    if late.height and known_gaps is not None:
+        parts += _gap_edges(first.join(late.select("customer_id", "meter_id"), on=["customer_id", "meter_id"]),
+                            known_gaps(late["customer_id"].unique().to_list()), periods_in)
+    a = pl.concat([x.select(a.columns) for x in parts], how="vertical_relaxed") if len(parts) > 1 else a
     if a.height == 0:
         return df
     a = a.with_columns((-pl.int_range(1, a.height + 1, dtype=pl.Int64)).alias("row"))
     a = a.select([pl.col(c).cast(df.schema[c]) for c in df.columns])
     return pl.concat([df, a], how="vertical_relaxed").sort("_m", "day", "row")
+
+
+def _gap_edges(first: pl.DataFrame, gaps: pl.DataFrame, periods_in: list[str]) -> list[pl.DataFrame]:
+    """Anchor rows from stored gaps: the read before the gap the meter's first read falls in
+    (``from < first <= to``, the nearest), and the read that ends the gap its last read falls in
+    (``from <= last < to``, the nearest); only gaps with the meter's register set."""
+    if gaps.height == 0:
+        return []
+    g = gaps.join(first, on=["customer_id", "meter_id"], how="inner").filter(
+        pl.any_horizontal([pl.col(f"to_{p}_wh").is_not_null() for p in periods_in]).fill_null(False)
+        == pl.col("_tou") if periods_in else ~pl.col("_tou")
+    )
+    out = []
+    for side, cond, pick in (
+        ("from", (pl.col("from") < pl.col("_first")) & (pl.col("_first") <= pl.col("to")), pl.col("from").max()),
+        ("to", (pl.col("from") <= pl.col("_last")) & (pl.col("_last") < pl.col("to")), pl.col("to").min()),
+    ):
+        e = g.filter(cond)
+        if e.height == 0:
+            continue
+        e = e.filter(pl.col(side) == pick.over("customer_id", "meter_id")).unique(["customer_id", "meter_id"])
+        out.append(e.select(
+            "customer_id", "meter_id", pl.col(side).alias("day"), pl.col(f"{side}_total_wh").alias("total"),
+            *[pl.col(f"{side}_{p}_wh").alias(p) for p in periods_in],
+            pl.col("multiplier").fill_null(1.0), "digits", "_tou", "_m", "_c",
+        ))
+    return out
 
 
 def _last_reads(df: pl.DataFrame, periods_in: list[str]) -> pl.DataFrame:
@@ -836,8 +920,35 @@ def _bad_read_quarantine(bad: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed") if parts else _empty_q()
 
 
-def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """One row per day: a read g days after the previous one is split over the g days (exact sums)."""
+def _edge_evidence(periods: list[str]) -> dict[str, pl.Expr]:
+    """Evidence of a gap's two register reads as read (Wh, before the multiplier): a late file of the
+    gap's days continues from them (``ingest.core``, "late reads")."""
+    ev: dict[str, pl.Expr] = {}
+    for side in ("from", "to"):
+        for c in ("total", *REGISTERS):
+            ev[f"{side}_{c}_wh"] = pl.col(f"_{side}_{c}") if c == "total" or c in periods else pl.lit(None, pl.Int64)
+    ev["multiplier"] = pl.col("_to_multiplier")
+    ev["digits"] = pl.col("_to_digits")
+    return ev
+
+
+def _with_edges(multi: pl.DataFrame, reads: pl.DataFrame, periods: list[str]) -> pl.DataFrame:
+    """``multi`` (gap rows) with the register reads at both ends, ``_from_<c>`` and ``_to_<c>``."""
+    cols = ["total", *periods]
+    r = reads.select("_m", "day", *cols, "multiplier", "digits")
+    to = r.rename({c: f"_to_{c}" for c in [*cols, "multiplier", "digits"]})
+    fr = r.select("_m", pl.col("day").alias("_prev_day"), *[pl.col(c).alias(f"_from_{c}") for c in cols])
+    return (multi.join(to, on=["_m", "day"], how="left", maintain_order="left")
+            .join(fr, on=["_m", "_prev_day"], how="left", maintain_order="left"))
+
+
+def _spread_gaps(
+    pairs: pl.DataFrame, periods: list[str], reads: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """One row per day: a read g days after the previous one is split over the g days (exact sums).
+
+    ``reads``: the accepted register reads (``_m``, ``day``, registers as read, ``multiplier``,
+    ``digits``); the gap findings then carry the reads at both ends."""
     pairs = pairs.with_columns(
         (pl.col("day") - pl.col("_prev_day")).dt.total_days().cast(pl.Int64).alias("_g")
     )
@@ -866,7 +977,7 @@ def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame,
     estimated = 0
     if multi.height:
         gap_f = _findings(
-            multi,
+            multi if reads is None else _with_edges(multi, reads, periods),
             "gap_estimated",
             _fmt(
                 "no reads for {} days before this read; {} Wh spread evenly over them (estimated)",
@@ -878,6 +989,7 @@ def _spread_gaps(pairs: pl.DataFrame, periods: list[str]) -> tuple[pl.DataFrame,
                 "to": pl.col("day"),
                 "days": pl.col("_g"),
                 "total_wh": pl.col("total"),
+                **({} if reads is None else _edge_evidence(periods)),
             },
         )
         ex = multi.with_columns(pl.int_ranges(0, pl.col("_g")).alias("_i")).explode("_i", empty_as_null=True)

@@ -163,31 +163,14 @@ def check(file: Annotated[Path, typer.Argument(help="A tariff file (TOML).")]) -
     typer.echo(f"{file}: ok")
 
 
-def _dense_for_customer(daily, year: int):
-    """Daily Wh arrays of one customer's rows (meters summed per day; null registers = 0)."""
-    import numpy as np
-    import polars as pl
+def _dense_for_customer(daily, customers, year: int):
+    """Daily Wh arrays of one customer's rows, by ``diagnostics.densify`` (the bill run's own: meters
+    summed per day, a register the meter does not have is no kWh in its period)."""
+    from wattbill.diagnostics import densify
 
-    from wattbill.tariffs.reference import days_in_year
-
-    n_days = days_in_year(year)
-    total = np.zeros((1, n_days), np.int64)
-    regs = np.zeros((1, n_days, 4), np.int64)
-    if daily.height:
-        per_day = (
-            daily.with_columns(((pl.col("day") - pl.date(year, 1, 1)).dt.total_days()).alias("d"))
-            .group_by("d")
-            .agg(
-                pl.col("wh_total").fill_null(0).sum(),
-                *(pl.col(f"wh_{r}").fill_null(0).sum() for r in ("sharp", "peak", "flat", "valley")),
-            )
-            .filter((pl.col("d") >= 0) & (pl.col("d") < n_days))
-        )
-        d = per_day["d"].to_numpy()
-        total[0, d] = per_day["wh_total"].to_numpy()
-        for k, r in enumerate(("sharp", "peak", "flat", "valley")):
-            regs[0, d, k] = per_day[f"wh_{r}"].to_numpy()
-    return total, regs
+    dense = densify(daily, customers, year, with_regs=True)
+    assert dense.regs is not None
+    return dense.total, dense.regs
 
 
 def estimate(
@@ -229,7 +212,7 @@ def estimate(
     open_last = min((closed - jan1).days, n_days - 1) if closed else n_days - 1
     if open_first > open_last:
         raise NothingToBill(f"customer {customer!r}: account not open in {year}")
-    total, regs = _dense_for_customer(daily, year)
+    total, regs = _dense_for_customer(daily, customers, year)
     through_day = (day - jan1).days
     rc = running_charge(
         tariff, year, total, regs, np.array([open_first]), np.array([open_last]),
