@@ -308,7 +308,7 @@ def known_gaps(store: Any, customer_ids: list[str]) -> pl.DataFrame:
     ).unique(["customer_id", "meter_id", "from", "to"])
     if g.height == 0:
         return pl.DataFrame(schema=vee.GAP_SCHEMA)
-    years = range(g["from"].min().year, g["to"].max().year + 1)  # type: ignore[union-attr]
+    years = range(g["from"].min().year, g["to"].max().year + 1)
     daily = pl.concat([store.load_daily(y, customer_ids).select("customer_id", "meter_id", "day", "estimated")
                        for y in years], how="vertical_relaxed")
     days = g.with_columns(pl.int_ranges(1, (pl.col("to") - pl.col("from")).dt.total_days() + 1).alias("_i")).explode(

@@ -73,6 +73,12 @@ def test_gap_is_estimated_and_keeps_the_register_difference() -> None:
         "to": "2024-03-06",
         "days": 4,
         "total_wh": 10_010,
+        # the two reads as read, for a late file of the gap's days to continue from
+        "from_total_wh": 1_010_000, "from_sharp_wh": 101_000, "from_peak_wh": 303_000,
+        "from_flat_wh": 404_000, "from_valley_wh": 202_000,
+        "to_total_wh": 1_020_010, "to_sharp_wh": 102_000, "to_peak_wh": 306_000,
+        "to_flat_wh": 408_010, "to_valley_wh": 204_000,
+        "multiplier": 1.0, "digits": None,
     }
     assert r.frame.filter(~pl.col("estimated"))["wh_total"].to_list() == [10_000, 10_000]
 
