@@ -246,7 +246,7 @@ class DailyCase:
 @_st.composite
 def daily_cases(draw, max_households: int = 8, sort: str | None = None) -> DailyCase:
     """Daily rows of a few households as the store returns them or messier: missing days, meters
-    without registers (null periods), estimated days, a meter exchange (two meters on a day), accounts
+    without registers (null periods), two-period meters (peak and valley only), estimated days, a meter exchange (two meters on a day), accounts
     opened or closed in the year, a customer without rows, rows of an unknown customer and of other
     years, near-zero runs and spikes, ties, large values; rows sorted by (customer, meter, day), by
     customer only, or shuffled (``sort`` forces one of "sorted", "customer", "shuffled"). Payments: 0-13
@@ -265,7 +265,7 @@ def daily_cases(draw, max_households: int = 8, sort: str | None = None) -> Daily
     opened: list[dt.date | None] = []
     closed: list[dt.date | None] = []
     for cid in ids:
-        kind = draw(_st.sampled_from(["normal", "no_tou", "vacant", "spiky", "none", "ties", "large"]))
+        kind = draw(_st.sampled_from(["normal", "no_tou", "vacant", "spiky", "none", "ties", "large", "two_period"]))
         level = draw(_st.sampled_from([300, 2000, 9000, 40_000]))
         wh = (level * rng.lognormal(0, 0.3, n_days)).astype(_np.int64)
         if kind == "vacant":
@@ -300,6 +300,8 @@ def daily_cases(draw, max_households: int = 8, sort: str | None = None) -> Daily
             v = int(wh[d])
             if kind == "no_tou":
                 regs: list = [None] * 4
+            elif kind == "two_period":  # a meter with 峰 and 谷 only: sharp and flat absent (null)
+                regs = [None, v * 3 // 5, None, v - v * 3 // 5]
             else:
                 parts = [int(v * s) for s in (0.05, 0.45, 0.2)]
                 regs = [*parts, v - sum(parts)]

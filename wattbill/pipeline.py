@@ -232,9 +232,9 @@ def run_bills(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
-        _write_atomic(bills.sort("customer_id"), bills_path)
-        _write_atomic(pl.concat([m for _, _, m in saved_chunks], how="diagonal_relaxed").sort("customer_id", "month"),
-                      months_path)
+        months_all = pl.concat([m for _, _, m in saved_chunks], how="diagonal_relaxed")
+        _write_atomic(_keep_others(bills_path, bills).sort("customer_id", "year"), bills_path)
+        _write_atomic(_keep_others(months_path, months_all).sort("customer_id", "year", "month"), months_path)
         if pdf:
             # pass 2: the PDFs, chunk by chunk
             pdf_dir = out_dir / "pdf" / str(year)
@@ -252,6 +252,30 @@ def run_bills(
         failures=failures, pdfs_written=written, pdfs_skipped=skipped, out_dir=out_dir,
         bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir,
     )
+
+
+def _keep_others(path: Path, new: pl.DataFrame) -> pl.DataFrame:
+    """``new`` with the rows of the file at ``path`` (if any) of every other household and year: a run
+    over some customers (``bill recalc --out`` into the year's own folder) replaces their rows and
+    keeps everyone else's (the newest version of each, as written by the runs before)."""
+    if not path.exists():
+        return new
+    try:
+        old = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError):
+        return new  # not a bills file of ours: replaced, as before
+    if "customer_id" not in old.columns or "year" not in old.columns:
+        return new
+    done = new.select("customer_id", "year").unique()
+    keep = old.join(done.with_columns(pl.col("year").cast(old.schema["year"])), on=["customer_id", "year"],
+                    how="anti")
+    if keep.height == 0:
+        return new
+    if "version" in keep.columns:  # (the newest version of each household, should a file hold several)
+        keys = ["customer_id", "year", "month"] if "month" in keep.columns else ["customer_id", "year"]
+        keep = keep.filter(pl.col("version") == pl.col("version").max().over(keys[:2]))
+        keep = keep.unique(keys, keep="last", maintain_order=True)
+    return pl.concat([keep, new], how="diagonal_relaxed")
 
 
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
