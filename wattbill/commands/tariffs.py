@@ -146,7 +146,12 @@ def show(
     for p, plist in t.prices:
         prices.add_row(p, *(str(x) for x in plist))
     console.print(prices)
+    console.print(f"notice (printed on bills): {t.notice or '-'}")
     console.print(f"source: {t.source}")
+    if t.note:
+        console.print(f"note (internal): {t.note}")
+    console.print("verified: yes" if t.verified else
+                  "verified: NO - the figures are not checked against the notice; bill run warns")
 
 
 @app.command("check")
@@ -220,7 +225,8 @@ def estimate(
     if customers.height == 0:
         raise UnknownCustomer(f"customer {customer!r} not found in the store")
     row = customers.row(0, named=True)
-    tariff = catalog.get(row["tariff"], on=day)
+    # every day priced by the version in force that day (tariffs.reference rule 6), as the bill run does
+    schedule = catalog.schedule(row["tariff"], year)
     daily = st.load_daily(year, [customer])
     jan1 = date(year, 1, 1)
     n_days = (date(year + 1, 1, 1) - jan1).days
@@ -232,10 +238,16 @@ def estimate(
     total, regs = _dense_for_customer(daily, year)
     through_day = (day - jan1).days
     rc = running_charge(
-        tariff, year, total, regs, np.array([open_first]), np.array([open_last]),
+        schedule, year, total, regs, np.array([open_first]), np.array([open_last]),
         np.array([int(row.get("household_size") or 1)]), through_day,
     )
+    tariff = schedule.on(through_day) or schedule.latest
     typer.echo(f"customer {customer} · tariff {tariff.code} ({tariff.name})")
     typer.echo(f"from {jan1.isoformat()} through {day.isoformat()}: {_kwh(rc.wh[0])} kWh, {_yuan(rc.fen[0])} yuan, tier {rc.tier[0]}")
     months = [(m + 1, int(f)) for m, f in enumerate(rc.month_fen[0]) if m < day.month]
     typer.echo("by month: " + ", ".join(f"{year}-{m:02d} {_yuan(f)}" for m, f in months))
+    changes = [schedule.start_date(k) for k in range(1, len(schedule.versions)) if schedule.starts[k] <= through_day]
+    if changes:
+        typer.echo("price changes: " + ", ".join(
+            f"from {d.isoformat()} (each day at the version in force; annual tiers continue across the change)"
+            for d in changes))
