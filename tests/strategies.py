@@ -166,7 +166,7 @@ def versioned_tariff_tomls(draw, year: int, allow_unpriced: bool = True) -> list
     others on 1 January, on the 1st of a month, mid-month or on 31 December of ``year``."""
     n = draw(_st.integers(1, 3))
     n_days = 366 if _calendar.isleap(year) else 365
-    firsts = [0] + [e + 1 for e in _month_ends(year)][:11]
+    firsts = [0, *[e + 1 for e in _month_ends(year)][:11]]
     jan1 = _np.datetime64(f"{year}-01-01")
     first = draw(_st.sampled_from(["before", "jan1", "before", "later"]))
     starts: list[int] = []
