@@ -131,7 +131,7 @@ def test_tariff_terms_from_the_real_tariff_model():
         kw = sample_inputs()
         kw["tariff"] = t
         doc = bills.build_document(**kw)
-        assert doc.price_rows and doc.source == t.source
+        assert doc.price_rows and doc.notice == t.notice  # the public notice, never source or note
 
 
 def test_seasonal_monthly_thresholds_are_grouped():
