@@ -29,7 +29,7 @@ def _population(hh, valley: np.ndarray, level_wh: np.ndarray):
         shares = (0.04, 1 - 0.04 - 0.15 - v, 0.15, v)
         houses.append(hh.House(f"h{i:03d}", hh.flat(int(lvl)), shares=shares))
     f = diagnose(hh.daily_frame(houses), None, hh.customers_frame(houses), None, None, None, hh.YEAR)
-    assigned, withheld = assign_labels(f, load_catalogue())
+    assigned, _withheld = assign_labels(f, load_catalogue())
     return f, assigned
 
 
@@ -103,7 +103,7 @@ def test_catalogue_refuses_a_peer_sentence_the_rule_does_not_back():
     for label in data["label"]:
         if label["code"] == "valley_smart":
             label["when"] = [c for c in label["when"] if not c[0].startswith("peer_")]
-    with pytest.raises(CatalogueError, match="valley_smart.*peer_share_valley_pct >= 75"):
+    with pytest.raises(CatalogueError, match=r"valley_smart.*peer_share_valley_pct >= 75"):
         parse_catalogue(data)
     data = tomllib.loads(CATALOGUE_PATH.read_text(encoding="utf-8"))
     for label in data["label"]:
