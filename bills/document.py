@@ -699,14 +699,15 @@ def _mix(_, f, channels: dict[str, int]) -> str:
 
 
 def _terms(_, terms: TariffTerms, lang: str = "zh"):
-    versions = terms.versions or ((None, terms),)
+    versions: tuple[tuple[_dt.date | None, TariffTerms], ...] = terms.versions or ((None, terms),)
     n = max((len(v) for _d, t in versions for v in t.prices.values()), default=0)
     header = [_("terms.period"), *(_(f"tiers.name{i + 1}") for i in range(n))] if n else []
     rows = []
     for k, (start, t) in enumerate(versions):
         span = ""
         if start is not None:  # a price change within the year: each version's rows with its days
-            end = versions[k + 1][0] - _dt.timedelta(days=1) if k + 1 < len(versions) else None
+            following = versions[k + 1][0] if k + 1 < len(versions) else None
+            end = following - _dt.timedelta(days=1) if following is not None else None
             span = " " + (_("terms.span", first=fmt.date(start, lang), last=fmt.date(end, lang)) if end
                           else _("terms.span_open", first=fmt.date(start, lang)))
         for period, values in t.prices.items():

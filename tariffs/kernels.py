@@ -607,8 +607,7 @@ def _run(tariff, year, total, regs, open_first, open_last, household_size, data_
         out["month_fen"][i] = [int(c * 100) for c in ref.month_charges]
         out["year_fen"][i] = out["month_fen"][i].sum()
     out["fallback"] = fallback
-    out["period_names"] = schedule.period_names
-    return out
+    return out, schedule.period_names
 
 
 def bill_households(tariff: Tariff | TariffSchedule, year: int, total, regs, open_first, open_last, household_size, *, use_py: bool = False) -> YearBills:
@@ -645,7 +644,8 @@ def bill_households(tariff: Tariff | TariffSchedule, year: int, total, regs, ope
     ValueError
         Wrong shapes or dtypes, or a daily value outside 0 <= x < 2**31.
     """
-    out = _run(tariff, year, total, regs, open_first, open_last, household_size, open_last, use_py=use_py)
+    out, period_names = _run(tariff, year, total, regs, open_first, open_last, household_size, open_last,
+                             use_py=use_py)
     return YearBills(
         month_wh=out["month_wh"],
         month_wh_reg=out["month_wh_reg"],
@@ -653,7 +653,7 @@ def bill_households(tariff: Tariff | TariffSchedule, year: int, total, regs, ope
         month_fen=out["month_fen"],
         year_fen=out["year_fen"],
         tier_cross_day=out["tier_cross_day"],
-        period_names=out["period_names"],
+        period_names=period_names,
         month_wh_period=out["month_wh_period"],
         fallback=out["fallback"],
     )
@@ -672,7 +672,7 @@ def running_charge(
     n = np.asarray(total).shape[0]
     through = _as_index(through_day, n, "through_day")
     data_last = np.minimum(np.asarray(_as_index(open_last, n, "open_last"), dtype=np.int64), through)
-    out = _run(tariff, year, total, regs, open_first, open_last, household_size, data_last, use_py=use_py)
+    out, _periods = _run(tariff, year, total, regs, open_first, open_last, household_size, data_last, use_py=use_py)
     return RunningCharge(
         fen=out["year_fen"],
         wh=out["wh_so_far"],
