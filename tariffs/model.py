@@ -661,11 +661,12 @@ class TariffSchedule:
 
 def as_schedule(tariff: Tariff | TariffSchedule, year: int) -> TariffSchedule:
     """A schedule as is; a single :class:`Tariff` as the one version of ``year``."""
-    if isinstance(tariff, TariffSchedule):
-        if tariff.year != year:
-            raise ValueError(f"schedule of {tariff.year} used for {year}")
-        return tariff
-    return TariffSchedule.single(tariff, year)
+    if not hasattr(tariff, "versions"):  # a Tariff (of this module, or of a second import of it)
+        return TariffSchedule.single(tariff, year)
+    schedule: Any = tariff  # a TariffSchedule (or one of a second import of this module, by its shape)
+    if schedule.year != year:
+        raise ValueError(f"schedule of {schedule.year} used for {year}")
+    return schedule
 
 
 # ---- catalogue ------------------------------------------------------------------------------

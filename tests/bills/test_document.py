@@ -120,7 +120,7 @@ def test_charge_total_used_when_charge_fen_missing():
 
 
 def test_tariff_terms_from_the_real_tariff_model():
-    tariffs = pytest.importorskip("tariffs")
+    tariffs = pytest.importorskip("wattbill.tariffs")
     catalog = tariffs.load_catalog()
     for code in catalog.codes():
         t = catalog.get(code)

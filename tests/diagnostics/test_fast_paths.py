@@ -16,7 +16,7 @@ from wattbill.diagnostics import densify, shift_peak_to_valley, tariff_what_if
 from wattbill.diagnostics import whatif as W
 from wattbill.diagnostics.features import ALTERNATIVES_SCHEMA, BILLS_SCHEMA, bills_frame
 
-tariffs = pytest.importorskip("tariffs")
+tariffs = pytest.importorskip("wattbill.tariffs")
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

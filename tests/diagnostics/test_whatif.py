@@ -8,7 +8,7 @@ import pytest
 
 from wattbill.diagnostics import densify, diagnose, tariff_what_if
 
-tariffs = pytest.importorskip("tariffs")
+tariffs = pytest.importorskip("wattbill.tariffs")
 
 
 @pytest.fixture(scope="module")
