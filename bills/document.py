@@ -470,7 +470,9 @@ def _tiers(_, lang, year, bill, f, terms: TariffTerms, month_wh, month_labels, m
     # effective thresholds: where a tier was reached, the bill's own tier kWh give the (prorated,
     # bonus-raised) threshold exactly; otherwise the nominal one from the tariff.
     eff: list[Decimal] = list(terms.thresholds[:2])
-    if annual:
+    # with versions of other thresholds during the year the tier kWh are not one threshold's: nominal
+    same_thresholds = all(t.thresholds == terms.thresholds for _d, t in terms.versions)
+    if annual and same_thresholds:
         if tier_wh[1] or tier_wh[2]:
             eff[0] = Decimal(tier_wh[0]) / 1000
         if tier_wh[2] and len(eff) > 1:
