@@ -314,6 +314,10 @@ def bill_kernel(
         cross2 = -1
         reached = 1
         year_total_fen = np.int64(0)
+        cur_v = -1
+        cur_m = -1
+        h1 = INF_WH
+        h2 = INF_WH
         for pi in range(n_parts):
             m = part_month[pi]
             v = part_version[pi]
@@ -323,37 +327,41 @@ def bill_kernel(
             b = min(hi, part_first[pi + 1] - 1)
             if b < a:
                 continue
-            # thresholds of version v for month m (rule 4)
-            bonus = bonus_wh[v] if hs >= bonus_min[v] else 0
-            h1 = base_thr[v, m, 0]
-            h2 = base_thr[v, m, 1]
-            if not monthly[v]:
-                if h1 < INF_WH:
-                    h1 = h1 + 12 * bonus
-                if h2 < INF_WH:
-                    h2 = h2 + 12 * bonus
-                if proration[v] == 1:
-                    num, den = open_months, 12
-                elif proration[v] == 2:
-                    num, den = open_days, n_days
+            # thresholds of version v for month m (rule 4): computed when the version changes, or
+            # the month for a monthly cycle (an annual version's are the same all year)
+            if v != cur_v or (monthly[v] and m != cur_m):
+                cur_v = v
+                cur_m = m
+                bonus = bonus_wh[v] if hs >= bonus_min[v] else 0
+                h1 = base_thr[v, m, 0]
+                h2 = base_thr[v, m, 1]
+                if not monthly[v]:
+                    if h1 < INF_WH:
+                        h1 = h1 + 12 * bonus
+                    if h2 < INF_WH:
+                        h2 = h2 + 12 * bonus
+                    if proration[v] == 1:
+                        num, den = open_months, 12
+                    elif proration[v] == 2:
+                        num, den = open_days, n_days
+                    else:
+                        num, den = 1, 1
                 else:
-                    num, den = 1, 1
-            else:
-                if h1 < INF_WH:
-                    h1 = h1 + bonus
-                if h2 < INF_WH:
-                    h2 = h2 + bonus
-                oa = max(of, month_first[m])
-                ob = min(ol, month_first[m + 1] - 1)
-                od = ob - oa + 1 if ob >= oa else 0
-                if proration[v] == 1:
-                    num, den = (1 if od > 0 else 0), 1
-                elif proration[v] == 2:
-                    num, den = od, month_first[m + 1] - month_first[m]
-                else:
-                    num, den = 1, 1
-            h1 = prorate(h1, num, den)
-            h2 = prorate(h2, num, den)
+                    if h1 < INF_WH:
+                        h1 = h1 + bonus
+                    if h2 < INF_WH:
+                        h2 = h2 + bonus
+                    oa = max(of, month_first[m])
+                    ob = min(ol, month_first[m + 1] - 1)
+                    od = ob - oa + 1 if ob >= oa else 0
+                    if proration[v] == 1:
+                        num, den = (1 if od > 0 else 0), 1
+                    elif proration[v] == 2:
+                        num, den = od, month_first[m + 1] - month_first[m]
+                    else:
+                        num, den = 1, 1
+                h1 = prorate(h1, num, den)
+                h2 = prorate(h2, num, den)
             t_sum, r0, r1, r2, r3, orv = range_sums(tr, rf, a, b + 1)
             if orv < 0 or orv > MAX_DAILY_WH:
                 flag |= FLAG_BAD_VALUE
