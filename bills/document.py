@@ -16,8 +16,11 @@ mapping keys both work), so ``bills`` stays decoupled from ``tariffs``, ``diagno
 * ``cards``: ``LabelCard``-like objects or mappings with ``code, title, evidence_text, why,
   what_to_do, saving_fen`` (texts final).
 * ``payments``: PAYMENT_SCHEMA rows (``bill_month, issued_on, paid_on, amount_fen, channel``).
-* ``tariff``: a ``tariffs.Tariff`` or a mapping. Used, all optional: ``code``, ``name``,
-  ``name_en``, ``source``, ``periods`` (register -> priced period), ``prices`` (priced period ->
+* ``tariff``: a ``tariffs.Tariff``, a ``tariffs.TariffSchedule`` (the versions in force during the
+  year: ``versions`` = (first day index, Tariff) pairs and ``year``; the bill names the latest, lists
+  each version's prices with the day it starts) or a mapping. Used, all optional: ``code``, ``name``,
+  ``name_en``, ``notice`` (the public notice the tariff follows, printed beside its name; the
+  file's ``source`` and ``note`` are internal and never printed), ``periods`` (register -> priced period), ``prices`` (priced period ->
   sequence of Decimal yuan/kWh, one per tier), and the tier rule either as ``tiers`` (object or
   mapping with ``cycle``, ``thresholds``, ``thresholds_by_month``) or flat attributes
   ``cycle`` / ``thresholds``.
@@ -112,7 +115,7 @@ class BillDocument:
     price_header: list[str]
     price_rows: list[list[str]]
     terms: list[str]
-    source: str
+    notice: str  # the public notice the tariff follows (never an internal note or the file's source)
     label_codes: list[str] = field(default_factory=list)
 
 
@@ -162,7 +165,7 @@ def _decimal(value: Any) -> Decimal | None:
 class TariffTerms:
     code: str
     name: str
-    source: str
+    notice: str
     cycle: str  # "annual" | "monthly" | ""
     thresholds: tuple[Decimal, ...]  # kWh where tier 2, tier 3 begin (annual cycles)
     thresholds_by_month: Mapping[str, Sequence[Any]] | None
@@ -170,6 +173,9 @@ class TariffTerms:
     periods: Mapping[str, str]
     hours: Mapping[str, str] = field(default_factory=dict)
     bonus: tuple[int, Decimal] | None = None  # (min household size, kWh per month)
+    # versions in force during the year, oldest first: (first date, terms of that version); empty
+    # for a single version
+    versions: tuple[tuple[_dt.date, TariffTerms], ...] = ()
 
 
 def _pairs(value: Any) -> dict[str, Any]:
@@ -182,7 +188,20 @@ def _pairs(value: Any) -> dict[str, Any]:
 
 
 def tariff_terms(tariff: Any, language: str) -> TariffTerms:
-    """Read what the bill needs from a Tariff object or mapping, defensively."""
+    """Read what the bill needs from a Tariff, a TariffSchedule or a mapping, defensively.
+
+    A schedule of several versions gives the terms of its latest version with ``versions`` set (each
+    version's terms and the date it starts in the year); a schedule of one version, that version's.
+    """
+    versions = _get(tariff, "versions")
+    year = _get(tariff, "year")
+    if versions and year is not None:
+        pairs = [(_dt.date(int(year), 1, 1) + _dt.timedelta(days=int(day)), tariff_terms(t, language))
+                 for day, t in versions]
+        latest = pairs[-1][1]
+        if len(pairs) == 1:
+            return latest
+        return TariffTerms(**{**latest.__dict__, "versions": tuple(pairs)})
     tiers = _get(tariff, "tiers")
     cycle = str(_get(tiers, "cycle") or _get(tariff, "cycle") or "")
     raw_thresholds = _get(tiers, "thresholds") or _get(tariff, "thresholds") or ()
@@ -201,7 +220,7 @@ def tariff_terms(tariff: Any, language: str) -> TariffTerms:
     return TariffTerms(
         code=str(_get(tariff, "code", "")),
         name=str(name or _get(tariff, "name", "") or _get(tariff, "code", "")),
-        source=str(_get(tariff, "source", "")),
+        notice=str(_get(tariff, "notice", "") or ""),
         cycle=cycle,
         thresholds=tuple(Decimal(str(t)) for t in raw_thresholds if t is not None),
         thresholds_by_month=by_month if by_month else None,
@@ -324,7 +343,7 @@ def build_document(
     payment_facts, payment_rows, payment_advice = _payments(_, lang, payments, f, year)
     est = int(_get(bill, "estimated_days", _get(f, "estimated_days", 0)) or 0)
     quality_text = _("quality.none") if est == 0 else _("quality.some", n=est)
-    price_header, price_rows, term_lines = _terms(_, terms)
+    price_header, price_rows, term_lines = _terms(_, terms, lang)
 
     name = str(_get(customer, "name", "") or "")
     return BillDocument(
@@ -368,7 +387,7 @@ def build_document(
         price_header=price_header,
         price_rows=price_rows,
         terms=term_lines,
-        source=terms.source,
+        notice=terms.notice,
         label_codes=[c.code for c in card_list],
     )
 
@@ -451,7 +470,9 @@ def _tiers(_, lang, year, bill, f, terms: TariffTerms, month_wh, month_labels, m
     # effective thresholds: where a tier was reached, the bill's own tier kWh give the (prorated,
     # bonus-raised) threshold exactly; otherwise the nominal one from the tariff.
     eff: list[Decimal] = list(terms.thresholds[:2])
-    if annual:
+    # with versions of other thresholds during the year the tier kWh are not one threshold's: nominal
+    same_thresholds = all(t.thresholds == terms.thresholds for _d, t in terms.versions)
+    if annual and same_thresholds:
         if tier_wh[1] or tier_wh[2]:
             eff[0] = Decimal(tier_wh[0]) / 1000
         if tier_wh[2] and len(eff) > 1:
@@ -691,14 +712,35 @@ def _mix(_, f, channels: dict[str, int]) -> str:
     return "; ".join(f"{_channel(_, k)} {round(100 * v)}%" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
 
 
-def _terms(_, terms: TariffTerms):
-    n = max((len(v) for v in terms.prices.values()), default=0)
+def _terms(_, terms: TariffTerms, lang: str = "zh"):
+    versions: tuple[tuple[_dt.date | None, TariffTerms], ...] = terms.versions or ((None, terms),)
+    n = max((len(v) for _d, t in versions for v in t.prices.values()), default=0)
     header = [_("terms.period"), *(_(f"tiers.name{i + 1}") for i in range(n))] if n else []
     rows = []
-    for period, values in terms.prices.items():
-        rows.append([_priced_period(_, period), *(f"{v:.4f}".rstrip("0").rstrip(".") if v is not None else "–"
-                                                   for v in values)])
+    for k, (start, t) in enumerate(versions):
+        span = ""
+        if start is not None:  # a price change within the year: each version's rows with its days
+            following = versions[k + 1][0] if k + 1 < len(versions) else None
+            end = following - _dt.timedelta(days=1) if following is not None else None
+            span = " " + (_("terms.span", first=fmt.date(start, lang), last=fmt.date(end, lang)) if end
+                          else _("terms.span_open", first=fmt.date(start, lang)))
+        for period, values in t.prices.items():
+            rows.append([_priced_period(_, period) + span,
+                         *(f"{v:.4f}".rstrip("0").rstrip(".") if v is not None else "–" for v in values)])
     lines = []
+    if terms.versions:
+        lines.append(_("terms.change", dates=_("list.sep").join(fmt.date(d, lang) for d, _t in terms.versions[1:])))
+        for j, (d, t) in enumerate(terms.versions[:-1]):
+            if (t.thresholds, t.thresholds_by_month, t.cycle) != (terms.thresholds, terms.thresholds_by_month,
+                                                                   terms.cycle):
+                key = "terms.thresholds_monthly" if t.cycle == "monthly" else "terms.thresholds_annual"
+                text = (_(key, values=" / ".join(fmt.kwh(x, 0) for x in t.thresholds)) if t.thresholds
+                        and not t.thresholds_by_month else
+                        _("terms.thresholds_by_month", values=_by_month_text(_, t.thresholds_by_month))
+                        if t.thresholds_by_month else "")
+                if text:
+                    last = terms.versions[j + 1][0] - _dt.timedelta(days=1)
+                    lines.append(_("terms.span", first=fmt.date(d, lang), last=fmt.date(last, lang)) + " " + text)
     if terms.periods:
         groups: dict[str, list[str]] = {}
         for reg in REGISTERS:

@@ -110,6 +110,8 @@ def _run_with_progress(store, catalog, year: int, **kwargs):
 
 
 def _print_summary(summary) -> None:
+    for notice in getattr(summary, "notices", ()):  # once per tariff file, naming it
+        typer.echo(f"wattbill: warning: {notice['message']}", err=True)
     typer.echo(f"year {summary.year}: {summary.billed} of {summary.households} households billed, "
                f"{summary.kwh_total:,.1f} kWh, {_yuan(summary.charge_fen)} yuan in all")
     typer.echo(f"new bill versions: {summary.new_versions}")

@@ -15,7 +15,6 @@ run (``diagnostics.add_peers``), so chunking changes no bill and no label.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -30,7 +29,7 @@ from wattbill.diagnostics import DenseYear, densify, take_rows
 from wattbill.diagnostics.dense import month_of_day
 from wattbill.errors import NothingToBill, UnknownCustomer
 from wattbill.ingest.schemas import REGISTERS
-from wattbill.tariffs import Catalog, UnpricedRegisterError, bill_households
+from wattbill.tariffs import Catalog, TariffNotInForceError, UnpricedRegisterError, bill_households
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -46,14 +45,52 @@ class ChunkResult:
     bills: pl.DataFrame
     months: pl.DataFrame
     failures: list[dict[str, Any]] = field(default_factory=list)
+    tariff_files: dict[str, Any] = field(default_factory=dict)  # origin -> Tariff version used
+
+
+UNVERIFIED_TARIFF = "wattbill.tariff.unverified"
+"""Notice code: a bill run priced households with a tariff file marked ``verified = false``."""
+
+
+def unverified_notices(used: dict[str, Any]) -> list[dict[str, Any]]:
+    """One notice per tariff file used by a run whose figures are not marked verified.
+
+    Parameters
+    ----------
+    used : dict of str to Tariff
+        Each file (``Tariff.origin``) a run priced with, and its tariff.
+
+    Returns
+    -------
+    list of dict
+        ``code`` (``UNVERIFIED_TARIFF``), ``file``, ``tariff`` (code), ``valid_from`` (ISO or None),
+        ``message`` (one line naming the file), sorted by file.
+    """
+    out = []
+    for origin, t in sorted(used.items()):
+        if t.verified:
+            continue
+        out.append({
+            "code": UNVERIFIED_TARIFF, "file": origin, "tariff": t.code,
+            "valid_from": t.valid_from.isoformat() if t.valid_from else None,
+            "message": (f"tariff file {origin} ({t.code}"
+                        + (f", from {t.valid_from.isoformat()}" if t.valid_from else "")
+                        + ") is marked unverified: its figures have not been checked against the notice; "
+                        "replace it with the grid company's own file, or set verified = true once checked"),
+        })
+    return out
 
 
 def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year: int) -> ChunkResult:
-    """Bill one chunk of customers (rows of ``customers`` align with ``dense``)."""
+    """Bill one chunk of customers (rows of ``customers`` align with ``dense``).
+
+    Each household's tariff is the schedule of its code for ``year`` (``Catalog.schedule``): every
+    day priced by the version in force that day (``tariffs.reference`` rule 6).
+    """
     of, ol = dense.open_first.astype(np.int64), dense.open_last.astype(np.int64)
     sizes = customers["household_size"].fill_null(1).to_numpy().astype(np.int64)
     tariffs = customers["tariff"].to_list()
-    on = dt.date(year, 1, 1)
+    used: dict[str, Any] = {}
     bill_rows: list[pl.DataFrame] = []
     month_rows: list[pl.DataFrame] = []
     failures: list[dict[str, Any]] = []
@@ -67,7 +104,7 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
         if not len(rows):
             continue
         try:
-            tariff = catalog.get(code, on=on)
+            tariff = catalog.schedule(code, year)
         except KeyError as exc:
             failures += [{"customer_id": ids_all[i], "reason": str(exc)} for i in rows]
             continue
@@ -78,12 +115,18 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
                     sizes[rows],
                 )
                 break
-            except UnpricedRegisterError as exc:  # rule 5: an error for that household, not a zero
+            except (UnpricedRegisterError, TariffNotInForceError) as exc:  # an error for that household, not a zero
                 bad = set(int(h) for h in (exc.households or range(len(rows))))
                 failures += [{"customer_id": ids_all[rows[h]], "reason": str(exc)} for h in bad]
                 rows = np.array([r for k, r in enumerate(rows) if k not in bad], dtype=np.int64)
         if not len(rows):
             continue
+        for k, version in enumerate(tariff.tariffs):
+            # the versions whose days these households have (a version after the open window prices nothing)
+            start = tariff.starts[k]
+            end = tariff.starts[k + 1] - 1 if k + 1 < len(tariff.starts) else len(month_index) - 1
+            if np.any((of[rows] <= end) & (ol[rows] >= start)):
+                used[version.origin or version.code] = version
         ids = [ids_all[i] for i in rows]
         est = dense.estimated[rows]
         est_days = est.sum(axis=1)
@@ -100,7 +143,7 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
         )
     bills = pl.concat(bill_rows) if bill_rows else pl.DataFrame()
     months = pl.concat(month_rows) if month_rows else pl.DataFrame()
-    return ChunkResult(bills, months, failures)
+    return ChunkResult(bills, months, failures, used)
 
 
 def _quantities_frame(
@@ -132,6 +175,7 @@ class RunSummary:
     new_versions: int
     labels: dict[str, int]
     failures: list[dict[str, Any]]
+    notices: list[dict[str, Any]]  # e.g. unverified tariff files (``unverified_notices``), once per file
     pdfs_written: int
     pdfs_skipped: int
     out_dir: Path | None
@@ -177,6 +221,7 @@ def run_bills(
     chunks: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []  # customers, bills, months
     chunk_features: list[pl.DataFrame] = []
     failures: list[dict[str, Any]] = []
+    tariff_files: dict[str, Any] = {}
     done = 0
     for lo in range(0, total_n, chunk_size):
         # within a chunk, customers by tariff: each tariff's households are one contiguous range of
@@ -187,6 +232,7 @@ def run_bills(
         dense = densify(daily, chunk, year, with_regs=True)
         result = bill_chunk(chunk, dense, catalog, year)
         failures += result.failures
+        tariff_files.update(result.tariff_files)
         if result.bills.height:
             billed = chunk.filter(pl.col("customer_id").is_in(result.bills["customer_id"].implode()))
             payments = store.load_payments(customer_ids=ids)
@@ -249,7 +295,7 @@ def run_bills(
     return RunSummary(
         year=year, households=total_n, billed=bills.height, kwh_total=float(bills["kwh_total"].sum()),
         charge_fen=int(bills["charge_fen"].sum()), new_versions=new_versions, labels=label_counts,
-        failures=failures, pdfs_written=written, pdfs_skipped=skipped, out_dir=out_dir,
+        failures=failures, notices=unverified_notices(tariff_files), pdfs_written=written, pdfs_skipped=skipped, out_dir=out_dir,
         bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir,
     )
 

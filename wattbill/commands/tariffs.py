@@ -147,7 +147,12 @@ def show(
     for p, plist in t.prices:
         prices.add_row(p, *(str(x) for x in plist))
     console.print(prices)
+    console.print(f"notice (printed on bills): {t.notice or '-'}")
     console.print(f"source: {t.source}")
+    if t.note:
+        console.print(f"note (internal): {t.note}")
+    console.print("verified: yes" if t.verified else
+                  "verified: NO - the figures are not checked against the notice; bill run warns")
 
 
 @app.command("check")
@@ -185,7 +190,7 @@ def estimate_for(store, catalog, customer: str, day: date):
     row : dict
         The customer's ``CUSTOMER_SCHEMA`` row.
     tariff : wattbill.tariffs.Tariff
-        The tariff in force on ``day``.
+        The tariff version in force on ``day`` (each day is priced by the version in force that day).
     charge : wattbill.tariffs.RunningCharge
         For one household (arrays of length 1) [fen, Wh].
 
@@ -207,15 +212,17 @@ def estimate_for(store, catalog, customer: str, day: date):
     if customers.height == 0:
         raise UnknownCustomer(f"customer {customer!r} not found in the store")
     row = customers.row(0, named=True)
-    tariff = catalog.get(row["tariff"], on=day)
+    # every day priced by the version in force that day (tariffs.reference rule 6), as the bill run does
+    schedule = catalog.schedule(row["tariff"], year)
     dense = densify(store.load_daily(year, [customer]), customers.head(1), year, with_regs=True)
     first, last = int(dense.open_first[0]), int(dense.open_last[0])
     if first < 0 or first > last:
         raise NothingToBill(f"customer {customer!r}: account not open in {year}")
     sizes = customers.head(1)["household_size"].fill_null(1).to_numpy().astype(np.int64)  # as the bill run
-    charge = running_charge(tariff, year, dense.total, dense.regs, dense.open_first, dense.open_last, sizes,
-                            (day - date(year, 1, 1)).days)
-    return row, tariff, charge
+    through_day = (day - date(year, 1, 1)).days
+    charge = running_charge(schedule, year, dense.total, dense.regs, dense.open_first, dense.open_last, sizes,
+                            through_day)
+    return row, schedule.on(through_day) or schedule.latest, charge
 
 
 def estimate(
@@ -248,3 +255,9 @@ def estimate(
     typer.echo(f"from {jan1.isoformat()} through {day.isoformat()}: {_kwh(rc.wh[0])} kWh, {_yuan(rc.fen[0])} yuan, tier {rc.tier[0]}")
     months = [(m + 1, int(f)) for m, f in enumerate(rc.month_fen[0]) if m < day.month]
     typer.echo("by month: " + ", ".join(f"{year}-{m:02d} {_yuan(f)}" for m, f in months))
+    schedule, through_day = catalog.schedule(tariff.code, year), (day - jan1).days
+    changes = [schedule.start_date(k) for k in range(1, len(schedule.versions)) if schedule.starts[k] <= through_day]
+    if changes:
+        typer.echo("price changes: " + ", ".join(
+            f"from {d.isoformat()} (each day at the version in force; annual tiers continue across the change)"
+            for d in changes))
