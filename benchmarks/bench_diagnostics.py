@@ -65,6 +65,12 @@ core on this machine. Of a household's ~7.5 us: the usage kernel ~4 us (the radi
 ~0.5, peers ~0.2, last year ~1, the rest the polars glue. The tariff what-if is billing (the
 ``tariffs`` kernel, three bills a household) on dense arrays: ~5 CPU s of densify with registers and
 ~6 of billing per 1M households, i.e. ~5.7 s per core more for the tariff recommendation.
+
+Kernels kept after measurement (issue #11, 2026-12-01, load ~15 on 2 cores, CPU time): the peer
+percentiles by radix sort (``diagnostics.paykernels.peer_pct``) against the polars ``rank().over()``
+formulation they replace (``features._peer_pct``, still the path for non-Float64 values), four metrics
+of 1M households in 200 groups: 1.06 vs 2.18 CPU-s (2.04x, identical floats). Above the issue's ~2x
+bar, so kept; going back would cost ~1.1 CPU-s per 1M households in ``diagnose``.
 """
 
 from __future__ import annotations

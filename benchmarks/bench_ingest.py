@@ -37,6 +37,10 @@ VEE 0.29 s (two halves of whole customers on two threads; numba kernels for the 
 the store 0.40 s (check and partition in halves, 64 partition files written by 4 threads, register
 state, ledger); the file's SHA-256 is computed beside VEE. Session start was 0.42-0.57 M rows/s.
 
+Kernels removed for simplicity (issue #11, measured 2026-12-01 under load ~15 on 2 cores, CPU time):
+``kwh_to_wh`` (numba) -> ``np.rint(kwh * 1000).astype(int64)``: 3.7 -> 16.2 ms CPU per 2.2M values,
+about 12 ms per register column, ~60 ms (~3 %) of the ~2 CPU-s ingest of 2.2M reads.
+
 TimescaleDB is at parity with ``psql \\copy``, not faster: the server's per-row insert (heap, primary
 key, chunk routing) is the same work whichever client sends the rows, and it is ~95 % of the time.
 Runs today gave x0.86 to x1.03 (best of 3 or 5, run to run noise of about 10 %); binary COPY is sent

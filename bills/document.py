@@ -16,8 +16,11 @@ mapping keys both work), so ``bills`` stays decoupled from ``tariffs``, ``diagno
 * ``cards``: ``LabelCard``-like objects or mappings with ``code, title, evidence_text, why,
   what_to_do, saving_fen`` (texts final).
 * ``payments``: PAYMENT_SCHEMA rows (``bill_month, issued_on, paid_on, amount_fen, channel``).
-* ``tariff``: a ``tariffs.Tariff`` or a mapping. Used, all optional: ``code``, ``name``,
-  ``name_en``, ``source``, ``periods`` (register -> priced period), ``prices`` (priced period ->
+* ``tariff``: a ``tariffs.Tariff``, a ``tariffs.TariffSchedule`` (the versions in force during the
+  year: ``versions`` = (first day index, Tariff) pairs and ``year``; the bill names the latest, lists
+  each version's prices with the day it starts) or a mapping. Used, all optional: ``code``, ``name``,
+  ``name_en``, ``notice`` (the public notice the tariff follows, printed beside its name; the
+  file's ``source`` and ``note`` are internal and never printed), ``periods`` (register -> priced period), ``prices`` (priced period ->
   sequence of Decimal yuan/kWh, one per tier), and the tier rule either as ``tiers`` (object or
   mapping with ``cycle``, ``thresholds``, ``thresholds_by_month``) or flat attributes
   ``cycle`` / ``thresholds``.
@@ -38,9 +41,9 @@ from markupsafe import Markup
 
 from wattbill.bills import charts, fmt
 from wattbill.bills.i18n import normalise_language, translator
+from wattbill.diagnostics import DEFAULT_PARAMS
 
 REGISTERS = ("sharp", "peak", "flat", "valley")
-LATE_AFTER_DAYS = 15  # a payment made more than this many days after issue counts as late
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ class BillDocument:
     price_header: list[str]
     price_rows: list[list[str]]
     terms: list[str]
-    source: str
+    notice: str  # the public notice the tariff follows (never an internal note or the file's source)
     label_codes: list[str] = field(default_factory=list)
 
 
@@ -162,7 +165,7 @@ def _decimal(value: Any) -> Decimal | None:
 class TariffTerms:
     code: str
     name: str
-    source: str
+    notice: str
     cycle: str  # "annual" | "monthly" | ""
     thresholds: tuple[Decimal, ...]  # kWh where tier 2, tier 3 begin (annual cycles)
     thresholds_by_month: Mapping[str, Sequence[Any]] | None
@@ -170,6 +173,9 @@ class TariffTerms:
     periods: Mapping[str, str]
     hours: Mapping[str, str] = field(default_factory=dict)
     bonus: tuple[int, Decimal] | None = None  # (min household size, kWh per month)
+    # versions in force during the year, oldest first: (first date, terms of that version); empty
+    # for a single version
+    versions: tuple[tuple[_dt.date, TariffTerms], ...] = ()
 
 
 def _pairs(value: Any) -> dict[str, Any]:
@@ -182,7 +188,20 @@ def _pairs(value: Any) -> dict[str, Any]:
 
 
 def tariff_terms(tariff: Any, language: str) -> TariffTerms:
-    """Read what the bill needs from a Tariff object or mapping, defensively."""
+    """Read what the bill needs from a Tariff, a TariffSchedule or a mapping, defensively.
+
+    A schedule of several versions gives the terms of its latest version with ``versions`` set (each
+    version's terms and the date it starts in the year); a schedule of one version, that version's.
+    """
+    versions = _get(tariff, "versions")
+    year = _get(tariff, "year")
+    if versions and year is not None:
+        pairs = [(_dt.date(int(year), 1, 1) + _dt.timedelta(days=int(day)), tariff_terms(t, language))
+                 for day, t in versions]
+        latest = pairs[-1][1]
+        if len(pairs) == 1:
+            return latest
+        return TariffTerms(**{**latest.__dict__, "versions": tuple(pairs)})
     tiers = _get(tariff, "tiers")
     cycle = str(_get(tiers, "cycle") or _get(tariff, "cycle") or "")
     raw_thresholds = _get(tiers, "thresholds") or _get(tariff, "thresholds") or ()
@@ -201,7 +220,7 @@ def tariff_terms(tariff: Any, language: str) -> TariffTerms:
     return TariffTerms(
         code=str(_get(tariff, "code", "")),
         name=str(name or _get(tariff, "name", "") or _get(tariff, "code", "")),
-        source=str(_get(tariff, "source", "")),
+        notice=str(_get(tariff, "notice", "") or ""),
         cycle=cycle,
         thresholds=tuple(Decimal(str(t)) for t in raw_thresholds if t is not None),
         thresholds_by_month=by_month if by_month else None,
@@ -321,10 +340,10 @@ def build_document(
         )
         for c in cards_list
     ]
-    payment_facts, payment_rows, payment_advice = _payments(_, lang, payments, f)
+    payment_facts, payment_rows, payment_advice = _payments(_, lang, payments, f, year)
     est = int(_get(bill, "estimated_days", _get(f, "estimated_days", 0)) or 0)
     quality_text = _("quality.none") if est == 0 else _("quality.some", n=est)
-    price_header, price_rows, term_lines = _terms(_, terms)
+    price_header, price_rows, term_lines = _terms(_, terms, lang)
 
     name = str(_get(customer, "name", "") or "")
     return BillDocument(
@@ -368,7 +387,7 @@ def build_document(
         price_header=price_header,
         price_rows=price_rows,
         terms=term_lines,
-        source=terms.source,
+        notice=terms.notice,
         label_codes=[c.code for c in card_list],
     )
 
@@ -451,7 +470,9 @@ def _tiers(_, lang, year, bill, f, terms: TariffTerms, month_wh, month_labels, m
     # effective thresholds: where a tier was reached, the bill's own tier kWh give the (prorated,
     # bonus-raised) threshold exactly; otherwise the nominal one from the tariff.
     eff: list[Decimal] = list(terms.thresholds[:2])
-    if annual:
+    # with versions of other thresholds during the year the tier kWh are not one threshold's: nominal
+    same_thresholds = all(t.thresholds == terms.thresholds for _d, t in terms.versions)
+    if annual and same_thresholds:
         if tier_wh[1] or tier_wh[2]:
             eff[0] = Decimal(tier_wh[0]) / 1000
         if tier_wh[2] and len(eff) > 1:
@@ -595,48 +616,60 @@ def _diagnosis(_, lang, f, avg_fen_per_kwh_dec: Decimal | None) -> list[Fact]:
     return out
 
 
-def _payments(_, lang, payments, f):
+def _payment_status(payments, year: int):
+    """The year's payments with delay and lateness by the diagnostics' rule (``payment_status``)."""
+    import polars as pl
+
+    from wattbill.diagnostics import payment_status
+
+    frame = pl.DataFrame(
+        [{"bill_month": str(_get(p, "bill_month", "")), "issued_on": fmt.as_date(_get(p, "issued_on")),
+          "paid_on": fmt.as_date(_get(p, "paid_on")), "amount_fen": _get(p, "amount_fen"),
+          "channel": _get(p, "channel")} for p in payments],
+        schema={"bill_month": pl.Utf8, "issued_on": pl.Date, "paid_on": pl.Date, "amount_fen": pl.Int64,
+                "channel": pl.Utf8},
+    )
+    return payment_status(frame, year)
+
+
+def _payments(_, lang, payments, f, year: int):
+    """Payment facts, table rows and advice. Every count is the diagnostics' (``pay_*`` features);
+    the rows and the late months come from ``diagnostics.payment_status``, the same rule per bill."""
+    late_after = DEFAULT_PARAMS.late_after_days
+    status = _payment_status(payments, year)
     rows = []
-    delays = []
-    late = 0
-    late_months: list[str] = []
-    unpaid = 0
-    channels: dict[str, int] = {}
-    for p in sorted(payments, key=lambda p: str(_get(p, "bill_month", ""))):
-        issued = fmt.as_date(_get(p, "issued_on"))
-        paid = fmt.as_date(_get(p, "paid_on"))
-        ch = str(_get(p, "channel", "other"))
-        channels[ch] = channels.get(ch, 0) + 1
-        if paid and issued:
-            d = (paid - issued).days
-            delays.append(d)
-            if d > LATE_AFTER_DAYS:
-                late += 1
-                late_months.append(_bill_month_label(str(_get(p, "bill_month", "")), lang))
-            delay_text = _("diag.days", n=d)
-        else:
-            unpaid += paid is None
-            delay_text = _("pay.unpaid") if paid is None else "–"
-        rows.append([str(_get(p, "bill_month", "")), fmt.yuan(_get(p, "amount_fen")),
-                     fmt.date(issued, lang), fmt.date(paid, lang) if paid else _("pay.unpaid"),
-                     _channel(_, ch), delay_text])
-    main = _get(f, "pay_channel_main") or (max(channels, key=lambda c: channels[c]) if channels else None)
+    for p in status.iter_rows(named=True):
+        issued, paid, d = p["issued_on"], p["paid_on"], p["delay_days"]
+        delay_text = _("diag.days", n=d) if d is not None else (_("pay.unpaid") if paid is None else "–")
+        rows.append([p["bill_month"], fmt.yuan(p["amount_fen"]), fmt.date(issued, lang),
+                     fmt.date(paid, lang) if paid else _("pay.unpaid"), _channel(_, p["channel"]), delay_text])
+    late_months = [_bill_month_label(m, lang) for m in status.filter(status["late"].fill_null(False))["bill_month"]]
+    paid_rows = status.filter(status["paid_on"].is_not_null())
+    late_count = _get(f, "pay_late_count")
+    if late_count is None:
+        late_count = int(status["late"].fill_null(False).sum())
+    unpaid = _get(f, "pay_unpaid_count")
+    if unpaid is None:
+        unpaid = int(status["paid_on"].is_null().sum())
     mean = _get(f, "pay_delay_days_mean")
-    if mean is None and delays:
-        mean = sum(delays) / len(delays)
-    late_count = _get(f, "pay_late_count", late)
+    if mean is None and status["delay_days"].drop_nulls().len():
+        mean = status["delay_days"].drop_nulls().mean()
+    channels: dict[str, int] = {}
+    for ch in paid_rows["channel"]:  # the features count the channels of paid bills only
+        channels[ch] = channels.get(ch, 0) + 1
+    main = _get(f, "pay_channel_main") or (max(channels, key=lambda c: channels[c]) if channels else None)
     facts = []
     if main:
         facts.append(Fact(_("pay.channel"), _channel(_, str(main)), _mix(_, f, channels)))
     if mean is not None:
         facts.append(Fact(_("pay.delay"), _("pay.delay_value", n=fmt.kwh(_decimal(mean), 1))))
-    facts.append(Fact(_("pay.late"), _("pay.late_value", n=int(late_count), days=LATE_AFTER_DAYS),
+    facts.append(Fact(_("pay.late"), _("pay.late_value", n=int(late_count), days=late_after),
                       _("pay.late_months", months=_("list.sep").join(late_months)) if late_months else ""))
     if not payments and mean is None:
         advice = _("pay.advice_none")
     elif unpaid:
-        advice = _("pay.advice_unpaid", n=unpaid)
-    elif int(late_count) > 0 or (mean is not None and float(mean) > LATE_AFTER_DAYS):
+        advice = _("pay.advice_unpaid", n=int(unpaid))
+    elif int(late_count) > 0 or (mean is not None and float(mean) > late_after):
         advice = _("pay.advice_late")
     elif main == "counter":
         advice = _("pay.advice_counter")
@@ -679,14 +712,35 @@ def _mix(_, f, channels: dict[str, int]) -> str:
     return "; ".join(f"{_channel(_, k)} {round(100 * v)}%" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
 
 
-def _terms(_, terms: TariffTerms):
-    n = max((len(v) for v in terms.prices.values()), default=0)
+def _terms(_, terms: TariffTerms, lang: str = "zh"):
+    versions: tuple[tuple[_dt.date | None, TariffTerms], ...] = terms.versions or ((None, terms),)
+    n = max((len(v) for _d, t in versions for v in t.prices.values()), default=0)
     header = [_("terms.period"), *(_(f"tiers.name{i + 1}") for i in range(n))] if n else []
     rows = []
-    for period, values in terms.prices.items():
-        rows.append([_priced_period(_, period), *(f"{v:.4f}".rstrip("0").rstrip(".") if v is not None else "–"
-                                                   for v in values)])
+    for k, (start, t) in enumerate(versions):
+        span = ""
+        if start is not None:  # a price change within the year: each version's rows with its days
+            following = versions[k + 1][0] if k + 1 < len(versions) else None
+            end = following - _dt.timedelta(days=1) if following is not None else None
+            span = " " + (_("terms.span", first=fmt.date(start, lang), last=fmt.date(end, lang)) if end
+                          else _("terms.span_open", first=fmt.date(start, lang)))
+        for period, values in t.prices.items():
+            rows.append([_priced_period(_, period) + span,
+                         *(f"{v:.4f}".rstrip("0").rstrip(".") if v is not None else "–" for v in values)])
     lines = []
+    if terms.versions:
+        lines.append(_("terms.change", dates=_("list.sep").join(fmt.date(d, lang) for d, _t in terms.versions[1:])))
+        for j, (d, t) in enumerate(terms.versions[:-1]):
+            if (t.thresholds, t.thresholds_by_month, t.cycle) != (terms.thresholds, terms.thresholds_by_month,
+                                                                   terms.cycle):
+                key = "terms.thresholds_monthly" if t.cycle == "monthly" else "terms.thresholds_annual"
+                text = (_(key, values=" / ".join(fmt.kwh(x, 0) for x in t.thresholds)) if t.thresholds
+                        and not t.thresholds_by_month else
+                        _("terms.thresholds_by_month", values=_by_month_text(_, t.thresholds_by_month))
+                        if t.thresholds_by_month else "")
+                if text:
+                    last = terms.versions[j + 1][0] - _dt.timedelta(days=1)
+                    lines.append(_("terms.span", first=fmt.date(d, lang), last=fmt.date(last, lang)) + " " + text)
     if terms.periods:
         groups: dict[str, list[str]] = {}
         for reg in REGISTERS:

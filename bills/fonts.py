@@ -21,7 +21,7 @@ synthesised from the regular face.
 
 Subsets are made with HarfBuzz (``libharfbuzz-subset``, through cffi; seconds for all of them), or
 fontTools if HarfBuzz is missing (slower). They are written to a cache directory
-(``WATTBILL_FONT_CACHE``, else ``$XDG_CACHE_HOME/wattbill/fonts``, else ``~/.cache/wattbill/fonts``),
+(setting ``font_cache``, ``WATTBILL_FONT_CACHE``, else ``$XDG_CACHE_HOME/wattbill/fonts``, else ``~/.cache/wattbill/fonts``),
 named by a hash of the characters and the source file, atomically (write + rename), so that
 concurrent workers are safe. Together ~20 MB, so they are not committed.
 
@@ -159,9 +159,11 @@ def charset() -> str:
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("WATTBILL_FONT_CACHE")
-    if env:
-        return Path(env)
+    from wattbill.settings import get_settings
+
+    configured = get_settings().font_cache
+    if configured is not None:
+        return configured
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "wattbill" / "fonts"
 

@@ -31,9 +31,15 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import jinja2
-from weasyprint import CSS, HTML
-from weasyprint.text.fonts import FontConfiguration
-from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+from wattbill.errors import MissingExtra, WattbillError
+
+try:
+    from weasyprint import CSS, HTML
+    from weasyprint.text.fonts import FontConfiguration
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+except ImportError as exc:  # the [pdf] extra is not installed
+    raise MissingExtra("PDF rendering (wattbill.bills.render)", "weasyprint", "pdf") from exc
 
 from wattbill.bills import fonts as _fonts
 from wattbill.bills.document import BillDocument
@@ -49,7 +55,7 @@ CHART_SCHEME = "wattbill-chart"
 log = logging.getLogger(__name__)
 
 
-class RefusedURL(ValueError):
+class RefusedURL(WattbillError, ValueError):
     """A bill tried to fetch something outside the package's assets."""
 
 

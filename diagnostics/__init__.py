@@ -17,6 +17,7 @@ from wattbill.diagnostics.features import (
     bills_frame,
     channel_mix,
     diagnose,
+    payment_status,
 )
 from wattbill.diagnostics.whatif import shift_peak_to_valley, tariff_what_if
 
@@ -35,6 +36,7 @@ __all__ = [
     "days_in_year",
     "densify",
     "diagnose",
+    "payment_status",
     "shift_peak_to_valley",
     "take_rows",
     "tariff_what_if",

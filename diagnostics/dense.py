@@ -144,26 +144,52 @@ def _day_span(day, lo, hi):  # pragma: no cover - numba
 def _classify_run(lo, hi, day, jan1, f, last, v0, v1, v2, v3, voff, has_regs, est, est_off):  # pragma: no cover
     """How the rows ``lo:hi`` of one customer (a run, ``hi > lo``) can be read.
 
-    Returns ``(clean, ordered, regs_state)``: ``clean`` when every row is within the open window
-    ``f..last`` [day index], the period registers are on every row or on none and nothing is estimated
+    Returns ``(clean, ordered, regs_state, mask)``: ``clean`` when every row is within the open window
+    ``f..last`` [day index], each period register is on every row or on none and nothing is estimated
     (nearly every run); ``ordered`` when the days strictly increase (one meter, one row a day);
-    ``regs_state`` 1 registers on every row, 0 on none, -1 mixed (see :func:`_run_bits`).
+    ``regs_state`` 1 when every row has the same non-empty set of period registers, 0 when no row has
+    any, -1 mixed (see :func:`_run_bits`); ``mask`` the registers of that set (bit ``k``: register
+    ``k``). A meter has the registers it has: a two-period meter (peak and valley) has period
+    registers on every row; its sharp and flat are no kWh, not unknown.
     """
     dmin, dmax, ordered = _day_span(day, lo, hi)
     regs_state = 0
+    mask = 0
     if has_regs:
-        regs_state = min(_run_bits(v0, voff[0], lo, hi), _run_bits(v1, voff[1], lo, hi),
-                         _run_bits(v2, voff[2], lo, hi), _run_bits(v3, voff[3], lo, hi))
+        b0 = _run_bits(v0, voff[0], lo, hi)
+        b1 = _run_bits(v1, voff[1], lo, hi)
+        b2 = _run_bits(v2, voff[2], lo, hi)
+        b3 = _run_bits(v3, voff[3], lo, hi)
+        mask = (b0 == 1) * 1 + (b1 == 1) * 2 + (b2 == 1) * 4 + (b3 == 1) * 8
+        if min(b0, b1, b2, b3) < 0:
+            regs_state = -1
+        elif mask:
+            regs_state = 1
     est_none = est.shape[0] == 0 or _run_bits(est, est_off[0], lo, hi) == 0
     clean = dmin - jan1 >= f and dmax - jan1 <= last and regs_state >= 0 and est_none
-    return clean, ordered, regs_state
+    return clean, ordered, regs_state, mask
 
 
 @nb.njit(cache=True, inline="always")
-def _write_run(i, a, b, day, jan1, total, r0, r1, r2, r3, with_tou, lo, hi, out_total, present, tou, reg_sum, tou_total,
+def _row_regs(v0, v1, v2, v3, voff, k, r0, r1, r2, r3):  # pragma: no cover - numba
+    """Row ``k``'s period registers: (any present, the four values with 0 for an absent one) [Wh]."""
+    a0 = _valid(v0, voff[0], k)
+    a1 = _valid(v1, voff[1], k)
+    a2 = _valid(v2, voff[2], k)
+    a3 = _valid(v3, voff[3], k)
+    x0 = r0[k] if a0 else 0
+    x1 = r1[k] if a1 else 0
+    x2 = r2[k] if a2 else 0
+    x3 = r3[k] if a3 else 0
+    return a0 or a1 or a2 or a3, x0, x1, x2, x3
+
+
+@nb.njit(cache=True, inline="always")
+def _write_run(i, a, b, day, jan1, total, r0, r1, r2, r3, mask, lo, hi, out_total, present, tou, reg_sum, tou_total,
                regs):  # pragma: no cover - numba
     """Add a clean run in day order (rows ``a:b``, see :func:`_classify_run`) into row ``i`` of the
-    dense arrays; False when a day's sum does not fit ``lo..hi`` (the dtype of ``out_total``)."""
+    dense arrays, with the period registers of ``mask`` (the others are no kWh); False when a day's
+    sum does not fit ``lo..hi`` (the dtype of ``out_total``)."""
     with_regs = regs.shape[0] > 0
     rday = day[a:b]
     rtot = total[a:b]
@@ -177,12 +203,17 @@ def _write_run(i, a, b, day, jan1, total, r0, r1, r2, r3, with_tou, lo, hi, out_
         out_total[i, d] = x
         present[i, d] = True
         tt += v
-    if not with_tou:
+    if mask == 0:
         return True
-    x0 = r0[a:b]
-    x1 = r1[a:b]
-    x2 = r2[a:b]
-    x3 = r3[a:b]
+    # (an absent register's values are unspecified: read a present one in its place, times 0)
+    m0 = np.int64(mask & 1)
+    m1 = np.int64((mask >> 1) & 1)
+    m2 = np.int64((mask >> 2) & 1)
+    m3 = np.int64((mask >> 3) & 1)
+    x0 = r0[a:b] if m0 else total[a:b]
+    x1 = r1[a:b] if m1 else total[a:b]
+    x2 = r2[a:b] if m2 else total[a:b]
+    x3 = r3[a:b] if m3 else total[a:b]
     s0 = np.int64(0)
     s1 = np.int64(0)
     s2 = np.int64(0)
@@ -190,15 +221,15 @@ def _write_run(i, a, b, day, jan1, total, r0, r1, r2, r3, with_tou, lo, hi, out_
     for k in range(rday.shape[0]):
         d = rday[k] - jan1
         tou[i, d] = True
-        s0 += x0[k]
-        s1 += x1[k]
-        s2 += x2[k]
-        s3 += x3[k]
+        s0 += x0[k] * m0
+        s1 += x1[k] * m1
+        s2 += x2[k] * m2
+        s3 += x3[k] * m3
         if with_regs:
-            y0 = regs[i, d, 0] + x0[k]
-            y1 = regs[i, d, 1] + x1[k]
-            y2 = regs[i, d, 2] + x2[k]
-            y3 = regs[i, d, 3] + x3[k]
+            y0 = regs[i, d, 0] + x0[k] * m0
+            y1 = regs[i, d, 1] + x1[k] * m1
+            y2 = regs[i, d, 2] + x2[k] * m2
+            y3 = regs[i, d, 3] + x3[k] * m3
             if min(y0, y1, y2, y3) < lo or max(y0, y1, y2, y3) > hi:
                 return False
             regs[i, d, 0] = y0
@@ -221,7 +252,8 @@ def _scatter(bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v0, v1, v2, v3,
     """Add every daily row into the dense arrays (allocated and zeroed by the caller).
 
     ``v0..v3`` are the Arrow validity bitmaps of the register columns (bit offsets ``voff``; empty =
-    no nulls): a row has period registers when all four are valid (and ``has_regs``). ``est`` and
+    no nulls): a row has period registers when any of the four is valid (and ``has_regs``); an absent
+    one is no kWh in its period (a meter without that register). ``est`` and
     ``est_valid`` are the value and validity bitmaps of ``estimated`` (bit offsets ``est_off``; an empty
     ``est``: no column, nothing estimated). ``regs`` has 0
     rows when the daily registers are not kept. Returns False, with the arrays partly filled, as soon
@@ -240,10 +272,10 @@ def _scatter(bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v0, v1, v2, v3,
             continue
         if bounds[r + 1] == bounds[r]:
             continue
-        clean, ordered, regs_state = _classify_run(bounds[r], bounds[r + 1], day, jan1, f, last, v0, v1, v2, v3,
-                                                   voff, has_regs, est, est_off)
+        clean, ordered, _regs_state, mask = _classify_run(bounds[r], bounds[r + 1], day, jan1, f, last, v0, v1, v2,
+                                                         v3, voff, has_regs, est, est_off)
         if clean and ordered:  # one row a day: no per-row checks; sums in registers
-            if not _write_run(i, bounds[r], bounds[r + 1], day, jan1, total, r0, r1, r2, r3, regs_state == 1, lo, hi,
+            if not _write_run(i, bounds[r], bounds[r + 1], day, jan1, total, r0, r1, r2, r3, mask, lo, hi,
                               out_total, present, tou, reg_sum, tou_total, regs):
                 return False
             continue
@@ -259,16 +291,18 @@ def _scatter(bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v0, v1, v2, v3,
             present[i, d] = True
             if est.shape[0] and _valid(est, est_off[0], k) and _valid(est_valid, est_off[1], k):
                 estimated[i, d] = True
-            if has_regs and _valid(v0, voff[0], k) and _valid(v1, voff[1], k) and _valid(v2, voff[2], k) \
-                    and _valid(v3, voff[3], k):
+            if not has_regs:
+                continue
+            any_reg, x0, x1, x2, x3 = _row_regs(v0, v1, v2, v3, voff, k, r0, r1, r2, r3)
+            if any_reg:
                 tou[i, d] = True
                 tou_total[i] += v
-                reg_sum[i, 0] += r0[k]
-                reg_sum[i, 1] += r1[k]
-                reg_sum[i, 2] += r2[k]
-                reg_sum[i, 3] += r3[k]
+                reg_sum[i, 0] += x0
+                reg_sum[i, 1] += x1
+                reg_sum[i, 2] += x2
+                reg_sum[i, 3] += x3
                 if with_regs:
-                    for c, rv in enumerate((r0[k], r1[k], r2[k], r3[k])):
+                    for c, rv in enumerate((x0, x1, x2, x3)):
                         y = regs[i, d, c] + rv
                         if y < lo or y > hi:
                             return False

@@ -437,6 +437,66 @@ def _payments(payments: pl.DataFrame | None, ids: pl.DataFrame, year: int, p: Pa
     return ids.select("customer_id").hstack(agg)
 
 
+PAYMENT_STATUS_SCHEMA: dict[str, pl.DataType] = {
+    "bill_month": pl.Utf8(), "issued_on": pl.Date(), "paid_on": pl.Date(), "amount_fen": pl.Int64(),
+    "channel": pl.Utf8(), "delay_days": pl.Int32(), "late": pl.Boolean(),
+}
+
+
+def payment_status(payments: pl.DataFrame | None, year: int, params: Params = DEFAULT_PARAMS) -> pl.DataFrame:
+    """The payments of ``year``'s bills, each with its delay and whether it counts as late.
+
+    The per-bill view of the rule that the ``pay_*`` features count (:func:`diagnose`), for whatever
+    shows single payments (the bill's payment table and its list of late months), so a bill never
+    lists other late payments than it counts. It is a plain polars formulation, independent of the
+    features' numba kernel (``diagnostics.kernels.payments_kernel``); the tests hold the two equal.
+
+    Parameters
+    ----------
+    payments : pl.DataFrame or None
+        ``PAYMENT_SCHEMA`` rows of one or more customers (others than ``year``'s bills are dropped).
+    year : int
+        The bill year: bills whose ``bill_month`` starts with ``"<year>-"``.
+    params : Params
+        ``late_after_days`` [days].
+
+    Returns
+    -------
+    pl.DataFrame
+        ``PAYMENT_STATUS_SCHEMA`` (plus ``customer_id`` when given), ordered by ``bill_month``:
+        ``channel`` lower-cased as the features count it (null -> ``"other"``), ``delay_days`` =
+        ``paid_on - issued_on`` [days] (null unless both dates are known), ``late``: paid more than
+        ``late_after_days`` after issue, or unpaid and issued more than ``late_after_days`` before
+        31 December of ``year``; null when the issue date is unknown.
+
+    Notes
+    -----
+    The threshold is ``Params.late_after_days`` alone: the features, the labels and the bill read it
+    from there.
+    """
+    if payments is None or payments.height == 0:
+        return pl.DataFrame(schema=PAYMENT_STATUS_SCHEMA)
+    keep = (["customer_id"] if "customer_id" in payments.columns else []) + list(PAYMENT_STATUS_SCHEMA)
+    year_end = dt.date(year, 12, 31)
+    late_after = int(params.late_after_days)
+    delay = (pl.col("paid_on") - pl.col("issued_on")).dt.total_days().cast(pl.Int32)
+    out = (
+        payments.filter(pl.col("bill_month").str.starts_with(f"{year}-"))
+        .with_columns(
+            pl.col("issued_on").cast(pl.Date), pl.col("paid_on").cast(pl.Date),
+            pl.col("channel").str.to_lowercase().fill_null("other"),
+        )
+        .with_columns(delay.alias("delay_days"))
+        .with_columns(
+            pl.when(pl.col("issued_on").is_null()).then(None)
+            .when(pl.col("paid_on").is_not_null()).then(pl.col("delay_days") > late_after)
+            .otherwise((pl.lit(year_end) - pl.col("issued_on")).dt.total_days() > late_after)
+            .alias("late")
+        )
+    )
+    return out.select(keep).sort("bill_month", maintain_order=True)
+
+
 def _channel_mix_json(by_channel: np.ndarray, n_paid: np.ndarray, paid_any: np.ndarray) -> pl.Series:
     """``pay_channel_mix`` of every customer (null where ``paid_any`` is False).
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba as nb
 import numpy as np
 
-from wattbill.diagnostics.dense import _classify_run, _day_span, _run_bits, _sum, _valid  # noqa: F401  (_run_bits: tests)
+from wattbill.diagnostics.dense import _classify_run, _day_span, _row_regs, _run_bits, _sum, _valid  # noqa: F401  (_run_bits: tests)
 
 # months (0-based) of the seasons: shoulder = spring and autumn (Apr, May, Oct, Nov), summer = Jul-Aug,
 # winter = Dec, Jan, Feb of the same calendar year
@@ -461,17 +461,21 @@ def usage_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v
         # a clean run (see _classify_run), as nearly every run is, takes loops without per-row checks,
         # and the sums of its registers vectorised loops; a clean run in day order (one meter) is not
         # even laid out by day
-        clean, ordered, regs_state = _classify_run(lo, hi, day, jan1, f, last, v0, v1, v2, v3, voff, has_regs, est,
-                                                   est_off)
+        clean, ordered, regs_state, mask = _classify_run(lo, hi, day, jan1, f, last, v0, v1, v2, v3, voff, has_regs,
+                                                         est, est_off)
         s0 = 0
         s1 = 0
         s2 = 0
         s3 = 0
-        if clean and regs_state == 1:
-            s0 = _sum(r0[lo:hi])
-            s1 = _sum(r1[lo:hi])
-            s2 = _sum(r2[lo:hi])
-            s3 = _sum(r3[lo:hi])
+        if clean and regs_state == 1:  # (a register the meter does not have: no kWh)
+            if mask & 1:
+                s0 = _sum(r0[lo:hi])
+            if mask & 2:
+                s1 = _sum(r1[lo:hi])
+            if mask & 4:
+                s2 = _sum(r2[lo:hi])
+            if mask & 8:
+                s3 = _sum(r3[lo:hi])
         if clean and ordered:
             m = rday.shape[0]
             wy = _sorted_month_sums(rtot, rday, jan1, month_start, vals, days, out[1][i], ends)
@@ -500,14 +504,16 @@ def usage_runs(r_lo, r_hi, bounds, run_cust, day, jan1, total, r0, r1, r2, r3, v
                 pres[d] = True
                 if est.shape[0] and _valid(est, est_off[0], k) and _valid(est_valid, est_off[1], k):
                     estd[d] = True
-                if has_regs and _valid(v0, voff[0], k) and _valid(v1, voff[1], k) and _valid(v2, voff[2], k) \
-                        and _valid(v3, voff[3], k):
+                if not has_regs:
+                    continue
+                any_reg, x0, x1, x2, x3 = _row_regs(v0, v1, v2, v3, voff, k, r0, r1, r2, r3)
+                if any_reg:
                     tou[d] = True
                     tt += v
-                    s0 += r0[k]
-                    s1 += r1[k]
-                    s2 += r2[k]
-                    s3 += r3[k]
+                    s0 += x0
+                    s1 += x1
+                    s2 += x2
+                    s3 += x3
             tou_days[i] = _count(tou[f:last + 1])
             est_days[i] = _count(estd[f:last + 1])
             tou[f:last + 1] = False

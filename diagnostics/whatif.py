@@ -6,7 +6,6 @@ rest of the package works on its own).
 
 from __future__ import annotations
 
-import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -256,8 +255,9 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
     Parameters
     ----------
     catalog : tariffs.Catalog
-        Gives the customer's tariff (``Catalog.get(code, on=Jan 1 of year)``) and its alternatives
-        (``Catalog.alternatives(code)``).
+        Gives the customer's tariff (``Catalog.schedule(code, year)``: every day priced by the
+        version in force that day, as the bill run does) and its alternatives
+        (``Catalog.alternatives(code)``, each as its schedule of ``year``).
     daily : pl.DataFrame
         ``DAILY_SCHEMA`` rows of ``year``.
     customers : pl.DataFrame
@@ -286,18 +286,22 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
     has_tou = count_days(d.tou, d.open_first, d.open_last) >= np.maximum(
         1, count_days(d.present, d.open_first, d.open_last) // 2)
     biller = _Biller(d, hs, year)
-    on = dt.date(year, 1, 1)
     bill_parts: list[pl.DataFrame] = []
     alt_parts: list[pl.DataFrame] = []
     for code in sorted(codes.unique().drop_nulls().to_list()):
         try:
-            tariff = catalog.get(code, on=on)
+            tariff = catalog.schedule(code, year)
         except Exception:  # unknown code: no bill here (the pipeline reports it)
             continue
         rows = np.nonzero((codes == code).to_numpy() & (d.open_first >= 0))[0]
         if rows.size == 0:
             continue
-        offered = [alt for alt in catalog.alternatives(code, on=on) if alt.code != code]
+        offered = []
+        for alt in catalog.alternatives(code):
+            try:
+                offered.append(catalog.schedule(alt.code, year))
+            except TariffError:  # no version of the alternative in force in the year
+                continue
         tou_rows = has_tou[rows]
         masks = [None if not alt.is_time_of_use or tou_rows.all() else tou_rows for alt in offered]
         try:
@@ -315,8 +319,8 @@ def tariff_what_if(catalog, daily: pl.DataFrame, customers: pl.DataFrame, year: 
                 "tariff": pl.Series(values=[alt.code], dtype=pl.Utf8).new_from_index(0, k),
                 "year_fen": pl.Series(values=np.concatenate([p.year_fen for p in parts]).astype(np.int64)),
                 "is_tou": pl.Series(values=[alt.is_time_of_use], dtype=pl.Boolean).new_from_index(0, k),
-                "name": pl.Series(values=[alt.name], dtype=pl.Utf8).new_from_index(0, k),
-                "name_en": pl.Series(values=[alt.name_en], dtype=pl.Utf8).new_from_index(0, k),
+                "name": pl.Series(values=[alt.latest.name], dtype=pl.Utf8).new_from_index(0, k),
+                "name_en": pl.Series(values=[alt.latest.name_en], dtype=pl.Utf8).new_from_index(0, k),
             }))
     bills = pl.concat(bill_parts) if bill_parts else pl.DataFrame(schema=BILLS_SCHEMA)
     alts = pl.concat(alt_parts) if alt_parts else pl.DataFrame(schema=ALTERNATIVES_SCHEMA)

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from wattbill.ingest import vee
-from wattbill.ingest.errors import BadFileError, UnknownKindError
+from wattbill.ingest.errors import BadFileError, IngestError, UnknownKindError
 from wattbill.ingest.readers import (
     bucketed,
     detect_format,
@@ -23,6 +23,7 @@ from wattbill.ingest.readers import (
     read_raw,
     scan_text,
     sha256_of,
+    utf8_source,
 )
 from wattbill.ingest.schemas import (
     DAILY_SCHEMA,
@@ -75,19 +76,31 @@ def ingest_file(
         raise UnknownKindError(path, None, None, f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
     if not path.is_file():
         raise BadFileError(path, None, None, "no such file")
-    buckets = n_buckets or n_buckets_for(path)
+    try:
+        with utf8_source(path) as src:  # a GB18030/GBK export is read through a UTF-8 copy
+            return _ingest_source(path, src, kind, store, today, n_buckets)
+    except IngestError as exc:
+        exc.file = str(path)  # (never the temporary copy's name)
+        raise
+
+
+def _ingest_source(
+    path: Path, src: Path, kind: str, store: Any, today: dt.date | None, n_buckets: int | None
+) -> IngestReport:
+    """``ingest_file`` of ``path``, read from ``src`` (``path`` or its UTF-8 copy)."""
+    buckets = n_buckets or n_buckets_for(src)
     if buckets > 1:  # a large file: know first whether it was loaded already
         sha = sha256_of(path)
         if store is not None and (rec := store.ledger_get(sha)) is not None:
             return _report_from_ledger(rec, path)
-        return _ingest(path, kind, store, sha, today, buckets)
+        return _ingest(path, kind, store, sha, today, buckets, src=src)
     # a file read at once: its hash is computed while it goes through VEE (hashlib releases the GIL;
     # VEE leaves a core idle now and then, the CSV reader does not); a file loaded before is found
     # after VEE then, and nothing is stored
-    raw = read_raw(path, kind)
+    raw = read_raw(src, kind)
     with ThreadPoolExecutor(max_workers=1) as pool:
         fut = pool.submit(sha256_of, path)
-        return _ingest(path, kind, store, fut.result, today, 1, raw)
+        return _ingest(path, kind, store, fut.result, today, 1, raw, src=src)
 
 
 def _ingest(
@@ -98,9 +111,11 @@ def _ingest(
     today: dt.date | None,
     n_buckets: int,
     raw: pl.DataFrame | None = None,
+    *,
+    src: Path,
 ) -> IngestReport:
     """``ingest_file`` given the file's hash (or a function that waits for it) and, for a file read at
-    once, its ``raw`` frame."""
+    once, its ``raw`` frame; ``src`` is the file read (``path``, or its UTF-8 copy)."""
     fn = _VEE[kind]
     rows = loaded = est = dups = 0
     qs: list[pl.DataFrame] = []
@@ -109,16 +124,17 @@ def _ingest(
     tmp: Path | None = None
     daily_files: list[Path] = []
     anchors = store.load_register_state() if store is not None and kind == "registers" else None
+    gaps = (lambda ids: known_gaps(store, ids)) if anchors is not None else None
     states: list[pl.DataFrame] = []
     try:
-        with bucketed(path, kind, n_buckets, raw) as parts:
+        with bucketed(src, kind, n_buckets, raw) as parts:
             for i, raw in enumerate(parts):
                 if kind != "registers":
                     res = fn(raw, today=today)
                 elif n_buckets == 1:  # the file at once: VEE on two threads
-                    res = _registers_in_halves(raw, today, anchors)
+                    res = _registers_in_halves(raw, today, anchors, gaps)
                 else:  # customer buckets of a large file: one at a time, memory bounded by a bucket
-                    res = vee.registers_to_daily(raw, today=today, anchors=anchors)
+                    res = vee.registers_to_daily(raw, today=today, anchors=anchors, known_gaps=gaps)
                 if res.state is not None and res.state.height:
                     states.append(res.state)
                 rows += res.rows
@@ -128,7 +144,7 @@ def _ingest(
                 if res.quarantine.height:
                     rows_q = res.quarantine.select("row")
                     bad = (
-                        _as_read(path, kind, raw, rows_q)
+                        _as_read(src, kind, raw, rows_q)
                         if n_buckets == 1  # a large file is not read again for this: typed values shown
                         else raw.join(rows_q, on="row", how="semi")
                     )
@@ -239,16 +255,20 @@ def _as_read(path: Path, kind: str, raw: pl.DataFrame, rows: pl.DataFrame) -> pl
 PARALLEL_MIN_ROWS = 200_000
 
 
-def _registers_in_halves(raw: pl.DataFrame, today: dt.date | None, anchors: pl.DataFrame | None) -> vee.VeeResult:
+def _registers_in_halves(
+    raw: pl.DataFrame, today: dt.date | None, anchors: pl.DataFrame | None,
+    gaps: Callable[[list[str]], pl.DataFrame] | None = None,
+) -> vee.VeeResult:
     """``vee.registers_to_daily`` of ``raw``, on two threads when the file lists its customers in
     order (as exports do): each half holds whole customers, so the halves are independent (VEE works
     per meter and per customer). polars and the numba kernels release the GIL."""
     parts = halves_of_customers(raw, PARALLEL_MIN_ROWS)
     if len(parts) == 1 or "customer_id" not in vee._plain_text_columns(raw, ["customer_id"]):
         # (ids with spaces around them: " 7" and "7" are one customer, but may sort apart)
-        return vee.registers_to_daily(raw, today=today, anchors=anchors)
+        return vee.registers_to_daily(raw, today=today, anchors=anchors, known_gaps=gaps)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        halves = list(pool.map(lambda part: vee.registers_to_daily(part, today=today, anchors=anchors), parts))
+        halves = list(pool.map(
+            lambda part: vee.registers_to_daily(part, today=today, anchors=anchors, known_gaps=gaps), parts))
     return _merge_results(halves)
 
 
@@ -270,6 +290,33 @@ def _merge_results(parts: list[vee.VeeResult]) -> vee.VeeResult:
         extra=extra,
         state=pl.concat(states, how="vertical_relaxed") if states else None,
     )
+
+
+def known_gaps(store: Any, customer_ids: list[str]) -> pl.DataFrame:
+    """The stored gaps of ``customer_ids`` (``gap_estimated`` findings with their two reads) whose
+    days are all still estimated in the store (``vee.GAP_SCHEMA``): a late file of those days
+    continues from them (``vee.registers_to_daily``). Asked only for meters of a late file."""
+    f = store.load_findings(customer_ids)
+    f = f.filter(pl.col("code") == "gap_estimated") if f.height else f
+    if f.height == 0:
+        return pl.DataFrame(schema=vee.GAP_SCHEMA)
+    ev_schema = pl.Struct({k: (pl.Utf8 if k in ("from", "to") else v) for k, v in vee.GAP_SCHEMA.items()
+                           if k not in ("customer_id", "meter_id")})
+    g = f.select("customer_id", "meter_id", pl.col("evidence").str.json_decode(ev_schema).alias("e")).unnest("e")
+    g = g.filter(pl.col("to_total_wh").is_not_null() & pl.col("from_total_wh").is_not_null()).with_columns(
+        pl.col("from").str.to_date(), pl.col("to").str.to_date()
+    ).unique(["customer_id", "meter_id", "from", "to"])
+    if g.height == 0:
+        return pl.DataFrame(schema=vee.GAP_SCHEMA)
+    years = range(g["from"].min().year, g["to"].max().year + 1)
+    daily = pl.concat([store.load_daily(y, customer_ids).select("customer_id", "meter_id", "day", "estimated")
+                       for y in years], how="vertical_relaxed")
+    days = g.with_columns(pl.int_ranges(1, (pl.col("to") - pl.col("from")).dt.total_days() + 1).alias("_i")).explode(
+        "_i").with_columns((pl.col("from") + pl.duration(days=pl.col("_i"))).alias("day"))
+    still = days.join(daily, on=["customer_id", "meter_id", "day"], how="left").group_by(
+        "customer_id", "meter_id", "from", "to").agg(pl.col("estimated").fill_null(False).all().alias("_open"))
+    g = g.join(still.filter(pl.col("_open")), on=["customer_id", "meter_id", "from", "to"], how="semi")
+    return g.select([pl.col(k).cast(v) for k, v in vee.GAP_SCHEMA.items()])
 
 
 def _newest_reads(states: list[pl.DataFrame], anchors: pl.DataFrame | None) -> pl.DataFrame:

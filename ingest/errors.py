@@ -22,8 +22,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wattbill.errors import WattbillError
 
-class IngestError(Exception):
+
+class IngestError(WattbillError):
     """A file that cannot be ingested. ``row`` is the 1-based data row (header excluded) or None."""
 
     def __init__(

@@ -31,95 +31,170 @@ def _int_digits(kwh):  # pragma: no cover - numba (its twin runs in the tests)
 #: ``delta`` of a register that has no value (no previous read, or a meter without the register)
 NO_DELTA = np.iinfo(np.int64).min
 
+#: how many later reads of a meter are looked at to see whether a register that went down comes back
+MAX_GLITCH_RUN = 7
+
+#: ``bad`` codes of :func:`register_deltas`
+BAD_LOW = 1  # the read went down and a later read came back: a bad (low) read
+BAD_HIGH = 2  # the read is above both neighbours, which are in line with each other: a bad (high) read
+BAD_UNCONFIRMED = 3  # the last read of the meter went down: nothing yet says whether it comes back
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _below(regs, i, p):  # pragma: no cover - numba (its twin runs in the tests)
+    """Index of the first register of row ``i`` below its value in row ``p`` (both known), else -1."""
+    for c in range(regs.shape[0]):
+        a = regs[c, i]
+        b = regs[c, p]
+        if a >= 0 and b >= 0 and a < b:
+            return c
+    return -1
+
 
 @nb.njit(cache=True, nogil=True)
 def register_deltas(same, day, regs, digits):  # pragma: no cover - numba (its twin runs in the tests)
-    """Differences of each read to the previous read of the same meter, with rollover and negatives.
+    """Differences of each read to the meter's previous *accepted* read: bad reads, rollovers, resets.
 
-    One pass from the last row to the first, turning ``regs`` into the differences in place (a row's
-    previous read is still as read when the row is done).
+    One forward pass per meter. A read where a register goes down is, in this order (the VEE rules
+    "bad reads", "rollover" and "register reset" of ``ingest.vee``):
+
+    1. a **bad low read** when one of the next ``MAX_GLITCH_RUN`` reads of the meter is back at or
+       above the last accepted read in every register (``BAD_LOW``): whatever the register's size, a
+       read that comes back was a bad read, not a wrap;
+    2. a **bad high read** of the previous accepted read when this read is at or above the accepted
+       read before that one in every register (``BAD_HIGH``, set on the previous read, whose
+       difference is then taken again from the read before it);
+    3. **unconfirmed** when it is the meter's last read here (``BAD_UNCONFIRMED``): held back until
+       a later read shows whether it comes back;
+    4. otherwise it stays down: each register that went down **wrapped** when the register's size is
+       known and the read before was within the top 10 % of the range and the wrapped difference
+       within its first 10 % (``rolled``); else a **reset** (``negcol``: no consumption that day, the
+       read re-anchors the meter).
+
+    The size of the register (``10**digits`` kWh) is the file's ``digits`` value when given, else
+    the meter's history: the number of integer digits of the largest total accepted so far (a
+    register that has shown 99,998 kWh has at least 5 digits), never one low value.
 
     Parameters
     ----------
     same : ndarray of bool, (n,)
-        Row ``i`` is the same meter as row ``i - 1``.
+        Row ``i`` is the same meter as row ``i - 1`` (rows sorted by customer, meter, day).
     day : ndarray of int32, (n,)
         Read date. [days since 1970-01-01]
     regs : ndarray of int64, (k, n)
-        Register reads, row 0 the total, then the periods; ``-1`` where the meter has none; replaced
-        by the differences: read minus previous read, across the wrap for a rollover, ``NO_DELTA``
-        where either is missing or for a first read. [Wh]
+        Register reads, row 0 the total, then the periods; ``-1`` where the meter has none. Not
+        changed. [Wh]
     digits : ndarray of int64, (n,) or (0,)
-        Digits of the register from the file, ``-1`` where not given, empty when no row gives them
-        (then the integer digits of the previous total read in kWh, a VEE rule of ``ingest.vee``).
+        Digits of the register from the file, ``-1`` where not given, empty when no row gives them.
 
     Returns
     -------
+    delta : ndarray of int64, (k, n)
+        Read minus the previous accepted read (across the wrap for a rollover); ``NO_DELTA`` where
+        either is missing, for a first read and for a bad read. [Wh]
     prev_day : ndarray of int32, (n,)
-        Day of the previous read of the meter, ``-1`` for its first read (``day`` is never -1 here:
-        dates before 1990 are quarantined). [days since 1970-01-01]
+        Day of the previous accepted read of the meter (for a bad read: the read it was compared
+        with), ``-1`` for its first read. [days since 1970-01-01]
     prev_total : ndarray of int64, (n,)
-        The previous total read (``-1`` for a first read). [Wh]
+        That read's total (``-1`` where ``prev_day`` is). [Wh]
     rolled : ndarray of bool, (n,)
-        Some register wrapped (taken across the wrap).
+        Some register wrapped.
     negcol : ndarray of int8, (n,)
-        Index of the first register whose difference is negative (and not a wrap), ``-1`` for none.
-    glitch : ndarray of bool, (n,)
-        Negative, and the next read of the meter is not below the previous read of the total: the
-        read is a glitch (quarantined by the caller), not a reset.
+        The register that went down and stayed down (a reset), or that went down on a bad read; -1.
+    bad : ndarray of int8, (n,)
+        0, or ``BAD_LOW`` / ``BAD_HIGH`` / ``BAD_UNCONFIRMED``: the read is not used (quarantined by
+        the caller).
     used_digits : ndarray of int64, (n,)
-        The digits used for the rollover test, on rows where a register went down (else ``-1``).
+        The digits used for the rollover test, on rows that stayed down (else ``-1``).
+
+    Notes
+    -----
+    The rule's source is wattbill's own field data (issue #12): collectors send 0.00 for a day now and
+    then, and a 4-digit guess from a value such as 9,448 kWh turned such a read into 10,000 kWh.
     """
     k, n = regs.shape
-    prev_day = np.empty(n, np.int32)
-    prev_total = np.empty(n, np.int64)
+    delta = np.full((k, n), NO_DELTA, np.int64)
+    prev_day = np.full(n, -1, np.int32)
+    prev_total = np.full(n, -1, np.int64)
     rolled = np.zeros(n, np.bool_)
     negcol = np.full(n, -1, np.int8)
-    glitch = np.zeros(n, np.bool_)
+    bad = np.zeros(n, np.int8)
     used_digits = np.full(n, -1, np.int64)
     has_digits = len(digits) == n
-    next_total = np.int64(-1)  # the total read of row i + 1 as read (the row is already replaced)
-    for i in range(n - 1, -1, -1):
-        this_total = regs[0, i]
-        if i == 0 or not same[i]:
-            prev_day[i] = -1
-            prev_total[i] = -1
-            for c in range(k):
-                regs[c, i] = NO_DELTA
-            next_total = this_total
-            continue
-        prev_day[i] = day[i - 1]
-        pt = regs[0, i - 1]
-        prev_total[i] = pt
-        mod = np.int64(-1)  # the register's range, worked out only when a register goes down
-        for c in range(k):
-            a = regs[c, i]
-            b = regs[c, i - 1]
-            if a < 0 or b < 0:
-                regs[c, i] = NO_DELTA
-                continue
-            d = a - b
-            if d < 0:
-                if mod < 0:
-                    dg = digits[i] if has_digits else -1
-                    if dg < 0:
-                        dg = _int_digits(max(pt // 1000, 1))
-                    if dg > MAX_DIGITS:
-                        dg = MAX_DIGITS
-                    used_digits[i] = dg
-                    mod = np.int64(1000)
-                    for _ in range(dg):
-                        mod *= 10
-                if b >= mod * 9 // 10 and 0 <= d + mod <= mod // 10:
-                    d += mod
-                    rolled[i] = True
-                elif negcol[i] < 0:
-                    negcol[i] = c
-            regs[c, i] = d
-        if negcol[i] >= 0 and i + 1 < n and same[i + 1] and next_total >= pt:
-            glitch[i] = True
-        next_total = this_total
-    return prev_day, prev_total, rolled, negcol, glitch, used_digits
+    i = 0
+    while i < n:
+        s = i
+        e = i + 1
+        while e < n and same[e]:
+            e += 1
+        p = s  # the last accepted read
+        pp = -1  # the accepted read before it
+        hist = regs[0, s]  # largest total accepted so far [Wh]
+        hist_pp = hist  # the same before ``p`` was accepted
+        for i2 in range(s + 1, e):
+            c = _below(regs, i2, p)
+            if c >= 0:
+                back = False
+                for j in range(i2 + 1, min(e, i2 + 1 + MAX_GLITCH_RUN)):
+                    if _below(regs, j, p) < 0:
+                        back = True
+                        break
+                if back:
+                    bad[i2] = BAD_LOW
+                    negcol[i2] = c
+                    prev_day[i2] = day[p]
+                    prev_total[i2] = regs[0, p]
+                    continue
+                if pp >= 0 and _below(regs, i2, pp) < 0:
+                    bad[p] = BAD_HIGH  # p was out of line: take this read from the one before
+                    for cc in range(k):
+                        delta[cc, p] = NO_DELTA
+                    rolled[p] = False
+                    negcol[p] = -1
+                    p = pp
+                    pp = -1
+                    hist = hist_pp
+                elif i2 == e - 1:
+                    bad[i2] = BAD_UNCONFIRMED
+                    negcol[i2] = c
+                    prev_day[i2] = day[p]
+                    prev_total[i2] = regs[0, p]
+                    continue
+            prev_day[i2] = day[p]
+            prev_total[i2] = regs[0, p]
+            mod = np.int64(-1)
+            for cc in range(k):
+                a = regs[cc, i2]
+                b = regs[cc, p]
+                if a < 0 or b < 0:
+                    continue
+                d = a - b
+                if d < 0:
+                    if mod < 0:
+                        dg = digits[i2] if has_digits else -1
+                        if dg < 0:
+                            dg = _int_digits(max(hist // 1000, 1))
+                        if dg > MAX_DIGITS:
+                            dg = MAX_DIGITS
+                        used_digits[i2] = dg
+                        mod = np.int64(1000)
+                        for _ in range(dg):
+                            mod *= 10
+                    if b >= mod * 9 // 10 and 0 <= d + mod <= mod // 10:
+                        d += mod
+                        rolled[i2] = True
+                    elif negcol[i2] < 0:
+                        negcol[i2] = cc
+                delta[cc, i2] = d
+            pp = p
+            p = i2
+            hist_pp = hist
+            if negcol[i2] >= 0:  # a reset: the register starts again
+                hist = regs[0, i2]
+            elif regs[0, i2] > hist:
+                hist = regs[0, i2]
+        i = e
+    return delta, prev_day, prev_total, rolled, negcol, bad, used_digits
 
 
 @nb.njit(cache=True, nogil=True)
@@ -268,26 +343,6 @@ def plain_strings(offsets, data):  # pragma: no cover - numba (its twin runs in 
             if x == 32 or (9 <= x <= 13) or x >= 128:
                 return False
     return True
-
-
-@nb.njit(cache=True, nogil=True)
-def kwh_to_wh(kwh):  # pragma: no cover - numba (its twin runs in the tests)
-    """Readings in kWh to integer Wh, ``round(kwh * 1000)`` half to even (as polars' ``round``).
-
-    Parameters
-    ----------
-    kwh : ndarray of float64, (n,)
-        Finite readings. [kWh]
-
-    Returns
-    -------
-    ndarray of int64, (n,)
-        [Wh]
-    """
-    out = np.empty(len(kwh), np.int64)
-    for i in range(len(kwh)):
-        out[i] = np.int64(np.rint(kwh[i] * 1000.0))
-    return out
 
 
 @nb.njit(cache=True, nogil=True)

@@ -1,6 +1,7 @@
 """Readers: detect the format (CSV or Parquet), map headers to canonical names, read values as text.
 
-CSV: UTF-8 with or without BOM, CRLF or LF, every value read as text (ids keep their leading zeros,
+CSV: UTF-8 with or without BOM, or GB18030/GBK (Chinese Excel's export, no BOM; read through a
+temporary UTF-8 copy, see :func:`utf8_source`), CRLF or LF, every value read as text (ids keep their leading zeros,
 numbers are parsed by VEE so that a bad value is quarantined, never read as zero). Parquet: columns as
 stored. Large files are read in batches and spread over customer buckets (temporary Arrow IPC files)
 so that memory stays flat: VEE then runs per bucket, each holding whole meters.
@@ -12,7 +13,6 @@ import codecs
 import csv
 import hashlib
 import io
-import os
 import re
 import shutil
 import tempfile
@@ -35,9 +35,9 @@ from wattbill.ingest.errors import (
 )
 from wattbill.ingest.schemas import ALIASES, INPUT_COLUMNS, customer_bucket
 
-#: files larger than this are processed in customer buckets (bytes; env WATTBILL_INGEST_BUCKET_MB)
+#: files larger than this are processed in customer buckets (bytes; setting ingest_bucket_mb)
 BUCKET_THRESHOLD = 256 * 1024 * 1024
-#: target bytes of file per bucket (env WATTBILL_INGEST_BUCKET_MB)
+#: target bytes of file per bucket (setting ingest_bucket_mb)
 BUCKET_BYTES = 128 * 1024 * 1024
 
 _UNIT = re.compile(r"[\(（\[【].*?[\)）\]】]\s*$")
@@ -120,15 +120,79 @@ def detect_format(path: Path) -> str:
         )
     if b"\x00" in head:
         raise UnsupportedFormatError(path, None, None, "not CSV or Parquet (binary content)")
-    dec = codecs.getincrementaldecoder("utf-8")()
-    try:
-        dec.decode(head, final=len(head) == size)
-    except UnicodeDecodeError as e:
-        line = head[: e.start].count(b"\n")
-        raise UnsupportedFormatError(
-            path, line if line > 0 else None, None, "not UTF-8 text (GBK export?); save the CSV as UTF-8"
-        ) from None
     return "csv"
+
+
+#: text encodings a CSV may have, tried in this order over the whole file: UTF-8 (with or without a
+#: BOM), then GB18030, the superset of GBK/GB2312 that Chinese Excel's "CSV" export writes (no BOM)
+TEXT_ENCODINGS = ("utf-8", "gb18030")
+
+
+def text_encoding(path: Path) -> str:
+    """The encoding of a CSV file, checked over the whole file: ``"utf-8"`` or ``"gb18030"``.
+
+    Chinese Excel writes GBK without a BOM, and often only a few rows have Chinese text (an address far
+    down the file), so the first bytes say nothing: every byte is checked (ASCII blocks at memory
+    speed). Raises ``UnsupportedFormatError`` naming the first row (1-based data row) that is valid
+    in no supported encoding.
+
+    References
+    ----------
+    .. [1] GB 18030-2022, *Information technology - Chinese coded character set*: a superset of GBK
+       (and so of GB 2312) that maps every Unicode code point.
+    """
+    first_bad = None
+    for enc in TEXT_ENCODINGS:
+        bad = _first_undecodable(path, enc)
+        if bad is None:
+            return enc
+        first_bad = bad if first_bad is None else max(first_bad, bad)
+    assert first_bad is not None
+    with open(path, "rb") as f:
+        line = f.read(first_bad).count(b"\n")
+    raise UnsupportedFormatError(
+        path, line if line > 0 else None, None,
+        "not UTF-8 or GB18030/GBK text (a byte no supported encoding reads); save the CSV as UTF-8",
+    )
+
+
+def _first_undecodable(path: Path, encoding: str) -> int | None:
+    """Byte offset of the first byte ``encoding`` cannot decode in ``path``, or None."""
+    dec = codecs.getincrementaldecoder(encoding)()
+    pos = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            if chunk.isascii() and not dec.getstate()[0]:
+                pos += len(chunk)
+                continue
+            pending = len(dec.getstate()[0])
+            try:
+                dec.decode(chunk)
+            except UnicodeDecodeError as e:  # (e.start counts in the pending bytes + chunk)
+                return pos - pending + max(e.start, 0)
+            pos += len(chunk)
+        try:
+            dec.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            return max(0, pos - len(e.object) + e.start)
+    return None
+
+
+@contextmanager
+def utf8_source(path: Path) -> Iterator[Path]:
+    """``path`` itself when it is Parquet or UTF-8 text, else a temporary UTF-8 copy of the GB18030
+    text (removed afterwards), so that the readers see UTF-8. Errors of :func:`text_encoding`."""
+    if detect_format(path) != "csv" or text_encoding(path) == "utf-8":
+        yield path
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="wattbill-utf8-"))
+    try:
+        out = tmp / (path.stem + ".utf8.csv")
+        with open(path, encoding="gb18030", newline="") as src, open(out, "w", encoding="utf-8", newline="") as dst:
+            shutil.copyfileobj(src, dst, 1 << 22)
+        yield out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def csv_header(path: Path) -> list[str]:
@@ -279,9 +343,11 @@ def _polars_error(path: Path, e: Exception):
 def n_buckets_for(path: Path) -> int:
     size = path.stat().st_size
     threshold, per_bucket = BUCKET_THRESHOLD, BUCKET_BYTES
-    env = os.environ.get("WATTBILL_INGEST_BUCKET_MB")
-    if env:
-        per_bucket = int(float(env) * 1024 * 1024)
+    from wattbill.settings import get_settings
+
+    bucket_mb = get_settings().ingest_bucket_mb
+    if bucket_mb:
+        per_bucket = int(bucket_mb * 1024 * 1024)
         threshold = per_bucket
     if size <= threshold:
         return 1

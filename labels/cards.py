@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import re
@@ -11,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wattbill import formats
+from wattbill.formats import format_yuan
 from wattbill.labels.catalogue import LabelDef, catalogue_by_code, load_catalogue
 
 
@@ -42,38 +43,6 @@ class _Missing(Exception):
     """A placeholder has no usable value: the sentence is left out."""
 
 
-def format_yuan(fen: int, grouping: bool = True) -> str:
-    """Fen -> yuan text with two decimals, by integer arithmetic ("1,234.05", "-0.50").
-
-    Parameters
-    ----------
-    fen : int
-        Amount [fen]; must be an integer (floats are refused: money is never a float).
-    grouping : bool
-        Thousands separators.
-    """
-    if isinstance(fen, bool) or not isinstance(fen, int):
-        raise TypeError(f"money must be an integer number of fen, got {type(fen).__name__}")
-    sign = "-" if fen < 0 else ""
-    yuan, cents = divmod(abs(fen), 100)
-    whole = f"{yuan:,}" if grouping else str(yuan)
-    return f"{sign}{whole}.{cents:02d}"
-
-
-def _as_date(v: Any) -> dt.date:
-    if isinstance(v, dt.date):
-        return v
-    return dt.date.fromisoformat(str(v))
-
-
-def _round_half_up(x: float, digits: int = 0) -> str:
-    """Display rounding (half away from zero) of a non-money number."""
-    q = 10 ** digits
-    r = math.floor(abs(x) * q + 0.5) / q
-    r = -r if x < 0 else r
-    return f"{r:.{digits}f}"
-
-
 class _Formatter(string.Formatter):
     def __init__(self, language: str) -> None:
         super().__init__()
@@ -86,14 +55,13 @@ class _Formatter(string.Formatter):
         return v
 
     def format_field(self, value: Any, spec: str) -> str:
-        zh = self.language == "zh"
         match spec:
             case "pct":
-                return _round_half_up(float(value) * 100) + "%"
+                return formats.share(float(value))
             case "p100":
-                return _round_half_up(float(value)) + "%"
+                return formats.pct(float(value))
             case "inv100":
-                return _round_half_up(100.0 - float(value)) + "%"
+                return formats.pct(100.0 - float(value))
             case "yuan" | "yuan+":
                 fen = int(value)
                 if fen != value:
@@ -102,19 +70,15 @@ class _Formatter(string.Formatter):
                     raise _Missing("not positive")
                 return format_yuan(fen)
             case "kwh":
-                wh = round(float(value))
-                return f"{(wh + 500) // 1000:,}" if wh >= 0 else f"-{(-wh + 500) // 1000:,}"
+                return formats.kwh_from_wh(round(float(value)), 0)
             case "kwh1":
-                return _round_half_up(float(value) / 1000.0, 1)
-            case "w":
-                return _round_half_up(float(value))
+                return formats.kwh_from_wh(round(float(value)), 1)
+            case "w" | "int":
+                return formats.number(float(value))
             case "x1":
-                return _round_half_up(float(value), 1)
-            case "int":
-                return _round_half_up(float(value))
+                return formats.number(float(value), 1)
             case "date":
-                d = _as_date(value)
-                return f"{d.month}月{d.day}日" if zh else f"{d.day} {d.strftime('%B')}"
+                return formats.day_month(value, self.language)
             case "":
                 return str(value)
         return format(value, spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -9,14 +10,26 @@ from pathlib import Path
 from typing import Any
 
 from wattbill.diagnostics import FEATURES
+from wattbill.errors import WattbillError
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
 OPS = ("<", "<=", ">", ">=", "==", "!=", "is_not_null", "is_null")
 LANGUAGES = ("zh", "en")
 TEXT_PARTS = ("title", "evidence", "why", "do")
 
+PEER_BAR = 75.0
+"""A label's words may compare a household with its peers only when its rule puts the household in
+the top (or bottom) quarter of them [percentile]: a sentence ``{peer_x_pct:p100}`` ("more than N % of
+similar households") needs the rule ``peer_x_pct >= 75`` or higher, a sentence ``{peer_x_pct:inv100}``
+("... than 100 - N % of similar households") needs ``peer_x_pct <= 25`` or lower. Together with the
+label's absolute bar the claim then holds on any population, not only on the synthetic generator's
+(issue 12, item 7). Without a peer group (``null_means_yes``) the label rests on its absolute bar and
+the comparison sentence is left out (its placeholder is null)."""
 
-class CatalogueError(ValueError):
+_PEER_PLACEHOLDER = re.compile(r"\{(peer_[a-z_]+):(p100|inv100)\}")
+
+
+class CatalogueError(WattbillError, ValueError):
     """The catalogue file is malformed (names the label and the key)."""
 
 
@@ -62,6 +75,9 @@ class LabelDef:
         Data requirements before the rule is applied / before a "no" is concluded.
     null_means_no : tuple[str, ...]
         Features of ``when`` whose null counts as "condition false" rather than "undecidable".
+    null_means_yes : tuple[str, ...]
+        Features of ``when`` whose null counts as "condition true": peer percentiles, null without
+        a peer group (the label then rests on its absolute bar; see ``PEER_BAR``).
     evidence : tuple[str, ...]
         Features kept as evidence.
     saving : str or None
@@ -79,6 +95,7 @@ class LabelDef:
     needs: tuple[Condition, ...] = ()
     deny_needs: tuple[Condition, ...] = ()
     null_means_no: tuple[str, ...] = ()
+    null_means_yes: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
     saving: str | None = None
     texts: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
@@ -113,6 +130,24 @@ def _conditions(code: str, key: str, raw: Any, with_reason: bool) -> tuple[Condi
             reason = str(rest[0]) if rest else f"needs {feature} {op} {value}"
         out.append(Condition(feature, op, value, reason))
     return tuple(out)
+
+
+def _check_peer_claims(code: str, when: tuple[Condition, ...], texts: dict[str, dict[str, tuple[str, ...]]]) -> None:
+    """Every sentence comparing with peers is backed by the rule (``PEER_BAR``); else CatalogueError."""
+    for lang, parts in texts.items():
+        for part, sentences in parts.items():
+            for sentence in sentences:
+                for feature, fmt in _PEER_PLACEHOLDER.findall(sentence):
+                    ok = any(
+                        c.feature == feature and isinstance(c.value, int | float) and (
+                            (fmt == "p100" and c.op in (">=", ">") and c.value >= PEER_BAR)
+                            or (fmt == "inv100" and c.op in ("<=", "<") and c.value <= 100 - PEER_BAR))
+                        for c in when)
+                    if not ok:
+                        bar = f">= {PEER_BAR:g}" if fmt == "p100" else f"<= {100 - PEER_BAR:g}"
+                        raise CatalogueError(
+                            f"label {code}: text.{lang}.{part} compares with peers ({{{feature}:{fmt}}}) but the "
+                            f"rule does not require {feature} {bar}: the comparison would not hold on every population")
 
 
 def parse_catalogue(data: dict[str, Any]) -> list[LabelDef]:
@@ -151,11 +186,17 @@ def parse_catalogue(data: dict[str, Any]) -> list[LabelDef]:
         when = _conditions(code, "when", raw.get("when"), False)
         if not when:
             raise CatalogueError(f"label {code}: when is empty")
+        _check_peer_claims(code, when, texts)
+        null_yes = tuple(raw.get("null_means_yes", []))
+        for f in null_yes:
+            if not f.startswith("peer_"):
+                raise CatalogueError(f"label {code}: null_means_yes: only peer features may be missing ({f!r})")
         defs.append(LabelDef(
             code=code, group=raw.get("group", "usage"), name=dict(name), when=when,
             needs=_conditions(code, "needs", raw.get("needs"), True),
             deny_needs=_conditions(code, "deny_needs", raw.get("deny_needs"), True),
-            null_means_no=tuple(raw.get("null_means_no", [])), evidence=evidence, saving=saving,
+            null_means_no=tuple(raw.get("null_means_no", [])), null_means_yes=null_yes, evidence=evidence,
+            saving=saving,
             texts=texts, note=raw.get("note", ""),
         ))
     return defs

@@ -69,9 +69,11 @@ def _rule_exprs(d: LabelDef, features: pl.DataFrame) -> tuple[pl.Expr, pl.Expr, 
     parts = []
     for c in d.when:
         e = _expr(c)
-        parts.append(e.fill_null(False) if c.feature in d.null_means_no else e)
+        parts.append(e.fill_null(False) if c.feature in d.null_means_no else
+                     e.fill_null(True) if c.feature in d.null_means_yes else e)
     rule = pl.all_horizontal(parts) if len(parts) > 1 else parts[0]
-    missing = [c.feature for c in d.when if c.feature not in d.null_means_no and c.op not in ("is_null", "is_not_null")]
+    missing = [c.feature for c in d.when if c.feature not in d.null_means_no and c.feature not in d.null_means_yes
+               and c.op not in ("is_null", "is_not_null")]
     null_reason = pl.concat_str(
         [pl.lit("no data for "),
          pl.concat_str([pl.when(pl.col(f).is_null()).then(pl.lit(f)) for f in missing], separator=", ",

@@ -21,6 +21,8 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,pdf,timescale,web,dask]'
 $SUDO bash scripts/build_timescaledb.sh
+# compile every cached numba kernel once, so that the first demo or bill run loads them from the cache
+.venv/bin/python -m wattbill.warm
 echo "setup: done"

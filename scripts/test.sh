@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 bash scripts/typecheck.sh
+bash scripts/docs.sh          # the API documentation site (build/docs), warnings fail it
 mkdir -p test-artifacts
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -6,22 +6,28 @@ else is a folder for the embedded store (default ``./wattbill-data``, or ``WATTB
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from wattbill.errors import MissingExtra
+from wattbill.settings import DEFAULT_STORE
 from wattbill.store.base import Store
 from wattbill.store.errors import StoreConflict, StoreCorrupt, StoreError, StoreUnavailable
 
-DEFAULT_STORE = "./wattbill-data"
-
 
 def open_store(url: str | Path | None = None) -> Store:
-    """Open the store named by ``url`` (None: ``WATTBILL_STORE`` or ``./wattbill-data``)."""
+    """Open the store named by ``url`` (None: the setting ``store``, ``WATTBILL_STORE``, default ``./wattbill-data``)."""
     if url is None or str(url) == "":
-        url = os.environ.get("WATTBILL_STORE") or DEFAULT_STORE
+        from wattbill.settings import get_settings
+
+        url = get_settings().store
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
-        from wattbill.store.timescale import TimescaleStore
+        try:
+            from wattbill.store.timescale import TimescaleStore
+        except ModuleNotFoundError as exc:  # the [timescale] extra is not installed
+            if (exc.name or "").split(".")[0] not in ("psycopg", "psycopg_pool", "psycopg_binary"):
+                raise
+            raise MissingExtra("the TimescaleDB store", "psycopg", "timescale") from exc
 
         return TimescaleStore(text)
     if text.startswith("file://"):

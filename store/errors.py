@@ -13,8 +13,10 @@ Hierarchy::
 
 from __future__ import annotations
 
+from wattbill.errors import WattbillError
 
-class StoreError(Exception):
+
+class StoreError(WattbillError):
     """Base of the store's errors."""
 
 

@@ -4,7 +4,8 @@ Pure: imports nothing of wattbill's, reads no file but tariff TOML. See ``docs/i
 
 - :mod:`tariffs.model`: ``Tariff`` (frozen, validated), ``parse_tariff``, ``read_tariff``,
   ``check_tariff_file`` (every problem with its TOML key), ``load_catalog`` -> ``Catalog``
-  (``get(code, on)``, ``codes()``, ``alternatives(code)``).
+  (``get(code, on)``, ``schedule(code, year)`` -> ``TariffSchedule``, the versions in force during a
+  year, ``codes()``, ``alternatives(code)``).
 - :mod:`tariffs.reference`: ``reference_bill``, the calculation rules stated in plain ``Decimal``
   code (read its docstring for the exact rules: tiers, proportional period shares, ``unsplit`` kWh,
   proration, household bonus, rounding).
@@ -14,7 +15,13 @@ Pure: imports nothing of wattbill's, reads no file but tariff TOML. See ``docs/i
 - ``tariffs/catalog/*.toml``: the shipped tariffs, each with its ``source``.
 """
 
-from .errors import TariffError, TariffFileError, UnknownTariffError, UnpricedRegisterError
+from .errors import (
+    TariffError,
+    TariffFileError,
+    TariffNotInForceError,
+    UnknownTariffError,
+    UnpricedRegisterError,
+)
 from .kernels import RunningCharge, YearBills, bill_households, running_charge
 from .model import (
     REGISTERS,
@@ -22,6 +29,8 @@ from .model import (
     HouseholdBonus,
     Problem,
     Tariff,
+    TariffSchedule,
+    as_schedule,
     check_tariff_file,
     load_catalog,
     parse_tariff,
@@ -40,9 +49,12 @@ __all__ = [
     "Tariff",
     "TariffError",
     "TariffFileError",
+    "TariffNotInForceError",
+    "TariffSchedule",
     "UnknownTariffError",
     "UnpricedRegisterError",
     "YearBills",
+    "as_schedule",
     "bill_households",
     "check_tariff_file",
     "load_catalog",

@@ -7,9 +7,11 @@ Hierarchy::
     │                                every problem found (see ``tariffs.model.check_tariff_file``)
     ├── UnknownTariffError           a tariff code (or a code valid on a date) is not in the catalogue;
     │                                also a ``KeyError``
-    └── UnpricedRegisterError        a meter register has kWh but the tariff gives its period no price
-                                     (design rule 5: an error, not a zero); ``register`` and
-                                     ``households`` (row indices in a batch) say where
+    ├── UnpricedRegisterError        a meter register has kWh but the tariff gives its period no price
+    │                                (design rule 5: an error, not a zero); ``register`` and
+    │                                ``households`` (row indices in a batch) say where
+    └── TariffNotInForceError        an open day comes before the first version of the tariff in force
+                                     (``tariffs.reference`` rule 6); ``households`` as above
 
 The command line turns any ``TariffError`` into a one-line message and exit code 1; ``str(error)``
 is that line (``file: key: message`` where known).
@@ -19,8 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from wattbill.errors import WattbillError
 
-class TariffError(Exception):
+
+class TariffError(WattbillError):
     """Base of every tariff error.
 
     Parameters
@@ -93,3 +97,25 @@ class UnpricedRegisterError(TariffError):
             f"register {register!r} has kWh but tariff {tariff} gives it no priced period{where}",
             key=f"periods.{register}",
         )
+
+
+class TariffNotInForceError(TariffError):
+    """Open days before the first version of a tariff in force (``tariffs.reference`` rule 6).
+
+    Parameters
+    ----------
+    tariff : str
+        The tariff code.
+    first : datetime.date
+        The first day a version is in force.
+    households : sequence of int, optional
+        Row indices (in the batch given to the kernels) of the households concerned.
+    """
+
+    def __init__(self, tariff: str, first: object, households: Sequence[int] = ()) -> None:
+        self.tariff = tariff
+        self.first = first
+        self.households = list(households)
+        where = f" (households at rows {self.households[:10]}{'…' if len(self.households) > 10 else ''})" if self.households else ""
+        super().__init__(f"tariff {tariff} is in force only from {first}: the account is open before{where}",
+                         key="valid_from")

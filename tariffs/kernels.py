@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from .errors import UnpricedRegisterError
-from .model import REGISTERS, Tariff
+from .errors import TariffNotInForceError, UnpricedRegisterError
+from .model import REGISTERS, Tariff, TariffSchedule, as_schedule
 from .reference import days_in_year, month_first_days, reference_bill
 
 FLAG_OVERFLOW = 1
@@ -95,17 +95,18 @@ class KernelTariff:
     safe_product: int
 
     @classmethod
-    def of(cls, tariff: Tariff) -> KernelTariff:
-        periods = tariff.period_names
+    def of(cls, tariff: Tariff, periods: tuple[str, ...] | None = None) -> KernelTariff:
+        """The arrays of one tariff; ``periods`` is the ``P`` axis (default: the tariff's own)."""
+        periods = tariff.period_names if periods is None else periods
         base = np.full((12, 2), INF_WH, dtype=np.int64)
         for m in range(12):
             for k, h in enumerate(tariff.month_thresholds_kwh(m + 1)):
                 base[m, k] = int(h * 1000)
         scale = tariff.price_scale
         q = np.zeros((len(periods), 3), dtype=np.int64)
-        for i, (_, plist) in enumerate(tariff.prices):
+        for name, plist in tariff.prices:
             for k, p in enumerate(plist):
-                q[i, k] = int(p.scaleb(scale))
+                q[periods.index(name), k] = int(p.scaleb(scale))
         reg_period = np.array(
             [periods.index(tariff.period_of(r)) if tariff.period_of(r) else -1 for r in REGISTERS], dtype=np.int64
         )
@@ -125,6 +126,51 @@ class KernelTariff:
         )
 
 
+@dataclass(frozen=True)
+class KernelSchedule:
+    """A :class:`~tariffs.model.TariffSchedule` as arrays for the kernels: the parts of the year
+    (months split at the days a version starts) and each version's ``KernelTariff`` arrays stacked
+    on a leading version axis ``V``, periods on the union axis ``P`` of every version."""
+
+    part_first: np.ndarray
+    part_month: np.ndarray
+    part_version: np.ndarray
+    monthly: np.ndarray
+    base_thr: np.ndarray
+    proration: np.ndarray
+    bonus_min: np.ndarray
+    bonus_wh: np.ndarray
+    reg_period: np.ndarray
+    unsplit: np.ndarray
+    q: np.ndarray
+    scale_div: np.ndarray
+    safe_product: np.ndarray
+
+    @classmethod
+    def of(cls, schedule: TariffSchedule) -> KernelSchedule:
+        periods = schedule.period_names
+        kts = [KernelTariff.of(t, periods) for t in schedule.tariffs]
+        firsts = month_first_days(schedule.year)
+        cuts = sorted(set(firsts[:12]) | {d for d in schedule.starts if d > 0})
+        part_month = [max(m for m in range(12) if firsts[m] <= c) for c in cuts]
+        part_version = [max(schedule.index_on(c), 0) for c in cuts]
+        return cls(
+            part_first=np.asarray([*cuts, firsts[12]], dtype=np.int64),
+            part_month=np.asarray(part_month, dtype=np.int64),
+            part_version=np.asarray(part_version, dtype=np.int64),
+            monthly=np.asarray([k.monthly for k in kts], dtype=np.bool_),
+            base_thr=np.stack([k.base_thr for k in kts]),
+            proration=np.asarray([k.proration for k in kts], dtype=np.int64),
+            bonus_min=np.asarray([k.bonus_min for k in kts], dtype=np.int64),
+            bonus_wh=np.asarray([k.bonus_wh for k in kts], dtype=np.int64),
+            reg_period=np.stack([k.reg_period for k in kts]),
+            unsplit=np.asarray([k.unsplit for k in kts], dtype=np.int64),
+            q=np.stack([k.q for k in kts]),
+            scale_div=np.asarray([k.scale_div for k in kts], dtype=np.int64),
+            safe_product=np.asarray([k.safe_product for k in kts], dtype=np.int64),
+        )
+
+
 @nb.njit(cache=True, inline="always")
 def prorate(h, num, den):  # pragma: no cover - inlined into kernels
     """round_half_up(h * num / den) for h >= 0, keeping INF_WH."""
@@ -134,43 +180,31 @@ def prorate(h, num, den):  # pragma: no cover - inlined into kernels
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def month_sums(tr, rr, lo, hi, month_first, mwh, mreg):  # pragma: no cover - numba
-    """Monthly sums of one household's days ``lo..hi``: ``mwh[m]`` = total, ``mreg[m, k]`` =
-    register k [Wh]; months outside are left alone. ``rr`` must be C-contiguous.
+def range_sums(tr, rf, a, b):  # pragma: no cover - numba
+    """Sums of one household's days ``a..b-1``: (total, sharp, peak, flat, valley, OR of the values).
 
-    Returns True if a value is negative or >= 2**31: for non-negative values the OR of all values is
-    >= their max, and < 2**31 exactly when all are; a negative value makes the OR negative. The loops
-    index slices from 0 (no negative-index checks) and read the registers as one flat run per month
-    with four accumulators, which the compiler turns into fast straight-line code."""
-    rf = rr.reshape(-1)
+    ``rf`` is the household's registers as one flat C-contiguous run (4 per day). The loops index
+    slices from 0 (no negative-index checks) and read the registers with four accumulators, which the
+    compiler turns into fast straight-line code. For non-negative values the OR of all values is >=
+    their max, and < 2**31 exactly when all are; a negative value makes the OR negative."""
     orv = tr[0] & 0  # in the input dtype
-    for m in range(12):
-        a = max(lo, month_first[m])
-        b = min(hi + 1, month_first[m + 1])
-        if b <= a:
-            continue
-        tw = tr[a:b]
-        t_sum = np.int64(0)
-        for j in range(tw.shape[0]):
-            t_sum += tw[j]
-            orv |= tw[j]
-        rw = rf[4 * a : 4 * b]
-        r0 = np.int64(0)
-        r1 = np.int64(0)
-        r2 = np.int64(0)
-        r3 = np.int64(0)
-        for j in range(0, rw.shape[0], 4):
-            r0 += rw[j]
-            r1 += rw[j + 1]
-            r2 += rw[j + 2]
-            r3 += rw[j + 3]
-            orv |= rw[j] | rw[j + 1] | rw[j + 2] | rw[j + 3]
-        mwh[m] = t_sum
-        mreg[m, 0] = r0
-        mreg[m, 1] = r1
-        mreg[m, 2] = r2
-        mreg[m, 3] = r3
-    return orv < 0 or orv > MAX_DAILY_WH
+    tw = tr[a:b]
+    t_sum = np.int64(0)
+    for j in range(tw.shape[0]):
+        t_sum += tw[j]
+        orv |= tw[j]
+    rw = rf[4 * a : 4 * b]
+    r0 = np.int64(0)
+    r1 = np.int64(0)
+    r2 = np.int64(0)
+    r3 = np.int64(0)
+    for j in range(0, rw.shape[0], 4):
+        r0 += rw[j]
+        r1 += rw[j + 1]
+        r2 += rw[j + 2]
+        r3 += rw[j + 3]
+        orv |= rw[j] | rw[j + 1] | rw[j + 2] | rw[j + 3]
+    return t_sum, r0, r1, r2, r3, orv
 
 
 @nb.njit(cache=True, parallel=True, nogil=True)
@@ -182,6 +216,9 @@ def bill_kernel(
     data_last,
     household_size,
     month_first,
+    part_first,
+    part_month,
+    part_version,
     monthly,
     base_thr,
     proration,
@@ -219,22 +256,29 @@ def bill_kernel(
         [persons].
     month_first : int64[13]
         Day index of each month's first day, then n_days.
-    monthly, base_thr, proration, bonus_min, bonus_wh, reg_period, unsplit, q, scale_div, safe_product
-        The tariff (see ``KernelTariff``).
+    part_first : int64[n_parts + 1]
+        First day index of each part (rule 6 of ``tariffs.reference``: the months, each split at the
+        days a version starts), then n_days. With one version the parts are the twelve months.
+    part_month, part_version : int64[n_parts]
+        Month (0..11) and version (index of the per-version arrays below) of each part.
+    monthly[V], base_thr[V, 12, 2], proration[V], bonus_min[V], bonus_wh[V], reg_period[V, 4],
+    unsplit[V], q[V, P, 3], scale_div[V], safe_product[V]
+        Each version of the tariff (see ``KernelTariff``; periods indexed on the union ``P`` axis).
     month_wh[n, 12], month_wh_reg[n, 12, 4], month_wh_tier[n, 12, 3], month_wh_period[n, 12, P]
         Outputs [Wh].
     month_fen[n, 12], year_fen[n]
-        Outputs [fen].
+        Outputs [fen]: each part rounded half-up, a month the sum of its parts.
     tier_cross_day[n, 2], wh_so_far[n], tier_reached[n], flags[n]
         Outputs: crossing day index (-1 never), [Wh] counted, tier 1..3 of the last counted Wh,
         ``FLAG_*`` bits.
     """
     n = total.shape[0]
     n_days = total.shape[1]
-    n_periods = q.shape[0]
+    n_periods = q.shape[1]
+    n_parts = part_month.shape[0]
     for i in nb.prange(n):
         tr = total[i]
-        rr = regs[i]
+        rf = regs[i].reshape(-1)
         mwh = month_wh[i]
         mreg = month_wh_reg[i]
         mtier = month_wh_tier[i]
@@ -245,11 +289,14 @@ def bill_kernel(
         lo = of
         hi = min(ol, np.int64(data_last[i]))
         flag = 0
-        bonus = bonus_wh if household_size[i] >= bonus_min else 0
+        hs = household_size[i]
         for m in range(12):
             mwh[m] = 0
+            mfen[m] = 0
             for k in range(4):
                 mreg[m, k] = 0
+            for k in range(3):
+                mtier[m, k] = 0
             for p in range(n_periods):
                 mper[m, p] = 0
         # open days per month, open months (proration follows the open window, not data_last)
@@ -261,115 +308,138 @@ def bill_kernel(
             if b >= a:
                 open_months += 1
                 open_days += b - a + 1
-        h1 = base_thr[0, 0]
-        h2 = base_thr[0, 1]
-        if not monthly:
-            if proration == 1:
-                num, den = open_months, 12
-            elif proration == 2:
-                num, den = open_days, n_days
-            else:
-                num, den = 1, 1
-            if h1 < INF_WH:
-                h1 = h1 + 12 * bonus
-            if h2 < INF_WH:
-                h2 = h2 + 12 * bonus
-            h1 = prorate(h1, num, den)
-            h2 = prorate(h2, num, den)
-        # pass 1, over the counted days once: monthly sums
-        if hi >= lo:
-            if month_sums(tr, rr, lo, hi, month_first, mwh, mreg):
-                flag |= FLAG_BAD_VALUE
-        cumulative = np.int64(0)
+        cumulative = np.int64(0)  # Wh of the year before the part
+        mcum = np.int64(0)  # Wh of the month before the part
         cross1 = -1
         cross2 = -1
         reached = 1
         year_total_fen = np.int64(0)
-        for m in range(12):
-            a = max(lo, month_first[m])
-            b = min(hi, month_first[m + 1] - 1)
-            if monthly:
-                h1 = base_thr[m, 0]
-                h2 = base_thr[m, 1]
-                if h1 < INF_WH:
-                    h1 = h1 + bonus
-                if h2 < INF_WH:
-                    h2 = h2 + bonus
-                oa = max(of, month_first[m])
-                ob = min(ol, month_first[m + 1] - 1)
-                od = ob - oa + 1 if ob >= oa else 0
-                if proration == 1:
-                    num, den = (1 if od > 0 else 0), 1
-                elif proration == 2:
-                    num, den = od, month_first[m + 1] - month_first[m]
+        cur_v = -1
+        cur_m = -1
+        h1 = INF_WH
+        h2 = INF_WH
+        for pi in range(n_parts):
+            m = part_month[pi]
+            v = part_version[pi]
+            if pi == 0 or part_month[pi - 1] != m:
+                mcum = np.int64(0)
+            a = max(lo, part_first[pi])
+            b = min(hi, part_first[pi + 1] - 1)
+            if b < a:
+                continue
+            # thresholds of version v for month m (rule 4): computed when the version changes, or
+            # the month for a monthly cycle (an annual version's are the same all year)
+            if v != cur_v or (monthly[v] and m != cur_m):
+                cur_v = v
+                cur_m = m
+                bonus = bonus_wh[v] if hs >= bonus_min[v] else 0
+                h1 = base_thr[v, m, 0]
+                h2 = base_thr[v, m, 1]
+                if not monthly[v]:
+                    if h1 < INF_WH:
+                        h1 = h1 + 12 * bonus
+                    if h2 < INF_WH:
+                        h2 = h2 + 12 * bonus
+                    if proration[v] == 1:
+                        num, den = open_months, 12
+                    elif proration[v] == 2:
+                        num, den = open_days, n_days
+                    else:
+                        num, den = 1, 1
                 else:
-                    num, den = 1, 1
+                    if h1 < INF_WH:
+                        h1 = h1 + bonus
+                    if h2 < INF_WH:
+                        h2 = h2 + bonus
+                    oa = max(of, month_first[m])
+                    ob = min(ol, month_first[m + 1] - 1)
+                    od = ob - oa + 1 if ob >= oa else 0
+                    if proration[v] == 1:
+                        num, den = (1 if od > 0 else 0), 1
+                    elif proration[v] == 2:
+                        num, den = od, month_first[m + 1] - month_first[m]
+                    else:
+                        num, den = 1, 1
                 h1 = prorate(h1, num, den)
                 h2 = prorate(h2, num, den)
-            t_sum = mwh[m]
-            r0 = mreg[m, 0]
-            r1 = mreg[m, 1]
-            r2 = mreg[m, 2]
-            r3 = mreg[m, 3]
+            t_sum, r0, r1, r2, r3, orv = range_sums(tr, rf, a, b + 1)
+            if orv < 0 or orv > MAX_DAILY_WH:
+                flag |= FLAG_BAD_VALUE
             uns = max(t_sum - (r0 + r1 + r2 + r3), np.int64(0))  # total not covered by registers
-            mper[m, unsplit] = uns
-            before = cumulative if not monthly else np.int64(0)
+            before = cumulative if not monthly[v] else mcum
             after = before + t_sum
-            # tier crossing days: rescan the month only when a threshold lies within it
-            if (before <= h1 and h1 < after and cross1 == -1) or (before <= h2 and h2 < after and cross2 == -1):
+            # tier crossing days: rescan the part only when a threshold not yet crossed lies below its end
+            if (cross1 == -1 and after > h1) or (cross2 == -1 and after > h2):
                 c = before
                 for d in range(a, b + 1):
                     t = np.int64(tr[d])
-                    if cross1 == -1 and c <= h1 and h1 < c + t:
-                        cross1 = d
-                    if cross2 == -1 and c <= h2 and h2 < c + t:
-                        cross2 = d
+                    if t > 0:
+                        if cross1 == -1 and c + t > h1:
+                            cross1 = d
+                        if cross2 == -1 and c + t > h2:
+                            cross2 = d
                     c += t
-            if b >= a:
-                reached = 1 + (1 if after > h1 else 0) + (1 if after > h2 else 0)
+            reached = 1 + (1 if after > h1 else 0) + (1 if after > h2 else 0)
             # tiers: clamp(after) - clamp(before) within each tier's bounds
             t1 = min(after, h1) - min(before, h1)
             t2 = max(min(after, h2), h1) - max(min(before, h2), h1) if h1 < INF_WH else np.int64(0)
             t3 = max(after, h2) - max(before, h2) if h2 < INF_WH else np.int64(0)
-            mtier[m, 0] = t1
-            mtier[m, 1] = t2
-            mtier[m, 2] = t3
+            mtier[m, 0] += t1
+            mtier[m, 1] += t2
+            mtier[m, 2] += t3
+            mwh[m] += t_sum
+            mreg[m, 0] += r0
+            mreg[m, 1] += r1
+            mreg[m, 2] += r2
+            mreg[m, 3] += r3
             # rule 5: unpriced registers with kWh
-            if (r0 > 0 and reg_period[0] < 0) or (r1 > 0 and reg_period[1] < 0):
+            p0 = reg_period[v, 0]
+            p1 = reg_period[v, 1]
+            p2 = reg_period[v, 2]
+            p3 = reg_period[v, 3]
+            pu = unsplit[v]
+            if (r0 > 0 and p0 < 0) or (r1 > 0 and p1 < 0) or (r2 > 0 and p2 < 0) or (r3 > 0 and p3 < 0):
                 flag |= FLAG_UNPRICED
-            if (r2 > 0 and reg_period[2] < 0) or (r3 > 0 and reg_period[3] < 0):
-                flag |= FLAG_UNPRICED
-            if reg_period[0] >= 0:
-                mper[m, reg_period[0]] += r0
-            if reg_period[1] >= 0:
-                mper[m, reg_period[1]] += r1
-            if reg_period[2] >= 0:
-                mper[m, reg_period[2]] += r2
-            if reg_period[3] >= 0:
-                mper[m, reg_period[3]] += r3
-            # money: N / D rounded half-up, integers only
+            sp = uns
+            if p0 >= 0:
+                mper[m, p0] += r0
+                sp += r0
+            if p1 >= 0:
+                mper[m, p1] += r1
+                sp += r1
+            if p2 >= 0:
+                mper[m, p2] += r2
+                sp += r2
+            if p3 >= 0:
+                mper[m, p3] += r3
+                sp += r3
+            mper[m, pu] += uns
+            # money: N / D rounded half-up, integers only (rule 2 is linear in the period Wh, so N is
+            # summed register by register: sum_p P[p] * row(p) = sum_r R[r] * row(period of r))
             fen = np.int64(0)
             if t_sum > 0 and (flag & FLAG_BAD_VALUE) == 0:
-                sp = np.int64(0)
-                for p in range(n_periods):
-                    sp += mper[m, p]
                 if sp == 0:  # only unpriced registers have kWh: FLAG_UNPRICED is set
                     pass
-                elif t_sum >= SAFE_WH or sp >= SAFE_WH or t_sum * sp > safe_product:
+                elif t_sum >= SAFE_WH or sp >= SAFE_WH or t_sum * sp > safe_product[v]:
                     flag |= FLAG_OVERFLOW
                 else:
-                    num_ = np.int64(0)
-                    for p in range(n_periods):
-                        pp = mper[m, p]
-                        if pp > 0:
-                            num_ += pp * (t1 * q[p, 0] + t2 * q[p, 1] + t3 * q[p, 2])
-                    den_ = sp * scale_div
+                    num_ = uns * (t1 * q[v, pu, 0] + t2 * q[v, pu, 1] + t3 * q[v, pu, 2])
+                    if p0 >= 0 and r0 > 0:
+                        num_ += r0 * (t1 * q[v, p0, 0] + t2 * q[v, p0, 1] + t3 * q[v, p0, 2])
+                    if p1 >= 0 and r1 > 0:
+                        num_ += r1 * (t1 * q[v, p1, 0] + t2 * q[v, p1, 1] + t3 * q[v, p1, 2])
+                    if p2 >= 0 and r2 > 0:
+                        num_ += r2 * (t1 * q[v, p2, 0] + t2 * q[v, p2, 1] + t3 * q[v, p2, 2])
+                    if p3 >= 0 and r3 > 0:
+                        num_ += r3 * (t1 * q[v, p3, 0] + t2 * q[v, p3, 1] + t3 * q[v, p3, 2])
+                    den_ = sp * scale_div[v]
                     fen = num_ // den_
                     if 2 * (num_ - fen * den_) >= den_:
                         fen += 1
-            mfen[m] = fen
+            mfen[m] += fen
             year_total_fen += fen
             cumulative += t_sum
+            mcum += t_sum
         year_fen[i] = year_total_fen
         tier_cross_day[i, 0] = cross1
         tier_cross_day[i, 1] = cross2
@@ -452,6 +522,7 @@ def _as_index(x, n: int, name: str) -> np.ndarray:
 
 
 def _run(tariff, year, total, regs, open_first, open_last, household_size, data_last, *, use_py=False):
+    schedule = as_schedule(tariff, year)
     total = np.ascontiguousarray(total)  # no copy when already C-contiguous
     regs = np.ascontiguousarray(regs)
     n_days = days_in_year(year)
@@ -466,8 +537,14 @@ def _run(tariff, year, total, regs, open_first, open_last, household_size, data_
     open_last = _as_index(open_last, n, "open_last")
     household_size = _as_index(household_size, n, "household_size")
     data_last = _as_index(data_last, n, "through_day")
-    kt = KernelTariff.of(tariff)
-    n_periods = len(tariff.period_names)
+    if schedule.first_day > 0:  # rule 6: counted open days before the first version in force
+        first_counted = np.maximum(open_first, 0)
+        early = np.flatnonzero((first_counted < schedule.first_day)
+                               & (first_counted <= np.minimum(open_last, data_last)))
+        if early.size:
+            raise TariffNotInForceError(schedule.code, schedule.start_date(0), early.tolist())
+    ks = KernelSchedule.of(schedule)
+    n_periods = ks.q.shape[1]
     # every element is written by the kernel: no need to zero
     out = dict(
         month_wh=np.empty((n, 12), np.int64),
@@ -490,16 +567,19 @@ def _run(tariff, year, total, regs, open_first, open_last, household_size, data_
         data_last,
         household_size,
         np.asarray(month_first_days(year), dtype=np.int64),
-        kt.monthly,
-        kt.base_thr,
-        kt.proration,
-        kt.bonus_min,
-        kt.bonus_wh,
-        kt.reg_period,
-        kt.unsplit,
-        kt.q,
-        kt.scale_div,
-        kt.safe_product,
+        ks.part_first,
+        ks.part_month,
+        ks.part_version,
+        ks.monthly,
+        ks.base_thr,
+        ks.proration,
+        ks.bonus_min,
+        ks.bonus_wh,
+        ks.reg_period,
+        ks.unsplit,
+        ks.q,
+        ks.scale_div,
+        ks.safe_product,
         out["month_wh"],
         out["month_wh_reg"],
         out["month_wh_tier"],
@@ -517,14 +597,13 @@ def _run(tariff, year, total, regs, open_first, open_last, household_size, data_
         raise ValueError(f"daily Wh must be 0 <= x < 2**31 (households at rows {rows[:10].tolist()})")
     if np.any(flags & FLAG_UNPRICED):
         rows = np.flatnonzero(flags & FLAG_UNPRICED)
-        regs_bad = [
-            r for k, r in enumerate(REGISTERS) if kt.reg_period[k] < 0 and np.any(out["month_wh_reg"][rows, :, k] > 0)
-        ]
-        raise UnpricedRegisterError(tariff.code, regs_bad[0] if regs_bad else "?", rows.tolist())
+        unpriced = ks.reg_period.min(axis=0) < 0  # registers some version leaves unpriced
+        regs_bad = [r for k, r in enumerate(REGISTERS) if unpriced[k] and np.any(out["month_wh_reg"][rows, :, k] > 0)]
+        raise UnpricedRegisterError(schedule.code, regs_bad[0] if regs_bad else "?", rows.tolist())
     fallback = np.flatnonzero(flags & FLAG_OVERFLOW)
     for i in fallback:
         ref = reference_bill(
-            tariff,
+            schedule,
             year,
             total[i].tolist(),
             regs[i].tolist(),
@@ -536,15 +615,17 @@ def _run(tariff, year, total, regs, open_first, open_last, household_size, data_
         out["month_fen"][i] = [int(c * 100) for c in ref.month_charges]
         out["year_fen"][i] = out["month_fen"][i].sum()
     out["fallback"] = fallback
-    return out
+    return out, schedule.period_names
 
 
-def bill_households(tariff: Tariff, year: int, total, regs, open_first, open_last, household_size, *, use_py: bool = False) -> YearBills:
+def bill_households(tariff: Tariff | TariffSchedule, year: int, total, regs, open_first, open_last, household_size, *, use_py: bool = False) -> YearBills:
     """Monthly and annual bills of many households (rules of :mod:`tariffs.reference`).
 
     Parameters
     ----------
-    tariff : Tariff
+    tariff : Tariff or TariffSchedule
+        One tariff for the whole year, or the versions in force during ``year``
+        (``Catalog.schedule``): each day priced by the version in force that day (rule 6).
     year : int
     total : int32|int64[n, n_days]
         Daily ``total`` [Wh], ``n_days`` = days of ``year``.
@@ -566,10 +647,13 @@ def bill_households(tariff: Tariff, year: int, total, regs, open_first, open_las
     ------
     UnpricedRegisterError
         A register with kWh maps to no priced period (``households`` lists the rows).
+    TariffNotInForceError
+        Households open on counted days before the first version in force (``households``).
     ValueError
         Wrong shapes or dtypes, or a daily value outside 0 <= x < 2**31.
     """
-    out = _run(tariff, year, total, regs, open_first, open_last, household_size, open_last, use_py=use_py)
+    out, period_names = _run(tariff, year, total, regs, open_first, open_last, household_size, open_last,
+                             use_py=use_py)
     return YearBills(
         month_wh=out["month_wh"],
         month_wh_reg=out["month_wh_reg"],
@@ -577,14 +661,15 @@ def bill_households(tariff: Tariff, year: int, total, regs, open_first, open_las
         month_fen=out["month_fen"],
         year_fen=out["year_fen"],
         tier_cross_day=out["tier_cross_day"],
-        period_names=tariff.period_names,
+        period_names=period_names,
         month_wh_period=out["month_wh_period"],
         fallback=out["fallback"],
     )
 
 
 def running_charge(
-    tariff: Tariff, year: int, total, regs, open_first, open_last, household_size, through_day, *, use_py: bool = False
+    tariff: Tariff | TariffSchedule, year: int, total, regs, open_first, open_last, household_size, through_day, *,
+    use_py: bool = False
 ) -> RunningCharge:
     """The charge of the year up to and including ``through_day`` (day index, scalar or int[n]).
 
@@ -595,7 +680,7 @@ def running_charge(
     n = np.asarray(total).shape[0]
     through = _as_index(through_day, n, "through_day")
     data_last = np.minimum(np.asarray(_as_index(open_last, n, "open_last"), dtype=np.int64), through)
-    out = _run(tariff, year, total, regs, open_first, open_last, household_size, data_last, use_py=use_py)
+    out, _periods = _run(tariff, year, total, regs, open_first, open_last, household_size, data_last, use_py=use_py)
     return RunningCharge(
         fen=out["year_fen"],
         wh=out["wh_so_far"],

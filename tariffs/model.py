@@ -2,7 +2,7 @@
 
 The file format is the one of ``design.md`` ("Tariff files")::
 
-    code, name, name_en, currency, source, valid_from
+    code, name, name_en, currency, notice, source, note, verified, valid_from
     [periods]   register -> priced period; optional ``unsplit = "<period>"``
     [prices]    priced period -> list of yuan/kWh, one per tier
     [tiers]     cycle, thresholds | thresholds_by_month, proration, household_bonus
@@ -41,7 +41,8 @@ MAX_PRICE_SCALE = 6
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 
-_TOP_KEYS = {"code", "name", "name_en", "currency", "source", "valid_from", "periods", "prices", "tiers", "hours"}
+_TOP_KEYS = {"code", "name", "name_en", "currency", "notice", "source", "note", "verified", "valid_from", "periods",
+             "prices", "tiers", "hours"}
 _TIER_KEYS = {"cycle", "thresholds", "thresholds_by_month", "proration", "household_bonus"}
 _BONUS_KEYS = {"min_size", "kwh_per_month"}
 _CODE_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -95,8 +96,11 @@ class Tariff:
 
     Attributes
     ----------
-    code, name, name_en, currency, source : str
+    code, name, name_en, currency : str
         As in the file.
+    source : str
+        Where the figures come from (a notice, a URL, a price table): for operators (``tariffs show``),
+        never printed on a customer's bill.
     valid_from : date or None
         First day the tariff applies; a later file with the same code supersedes from its date.
     periods : tuple of (register, period)
@@ -116,6 +120,15 @@ class Tariff:
     household_bonus : HouseholdBonus or None
     hours : tuple of (period or register, text)
         Display only.
+    notice : str
+        The public notice the tariff follows (issuer, title and number), as printed on the bill
+        beside the tariff's name; ``""`` when the file gives none (the bill shows the name only).
+    note : str
+        Internal note (doubts, what is still to be confirmed): never printed on a bill.
+    verified : bool
+        True when the figures have been checked against the notice; a bill run over an unverified
+        tariff warns the operator, once per file (``wattbill bill run``). Files say
+        ``verified = true`` explicitly; without it a tariff is unverified.
     origin : str
         Where the tariff was read from.
     """
@@ -135,6 +148,9 @@ class Tariff:
     proration: str = "months"
     household_bonus: HouseholdBonus | None = None
     hours: tuple[tuple[str, str], ...] = ()
+    notice: str = ""
+    note: str = ""
+    verified: bool = False
     origin: str = field(default="", compare=False)
 
     # ---- derived views -------------------------------------------------------------------
@@ -263,6 +279,12 @@ def _validate(data: Mapping[str, Any], origin: str) -> tuple[Tariff | None, list
     if currency != "CNY":
         bad("currency", f"{currency!r}: only CNY is supported (prices in yuan, money in fen)")
     source = text("source")
+    notice = text("notice", required=False)
+    note = text("note", required=False)
+    verified = data.get("verified", False)
+    if not isinstance(verified, bool):
+        bad("verified", f"{verified!r}: must be true or false (true only once the figures are checked against the notice)")
+        verified = False
 
     valid_from: date | None = None
     vf = data.get("valid_from")
@@ -487,6 +509,9 @@ def _validate(data: Mapping[str, Any], origin: str) -> tuple[Tariff | None, list
         proration=proration,
         household_bonus=bonus,
         hours=tuple(hours),
+        notice=notice,
+        note=note,
+        verified=verified,
         origin=origin,
     )
     return tariff, problems
@@ -549,6 +574,101 @@ def check_tariff_file(path: Path | str) -> list[Problem]:
     return _check_text(text, str(path))[1]
 
 
+# ---- versions within a year -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TariffSchedule:
+    """The versions of one tariff code in force during one year, each from its first day.
+
+    Build it with :meth:`Catalog.schedule` (or :meth:`TariffSchedule.single` for one version that
+    prices the whole year). Every calculation (``tariffs.reference``, ``tariffs.kernels``) takes a
+    schedule: each day is priced by the version in force that day (rule 6 of
+    :mod:`tariffs.reference`).
+
+    Attributes
+    ----------
+    code : str
+    year : int
+    versions : tuple of (int, Tariff)
+        ``(first day index, version)``, first days strictly increasing; the first entry's day is 0
+        when a version is in force on 1 January, else the day the first version starts.
+
+    References
+    ----------
+    ``design.md``, "Tariff files": a later file with the same code supersedes from its date.
+    """
+
+    code: str
+    year: int
+    versions: tuple[tuple[int, Tariff], ...]
+
+    @classmethod
+    def single(cls, tariff: Tariff, year: int) -> TariffSchedule:
+        """One version pricing every day of ``year`` (its ``valid_from`` is not consulted)."""
+        return cls(tariff.code, year, ((0, tariff),))
+
+    @property
+    def tariffs(self) -> tuple[Tariff, ...]:
+        """The versions, oldest first."""
+        return tuple(t for _, t in self.versions)
+
+    @property
+    def starts(self) -> tuple[int, ...]:
+        """First day index of each version."""
+        return tuple(d for d, _ in self.versions)
+
+    @property
+    def first_day(self) -> int:
+        """First day index with a version in force (0 when one is in force on 1 January)."""
+        return self.versions[0][0]
+
+    @property
+    def latest(self) -> Tariff:
+        """The version in force at the end of the year (its name and notice head the bill)."""
+        return self.versions[-1][1]
+
+    @property
+    def period_names(self) -> tuple[str, ...]:
+        """Priced periods of every version, in order of first appearance (the kernels' ``P`` axis)."""
+        out: list[str] = []
+        for t in self.tariffs:
+            out += [p for p in t.period_names if p not in out]
+        return tuple(out)
+
+    @property
+    def is_time_of_use(self) -> bool:
+        """True when any version has more than one priced period."""
+        return any(t.is_time_of_use for t in self.tariffs)
+
+    def index_on(self, day: int) -> int:
+        """Index in ``versions`` of the version in force on day index ``day`` (-1 before the first)."""
+        k = -1
+        for i, (start, _) in enumerate(self.versions):
+            if start <= day:
+                k = i
+        return k
+
+    def on(self, day: int) -> Tariff | None:
+        """The version in force on day index ``day``, or None before the first version."""
+        k = self.index_on(day)
+        return self.versions[k][1] if k >= 0 else None
+
+    def start_date(self, k: int) -> date:
+        """The date version ``k`` starts in this year (1 January for one in force before)."""
+        return date.fromordinal(date(self.year, 1, 1).toordinal() + self.versions[k][0])
+
+
+def as_schedule(tariff: Tariff | TariffSchedule, year: int) -> TariffSchedule:
+    """A schedule as is; a single :class:`Tariff` as the one version of ``year``."""
+    if not hasattr(tariff, "versions"):  # a Tariff (of this module, or of a second import of it)
+        return TariffSchedule.single(tariff, year)
+    schedule: Any = tariff  # a TariffSchedule (or one of a second import of this module, by its shape)
+    if schedule.year != year:
+        raise ValueError(f"schedule of {schedule.year} used for {year}")
+    return schedule
+
+
 # ---- catalogue ------------------------------------------------------------------------------
 
 
@@ -603,6 +723,31 @@ class Catalog:
         if not valid:
             raise UnknownTariffError(f"tariff {code!r} is not valid on {on.isoformat()}")
         return valid[-1]
+
+    def schedule(self, code: str, year: int) -> TariffSchedule:
+        """The versions of ``code`` in force during ``year``: the one in force on 1 January (if any)
+        and every one whose ``valid_from`` falls within the year, each from its first day.
+
+        Raises
+        ------
+        UnknownTariffError
+            If the code is unknown or no version is in force on any day of ``year``.
+        """
+        jan1 = date(year, 1, 1)
+        dec31 = date(year, 12, 31)
+        out: list[tuple[int, Tariff]] = []
+        for t in self.versions(code):
+            start = t.valid_from or date.min
+            if start > dec31:
+                break
+            day = max((start - jan1).days, 0) if start > jan1 else 0
+            if out and out[-1][0] == day:
+                out[-1] = (day, t)  # a later version from the same day (or both before 1 January)
+            else:
+                out.append((day, t))
+        if not out:
+            raise UnknownTariffError(f"tariff {code!r} is not valid in {year}")
+        return TariffSchedule(code, year, tuple(out))
 
     def alternatives(self, code: str, on: date | None = None) -> list[Tariff]:
         """Tariffs a household on ``code`` could choose instead: other codes of the same region and

@@ -40,6 +40,28 @@ Rules (``design.md``, "Tariff files"), with the details this module fixes:
    The result is rounded half-up to a whole Wh (thresholds are compared with Wh).
 5. **Unpriced registers.** A register that the tariff does not map to a priced period, but that has
    kWh on an open day, raises :class:`~tariffs.errors.UnpricedRegisterError`.
+6. **Versions within the year.** Each day is priced by the version of the tariff in force that day
+   (:class:`~tariffs.model.TariffSchedule`: a later file with the same code supersedes from its
+   ``valid_from``). A month in which a version starts is split at that day into *parts*, one per
+   version; a month without a change is one part, so rules 1-5 are unchanged for it. Each part is
+   a line of the month's bill:
+
+   - its kWh are placed into tiers by the thresholds of its own version (prorated and raised by
+     that version's rule 4 over the account's open window) on the kWh counted before the part:
+     from 1 January for an annual cycle -- **the annual tier cumulation continues across a price
+     change**, it does not restart at the change -- and from the 1st of the month for a monthly
+     cycle (the days of the month before the change count towards the month's tiers);
+   - it is shared among its version's periods in proportion to the part's own kWh (rule 2) and
+     priced at its version's prices;
+   - it is rounded half-up to the fen (rule 3); the month's bill is the sum of its parts' lines.
+
+   A day before the first version in force (a tariff first valid after 1 January) has no price:
+   an open household with such days raises :class:`~tariffs.errors.TariffNotInForceError`.
+   References: NDRC 《关于居民生活用电试行阶梯电价的指导意见》 (发改价格〔2011〕2617号): tiers are
+   counted over the year's (or month's) cumulative consumption, which a price adjustment does not
+   reset; provincial notices of later adjustments (e.g. the 2012 first-year rule "年度电量按剩余月份
+   折算", and price changes applied "自调价之日起" to the kWh used from that day) price the kWh of
+   each day at the price in force that day.
 
 Day indices are ``day - 1 January`` (0..364, or 0..365 in a leap year). Energy inputs are integer Wh.
 """
@@ -52,8 +74,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 
-from .errors import UnpricedRegisterError
-from .model import REGISTERS, Tariff
+from .errors import TariffNotInForceError, UnpricedRegisterError
+from .model import REGISTERS, Tariff, TariffSchedule, as_schedule
 
 FEN = Decimal("0.01")
 
@@ -77,9 +99,11 @@ class ReferenceMonth:
     wh_tier : tuple of 3 int
         Per tier (placed by ``total``) [Wh].
     charge : Decimal
-        The bill, rounded half-up to 0.01 [yuan].
+        The bill, the sum of its parts' lines each rounded half-up to 0.01 [yuan].
     exact : Fraction
-        The charge before rounding [yuan].
+        The charge before rounding [yuan] (sum of the parts' exact charges).
+    parts : tuple of (first day index, version index, Decimal)
+        The month's lines (rule 6): one per version in force during the month's counted days.
     """
 
     month: int
@@ -90,6 +114,7 @@ class ReferenceMonth:
     wh_tier: tuple[int, int, int]
     charge: Decimal
     exact: Fraction
+    parts: tuple[tuple[int, int, Decimal], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,8 +127,9 @@ class ReferenceBill:
     annual : Decimal
         Sum of the rounded monthly bills [yuan].
     thresholds_wh : tuple of 12 tuples of int
-        Effective thresholds per month after proration and bonus [Wh per cycle]; for an annual
-        cycle the same tuple twelve times.
+        Effective thresholds per month after proration and bonus [Wh per cycle] of the version in
+        force at the end of the month (of the last version for a month before the first); for an
+        annual cycle the same tuple twelve times when there is one version.
     tier_cross_day : tuple of 2 int
         Day index on which tier 2 / tier 3 began (the first day whose kWh go past the threshold;
         for a monthly cycle the first such day of the year), -1 if never.
@@ -221,8 +247,27 @@ def place_in_tiers(before: int, amount: int, thresholds: Sequence[int]) -> tuple
     return tiers[0], tiers[1], tiers[2]
 
 
+def _part_charge(tariff: Tariff, wh_tier: Sequence[int], wh_period: dict[str, int]) -> tuple[Decimal, Fraction]:
+    """Rules 2 and 3 for one part: the charge shared by period, divided last, rounded half-up."""
+    prices = dict(tariff.prices)
+    total_period_wh = sum(wh_period.values())
+    numerator = Decimal(0)  # sum of Wh * Wh * yuan/kWh
+    with localcontext() as ctx:
+        ctx.prec = 60
+        for k in range(tariff.n_tiers):
+            for p in tariff.period_names:
+                numerator += Decimal(wh_tier[k]) * Decimal(wh_period[p]) * prices[p][k]
+        if sum(wh_tier) == 0 or total_period_wh == 0:
+            return Decimal("0.00"), Fraction(0)
+        exact_dec = numerator / (Decimal(total_period_wh) * 1000)
+        exact = Fraction(numerator) / (total_period_wh * 1000)
+        charge = exact_dec.quantize(FEN, rounding=ROUND_HALF_UP)
+    assert charge * 100 == round_half_up(exact * 100), "Decimal and Fraction disagree on rounding"
+    return charge, exact
+
+
 def reference_bill(
-    tariff: Tariff,
+    tariff: Tariff | TariffSchedule,
     year: int,
     daily_total: Sequence[int],
     daily_regs: Sequence[Sequence[int]],
@@ -235,7 +280,8 @@ def reference_bill(
 
     Parameters
     ----------
-    tariff : Tariff
+    tariff : Tariff or TariffSchedule
+        One tariff for the whole year, or the versions in force during ``year`` (rule 6).
     year : int
     daily_total : sequence of int
         ``total`` per day of the year [Wh], length 365 or 366.
@@ -257,104 +303,119 @@ def reference_bill(
     ------
     UnpricedRegisterError
         A register without a priced period has Wh on a counted day (rule 5).
+    TariffNotInForceError
+        A counted open day comes before the first version in force (rule 6).
     ValueError
         Wrong lengths or negative Wh.
     """
+    schedule = as_schedule(tariff, year)
     firsts = month_first_days(year)
     n_days = firsts[12]
     if len(daily_total) != n_days or len(daily_regs) != n_days:
         raise ValueError(f"expected {n_days} days for {year}, got {len(daily_total)} and {len(daily_regs)}")
     last_counted = min(open_last, n_days - 1 if through_day is None else through_day)
     counted = range(max(open_first, 0), last_counted + 1)
+    if len(counted) and counted[0] < schedule.first_day:
+        raise TariffNotInForceError(schedule.code, schedule.start_date(0))
 
-    thresholds = effective_thresholds(tariff, year, open_first, open_last, household_size)
-    reg_period = [tariff.period_of(r) for r in REGISTERS]
-    prices = dict(tariff.prices)
-    periods = tariff.period_names
+    versions = schedule.tariffs
+    thresholds_of = [effective_thresholds(t, year, open_first, open_last, household_size) for t in versions]
+    period_names = schedule.period_names
 
     months: list[ReferenceMonth] = []
-    cumulative = 0  # Wh of the year before the month (annual cycle)
+    month_thresholds: list[tuple[int, ...]] = []
+    cumulative = 0  # Wh of the year before the part (annual cycles)
     cross = [-1, -1]
     tier_reached = 1
     for m in range(12):
+        end_version = schedule.index_on(firsts[m + 1] - 1)
+        month_thresholds.append(thresholds_of[end_version if end_version >= 0 else -1][m])
         days = [d for d in counted if firsts[m] <= d < firsts[m + 1]]
-        # monthly sums (open, counted days only)
-        wh_total = 0
-        wh_reg = [0, 0, 0, 0]
-        month_cum = 0
+        # rule 6: the month's counted days in runs of one version each
+        runs: list[tuple[int, list[int]]] = []
         for d in days:
-            t = int(daily_total[d])
-            regs = [int(x) for x in daily_regs[d]]
-            if t < 0 or min(regs) < 0:
-                raise ValueError(f"negative Wh on day {d}")
-            wh_total += t
-            for r in range(4):
-                wh_reg[r] += regs[r]
-            # tier crossing days
-            before = cumulative + month_cum if tariff.cycle == "annual" else month_cum
-            for k, h in enumerate(thresholds[m]):
-                if cross[k] == -1 and before <= h < before + t:
-                    cross[k] = d
-            month_cum += t
-
-        # rule 2: the month's kWh of total not covered by the registers
-        wh_unsplit = max(wh_total - sum(wh_reg), 0)
-
-        # rule 5: registers with kWh need a priced period
-        for r in range(4):
-            if wh_reg[r] > 0 and reg_period[r] is None:
-                raise UnpricedRegisterError(tariff.code, REGISTERS[r])
-
-        # rule 2: kWh per priced period
-        wh_period = dict.fromkeys(periods, 0)
-        for r in range(4):
-            period = reg_period[r]
-            if period is not None:
-                wh_period[period] += wh_reg[r]
-        wh_period[tariff.unsplit] += wh_unsplit
-
-        # rule 1: tiers
-        before = cumulative if tariff.cycle == "annual" else 0
-        wh_tier = place_in_tiers(before, wh_total, thresholds[m])
-        if days:
-            reached_at = before + wh_total
-            tier_reached = 1 + sum(1 for h in thresholds[m] if reached_at > h)
-
-        # rules 2 and 3: the charge, shared by period, divided last, rounded half-up to the fen
-        total_period_wh = sum(wh_period.values())
-        numerator = Decimal(0)  # sum of Wh * Wh * yuan/kWh
-        with localcontext() as ctx:
-            ctx.prec = 60
-            for k in range(tariff.n_tiers):
-                for p in periods:
-                    numerator += Decimal(wh_tier[k]) * Decimal(wh_period[p]) * prices[p][k]
-            if wh_total == 0:
-                exact_dec = Decimal(0)
-                exact = Fraction(0)
+            k = schedule.index_on(d)
+            if runs and runs[-1][0] == k:
+                runs[-1][1].append(d)
             else:
-                exact_dec = numerator / (Decimal(total_period_wh) * 1000)
-                exact = Fraction(numerator) / (total_period_wh * 1000)
-            charge = exact_dec.quantize(FEN, rounding=ROUND_HALF_UP)
-        assert charge * 100 == round_half_up(exact * 100), "Decimal and Fraction disagree on rounding"
+                runs.append((k, [d]))
+        month_cum = 0  # Wh of the month before the part (monthly cycles)
+        m_total = 0
+        m_reg = [0, 0, 0, 0]
+        m_unsplit = 0
+        m_period = dict.fromkeys(period_names, 0)
+        m_tier = [0, 0, 0]
+        m_charge = Decimal("0.00")
+        m_exact = Fraction(0)
+        parts: list[tuple[int, int, Decimal]] = []
+        for k, run in runs:
+            t_version = versions[k]
+            h = thresholds_of[k][m]
+            before = cumulative if t_version.cycle == "annual" else month_cum
+            wh_total = 0
+            wh_reg = [0, 0, 0, 0]
+            for d in run:
+                t = int(daily_total[d])
+                regs = [int(x) for x in daily_regs[d]]
+                if t < 0 or min(regs) < 0:
+                    raise ValueError(f"negative Wh on day {d}")
+                # tier crossing: the first day with kWh above the threshold in force that day
+                for j, hj in enumerate(h):
+                    if cross[j] == -1 and t > 0 and before + wh_total + t > hj:
+                        cross[j] = d
+                wh_total += t
+                for r in range(4):
+                    wh_reg[r] += regs[r]
+            # rule 2: the part's kWh of total not covered by the registers
+            wh_unsplit = max(wh_total - sum(wh_reg), 0)
+            # rule 5: registers with kWh need a priced period (of this version)
+            reg_period = [t_version.period_of(r) for r in REGISTERS]
+            for r in range(4):
+                if wh_reg[r] > 0 and reg_period[r] is None:
+                    raise UnpricedRegisterError(t_version.code, REGISTERS[r])
+            wh_period = dict.fromkeys(t_version.period_names, 0)
+            for r in range(4):
+                period = reg_period[r]
+                if period is not None:
+                    wh_period[period] += wh_reg[r]
+            wh_period[t_version.unsplit] += wh_unsplit
+            # rule 1: tiers, from the kWh before the part
+            wh_tier = place_in_tiers(before, wh_total, h)
+            tier_reached = 1 + sum(1 for hj in h if before + wh_total > hj)
+            charge, exact = _part_charge(t_version, wh_tier, wh_period)
+            parts.append((run[0], k, charge))
+            # the month: sums of its parts
+            m_total += wh_total
+            for r in range(4):
+                m_reg[r] += wh_reg[r]
+            m_unsplit += wh_unsplit
+            for p, w in wh_period.items():
+                m_period[p] += w
+            for j in range(3):
+                m_tier[j] += wh_tier[j]
+            m_charge += charge
+            m_exact += exact
+            cumulative += wh_total
+            month_cum += wh_total
         months.append(
             ReferenceMonth(
                 month=m + 1,
-                wh_total=wh_total,
-                wh_reg=(wh_reg[0], wh_reg[1], wh_reg[2], wh_reg[3]),
-                wh_unsplit=wh_unsplit,
-                wh_period=wh_period,
-                wh_tier=wh_tier,
-                charge=charge,
-                exact=exact,
+                wh_total=m_total,
+                wh_reg=(m_reg[0], m_reg[1], m_reg[2], m_reg[3]),
+                wh_unsplit=m_unsplit,
+                wh_period=m_period,
+                wh_tier=(m_tier[0], m_tier[1], m_tier[2]),
+                charge=m_charge,
+                exact=m_exact,
+                parts=tuple(parts),
             )
         )
-        cumulative += wh_total
 
     annual = sum((mo.charge for mo in months), Decimal("0.00"))
     return ReferenceBill(
         months=tuple(months),
         annual=annual,
-        thresholds_wh=thresholds,
+        thresholds_wh=tuple(month_thresholds),
         tier_cross_day=(cross[0], cross[1]),
         wh_so_far=cumulative,
         tier_reached=tier_reached,

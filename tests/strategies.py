@@ -158,6 +158,37 @@ def hit_threshold_exactly(batch: UsageBatch, i: int, day: int, cumulative_target
         batch.regs[i, day, 3] = need - need // 2
 
 
+@_st.composite
+def versioned_tariff_tomls(draw, year: int, allow_unpriced: bool = True) -> list[str]:
+    """TOML texts of 1-3 versions of one tariff code (``tariff_tomls`` each, so versions may differ
+    in prices, periods, thresholds, tier cycle, proration and bonus), with ``valid_from`` dates: the
+    first before ``year`` or on 1 January (rarely later in the year: days without a version), the
+    others on 1 January, on the 1st of a month, mid-month or on 31 December of ``year``."""
+    n = draw(_st.integers(1, 3))
+    n_days = 366 if _calendar.isleap(year) else 365
+    firsts = [0, *[e + 1 for e in _month_ends(year)][:11]]
+    jan1 = _np.datetime64(f"{year}-01-01")
+    first = draw(_st.sampled_from(["before", "jan1", "before", "later"]))
+    starts: list[int] = []
+    if first == "later":
+        starts.append(draw(_st.integers(1, n_days - 1)))
+    elif first == "jan1":
+        starts.append(0)
+    else:
+        starts.append(-draw(_st.integers(1, 4000)))
+    for _ in range(n - 1):
+        kind = draw(_st.sampled_from(["month_first", "any", "jan1", "last"]))
+        day = (draw(_st.sampled_from(firsts)) if kind == "month_first" else 0 if kind == "jan1" else
+               n_days - 1 if kind == "last" else draw(_st.integers(0, n_days - 1)))
+        starts.append(day)
+    texts = []
+    for day in starts:
+        text = draw(tariff_tomls(allow_unpriced=allow_unpriced))
+        texts.append(text.replace('source = "hypothesis"\n',
+                                  f'source = "hypothesis"\nvalid_from = {jan1 + _np.timedelta64(day, "D")}\n'))
+    return texts
+
+
 # --- messy files -----------------------------------------------------------------------------
 
 _MESSY_HEADERS = {
@@ -246,7 +277,7 @@ class DailyCase:
 @_st.composite
 def daily_cases(draw, max_households: int = 8, sort: str | None = None) -> DailyCase:
     """Daily rows of a few households as the store returns them or messier: missing days, meters
-    without registers (null periods), estimated days, a meter exchange (two meters on a day), accounts
+    without registers (null periods), two-period meters (peak and valley only), estimated days, a meter exchange (two meters on a day), accounts
     opened or closed in the year, a customer without rows, rows of an unknown customer and of other
     years, near-zero runs and spikes, ties, large values; rows sorted by (customer, meter, day), by
     customer only, or shuffled (``sort`` forces one of "sorted", "customer", "shuffled"). Payments: 0-13
@@ -265,7 +296,7 @@ def daily_cases(draw, max_households: int = 8, sort: str | None = None) -> Daily
     opened: list[dt.date | None] = []
     closed: list[dt.date | None] = []
     for cid in ids:
-        kind = draw(_st.sampled_from(["normal", "no_tou", "vacant", "spiky", "none", "ties", "large"]))
+        kind = draw(_st.sampled_from(["normal", "no_tou", "vacant", "spiky", "none", "ties", "large", "two_period"]))
         level = draw(_st.sampled_from([300, 2000, 9000, 40_000]))
         wh = (level * rng.lognormal(0, 0.3, n_days)).astype(_np.int64)
         if kind == "vacant":
@@ -300,6 +331,8 @@ def daily_cases(draw, max_households: int = 8, sort: str | None = None) -> Daily
             v = int(wh[d])
             if kind == "no_tou":
                 regs: list = [None] * 4
+            elif kind == "two_period":  # a meter with 峰 and 谷 only: sharp and flat absent (null)
+                regs = [None, v * 3 // 5, None, v - v * 3 // 5]
             else:
                 parts = [int(v * s) for s in (0.05, 0.45, 0.2)]
                 regs = [*parts, v - sum(parts)]

@@ -1,7 +1,7 @@
 """The ``wattbill`` command line.
 
-Every command takes ``--store`` (``WATTBILL_STORE``) and, where tariffs matter, ``--tariffs``
-(``WATTBILL_TARIFFS``). Errors of wattbill's hierarchy (``wattbill.errors``) end the command with a
+Every command takes ``--store`` (default: the setting ``store``, ``WATTBILL_STORE``) and, where tariffs
+matter, ``--tariffs`` (the setting ``tariffs``); settings are read once by ``wattbill.settings``. Errors of wattbill's hierarchy (``wattbill.errors``) end the command with a
 one-line message on stderr and exit code 1; usage errors exit with 2; never a traceback for bad input.
 """
 
@@ -20,18 +20,48 @@ from wattbill.errors import USER_ERRORS, WattbillError
 app = typer.Typer(
     help="wattbill: smart-meter usage and annual-bill insight engine.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: rich.markdown would cost ~0.4 s at every start
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-bill_app = typer.Typer(help="Bill a year: run, recalculate.", no_args_is_help=True)
+bill_app = typer.Typer(help="Bill a year: run, recalculate.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(bill_app, name="bill")
 app.add_typer(ingest_commands.app, name="ingest")
 
-StoreOpt = Annotated[str | None, typer.Option("--store", envvar="WATTBILL_STORE", help="Store folder or postgresql:// URL.")]
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="Store folder or postgresql:// URL [default: setting store, WATTBILL_STORE].")
+]
 TariffsOpt = Annotated[
-    Path | None, typer.Option("--tariffs", envvar="WATTBILL_TARIFFS", help="More tariff files (TOML), beside the catalogue.")
+    Path | None,
+    typer.Option("--tariffs", help="More tariff files (TOML), beside the catalogue [default: setting tariffs, WATTBILL_TARIFFS]."),
 ]
 DEFAULT_OUT = Path("wattbill-out")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from wattbill import __version__
+
+        typer.echo(f"wattbill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """wattbill: smart-meter usage and annual-bill insight engine."""
+
+
+@app.command("warm", hidden=True)
+def warm() -> None:
+    """Compile every cached numba kernel once (run by scripts/setup.sh), so a first run does not."""
+    from wattbill.warm import warm_kernels
+
+    seconds, n = warm_kernels()
+    typer.echo(f"warm: {n} kernels compiled or loaded from numba's cache in {seconds:.1f} s")
 
 
 def _store(url: str | None):
@@ -41,15 +71,18 @@ def _store(url: str | None):
 
 
 def _catalog(extra: Path | None):
+    from wattbill.settings import get_settings
     from wattbill.tariffs import load_catalog
 
+    if extra is None:
+        extra = get_settings().tariffs
     if extra is not None and not extra.is_dir():
         raise WattbillError(f"{extra}: --tariffs must be a folder of tariff files")
     return load_catalog([extra] if extra else [])
 
 
 def _yuan(fen: int) -> str:
-    from wattbill.labels import format_yuan
+    from wattbill.formats import format_yuan
 
     return format_yuan(int(fen), grouping=False)
 
@@ -67,8 +100,9 @@ def _run_with_progress(store, catalog, year: int, **kwargs):
     )
 
     from wattbill.pipeline import run_bills
+    from wattbill.settings import get_settings
 
-    quiet = not sys.stderr.isatty() and os.environ.get("WATTBILL_PROGRESS") != "1"
+    quiet = not sys.stderr.isatty() and not get_settings().progress
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
@@ -96,6 +130,8 @@ def _configure_logging(verbose: int) -> None:
 
 
 def _print_summary(summary) -> None:
+    for notice in getattr(summary, "notices", ()):  # once per tariff file, naming it
+        typer.echo(f"wattbill: warning: {notice['message']}", err=True)
     typer.echo(f"year {summary.year}: {summary.billed} of {summary.households} households billed, "
                f"{summary.kwh_total:,.1f} kWh, {_yuan(summary.charge_fen)} yuan in all")
     typer.echo(f"new bill versions: {summary.new_versions}")
@@ -213,9 +249,10 @@ def serve(
     store: StoreOpt = None,
 ) -> None:
     """Serve the statement page and the PDF downloads."""
-    import uvicorn
-
+    from wattbill.errors import require
     from wattbill.tokens import secret_from_env
+
+    uvicorn = require("uvicorn", part="wattbill serve", package="uvicorn", extra="web")
     from wattbill.web import create_app
 
     application = create_app(store, out, secret_from_env())

@@ -6,7 +6,6 @@ frames it asks for (see ``docs/interfaces.md``) and keeps the results together.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +86,7 @@ def documents(
         c = cust[cid]
         code = bill["tariff"]
         if code not in tariffs:
-            tariffs[code] = catalog.get(code, on=dt.date(year, 1, 1))
+            tariffs[code] = catalog.schedule(code, year)  # every version in force in the year
         language = c.get("language") or "zh"
         cards = labels.label_cards(cards_of.get(cid, []), language)
         docs.append(

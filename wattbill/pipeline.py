@@ -21,7 +21,6 @@ population, on one machine (``engine="local"``) or on a Dask cluster (``engine="
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import os
@@ -39,7 +38,7 @@ from wattbill.diagnostics import DenseYear, densify, take_rows
 from wattbill.diagnostics.dense import month_of_day
 from wattbill.errors import NothingToBill, UnknownCustomer
 from wattbill.ingest.schemas import REGISTERS
-from wattbill.tariffs import Catalog, UnpricedRegisterError, bill_households
+from wattbill.tariffs import Catalog, TariffNotInForceError, UnpricedRegisterError, bill_households
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -55,14 +54,52 @@ class ChunkResult:
     bills: pl.DataFrame
     months: pl.DataFrame
     failures: list[dict[str, Any]] = field(default_factory=list)
+    tariff_files: dict[str, Any] = field(default_factory=dict)  # origin -> Tariff version used
+
+
+UNVERIFIED_TARIFF = "wattbill.tariff.unverified"
+"""Notice code: a bill run priced households with a tariff file marked ``verified = false``."""
+
+
+def unverified_notices(used: dict[str, Any]) -> list[dict[str, Any]]:
+    """One notice per tariff file used by a run whose figures are not marked verified.
+
+    Parameters
+    ----------
+    used : dict of str to Tariff
+        Each file (``Tariff.origin``) a run priced with, and its tariff.
+
+    Returns
+    -------
+    list of dict
+        ``code`` (``UNVERIFIED_TARIFF``), ``file``, ``tariff`` (code), ``valid_from`` (ISO or None),
+        ``message`` (one line naming the file), sorted by file.
+    """
+    out = []
+    for origin, t in sorted(used.items()):
+        if t.verified:
+            continue
+        out.append({
+            "code": UNVERIFIED_TARIFF, "file": origin, "tariff": t.code,
+            "valid_from": t.valid_from.isoformat() if t.valid_from else None,
+            "message": (f"tariff file {origin} ({t.code}"
+                        + (f", from {t.valid_from.isoformat()}" if t.valid_from else "")
+                        + ") is marked unverified: its figures have not been checked against the notice; "
+                        "replace it with the grid company's own file, or set verified = true once checked"),
+        })
+    return out
 
 
 def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year: int) -> ChunkResult:
-    """Bill one chunk of customers (rows of ``customers`` align with ``dense``)."""
+    """Bill one chunk of customers (rows of ``customers`` align with ``dense``).
+
+    Each household's tariff is the schedule of its code for ``year`` (``Catalog.schedule``): every
+    day priced by the version in force that day (``tariffs.reference`` rule 6).
+    """
     of, ol = dense.open_first.astype(np.int64), dense.open_last.astype(np.int64)
     sizes = customers["household_size"].fill_null(1).to_numpy().astype(np.int64)
     tariffs = customers["tariff"].to_list()
-    on = dt.date(year, 1, 1)
+    used: dict[str, Any] = {}
     bill_rows: list[pl.DataFrame] = []
     month_rows: list[pl.DataFrame] = []
     failures: list[dict[str, Any]] = []
@@ -76,7 +113,7 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
         if not len(rows):
             continue
         try:
-            tariff = catalog.get(code, on=on)
+            tariff = catalog.schedule(code, year)
         except KeyError as exc:
             failures += [{"customer_id": ids_all[i], "reason": str(exc)} for i in rows]
             continue
@@ -87,12 +124,18 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
                     sizes[rows],
                 )
                 break
-            except UnpricedRegisterError as exc:  # rule 5: an error for that household, not a zero
+            except (UnpricedRegisterError, TariffNotInForceError) as exc:  # an error for that household, not a zero
                 bad = set(int(h) for h in (exc.households or range(len(rows))))
                 failures += [{"customer_id": ids_all[rows[h]], "reason": str(exc)} for h in bad]
                 rows = np.array([r for k, r in enumerate(rows) if k not in bad], dtype=np.int64)
         if not len(rows):
             continue
+        for k, version in enumerate(tariff.tariffs):
+            # the versions whose days these households have (a version after the open window prices nothing)
+            start = tariff.starts[k]
+            end = tariff.starts[k + 1] - 1 if k + 1 < len(tariff.starts) else len(month_index) - 1
+            if np.any((of[rows] <= end) & (ol[rows] >= start)):
+                used[version.origin or version.code] = version
         ids = [ids_all[i] for i in rows]
         est = dense.estimated[rows]
         est_days = est.sum(axis=1)
@@ -109,7 +152,7 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
         )
     bills = pl.concat(bill_rows) if bill_rows else pl.DataFrame()
     months = pl.concat(month_rows) if month_rows else pl.DataFrame()
-    return ChunkResult(bills, months, failures)
+    return ChunkResult(bills, months, failures, used)
 
 
 def _quantities_frame(
@@ -148,6 +191,7 @@ class RunSummary:
     new_versions: int
     labels: dict[str, int]
     failures: list[dict[str, Any]]
+    notices: list[dict[str, Any]]  # e.g. unverified tariff files (``unverified_notices``), once per file
     pdfs_written: int
     pdfs_skipped: int
     out_dir: Path | None
@@ -420,12 +464,15 @@ def run_bills(
         store.save_labels(year, None, labelled.assigned)
     label_counts = dict(labelled.assigned.group_by("code").len().iter_rows())
     bills = pl.concat([b for _, b, _ in saved], how="diagonal_relaxed")
+    # every tariff file whose version priced a day of the year for a billed household
+    tariff_files = {t.origin: t for code in bills["tariff"].unique().to_list()
+                    for _, t in catalog.schedule(code, year).versions}
     bills_path = months_path = pdf_dir = None
     if out_dir is not None:
         bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
-        _write_atomic(bills.sort("customer_id"), bills_path)
-        _write_atomic(pl.concat([m for _, _, m in saved], how="diagonal_relaxed").sort("customer_id", "month"),
-                      months_path)
+        months_all = pl.concat([m for _, _, m in saved], how="diagonal_relaxed")
+        _write_atomic(_keep_others(bills_path, bills).sort("customer_id", "year"), bills_path)
+        _write_atomic(_keep_others(months_path, months_all).sort("customer_id", "year", "month"), months_path)
         not_billed = pl.concat([r.failures for r in results]).sort("customer_id")
         _write_atomic(not_billed.with_columns(pl.lit(year, pl.Int32).alias("year")).select(
             "customer_id", "year", "reason"), out_dir / NOT_BILLED)
@@ -471,7 +518,8 @@ def run_bills(
     return RunSummary(
         year=year, households=total_n, billed=bills.height, kwh_total=float(bills["kwh_total"].sum()),
         charge_fen=int(bills["charge_fen"].sum()), new_versions=new_versions, labels=label_counts,
-        failures=failures, pdfs_written=written, pdfs_skipped=skipped, out_dir=out_dir,
+        failures=failures, notices=unverified_notices(tariff_files), pdfs_written=written, pdfs_skipped=skipped,
+        out_dir=out_dir,
         bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir, chunks=len(jobs),
         chunks_computed=computed, chunks_reused=len(jobs) - computed, stage_seconds=stage_seconds,
     )
@@ -501,6 +549,30 @@ def render_statements(job: PdfJob) -> list[tuple[str, int, bytes]]:
                              job.catalog, job.year)
     datas = render_many(docs, workers=job.render_workers)
     return [(d.customer_id, int(d.version), data) for d, data in zip(docs, datas, strict=True)]
+
+
+def _keep_others(path: Path, new: pl.DataFrame) -> pl.DataFrame:
+    """``new`` with the rows of the file at ``path`` (if any) of every other household and year: a run
+    over some customers (``bill recalc --out`` into the year's own folder) replaces their rows and
+    keeps everyone else's (the newest version of each, as written by the runs before)."""
+    if not path.exists():
+        return new
+    try:
+        old = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError):
+        return new  # not a bills file of ours: replaced, as before
+    if "customer_id" not in old.columns or "year" not in old.columns:
+        return new
+    done = new.select("customer_id", "year").unique()
+    keep = old.join(done.with_columns(pl.col("year").cast(old.schema["year"])), on=["customer_id", "year"],
+                    how="anti")
+    if keep.height == 0:
+        return new
+    if "version" in keep.columns:  # (the newest version of each household, should a file hold several)
+        keys = ["customer_id", "year", "month"] if "month" in keep.columns else ["customer_id", "year"]
+        keep = keep.filter(pl.col("version") == pl.col("version").max().over(keys[:2]))
+        keep = keep.unique(keys, keep="last", maintain_order=True)
+    return pl.concat([keep, new], how="diagonal_relaxed")
 
 
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:

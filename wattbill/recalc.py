@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from wattbill.labels import format_yuan
+from wattbill.formats import format_yuan
 
 COMPARED = ("tariff", "kwh_total", "kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley", "kwh_tier1", "kwh_tier2",
             "kwh_tier3", "estimated_days", "labels")

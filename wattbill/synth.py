@@ -26,9 +26,10 @@ meter_exchange       the meter is replaced on one day (data event)
 register_rollover    the total register wraps at 6 integer digits (data event)
 ===================  ============================================================================
 
-Meter exchange model: on the exchange day the old meter's last read is its register at removal and
-the new meter (which starts at 0.00 kWh) gives its first read at the end of that day, so the day's
-consumption is (old last - old previous) + (new first - 0).
+Meter exchange model: the meter is replaced at the end of the exchange day: the old meter's last read
+is its register at removal (the whole day's consumption on it) and the new meter's first read, the
+same day, is its installation read, 0.00 kWh, where it starts (issue #12: a new meter's first read
+is never use), so the day's consumption is old last - old previous.
 
 Energy is simulated in integer Wh, multiples of 10 Wh (0.01 kWh, the register resolution), so
 that the register files carry exactly two decimals and the total equals the sum of the periods.
@@ -426,14 +427,14 @@ def register_reads(data: SynthData, seed: int = 7) -> pl.DataFrame:
         "total": total.reshape(-1),
         **{r: cum[:, :, i].reshape(-1) for i, r in enumerate(REGISTERS)},
     }
-    # meter exchange: the new meter starts at 0 and reads from the end of the exchange day
+    # meter exchange: the new meter's first read (0.00, the exchange day) is its installation read
     extra = []
     for i in np.nonzero(h.exchange_day >= 0)[0]:
         d = int(h.exchange_day[i])
-        frac = rng.uniform(0.2, 0.8)
+        rng.uniform(0.2, 0.8)  # (drawn as before, so that the other households stay as they were)
         day_regs = regs[i, d - 1]  # consumption on the exchange day (day index d of the cumulative)
-        before = (day_regs * frac).astype(np.int64)
-        after = day_regs - before
+        before = day_regs  # the whole day on the old meter: replaced at the end of the day
+        after = day_regs - before  # 0: the new meter's installation read
         new_id = "N" + str(h.customer_id[i])
         sl = slice(i * (days + 1), (i + 1) * (days + 1))
         old_cum = cum[i].copy()

@@ -7,19 +7,24 @@ is checked on every request: signature first, then expiry. The secret comes from
 
 from __future__ import annotations
 
-import os
 import time
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from wattbill.errors import BadToken, MissingExtra, WattbillError
 
-from wattbill.errors import BadToken, WattbillError
+try:
+    from itsdangerous import BadSignature, URLSafeSerializer
+except ImportError as exc:  # the [web] extra is not installed
+    raise MissingExtra("download tokens", "itsdangerous", "web") from exc
 
 SALT = "wattbill-statement-v1"
 MIN_SECRET_LENGTH = 16
 
 
 def secret_from_env() -> str:
-    secret = os.environ.get("WATTBILL_SECRET", "")
+    """The signing secret: the setting ``secret`` (``WATTBILL_SECRET``); raises if shorter than 16."""
+    from wattbill.settings import get_settings
+
+    secret = get_settings().secret.get_secret_value()
     if len(secret) < MIN_SECRET_LENGTH:
         raise WattbillError(f"WATTBILL_SECRET must be set to a secret of at least {MIN_SECRET_LENGTH} characters")
     return secret

@@ -27,7 +27,9 @@ class TariffStub:
     name: str = "浙江 居民生活用电 峰谷分时 年阶梯"
     name_en: str = "Zhejiang residential, time-of-use, annual tiers"
     currency: str = "CNY"
-    source: str = "浙江省发展改革委 浙发改价格〔2021〕号 居民阶梯电价通知（示例）"
+    notice: str = "浙江省发展改革委 浙发改价格〔2021〕号 居民阶梯电价通知（示例）"
+    source: str = "internal: figures copied from the price table (INTERNAL-SOURCE)"
+    note: str = "internal: NOT confirmed (INTERNAL-NOTE)"
     periods: dict[str, str] = field(default_factory=lambda: {
         "sharp": "peak", "peak": "peak", "flat": "peak", "valley": "valley"})
     prices: dict[str, tuple[Decimal, ...]] = field(default_factory=lambda: {

@@ -120,7 +120,8 @@ def test_charge_total_used_when_charge_fen_missing():
 
 
 def test_tariff_terms_from_the_real_tariff_model():
-    tariffs = pytest.importorskip("tariffs")
+    from wattbill import tariffs
+
     catalog = tariffs.load_catalog()
     for code in catalog.codes():
         t = catalog.get(code)
@@ -131,7 +132,7 @@ def test_tariff_terms_from_the_real_tariff_model():
         kw = sample_inputs()
         kw["tariff"] = t
         doc = bills.build_document(**kw)
-        assert doc.price_rows and doc.source == t.source
+        assert doc.price_rows and doc.notice == t.notice  # the public notice, never source or note
 
 
 def test_seasonal_monthly_thresholds_are_grouped():
@@ -153,3 +154,26 @@ def test_customer_text_is_escaped_in_html():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "{{ 7*7 }}" in html
     assert "&amp; co" in html
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_versions_within_the_year_each_with_its_prices_and_days(language):
+    """A schedule of two versions (from 1 April, +0.02 yuan, lower thresholds): the terms list each
+    version's prices with its days, say how the change is billed, and name the latest version."""
+    from tests.tariffs.test_versions import ZJ, catalog_of, zj_version
+
+    schedule = catalog_of(ZJ, zj_version("2024-04-01", "0.02", thresholds="[2000, 4000]")).schedule(
+        "cn-zhejiang-res-tou", 2024)
+    kw = sample_inputs(language=language)
+    kw["tariff"] = schedule
+    doc = bills.build_document(**kw)
+    first = [r for r in doc.price_rows if ("3月31日" in r[0] or "31 Mar 2024" in r[0])]
+    second = [r for r in doc.price_rows if ("4月1日起" in r[0] or "from 1 Apr 2024" in r[0])]
+    assert len(first) == len(second) == 2  # peak and valley of each version
+    assert [r[1] for r in first] == ["0.568", "0.288"] and [r[1] for r in second] == ["0.588", "0.308"]
+    text = " ".join(doc.terms)
+    assert ("年阶梯电量跨调价连续累计" in text) or ("continues across the change" in text)
+    assert "2,760" in text or "2760" in text  # the first version's thresholds, with its days
+    assert doc.tariff_name == (schedule.latest.name if language == "zh" else schedule.latest.name_en)
+    single = bills.build_document(**{**kw, "tariff": schedule.tariffs[1]})
+    assert single.notice == schedule.latest.notice == doc.notice

@@ -72,7 +72,9 @@ def test_pdf_text_shows_the_bill_numbers(rendered, language, labels):
         assert card.title in text
     if labels == "none":
         assert ("没有需要特别提醒" if language == "zh" else "Nothing in your usage") in text
-    assert kw["tariff"].source[:20] in text.replace("\n", "")
+    flat = text.replace("\n", "")
+    assert kw["tariff"].notice[:20] in flat  # the notice the tariff follows is on the bill
+    assert "INTERNAL-NOTE" not in flat and "INTERNAL-SOURCE" not in flat  # internal notes never are
 
 
 @pytest.mark.slow

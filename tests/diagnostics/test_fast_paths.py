@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import daily_cases
+from wattbill import tariffs
 from wattbill.diagnostics import densify, shift_peak_to_valley, tariff_what_if
 from wattbill.diagnostics import whatif as W
 from wattbill.diagnostics.features import ALTERNATIVES_SCHEMA, BILLS_SCHEMA, bills_frame
 
-tariffs = pytest.importorskip("tariffs")
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -137,7 +137,7 @@ def reference_dense(daily: pl.DataFrame, customers: pl.DataFrame, year: int):
     regs = ["wh_sharp", "wh_peak", "wh_flat", "wh_valley"]
     rows = (daily.join(idx, on="customer_id", how="inner")
             .with_columns((pl.col("day") - pl.lit(dt.date(year, 1, 1))).dt.total_days().alias("d"),
-                          pl.all_horizontal(pl.col(r).is_not_null() for r in regs).alias("tou_row"))
+                          pl.any_horizontal(pl.col(r).is_not_null() for r in regs).alias("tou_row"))
             .filter((pl.col("f") >= 0) & (pl.col("d") >= pl.col("f")) & (pl.col("d") <= pl.col("l")))
             .group_by("i", "d")
             .agg(pl.col("wh_total").fill_null(0).sum(), pl.col("estimated").fill_null(False).any(),

@@ -6,9 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from wattbill import tariffs
 from wattbill.diagnostics import densify, diagnose, tariff_what_if
-
-tariffs = pytest.importorskip("tariffs")
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,8 @@ def test_empty_and_header_only(tmp_path: Path) -> None:
     [
         (b"PK\x03\x04\x14\x00\x00\x00binary excel", "ZIP/Excel"),
         (b"\x00\x01\x02\x03customer_id", "binary"),
-        ("户号,表号,日期,正向有功总\n1,2,2024-01-01,3\n".encode("gbk"), "UTF-8"),
+        # valid in no supported encoding (UTF-8, GB18030): refused, naming the row
+        (b"customer_id,meter_id,read_date,total\n1,2,2024-01-01,3\n1,2,2024-01-02,4\xff\n", "row 2.*GB18030"),
     ],
 )
 def test_not_csv(tmp_path: Path, content: bytes, match: str) -> None:
@@ -79,6 +80,14 @@ def test_not_csv(tmp_path: Path, content: bytes, match: str) -> None:
         ingest_file(f, "registers", None)
     assert isinstance(ei.value, BadFileError)
     _one_line(ei.value)
+
+
+def test_gbk_export_with_chinese_headers_loads(tmp_path: Path) -> None:
+    """Chinese Excel's "CSV" is GBK without a BOM (issue #12 item 6): headers and values decoded."""
+    f = tmp_path / "reads.csv"
+    f.write_bytes("户号,表号,日期,正向有功总\n1,表A,2024/1/1,3\n1,表A,2024/1/2,5\n".encode("gbk"))
+    rep = ingest_file(f, "registers", None)
+    assert (rep.rows, rep.loaded, rep.quarantined) == (2, 2, 0)
 
 
 def test_truncated_parquet(tmp_path: Path) -> None:

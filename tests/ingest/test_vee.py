@@ -73,6 +73,12 @@ def test_gap_is_estimated_and_keeps_the_register_difference() -> None:
         "to": "2024-03-06",
         "days": 4,
         "total_wh": 10_010,
+        # the two reads as read, for a late file of the gap's days to continue from
+        "from_total_wh": 1_010_000, "from_sharp_wh": 101_000, "from_peak_wh": 303_000,
+        "from_flat_wh": 404_000, "from_valley_wh": 202_000,
+        "to_total_wh": 1_020_010, "to_sharp_wh": 102_000, "to_peak_wh": 306_000,
+        "to_flat_wh": 408_010, "to_valley_wh": 204_000,
+        "multiplier": 1.0, "digits": None,
     }
     assert r.frame.filter(~pl.col("estimated"))["wh_total"].to_list() == [10_000, 10_000]
 
@@ -80,7 +86,8 @@ def test_gap_is_estimated_and_keeps_the_register_difference() -> None:
 def test_rollover_inferred_and_explicit_digits() -> None:
     r = run("rollover.csv")
     assert r.frame.filter(pl.col("customer_id") == "0003")["wh_total"].to_list() == [15_500, 6_500]
-    assert r.frame.filter(pl.col("customer_id") == "0004")["wh_total"].to_list() == [23_000]
+    # 99,980 -> 3.00 -> 15.00 with digits = 5: wrapped, and confirmed by the read after it
+    assert r.frame.filter(pl.col("customer_id") == "0004")["wh_total"].to_list() == [23_000, 12_000]
     assert codes(r) == ["rollover", "rollover"]
     assert r.quarantined == 0
 
@@ -89,17 +96,25 @@ def test_meter_exchange() -> None:
     r = run("meter_exchange.csv")
     per_day = r.frame.group_by("customer_id", "day").agg(pl.col("wh_total").sum()).sort("customer_id", "day")
     c5 = per_day.filter(pl.col("customer_id") == "0005")
-    # exchange day 06-03: 4 kWh on the old meter + 6 kWh on the new one (counted from zero)
-    assert c5["wh_total"].to_list() == [10_000, 10_000, 10_000]
+    # exchange day 06-03: 4 kWh on the old meter; the new meter's first read (6.00) is where it
+    # starts, not use: it anchors, and 06-04 is 16.00 - 6.00
+    assert c5["wh_total"].to_list() == [10_000, 4_000, 10_000]
     c6 = per_day.filter(pl.col("customer_id") == "0006")
-    # a new meter starting at 12345 kWh only anchors: 06-03 has no consumption
-    assert c6["day"].to_list() == [D(2024, 6, 2), D(2024, 6, 4)]
+    # no read of the old meter on the exchange day: 06-03 is estimated (mean of the measured days
+    # around it) and flagged; the new meter's 12,345 kWh only anchors
+    assert c6["day"].to_list() == [D(2024, 6, 2), D(2024, 6, 3), D(2024, 6, 4)]
+    assert c6["wh_total"].to_list() == [10_000, 10_000, 10_000]
+    est = r.frame.filter(pl.col("customer_id") == "0006", pl.col("day") == D(2024, 6, 3))
+    assert est["estimated"].to_list() == [True] and est["meter_id"].to_list() == ["NEW6"]
+    assert evidence(r, "exchange_estimated") == {
+        "from": "2024-06-03", "to": "2024-06-03", "days": 1, "wh_per_day": 10_000, "basis_days": 2,
+    }
     ex = r.findings.filter(pl.col("code") == "meter_exchange").sort("customer_id")
     assert ex["customer_id"].to_list() == ["0005", "0006"]
     e5, e6 = (json.loads(x) for x in ex["evidence"])
-    assert e5["old_meter"] == "OLD5" and e5["new_meter"] == "NEW5" and e5["counted_from_zero"] is True
+    assert e5["old_meter"] == "OLD5" and e5["new_meter"] == "NEW5" and e5["days_without_reads"] == 0
     assert e5["old_last_total_wh"] == 5_014_000 and e5["new_first_total_wh"] == 6_000
-    assert e6["counted_from_zero"] is False
+    assert e6["days_without_reads"] == 1
 
 
 def test_negative_consumption_glitch_and_reset() -> None:

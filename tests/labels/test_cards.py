@@ -156,4 +156,4 @@ def test_catalogue_errors(over, msg):
 
 def test_params_are_exposed():
     d = {x.code: x for x in load_catalogue()}["peak_heavy"]
-    assert d.params == {"share_valley <": 0.15}
+    assert d.params == {"share_valley <": 0.15, "peer_share_valley_pct <=": 25}

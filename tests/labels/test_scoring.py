@@ -20,8 +20,8 @@ MIN_SCORE = 0.9
 
 @pytest.fixture(scope="module")
 def scored():
-    synth = pytest.importorskip("wattbill.synth")
-    tariffs = pytest.importorskip("tariffs")
+    from wattbill import synth, tariffs
+
     data = synth.simulate(N, YEAR, seed=20251123, years=2)
     customers = data.customers_frame()
     daily = data.daily_frame(YEAR)

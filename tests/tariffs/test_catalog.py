@@ -62,3 +62,37 @@ def test_later_valid_from_supersedes(tmp_path: Path):
         cat.get("cn-zhejiang-res-tou", on=date(2000, 1, 1))
     with pytest.raises(UnknownTariffError):
         cat.get("no-such-tariff")
+
+
+def test_shipped_files_are_examples_marked_unverified_with_a_public_notice():
+    """Issue 12, item 8: the notice (printed on bills) is separate from the internal note; every
+    shipped file is an example whose figures are not checked, and says so in ``verified``."""
+    cat = load_catalog()
+    for code in cat.codes():
+        for t in cat.versions(code):
+            assert t.verified is False, t.origin
+            assert t.notice.strip() and t.note.strip(), t.origin
+            for doubt in ("confirm", "NOT", "example", "widely reported"):
+                assert doubt not in t.notice, (t.origin, doubt)
+
+
+@pytest.mark.parametrize(("line", "key"), [('verified = "yes"', "verified"), ("notice = 3", "notice"),
+                                           ("note = []", "note")])
+def test_verified_notice_and_note_are_checked(tmp_path: Path, line: str, key: str):
+    from wattbill.tariffs import check_tariff_file
+
+    src = (Path(__file__).parents[2] / "tariffs" / "catalog" / "cn-zhejiang-res-tou.toml").read_text("utf-8")
+    lines = [ln for ln in src.splitlines() if not ln.startswith(f"{key} ")]
+    lines.insert(1, line)
+    path = tmp_path / "t.toml"
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    assert [p.key for p in check_tariff_file(path)] == [key]
+
+
+def test_a_file_without_verified_is_unverified(tmp_path: Path):
+    from wattbill.tariffs import parse_tariff
+
+    src = (Path(__file__).parents[2] / "tariffs" / "catalog" / "cn-zhejiang-res-tou.toml").read_text("utf-8")
+    without = "\n".join(ln for ln in src.splitlines() if not ln.startswith("verified"))
+    assert parse_tariff(without).verified is False
+    assert parse_tariff(without.replace("[periods]", "verified = true\n[periods]", 1)).verified is True

@@ -54,47 +54,70 @@ def test_extra_tariffs_folder(tmp_path: Path):
     assert "cn-zhejiang-res-new" in result.output
 
 
-class FakeStore:
-    def __init__(self, customers: pl.DataFrame, daily: pl.DataFrame):
-        self.customers, self.daily = customers, daily
+def _load_estimate_case(store_url: str, tmp_path: Path) -> None:
+    """Customer 007 (Shanghai time-of-use, 3 persons) using 10 kWh a day in 2025, 60 % peak, 40 % valley,
+    ingested through the real path (CSV files -> ingest -> the store)."""
+    from wattbill.ingest import ingest_file
+    from wattbill.store import open_store
 
-    def load_customers(self, customer_ids=None):
-        return self.customers.filter(pl.col("customer_id").is_in(customer_ids or []))
-
-    def load_daily(self, year, customer_ids=None):
-        return self.daily.filter(pl.col("customer_id").is_in(customer_ids or []) & (pl.col("day").dt.year() == year))
-
-
-def test_estimate_prints_running_charge(monkeypatch, capsys):
     days = [date(2025, 1, 1) + timedelta(days=i) for i in range(365)]
-    daily = pl.DataFrame(
-        {
-            "customer_id": ["007"] * 365,
-            "meter_id": ["m"] * 365,
-            "day": days,
-            "wh_total": [10_000] * 365,
-            "wh_sharp": [None] * 365,
-            "wh_peak": [6_000] * 365,
-            "wh_flat": [None] * 365,
-            "wh_valley": [4_000] * 365,
-            "estimated": [False] * 365,
-        }
-    )
-    customers = pl.DataFrame(
-        {"customer_id": ["007"], "tariff": ["cn-shanghai-res-tou"], "household_size": [3],
-         "opened_on": [None], "closed_on": [None]},
-        schema_overrides={"opened_on": pl.Date, "closed_on": pl.Date},
-    )
-    from wattbill import store
-    monkeypatch.setattr(store, "open_store", lambda url=None: FakeStore(customers, daily))
-    cmd.estimate("007", date(2025, 1, 31))  # type: ignore[arg-type]  # a plain call may pass a date
+    pl.DataFrame({
+        "customer_id": ["007"] * 365, "meter_id": ["m"] * 365, "read_date": [d.isoformat() for d in days],
+        "kwh_total": ["10"] * 365, "kwh_sharp": ["0"] * 365, "kwh_peak": ["6"] * 365, "kwh_flat": ["0"] * 365,
+        "kwh_valley": ["4"] * 365,
+    }).write_csv(tmp_path / "use.csv")
+    pl.DataFrame({"customer_id": ["007"], "tariff": ["cn-shanghai-res-tou"], "household_size": [3]}).write_csv(
+        tmp_path / "customers.csv")
+    st = open_store(store_url)
+    try:
+        ingest_file(tmp_path / "customers.csv", "customers", st)
+        rep = ingest_file(tmp_path / "use.csv", "consumption", st)
+        assert rep.loaded == 365 and rep.quarantined == 0
+    finally:
+        st.close()
+
+
+def _check_estimate(store_url: str, capsys) -> None:
+    from wattbill.errors import UnknownCustomer
+
+    cmd.estimate("007", date(2025, 1, 31), store=store_url)  # type: ignore[arg-type]  # a plain call may pass a date
     out = capsys.readouterr().out
     # January: 310 kWh, 60 % peak: 310 x (0.6 x 0.617 + 0.4 x 0.307) = 310 x 0.4930 = 152.83
     assert "310 kWh, 152.83 yuan, tier 1" in out
-    cmd.estimate("007", "2025-12-31")
+    cmd.estimate("007", "2025-12-31", store=store_url)
     out = capsys.readouterr().out
+    # the year: 3650 kWh, above the first threshold (3120 kWh/year): tier 2
     assert "3650 kWh" in out and "tier 2" in out
-    from wattbill.errors import UnknownCustomer
-
     with pytest.raises(UnknownCustomer):
-        cmd.estimate("008", "2025-03-01")
+        cmd.estimate("008", "2025-03-01", store=store_url)
+
+
+def test_estimate_prints_running_charge_embedded(tmp_path: Path, capsys):
+    url = str(tmp_path / "store")
+    _load_estimate_case(url, tmp_path)
+    _check_estimate(url, capsys)
+
+
+@pytest.mark.db
+def test_estimate_prints_running_charge_timescale(pg_store_url: str, tmp_path: Path, capsys):
+    _load_estimate_case(pg_store_url, tmp_path)
+    _check_estimate(pg_store_url, capsys)
+
+
+def test_estimate_through_december_equals_the_bill_run(tmp_path: Path, capsys):
+    """The estimate through 31 December is the year's bill (one densify, one kernel for both)."""
+    from wattbill.pipeline import run_bills
+    from wattbill.store import open_store
+
+    url = str(tmp_path / "store")
+    _load_estimate_case(url, tmp_path)
+    st = open_store(url)
+    try:
+        run_bills(st, load_catalog(), 2025, out_dir=tmp_path / "out", pdf=False)
+        bill = st.load_bills(2025, ["007"]).row(0, named=True)
+    finally:
+        st.close()
+    cmd.estimate("007", "2025-12-31", store=url)
+    out = capsys.readouterr().out
+    fen = int(bill["charge_fen"])
+    assert fen > 0 and f"{fen // 100}.{fen % 100:02d} yuan" in out

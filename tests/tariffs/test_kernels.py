@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tests.strategies import UsageBatch, hit_threshold_exactly, tariff_tomls, usage_batches
 from wattbill.tariffs import (
     ReferenceBill,
+    TariffSchedule,
     UnpricedRegisterError,
     bill_households,
     load_catalog,
@@ -19,7 +20,7 @@ from wattbill.tariffs import (
     reference_bill,
     running_charge,
 )
-from wattbill.tariffs.kernels import FLAG_OVERFLOW, KernelTariff, bill_kernel, month_sums, prorate
+from wattbill.tariffs.kernels import FLAG_OVERFLOW, KernelSchedule, bill_kernel, prorate, range_sums
 from wattbill.tariffs.reference import effective_thresholds, month_first_days
 
 
@@ -115,21 +116,19 @@ class TestKernelsAgainstReference:
         )
         assert_matches_reference(tariff, batch, use_py)
 
-    def test_month_sums_and_prorate(self, use_py):
-        sums = month_sums.py_func if use_py else month_sums
+    def test_range_sums_and_prorate(self, use_py):
+        sums = range_sums.py_func if use_py else range_sums
         pr = prorate.py_func if use_py else prorate
         rng = np.random.default_rng(5)
         tr = rng.integers(0, 1000, 366).astype(np.int32)
         rr = rng.integers(0, 1000, (366, 4)).astype(np.int32)
-        firsts = np.array(month_first_days(2024), np.int64)
-        mwh = np.full(12, -1, np.int64)
-        mreg = np.full((12, 4), -1, np.int64)
-        assert not sums(tr, rr, 59, 365, firsts, mwh, mreg)  # 29 February to 31 December
-        assert mwh[0] == -1 and mwh[1] == tr[59]
-        assert mwh[2:].tolist() == [int(tr[firsts[m] : firsts[m + 1]].sum()) for m in range(2, 12)]
-        assert mreg[11].tolist() == rr[335:].sum(axis=0).tolist()
+        rf = rr.reshape(-1)
+        t, r0, r1, r2, r3, orv = sums(tr, rf, 59, 60)  # 29 February alone
+        assert (t, r0, r1, r2, r3) == (tr[59], *rr[59].tolist()) and 0 <= orv <= 2**31 - 1
+        t, r0, r1, r2, r3, orv = sums(tr, rf, 335, 366)  # December
+        assert t == int(tr[335:].sum()) and [r0, r1, r2, r3] == rr[335:].sum(axis=0).tolist()
         tr[100] = -1
-        assert sums(tr, rr, 0, 365, firsts, mwh, mreg)
+        assert sums(tr, rf, 0, 366)[5] < 0
         assert pr(1_200_000, 62, 365) == 203_836 and pr(5, 1, 2) == 3 and pr(7, 3, 3) == 7
 
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -167,6 +166,14 @@ def test_running_charge_through_year_end_equals_annual_bill():
     assert set(rc.tier.tolist()) <= {1, 2, 3}
 
 
+def _schedule_args(tariff, year):
+    """The kernel's month and tariff arguments for one version pricing the whole year."""
+    ks = KernelSchedule.of(TariffSchedule.single(tariff, year))
+    return (np.array(month_first_days(year), np.int64), ks.part_first, ks.part_month, ks.part_version, ks.monthly,
+            ks.base_thr, ks.proration, ks.bonus_min, ks.bonus_wh, ks.reg_period, ks.unsplit, ks.q, ks.scale_div,
+            ks.safe_product)
+
+
 def test_overflow_risk_is_detected_and_billed_exactly():
     """A month of ~62 GWh (2e9 Wh a day) cannot be billed in int64: the kernel flags it and the
     wrapper bills it with the exact reference."""
@@ -182,11 +189,9 @@ def test_overflow_risk_is_detected_and_billed_exactly():
     flags = np.zeros(2, np.int64)
     out = [np.zeros(s, np.int64) for s in ((2, 12), (2, 12, 4), (2, 12, 3), (2, 12, 2), (2, 12), (2,), (2, 2), (2,), (2,))]
 
-    kt = KernelTariff.of(tariff)
     bill_kernel(  # type: ignore[call-arg]  # numba dispatcher stubs
         total, regs, np.zeros(2, np.int64), np.full(2, 364), np.full(2, 364), np.ones(2, np.int64),
-        np.array(month_first_days(2023), np.int64), kt.monthly, kt.base_thr, kt.proration, kt.bonus_min,
-        kt.bonus_wh, kt.reg_period, kt.unsplit, kt.q, kt.scale_div, kt.safe_product, *out, flags,
+        *_schedule_args(tariff, 2023), *out, flags,
     )
     assert flags.tolist() == [FLAG_OVERFLOW, 0]
     yb = bill_households(tariff, 2023, total, regs, 0, 364, 1)
@@ -204,12 +209,9 @@ def test_kernel_writes_every_output_element():
     regs = np.zeros((5, 365, 4), np.int32)
     of, ol = np.array([0, 40, 303, 364, 200]), np.array([364, 300, 364, 364, 100])
     expected = bill_households(tariff, 2023, total, regs, of, ol, 1)
-    kt = KernelTariff.of(tariff)
     out = [np.full(s, -7, np.int64) for s in ((5, 12), (5, 12, 4), (5, 12, 3), (5, 12, 1), (5, 12), (5,), (5, 2), (5,), (5,), (5,))]
     bill_kernel(
-        total, regs, of, ol, ol, np.ones(5, np.int64), np.array(month_first_days(2023), np.int64), kt.monthly,
-        kt.base_thr, kt.proration, kt.bonus_min, kt.bonus_wh, kt.reg_period, kt.unsplit, kt.q, kt.scale_div,
-        kt.safe_product, *out,
+        total, regs, of, ol, ol, np.ones(5, np.int64), *_schedule_args(tariff, 2023), *out,
     )
     assert (out[0] == expected.month_wh).all() and (out[1] == expected.month_wh_reg).all()
     assert (out[2] == expected.month_wh_tier).all() and (out[3] == expected.month_wh_period).all()

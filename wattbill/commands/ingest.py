@@ -7,28 +7,27 @@ Mounted by ``wattbill/cli.py`` as ``app.add_typer(ingest.app, name="ingest")``. 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Load meter reads, customers and payments into the store.", no_args_is_help=True)
-quarantine_app = typer.Typer(help="Rows refused by ingest, with their reasons.", no_args_is_help=True)
+app = typer.Typer(help="Load meter reads, customers and payments into the store.", no_args_is_help=True, rich_markup_mode=None)
+quarantine_app = typer.Typer(help="Rows refused by ingest, with their reasons.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(quarantine_app, name="quarantine")
 
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", envvar="WATTBILL_STORE", help="Store folder or postgresql:// URL."),
+    typer.Option("--store", help="Store folder or postgresql:// URL [default: setting store, WATTBILL_STORE]."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per file.")]
 Files = Annotated[list[Path], typer.Argument(help="CSV or Parquet files.", show_default=False)]
 
 
 def _store_url(store: str | None) -> str:
-    from wattbill.store import DEFAULT_STORE
+    from wattbill.settings import get_settings
 
-    return store or os.environ.get("WATTBILL_STORE") or DEFAULT_STORE
+    return store or get_settings().store
 
 
 def run_ingest(files: list[Path], kind: str, store: str | None = None, as_json: bool = False) -> list:

@@ -7,7 +7,6 @@ Mounted by ``wattbill/cli.py``: ``app.add_typer(tariffs.app, name="tariffs")`` a
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -15,36 +14,38 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(
-    help="Tariffs: list the catalogue, show one tariff, check a tariff file.", no_args_is_help=True
+    help="Tariffs: list the catalogue, show one tariff, check a tariff file.", no_args_is_help=True, rich_markup_mode=None
 )
 
 TariffsOpt = Annotated[
     Path | None,
-    typer.Option("--tariffs", envvar="WATTBILL_TARIFFS", help="More tariff files (TOML), beside the catalogue."),
+    typer.Option("--tariffs", help="More tariff files (TOML), beside the catalogue [default: setting tariffs, WATTBILL_TARIFFS]."),
 ]
 StoreOpt = Annotated[
-    str | None, typer.Option("--store", envvar="WATTBILL_STORE", help="Store folder or postgresql:// URL.")
+    str | None, typer.Option("--store", help="Store folder or postgresql:// URL [default: setting store, WATTBILL_STORE].")
 ]
 
 
 def catalog_from_env(extra: Path | None = None):
-    """The shipped catalogue plus ``extra`` (a folder or file), else ``WATTBILL_TARIFFS`` if set."""
+    """The shipped catalogue plus ``extra`` (a folder or file), else the setting ``tariffs`` if set."""
+    from wattbill.settings import get_settings
     from wattbill.tariffs import load_catalog
 
-    if extra is None and os.environ.get("WATTBILL_TARIFFS"):
-        extra = Path(os.environ["WATTBILL_TARIFFS"])
+    if extra is None:
+        extra = get_settings().tariffs
     return load_catalog([extra] if extra else [])
 
 
 def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    fen = abs(int(fen))
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
+    from wattbill.formats import format_yuan
+
+    return format_yuan(int(fen), grouping=False)
 
 
 def _kwh(wh: int) -> str:
-    wh = int(wh)
-    return f"{wh // 1000}.{wh % 1000:03d}".rstrip("0").rstrip(".") if wh % 1000 else str(wh // 1000)
+    from wattbill.formats import kwh_exact
+
+    return kwh_exact(wh)
 
 
 def _console():
@@ -146,7 +147,12 @@ def show(
     for p, plist in t.prices:
         prices.add_row(p, *(str(x) for x in plist))
     console.print(prices)
+    console.print(f"notice (printed on bills): {t.notice or '-'}")
     console.print(f"source: {t.source}")
+    if t.note:
+        console.print(f"note (internal): {t.note}")
+    console.print("verified: yes" if t.verified else
+                  "verified: NO - the figures are not checked against the notice; bill run warns")
 
 
 @app.command("check")
@@ -163,31 +169,60 @@ def check(file: Annotated[Path, typer.Argument(help="A tariff file (TOML).")]) -
     typer.echo(f"{file}: ok")
 
 
-def _dense_for_customer(daily, year: int):
-    """Daily Wh arrays of one customer's rows (meters summed per day; null registers = 0)."""
+def estimate_for(store, catalog, customer: str, day: date):
+    """The running charge of ``customer``'s year from 1 January through ``day``.
+
+    The daily rows are made dense by :func:`wattbill.diagnostics.densify` (the bill run's own path:
+    meters summed per day, the account's open window from ``opened_on``/``closed_on``), so an
+    estimate through 31 December equals the year's bill.
+
+    Parameters
+    ----------
+    store : wattbill.store.Store
+    catalog : wattbill.tariffs.Catalog
+    customer : str
+        The customer id (户号).
+    day : datetime.date
+        The last day counted.
+
+    Returns
+    -------
+    row : dict
+        The customer's ``CUSTOMER_SCHEMA`` row.
+    tariff : wattbill.tariffs.Tariff
+        The tariff version in force on ``day`` (each day is priced by the version in force that day).
+    charge : wattbill.tariffs.RunningCharge
+        For one household (arrays of length 1) [fen, Wh].
+
+    Raises
+    ------
+    wattbill.errors.UnknownCustomer
+        The store does not hold ``customer``.
+    wattbill.errors.NothingToBill
+        The account is not open in ``day``'s year.
+    """
     import numpy as np
-    import polars as pl
 
-    from wattbill.tariffs.reference import days_in_year
+    from wattbill.diagnostics import densify
+    from wattbill.errors import NothingToBill, UnknownCustomer
+    from wattbill.tariffs import running_charge
 
-    n_days = days_in_year(year)
-    total = np.zeros((1, n_days), np.int64)
-    regs = np.zeros((1, n_days, 4), np.int64)
-    if daily.height:
-        per_day = (
-            daily.with_columns(((pl.col("day") - pl.date(year, 1, 1)).dt.total_days()).alias("d"))
-            .group_by("d")
-            .agg(
-                pl.col("wh_total").fill_null(0).sum(),
-                *(pl.col(f"wh_{r}").fill_null(0).sum() for r in ("sharp", "peak", "flat", "valley")),
-            )
-            .filter((pl.col("d") >= 0) & (pl.col("d") < n_days))
-        )
-        d = per_day["d"].to_numpy()
-        total[0, d] = per_day["wh_total"].to_numpy()
-        for k, r in enumerate(("sharp", "peak", "flat", "valley")):
-            regs[0, d, k] = per_day[f"wh_{r}"].to_numpy()
-    return total, regs
+    year = day.year
+    customers = store.load_customers([customer])
+    if customers.height == 0:
+        raise UnknownCustomer(f"customer {customer!r} not found in the store")
+    row = customers.row(0, named=True)
+    # every day priced by the version in force that day (tariffs.reference rule 6), as the bill run does
+    schedule = catalog.schedule(row["tariff"], year)
+    dense = densify(store.load_daily(year, [customer]), customers.head(1), year, with_regs=True)
+    first, last = int(dense.open_first[0]), int(dense.open_last[0])
+    if first < 0 or first > last:
+        raise NothingToBill(f"customer {customer!r}: account not open in {year}")
+    sizes = customers.head(1)["household_size"].fill_null(1).to_numpy().astype(np.int64)  # as the bill run
+    through_day = (day - date(year, 1, 1)).days
+    charge = running_charge(schedule, year, dense.total, dense.regs, dense.open_first, dense.open_last, sizes,
+                            through_day)
+    return row, schedule.on(through_day) or schedule.latest, charge
 
 
 def estimate(
@@ -198,11 +233,7 @@ def estimate(
 ) -> None:
     """The running charge of the year so far: what a household has spent from 1 January to --through,
     and the tier it has reached ("每日电费实时测算")."""
-    import numpy as np
-
-    from wattbill.errors import NothingToBill, UnknownCustomer
     from wattbill.store import open_store
-    from wattbill.tariffs import running_charge
 
     if isinstance(through, datetime):
         day = through.date()
@@ -213,29 +244,20 @@ def estimate(
             day = date.fromisoformat(str(through))
         except ValueError as exc:
             raise typer.BadParameter(f"{through!r} is not a date (YYYY-MM-DD)", param_hint="--through") from exc
-    year = day.year
+    year, jan1 = day.year, date(day.year, 1, 1)
     catalog = catalog_from_env(tariffs)
     st = open_store(store)
-    customers = st.load_customers([customer])
-    if customers.height == 0:
-        raise UnknownCustomer(f"customer {customer!r} not found in the store")
-    row = customers.row(0, named=True)
-    tariff = catalog.get(row["tariff"], on=day)
-    daily = st.load_daily(year, [customer])
-    jan1 = date(year, 1, 1)
-    n_days = (date(year + 1, 1, 1) - jan1).days
-    opened, closed = row.get("opened_on"), row.get("closed_on")
-    open_first = max((opened - jan1).days, 0) if opened else 0
-    open_last = min((closed - jan1).days, n_days - 1) if closed else n_days - 1
-    if open_first > open_last:
-        raise NothingToBill(f"customer {customer!r}: account not open in {year}")
-    total, regs = _dense_for_customer(daily, year)
-    through_day = (day - jan1).days
-    rc = running_charge(
-        tariff, year, total, regs, np.array([open_first]), np.array([open_last]),
-        np.array([int(row.get("household_size") or 1)]), through_day,
-    )
+    try:
+        _row, tariff, rc = estimate_for(st, catalog, customer, day)
+    finally:
+        st.close()
     typer.echo(f"customer {customer} · tariff {tariff.code} ({tariff.name})")
     typer.echo(f"from {jan1.isoformat()} through {day.isoformat()}: {_kwh(rc.wh[0])} kWh, {_yuan(rc.fen[0])} yuan, tier {rc.tier[0]}")
     months = [(m + 1, int(f)) for m, f in enumerate(rc.month_fen[0]) if m < day.month]
     typer.echo("by month: " + ", ".join(f"{year}-{m:02d} {_yuan(f)}" for m, f in months))
+    schedule, through_day = catalog.schedule(tariff.code, year), (day - jan1).days
+    changes = [schedule.start_date(k) for k in range(1, len(schedule.versions)) if schedule.starts[k] <= through_day]
+    if changes:
+        typer.echo("price changes: " + ", ".join(
+            f"from {d.isoformat()} (each day at the version in force; annual tiers continue across the change)"
+            for d in changes))

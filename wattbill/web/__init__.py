@@ -20,12 +20,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from wattbill.errors import BadToken, MissingExtra
 
-from wattbill.errors import BadToken
+try:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from starlette.routing import Route
+except ImportError as exc:  # the [web] extra is not installed
+    raise MissingExtra("the statement web service", "starlette", "web") from exc
 from wattbill.statements import statement_path, statement_years
 from wattbill.tokens import check_token
 
