@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import polars as pl
 
 from wattbill.ingest import vee
 from wattbill.ingest.errors import BadFileError, UnknownKindError
+from wattbill.ingest.limits import DATE_ORDERS
 from wattbill.ingest.readers import (
     bucketed,
     detect_format,
@@ -23,6 +26,7 @@ from wattbill.ingest.readers import (
     read_raw,
     scan_text,
     sha256_of,
+    sweep_temporaries,
 )
 from wattbill.ingest.schemas import (
     DAILY_SCHEMA,
@@ -64,30 +68,53 @@ def ingest_file(
     *,
     today: dt.date | None = None,
     n_buckets: int | None = None,
+    date_order: str | None = None,
+    known_tariffs: Collection[str] | None = None,
 ) -> IngestReport:
     """Load one file into ``store`` (or only validate it when ``store`` is None).
 
     A file whose SHA-256 is already in the store's ledger is not loaded again (``already_loaded``).
+    ``date_order`` (``"dmy"`` or ``"mdy"``) states how the file writes dates that do not start with
+    the year (``01/02/2025``); without it such dates are quarantined (``ambiguous_date``, see
+    ``ingest.limits``). ``known_tariffs``: the tariff codes a customer may have (customers files;
+    others are quarantined ``unknown_tariff``).
     Raises ``IngestError`` subclasses for files that cannot be loaded; then nothing is stored.
     """
     path = Path(path)
     if kind not in KINDS:
         raise UnknownKindError(path, None, None, f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    if date_order not in (None, *DATE_ORDERS):
+        raise BadFileError(path, None, None, f"date order {date_order!r}: use one of {', '.join(DATE_ORDERS)}")
+    opts = _Options(date_order if date_order != "ymd" else None, known_tariffs)
     if not path.is_file():
         raise BadFileError(path, None, None, "no such file")
+    sweep_temporaries()
+    lock = getattr(store, "ingest_lock", None) if kind == "registers" else None
+    if lock is not None:
+        # a register load computes consumption from each meter's last stored read: the read of the state,
+        # VEE and the save must not interleave with another register load (or the later file's first
+        # day is lost)
+        with lock():
+            return _ingest_file(path, kind, store, today, n_buckets, opts)
+    return _ingest_file(path, kind, store, today, n_buckets, opts)
+
+
+def _ingest_file(
+    path: Path, kind: str, store: Any, today: dt.date | None, n_buckets: int | None, opts: _Options
+) -> IngestReport:
     buckets = n_buckets or n_buckets_for(path)
     if buckets > 1:  # a large file: know first whether it was loaded already
         sha = sha256_of(path)
         if store is not None and (rec := store.ledger_get(sha)) is not None:
             return _report_from_ledger(rec, path)
-        return _ingest(path, kind, store, sha, today, buckets)
+        return _ingest(path, kind, store, sha, today, buckets, opts=opts)
     # a file read at once: its hash is computed while it goes through VEE (hashlib releases the GIL;
     # VEE leaves a core idle now and then, the CSV reader does not); a file loaded before is found
     # after VEE then, and nothing is stored
     raw = read_raw(path, kind)
     with ThreadPoolExecutor(max_workers=1) as pool:
         fut = pool.submit(sha256_of, path)
-        return _ingest(path, kind, store, fut.result, today, 1, raw)
+        return _ingest(path, kind, store, fut.result, today, 1, raw, opts=opts)
 
 
 def _ingest(
@@ -98,10 +125,15 @@ def _ingest(
     today: dt.date | None,
     n_buckets: int,
     raw: pl.DataFrame | None = None,
+    opts: _Options | None = None,
 ) -> IngestReport:
     """``ingest_file`` given the file's hash (or a function that waits for it) and, for a file read at
     once, its ``raw`` frame."""
+    opts = opts or _Options()
     fn = _VEE[kind]
+    if kind == "customers" and opts.known_tariffs is not None:
+        known = opts.known_tariffs
+        fn = lambda raw, today=None: vee.customers_frame(raw, today=today, known_tariffs=known)  # noqa: E731
     rows = loaded = est = dups = 0
     qs: list[pl.DataFrame] = []
     fs: list[pl.DataFrame] = []
@@ -113,6 +145,8 @@ def _ingest(
     try:
         with bucketed(path, kind, n_buckets, raw) as parts:
             for i, raw in enumerate(parts):
+                if opts.date_order:
+                    raw = _dates_in_order(raw, opts.date_order)
                 if kind != "registers":
                     res = fn(raw, today=today)
                 elif n_buckets == 1:  # the file at once: VEE on two threads
@@ -139,7 +173,7 @@ def _ingest(
                 if (kind in ("registers", "consumption") and i > 0) or daily_files:
                     # several buckets: park each bucket's rows on disk so memory stays flat
                     if tmp is None:
-                        tmp = Path(tempfile.mkdtemp(prefix="wattbill-daily-"))
+                        tmp = Path(tempfile.mkdtemp(prefix=f"wattbill-daily-{os.getpid()}-"))
                         for j, fr in enumerate(frames):
                             fp = tmp / f"{j}.parquet"
                             fr.write_parquet(fp, compression="lz4")
@@ -216,6 +250,30 @@ def _ingest(
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How to read a file beyond its kind: the date order it states, the tariff codes customers may have."""
+
+    date_order: str | None = None
+    known_tariffs: Collection[str] | None = None
+
+
+_DATE_COLUMNS = ("read_date", "opened_on", "closed_on", "issued_on", "paid_on")
+
+
+def _dates_in_order(raw: pl.DataFrame, order: str) -> pl.DataFrame:
+    """Dates written day-first (``dmy``) or month-first (``mdy``) as ISO text; other values unchanged
+    (VEE then reads or refuses them as usual)."""
+    fmts = {"dmy": ("%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y"), "mdy": ("%m/%d/%Y", "%m.%d.%Y", "%m-%d-%Y")}[order]
+    out = []
+    for c in _DATE_COLUMNS:
+        if c in raw.columns and raw.schema[c] == pl.Utf8:
+            t = pl.col(c).str.strip_chars()
+            iso = pl.coalesce([t.str.to_date(f, strict=False) for f in fmts]).dt.to_string("%Y-%m-%d")
+            out.append(pl.when(t.str.contains(vee.AMBIGUOUS_DATE_RE)).then(iso).otherwise(pl.col(c)).alias(c))
+    return raw.with_columns(out) if out else raw
 
 
 def _as_read(path: Path, kind: str, raw: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:

@@ -225,7 +225,8 @@ def scan_text(path: Path, kind: str) -> pl.LazyFrame:
 
 #: canonical columns read typed on the fast path (a clean CSV); any unparsable value -> text path
 _TYPED = {
-    "read_date": pl.Date(),
+    # (dates are read as text: the CSV reader's date inference reads 01/02/2025 day-first without a word;
+    # VEE reads ISO forms and refuses ambiguous ones, ingest.limits)
     **{c: pl.Float64() for c in ("total", "sharp", "peak", "flat", "valley", "multiplier", "digits")},
     **{f"kwh_{c}": pl.Float64() for c in ("total", "sharp", "peak", "flat", "valley")},
 }
@@ -276,6 +277,28 @@ def _polars_error(path: Path, e: Exception):
     return BadFileError(path, int(m.group(1)) if m else None, None, f"cannot parse the file: {msg}")
 
 
+def sweep_temporaries() -> int:
+    """Remove the temporary folders of ingests whose process is gone (killed before its cleanup):
+    ``wattbill-ingest-<pid>-*`` and ``wattbill-daily-<pid>-*`` in the temporary directory. Returns
+    how many were removed."""
+    removed = 0
+    base = Path(tempfile.gettempdir())
+    for d in [*base.glob("wattbill-ingest-*-*"), *base.glob("wattbill-daily-*-*")]:
+        pid = d.name.split("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 def n_buckets_for(path: Path) -> int:
     size = path.stat().st_size
     threshold, per_bucket = BUCKET_THRESHOLD, BUCKET_BYTES
@@ -303,7 +326,7 @@ def bucketed(
         yield iter([raw if raw is not None else read_raw(path, kind)])
         return
     fmt = detect_format(path)
-    tmp = Path(tempfile.mkdtemp(prefix="wattbill-ingest-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"wattbill-ingest-{os.getpid()}-"))
     writers: dict[int, ipc.RecordBatchFileWriter] = {}
     sinks: dict[int, pa.OSFile] = {}
     try:

@@ -29,7 +29,10 @@ import polars as pl
 from wattbill.diagnostics import DenseYear, densify, take_rows
 from wattbill.diagnostics.dense import month_of_day
 from wattbill.errors import NothingToBill, UnknownCustomer
+from wattbill.ingest.limits import limit_text, max_daily_wh
 from wattbill.ingest.schemas import REGISTERS
+from wattbill.store.base import NOT_BILLED_SCHEMA
+from wattbill.store.errors import StoreError
 from wattbill.tariffs import Catalog, UnpricedRegisterError, bill_households
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -48,6 +51,77 @@ class ChunkResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
+# --- households left out of a run: data, not prose -------------------------------------------------
+
+#: the account is not open on any day of the year (closed before it, opened after it)
+NOT_OPEN = "wattbill.bill.not_open"
+#: open in the year but no consumption stored for it
+NO_CONSUMPTION = "wattbill.bill.no_consumption"
+#: a stored day beyond what a residential connection can draw (``ingest.limits``), or negative
+IMPLAUSIBLE_DAILY = "wattbill.bill.implausible_daily"
+#: the customer's tariff code is not in the catalogue (or not valid in the year)
+UNKNOWN_TARIFF = "wattbill.bill.unknown_tariff"
+#: a register with kWh but no price for its period (design.md, tariff rule 5)
+UNPRICED_REGISTER = "wattbill.bill.unpriced_register"
+#: billing the household raised an error (isolated to this household by bisection)
+CALCULATION_FAILED = "wattbill.bill.calculation_failed"
+#: the diagnosis (features, tariff what-if) of the household raised an error
+DIAGNOSIS_FAILED = "wattbill.bill.diagnosis_failed"
+#: the bill is stored but its PDF could not be built or rendered
+RENDER_FAILED = "wattbill.pdf.render_failed"
+
+#: codes that ``--strict`` does not count (nothing to bill: not a fault)
+NOT_A_FAULT = frozenset({NOT_OPEN})
+
+
+
+def left_out(customer_id: str, year: int, code: str, detail: str, **evidence: Any) -> dict[str, Any]:
+    """One household left out of a run: ``NOT_BILLED_SCHEMA`` row (detail on one line, evidence JSON)."""
+    text = " ".join(str(detail).split())
+    return {"customer_id": customer_id, "year": year, "code": code, "detail": text[:500],
+            "evidence": json.dumps(evidence, default=str, ensure_ascii=False, sort_keys=True)}
+
+
+def not_billed_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """``NOT_BILLED_SCHEMA`` frame of ``left_out`` rows, sorted by customer and code."""
+    if not rows:
+        return pl.DataFrame(schema=NOT_BILLED_SCHEMA)
+    return pl.DataFrame(rows, schema=NOT_BILLED_SCHEMA).sort("customer_id", "code")
+
+
+def screen_daily(daily: pl.DataFrame, year: int) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """The rows of customers whose stored days are all physically possible, and a ``left_out`` record
+    for each other customer (``IMPLAUSIBLE_DAILY``, with the worst day as evidence).
+
+    A value beyond ``ingest.limits.max_daily_wh`` (a register written in Wh, a file loaded before the
+    limit existed or with a raised limit) would stop the kernels or bill nonsense; negative values
+    cannot be consumption. One comparison per value; no grouping unless a row is found.
+    """
+    if daily.height == 0:
+        return daily, []
+    limit = max_daily_wh()
+    cols = ["wh_total", *[f"wh_{r}" for r in REGISTERS]]
+    hi = pl.max_horizontal([pl.col(c) for c in cols])
+    lo = pl.min_horizontal([pl.col(c) for c in cols])
+    bad = daily.select(((hi > limit) | (lo < 0)).fill_null(False).alias("b"))["b"]
+    if not bad.any():
+        return daily, []
+    worst = (
+        daily.filter(bad)
+        .sort("wh_total", descending=True)
+        .group_by("customer_id", maintain_order=True)
+        .agg(pl.col("day").first(), pl.col("meter_id").first(), pl.col("wh_total").first(), pl.len().alias("days"))
+    )
+    out = [
+        left_out(r["customer_id"], year, IMPLAUSIBLE_DAILY,
+                 f"{r['days']} day(s) beyond {limit_text(limit)} or negative, e.g. {r['wh_total'] / 1000:,.3f} kWh "
+                 f"on {r['day']} (meter {r['meter_id']})",
+                 day=r["day"], meter_id=r["meter_id"], wh_total=r["wh_total"], days=r["days"], limit_wh=limit)
+        for r in worst.iter_rows(named=True)
+    ]
+    return daily.filter(~pl.col("customer_id").is_in(worst["customer_id"].implode())), out
+
+
 def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year: int) -> ChunkResult:
     """Bill one chunk of customers (rows of ``customers`` align with ``dense``)."""
     of, ol = dense.open_first.astype(np.int64), dense.open_last.astype(np.int64)
@@ -61,7 +135,14 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
     month_index = month_of_day(year)
     if dense.regs is None:
         raise ValueError("billing needs the daily registers: densify(..., with_regs=True)")
-    billable = (dense.total.any(axis=1) | dense.regs.any(axis=(1, 2))) & (of >= 0) & (of <= ol)
+    is_open = (of >= 0) & (of <= ol)
+    has_use = dense.total.any(axis=1) | dense.regs.any(axis=(1, 2))
+    billable = has_use & is_open
+    for i in np.flatnonzero(~billable):
+        if not is_open[i]:
+            failures.append(left_out(ids_all[i], year, NOT_OPEN, f"the account is not open in {year}"))
+        else:
+            failures.append(left_out(ids_all[i], year, NO_CONSUMPTION, f"no consumption stored for {year}"))
     for code in sorted(set(tariffs)):
         rows = np.nonzero((np.array(tariffs) == code) & billable)[0]
         if not len(rows):
@@ -69,7 +150,8 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
         try:
             tariff = catalog.get(code, on=on)
         except KeyError as exc:
-            failures += [{"customer_id": ids_all[i], "reason": str(exc)} for i in rows]
+            failures += [left_out(ids_all[i], year, UNKNOWN_TARIFF, f"tariff {code!r}: {exc}", tariff=code)
+                         for i in rows]
             continue
         while len(rows):
             try:
@@ -80,7 +162,7 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
                 break
             except UnpricedRegisterError as exc:  # rule 5: an error for that household, not a zero
                 bad = set(int(h) for h in (exc.households or range(len(rows))))
-                failures += [{"customer_id": ids_all[rows[h]], "reason": str(exc)} for h in bad]
+                failures += [left_out(ids_all[rows[h]], year, UNPRICED_REGISTER, str(exc), tariff=code) for h in bad]
                 rows = np.array([r for k, r in enumerate(rows) if k not in bad], dtype=np.int64)
         if not len(rows):
             continue
@@ -131,13 +213,20 @@ class RunSummary:
     charge_fen: int
     new_versions: int
     labels: dict[str, int]
-    failures: list[dict[str, Any]]
+    failures: list[dict[str, Any]]  # left_out rows (NOT_BILLED_SCHEMA), also in ``not_billed``
     pdfs_written: int
     pdfs_skipped: int
     out_dir: Path | None
     bills_path: Path | None
     months_path: Path | None
     pdf_dir: Path | None
+    not_billed: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=NOT_BILLED_SCHEMA))
+    not_billed_path: Path | None = None
+
+    @property
+    def faults(self) -> int:
+        """Households left out for a fault of their data (not counting accounts not open in the year)."""
+        return self.not_billed.filter(~pl.col("code").is_in(sorted(NOT_A_FAULT))).height
 
 
 def run_bills(
@@ -184,20 +273,25 @@ def run_bills(
         chunk = customers.slice(lo, chunk_size).sort("tariff", "customer_id")
         ids = chunk["customer_id"].to_list()
         daily = store.load_daily(year, ids, sort=False)  # (grouped by customer; the kernels take any order)
-        dense = densify(daily, chunk, year, with_regs=True)
-        result = bill_chunk(chunk, dense, catalog, year)
-        failures += result.failures
-        if result.bills.height:
-            billed = chunk.filter(pl.col("customer_id").is_in(result.bills["customer_id"].implode()))
-            payments = store.load_payments(customer_ids=ids)
-            features = insight.diagnose_chunk(chunk, daily, store.load_daily(year - 1, ids, sort=False), dense, payments,
-                                              catalog, year)
-            chunk_features.append(features.filter(pl.col("customer_id").is_in(billed["customer_id"].implode())))
-            chunks.append((billed, result.bills, result.months))
-        del daily, dense
-        done += chunk.height
+        daily, implausible = screen_daily(daily, year)
+        if implausible:
+            failures += implausible
+            gone = pl.Series([f["customer_id"] for f in implausible], dtype=pl.Utf8).implode()
+            chunk = chunk.filter(~pl.col("customer_id").is_in(gone))
+        if chunk.height:
+            last_year = store.load_daily(year - 1, chunk["customer_id"].to_list(), sort=False)
+            payments = store.load_payments(customer_ids=chunk["customer_id"].to_list())
+            for part in _bill_isolated(chunk, daily, last_year, payments, catalog, year, failures, insight):
+                chunk_features.append(part[3])
+                chunks.append(part[:3])
+        del daily
+        done += len(ids)
         progress("bill", done, total_n)
     if not chunks:
+        if failures and any(f["code"] not in NOT_A_FAULT for f in failures):
+            first = failures[0]
+            raise NothingToBill(f"no household of {year} could be billed ({len(failures)} left out; "
+                                f"first: {first['customer_id']}: {first['code']}: {first['detail']})")
         raise NothingToBill(f"no consumption for {year} for the customers asked")
 
     # peers and labels over the whole run; save every chunk's bills
@@ -227,31 +321,138 @@ def run_bills(
     label_counts = dict(labelled.assigned.group_by("code").len().iter_rows())
 
     bills = pl.concat([b for _, b, _ in saved_chunks], how="diagonal_relaxed")
-    bills_path = months_path = pdf_dir = None
+    bills_path = months_path = pdf_dir = not_billed_path = None
     written = skipped = 0
+    run_ids = customers["customer_id"].to_list()
+    store.save_not_billed(year, run_ids, not_billed_frame(failures))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(out_dir)
         bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
+        not_billed_path = out_dir / "not_billed.parquet"
         _write_atomic(bills.sort("customer_id"), bills_path)
         _write_atomic(pl.concat([m for _, _, m in saved_chunks], how="diagonal_relaxed").sort("customer_id", "month"),
                       months_path)
+        _write_atomic(not_billed_frame(failures), not_billed_path)
         if pdf:
-            # pass 2: the PDFs, chunk by chunk
+            # pass 2: the PDFs, chunk by chunk; a document that cannot be built or rendered is left out
             pdf_dir = out_dir / "pdf" / str(year)
             renderer = PdfWriter(pdf_dir, bills, workers, progress)
             for chunk, chunk_bills, chunk_months in saved_chunks:
                 todo = renderer.todo(chunk_bills)
                 if todo.height:
                     payments = store.load_payments(customer_ids=todo["customer_id"].to_list())
-                    renderer.write(insight.documents(chunk, todo, chunk_months, labelled.features,
-                                                     labelled.assigned, payments, catalog, year))
+                    docs = insight.documents(chunk, todo, chunk_months, labelled.features, labelled.assigned,
+                                             payments, catalog, year, on_error=renderer.failed)
+                    renderer.write(docs)
             written, skipped = renderer.written, renderer.skipped
+            if renderer.failures:
+                failures += [left_out(cid, year, RENDER_FAILED, err, error=err) for cid, err in renderer.failures]
+                store.save_not_billed(year, run_ids, not_billed_frame(failures))
+                _write_atomic(not_billed_frame(failures), not_billed_path)
     return RunSummary(
         year=year, households=total_n, billed=bills.height, kwh_total=float(bills["kwh_total"].sum()),
         charge_fen=int(bills["charge_fen"].sum()), new_versions=new_versions, labels=label_counts,
         failures=failures, pdfs_written=written, pdfs_skipped=skipped, out_dir=out_dir,
         bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir,
+        not_billed=not_billed_frame(failures), not_billed_path=not_billed_path,
     )
+
+
+class _StageError(Exception):
+    """An error of one stage (billing or diagnosis) of a set of households, carried to the bisection."""
+
+    def __init__(self, code: str, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}: {exc}")
+        self.code = code
+
+
+#: errors that are not a household's fault: they stop the run (one line, exit 1)
+_FATAL = (StoreError, MemoryError, KeyboardInterrupt, SystemExit)
+
+
+def _bill_once(
+    chunk: pl.DataFrame, daily: pl.DataFrame, last_year: pl.DataFrame, payments: pl.DataFrame,
+    catalog: Catalog, year: int, insight: Any,
+) -> tuple[list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]], list[dict[str, Any]]]:
+    try:
+        dense = densify(daily, chunk, year, with_regs=True)
+        result = bill_chunk(chunk, dense, catalog, year)
+    except _FATAL:
+        raise
+    except Exception as exc:
+        raise _StageError(CALCULATION_FAILED, exc) from exc
+    if not result.bills.height:
+        return [], result.failures
+    billed = chunk.filter(pl.col("customer_id").is_in(result.bills["customer_id"].implode()))
+    try:
+        features = insight.diagnose_chunk(chunk, daily, last_year, dense, payments, catalog, year)
+    except _FATAL:
+        raise
+    except Exception as exc:
+        raise _StageError(DIAGNOSIS_FAILED, exc) from exc
+    features = features.filter(pl.col("customer_id").is_in(billed["customer_id"].implode()))
+    return [(billed, result.bills, result.months, features)], result.failures
+
+
+def _bill_isolated(
+    chunk: pl.DataFrame, daily: pl.DataFrame, last_year: pl.DataFrame, payments: pl.DataFrame,
+    catalog: Catalog, year: int, failures: list[dict[str, Any]], insight: Any,
+) -> list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
+    """Bill and diagnose ``chunk``; if that raises, bill each half on its own (bisection), down to the
+    household whose data raises, which is left out with the error as its evidence. One bad household
+    costs about 2 log2(chunk) extra passes over ever smaller parts; the others are billed as usual.
+    Errors of the store (and memory) are not a household's: they stop the run."""
+    try:
+        parts, fails = _bill_once(chunk, daily, last_year, payments, catalog, year, insight)
+        failures += fails
+        return parts
+    except _StageError as exc:
+        if chunk.height == 1:
+            cid = chunk["customer_id"][0]
+            failures.append(left_out(cid, year, exc.code, str(exc), error=str(exc),
+                                     tariff=chunk["tariff"][0]))
+            return []
+    half = chunk.height // 2
+    out = []
+    for part in (chunk.slice(0, half), chunk.slice(half)):
+        ids = part["customer_id"].implode()
+        out += _bill_isolated(
+            part, daily.filter(pl.col("customer_id").is_in(ids)), last_year.filter(pl.col("customer_id").is_in(ids)),
+            payments.filter(pl.col("customer_id").is_in(ids)), catalog, year, failures, insight,
+        )
+    return out
+
+
+def clean_stale_temporaries(out_dir: Path) -> int:
+    """Remove temporary files that a run killed before its rename left in ``out_dir`` (``.bills.parquet.
+    <pid>.tmp`` of a process that is gone, ``.<customer>.pdf.tmp``, ``.manifest.json.tmp``). Returns
+    how many were removed."""
+    removed = 0
+    if not out_dir.is_dir():
+        return 0
+    candidates = list(out_dir.glob(".*.tmp")) + list(out_dir.glob("pdf/*/.*.tmp"))
+    for p in candidates:
+        parts = p.name.split(".")
+        pid = parts[-2] if len(parts) >= 3 and parts[-2].isdigit() else None
+        if pid is not None and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another run writing now
+        try:
+            p.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
@@ -279,6 +480,7 @@ class PdfWriter:
         self.total = self.todo(bills).height
         self.skipped = bills.height - self.total
         self.written = 0
+        self.failures: list[tuple[str, str]] = []  # (customer_id, error) of documents left out
         progress("pdf", 0, self.total)
 
     def todo(self, bills: pl.DataFrame) -> pl.DataFrame:
@@ -289,13 +491,35 @@ class PdfWriter:
         ]
         return bills.filter(pl.Series(keep, dtype=pl.Boolean))
 
-    def write(self, docs: list[Any]) -> None:
+    def failed(self, customer_id: str, exc: BaseException) -> None:
+        """Record a document that could not be built or rendered (the run goes on)."""
+        if isinstance(exc, _FATAL):
+            raise exc
+        self.failures.append((customer_id, " ".join(f"{type(exc).__name__}: {exc}".split())[:500]))
+
+    def _render(self, part: list[Any]) -> list[tuple[Any, bytes]]:
+        """PDFs of ``part``; if the batch fails, each document alone, and those that fail are left out."""
         from wattbill.bills import render_many
 
+        try:
+            return list(zip(part, render_many(part, workers=self.workers), strict=True))
+        except _FATAL:
+            raise
+        except Exception:
+            pass
+        done = []
+        for doc in part:
+            try:
+                done.append((doc, next(iter(render_many([doc], workers=1)))))
+            except Exception as exc:
+                self.failed(doc.customer_id, exc)
+        return done
+
+    def write(self, docs: list[Any]) -> None:
         batch = max(50, 10 * self.workers)
         for lo in range(0, len(docs), batch):
             part = docs[lo : lo + batch]
-            for doc, data in zip(part, render_many(part, workers=self.workers), strict=True):
+            for doc, data in self._render(part):
                 target = self.pdf_dir / f"{doc.customer_id}.pdf"
                 tmp = target.with_name(f".{target.name}.tmp")
                 tmp.write_bytes(data)
