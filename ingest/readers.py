@@ -201,7 +201,9 @@ def _scan(
     header = list(schema.names)
     mapping = map_columns(header, kind, path)
     lf = pl.scan_parquet(path).select(list(mapping)).rename(mapping).with_row_index("row", offset=1)
-    return lf.with_columns(pl.col("row").cast(pl.Int64)), mapping, header
+    # a column with no value at all is typed Null in Parquet: text, as a CSV's empty column
+    nulls = [c for c, t in lf.collect_schema().items() if t == pl.Null]
+    return lf.with_columns(pl.col("row").cast(pl.Int64), *[pl.col(c).cast(pl.Utf8) for c in nulls]), mapping, header
 
 
 def _canonical_names(names: list[str], mapping: dict[str, str]) -> dict[str, str]:
@@ -461,10 +463,9 @@ def _parquet_batches(path: Path, kind: str) -> Iterator[pl.DataFrame]:
     for rb in pf.iter_batches(batch_size=500_000, columns=list(mapping)):
         frame = pl.from_arrow(rb)
         assert isinstance(frame, pl.DataFrame)
-        df = (
-            frame.rename(mapping)
-            .with_row_index("row", offset=row0)
-            .with_columns(pl.col("row").cast(pl.Int64))
+        frame = frame.rename(mapping)
+        df = frame.with_row_index("row", offset=row0).with_columns(
+            pl.col("row").cast(pl.Int64), *[pl.col(c).cast(pl.Utf8) for c, t in frame.schema.items() if t == pl.Null]
         )
         row0 += df.height
         yield df

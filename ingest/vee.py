@@ -1340,11 +1340,11 @@ def payments_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult
         "non_numeric",
         "amount is not a number of yuan with at most 2 decimals (thousands separators in groups of three)",
     )
-    _, yuan_txt, _ = _amount_parts(raw)
+    _, yuan_txt, frac_txt = _amount_parts(raw)
     max_yuan = limits.MAX_AMOUNT_FEN // 100
+    fen = yuan_txt.cast(pl.Int64, strict=False).fill_null(0) * 100 + frac_txt.cast(pl.Int64, strict=False).fill_null(0)
     chk.add(
-        ok & ((yuan_txt.str.strip_chars_start("0").str.len_chars() > len(str(max_yuan)))
-              | (yuan_txt.cast(pl.Int64, strict=False).fill_null(0) * 100 > limits.MAX_AMOUNT_FEN)),
+        ok & ((yuan_txt.str.strip_chars_start("0").str.len_chars() > len(str(max_yuan))) | (fen > limits.MAX_AMOUNT_FEN)),
         "amount",
         "implausible_value",
         f"amount is beyond {max_yuan:,} yuan",
