@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -133,8 +134,31 @@ def _first_line(e: BaseException) -> str:
     return mask_secrets(" ".join(text.splitlines()[0].split()) if text else type(e).__name__)
 
 
+class _MaskSecrets(logging.Filter):
+    """Masks passwords in the records of psycopg's loggers (the pool logs its connection errors)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_secrets(record.getMessage())
+        record.args = ()
+        return True
+
+
+def _quiet_pool_logs() -> None:
+    """psycopg_pool logs each failed reconnection as a warning; with no handler configured Python prints
+    those on stderr (the command line's one-line error would then have company). A null handler keeps
+    them for an application that configures logging, and every record has its passwords masked."""
+    log = logging.getLogger("psycopg")
+    if not any(isinstance(f, _MaskSecrets) for f in log.filters):
+        log.addFilter(_MaskSecrets())
+        pool_log = logging.getLogger("psycopg.pool")
+        pool_log.addFilter(_MaskSecrets())
+        pool_log.addHandler(logging.NullHandler())
+
+
 #: seconds to wait before each retry of an idempotent read after a connection fault (then give up)
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+#: seconds to wait for a connection from the pool (a server that is down fails each try this fast)
+CONNECT_WAIT = 2.0
 #: connections kept by the pool (a bill run reads on one; ``ingest_lock`` holds one more)
 POOL_MAX = 4
 
@@ -188,6 +212,7 @@ class TimescaleStore:
                 "installed and shared_preload_libraries=timescaledb (scripts/pg.sh start does this)"
             ) from None
         conn.close()
+        _quiet_pool_logs()
         self.pool = ConnectionPool(
             url, min_size=1, max_size=POOL_MAX, open=False, configure=self._configure,
             check=ConnectionPool.check_connection, kwargs={"autocommit": True, "connect_timeout": 10},
@@ -227,7 +252,7 @@ class TimescaleStore:
     @contextmanager
     def _connection(self, what: str) -> Iterator[psycopg.Connection]:
         """A pooled connection, errors mapped (for writes: no retry)."""
-        with self._mapped(what), self.pool.connection() as conn:
+        with self._mapped(what), self.pool.connection(timeout=CONNECT_WAIT) as conn:
             yield conn
 
     def _read(self, what: str, fn: Callable[[psycopg.Connection], Any]) -> Any:
