@@ -140,8 +140,10 @@ def _ingest(
     frames: list[pl.DataFrame] = []
     tmp: Path | None = None
     daily_files: list[Path] = []
-    anchors = store.load_register_state() if store is not None and kind == "registers" else None
+    state = store.load_register_state() if store is not None and kind == "registers" else None
+    anchors = _anchors(store, state) if state is not None else None
     states: list[pl.DataFrame] = []
+    heads: list[pl.DataFrame] = []
     try:
         with bucketed(path, kind, n_buckets, raw) as parts:
             for i, raw in enumerate(parts):
@@ -155,6 +157,8 @@ def _ingest(
                     res = vee.registers_to_daily(raw, today=today, anchors=anchors)
                 if res.state is not None and res.state.height:
                     states.append(res.state)
+                if res.heads is not None and res.heads.height:
+                    heads.append(res.heads)
                 rows += res.rows
                 loaded += res.loaded
                 est += res.estimated
@@ -233,7 +237,9 @@ def _ingest(
         }
         batch = IngestBatch(ledger=ledger, kind=kind, quarantine=quarantine, findings=findings)
         if states:
-            batch.register_state = _newest_reads(states, anchors)
+            batch.register_state = _newest_reads(states, state)
+        if heads:
+            batch.register_heads = pl.concat(heads, how="vertical_relaxed")
         if kind in ("registers", "consumption"):
             if daily_files:
                 batch.daily = _read_files(daily_files)
@@ -313,6 +319,7 @@ def _registers_in_halves(raw: pl.DataFrame, today: dt.date | None, anchors: pl.D
 def _merge_results(parts: list[vee.VeeResult]) -> vee.VeeResult:
     """One ``VeeResult`` of results of disjoint sets of customers."""
     states = [p.state for p in parts if p.state is not None]
+    heads = [p.heads for p in parts if p.heads is not None]
     extra: dict[str, int] = {}
     for p in parts:
         for k, v in p.extra.items():
@@ -327,7 +334,19 @@ def _merge_results(parts: list[vee.VeeResult]) -> vee.VeeResult:
         estimated=sum(p.estimated for p in parts),
         extra=extra,
         state=pl.concat(states, how="vertical_relaxed") if states else None,
+        heads=pl.concat(heads, how="vertical_relaxed") if heads else None,
     )
+
+
+def _anchors(store: Any, state: pl.DataFrame) -> pl.DataFrame:
+    """The stored reads VEE may continue from: each meter's last read (``head`` false) and the first reads
+    of later files that had no read before them (``head`` true, ``IngestBatch.register_heads``)."""
+    load_heads = getattr(store, "load_register_heads", None)
+    heads = load_heads() if load_heads is not None else None
+    parts = [state.with_columns(pl.lit(False).alias("head"))]
+    if heads is not None and heads.height:
+        parts.append(heads.with_columns(pl.lit(True).alias("head")))
+    return pl.concat(parts, how="vertical_relaxed")
 
 
 def _newest_reads(states: list[pl.DataFrame], anchors: pl.DataFrame | None) -> pl.DataFrame:

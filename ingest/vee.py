@@ -84,6 +84,7 @@ class VeeResult:
     estimated: int = 0
     extra: dict = field(default_factory=dict)
     state: pl.DataFrame | None = None  # registers: the last accepted read of each meter
+    heads: pl.DataFrame | None = None  # registers: first reads without an earlier read (``IngestBatch``)
 
     @property
     def quarantined(self) -> int:
@@ -720,6 +721,7 @@ def registers_to_daily(
     q = pl.concat([q1, q2, q3, q4, q5], how="vertical_relaxed")
     return VeeResult(
         state=_last_reads(df, periods_in),
+        heads=_first_reads(df, periods_in),
         rows=rows,
         frame=daily,
         quarantine=q,
@@ -820,16 +822,31 @@ def _with_anchors(df: pl.DataFrame, anchors: pl.DataFrame, periods_in: list[str]
     time-of-use registers is used only if it has them too (and the other way round).
     """
     first = df.group_by("customer_id", "meter_id").agg(
-        pl.col("day").min().alias("_first"), pl.col("_tou").first(), pl.col("_m").first(), pl.col("_c").first()
+        pl.col("day").min().alias("_first"), pl.col("day").max().alias("_last"), pl.col("_tou").first(),
+        pl.col("_m").first(), pl.col("_c").first()
     )
-    a = anchors.select(
+    is_head = anchors["head"] if "head" in anchors.columns else pl.Series([False] * anchors.height)
+    a = anchors.with_columns(is_head.fill_null(False).alias("_head")).select(
+        "_head",
         pl.col("customer_id"), pl.col("meter_id"), pl.col("day"), pl.col("wh_total").alias("total"),
         *[pl.col(f"wh_{p}").alias(p) for p in periods_in],
         pl.col("multiplier").fill_null(1.0), pl.col("digits"),
         (pl.all_horizontal([pl.col(f"wh_{p}").is_not_null() for p in periods_in]) if periods_in else pl.lit(False))
         .alias("_a_tou"),
     ).join(first, on=["customer_id", "meter_id"], how="inner")
-    a = a.filter((pl.col("day") < pl.col("_first")) & (pl.col("_a_tou") == pl.col("_tou"))).drop("_first", "_a_tou")
+    same_kind = pl.col("_a_tou") == pl.col("_tou")
+    # a stored last read before the file's first read: its previous read; a stored first read of a later
+    # file (a head) after the file's last read: the file's next read, whose day gets its consumption now
+    before = a.filter(~pl.col("_head") & (pl.col("day") < pl.col("_first")) & same_kind)
+    after = (
+        a.filter(pl.col("_head") & (pl.col("day") > pl.col("_last")) & same_kind)
+        .sort("day")
+        .group_by("customer_id", "meter_id", maintain_order=True)
+        .first()
+    )
+    a = pl.concat([before, after.select(before.columns)], how="vertical_relaxed").drop(
+        "_first", "_last", "_a_tou", "_head"
+    )
     if a.height == 0:
         return df
     a = a.with_columns((-pl.int_range(1, a.height + 1, dtype=pl.Int64)).alias("row"))
@@ -837,12 +854,21 @@ def _with_anchors(df: pl.DataFrame, anchors: pl.DataFrame, periods_in: list[str]
     return pl.concat([df, a], how="vertical_relaxed").sort("_m", "day", "row")
 
 
-def _last_reads(df: pl.DataFrame, periods_in: list[str]) -> pl.DataFrame:
+def _first_reads(df: pl.DataFrame, periods_in: list[str]) -> pl.DataFrame:
+    """The first read of each meter when it is a row of this file (no stored read before it: it only
+    anchors), as ``REGISTER_STATE_SCHEMA`` (``df`` sorted by customer, meter, day)."""
+    if df.height:
+        is_first = ~_same_meter(df) & (df["row"].to_numpy() > 0)
+        return _last_reads(df.filter(pl.Series(is_first)), periods_in, presorted_unique=True)
+    return _last_reads(df, periods_in)
+
+
+def _last_reads(df: pl.DataFrame, periods_in: list[str], presorted_unique: bool = False) -> pl.DataFrame:
     """The last accepted read of each meter, as ``REGISTER_STATE_SCHEMA`` (``df`` sorted by customer,
     meter, day)."""
     from wattbill.ingest.schemas import REGISTER_STATE_SCHEMA
 
-    if df.height:
+    if df.height and not presorted_unique:
         is_last = np.ones(df.height, np.bool_)
         is_last[:-1] = ~_same_meter(df)[1:]
         last = df.filter(pl.Series(is_last))  # df is sorted by customer, meter, day

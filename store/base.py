@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 import polars as pl
@@ -37,6 +38,15 @@ class Store(Protocol):
     def save_ingest(self, batch: IngestBatch) -> None: ...
 
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame: ...
+
+    def load_register_heads(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        """``REGISTER_STATE_SCHEMA``: first reads of meters that had no earlier read when loaded."""
+        ...
+
+    def ingest_lock(self) -> AbstractContextManager[None]:
+        """Held by a register load from reading the meters' stored reads to saving its own (across
+        processes), so that two loads at once give the rows of two loads one after the other."""
+        ...
 
     def load_daily(
         self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True

@@ -70,6 +70,7 @@ KEYS = {
     "daily": ["customer_id", "meter_id", "day"],
     "customers": ["customer_id"],
     "register_state": ["customer_id", "meter_id"],
+    "register_heads": ["customer_id", "meter_id", "day"],
     "payments": ["customer_id", "bill_month"],
     "bills": ["customer_id", "year", "version"],
     "bill_months": None,  # rows of a new version are only ever added
@@ -539,6 +540,17 @@ class EmbeddedStore:
                         REGISTER_STATE_SCHEMA,
                         defer=tasks,
                     )
+                if batch.register_heads is not None and batch.register_heads.height:
+                    parts = self._partition(_cast(batch.register_heads, REGISTER_STATE_SCHEMA), None)
+                    self._upsert(
+                        txn,
+                        "register_heads",
+                        {k: [v] for k, v in parts.items()},
+                        KEYS["register_heads"],
+                        KEYS["register_heads"],
+                        REGISTER_STATE_SCHEMA,
+                        defer=tasks,
+                    )
                 self._run(txn, tasks)
                 if batch.payments is not None and batch.payments.height:
                     pay = _cast(batch.payments, PAYMENT_SCHEMA)
@@ -620,6 +632,14 @@ class EmbeddedStore:
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
         files = self._files("register_state", self._bucket_pred(customer_ids, None))
+        df = self._scan(files, REGISTER_STATE_SCHEMA)
+        if customer_ids is not None:
+            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        return _cast(df, REGISTER_STATE_SCHEMA)
+
+    def load_register_heads(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        """First reads of meters that had no earlier read when loaded (``IngestBatch.register_heads``)."""
+        files = self._files("register_heads", self._bucket_pred(customer_ids, None))
         df = self._scan(files, REGISTER_STATE_SCHEMA)
         if customer_ids is not None:
             df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))

@@ -68,6 +68,10 @@ DDL = [
         customer_id text COLLATE "C" NOT NULL, meter_id text COLLATE "C" NOT NULL, day date NOT NULL,
         wh_total bigint NOT NULL, wh_sharp bigint, wh_peak bigint, wh_flat bigint, wh_valley bigint,
         multiplier double precision, digits bigint, PRIMARY KEY (customer_id, meter_id))""",
+    """CREATE TABLE IF NOT EXISTS register_heads (
+        customer_id text COLLATE "C" NOT NULL, meter_id text COLLATE "C" NOT NULL, day date NOT NULL,
+        wh_total bigint NOT NULL, wh_sharp bigint, wh_peak bigint, wh_flat bigint, wh_valley bigint,
+        multiplier double precision, digits bigint, PRIMARY KEY (customer_id, meter_id, day))""",
     """CREATE TABLE IF NOT EXISTS payments (
         customer_id text NOT NULL, bill_month text NOT NULL, issued_on date, paid_on date,
         amount_fen bigint NOT NULL, channel text, PRIMARY KEY (customer_id, bill_month))""",
@@ -350,6 +354,9 @@ class TimescaleStore:
             if batch.register_state is not None and batch.register_state.height:
                 self._upsert(cur, "register_state", _cast(batch.register_state, REGISTER_STATE_SCHEMA),
                              ["customer_id", "meter_id"])
+            if batch.register_heads is not None and batch.register_heads.height:
+                self._upsert(cur, "register_heads", _cast(batch.register_heads, REGISTER_STATE_SCHEMA),
+                             ["customer_id", "meter_id", "day"])
             if batch.payments is not None and batch.payments.height:
                 self._upsert(
                     cur, "payments", _cast(batch.payments, PAYMENT_SCHEMA), ["customer_id", "bill_month"]
@@ -488,6 +495,11 @@ class TimescaleStore:
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
         return self._select_customers("register_state", REGISTER_STATE_SCHEMA, customer_ids, "customer_id, meter_id")
+
+    def load_register_heads(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        """First reads of meters that had no earlier read when loaded (``IngestBatch.register_heads``)."""
+        return self._select_customers("register_heads", REGISTER_STATE_SCHEMA, customer_ids,
+                                      "customer_id, meter_id, day")
 
     def load_customers(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         return self._select_customers("customers", CUSTOMER_SCHEMA, customer_ids, "customer_id")
@@ -745,6 +757,8 @@ class TimescaleStore:
             "payments",
             "customers",
             "daily",
+            "register_state",
+            "register_heads",
         ):
             self.conn.execute(f"DROP TABLE IF EXISTS {t} CASCADE")
 
