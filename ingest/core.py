@@ -19,6 +19,7 @@ from wattbill.ingest import vee
 from wattbill.ingest.errors import BadFileError, UnknownKindError
 from wattbill.ingest.limits import DATE_ORDERS
 from wattbill.ingest.readers import (
+    EXTRA_FIELDS_COLUMN,
     bucketed,
     detect_format,
     n_buckets_for,
@@ -149,6 +150,13 @@ def _ingest(
             for i, raw in enumerate(parts):
                 if opts.date_order:
                     raw = _dates_in_order(raw, opts.date_order)
+                if EXTRA_FIELDS_COLUMN in raw.columns:
+                    extra = raw.filter(pl.col(EXTRA_FIELDS_COLUMN))
+                    raw = raw.filter(~pl.col(EXTRA_FIELDS_COLUMN)).drop(EXTRA_FIELDS_COLUMN)
+                    if extra.height:
+                        extra = extra.drop(EXTRA_FIELDS_COLUMN)
+                        rows += extra.height
+                        qs.append(_extra_fields_quarantine(path, kind, extra))
                 if kind != "registers":
                     res = fn(raw, today=today)
                 elif n_buckets == 1:  # the file at once: VEE on two threads
@@ -280,6 +288,17 @@ def _dates_in_order(raw: pl.DataFrame, order: str) -> pl.DataFrame:
             iso = pl.coalesce([t.str.to_date(f, strict=False) for f in fmts]).dt.to_string("%Y-%m-%d")
             out.append(pl.when(t.str.contains(vee.AMBIGUOUS_DATE_RE)).then(iso).otherwise(pl.col(c)).alias(c))
     return raw.with_columns(out) if out else raw
+
+
+def _extra_fields_quarantine(path: Path, kind: str, extra: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine rows for data rows with more fields than the header (``readers.read_raw``)."""
+    return _as_read(path, kind, extra, extra.select("row")).select(
+        "row",
+        pl.lit(None, pl.Utf8).alias("column"),
+        pl.lit("extra_fields").alias("code"),
+        pl.lit("the row has more fields than the header (a comma inside an unquoted value?)").alias("reason"),
+        raw_text(extra).alias("raw"),
+    )
 
 
 def _as_read(path: Path, kind: str, raw: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:

@@ -175,7 +175,7 @@ def count_data_rows(path: Path) -> int:
 
 
 def _scan(
-    path: Path, fmt: str, kind: str, typed: dict[str, pl.DataType] | None = None
+    path: Path, fmt: str, kind: str, typed: dict[str, pl.DataType] | None = None, ragged: bool = True
 ) -> tuple[pl.LazyFrame, dict[str, str], list[str]]:
     if fmt == "csv":
         header = csv_header(path)
@@ -186,7 +186,7 @@ def _scan(
             path,
             infer_schema=False,
             schema_overrides=typed or None,
-            truncate_ragged_lines=True,
+            truncate_ragged_lines=ragged,
             encoding="utf8",
             row_index_name="row",
             row_index_offset=1,
@@ -250,7 +250,7 @@ def read_raw(path: Path, kind: str) -> pl.DataFrame:
                 path,
                 infer_schema=False,
                 schema_overrides=typed,
-                truncate_ragged_lines=True,
+                truncate_ragged_lines=False,  # a row with more fields than the header: the text path
                 encoding="utf8",
                 row_index_name="row",
                 row_index_offset=1,
@@ -263,12 +263,41 @@ def read_raw(path: Path, kind: str) -> pl.DataFrame:
         except pl.exceptions.PolarsError:
             pass  # a value the fast path cannot read: the text path finds and quarantines it
     try:
-        df = lf.collect()
+        if fmt == "csv":
+            try:
+                df = _scan(path, fmt, kind, ragged=False)[0].collect()
+            except pl.exceptions.ComputeError as e:
+                if "more fields" not in str(e):
+                    raise
+                # rows with more fields than the header (a comma in an unquoted value: "1,234.5"):
+                # never cut to size silently; marked, and quarantined by ingest (extra_fields)
+                df = lf.collect()
+                extra = _rows_with_extra_fields(path, len(_header))
+                df = df.with_columns(pl.col("row").is_in(sorted(extra)).alias(EXTRA_FIELDS_COLUMN))
+        else:
+            df = lf.collect()
     except pl.exceptions.PolarsError as e:
         raise _polars_error(path, e) from None
     if df.height == 0:
         raise EmptyFileError(path, None, None, "the file has a header but no data rows")
     return df.with_columns(pl.col("row").cast(pl.Int64)).rechunk()
+
+
+#: column of a raw frame marking rows with more fields than the header (``read_raw``)
+EXTRA_FIELDS_COLUMN = "_extra_fields"
+
+
+def _rows_with_extra_fields(path: Path, n_fields: int) -> set[int]:
+    """Data rows (1-based) of a CSV with more fields than its header (Python's csv reader: quotes kept
+    as the CSV reader reads them). Only for files whose strict parse failed."""
+    out: set[int] = set()
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        next(reader, None)
+        for i, fields in enumerate(reader, start=1):
+            if len(fields) > n_fields:
+                out.add(i)
+    return out
 
 
 def _polars_error(path: Path, e: Exception):

@@ -69,7 +69,7 @@ def _sequential(tmp: Path, a: Path, b: Path) -> pl.DataFrame:
 def _together(url: str, a: Path, b: Path) -> None:
     procs = [_cli(["ingest", "reads", str(f), "--store", url]) for f in (a, b)]
     for p in procs:
-        out, err = p.communicate(timeout=600)
+        _out, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
 
 
