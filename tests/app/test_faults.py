@@ -176,3 +176,20 @@ def test_stale_temporaries_of_a_killed_run_are_cleaned(tmp_path: Path) -> None:
     run_bills(store, load_catalog(), YEAR, out_dir=out, pdf=False)
     assert not any(p.exists() for p in stale)
     assert mine.exists()
+
+
+def test_estimate_refuses_an_implausible_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The running charge applies the bill run's rule: one line, exit 1, the reason code."""
+    store_dir = tmp_path / "store"
+    c = tmp_path / "c.csv"
+    c.write_text("customer_id,tariff\n0000000001,cn-shanghai-res-tier\n")
+    st = open_store(store_dir)
+    ingest_file(c, "customers", st)
+    monkeypatch.setenv("WATTBILL_MAX_DAILY_KWH", "100000000")
+    ingest_file(_absurd_day(tmp_path, "0000000001"), "consumption", st)
+    monkeypatch.delenv("WATTBILL_MAX_DAILY_KWH")
+    proc = run_cli("estimate", "--customer", "0000000001", "--through", f"{YEAR}-06-30", "--store", str(store_dir),
+                   env={"WATTBILL_STORE": str(store_dir)})
+    assert proc.returncode == 1
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and IMPLAUSIBLE_DAILY in lines[0], proc.stderr

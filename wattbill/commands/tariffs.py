@@ -222,6 +222,12 @@ def estimate(
     row = customers.row(0, named=True)
     tariff = catalog.get(row["tariff"], on=day)
     daily = st.load_daily(year, [customer])
+    from wattbill.errors import WattbillError
+    from wattbill.pipeline import screen_daily
+
+    daily, bad = screen_daily(daily, year)  # the bill run's rule: a day no connection can draw is not billed
+    if bad:
+        raise WattbillError(f"customer {customer!r}: {bad[0]['code']}: {bad[0]['detail']}")
     jan1 = date(year, 1, 1)
     n_days = (date(year + 1, 1, 1) - jan1).days
     opened, closed = row.get("opened_on"), row.get("closed_on")
