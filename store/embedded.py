@@ -310,7 +310,7 @@ class EmbeddedStore:
             self.n_buckets = int(json.loads(meta.read_text())["n_buckets"])
         else:
             self.n_buckets = n_buckets
-            tmp = meta.with_suffix(".tmp")
+            tmp = meta.with_name(f".store.json.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")  # concurrent first opens
             tmp.write_text(json.dumps({"kind": "wattbill-embedded", "n_buckets": n_buckets}))
             os.replace(tmp, meta)
 

@@ -195,7 +195,9 @@ class TimescaleStore:
             raise StoreUnavailable(f"cannot connect to {self.shown_url}: {_first_line(e)}") from None
         try:
             conn.execute("SET client_min_messages = warning")
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            with conn.transaction():  # two processes opening a fresh database at once: one creates it
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
             if row is None:
                 raise StoreUnavailable(f"{self.shown_url}: the TimescaleDB extension is not installed in this database")
