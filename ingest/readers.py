@@ -466,7 +466,9 @@ def _csv_batches(path: Path, kind: str, typed: bool = False) -> Iterator[pl.Data
                 new_columns=header,
                 infer_schema=False,
                 schema_overrides=overrides,
-                truncate_ragged_lines=True,
+                # a row with more fields than the header is never cut to size: a large file streamed in
+                # blocks is then refused with one line (a file read at once quarantines such rows)
+                truncate_ragged_lines=False,
             )
             df = df.rename({h: mapping[h] for h in keep}).with_row_index("row", offset=row0)
             row0 += df.height

@@ -220,3 +220,15 @@ def test_register_gap_limit_is_per_day(tmp_path: Path) -> None:
     rep = ingest_file(f, "registers", store, today=TODAY)
     assert rep.quarantined == 0 and "implausible_consumption" not in rep.findings_by_code
     assert store.load_daily(2025)["wh_total"].sum() == 2_400_000
+
+
+def test_extra_fields_never_cut_to_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row with more fields than the header (``1,234.5`` unquoted): quarantined when the file is read at
+    once; a large file streamed in blocks is refused with one line. Never stored as 1 kWh."""
+    text = READS_HEAD + "1,M1,2025-03-01,3\n1,M1,2025-03-02,1,234.5\n1,M1,2025-03-03,4\n"
+    f = _csv(tmp_path, "r.csv", text)
+    assert _q(f, "consumption").quarantine_by_code == {"extra_fields": 1}
+    monkeypatch.setenv("WATTBILL_INGEST_BUCKET_MB", "0.00005")  # stream it in blocks
+    with pytest.raises(IngestError) as exc:
+        ingest_file(f, "consumption", None, today=TODAY)
+    assert "\n" not in str(exc.value)
