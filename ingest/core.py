@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ import polars as pl
 
 from wattbill.ingest import vee
 from wattbill.ingest.errors import BadFileError, IngestError, UnknownKindError
+from wattbill.ingest.limits import DATE_ORDERS
 from wattbill.ingest.readers import (
+    EXTRA_FIELDS_COLUMN,
     bucketed,
     detect_format,
     n_buckets_for,
@@ -23,6 +27,7 @@ from wattbill.ingest.readers import (
     read_raw,
     scan_text,
     sha256_of,
+    sweep_temporaries,
     utf8_source,
 )
 from wattbill.ingest.schemas import (
@@ -65,27 +70,44 @@ def ingest_file(
     *,
     today: dt.date | None = None,
     n_buckets: int | None = None,
+    date_order: str | None = None,
+    known_tariffs: Collection[str] | None = None,
 ) -> IngestReport:
     """Load one file into ``store`` (or only validate it when ``store`` is None).
 
     A file whose SHA-256 is already in the store's ledger is not loaded again (``already_loaded``).
+    ``date_order`` (``"dmy"`` or ``"mdy"``) states how the file writes dates that do not start with
+    the year (``01/02/2025``); without it such dates are quarantined (``ambiguous_date``, see
+    ``ingest.limits``). ``known_tariffs``: the tariff codes a customer may have (customers files;
+    others are quarantined ``unknown_tariff``).
     Raises ``IngestError`` subclasses for files that cannot be loaded; then nothing is stored.
     """
     path = Path(path)
     if kind not in KINDS:
         raise UnknownKindError(path, None, None, f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    if date_order not in (None, *DATE_ORDERS):
+        raise BadFileError(path, None, None, f"date order {date_order!r}: use one of {', '.join(DATE_ORDERS)}")
+    opts = _Options(date_order if date_order != "ymd" else None, known_tariffs)
     if not path.is_file():
         raise BadFileError(path, None, None, "no such file")
+    sweep_temporaries()
+    lock = getattr(store, "ingest_lock", None) if kind == "registers" else None
     try:
         with utf8_source(path) as src:  # a GB18030/GBK export is read through a UTF-8 copy
-            return _ingest_source(path, src, kind, store, today, n_buckets)
+            if lock is not None:
+                # a register load computes consumption from each meter's last stored read: the read of the
+                # state, VEE and the save must not interleave with another register load (or the later
+                # file's first day is lost)
+                with lock():
+                    return _ingest_source(path, src, kind, store, today, n_buckets, opts)
+            return _ingest_source(path, src, kind, store, today, n_buckets, opts)
     except IngestError as exc:
         exc.file = str(path)  # (never the temporary copy's name)
         raise
 
 
 def _ingest_source(
-    path: Path, src: Path, kind: str, store: Any, today: dt.date | None, n_buckets: int | None
+    path: Path, src: Path, kind: str, store: Any, today: dt.date | None, n_buckets: int | None, opts: _Options
 ) -> IngestReport:
     """``ingest_file`` of ``path``, read from ``src`` (``path`` or its UTF-8 copy)."""
     buckets = n_buckets or n_buckets_for(src)
@@ -93,14 +115,14 @@ def _ingest_source(
         sha = sha256_of(path)
         if store is not None and (rec := store.ledger_get(sha)) is not None:
             return _report_from_ledger(rec, path)
-        return _ingest(path, kind, store, sha, today, buckets, src=src)
+        return _ingest(path, kind, store, sha, today, buckets, src=src, opts=opts)
     # a file read at once: its hash is computed while it goes through VEE (hashlib releases the GIL;
     # VEE leaves a core idle now and then, the CSV reader does not); a file loaded before is found
     # after VEE then, and nothing is stored
     raw = read_raw(src, kind)
     with ThreadPoolExecutor(max_workers=1) as pool:
         fut = pool.submit(sha256_of, path)
-        return _ingest(path, kind, store, fut.result, today, 1, raw, src=src)
+        return _ingest(path, kind, store, fut.result, today, 1, raw, src=src, opts=opts)
 
 
 def _ingest(
@@ -113,22 +135,38 @@ def _ingest(
     raw: pl.DataFrame | None = None,
     *,
     src: Path,
+    opts: _Options | None = None,
 ) -> IngestReport:
     """``ingest_file`` given the file's hash (or a function that waits for it) and, for a file read at
     once, its ``raw`` frame; ``src`` is the file read (``path``, or its UTF-8 copy)."""
+    opts = opts or _Options()
     fn = _VEE[kind]
+    if kind == "customers" and opts.known_tariffs is not None:
+        known = opts.known_tariffs
+        fn = lambda raw, today=None: vee.customers_frame(raw, today=today, known_tariffs=known)  # noqa: E731
     rows = loaded = est = dups = 0
     qs: list[pl.DataFrame] = []
     fs: list[pl.DataFrame] = []
     frames: list[pl.DataFrame] = []
     tmp: Path | None = None
     daily_files: list[Path] = []
-    anchors = store.load_register_state() if store is not None and kind == "registers" else None
+    state = store.load_register_state() if store is not None and kind == "registers" else None
+    anchors = _anchors(store, state) if state is not None else None
     gaps = (lambda ids: known_gaps(store, ids)) if anchors is not None else None
     states: list[pl.DataFrame] = []
+    heads: list[pl.DataFrame] = []
     try:
         with bucketed(src, kind, n_buckets, raw) as parts:
             for i, raw in enumerate(parts):
+                if opts.date_order:
+                    raw = _dates_in_order(raw, opts.date_order)
+                if EXTRA_FIELDS_COLUMN in raw.columns:
+                    extra = raw.filter(pl.col(EXTRA_FIELDS_COLUMN))
+                    raw = raw.filter(~pl.col(EXTRA_FIELDS_COLUMN)).drop(EXTRA_FIELDS_COLUMN)
+                    if extra.height:
+                        extra = extra.drop(EXTRA_FIELDS_COLUMN)
+                        rows += extra.height
+                        qs.append(_extra_fields_quarantine(path, kind, extra))
                 if kind != "registers":
                     res = fn(raw, today=today)
                 elif n_buckets == 1:  # the file at once: VEE on two threads
@@ -137,6 +175,8 @@ def _ingest(
                     res = vee.registers_to_daily(raw, today=today, anchors=anchors, known_gaps=gaps)
                 if res.state is not None and res.state.height:
                     states.append(res.state)
+                if res.heads is not None and res.heads.height:
+                    heads.append(res.heads)
                 rows += res.rows
                 loaded += res.loaded
                 est += res.estimated
@@ -155,7 +195,7 @@ def _ingest(
                 if (kind in ("registers", "consumption") and i > 0) or daily_files:
                     # several buckets: park each bucket's rows on disk so memory stays flat
                     if tmp is None:
-                        tmp = Path(tempfile.mkdtemp(prefix="wattbill-daily-"))
+                        tmp = Path(tempfile.mkdtemp(prefix=f"wattbill-daily-{os.getpid()}-"))
                         for j, fr in enumerate(frames):
                             fp = tmp / f"{j}.parquet"
                             fr.write_parquet(fp, compression="lz4")
@@ -215,7 +255,9 @@ def _ingest(
         }
         batch = IngestBatch(ledger=ledger, kind=kind, quarantine=quarantine, findings=findings)
         if states:
-            batch.register_state = _newest_reads(states, anchors)
+            batch.register_state = _newest_reads(states, state)
+        if heads:
+            batch.register_heads = pl.concat(heads, how="vertical_relaxed")
         if kind in ("registers", "consumption"):
             if daily_files:
                 batch.daily = _read_files(daily_files)
@@ -232,6 +274,41 @@ def _ingest(
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How to read a file beyond its kind: the date order it states, the tariff codes customers may have."""
+
+    date_order: str | None = None
+    known_tariffs: Collection[str] | None = None
+
+
+_DATE_COLUMNS = ("read_date", "opened_on", "closed_on", "issued_on", "paid_on")
+
+
+def _dates_in_order(raw: pl.DataFrame, order: str) -> pl.DataFrame:
+    """Dates written day-first (``dmy``) or month-first (``mdy``) as ISO text; other values unchanged
+    (VEE then reads or refuses them as usual)."""
+    fmts = {"dmy": ("%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y"), "mdy": ("%m/%d/%Y", "%m.%d.%Y", "%m-%d-%Y")}[order]
+    out = []
+    for c in _DATE_COLUMNS:
+        if c in raw.columns and raw.schema[c] == pl.Utf8:
+            t = pl.col(c).str.strip_chars()
+            iso = pl.coalesce([t.str.to_date(f, strict=False) for f in fmts]).dt.to_string("%Y-%m-%d")
+            out.append(pl.when(t.str.contains(vee.AMBIGUOUS_DATE_RE)).then(iso).otherwise(pl.col(c)).alias(c))
+    return raw.with_columns(out) if out else raw
+
+
+def _extra_fields_quarantine(path: Path, kind: str, extra: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine rows for data rows with more fields than the header (``readers.read_raw``)."""
+    return _as_read(path, kind, extra, extra.select("row")).select(
+        "row",
+        pl.lit(None, pl.Utf8).alias("column"),
+        pl.lit("extra_fields").alias("code"),
+        pl.lit("the row has more fields than the header (a comma inside an unquoted value?)").alias("reason"),
+        raw_text(extra).alias("raw"),
+    )
 
 
 def _as_read(path: Path, kind: str, raw: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
@@ -275,6 +352,7 @@ def _registers_in_halves(
 def _merge_results(parts: list[vee.VeeResult]) -> vee.VeeResult:
     """One ``VeeResult`` of results of disjoint sets of customers."""
     states = [p.state for p in parts if p.state is not None]
+    heads = [p.heads for p in parts if p.heads is not None]
     extra: dict[str, int] = {}
     for p in parts:
         for k, v in p.extra.items():
@@ -289,6 +367,7 @@ def _merge_results(parts: list[vee.VeeResult]) -> vee.VeeResult:
         estimated=sum(p.estimated for p in parts),
         extra=extra,
         state=pl.concat(states, how="vertical_relaxed") if states else None,
+        heads=pl.concat(heads, how="vertical_relaxed") if heads else None,
     )
 
 
@@ -317,6 +396,17 @@ def known_gaps(store: Any, customer_ids: list[str]) -> pl.DataFrame:
         "customer_id", "meter_id", "from", "to").agg(pl.col("estimated").fill_null(False).all().alias("_open"))
     g = g.join(still.filter(pl.col("_open")), on=["customer_id", "meter_id", "from", "to"], how="semi")
     return g.select([pl.col(k).cast(v) for k, v in vee.GAP_SCHEMA.items()])
+
+
+def _anchors(store: Any, state: pl.DataFrame) -> pl.DataFrame:
+    """The stored reads VEE may continue from: each meter's last read (``head`` false) and the first reads
+    of later files that had no read before them (``head`` true, ``IngestBatch.register_heads``)."""
+    load_heads = getattr(store, "load_register_heads", None)
+    heads = load_heads() if load_heads is not None else None
+    parts = [state.with_columns(pl.lit(False).alias("head"))]
+    if heads is not None and heads.height:
+        parts.append(heads.with_columns(pl.lit(True).alias("head")))
+    return pl.concat(parts, how="vertical_relaxed")
 
 
 def _newest_reads(states: list[pl.DataFrame], anchors: pl.DataFrame | None) -> pl.DataFrame:

@@ -13,6 +13,7 @@ import codecs
 import csv
 import hashlib
 import io
+import os
 import re
 import shutil
 import tempfile
@@ -239,7 +240,7 @@ def count_data_rows(path: Path) -> int:
 
 
 def _scan(
-    path: Path, fmt: str, kind: str, typed: dict[str, pl.DataType] | None = None
+    path: Path, fmt: str, kind: str, typed: dict[str, pl.DataType] | None = None, ragged: bool = True
 ) -> tuple[pl.LazyFrame, dict[str, str], list[str]]:
     if fmt == "csv":
         header = csv_header(path)
@@ -250,7 +251,7 @@ def _scan(
             path,
             infer_schema=False,
             schema_overrides=typed or None,
-            truncate_ragged_lines=True,
+            truncate_ragged_lines=ragged,
             encoding="utf8",
             row_index_name="row",
             row_index_offset=1,
@@ -265,7 +266,9 @@ def _scan(
     header = list(schema.names)
     mapping = map_columns(header, kind, path)
     lf = pl.scan_parquet(path).select(list(mapping)).rename(mapping).with_row_index("row", offset=1)
-    return lf.with_columns(pl.col("row").cast(pl.Int64)), mapping, header
+    # a column with no value at all is typed Null in Parquet: text, as a CSV's empty column
+    nulls = [c for c, t in lf.collect_schema().items() if t == pl.Null]
+    return lf.with_columns(pl.col("row").cast(pl.Int64), *[pl.col(c).cast(pl.Utf8) for c in nulls]), mapping, header
 
 
 def _canonical_names(names: list[str], mapping: dict[str, str]) -> dict[str, str]:
@@ -289,7 +292,8 @@ def scan_text(path: Path, kind: str) -> pl.LazyFrame:
 
 #: canonical columns read typed on the fast path (a clean CSV); any unparsable value -> text path
 _TYPED = {
-    "read_date": pl.Date(),
+    # (dates are read as text: the CSV reader's date inference reads 01/02/2025 day-first without a word;
+    # VEE reads ISO forms and refuses ambiguous ones, ingest.limits)
     **{c: pl.Float64() for c in ("total", "sharp", "peak", "flat", "valley", "multiplier", "digits")},
     **{f"kwh_{c}": pl.Float64() for c in ("total", "sharp", "peak", "flat", "valley")},
 }
@@ -311,7 +315,7 @@ def read_raw(path: Path, kind: str) -> pl.DataFrame:
                 path,
                 infer_schema=False,
                 schema_overrides=typed,
-                truncate_ragged_lines=True,
+                truncate_ragged_lines=False,  # a row with more fields than the header: the text path
                 encoding="utf8",
                 row_index_name="row",
                 row_index_offset=1,
@@ -324,12 +328,41 @@ def read_raw(path: Path, kind: str) -> pl.DataFrame:
         except pl.exceptions.PolarsError:
             pass  # a value the fast path cannot read: the text path finds and quarantines it
     try:
-        df = lf.collect()
+        if fmt == "csv":
+            try:
+                df = _scan(path, fmt, kind, ragged=False)[0].collect()
+            except pl.exceptions.ComputeError as e:
+                if "more fields" not in str(e):
+                    raise
+                # rows with more fields than the header (a comma in an unquoted value: "1,234.5"):
+                # never cut to size silently; marked, and quarantined by ingest (extra_fields)
+                df = lf.collect()
+                extra = _rows_with_extra_fields(path, len(_header))
+                df = df.with_columns(pl.col("row").is_in(sorted(extra)).alias(EXTRA_FIELDS_COLUMN))
+        else:
+            df = lf.collect()
     except pl.exceptions.PolarsError as e:
         raise _polars_error(path, e) from None
     if df.height == 0:
         raise EmptyFileError(path, None, None, "the file has a header but no data rows")
     return df.with_columns(pl.col("row").cast(pl.Int64)).rechunk()
+
+
+#: column of a raw frame marking rows with more fields than the header (``read_raw``)
+EXTRA_FIELDS_COLUMN = "_extra_fields"
+
+
+def _rows_with_extra_fields(path: Path, n_fields: int) -> set[int]:
+    """Data rows (1-based) of a CSV with more fields than its header (Python's csv reader: quotes kept
+    as the CSV reader reads them). Only for files whose strict parse failed."""
+    out: set[int] = set()
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        next(reader, None)
+        for i, fields in enumerate(reader, start=1):
+            if len(fields) > n_fields:
+                out.add(i)
+    return out
 
 
 def _polars_error(path: Path, e: Exception):
@@ -338,6 +371,28 @@ def _polars_error(path: Path, e: Exception):
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     m = re.search(r"line (\d+)", str(e))
     return BadFileError(path, int(m.group(1)) if m else None, None, f"cannot parse the file: {msg}")
+
+
+def sweep_temporaries() -> int:
+    """Remove the temporary folders of ingests whose process is gone (killed before its cleanup):
+    ``wattbill-ingest-<pid>-*`` and ``wattbill-daily-<pid>-*`` in the temporary directory. Returns
+    how many were removed."""
+    removed = 0
+    base = Path(tempfile.gettempdir())
+    for d in [*base.glob("wattbill-ingest-*-*"), *base.glob("wattbill-daily-*-*")]:
+        pid = d.name.split("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def n_buckets_for(path: Path) -> int:
@@ -369,7 +424,7 @@ def bucketed(
         yield iter([raw if raw is not None else read_raw(path, kind)])
         return
     fmt = detect_format(path)
-    tmp = Path(tempfile.mkdtemp(prefix="wattbill-ingest-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"wattbill-ingest-{os.getpid()}-"))
     writers: dict[int, ipc.RecordBatchFileWriter] = {}
     sinks: dict[int, pa.OSFile] = {}
     try:
@@ -478,7 +533,9 @@ def _csv_batches(path: Path, kind: str, typed: bool = False) -> Iterator[pl.Data
                 new_columns=header,
                 infer_schema=False,
                 schema_overrides=overrides,
-                truncate_ragged_lines=True,
+                # a row with more fields than the header is never cut to size: a large file streamed in
+                # blocks is then refused with one line (a file read at once quarantines such rows)
+                truncate_ragged_lines=False,
             )
             df = df.rename({h: mapping[h] for h in keep}).with_row_index("row", offset=row0)
             row0 += df.height
@@ -504,10 +561,9 @@ def _parquet_batches(path: Path, kind: str) -> Iterator[pl.DataFrame]:
     for rb in pf.iter_batches(batch_size=500_000, columns=list(mapping)):
         frame = pl.from_arrow(rb)
         assert isinstance(frame, pl.DataFrame)
-        df = (
-            frame.rename(mapping)
-            .with_row_index("row", offset=row0)
-            .with_columns(pl.col("row").cast(pl.Int64))
+        frame = frame.rename(mapping)
+        df = frame.with_row_index("row", offset=row0).with_columns(
+            pl.col("row").cast(pl.Int64), *[pl.col(c).cast(pl.Utf8) for c, t in frame.schema.items() if t == pl.Null]
         )
         row0 += df.height
         yield df

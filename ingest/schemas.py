@@ -196,6 +196,10 @@ class IngestBatch:
     quarantine: pl.DataFrame | None = None
     findings: pl.DataFrame | None = None
     register_state: pl.DataFrame | None = None  # REGISTER_STATE_SCHEMA: upserted on (customer_id, meter_id)
+    #: REGISTER_STATE_SCHEMA: the first read of each meter that had no earlier read (it only anchored);
+    #: upserted on (customer_id, meter_id, day). A file of an earlier period loaded later ends at such a
+    #: read, and computes the consumption of its day then (the boundary day is not lost)
+    register_heads: pl.DataFrame | None = None
 
 
 @dataclass

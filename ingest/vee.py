@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +66,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from wattbill.ingest import kernels
+from wattbill.ingest import kernels, limits
 from wattbill.ingest.schemas import (
     CHANNELS,
     CUSTOMER_SCHEMA,
@@ -99,6 +99,7 @@ class VeeResult:
     estimated: int = 0
     extra: dict = field(default_factory=dict)
     state: pl.DataFrame | None = None  # registers: the last accepted read of each meter
+    heads: pl.DataFrame | None = None  # registers: first reads without an earlier read (``IngestBatch``)
 
     @property
     def quarantined(self) -> int:
@@ -306,12 +307,24 @@ class _Checks:
         return out
 
 
+#: a date that does not start with its year: day-first or month-first, ambiguous (ingest.limits)
+AMBIGUOUS_DATE_RE = r"^\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}$"
+
+
 def _date_checks(chk: _Checks, df: pl.DataFrame, name: str, required: bool, today: dt.date) -> None:
     if name not in df.columns:
         return
     if required:
         chk.add(~_present(df, name), name, "missing_value", f"{name} is missing")
     d = _date(df, name)
+    if df.schema[name] == pl.Utf8:
+        chk.add(
+            _text(df, name).str.contains(AMBIGUOUS_DATE_RE).fill_null(False),
+            name,
+            "ambiguous_date",
+            f"{name} is day-first or month-first (01/02/2025): state the order (--date-order dmy|mdy) "
+            "or write ISO dates (2025-02-01)",
+        )
     chk.add(_present(df, name) & d.is_null(), name, "impossible_date", f"{name} is not a real date")
     chk.add(
         d.is_not_null() & ((d < MIN_DATE) | (d > today + dt.timedelta(days=1))),
@@ -341,6 +354,7 @@ def _read_checks(chk: _Checks, raw: pl.DataFrame, today: dt.date, total: str, pe
     _num_checks(chk, raw, total, True)
     for p in periods:
         _num_checks(chk, raw, p, False)
+    _magnitude_checks(chk, raw, [total, *periods], consumption=total.startswith("kwh_"))
     if "multiplier" in raw.columns:
         m = _number(raw, "multiplier")
         chk.add(
@@ -349,6 +363,40 @@ def _read_checks(chk: _Checks, raw: pl.DataFrame, today: dt.date, total: str, pe
             "bad_multiplier",
             "multiplier is not a positive number",
         )
+
+
+#: the largest register value accepted [kWh]: a 12-digit register (``digits`` is at most 12)
+MAX_REGISTER_KWH = 1e12
+
+
+def _magnitude_checks(chk: _Checks, raw: pl.DataFrame, cols: list[str], consumption: bool) -> None:
+    """Values no meter can show: a register beyond 12 digits (``1e308``), or a day's consumption beyond
+    what a residential connection can draw (``ingest.limits.max_daily_wh``, times the ``multiplier``
+    where one is given: the limit is on the energy, not the meter's reading)."""
+    limit_kwh = limits.max_daily_wh() / 1000
+    mult = (
+        pl.when(_number(raw, "multiplier") > 0).then(_number(raw, "multiplier")).otherwise(1.0)
+        if "multiplier" in raw.columns
+        else pl.lit(1.0)
+    )
+    for c in cols:
+        if c not in raw.columns:
+            continue
+        n = _number(raw, c)
+        if consumption:
+            chk.add(
+                (n * mult > limit_kwh).fill_null(False),
+                c,
+                "implausible_value",
+                f"{c} is more than a residential connection can use in a day: {limits.limit_text()}",
+            )
+        else:
+            chk.add(
+                (n >= MAX_REGISTER_KWH).fill_null(False),
+                c,
+                "implausible_value",
+                f"{c} is beyond any meter register (at most 12 digits of kWh)",
+            )
 
 
 def _tou_flag(df: pl.DataFrame, periods: list[str]) -> pl.Expr:
@@ -615,6 +663,11 @@ def registers_to_daily(
         df = df.filter(d1["_bad"] == 0)
         d1 = _deltas(df, reg_cols)
     q4 = pl.concat(qbad, how="vertical_relaxed") if qbad else _empty_q()
+    # physical limit: a read whose consumption since the previous read is beyond what the connection can
+    # draw (a register written in Wh, a typo) is a bad read when the next read comes back
+    df, d1, q5, over_f = _implausible_reads(df, d1, reg_cols)
+    if over_f.height:
+        findings.append(over_f)
     # the remaining negatives re-anchor (register reset)
     resets = d1.filter(pl.col("_neg")) if d1["_neg"].any() else d1.clear()
     if resets.height:
@@ -667,9 +720,9 @@ def registers_to_daily(
         for c in reg_cols
     ]
     pairs = (
-        d1.select("customer_id", "meter_id", "day", "_m", "_prev_day", "_tou", "_neg", *scaled)
-        .filter(pl.col("_prev_day").is_not_null() & ~pl.col("_neg"))
-        .drop("_neg")
+        d1.select("customer_id", "meter_id", "day", "_m", "_prev_day", "_tou", "_neg", "_over", *scaled)
+        .filter(pl.col("_prev_day").is_not_null() & ~pl.col("_neg") & ~pl.col("_over"))
+        .drop("_neg", "_over")
     )
     pairs, pf = _reconcile_periods(pairs, "total", periods_in, "_tou")
     findings.append(_period_finding_frame(pf, "total", periods_in, "day"))
@@ -682,9 +735,10 @@ def registers_to_daily(
         estimated += ex_est
     findings.append(_spike_findings(daily, multi))
     daily = daily.drop("_m")
-    q = pl.concat([q1, q2, q3, q4], how="vertical_relaxed")
+    q = pl.concat([q1, q2, q3, q4, q5], how="vertical_relaxed")
     return VeeResult(
         state=_last_reads(df, periods_in),
+        heads=_first_reads(df, periods_in),
         rows=rows,
         frame=daily,
         quarantine=q,
@@ -696,6 +750,86 @@ def registers_to_daily(
         estimated=estimated,
         extra={"accepted_reads": loaded_rows},
     )
+
+
+def _over_limit(d1: pl.DataFrame, limit_wh: int) -> np.ndarray:
+    """Per read: its consumption since the previous read (times the multiplier) is beyond
+    ``limit_wh`` per day of the interval (``ingest.limits``)."""
+    gap = (d1["day"].cast(pl.Int64) - d1["_prev_day"].cast(pl.Int64)).to_numpy()
+    delta = d1["_d_total"].cast(pl.Float64).to_numpy() * d1["multiplier"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        over = (delta > limit_wh * np.maximum(gap, 1)) & ~d1["_neg"].to_numpy()
+    return np.nan_to_num(over, nan=0).astype(np.bool_)
+
+
+def _implausible_reads(
+    df: pl.DataFrame, d1: pl.DataFrame, reg_cols: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Reads whose consumption is beyond the physical limit (``ingest.limits.max_daily_wh``).
+
+    A read that goes up by more than the connection can draw and whose next read comes back to a
+    plausible level (below it, and plausible from the read before) is a bad read: quarantined
+    (``implausible_consumption``) and the days around it estimated from its neighbours, as for a
+    glitch. A jump that stays (no plausible next read) re-anchors the meter: the interval is not
+    billed, and a finding ``implausible_consumption`` records it with its evidence. Returns ``df`` and
+    ``d1`` without the bad reads, their quarantine rows, and the findings; ``d1`` gains ``_over``.
+    """
+    limit = limits.max_daily_wh()
+    over = _over_limit(d1, limit)
+    q = _empty_q()
+    if over.any():
+        idx = np.flatnonzero(over)
+        same_next = np.zeros(d1.height, np.bool_)
+        same_next[:-1] = _same_meter(d1)[1:]
+        tot = d1["total"].to_numpy()
+        prev = d1["_prev_total"].fill_null(0).to_numpy()
+        day = d1["day"].cast(pl.Int64).to_numpy()
+        pday = d1["_prev_day"].cast(pl.Int64).fill_null(0).to_numpy()
+        mult = d1["multiplier"].to_numpy()
+        bad = np.zeros(d1.height, np.bool_)
+        for i in idx:
+            if not same_next[i]:
+                continue
+            j = i + 1
+            back = tot[j] - prev[i]
+            if tot[j] < tot[i] and 0 <= back and back * mult[i] <= limit * max(day[j] - pday[i], 1):
+                bad[i] = True
+        if bad.any():
+            hit = d1.filter(pl.Series(bad))
+            q = hit.select(
+                "row",
+                pl.lit("total").alias("column"),
+                pl.lit("implausible_consumption").alias("code"),
+                _fmt(
+                    "total went up by {} Wh and came back: more than a residential connection can use "
+                    f"({limits.limit_text(limit)}); a bad read, days estimated",
+                    pl.col("_d_total"),
+                ).alias("reason"),
+            )
+            df = df.filter(pl.Series(~bad))
+            d1 = _deltas(df, reg_cols)
+            over = _over_limit(d1, limit)
+    d1 = d1.with_columns(pl.Series("_over", over))
+    f = _empty_f()
+    if over.any():
+        jumps = d1.filter(pl.col("_over"))
+        f = _findings(
+            jumps,
+            "implausible_consumption",
+            _fmt(
+                "total went up by {} Wh since {} and stayed: more than a residential connection can use "
+                f"({limits.limit_text(limit)}); re-anchored, the interval is not billed",
+                pl.col("_d_total"),
+                pl.col("_prev_day"),
+            ),
+            {
+                "previous_day": pl.col("_prev_day"),
+                "previous_total_wh": pl.col("_prev_total"),
+                "total_wh": pl.col("total"),
+                "limit_wh_per_day": pl.lit(limit),
+            },
+        )
+    return df, d1, q, f
 
 
 #: a stored gap of a meter, still estimated in the store, with its two register reads as read
@@ -723,16 +857,30 @@ def _with_anchors(
         pl.col("day").min().alias("_first"), pl.col("day").max().alias("_last"), pl.col("_tou").first(),
         pl.col("_m").first(), pl.col("_c").first()
     )
-    a = anchors.select(
+    is_head = anchors["head"] if "head" in anchors.columns else pl.Series([False] * anchors.height)
+    a = anchors.with_columns(is_head.fill_null(False).alias("_head")).select(
+        "_head",
         pl.col("customer_id"), pl.col("meter_id"), pl.col("day"), pl.col("wh_total").alias("total"),
         *[pl.col(f"wh_{p}").alias(p) for p in periods_in],
         pl.col("multiplier").fill_null(1.0), pl.col("digits"),
         (pl.any_horizontal([pl.col(f"wh_{p}").is_not_null() for p in periods_in]) if periods_in else pl.lit(False))
         .alias("_a_tou"),
     ).join(first, on=["customer_id", "meter_id"], how="inner")
-    late = a.filter(pl.col("day") >= pl.col("_first"))
-    a = a.filter((pl.col("day") < pl.col("_first")) & (pl.col("_a_tou") == pl.col("_tou"))).drop(
-        "_first", "_last", "_a_tou")
+    same_kind = pl.col("_a_tou") == pl.col("_tou")
+    # a stored last read before the file's first read: its previous read; a stored first read of a later
+    # file (a head) after the file's last read: the file's next read, whose day gets its consumption now;
+    # a stored read at or after the file's first read: a late file, continued from the stored gap's reads
+    late = a.filter(~pl.col("_head") & (pl.col("day") >= pl.col("_first")))
+    before = a.filter(~pl.col("_head") & (pl.col("day") < pl.col("_first")) & same_kind)
+    after = (
+        a.filter(pl.col("_head") & (pl.col("day") > pl.col("_last")) & same_kind)
+        .sort("day")
+        .group_by("customer_id", "meter_id", maintain_order=True)
+        .first()
+    )
+    a = pl.concat([before, after.select(before.columns)], how="vertical_relaxed").drop(
+        "_first", "_last", "_a_tou", "_head"
+    )
     parts = [a]
     if late.height and known_gaps is not None:
         parts += _gap_edges(first.join(late.select("customer_id", "meter_id"), on=["customer_id", "meter_id"]),
@@ -772,12 +920,21 @@ def _gap_edges(first: pl.DataFrame, gaps: pl.DataFrame, periods_in: list[str]) -
     return out
 
 
-def _last_reads(df: pl.DataFrame, periods_in: list[str]) -> pl.DataFrame:
+def _first_reads(df: pl.DataFrame, periods_in: list[str]) -> pl.DataFrame:
+    """The first read of each meter when it is a row of this file (no stored read before it: it only
+    anchors), as ``REGISTER_STATE_SCHEMA`` (``df`` sorted by customer, meter, day)."""
+    if df.height:
+        is_first = ~_same_meter(df) & (df["row"].to_numpy() > 0)
+        return _last_reads(df.filter(pl.Series(is_first)), periods_in, presorted_unique=True)
+    return _last_reads(df, periods_in)
+
+
+def _last_reads(df: pl.DataFrame, periods_in: list[str], presorted_unique: bool = False) -> pl.DataFrame:
     """The last accepted read of each meter, as ``REGISTER_STATE_SCHEMA`` (``df`` sorted by customer,
     meter, day)."""
     from wattbill.ingest.schemas import REGISTER_STATE_SCHEMA
 
-    if df.height:
+    if df.height and not presorted_unique:
         is_last = np.ones(df.height, np.bool_)
         is_last[:-1] = ~_same_meter(df)[1:]
         last = df.filter(pl.Series(is_last))  # df is sorted by customer, meter, day
@@ -1292,7 +1449,12 @@ def consumption_to_daily(raw: pl.DataFrame, today: dt.date | None = None) -> Vee
 # --- customers and payments -------------------------------------------------------------------
 
 
-def customers_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult:
+def customers_frame(
+    raw: pl.DataFrame, today: dt.date | None = None, known_tariffs: Collection[str] | None = None
+) -> VeeResult:
+    """Customers (``CUSTOMER_SCHEMA``). Refused with a reason: a missing id or tariff, a tariff code not
+    in ``known_tariffs`` (when given: the catalogue's codes) ``unknown_tariff``, ``closed_on`` before
+    ``opened_on`` ``closed_before_opened``, a bad household size or language."""
     today = today or dt.date.today()
     rows = raw.height
     raw = _prep(raw, ("household_size",), ("opened_on", "closed_on"))
@@ -1309,6 +1471,20 @@ def customers_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResul
         )
     for c in ("opened_on", "closed_on"):
         _date_checks(chk, raw, c, False, today + dt.timedelta(days=3660))
+    if "opened_on" in raw.columns and "closed_on" in raw.columns:
+        chk.add(
+            (_date(raw, "closed_on") < _date(raw, "opened_on")).fill_null(False),
+            "closed_on",
+            "closed_before_opened",
+            "closed_on is before opened_on",
+        )
+    if known_tariffs is not None:
+        chk.add(
+            _present(raw, "tariff") & ~_text(raw, "tariff").is_in(sorted(known_tariffs)).fill_null(False),
+            "tariff",
+            "unknown_tariff",
+            "tariff is not a code of the tariff catalogue (wattbill tariffs list)",
+        )
     if "language" in raw.columns:
         chk.add(
             _present(raw, "language") & ~_text(raw, "language").str.to_lowercase().is_in(["zh", "en"]),
@@ -1339,7 +1515,24 @@ def customers_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResul
     return VeeResult(rows, out, q, _empty_f(), dups, rows - q.height - dups)
 
 
-_AMOUNT_RE = r"^([+-]?)(\d+)(?:\.(\d{1,2}))?$"
+#: yuan with at most 2 decimals; thousands separators only in groups of three (``1,234.50``; ``269,55`` refused)
+_AMOUNT_RE = r"^([+-]?)(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?$"
+
+
+def _amount_text(df: pl.DataFrame) -> pl.Expr:
+    """The amount as text, as written (text) or as the shortest decimal of a typed value (Parquet)."""
+    dtype = df.schema["amount"]
+    if dtype == pl.Utf8:
+        return pl.col("amount").str.strip_chars()
+    return pl.col("amount").cast(pl.Utf8)
+
+
+def _amount_parts(df: pl.DataFrame) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(sign, integer yuan as text without separators, 2-digit fen text) of a valid amount."""
+    parts = _amount_text(df).str.extract_groups(_AMOUNT_RE)
+    yuan = parts.struct.field("2").str.replace_all(",", "", literal=True)
+    frac = parts.struct.field("3").fill_null("").str.pad_end(2, "0")
+    return parts.struct.field("1"), yuan, frac
 
 
 def payments_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult:
@@ -1359,16 +1552,21 @@ def payments_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult
     )
     _date_checks(chk, raw, "issued_on", True, today)
     _date_checks(chk, raw, "paid_on", False, today)
-    amount_txt = (
-        pl.col("amount").cast(pl.Utf8).str.strip_chars().str.replace_all(",", "", literal=True)
-        if raw.schema["amount"] == pl.Utf8
-        else pl.col("amount").cast(pl.Decimal(18, 2)).cast(pl.Utf8)
-    )
+    ok = _amount_text(raw).str.contains(_AMOUNT_RE).fill_null(False)
     chk.add(
-        _present(raw, "amount") & ~amount_txt.str.contains(_AMOUNT_RE).fill_null(False),
+        _present(raw, "amount") & ~ok,
         "amount",
         "non_numeric",
-        "amount is not a number of yuan with at most 2 decimals",
+        "amount is not a number of yuan with at most 2 decimals (thousands separators in groups of three)",
+    )
+    _, yuan_txt, frac_txt = _amount_parts(raw)
+    max_yuan = limits.MAX_AMOUNT_FEN // 100
+    fen = yuan_txt.cast(pl.Int64, strict=False).fill_null(0) * 100 + frac_txt.cast(pl.Int64, strict=False).fill_null(0)
+    chk.add(
+        ok & ((yuan_txt.str.strip_chars_start("0").str.len_chars() > len(str(max_yuan))) | (fen > limits.MAX_AMOUNT_FEN)),
+        "amount",
+        "implausible_value",
+        f"amount is beyond {max_yuan:,} yuan",
     )
     if "channel" in raw.columns:
         chk.add(
@@ -1378,15 +1576,10 @@ def payments_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult
             f"channel is not one of {', '.join(CHANNELS)}",
         )
     good, q1 = _split_quarantine(raw, chk)
-    g_amount = (
-        pl.col("amount").cast(pl.Utf8).str.strip_chars().str.replace_all(",", "", literal=True)
-        if good.schema["amount"] == pl.Utf8
-        else pl.col("amount").cast(pl.Decimal(18, 2)).cast(pl.Utf8)
-    )
-    parts = g_amount.str.extract_groups(_AMOUNT_RE)
-    sign = pl.when(parts.struct.field("1") == "-").then(-1).otherwise(1)
-    yuan = parts.struct.field("2").cast(pl.Int64)
-    frac = parts.struct.field("3").fill_null("").str.pad_end(2, "0").cast(pl.Int64)
+    sign_txt, yuan_txt, frac_txt = _amount_parts(good)
+    sign = pl.when(sign_txt == "-").then(-1).otherwise(1)
+    yuan = yuan_txt.cast(pl.Int64)
+    frac = frac_txt.cast(pl.Int64)
     df = good.select(
         "row",
         _text(good, "customer_id").alias("customer_id"),

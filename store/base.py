@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 import polars as pl
@@ -18,6 +19,12 @@ import polars as pl
 from wattbill.ingest.schemas import IngestBatch
 
 BILL_META = ("version", "reason", "created_at", "content_hash")
+
+#: households a bill run left out, with a namespaced reason code and evidence (JSON), one row per
+#: customer, year and code (``wattbill.pipeline.left_out``)
+NOT_BILLED_SCHEMA = {
+    "customer_id": pl.Utf8, "year": pl.Int32, "code": pl.Utf8, "detail": pl.Utf8, "evidence": pl.Utf8,
+}
 
 
 @runtime_checkable
@@ -31,6 +38,15 @@ class Store(Protocol):
     def save_ingest(self, batch: IngestBatch) -> None: ...
 
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame: ...
+
+    def load_register_heads(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        """``REGISTER_STATE_SCHEMA``: first reads of meters that had no earlier read when loaded."""
+        ...
+
+    def ingest_lock(self) -> AbstractContextManager[None]:
+        """Held by a register load from reading the meters' stored reads to saving its own (across
+        processes), so that two loads at once give the rows of two loads one after the other."""
+        ...
 
     def load_daily(
         self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True
@@ -69,6 +85,16 @@ class Store(Protocol):
     def save_labels(self, year: int, version: int | None, labels: pl.DataFrame) -> None: ...
 
     def load_labels(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame: ...
+
+    def save_not_billed(self, year: int, customer_ids: Sequence[str], not_billed: pl.DataFrame) -> None:
+        """Replace the households left out of ``year``'s run among ``customer_ids`` (the run's
+        customers) with ``not_billed`` (``NOT_BILLED_SCHEMA``: customer_id, year, code, detail,
+        evidence). A household billed now loses its earlier record."""
+        ...
+
+    def load_not_billed(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        """``NOT_BILLED_SCHEMA`` rows of ``year``, sorted by customer and code."""
+        ...
 
     def close(self) -> None: ...
 

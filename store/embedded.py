@@ -58,7 +58,7 @@ from wattbill.ingest.schemas import (
     halves_of_customers,
     is_sorted_by,
 )
-from wattbill.store.base import latest_only, plan_versions
+from wattbill.store.base import NOT_BILLED_SCHEMA, latest_only, plan_versions
 from wattbill.store.errors import StoreCorrupt, StoreUnavailable
 
 N_BUCKETS = 32
@@ -70,6 +70,7 @@ KEYS = {
     "daily": ["customer_id", "meter_id", "day"],
     "customers": ["customer_id"],
     "register_state": ["customer_id", "meter_id"],
+    "register_heads": ["customer_id", "meter_id", "day"],
     "payments": ["customer_id", "bill_month"],
     "bills": ["customer_id", "year", "version"],
     "bill_months": None,  # rows of a new version are only ever added
@@ -309,7 +310,7 @@ class EmbeddedStore:
             self.n_buckets = int(json.loads(meta.read_text())["n_buckets"])
         else:
             self.n_buckets = n_buckets
-            tmp = meta.with_suffix(".tmp")
+            tmp = meta.with_name(f".store.json.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")  # concurrent first opens
             tmp.write_text(json.dumps({"kind": "wattbill-embedded", "n_buckets": n_buckets}))
             os.replace(tmp, meta)
 
@@ -325,17 +326,56 @@ class EmbeddedStore:
             raise StoreCorrupt(f"{p}: unreadable manifest: {e}") from None
 
     @contextmanager
+    def ingest_lock(self) -> Iterator[None]:
+        """Serialise register loads across processes (see ``Store.ingest_lock``): an exclusive ``flock``
+        on ``.ingest.lock``, released when the load ends or its process dies."""
+        with open(self.root / ".ingest.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _sweep_orphans(self, manifest: dict) -> int:
+        """Remove files of writes that died before their commit (kill -9): data files the manifest does not
+        name and its garbage list does not hold, ``*.tmp`` files and ``_staging`` folders. Called by a
+        writer holding the lock, only when the previous writer left its marker (``.writing``), so a
+        clean store pays nothing. Returns the files removed."""
+        named = _all_rels(manifest.get("files", {})) | {g[0] for g in manifest.get("garbage", [])}
+        removed = 0
+        for p in self.root.rglob("*"):
+            if not p.is_file():
+                continue
+            rel = p.relative_to(self.root).as_posix()
+            top = rel.split("/", 1)[0]
+            if top.startswith(".") or rel in ("manifest.json", "store.json"):
+                continue
+            stale_tmp = p.suffix == ".tmp"
+            orphan = "/" in rel and p.suffix == ".parquet" and rel not in named
+            if stale_tmp or orphan or top == "_staging":
+                p.unlink(missing_ok=True)
+                removed += 1
+        shutil.rmtree(self.root / "_staging", ignore_errors=True)
+        return removed
+
+    @contextmanager
     def _write(self) -> Iterator[_Txn]:
         with open(self.root / ".lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            marker = self.root / ".writing"
             try:
-                txn = _Txn(self, self._read_manifest())
+                manifest = self._read_manifest()
+                if marker.exists():  # the previous writer died before it finished: its files are orphans
+                    self._sweep_orphans(manifest)
+                marker.write_text(str(os.getpid()))
+                txn = _Txn(self, manifest)
                 try:
                     yield txn
                 except BaseException:
                     txn.abort()
                     raise
                 txn.commit()
+                marker.unlink(missing_ok=True)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -500,6 +540,17 @@ class EmbeddedStore:
                         REGISTER_STATE_SCHEMA,
                         defer=tasks,
                     )
+                if batch.register_heads is not None and batch.register_heads.height:
+                    parts = self._partition(_cast(batch.register_heads, REGISTER_STATE_SCHEMA), None)
+                    self._upsert(
+                        txn,
+                        "register_heads",
+                        {k: [v] for k, v in parts.items()},
+                        KEYS["register_heads"],
+                        KEYS["register_heads"],
+                        REGISTER_STATE_SCHEMA,
+                        defer=tasks,
+                    )
                 self._run(txn, tasks)
                 if batch.payments is not None and batch.payments.height:
                     pay = _cast(batch.payments, PAYMENT_SCHEMA)
@@ -581,6 +632,14 @@ class EmbeddedStore:
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
         files = self._files("register_state", self._bucket_pred(customer_ids, None))
+        df = self._scan(files, REGISTER_STATE_SCHEMA)
+        if customer_ids is not None:
+            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        return _cast(df, REGISTER_STATE_SCHEMA)
+
+    def load_register_heads(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        """First reads of meters that had no earlier read when loaded (``IngestBatch.register_heads``)."""
+        files = self._files("register_heads", self._bucket_pred(customer_ids, None))
         df = self._scan(files, REGISTER_STATE_SCHEMA)
         if customer_ids is not None:
             df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
@@ -708,6 +767,24 @@ class EmbeddedStore:
         if df.height == 0:
             return df
         return latest_only(df).sort("customer_id", "code" if "code" in df.columns else "customer_id")
+
+    def save_not_billed(self, year: int, customer_ids: Sequence[str], not_billed: pl.DataFrame) -> None:
+        """See ``Store.save_not_billed`` (one file per year)."""
+        with self._write() as txn:
+            key = f"not_billed/year={year}"
+            cur = txn.current(key)
+            frame = _cast(not_billed, NOT_BILLED_SCHEMA)
+            if cur is not None:
+                old = pl.read_parquet(cur).filter(~pl.col("customer_id").is_in(list(customer_ids)))
+                frame = pl.concat([_cast(old, NOT_BILLED_SCHEMA), frame], how="vertical_relaxed")
+            if frame.height or cur is not None:
+                txn.put(key, frame.sort("customer_id", "code"))
+
+    def load_not_billed(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        df = self._scan(self._files("not_billed", lambda k: k == f"year={year}"), NOT_BILLED_SCHEMA)
+        if customer_ids is not None:
+            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        return df.sort("customer_id", "code")
 
     def close(self) -> None:
         pass

@@ -13,11 +13,29 @@ Hierarchy::
 
 from __future__ import annotations
 
+import re
+
 from wattbill.errors import WattbillError
+
+_URL_PASSWORD = re.compile(r"(?i)\b(postgres(?:ql)?://[^:/@\s'\"]*:)([^\s'\"]*)(@)")
+_KV_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)([^&\s'\"]*)")
+
+
+def mask_secrets(text: object) -> str:
+    """``text`` with every password masked: in ``postgresql://user:password@host`` URLs, in
+    ``password=...`` of a conninfo string (psycopg's error texts can carry one) and in a URL's
+    ``?password=`` query parameter. Applied to every message the store and the command line print."""
+    out = _URL_PASSWORD.sub(r"\1***\3", str(text))
+    out = _QUERY_PASSWORD.sub(r"\1***", out)
+    return _KV_PASSWORD.sub(r"\1***", out)
 
 
 class StoreError(WattbillError):
-    """Base of the store's errors."""
+    """Base of the store's errors; its message never shows a password (``mask_secrets``)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(mask_secrets(a) if isinstance(a, str) else a for a in args))
 
 
 class StoreUnavailable(StoreError):

@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
 import psycopg
 import pyarrow as pa
 import pyarrow.ipc as ipc
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from wattbill.ingest.schemas import (
     CUSTOMER_SCHEMA,
@@ -41,8 +45,8 @@ from wattbill.ingest.schemas import (
     REGISTER_STATE_SCHEMA,
     IngestBatch,
 )
-from wattbill.store.base import latest_only, plan_versions
-from wattbill.store.errors import StoreError, StoreUnavailable
+from wattbill.store.base import NOT_BILLED_SCHEMA, latest_only, plan_versions
+from wattbill.store.errors import StoreError, StoreUnavailable, mask_secrets
 from wattbill.store.pgcopy import encode_parts
 
 PAYLOAD_CUSTOMERS = 5000  # customers per bills payload blob
@@ -64,6 +68,10 @@ DDL = [
         customer_id text COLLATE "C" NOT NULL, meter_id text COLLATE "C" NOT NULL, day date NOT NULL,
         wh_total bigint NOT NULL, wh_sharp bigint, wh_peak bigint, wh_flat bigint, wh_valley bigint,
         multiplier double precision, digits bigint, PRIMARY KEY (customer_id, meter_id))""",
+    """CREATE TABLE IF NOT EXISTS register_heads (
+        customer_id text COLLATE "C" NOT NULL, meter_id text COLLATE "C" NOT NULL, day date NOT NULL,
+        wh_total bigint NOT NULL, wh_sharp bigint, wh_peak bigint, wh_flat bigint, wh_valley bigint,
+        multiplier double precision, digits bigint, PRIMARY KEY (customer_id, meter_id, day))""",
     """CREATE TABLE IF NOT EXISTS payments (
         customer_id text NOT NULL, bill_month text NOT NULL, issued_on date, paid_on date,
         amount_fen bigint NOT NULL, channel text, PRIMARY KEY (customer_id, bill_month))""",
@@ -88,6 +96,9 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS bill_months (
         customer_id text NOT NULL, year integer NOT NULL, version integer NOT NULL,
         payload_id bigint NOT NULL REFERENCES payloads(id), PRIMARY KEY (customer_id, year, version))""",
+    """CREATE TABLE IF NOT EXISTS not_billed (
+        customer_id text NOT NULL, year integer NOT NULL, code text NOT NULL, detail text, evidence text,
+        PRIMARY KEY (customer_id, year, code))""",
     """CREATE TABLE IF NOT EXISTS labels (
         customer_id text NOT NULL, year integer NOT NULL, version integer NOT NULL,
         payload_id bigint NOT NULL REFERENCES payloads(id), PRIMARY KEY (customer_id, year, version))""",
@@ -122,47 +133,160 @@ def _from_ipc(data: bytes) -> pl.DataFrame:
     return pl.from_arrow(tbl)  # type: ignore[return-value]
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return mask_secrets(" ".join(text.splitlines()[0].split()) if text else type(e).__name__)
+
+
+class _MaskSecrets(logging.Filter):
+    """Masks passwords in the records of psycopg's loggers (the pool logs its connection errors)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_secrets(record.getMessage())
+        record.args = ()
+        return True
+
+
+def _quiet_pool_logs() -> None:
+    """psycopg_pool logs each failed reconnection as a warning; with no handler configured Python prints
+    those on stderr (the command line's one-line error would then have company). A null handler keeps
+    them for an application that configures logging, and every record has its passwords masked."""
+    log = logging.getLogger("psycopg")
+    if not any(isinstance(f, _MaskSecrets) for f in log.filters):
+        log.addFilter(_MaskSecrets())
+        pool_log = logging.getLogger("psycopg.pool")
+        pool_log.addFilter(_MaskSecrets())
+        pool_log.addHandler(logging.NullHandler())
+
+
+#: seconds to wait before each retry of an idempotent read after a connection fault (then give up)
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)
+#: seconds to wait for a connection from the pool (a server that is down fails each try this fast)
+CONNECT_WAIT = 2.0
+#: connections kept by the pool (a bill run reads on one; ``ingest_lock`` holds one more)
+POOL_MAX = 4
+
+
 class TimescaleStore:
-    """Store on PostgreSQL + TimescaleDB (see the module docstring)."""
+    """Store on PostgreSQL + TimescaleDB (see the module docstring).
+
+    Connections come from a ``psycopg_pool.ConnectionPool`` (each checked when taken, so one broken by
+    a server restart is replaced). Every method maps psycopg's errors to the store's (``_mapped``):
+    a lost or refused connection is ``StoreUnavailable``, anything else ``StoreError``, each one line
+    with passwords masked. Reads are idempotent and retried with backoff (``RETRY_DELAYS``) on a
+    connection fault; writes are one transaction each and are not retried (the rerun completes them).
+    """
 
     def __init__(self, url: str, *, direct_copy_new: bool = True) -> None:
         self.url = url
+        self.shown_url = mask_secrets(url)
         #: a file whose rows overlap nothing stored is COPYed straight into the hypertable (one COPY,
         #: TimescaleDB's batched per-chunk insert); otherwise it goes through staging + upsert
         self.direct_copy_new = direct_copy_new
         #: sort rows by month, then key before COPY (fewer open chunks on the server, a sort on the
         #: client); measured a wash on 2 cores, so off: rows go in the order given (customer, meter, day)
         self.chunk_order = False
+        self._direct: psycopg.Connection | None = None
         try:
-            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as e:
-            raise StoreUnavailable(f"cannot connect to {url}: {str(e).strip().splitlines()[0]}") from None
+            raise StoreUnavailable(f"cannot connect to {self.shown_url}: {_first_line(e)}") from None
+        except Exception as e:  # a malformed URL (psycopg.ProgrammingError is an Error; others are not)
+            raise StoreUnavailable(f"cannot connect to {self.shown_url}: {_first_line(e)}") from None
         try:
-            self.conn.execute("SET client_min_messages = warning")
-            self.conn.execute("SET temp_buffers = '256MB'")  # staging tables stay in memory
-            self.conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            row = self.conn.execute(
-                "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
-            ).fetchone()
+            conn.execute("SET client_min_messages = warning")
+            with conn.transaction():  # two processes opening a fresh database at once: one creates it
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
             if row is None:
-                raise StoreUnavailable(f"{url}: the TimescaleDB extension is not installed in this database")
+                raise StoreUnavailable(f"{self.shown_url}: the TimescaleDB extension is not installed in this database")
             self.timescaledb_version = row[0]
             # the extension must actually be loaded (preloaded), not merely catalogued
-            self.conn.execute("SELECT count(*) FROM timescaledb_information.hypertables")
-            with self.conn.transaction():
-                self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
+            conn.execute("SELECT count(*) FROM timescaledb_information.hypertables")
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
                 for stmt in DDL:
-                    self.conn.execute(stmt)
+                    conn.execute(stmt)
         except StoreUnavailable:
-            self.conn.close()
+            conn.close()
             raise
         except psycopg.Error as e:
-            self.conn.close()
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            conn.close()
             raise StoreUnavailable(
-                f"{url}: TimescaleDB cannot be used ({msg}); the server needs the extension installed and "
-                "shared_preload_libraries=timescaledb (scripts/pg.sh start does this)"
+                f"{self.shown_url}: TimescaleDB cannot be used ({_first_line(e)}); the server needs the extension "
+                "installed and shared_preload_libraries=timescaledb (scripts/pg.sh start does this)"
             ) from None
+        conn.close()
+        _quiet_pool_logs()
+        self.pool = ConnectionPool(
+            url, min_size=1, max_size=POOL_MAX, open=False, configure=self._configure,
+            check=ConnectionPool.check_connection, kwargs={"autocommit": True, "connect_timeout": 10},
+            reconnect_timeout=30, timeout=30,
+        )
+        try:
+            self.pool.open(wait=True, timeout=15)
+        except Exception as e:
+            self.pool.close()
+            raise StoreUnavailable(f"cannot connect to {self.shown_url}: {_first_line(e)}") from None
+
+    @staticmethod
+    def _configure(conn: psycopg.Connection) -> None:
+        conn.execute("SET client_min_messages = warning")
+        conn.execute("SET temp_buffers = '256MB'")  # staging tables stay in memory
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """A connection of its own (tests and benchmarks run SQL on it); the store's methods use the pool."""
+        if self._direct is None or self._direct.closed:
+            with self._mapped("connect"):
+                self._direct = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        return self._direct
+
+    @contextmanager
+    def _mapped(self, what: str) -> Iterator[None]:
+        """psycopg's (and the pool's) errors as the store's: one line, passwords masked."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except (psycopg.OperationalError, PoolTimeout, PoolClosed) as e:
+            raise StoreUnavailable(f"{self.shown_url}: {what}: the database is unreachable ({_first_line(e)})") from None
+        except psycopg.Error as e:
+            raise StoreError(f"{self.shown_url}: {what}: {_first_line(e)}") from None
+
+    @contextmanager
+    def _connection(self, what: str) -> Iterator[psycopg.Connection]:
+        """A pooled connection, errors mapped (for writes: no retry)."""
+        with self._mapped(what), self.pool.connection(timeout=CONNECT_WAIT) as conn:
+            yield conn
+
+    def _read(self, what: str, fn: Callable[[psycopg.Connection], Any]) -> Any:
+        """``fn(connection)`` for an idempotent read, retried with backoff after a connection fault."""
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                with self._connection(what) as conn:
+                    return fn(conn)
+            except StoreUnavailable:
+                if delay is None:
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def ingest_lock(self) -> Iterator[None]:
+        """Serialise register loads across processes: a load reads each meter's last read, computes its
+        file's consumption from it and saves; two loads at once must not both start from the same last
+        read. A session advisory lock on a connection of its own, released at the end (or when the
+        process dies and its session ends)."""
+        with self._connection("ingest lock") as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext('wattbill-register-ingest'))")
+            try:
+                yield
+            finally:
+                with self._mapped("ingest unlock"):
+                    if not conn.closed and not conn.broken:
+                        conn.execute("SELECT pg_advisory_unlock(hashtext('wattbill-register-ingest'))")
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -179,19 +303,27 @@ class TimescaleStore:
                     cp.write(buf)
 
     def _query(self, sql: str, params: Sequence | None, schema: dict) -> pl.DataFrame:
-        with self.conn.cursor() as cur:
-            cur.execute(sql, params)
-            rows = cur.fetchall()
+        def run(conn: psycopg.Connection) -> list:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+
+        rows = self._read(sql.split(" WHERE")[0][:60], run)
         return pl.DataFrame(rows, schema=schema, orient="row")
 
     def _copy_out(self, sql: str, params: Sequence | None, schema: dict) -> pl.DataFrame:
         """Fast read: COPY (query) TO STDOUT as CSV, parsed by polars with the schema."""
-        buf = io.BytesIO()
-        with psycopg.ClientCursor(self.conn) as cur:
-            inner = cur.mogrify(sql, params) if params else sql
-            with cur.copy(f"COPY ({inner}) TO STDOUT (FORMAT CSV)") as cp:
-                for data in cp:
-                    buf.write(data)
+
+        def run(conn: psycopg.Connection) -> io.BytesIO:
+            buf = io.BytesIO()
+            with psycopg.ClientCursor(conn) as cur:
+                inner = cur.mogrify(sql, params) if params else sql
+                with cur.copy(f"COPY ({inner}) TO STDOUT (FORMAT CSV)") as cp:
+                    for data in cp:
+                        buf.write(data)
+            return buf
+
+        buf = self._read("read daily rows", run)
         if buf.tell() == 0:
             return pl.DataFrame(schema=schema)
         buf.seek(0)
@@ -212,55 +344,55 @@ class TimescaleStore:
 
     def save_ingest(self, batch: IngestBatch) -> None:
         led = batch.ledger
-        try:
-            with self.conn.transaction(), self.conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [led["sha256"]])
-                cur.execute("SELECT 1 FROM ingest_ledger WHERE sha256 = %s", [led["sha256"]])
-                if cur.fetchone():
-                    return  # loaded meanwhile: nothing changes
-                if batch.daily is not None:
-                    self._save_daily(cur, batch.daily)
-                if batch.customers is not None and batch.customers.height:
-                    self._upsert(cur, "customers", _cast(batch.customers, CUSTOMER_SCHEMA), ["customer_id"])
-                if batch.register_state is not None and batch.register_state.height:
-                    self._upsert(cur, "register_state", _cast(batch.register_state, REGISTER_STATE_SCHEMA),
-                                 ["customer_id", "meter_id"])
-                if batch.payments is not None and batch.payments.height:
-                    self._upsert(
-                        cur, "payments", _cast(batch.payments, PAYMENT_SCHEMA), ["customer_id", "bill_month"]
-                    )
-                if batch.quarantine is not None and batch.quarantine.height:
-                    self._copy_in(cur, "quarantine", _cast(batch.quarantine, QUARANTINE_SCHEMA))
-                if batch.findings is not None and batch.findings.height:
-                    f = _cast(batch.findings, FINDING_SCHEMA)
-                    cur.execute(
-                        "CREATE TEMP TABLE findings_stage (file_sha256 text, customer_id text, meter_id text,"
-                        " day date, code text, description text, evidence text) ON COMMIT DROP"
-                    )
-                    self._copy_in(cur, "findings_stage", f)
-                    cur.execute(
-                        "INSERT INTO findings (file_sha256, customer_id, meter_id, day, code, description, evidence)"
-                        " SELECT file_sha256, customer_id, meter_id, day, code, description, evidence::jsonb"
-                        " FROM findings_stage"
-                    )
-                cur.execute(
-                    "INSERT INTO ingest_ledger (sha256, file, kind, rows, loaded, estimated, quarantined,"
-                    " duplicates, findings, loaded_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                    [
-                        led["sha256"],
-                        led["file"],
-                        led["kind"],
-                        led["rows"],
-                        led["loaded"],
-                        led["estimated"],
-                        led["quarantined"],
-                        led["duplicates"],
-                        led.get("findings", 0),
-                        led.get("loaded_at") or dt.datetime.now(dt.UTC),
-                    ],
+        with self._connection("save ingest") as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [led["sha256"]])
+            cur.execute("SELECT 1 FROM ingest_ledger WHERE sha256 = %s", [led["sha256"]])
+            if cur.fetchone():
+                return  # loaded meanwhile: nothing changes
+            if batch.daily is not None:
+                self._save_daily(cur, batch.daily)
+            if batch.customers is not None and batch.customers.height:
+                self._upsert(cur, "customers", _cast(batch.customers, CUSTOMER_SCHEMA), ["customer_id"])
+            if batch.register_state is not None and batch.register_state.height:
+                self._upsert(cur, "register_state", _cast(batch.register_state, REGISTER_STATE_SCHEMA),
+                             ["customer_id", "meter_id"])
+            if batch.register_heads is not None and batch.register_heads.height:
+                self._upsert(cur, "register_heads", _cast(batch.register_heads, REGISTER_STATE_SCHEMA),
+                             ["customer_id", "meter_id", "day"])
+            if batch.payments is not None and batch.payments.height:
+                self._upsert(
+                    cur, "payments", _cast(batch.payments, PAYMENT_SCHEMA), ["customer_id", "bill_month"]
                 )
-        except psycopg.OperationalError as e:
-            raise StoreUnavailable(f"{self.url}: {str(e).strip().splitlines()[0]}") from None
+            if batch.quarantine is not None and batch.quarantine.height:
+                self._copy_in(cur, "quarantine", _cast(batch.quarantine, QUARANTINE_SCHEMA))
+            if batch.findings is not None and batch.findings.height:
+                f = _cast(batch.findings, FINDING_SCHEMA)
+                cur.execute(
+                    "CREATE TEMP TABLE findings_stage (file_sha256 text, customer_id text, meter_id text,"
+                    " day date, code text, description text, evidence text) ON COMMIT DROP"
+                )
+                self._copy_in(cur, "findings_stage", f)
+                cur.execute(
+                    "INSERT INTO findings (file_sha256, customer_id, meter_id, day, code, description, evidence)"
+                    " SELECT file_sha256, customer_id, meter_id, day, code, description, evidence::jsonb"
+                    " FROM findings_stage"
+                )
+            cur.execute(
+                "INSERT INTO ingest_ledger (sha256, file, kind, rows, loaded, estimated, quarantined,"
+                " duplicates, findings, loaded_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                [
+                    led["sha256"],
+                    led["file"],
+                    led["kind"],
+                    led["rows"],
+                    led["loaded"],
+                    led["estimated"],
+                    led["quarantined"],
+                    led["duplicates"],
+                    led.get("findings", 0),
+                    led.get("loaded_at") or dt.datetime.now(dt.UTC),
+                ],
+            )
 
     def _save_daily(self, cur: psycopg.Cursor, daily: pl.DataFrame | Iterable[pl.DataFrame]) -> None:
         """Binary COPY into a staging table, then into the hypertable.
@@ -273,7 +405,7 @@ class TimescaleStore:
             d = self._order(_cast(daily, DAILY_SCHEMA))
             if not self._overlaps(cur, d["day"].min(), d["day"].max(), d["customer_id"].unique().to_list()):
                 try:
-                    with self.conn.transaction():  # savepoint
+                    with cur.connection.transaction():  # savepoint
                         for off in range(0, d.height, 1_000_000):
                             self._copy_in(cur, "daily", d.slice(off, 1_000_000))
                     return
@@ -303,7 +435,7 @@ class TimescaleStore:
         cols = ", ".join(_DAILY_COLS)
         if not self._overlaps(cur, lo, hi, sorted(ids)):
             try:
-                with self.conn.transaction():  # savepoint
+                with cur.connection.transaction():  # savepoint
                     cur.execute(f"INSERT INTO daily ({cols}) SELECT {cols} FROM daily_stage")
                 return
             except psycopg.errors.UniqueViolation:
@@ -366,6 +498,11 @@ class TimescaleStore:
         """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
         return self._select_customers("register_state", REGISTER_STATE_SCHEMA, customer_ids, "customer_id, meter_id")
 
+    def load_register_heads(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        """First reads of meters that had no earlier read when loaded (``IngestBatch.register_heads``)."""
+        return self._select_customers("register_heads", REGISTER_STATE_SCHEMA, customer_ids,
+                                      "customer_id, meter_id, day")
+
     def load_customers(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         return self._select_customers("customers", CUSTOMER_SCHEMA, customer_ids, "customer_id")
 
@@ -402,11 +539,11 @@ class TimescaleStore:
         return self._query(sql + " ORDER BY customer_id, day NULLS LAST, code", params, FINDING_SCHEMA)
 
     def list_customer_ids(self) -> list[str]:
-        with self.conn.cursor() as cur:
-            cur.execute(
-                "SELECT customer_id FROM customers UNION SELECT DISTINCT customer_id FROM daily ORDER BY 1"
-            )
-            return [r[0] for r in cur.fetchall()]
+        df = self._query(
+            "SELECT customer_id FROM customers UNION SELECT DISTINCT customer_id FROM daily ORDER BY 1",
+            None, {"customer_id": pl.Utf8},
+        )
+        return df["customer_id"].to_list()
 
     # --- bills and labels -----------------------------------------------------------------------
 
@@ -424,12 +561,16 @@ class TimescaleStore:
         if keys.height == 0:
             return pl.DataFrame()
         ids = keys["payload_id"].unique().to_list()
-        with self.conn.cursor() as cur:
-            cur.execute("SELECT id, ipc FROM payloads WHERE id = ANY(%s) ORDER BY id", [ids])
-            frames = [
-                _from_ipc(bytes(b)).with_columns(pl.lit(pid, pl.Int64).alias("payload_id"))
-                for pid, b in cur.fetchall()
-            ]
+
+        def run(conn: psycopg.Connection) -> list:
+            with conn.cursor() as cur:
+                cur.execute("SELECT id, ipc FROM payloads WHERE id = ANY(%s) ORDER BY id", [ids])
+                return cur.fetchall()
+
+        frames = [
+            _from_ipc(bytes(b)).with_columns(pl.lit(pid, pl.Int64).alias("payload_id"))
+            for pid, b in self._read(f"read {table}", run)
+        ]
         data = pl.concat(frames, how="diagonal_relaxed")
         on = ["customer_id", "version", "payload_id"]
         data = data.with_columns(pl.col("version").cast(pl.Int32))
@@ -439,7 +580,7 @@ class TimescaleStore:
 
     def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str) -> pl.DataFrame:
         ids = bills["customer_id"].to_list()
-        with self.conn.transaction(), self.conn.cursor() as cur:
+        with self._connection("save bills") as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-bills'), %s)", [year])
             cur.execute(
                 "SELECT DISTINCT ON (customer_id) customer_id, version, content_hash FROM bills"
@@ -556,7 +697,7 @@ class TimescaleStore:
         else:
             lab = lab.with_columns(pl.lit(version, pl.Int32).alias("version"))
         lab = lab.with_columns(pl.lit(year, pl.Int32).alias("year"))
-        with self.conn.transaction(), self.conn.cursor() as cur:
+        with self._connection("save labels") as conn, conn.transaction(), conn.cursor() as cur:
             pid = self._put_payload(cur, "labels", lab)
             keys = (
                 lab.select("customer_id", "year", "version")
@@ -572,10 +713,30 @@ class TimescaleStore:
         df = latest_only(df)
         return df.sort("customer_id", "code" if "code" in df.columns else "customer_id")
 
+    def save_not_billed(self, year: int, customer_ids: Sequence[str], not_billed: pl.DataFrame) -> None:
+        """See ``Store.save_not_billed``."""
+        frame = _cast(not_billed, NOT_BILLED_SCHEMA)
+        with self._connection("save not billed") as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "DELETE FROM not_billed WHERE year = %s AND customer_id = ANY(%s)", [year, list(customer_ids)]
+            )
+            if frame.height:
+                self._copy_in(cur, "not_billed", frame)
+
+    def load_not_billed(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
+        sql = f"SELECT {', '.join(NOT_BILLED_SCHEMA)} FROM not_billed WHERE year = %s"
+        params: list = [year]
+        if customer_ids is not None:
+            sql += " AND customer_id = ANY(%s)"
+            params.append(list(customer_ids))
+        return self._query(sql + " ORDER BY customer_id, code", params, NOT_BILLED_SCHEMA)
+
     def close(self) -> None:
         try:
-            self.conn.close()
-        except psycopg.Error:  # pragma: no cover
+            if self._direct is not None:
+                self._direct.close()
+            self.pool.close()
+        except Exception:  # pragma: no cover - closing a pool of a server gone
             pass
 
     def __enter__(self) -> TimescaleStore:
@@ -587,6 +748,7 @@ class TimescaleStore:
     def drop_all(self) -> None:
         """Remove every table of the store (tests)."""
         for t in (
+            "not_billed",
             "labels",
             "bill_months",
             "bills",
@@ -597,6 +759,8 @@ class TimescaleStore:
             "payments",
             "customers",
             "daily",
+            "register_state",
+            "register_heads",
         ):
             self.conn.execute(f"DROP TABLE IF EXISTS {t} CASCADE")
 

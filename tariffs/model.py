@@ -38,6 +38,10 @@ CYCLES = ("annual", "monthly")
 PRORATIONS = ("months", "days", "none")
 MAX_TIERS = 3
 MAX_PRICE_SCALE = 6
+#: the largest threshold or household bonus [kWh per cycle]: the kernels hold thresholds in int64 Wh and
+#: multiply them by up to 366 days when they prorate; 1e9 kWh (1 TWh, a million times a household's year)
+#: keeps every product far below 2**63 (``thresholds = [1e20, 2e20]`` would overflow)
+MAX_THRESHOLD_KWH = Decimal(10**9)
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 
@@ -389,6 +393,9 @@ def _validate(data: Mapping[str, Any], origin: str) -> tuple[Tariff | None, list
             if d is None or d <= 0:
                 bad(f"{key}[{i}]", f"{v!r} is not a threshold (a number of kWh > 0)")
                 return None
+            if d > MAX_THRESHOLD_KWH:
+                bad(f"{key}[{i}]", f"{v!r} kWh is beyond what the calculation supports (at most {MAX_THRESHOLD_KWH:,} kWh)")
+                return None
             if (d * 1000) != (d * 1000).to_integral_value():
                 bad(f"{key}[{i}]", f"{v!r} kWh is not a whole number of Wh")
                 return None
@@ -472,7 +479,7 @@ def _validate(data: Mapping[str, Any], origin: str) -> tuple[Tariff | None, list
             kw = _dec(hb.get("kwh_per_month"))
             if not isinstance(ms, int) or isinstance(ms, bool) or ms < 1:
                 bad("tiers.household_bonus.min_size", f"{ms!r}: must be a whole number of persons >= 1")
-            elif kw is None or kw < 0 or (kw * 1000) != (kw * 1000).to_integral_value():
+            elif kw is None or kw < 0 or kw > MAX_THRESHOLD_KWH or (kw * 1000) != (kw * 1000).to_integral_value():
                 bad("tiers.household_bonus.kwh_per_month", f"{hb.get('kwh_per_month')!r}: must be kWh >= 0 (whole Wh)")
             else:
                 bonus = HouseholdBonus(ms, kw)

@@ -452,3 +452,81 @@ def period_days(draw, max_rows: int = 30):
         per[i] = [max(0, b) for b in base]
         tou[i] = draw(_st.integers(0, 5)) > 0
     return total, per, tou
+
+
+# --- bad inputs of every ingest kind and of the command line (issue #13) -----------------------
+
+#: cells a column may hold in a fuzzed file: good values, the issue's bad ones, and junk
+FUZZ_NUMBERS = ("0", "1.5", "12.345", "316.8", "317", "-1", "1e308", "NaN", "inf", "-inf", "", " 7 ", "abc",
+                '"2,5"', "77617814", "99999999999999999999.99", "1e-9", "00012", "0x10", "1_000")
+FUZZ_DATES = ("2025-01-01", "2025-01-02", "2025-02-28", "2025-02-30", "01/02/2025", "2025/1/3", "20250104",
+              "1899-12-31", "2999-01-01", "", "45659", "2025-01-05T10:00", "yesterday")
+FUZZ_AMOUNTS = ("12.00", "269.55", '"269,55"', '"1,234.50"', "100000000000000000.00", "99999999999999999999.99",
+                "-5.00", "0.29", "1.005", "¥3", "", "NaN", "1e3", "10000000.00", "10000000.01")
+FUZZ_IDS = ("1", "2", "007", " 3 ", "", "户1", "a,b")
+FUZZ_TEXT = ("x", "", "<b>", "名", '"q""uote"', "a\nb")
+
+
+def _cell(draw, values: tuple[str, ...]) -> str:
+    v = draw(_st.sampled_from(values))
+    if "\n" in v and not v.startswith('"'):
+        v = '"' + v + '"'
+    if "," in v and not v.startswith('"'):
+        v = '"' + v + '"'
+    return v
+
+
+@_st.composite
+def fuzz_ingest_files(draw, kind: str, max_rows: int = 25) -> str:
+    """CSV text of a file of ``kind`` (registers, consumption, customers, payments) mixing good rows with
+    the bad values of issue #13, duplicate and ragged rows."""
+    header = {
+        "registers": ["customer_id", "meter_id", "read_date", "total"],
+        "consumption": ["customer_id", "meter_id", "read_date", "kwh_total"],
+        "customers": ["customer_id", "tariff", "household_size", "opened_on", "closed_on", "name", "language"],
+        "payments": ["customer_id", "bill_month", "issued_on", "paid_on", "amount", "channel"],
+    }[kind]
+    pools = {
+        "customer_id": FUZZ_IDS, "meter_id": ("M1", "M2", ""), "read_date": FUZZ_DATES, "total": FUZZ_NUMBERS,
+        "kwh_total": FUZZ_NUMBERS, "tariff": ("cn-shanghai-res-tier", "cn-nowhere", ""),
+        "household_size": ("1", "3", "0", "51", "2.5", ""), "opened_on": FUZZ_DATES, "closed_on": FUZZ_DATES,
+        "name": FUZZ_TEXT, "language": ("zh", "en", "fr", ""), "bill_month": ("2025-01", "2025-13", "202501", ""),
+        "issued_on": FUZZ_DATES, "paid_on": FUZZ_DATES, "amount": FUZZ_AMOUNTS,
+        "channel": ("app", "wechat", "counter", "cash", ""),
+    }
+    rows = []
+    for _ in range(draw(_st.integers(1, max_rows))):
+        cells = [_cell(draw, pools[c]) for c in header]
+        shape = draw(_st.integers(0, 19))
+        if shape == 0:
+            cells = cells[:-1]  # too few fields
+        elif shape == 1:
+            cells = [*cells, "9"]  # too many
+        rows.append(",".join(cells))
+        if draw(_st.integers(0, 9)) == 0:
+            rows.append(rows[-1])  # a duplicate
+    return ",".join(header) + "\n" + "\n".join(rows) + "\n"
+
+
+#: tokens of fuzzed command lines (a value is any of these, in any place)
+FUZZ_CLI_VALUES = ("2025", "0", "-1", "99999", "abc", "", "1e3", "2025-02-30", "2025-03-01", "0000000001",
+                   "--", "-x", "cn-shanghai-res-tier", "nope", "9" * 40, "名", "ymd", "dmy", "registers")
+FUZZ_CLI_COMMANDS = (
+    ("bill", "run"), ("bill", "recalc"), ("ingest", "reads"), ("ingest", "customers"), ("ingest", "payments"),
+    ("ingest", "quarantine", "list"), ("ingest", "quarantine", "export"), ("tariffs", "list"), ("tariffs", "show"),
+    ("tariffs", "check"), ("estimate",), ("token",), ("bill",), ("ingest",), (),
+)
+FUZZ_CLI_OPTIONS = ("--year", "--customer", "--reason", "--out", "--workers", "--engine", "--kind", "--through",
+                    "--ttl", "--on", "--limit", "--sha256", "--date-order", "--strict", "--no-pdf", "--json",
+                    "--tariffs", "--bogus")
+
+
+@_st.composite
+def fuzz_command_lines(draw) -> list[str]:
+    """A command line of wattbill: a command, then options and values in any order (most of them wrong)."""
+    args = list(draw(_st.sampled_from(FUZZ_CLI_COMMANDS)))
+    for _ in range(draw(_st.integers(0, 6))):
+        if draw(_st.booleans()):
+            args.append(draw(_st.sampled_from(FUZZ_CLI_OPTIONS)))
+        args.append(draw(_st.sampled_from(FUZZ_CLI_VALUES)))
+    return args

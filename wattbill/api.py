@@ -162,8 +162,10 @@ class YearBills:
     months : pl.DataFrame
         The same per month (``month`` 1..12).
     not_billed : pl.DataFrame
-        ``customer_id``, ``reason``: households that could not be billed (an unknown tariff, a
-        register without a price), each with its reason; the others are billed.
+        ``NOT_BILLED_SCHEMA`` (``customer_id``, ``year``, ``code``, ``detail``, ``evidence``): households
+        that could not be billed (a day beyond what a connection can draw, an unknown tariff, a register
+        without a price), each with its reason code and evidence, as the bill run reports them; the
+        others are billed.
     year : int
     """
 
@@ -212,15 +214,16 @@ def bill_year(daily: pl.DataFrame, customers: pl.DataFrame, year: int, *, catalo
     """
     from wattbill.diagnostics import densify
     from wattbill.errors import NothingToBill
-    from wattbill.pipeline import bill_chunk
+    from wattbill.pipeline import bill_chunk, not_billed_frame, screen_daily
 
     if customers.height == 0:
         raise NothingToBill("no customers to bill")
+    daily, failures = screen_daily(daily, year)  # the bill run's rule: a day no connection can draw
+    if failures:
+        customers = customers.filter(~pl.col("customer_id").is_in([f["customer_id"] for f in failures]))
     dense = densify(daily, customers, year, with_regs=True)
     chunk = bill_chunk(customers, dense, _catalog(catalog), year)
-    not_billed = pl.DataFrame(chunk.failures, schema={"customer_id": pl.Utf8, "reason": pl.Utf8}) \
-        if chunk.failures else pl.DataFrame(schema={"customer_id": pl.Utf8, "reason": pl.Utf8})
-    return YearBills(chunk.bills, chunk.months, not_billed, year)
+    return YearBills(chunk.bills, chunk.months, not_billed_frame(failures + chunk.failures), year)
 
 
 def diagnose(daily: pl.DataFrame, customers: pl.DataFrame, year: int, *,

@@ -138,39 +138,62 @@ def _print_summary(summary) -> None:
     if summary.labels:
         top = sorted(summary.labels.items(), key=lambda kv: -kv[1])
         typer.echo("labels: " + ", ".join(f"{code} {n}" for code, n in top))
-    for f in summary.failures[:10]:
-        typer.echo(f"not billed: {f['customer_id']}: {f['reason']}", err=True)
-    if len(summary.failures) > 10:
-        typer.echo(f"not billed: {len(summary.failures) - 10} more", err=True)
+    nb = summary.not_billed
+    if nb.height:
+        codes = ", ".join(f"{c} {n}" for c, n in sorted(nb.group_by("code").len().iter_rows(), key=lambda kv: -kv[1]))
+        where = f": {summary.not_billed_path}" if summary.not_billed_path else ""
+        typer.echo(f"left out: {nb.select('customer_id').n_unique()} households ({codes}){where}", err=True)
+        for f in nb.head(10).iter_rows(named=True):
+            typer.echo(f"left out: {f['customer_id']}: {f['code']}: {f['detail']}", err=True)
+        if nb.height > 10:
+            typer.echo(f"left out: {nb.height - 10} more", err=True)
     if summary.bills_path:
         typer.echo(f"bills: {summary.bills_path}")
         typer.echo(f"bill months: {summary.months_path}")
-    if summary.out_dir and summary.bills_path:
-        typer.echo(f"not billed: {summary.out_dir / 'not_billed.parquet'} ({len(summary.failures)} households)")
+    if summary.not_billed_path is not None:
+        typer.echo(f"not billed: {summary.not_billed_path} ({len(summary.failures)} households)")
     if summary.chunks_reused:
         typer.echo(f"chunks: {summary.chunks_computed} computed, {summary.chunks_reused} from checkpoints")
     if summary.pdf_dir:
         typer.echo(f"PDFs: {summary.pdf_dir} ({summary.pdfs_written} written, {summary.pdfs_skipped} already there)")
 
 
+#: bill years accepted (reads before 1990 are refused at ingest, ``ingest.vee.MIN_DATE``)
+MIN_YEAR, MAX_YEAR = 1990, 2199
+YearOpt = Annotated[int, typer.Option("--year", min=MIN_YEAR, max=MAX_YEAR, help="The bill year.")]
+StrictOpt = Annotated[
+    bool, typer.Option("--strict", help="Exit 1 if any household is left out (listed in not_billed.parquet).")
+]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=256, help="PDF rendering processes.")]
+
+
+def _end_strict(summary, strict: bool) -> None:
+    if strict and summary.faults:
+        raise WattbillError(f"--strict: {summary.faults} households left out of {summary.year} "
+                            f"(see {summary.not_billed_path or 'the store: not billed'})")
+
+
 @bill_app.command("run")
 def bill_run(
-    year: Annotated[int, typer.Option("--year", help="The bill year.")],
+    year: YearOpt,
     customer: Annotated[list[str] | None, typer.Option("--customer", help="Only these customers.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Where bills.parquet and the PDFs go.")] = DEFAULT_OUT,
     no_pdf: Annotated[bool, typer.Option("--no-pdf", help="Skip the PDFs.")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="PDF rendering processes (local), or Dask workers of the LocalCluster (dask).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=256, help="PDF rendering processes (local), or Dask workers of the LocalCluster (dask).")] = 1,
     engine: Annotated[str, typer.Option("--engine", help="local, or dask (a Dask distributed cluster).")] = "local",
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="tcp://HOST:PORT of a Dask scheduler (with --engine dask; default: a LocalCluster).")] = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Households per chunk (the unit of a checkpoint and of a Dask task).")] = 100_000,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, max=10_000_000, help="Households per chunk (the unit of a checkpoint and of a Dask task).")] = 100_000,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log each chunk's timings (-v) on stderr.")] = 0,
+    strict: StrictOpt = False,
     store: StoreOpt = None,
     tariffs: TariffsOpt = None,
 ) -> None:
     """Bill YEAR for every customer (or --customer ...), store every version, write bills and PDFs.
 
-    A run stopped at any point and started again with the same arguments redoes only the unfinished
-    chunks (checkpoints in OUT/.checkpoints, removed when the run completes).
+    A household whose data cannot be billed or rendered is left out with a reason code and its
+    evidence (OUT/not_billed.parquet, and the store); every other household is billed and the run
+    exits 0 (1 with --strict). A run stopped at any point and started again with the same arguments
+    redoes only the unfinished chunks (checkpoints in OUT/.checkpoints, removed when the run completes).
     """
     from wattbill.engines import make_engine
 
@@ -184,15 +207,17 @@ def bill_run(
     finally:
         st.close()
     _print_summary(summary)
+    _end_strict(summary, strict)
 
 
 @bill_app.command("recalc")
 def bill_recalc(
-    year: Annotated[int, typer.Option("--year")],
+    year: YearOpt,
     customer: Annotated[list[str], typer.Option("--customer", help="Customers to recalculate.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept with the new version).")],
     out: Annotated[Path, typer.Option("--out")] = DEFAULT_OUT,
     no_pdf: Annotated[bool, typer.Option("--no-pdf")] = False,
+    strict: StrictOpt = False,
     store: StoreOpt = None,
     tariffs: TariffsOpt = None,
 ) -> None:
@@ -212,15 +237,16 @@ def bill_recalc(
     for line in diff_versions(before, after):
         typer.echo(line)
     _print_summary(summary)
+    _end_strict(summary, strict)
 
 
 @app.command("demo")
 def demo(
-    customers: Annotated[int, typer.Option("--customers", min=1, help="Synthetic households.")] = 200,
-    year: Annotated[int, typer.Option("--year")] = 2025,
+    customers: Annotated[int, typer.Option("--customers", min=1, max=10_000_000, help="Synthetic households.")] = 200,
+    year: Annotated[int, typer.Option("--year", min=MIN_YEAR + 1, max=MAX_YEAR)] = 2025,
     out: Annotated[Path, typer.Option("--out")] = Path("wattbill-demo"),
-    seed: Annotated[int, typer.Option("--seed")] = 7,
-    workers: Annotated[int, typer.Option("--workers", min=1)] = max(1, min(2, os.cpu_count() or 1)),
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1)] = 7,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=256)] = max(1, min(2, os.cpu_count() or 1)),
     no_pdf: Annotated[bool, typer.Option("--no-pdf")] = False,
     store: StoreOpt = None,
 ) -> None:
@@ -233,7 +259,7 @@ def demo(
 @app.command("token")
 def token(
     customer: Annotated[str, typer.Option("--customer")],
-    ttl: Annotated[int, typer.Option("--ttl", help="Seconds the token is valid.")] = 3600,
+    ttl: Annotated[int, typer.Option("--ttl", min=1, max=10 * 366 * 86400, help="Seconds the token is valid.")] = 3600,
 ) -> None:
     """Print a signed download token for one customer (signed with WATTBILL_SECRET)."""
     from wattbill.tokens import make_token, secret_from_env
@@ -244,7 +270,7 @@ def token(
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     out: Annotated[Path, typer.Option("--out", help="The bill run's output folder (PDFs).")] = DEFAULT_OUT,
     store: StoreOpt = None,
 ) -> None:
@@ -272,23 +298,74 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning wattbill's errors into one line and exit code 1.
+def _one_line(text: object) -> str:
+    """``text`` on one line, passwords masked (``store.errors.mask_secrets``)."""
+    from wattbill.store.errors import mask_secrets
 
-    Typer's standalone mode prints usage errors and exits with 2; every other exception reaches
-    this function, where the user errors of ``wattbill.errors.USER_ERRORS`` become one line.
+    return mask_secrets(" ".join(str(text).split()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; every way it can end is one line on stderr and an exit code.
+
+    0 success; 2 a usage error (click's message on one line: an unknown option, a value out of range
+    such as ``--year 0``); 1 a user error (``wattbill.errors.USER_ERRORS``), a file that cannot be
+    opened, a database fault (psycopg's errors, should one escape the store's mapping), or an error
+    of wattbill itself (printed as an internal error, never as a traceback: ``WATTBILL_DEBUG=1``
+    shows it). Every message has its passwords masked.
     """
+    from typer import _click as click  # typer vendors click (typer >= 0.2x): its exceptions
+
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, standalone_mode=True)
+        if not args:
+            args = ["--help"]
+        result = app(args=args, standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.NoArgsIsHelpError as exc:  # a group without its command: its help
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        return 2
+    except click.exceptions.UsageError as exc:
+        hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        typer.echo(f"wattbill: usage error: {_one_line(exc.format_message())}{hint}", err=True)
+        return 2
+    except typer.Abort:
+        typer.echo("wattbill: aborted", err=True)
+        return 1
+    except typer.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.ClickException as exc:
+        typer.echo(f"wattbill: error: {_one_line(exc.format_message())}", err=True)
+        return exc.exit_code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except USER_ERRORS as exc:
-        typer.echo(f"wattbill: error: {exc}", err=True)
+        typer.echo(f"wattbill: error: {_one_line(exc)}", err=True)
         return 1
     except FileNotFoundError as exc:
-        typer.echo(f"wattbill: error: {exc.filename or exc}: no such file", err=True)
+        typer.echo(f"wattbill: error: {_one_line(exc.filename or exc)}: no such file", err=True)
         return 1
-    return 0
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        typer.echo(f"wattbill: error: {_one_line(exc.filename or exc)}: {_one_line(exc.strerror)}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        typer.echo("wattbill: interrupted", err=True)
+        return 1
+    except Exception as exc:
+        if _is_database_error(exc):
+            typer.echo(f"wattbill: error: the database failed: {_one_line(exc)}", err=True)
+            return 1
+        if os.environ.get("WATTBILL_DEBUG") == "1":
+            raise
+        typer.echo(f"wattbill: internal error: {type(exc).__name__}: {_one_line(exc)[:300]} "
+                   "(a bug: please report it; WATTBILL_DEBUG=1 shows where)", err=True)
+        return 1
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    mod = sys.modules.get("psycopg")
+    pool = sys.modules.get("psycopg_pool")
+    return bool((mod and isinstance(exc, mod.Error)) or (pool and isinstance(exc, pool.PoolTimeout)))
 
 
 def _console() -> None:  # pragma: no cover

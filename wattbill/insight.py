@@ -6,6 +6,7 @@ frames it asks for (see ``docs/interfaces.md``) and keeps the results together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,8 +64,12 @@ def documents(
     payments: pl.DataFrame,
     catalog: Any,
     year: int,
+    on_error: Callable[[str, BaseException], None] | None = None,
 ) -> list[BillDocument]:
-    """One bill document per row of ``bills`` (the other frames may hold more customers)."""
+    """One bill document per row of ``bills`` (the other frames may hold more customers).
+
+    ``on_error(customer_id, error)``: called for a document that cannot be built (it is left out);
+    without it the error is raised."""
     ids = bills["customer_id"].implode()
     feats = {r["customer_id"]: r for r in features.filter(pl.col("customer_id").is_in(ids)).iter_rows(named=True)}
     cards_of: dict[str, list[dict]] = {}
@@ -83,14 +88,19 @@ def documents(
     docs = []
     for bill in bills.iter_rows(named=True):
         cid = bill["customer_id"]
-        c = cust[cid]
-        code = bill["tariff"]
-        if code not in tariffs:
-            tariffs[code] = catalog.schedule(code, year)  # every version in force in the year
-        language = c.get("language") or "zh"
-        cards = labels.label_cards(cards_of.get(cid, []), language)
-        docs.append(
-            build_document(c, bill, month_rows.get(cid, []), feats.get(cid), cards, pay_rows.get(cid, []),
-                           tariffs[code], language)
-        )
+        try:
+            c = cust[cid]
+            code = bill["tariff"]
+            if code not in tariffs:
+                tariffs[code] = catalog.schedule(code, year)  # every version in force in the year
+            language = c.get("language") or "zh"
+            cards = labels.label_cards(cards_of.get(cid, []), language)
+            docs.append(
+                build_document(c, bill, month_rows.get(cid, []), feats.get(cid), cards, pay_rows.get(cid, []),
+                               tariffs[code], language)
+            )
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(cid, exc)
     return docs

@@ -22,6 +22,7 @@ population, on one machine (``engine="local"``) or on a Dask cluster (``engine="
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -37,7 +38,10 @@ import polars as pl
 from wattbill.diagnostics import DenseYear, densify, take_rows
 from wattbill.diagnostics.dense import month_of_day
 from wattbill.errors import NothingToBill, UnknownCustomer
+from wattbill.ingest.limits import limit_text, max_daily_wh
 from wattbill.ingest.schemas import REGISTERS
+from wattbill.store.base import NOT_BILLED_SCHEMA
+from wattbill.store.errors import StoreError
 from wattbill.tariffs import Catalog, TariffNotInForceError, UnpricedRegisterError, bill_households
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -90,6 +94,77 @@ def unverified_notices(used: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+# --- households left out of a run: data, not prose -------------------------------------------------
+
+#: the account is not open on any day of the year (closed before it, opened after it)
+NOT_OPEN = "wattbill.bill.not_open"
+#: open in the year but no consumption stored for it
+NO_CONSUMPTION = "wattbill.bill.no_consumption"
+#: a stored day beyond what a residential connection can draw (``ingest.limits``), or negative
+IMPLAUSIBLE_DAILY = "wattbill.bill.implausible_daily"
+#: the customer's tariff code is not in the catalogue (or not valid in the year)
+UNKNOWN_TARIFF = "wattbill.bill.unknown_tariff"
+#: a register with kWh but no price for its period (design.md, tariff rule 5)
+UNPRICED_REGISTER = "wattbill.bill.unpriced_register"
+#: billing the household raised an error (isolated to this household by bisection)
+CALCULATION_FAILED = "wattbill.bill.calculation_failed"
+#: the diagnosis (features, tariff what-if) of the household raised an error
+DIAGNOSIS_FAILED = "wattbill.bill.diagnosis_failed"
+#: the bill is stored but its PDF could not be built or rendered
+RENDER_FAILED = "wattbill.pdf.render_failed"
+
+#: codes that ``--strict`` does not count (nothing to bill: not a fault)
+NOT_A_FAULT = frozenset({NOT_OPEN})
+
+
+
+def left_out(customer_id: str, year: int, code: str, detail: str, **evidence: Any) -> dict[str, Any]:
+    """One household left out of a run: ``NOT_BILLED_SCHEMA`` row (detail on one line, evidence JSON)."""
+    text = " ".join(str(detail).split())
+    return {"customer_id": customer_id, "year": year, "code": code, "detail": text[:500],
+            "evidence": json.dumps(evidence, default=str, ensure_ascii=False, sort_keys=True)}
+
+
+def not_billed_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """``NOT_BILLED_SCHEMA`` frame of ``left_out`` rows, sorted by customer and code."""
+    if not rows:
+        return pl.DataFrame(schema=NOT_BILLED_SCHEMA)
+    return pl.DataFrame(rows, schema=NOT_BILLED_SCHEMA).sort("customer_id", "code")
+
+
+def screen_daily(daily: pl.DataFrame, year: int) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """The rows of customers whose stored days are all physically possible, and a ``left_out`` record
+    for each other customer (``IMPLAUSIBLE_DAILY``, with the worst day as evidence).
+
+    A value beyond ``ingest.limits.max_daily_wh`` (a register written in Wh, a file loaded before the
+    limit existed or with a raised limit) would stop the kernels or bill nonsense; negative values
+    cannot be consumption. One comparison per value; no grouping unless a row is found.
+    """
+    if daily.height == 0:
+        return daily, []
+    limit = max_daily_wh()
+    cols = ["wh_total", *[f"wh_{r}" for r in REGISTERS]]
+    hi = pl.max_horizontal([pl.col(c) for c in cols])
+    lo = pl.min_horizontal([pl.col(c) for c in cols])
+    bad = daily.select(((hi > limit) | (lo < 0)).fill_null(False).alias("b"))["b"]
+    if not bad.any():
+        return daily, []
+    worst = (
+        daily.filter(bad)
+        .sort("wh_total", descending=True)
+        .group_by("customer_id", maintain_order=True)
+        .agg(pl.col("day").first(), pl.col("meter_id").first(), pl.col("wh_total").first(), pl.len().alias("days"))
+    )
+    out = [
+        left_out(r["customer_id"], year, IMPLAUSIBLE_DAILY,
+                 f"{r['days']} day(s) beyond {limit_text(limit)} or negative, e.g. {r['wh_total'] / 1000:,.3f} kWh "
+                 f"on {r['day']} (meter {r['meter_id']})",
+                 day=r["day"], meter_id=r["meter_id"], wh_total=r["wh_total"], days=r["days"], limit_wh=limit)
+        for r in worst.iter_rows(named=True)
+    ]
+    return daily.filter(~pl.col("customer_id").is_in(worst["customer_id"].implode())), out
+
+
 def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year: int) -> ChunkResult:
     """Bill one chunk of customers (rows of ``customers`` align with ``dense``).
 
@@ -107,7 +182,14 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
     month_index = month_of_day(year)
     if dense.regs is None:
         raise ValueError("billing needs the daily registers: densify(..., with_regs=True)")
-    billable = (dense.total.any(axis=1) | dense.regs.any(axis=(1, 2))) & (of >= 0) & (of <= ol)
+    is_open = (of >= 0) & (of <= ol)
+    has_use = dense.total.any(axis=1) | dense.regs.any(axis=(1, 2))
+    billable = has_use & is_open
+    for i in np.flatnonzero(~billable):
+        if not is_open[i]:
+            failures.append(left_out(ids_all[i], year, NOT_OPEN, f"the account is not open in {year}"))
+        else:
+            failures.append(left_out(ids_all[i], year, NO_CONSUMPTION, f"no consumption stored for {year}"))
     for code in sorted(set(tariffs)):
         rows = np.nonzero((np.array(tariffs) == code) & billable)[0]
         if not len(rows):
@@ -115,7 +197,8 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
         try:
             tariff = catalog.schedule(code, year)
         except KeyError as exc:
-            failures += [{"customer_id": ids_all[i], "reason": str(exc)} for i in rows]
+            failures += [left_out(ids_all[i], year, UNKNOWN_TARIFF, f"tariff {code!r}: {exc}", tariff=code)
+                         for i in rows]
             continue
         while len(rows):
             try:
@@ -126,7 +209,7 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
                 break
             except (UnpricedRegisterError, TariffNotInForceError) as exc:  # an error for that household, not a zero
                 bad = set(int(h) for h in (exc.households or range(len(rows))))
-                failures += [{"customer_id": ids_all[rows[h]], "reason": str(exc)} for h in bad]
+                failures += [left_out(ids_all[rows[h]], year, UNPRICED_REGISTER, str(exc), tariff=code) for h in bad]
                 rows = np.array([r for k, r in enumerate(rows) if k not in bad], dtype=np.int64)
         if not len(rows):
             continue
@@ -190,7 +273,7 @@ class RunSummary:
     charge_fen: int
     new_versions: int
     labels: dict[str, int]
-    failures: list[dict[str, Any]]
+    failures: list[dict[str, Any]]  # left_out rows (NOT_BILLED_SCHEMA), also in ``not_billed``
     notices: list[dict[str, Any]]  # e.g. unverified tariff files (``unverified_notices``), once per file
     pdfs_written: int
     pdfs_skipped: int
@@ -203,6 +286,13 @@ class RunSummary:
     chunks_reused: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
+    not_billed: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=NOT_BILLED_SCHEMA))
+    not_billed_path: Path | None = None
+
+    @property
+    def faults(self) -> int:
+        """Households left out for a fault of their data (not counting accounts not open in the year)."""
+        return self.not_billed.filter(~pl.col("code").is_in(sorted(NOT_A_FAULT))).height
 
 @dataclass
 class ChunkOutput:
@@ -213,11 +303,10 @@ class ChunkOutput:
     bills: pl.DataFrame
     months: pl.DataFrame
     features: pl.DataFrame
-    failures: pl.DataFrame  # customer_id, reason
+    failures: pl.DataFrame  # households left out (NOT_BILLED_SCHEMA)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-FAILURE_SCHEMA = {"customer_id": pl.Utf8, "reason": pl.Utf8}
 _PARTS = ("customers", "bills", "months", "features", "failures")
 
 
@@ -259,6 +348,9 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
     """Pass 1 for one chunk: its rows from the store, bills, the tariff what-if and the features.
 
     A pure function of the store's rows and the catalogue, run in this process or on a Dask worker.
+    A household whose days are beyond what a connection can draw (``screen_daily``), or whose billing
+    or diagnosis raises (isolated by bisection, ``_bill_isolated``), is left out with its reason code and
+    evidence (``failures``, ``NOT_BILLED_SCHEMA``); the other households of the chunk are billed.
     """
     from wattbill import insight
 
@@ -268,28 +360,26 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     daily = store.load_daily(year, ids, sort=False)  # (grouped by customer; the kernels take any order)
-    t1 = time.perf_counter()
-    seconds["read"] = t1 - t0
-    dense = densify(daily, chunk, year, with_regs=True)
-    result = bill_chunk(chunk, dense, job.catalog, year)
-    t2 = time.perf_counter()
-    seconds["bill"] = t2 - t1
-    failures = pl.DataFrame(
-        [{"customer_id": f["customer_id"], "reason": str(f["reason"])} for f in result.failures],
-        schema=FAILURE_SCHEMA,
-    )
-    if result.bills.height:
-        billed = chunk.filter(pl.col("customer_id").is_in(result.bills["customer_id"].implode()))
-        payments = store.load_payments(customer_ids=ids)
-        last = store.load_daily(year - 1, ids, sort=False)
-        t3 = time.perf_counter()
-        seconds["read"] += t3 - t2
-        features = insight.diagnose_chunk(chunk, daily, last, dense, payments, job.catalog, year)
-        features = features.filter(pl.col("customer_id").is_in(billed["customer_id"].implode()))
-        seconds["diagnose"] = time.perf_counter() - t3
+    seconds["read"] = time.perf_counter() - t0
+    daily, failures = screen_daily(daily, year)
+    if failures:
+        gone = pl.Series([f["customer_id"] for f in failures], dtype=pl.Utf8).implode()
+        chunk = chunk.filter(~pl.col("customer_id").is_in(gone))
+    parts: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
+    if chunk.height:
+        t0 = time.perf_counter()
+        kept = chunk["customer_id"].to_list()
+        last_year = store.load_daily(year - 1, kept, sort=False)
+        payments = store.load_payments(customer_ids=kept)
+        t1 = time.perf_counter()
+        seconds["read"] += t1 - t0
+        parts = _bill_isolated(chunk, daily, last_year, payments, job.catalog, year, failures, insight)
+        seconds["bill and diagnose"] = time.perf_counter() - t1
+    if parts:
+        billed, bills, months, features = (pl.concat([p[k] for p in parts], how="diagonal_relaxed") for k in range(4))
     else:
-        billed, features = chunk.clear(), pl.DataFrame()
-    return ChunkOutput(job.index, billed, result.bills, result.months, features, failures, seconds)
+        billed, bills, months, features = chunk.clear(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
+    return ChunkOutput(job.index, billed, bills, months, features, not_billed_frame(failures), seconds)
 
 
 class Checkpoints:
@@ -406,6 +496,7 @@ def run_bills(
     checkpoints = None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(out_dir)
         checkpoints = Checkpoints(out_dir, year, run_fingerprint(store, catalog, year, customers, chunk_size))
     reused = checkpoints.done() if checkpoints else set()
     outputs: dict[int, ChunkOutput] = {}
@@ -438,6 +529,10 @@ def run_bills(
     if not billed_chunks:
         if checkpoints:
             checkpoints.remove()
+        if failures and any(f["code"] not in NOT_A_FAULT for f in failures):
+            first = failures[0]
+            raise NothingToBill(f"no household of {year} could be billed ({len(failures)} left out; "
+                                f"first: {first['customer_id']}: {first['code']}: {first['detail']})")
         raise NothingToBill(f"no consumption for {year} for the customers asked")
     labelled = insight.label_run([r.features for r in billed_chunks])
     empty_labels = pl.lit([], pl.List(pl.Utf8))
@@ -467,15 +562,16 @@ def run_bills(
     # every tariff file whose version priced a day of the year for a billed household
     tariff_files = {t.origin: t for code in bills["tariff"].unique().to_list()
                     for _, t in catalog.schedule(code, year).versions}
-    bills_path = months_path = pdf_dir = None
+    bills_path = months_path = pdf_dir = not_billed_path = None
+    run_ids = customers["customer_id"].to_list()
+    store.save_not_billed(year, run_ids, not_billed_frame(failures))
     if out_dir is not None:
         bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
+        not_billed_path = out_dir / NOT_BILLED
         months_all = pl.concat([m for _, _, m in saved], how="diagonal_relaxed")
         _write_atomic(_keep_others(bills_path, bills).sort("customer_id", "year"), bills_path)
         _write_atomic(_keep_others(months_path, months_all).sort("customer_id", "year", "month"), months_path)
-        not_billed = pl.concat([r.failures for r in results]).sort("customer_id")
-        _write_atomic(not_billed.with_columns(pl.lit(year, pl.Int32).alias("year")).select(
-            "customer_id", "year", "reason"), out_dir / NOT_BILLED)
+        _write_atomic(not_billed_frame(failures), not_billed_path)
     stage_seconds["labels and save"] = time.perf_counter() - t
 
     # pass 2: the statements, chunk by chunk
@@ -504,12 +600,19 @@ def run_bills(
                 ))
         total_pdf = sum(j.bills.height for j in todo_jobs)
         progress("pdf", 0, total_pdf)
-        for rendered in engine.map_unordered(render_statements, todo_jobs):
+        render_failures: list[dict[str, Any]] = []
+        for rendered, failed in engine.map_unordered(render_statements, todo_jobs):
             for cid, version, data in rendered:
                 statements.write_statement(out_dir, year, cid, version, data)
+            render_failures += failed
             written += len(rendered)
-            progress("pdf", written, total_pdf)
+            progress("pdf", written + len(render_failures), total_pdf)
         statements.clear_partial(out_dir, year)
+        if render_failures:  # the bill is stored; its statement is left out with the reason
+            failures += sorted(render_failures, key=lambda f: f["customer_id"])
+            store.save_not_billed(year, run_ids, not_billed_frame(failures))
+            assert not_billed_path is not None  # (the PDF pass needs out_dir)
+            _write_atomic(not_billed_frame(failures), not_billed_path)
         stage_seconds["pdf"] = time.perf_counter() - t
     if checkpoints:
         checkpoints.remove()
@@ -522,6 +625,7 @@ def run_bills(
         out_dir=out_dir,
         bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir, chunks=len(jobs),
         chunks_computed=computed, chunks_reused=len(jobs) - computed, stage_seconds=stage_seconds,
+        not_billed=not_billed_frame(failures), not_billed_path=not_billed_path,
     )
 
 
@@ -538,17 +642,134 @@ class PdfJob:
     render_workers: int = 1
 
 
-def render_statements(job: PdfJob) -> list[tuple[str, int, bytes]]:
-    """Pass 2 for a batch of bills: (customer_id, version, PDF bytes) of each, in the order of ``job.bills``."""
+def render_statements(job: PdfJob) -> tuple[list[tuple[str, int, bytes]], list[dict[str, Any]]]:
+    """Pass 2 for a batch of bills: (customer_id, version, PDF bytes) of each, in the order of
+    ``job.bills``, and a ``left_out`` row (``RENDER_FAILED``) for each document that could not be built
+    or rendered (the batch is then rendered one document at a time; the others are kept)."""
     from wattbill import insight
     from wattbill.bills import render_many
 
     store = job.store.open()
+    failed: list[dict[str, Any]] = []
+
+    def on_error(cid: str, exc: BaseException) -> None:
+        if isinstance(exc, _FATAL):
+            raise exc
+        err = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        failed.append(left_out(cid, job.year, RENDER_FAILED, err, error=err))
+
     payments = store.load_payments(customer_ids=job.bills["customer_id"].to_list())
     docs = insight.documents(job.customers, job.bills, job.months, job.features, job.assigned, payments,
-                             job.catalog, job.year)
-    datas = render_many(docs, workers=job.render_workers)
-    return [(d.customer_id, int(d.version), data) for d, data in zip(docs, datas, strict=True)]
+                             job.catalog, job.year, on_error=on_error)
+    try:
+        datas = list(render_many(docs, workers=job.render_workers))
+    except _FATAL:
+        raise
+    except Exception:
+        pairs = []
+        for doc in docs:
+            try:
+                pairs.append((doc, next(iter(render_many([doc], workers=1)))))
+            except Exception as exc:
+                on_error(doc.customer_id, exc)
+        docs, datas = [d for d, _ in pairs], [b for _, b in pairs]
+    return [(d.customer_id, int(d.version), data) for d, data in zip(docs, datas, strict=True)], failed
+
+
+class _StageError(Exception):
+    """An error of one stage (billing or diagnosis) of a set of households, carried to the bisection."""
+
+    def __init__(self, code: str, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}: {exc}")
+        self.code = code
+
+
+#: errors that are not a household's fault: they stop the run (one line, exit 1)
+_FATAL = (StoreError, MemoryError, KeyboardInterrupt, SystemExit)
+
+
+def _bill_once(
+    chunk: pl.DataFrame, daily: pl.DataFrame, last_year: pl.DataFrame, payments: pl.DataFrame,
+    catalog: Catalog, year: int, insight: Any,
+) -> tuple[list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]], list[dict[str, Any]]]:
+    try:
+        dense = densify(daily, chunk, year, with_regs=True)
+        result = bill_chunk(chunk, dense, catalog, year)
+    except _FATAL:
+        raise
+    except Exception as exc:
+        raise _StageError(CALCULATION_FAILED, exc) from exc
+    if not result.bills.height:
+        return [], result.failures
+    billed = chunk.filter(pl.col("customer_id").is_in(result.bills["customer_id"].implode()))
+    try:
+        features = insight.diagnose_chunk(chunk, daily, last_year, dense, payments, catalog, year)
+    except _FATAL:
+        raise
+    except Exception as exc:
+        raise _StageError(DIAGNOSIS_FAILED, exc) from exc
+    features = features.filter(pl.col("customer_id").is_in(billed["customer_id"].implode()))
+    return [(billed, result.bills, result.months, features)], result.failures
+
+
+def _bill_isolated(
+    chunk: pl.DataFrame, daily: pl.DataFrame, last_year: pl.DataFrame, payments: pl.DataFrame,
+    catalog: Catalog, year: int, failures: list[dict[str, Any]], insight: Any,
+) -> list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
+    """Bill and diagnose ``chunk``; if that raises, bill each half on its own (bisection), down to the
+    household whose data raises, which is left out with the error as its evidence. One bad household
+    costs about 2 log2(chunk) extra passes over ever smaller parts; the others are billed as usual.
+    Errors of the store (and memory) are not a household's: they stop the run."""
+    try:
+        parts, fails = _bill_once(chunk, daily, last_year, payments, catalog, year, insight)
+        failures += fails
+        return parts
+    except _StageError as exc:
+        if chunk.height == 1:
+            cid = chunk["customer_id"][0]
+            failures.append(left_out(cid, year, exc.code, str(exc), error=str(exc),
+                                     tariff=chunk["tariff"][0]))
+            return []
+    half = chunk.height // 2
+    out = []
+    for part in (chunk.slice(0, half), chunk.slice(half)):
+        ids = part["customer_id"].implode()
+        out += _bill_isolated(
+            part, daily.filter(pl.col("customer_id").is_in(ids)), last_year.filter(pl.col("customer_id").is_in(ids)),
+            payments.filter(pl.col("customer_id").is_in(ids)), catalog, year, failures, insight,
+        )
+    return out
+
+
+def clean_stale_temporaries(out_dir: Path) -> int:
+    """Remove temporary files that a run killed before its rename left in ``out_dir`` (``.bills.parquet.
+    <pid>.tmp`` of a process that is gone, ``.<customer>.pdf.tmp``, ``.manifest.json.tmp``). Returns
+    how many were removed."""
+    removed = 0
+    if not out_dir.is_dir():
+        return 0
+    candidates = list(out_dir.glob(".*.tmp")) + list(out_dir.glob("pdf/*/.*.tmp"))
+    for p in candidates:
+        parts = p.name.split(".")
+        pid = parts[-2] if len(parts) >= 3 and parts[-2].isdigit() else None
+        if pid is not None and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another run writing now
+        try:
+            p.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _keep_others(path: Path, new: pl.DataFrame) -> pl.DataFrame:
@@ -579,3 +800,5 @@ def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     frame.write_parquet(tmp)
     os.replace(tmp, path)
+
+

@@ -75,6 +75,14 @@ def write_statement(out_dir: Path, year: int, customer_id: str, version: int, da
     return target
 
 
+def latest_statement(out_dir: Path, year: int, customer_id: str) -> Path | None:
+    """The statement of ``customer_id``'s newest rendered bill version of ``year``, or None."""
+    folder = statement_path(out_dir, year, customer_id, 1).parent
+    found = [(int(p.stem.rsplit("_v", 1)[1]), p) for p in folder.glob(f"{customer_id}_v*.pdf")
+             if p.stem.rsplit("_v", 1)[1].isdigit()]
+    return max(found)[1] if found else None
+
+
 def statement_years(out_dir: Path) -> list[int]:
     """The years that have a statement folder, newest first."""
     root = Path(out_dir) / "pdf"

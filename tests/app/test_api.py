@@ -98,7 +98,8 @@ def test_bill_year_reports_households_it_cannot_bill():
                                        .otherwise(pl.col("tariff")).alias("tariff"))
     year = wattbill.bill_year(daily, customers, 2025)
     assert year.bills["customer_id"].to_list() == ["A"]
-    assert year.not_billed["customer_id"].to_list() == ["B"] and "no-such-tariff" in year.not_billed["reason"][0]
+    assert year.not_billed["customer_id"].to_list() == ["B"] and "no-such-tariff" in year.not_billed["detail"][0]
+    assert year.not_billed["code"].to_list() == ["wattbill.bill.unknown_tariff"]
 
 
 def test_diagnose_label_and_document():

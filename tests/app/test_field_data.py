@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from wattbill.cli import main
+from wattbill.statements import latest_statement
 from wattbill.store import open_store
 from wattbill.tariffs import load_catalog
 
@@ -155,7 +156,7 @@ def test_two_period_meter_is_billed_at_its_periods_on_every_path(capsys, tmp_pat
     assert p.features["share_peak"] == pytest.approx(10.76 / 18.29)
     assert p.features["share_valley"] == pytest.approx(7.53 / 18.29)
     if shape == "absent columns":
-        text = pdf_text(tmp_path / "out" / "pdf" / "2026" / "3300000001.pdf")
+        text = pdf_text(latest_statement(tmp_path / "out", 2026, "3300000001"))
         assert "8.28 元" in text and "18.3 千瓦时" in text  # (the PDF shows kWh to 0.1)
         assert "高峰 59%" in text and "低谷 41%" in text  # 10.76 / 18.29 and 7.53 / 18.29
 
@@ -218,7 +219,7 @@ def test_glitch_read_is_not_a_rollover_on_every_path(capsys, tmp_path, store_url
     assert p.whatif_fen == 7404
     assert p.features["wh_year"] == 120_000 and p.features["estimated_days"] == 2
     if not store_url.startswith("postgres"):
-        text = pdf_text(tmp_path / "out" / "pdf" / "2026" / "3100000001.pdf")
+        text = pdf_text(latest_statement(tmp_path / "out", 2026, "3100000001"))
         assert "74.04 元" in text and "120.0 千瓦时" in text and "10,120" not in text and "7,924" not in text
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from tests.app.conftest import run_cli
 from tests.tariffs.test_versions import ISSUE_MONTHS, zj_version
+from wattbill.statements import latest_statement
 from wattbill.tariffs import load_catalog
 
 CID = "3300000001"  # all year
@@ -99,7 +100,7 @@ def test_bill_run_estimate_what_if_and_pdf_price_each_day_at_its_version(store_u
             assert "price changes: from 2024-04-01" in proc.stdout
 
     # the PDF: the tariff's name, its notice, each version's prices with its days; no internal note
-    text = subprocess.run(["pdftotext", "-layout", str(out / "pdf" / "2024" / f"{CID}.pdf"), "-"],
+    text = subprocess.run(["pdftotext", "-layout", str(latest_statement(out, 2024, CID)), "-"],
                           capture_output=True, text=True, check=True).stdout
     flat = "".join(text.split())
     assert "浙江省发展和改革委员会2024年调价通知（测试）" in flat

@@ -30,17 +30,42 @@ def _store_url(store: str | None) -> str:
     return store or get_settings().store
 
 
-def run_ingest(files: list[Path], kind: str, store: str | None = None, as_json: bool = False) -> list:
+DateOrderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--date-order",
+        help="How the files write dates that do not start with the year (01/02/2025): dmy or mdy. "
+        "Without it such dates are quarantined (ambiguous_date).",
+    ),
+]
+TariffsOpt = Annotated[
+    Path | None,
+    typer.Option("--tariffs", envvar="WATTBILL_TARIFFS", help="More tariff files (TOML), beside the catalogue."),
+]
+
+
+def _known_tariffs(extra: Path | None) -> list[str]:
+    from wattbill.tariffs import load_catalog
+
+    return list(load_catalog([extra] if extra is not None and extra.is_dir() else []).codes())
+
+
+def run_ingest(
+    files: list[Path], kind: str, store: str | None = None, as_json: bool = False, *,
+    date_order: str | None = None, known_tariffs: list[str] | None = None,
+) -> list:
     """Ingest ``files`` of ``kind`` into the store; print one line (or JSON object) per file."""
     from wattbill.ingest import ingest_file
     from wattbill.store import open_store
 
     url = _store_url(store)
+    if date_order is not None and date_order not in ("ymd", "dmy", "mdy"):
+        raise typer.BadParameter("must be ymd, dmy or mdy", param_hint="--date-order")
     st = open_store(url)
     reports = []
     try:
         for f in files:
-            rep = ingest_file(f, kind, st)
+            rep = ingest_file(f, kind, st, date_order=date_order, known_tariffs=known_tariffs)
             reports.append(rep)
             if as_json:
                 typer.echo(json.dumps(rep.as_json(), ensure_ascii=False))
@@ -51,7 +76,9 @@ def run_ingest(files: list[Path], kind: str, store: str | None = None, as_json: 
                     f"quarantined {rep.quarantined}, duplicates {rep.duplicates}, findings {rep.findings}{note}"
                 )
         if not as_json and any(r.quarantined for r in reports):
-            typer.echo(f"quarantine: wattbill ingest quarantine list --store {url}")
+            from wattbill.store.errors import mask_secrets
+
+            typer.echo(f"quarantine: wattbill ingest quarantine list --store {mask_secrets(url)}")
     finally:
         st.close()
     return reports
@@ -65,23 +92,27 @@ def reads(
     ] = "registers",
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    date_order: DateOrderOpt = None,
 ) -> None:
     """Load meter reads (registers or daily consumption)."""
     if kind not in ("registers", "consumption"):
         raise typer.BadParameter("--kind must be registers or consumption")
-    run_ingest(files, kind, store, as_json)
+    run_ingest(files, kind, store, as_json, date_order=date_order)
 
 
 @app.command("customers")
-def customers(files: Files, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """Load customers."""
-    run_ingest(files, "customers", store, as_json)
+def customers(
+    files: Files, store: StoreOpt = None, as_json: JsonOpt = False, date_order: DateOrderOpt = None,
+    tariffs: TariffsOpt = None,
+) -> None:
+    """Load customers (a tariff code not in the catalogue, or closed_on before opened_on: quarantined)."""
+    run_ingest(files, "customers", store, as_json, date_order=date_order, known_tariffs=_known_tariffs(tariffs))
 
 
 @app.command("payments")
-def payments(files: Files, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+def payments(files: Files, store: StoreOpt = None, as_json: JsonOpt = False, date_order: DateOrderOpt = None) -> None:
     """Load payments."""
-    run_ingest(files, "payments", store, as_json)
+    run_ingest(files, "payments", store, as_json, date_order=date_order)
 
 
 @quarantine_app.command("list")

@@ -214,7 +214,13 @@ def estimate_for(store, catalog, customer: str, day: date):
     row = customers.row(0, named=True)
     # every day priced by the version in force that day (tariffs.reference rule 6), as the bill run does
     schedule = catalog.schedule(row["tariff"], year)
-    dense = densify(store.load_daily(year, [customer]), customers.head(1), year, with_regs=True)
+    from wattbill.errors import WattbillError
+    from wattbill.pipeline import screen_daily
+
+    daily, bad = screen_daily(store.load_daily(year, [customer]), year)  # the bill run's rule: a day no
+    if bad:                                                              # connection can draw is not billed
+        raise WattbillError(f"customer {customer!r}: {bad[0]['code']}: {bad[0]['detail']}")
+    dense = densify(daily, customers.head(1), year, with_regs=True)
     first, last = int(dense.open_first[0]), int(dense.open_last[0])
     if first < 0 or first > last:
         raise NothingToBill(f"customer {customer!r}: account not open in {year}")
