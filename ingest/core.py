@@ -15,6 +15,7 @@ import polars as pl
 
 from wattbill.ingest import vee
 from wattbill.ingest.errors import BadFileError, UnknownKindError
+from wattbill.ingest.interactions import interactions_frame
 from wattbill.ingest.readers import (
     bucketed,
     detect_format,
@@ -39,6 +40,7 @@ _VEE = {
     "consumption": vee.consumption_to_daily,
     "customers": vee.customers_frame,
     "payments": vee.payments_frame,
+    "interactions": interactions_frame,
 }
 
 
@@ -209,6 +211,8 @@ def _ingest(
                 )
         elif kind == "customers":
             batch.customers = pl.concat(frames, how="vertical_relaxed")
+        elif kind == "interactions":
+            batch.interactions = pl.concat(frames, how="vertical_relaxed")
         else:
             batch.payments = pl.concat(frames, how="vertical_relaxed")
         store.save_ingest(batch)

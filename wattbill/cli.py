@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from wattbill.commands import ingest as ingest_commands
+from wattbill.commands import report as report_commands
 from wattbill.errors import USER_ERRORS, WattbillError
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 bill_app = typer.Typer(help="Bill a year: run, recalculate.", no_args_is_help=True)
 app.add_typer(bill_app, name="bill")
 app.add_typer(ingest_commands.app, name="ingest")
+app.add_typer(report_commands.app, name="report")
 
 StoreOpt = Annotated[str | None, typer.Option("--store", envvar="WATTBILL_STORE", help="Store folder or postgresql:// URL.")]
 TariffsOpt = Annotated[

@@ -191,7 +191,7 @@ def run_bills(
             billed = chunk.filter(pl.col("customer_id").is_in(result.bills["customer_id"].implode()))
             payments = store.load_payments(customer_ids=ids)
             features = insight.diagnose_chunk(chunk, daily, store.load_daily(year - 1, ids, sort=False), dense, payments,
-                                              catalog, year)
+                                              catalog, year, _interactions(store, year, ids))
             chunk_features.append(features.filter(pl.col("customer_id").is_in(billed["customer_id"].implode())))
             chunks.append((billed, result.bills, result.months))
         del daily, dense
@@ -252,6 +252,13 @@ def run_bills(
         failures=failures, pdfs_written=written, pdfs_skipped=skipped, out_dir=out_dir,
         bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir,
     )
+
+
+def _interactions(store: Any, year: int, ids: list[str]) -> pl.DataFrame | None:
+    """Service contacts of ``ids`` in ``year`` and the year before; None when the store has none."""
+    frames = [store.load_interactions(y, ids) for y in (year - 1, year)]
+    both = pl.concat(frames, how="vertical_relaxed")
+    return both if both.height else None
 
 
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
