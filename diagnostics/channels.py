@@ -21,6 +21,7 @@ this module, in one place:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -95,15 +96,18 @@ def _year_of(interactions: pl.DataFrame, year: int) -> pl.DataFrame:
     return interactions.filter((pl.col("occurred_at") >= lo) & (pl.col("occurred_at") < hi))
 
 
-def _mix_json(rows: pl.DataFrame, col: str, name: str) -> pl.DataFrame:
-    """customer_id -> JSON {value: share} of ``col`` (values in sorted order)."""
-    c = rows.group_by("customer_id", col).agg(pl.len().alias("_n"))
-    c = c.with_columns((pl.col("_n") / pl.col("_n").sum().over("customer_id")).round(4).alias("_s"))
-    return (c.sort("customer_id", col)
-            .group_by("customer_id", maintain_order=True)
-            .agg((pl.lit('"') + pl.col(col) + pl.lit('": ') + pl.col("_s").cast(pl.Utf8)).str.join(", ")
-                 .alias(name))
-            .with_columns((pl.lit("{") + pl.col(name) + pl.lit("}")).alias(name)))
+_CHANNEL_CODES = ("alipay", "app", "hall", "other", "phone", "robot", "social", "wechat")  # sorted: JSON keys
+_INTENT_CODES = ("application", "bill_query", "complaint", "consultation", "other", "outage", "payment", "repair")
+
+
+def _mix(prefix: str, codes: Sequence[str], name: str) -> pl.Expr:
+    """JSON ``{code: share}`` (4 decimals, codes with no contact left out) from the count columns
+    ``<prefix><code>`` and ``ch_contacts``; null without contacts."""
+    parts = [pl.when(pl.col(f"{prefix}{c}") > 0).then(
+        pl.lit(f'"{c}": ') + (pl.col(f"{prefix}{c}") / pl.col("ch_contacts")).round(4).cast(pl.Utf8))
+        for c in codes]
+    body = pl.concat_str(parts, separator=", ", ignore_nulls=True)
+    return pl.when(pl.col("ch_contacts") > 0).then(pl.lit("{") + body + pl.lit("}")).alias(name)
 
 
 def household_features(interactions: pl.DataFrame | None, customer_ids: pl.Series, year: int) -> pl.DataFrame:
@@ -133,28 +137,36 @@ def household_features(interactions: pl.DataFrame | None, customer_ids: pl.Serie
     selfs = ch.is_in(list(SELF_SERVICE))
     agg = cur.group_by("customer_id").agg(
         pl.len().cast(pl.Int32).alias("ch_contacts"),
-        ch.is_in(list(ONLINE)).mean().alias("ch_share_online"),
-        (ch == "phone").mean().alias("ch_share_phone"),
-        (ch == "hall").mean().alias("ch_share_hall"),
+        *[(ch == c).sum().alias(f"_c_{c}") for c in _CHANNEL_CODES],
+        *[(it == c).sum().alias(f"_i_{c}") for c in _INTENT_CODES],
         simple.sum().cast(pl.Int32).alias("ch_simple_contacts"),
         (simple & ch.is_in(list(ASSISTED))).sum().cast(pl.Int32).alias("ch_simple_assisted"),
         (simple & (ch == "hall")).sum().cast(pl.Int32).alias("ch_simple_hall"),
-        (it == "bill_query").sum().cast(pl.Int32).alias("ch_ebill_contacts"),
         selfs.sum().alias("_self"),
         (selfs & pl.col("resolved")).sum().alias("_self_ok"),
-        pl.col("escalated_to").is_not_null().mean().alias("ch_escalation_rate"),
-        # the main channel: most contacts, ties by funnel order (the rank of the channel)
-        ch.sort_by([ch.count().over("customer_id", "channel"), _rank(ch)], descending=[True, False])
-        .first().alias("ch_channel_main"),
+        pl.col("escalated_to").is_not_null().sum().alias("_esc"),
     )
     lagg = last.group_by("customer_id").agg(
         pl.len().cast(pl.Int32).alias("ch_contacts_last_year"),
         ch.is_in(list(ONLINE)).mean().alias("ch_share_online_last_year"),
     )
+    n = pl.when(pl.col("ch_contacts") > 0).then(pl.col("ch_contacts"))
+    online = pl.sum_horizontal([pl.col(f"_c_{c}") for c in ONLINE])
+    # the main channel: most contacts, ties by funnel order
+    agg = agg.with_columns(
+        (online / n).alias("ch_share_online"),
+        (pl.col("_c_phone") / n).alias("ch_share_phone"),
+        (pl.col("_c_hall") / n).alias("ch_share_hall"),
+        pl.col("_i_bill_query").cast(pl.Int32).alias("ch_ebill_contacts"),
+        (pl.col("_esc") / n).alias("ch_escalation_rate"),
+        pl.when(pl.col("ch_contacts") > 0).then(
+            pl.concat_list([pl.col(f"_c_{c}") for c in _ORDER]).list.arg_max()
+            .replace_strict(list(range(len(_ORDER))), list(_ORDER), return_dtype=pl.Utf8)).alias("ch_channel_main"),
+        _mix("_c_", _CHANNEL_CODES, "ch_channel_mix"),
+        _mix("_i_", _INTENT_CODES, "ch_intent_mix"),
+    )
     out = (ids.join(agg, on="customer_id", how="left", maintain_order="left")
-           .join(lagg, on="customer_id", how="left", maintain_order="left")
-           .join(_mix_json(cur, "channel", "ch_channel_mix"), on="customer_id", how="left", maintain_order="left")
-           .join(_mix_json(cur, "intent", "ch_intent_mix"), on="customer_id", how="left", maintain_order="left"))
+           .join(lagg, on="customer_id", how="left", maintain_order="left"))
     zero = ["ch_contacts", "ch_contacts_last_year", "ch_simple_contacts", "ch_simple_assisted", "ch_simple_hall",
             "ch_ebill_contacts"]
     out = out.with_columns([pl.col(c).fill_null(0) for c in zero]).with_columns(
@@ -238,8 +250,9 @@ def _cells(rows: pl.DataFrame, keys: list[str], merge_key: str, aggs: list[pl.Ex
            name: str, suppressed: dict[str, int]) -> pl.DataFrame:
     """Aggregate ``rows`` by ``keys`` with ``aggs`` and ``households`` (distinct customers); cells
     under ``k`` households get ``merge_key = MERGED`` and are aggregated again; merged cells still
-    under ``k`` are left out and counted in ``suppressed[name]``."""
-    hh = pl.col("customer_id").n_unique().alias("households")
+    under ``k`` are left out and counted in ``suppressed[name]``. ``rows`` carry ``_hh``, the
+    household's integer index (distinct counts of integers, not of strings)."""
+    hh = pl.col("_hh").n_unique().alias("households")
     first = rows.group_by(keys).agg(hh)
     small = first.filter(pl.col("households") < k).select(keys).with_columns(pl.lit(True).alias("_small"))
     if small.height:
@@ -296,9 +309,13 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
     cust = customers
     if region is not None:
         cust = cust.filter(pl.col("region") == region)
-    groups = merge_regions(cust, k)
+    groups = merge_regions(cust, k).with_row_index("_hh")
     ids = groups.select("customer_id")
-    inter = interactions.join(groups, on="customer_id", how="inner")
+    cols = ["customer_id", "occurred_at", "channel", "intent", "resolved", "escalated_to", "handle_seconds",
+            "satisfaction"]
+    # one join: contacts of customers outside ``customers`` keep a null region (data quality only)
+    inter_all = interactions.select(cols).join(groups, on="customer_id", how="left")
+    inter = inter_all.filter(pl.col("_hh").is_not_null())
     cur = _year_of(inter, year).with_columns(pl.col("occurred_at").dt.month().cast(pl.Int8).alias("month"))
     last = _year_of(inter, year - 1)
     tables: dict[str, pl.DataFrame] = {}
@@ -347,7 +364,8 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
     pay = payments if payments is not None else pl.DataFrame(
         schema={"customer_id": pl.Utf8, "bill_month": pl.Utf8, "issued_on": pl.Date, "paid_on": pl.Date,
                 "amount_fen": pl.Int64, "channel": pl.Utf8})
-    pay = pay.filter(pl.col("bill_month").str.starts_with(f"{year}-")).join(ids, on="customer_id", how="semi")
+    pay = pay.filter(pl.col("bill_month").str.starts_with(f"{year}-")).join(
+        groups.select("customer_id", "_hh"), on="customer_id", how="inner")
     delay = (pl.col("paid_on") - pl.col("issued_on")).dt.total_days()
     pm = _cells(pay.with_columns(pl.col("channel").fill_null("other")), ["channel"], "channel", [
         pl.len().alias("payments"), delay.mean().alias("delay_days_mean"),
@@ -377,13 +395,14 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
         saved = pl.when(pl.col("segment") == seg).then(save).otherwise(saved)
     suggested = pl.col("segment").replace_strict({s: v[0] for s, v in CAMPAIGNS.items()}, return_dtype=pl.Utf8)
     campaign = camp.select(
-        "customer_id", "region", "segment", suggested.alias("suggested_channel"),
+        "_hh", "customer_id", "region", "segment", suggested.alias("suggested_channel"),
         moved.alias("contacts_moved"), saved.alias("cost_saved_fen"), "ch_contacts", "ch_channel_main",
     ).sort("segment", "customer_id")
     cs = _cells(campaign, ["segment", "region"], "region", [
         pl.col("contacts_moved").sum().alias("contacts_moved"),
         pl.col("cost_saved_fen").sum().alias("cost_saved_fen")], k, "campaign_summary", suppressed)
     tables["campaign_summary"] = cs
+    campaign = campaign.drop("_hh")
 
     # labels by region
     lr = _cells(lab.join(groups, on="customer_id", how="inner"), ["region", "code"], "code", [], k,
@@ -393,14 +412,12 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
         (pl.col("households") / pl.col("_n")).alias("share")).drop("_n").sort("region", "code")
 
     # data quality by region (contacts of customers not in the customer file: region "unknown")
-    allrows = _year_of(interactions, year).join(
-        pl.concat([groups, interactions.select("customer_id").unique().join(customers, on="customer_id", how="anti")
-                   .with_columns(pl.lit("unknown").alias("region"))], how="vertical_relaxed")
-        if region is None else groups, on="customer_id", how="inner")
+    allrows = _year_of(inter_all if region is None else inter, year).with_columns(
+        pl.col("region").fill_null("unknown"))
     q = quarantine if quarantine is not None else pl.DataFrame(schema={"raw": pl.Utf8})
     qids = q.select(pl.col("raw").str.split(",").list.first().alias("customer_id")) if q.height else pl.DataFrame(
         schema={"customer_id": pl.Utf8})
-    qreg = qids.join(groups, on="customer_id", how="left").with_columns(
+    qreg = qids.join(groups.drop("_hh"), on="customer_id", how="left").with_columns(
         pl.col("region").fill_null("unknown")).group_by("region").agg(pl.len().alias("quarantined"))
     if region is not None:
         qreg = qreg.filter(pl.col("region") != "unknown")

@@ -13,13 +13,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests.app.conftest import REPO, Demo, run_cli
 from wattbill import synth
 from wattbill.diagnostics.channels import MERGED, OTHER_REGIONS, ReportParams, channel_report
 from wattbill.ingest import ingest_file
 from wattbill.ingest.schemas import INTERACTION_SCHEMA
 from wattbill.store import open_store
-
-from tests.app.conftest import REPO, Demo, run_cli
 
 YEAR = 2025
 N = 600
