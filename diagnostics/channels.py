@@ -325,6 +325,10 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
                 suppressed)
     tables["mix_month"] = mm.with_columns(
         (pl.col("contacts") / pl.col("contacts").sum().over("region", "month")).alias("share"))
+    mt = _cells(cur, ["month", "channel"], "channel", [pl.len().alias("contacts")], k, "mix_month_total",
+                suppressed)
+    tables["mix_month_total"] = mt.with_columns(
+        (pl.col("contacts") / pl.col("contacts").sum().over("month")).alias("share"))
     # trend against the year before
     t_now = _cells(cur, ["region", "channel"], "channel", [pl.len().alias("contacts")], k, "mix_trend", suppressed)
     t_last = _cells(last, ["region", "channel"], "channel", [pl.len().alias("contacts_last_year")], k,

@@ -83,7 +83,7 @@ def _occurred(df: pl.DataFrame) -> pl.Expr:
     dtype = df.schema["occurred_at"]
     if isinstance(dtype, pl.Datetime):
         e = pl.col("occurred_at")
-        if dtype.time_zone is not None:  # type: ignore[attr-defined]
+        if dtype.time_zone is not None:
             e = e.dt.replace_time_zone(None)
         return e.cast(pl.Datetime("us"))
     if dtype == pl.Date:

@@ -46,6 +46,8 @@ CHANNEL_COLOURS = {
     "app": "#0b5d57", "wechat": "#4f7f2a", "alipay": "#1e3a8a", "social": "#6b21a8", "robot": "#0e7490",
     "phone": "#d9661f", "hall": "#7f1d1d", "other": "#4b5563", MERGED: "#6b7280",
 }
+_RANK = {c: i for i, c in enumerate(("app", "wechat", "alipay", "social", "robot", "phone", "hall", "other",
+                                      MERGED))}
 STAGE_COLOURS = {"self_service": "#0b5d57", "robot": "#0e7490", "phone": "#d9661f", "person": "#7f1d1d",
                  "other": "#4b5563", MERGED: "#6b7280"}
 
@@ -208,10 +210,10 @@ def _charts(rep: ChannelReport, t: dict[str, str]) -> dict[str, Markup]:
                          [(s, float(v)) for s, v in zip(sub[series], sub[value], strict=True)]))
         return rows
 
-    mm = tb["mix_month"].group_by("month", "channel").agg(pl.col("contacts").sum()).sort("month", "channel")
-    out["mix_month"] = stacked_rows(by(mm, "month", "channel", "contacts", label=lambda m: f"{int(m):02d}"),
-                                    CHANNEL_COLOURS, t, t["mix_month"])
-    tr = tb["mix_trend"]
+    mm = tb["mix_month_total"].sort("month", pl.col("channel").replace_strict(_RANK, default=99))
+    out["mix_month_total"] = stacked_rows(by(mm, "month", "channel", "contacts", label=lambda m: f"{int(m):02d}"),
+                                          CHANNEL_COLOURS, t, t["mix_month"])
+    tr = tb["mix_trend"].sort("region", pl.col("channel").replace_strict(_RANK, default=99))
     rows = []
     for r in tr["region"].unique(maintain_order=True).to_list():
         sub = tr.filter(pl.col("region") == r)
@@ -221,7 +223,8 @@ def _charts(rep: ChannelReport, t: dict[str, str]) -> dict[str, Markup]:
         rows.append((f"{name} {t['this_year']}", list(zip(sub["channel"], sub["contacts"].cast(pl.Float64),
                                                             strict=True))))
     out["mix_trend"] = stacked_rows(rows, CHANNEL_COLOURS, t, t["mix_trend"])
-    out["intent_channel"] = stacked_rows(by(tb["intent_channel"], "intent", "channel", "contacts"),
+    ic = tb["intent_channel"].sort("intent", pl.col("channel").replace_strict(_RANK, default=99))
+    out["intent_channel"] = stacked_rows(by(ic, "intent", "channel", "contacts"),
                                          CHANNEL_COLOURS, t, t["intent_channel"])
     out["funnel"] = bars([(n(s, s), float(v), f"{pct(v)} · {pct(rs)} {t['resolved_share']}", STAGE_COLOURS.get(s, "#6b7280"))
                           for s, v, rs in zip(tb["funnel"]["stage"], tb["funnel"]["share_of_needs"],

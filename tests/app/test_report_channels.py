@@ -132,7 +132,7 @@ def test_every_chart_has_its_table_and_campaign_lists(made) -> None:
     _, out, _ = made
     charts = {p.stem for p in (out / "charts").glob("*.svg")}
     tables = {p.stem for p in (out / "tables").glob("*.parquet")}
-    assert charts <= tables and {"mix_month", "mix_trend", "funnel", "payment_mix", "campaign_summary",
+    assert charts <= tables and {"mix_month_total", "mix_trend", "funnel", "payment_mix", "campaign_summary",
                                  "labels_by_region", "quality_by_region", "intent_channel"} <= charts
     camp = pl.read_parquet(out / "campaign.parquet")
     assert set(camp["segment"]) == {"channel_assisted_simple", "channel_hall_only", "channel_fully_online"}
@@ -168,7 +168,7 @@ def test_small_groups_are_merged() -> None:
 
 
 def test_unknown_region_and_no_interactions_are_one_line_errors(made, tmp_path: Path) -> None:
-    paths, out, _ = made
+    _, out, _ = made
     store = out.parent / "store"
     proc = run_cli("report", "channels", "--year", str(YEAR), "--out", str(tmp_path), "--store", str(store),
                    "--region", "Atlantis")
@@ -198,6 +198,18 @@ def test_demo_produces_the_report(demo: Demo) -> None:
     for lang in ("zh", "en"):
         assert (report / f"channels-2025.{lang}.pdf").stat().st_size > 10_000
     assert "CRM lists:" in demo.stdout and (report / "tables" / "funnel.parquet").is_file()
+    # the channel labels reach the bill: the card's title and advice in the household's PDF
+    from wattbill.labels import load_catalogue
+
+    bills = pl.read_parquet(demo.out / "bills.parquet").explode("labels", empty_as_null=True)
+    chan = bills.filter(pl.col("labels").str.starts_with("channel_"))
+    assert chan.height, "no channel label in the demo's bills"
+    customers = pl.read_csv(demo.out / "input" / "customers.csv", infer_schema=False)
+    defs = {d.code: d for d in load_catalogue()}
+    for cid, code in chan.select("customer_id", "labels").head(3).iter_rows():
+        lang = customers.filter(pl.col("customer_id") == cid)["language"][0] or "zh"
+        text = " ".join(_pdf_text(demo.out / "pdf" / "2025" / f"{cid}.pdf").split())
+        assert defs[code].texts[lang]["title"][0] in text, (cid, code)
 
 
 @pytest.mark.browser
