@@ -371,9 +371,14 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
     pay = pay.filter(pl.col("bill_month").str.starts_with(f"{year}-")).join(
         groups.select("customer_id", "_hh"), on="customer_id", how="inner")
     delay = (pl.col("paid_on") - pl.col("issued_on")).dt.total_days()
+    # lateness as diagnostics.kernels.payments_kernel decides it: paid more than late_after_days after
+    # issue, or unpaid and issued more than that before Dec 31 (an unpaid bill younger is not known yet)
+    overdue = (pl.lit(dt.date(year, 12, 31)) - pl.col("issued_on")).dt.total_days() > p.late_after_days
+    late = pl.when(pl.col("paid_on").is_not_null()).then(delay > p.late_after_days).otherwise(
+        pl.when(overdue).then(True))
     pm = _cells(pay.with_columns(pl.col("channel").fill_null("other")), ["channel"], "channel", [
         pl.len().alias("payments"), delay.mean().alias("delay_days_mean"),
-        (delay.is_null() | (delay > p.late_after_days)).mean().alias("late_share")], k, "payment_mix", suppressed)
+        late.mean().alias("late_share")], k, "payment_mix", suppressed)
     tables["payment_mix"] = pm.with_columns((pl.col("payments") / pl.col("payments").sum()).alias("share"))
 
     # households to guide: the CRM campaign list
