@@ -238,3 +238,22 @@ def test_html_in_headless_chromium(made) -> None:
             page.screenshot(path=str(artifacts / f"channels-report-{lang}.png"), full_page=True)
         assert all(u.startswith("file://") for u in requests)  # nothing fetched from anywhere else
         browser.close()
+
+
+@pytest.mark.db
+def test_timescale_store_gives_the_same_tables(made, pg_store_url: str, tmp_path: Path) -> None:
+    """The same input files in TimescaleDB: every table and the campaign list equal the embedded store's."""
+    from wattbill.report_channels import write_report
+
+    paths, out, _ = made
+    st = open_store(pg_store_url)
+    try:
+        for kind, f in (("customers", paths.customers), ("payments", paths.payments),
+                        ("interactions", paths.interactions)):
+            ingest_file(f, kind, st)
+        got = write_report(st, YEAR, tmp_path, params=ReportParams(min_group=K), pdf=False)
+    finally:
+        st.close()
+    for name, f in got.tables.items():
+        assert pl.read_parquet(f).equals(pl.read_parquet(out / "tables" / f"{name}.parquet")), name
+    assert pl.read_parquet(got.campaign).equals(pl.read_parquet(out / "campaign.parquet"))
