@@ -14,6 +14,10 @@ contacts a household a year) and 12 payments a household in the report year, fiv
 Prints both, their ratio, and whether the target (the figures in under 30 s) is met.
 
     .venv/bin/python -m benchmarks.bench_channels [--households N] [--year Y]
+
+Measured (2 cores, 1 December 2026, load average ~13 from other sessions' test suites): 1M households,
+15,504,029 contacts over two years, 12M payments: figures 252.85 s wall, 48.7 CPU-s; baseline 139.88 s
+wall; ratio 1.8x. 100k households: features 1.4 CPU-s, labels 0.2, report tables 2.2; baseline 1.6.
 """
 
 from __future__ import annotations
