@@ -284,7 +284,9 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
     assigned : pl.DataFrame or None
         Assigned labels (``labels.ASSIGNED_SCHEMA``) of ``year``, for labels by region and the campaign.
     quarantine : pl.DataFrame or None
-        Quarantined interaction rows (``QUARANTINE_SCHEMA``), for the data-quality table.
+        Quarantined interaction rows (``QUARANTINE_SCHEMA``), for the data-quality table. A row's
+        customer is the first field of ``raw`` (the design's column order); rows whose first field is
+        not a known customer count under ``unknown``.
     year : int
     region : str or None
         Only the customers of this region.
