@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from wattbill.diagnostics.channels import CHANNEL_FEATURE_DOCS, CHANNEL_FEATURES, household_features
 from wattbill.diagnostics.dense import (
     _EPOCH,
     REGISTERS,
@@ -158,6 +159,7 @@ FEATURES: dict[str, pl.DataType] = {
     "pay_share_online": pl.Float64(),
     "pay_share_counter": pl.Float64(),
     "pay_share_bank": pl.Float64(),
+    **CHANNEL_FEATURES,  # service channels (diagnostics.channels)
 }
 
 FEATURE_DOCS: dict[str, str] = {
@@ -229,6 +231,7 @@ FEATURE_DOCS: dict[str, str] = {
     "pay_share_online": "[0..1] app + wechat + alipay",
     "pay_share_counter": "[0..1] service hall counter",
     "pay_share_bank": "[0..1] bank auto-debit",
+    **CHANNEL_FEATURE_DOCS,
 }
 """One line per feature, with its unit in brackets."""
 
@@ -609,7 +612,8 @@ def add_peers(features: pl.DataFrame, params: Params = DEFAULT_PARAMS) -> pl.Dat
 
 def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customers: pl.DataFrame,
              payments: pl.DataFrame | None, bills: pl.DataFrame | None, alternatives: pl.DataFrame | None,
-             year: int, params: Params = DEFAULT_PARAMS, dense: DenseYear | None = None) -> pl.DataFrame:
+             year: int, params: Params = DEFAULT_PARAMS, dense: DenseYear | None = None,
+             interactions: pl.DataFrame | None = None) -> pl.DataFrame:
     """Features of every customer for ``year`` (one row per row of ``customers``, same order).
 
     Parameters
@@ -643,6 +647,9 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
     dense : DenseYear or None
         ``densify(daily, customers, year)`` if the caller has it already (it is then not recomputed;
         it must be aligned to ``customers``).
+    interactions : pl.DataFrame or None
+        ``INTERACTION_SCHEMA`` rows of ``year`` and ``year - 1`` for the ``ch_*`` channel features
+        (``diagnostics.channels.household_features``); None: no interaction data, those are null.
 
     Returns
     -------
@@ -743,6 +750,7 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
     # payments
     pay = _payments(payments, out, year, p)
     out = out.hstack(pay.drop("customer_id"))
+    out = out.hstack(household_features(interactions, out.get_column("customer_id"), year).drop("customer_id"))
     for c, dtype in FEATURES.items():
         if c not in out.columns:
             out = out.with_columns(pl.lit(None, dtype).alias(c))

@@ -17,6 +17,7 @@ import polars as pl
 
 from wattbill.ingest import vee
 from wattbill.ingest.errors import BadFileError, IngestError, UnknownKindError
+from wattbill.ingest.interactions import interactions_frame
 from wattbill.ingest.limits import DATE_ORDERS
 from wattbill.ingest.readers import (
     EXTRA_FIELDS_COLUMN,
@@ -45,6 +46,7 @@ _VEE = {
     "consumption": vee.consumption_to_daily,
     "customers": vee.customers_frame,
     "payments": vee.payments_frame,
+    "interactions": interactions_frame,
 }
 
 
@@ -267,6 +269,8 @@ def _ingest(
                 )
         elif kind == "customers":
             batch.customers = pl.concat(frames, how="vertical_relaxed")
+        elif kind == "interactions":
+            batch.interactions = pl.concat(frames, how="vertical_relaxed")
         else:
             batch.payments = pl.concat(frames, how="vertical_relaxed")
         store.save_ingest(batch)

@@ -13,7 +13,7 @@ Hierarchy::
     │   ├── MissingColumnsError                  required columns absent (column = first missing)
     │   ├── DuplicateColumnsError                two headers map to the same canonical column
     │   └── TruncatedFileError                   the file ends in the middle of a row / footer
-    └── UnknownKindError                         ``kind`` is not registers|consumption|customers|payments
+    └── UnknownKindError                         ``kind`` is not registers|consumption|customers|payments|interactions
 
 ``wattbill.cli.main`` prints ``str(error)`` and exits with code 1.
 """
@@ -79,4 +79,4 @@ class TruncatedFileError(BadFileError):
 
 
 class UnknownKindError(IngestError):
-    """``kind`` is not one of registers, consumption, customers, payments."""
+    """``kind`` is not one of registers, consumption, customers, payments, interactions."""

@@ -13,6 +13,12 @@ import polars as pl
 
 REGISTERS: tuple[str, ...] = ("sharp", "peak", "flat", "valley")
 CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay", "bank", "counter", "other")
+#: service channels of an interaction (design.md, "Service interactions"), in funnel order
+SERVICE_CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay", "social", "robot", "phone", "hall", "other")
+#: intents (needs) of an interaction
+INTENTS: tuple[str, ...] = (
+    "bill_query", "payment", "outage", "repair", "application", "complaint", "consultation", "other",
+)
 
 DAILY_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.Utf8(),
@@ -46,6 +52,21 @@ PAYMENT_SCHEMA: dict[str, pl.DataType] = {
     "amount_fen": pl.Int64(),
     "channel": pl.Utf8(),
 }
+
+INTERACTION_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Utf8(),
+    "occurred_at": pl.Datetime("us"),
+    "channel": pl.Utf8(),
+    "intent": pl.Utf8(),
+    "resolved": pl.Boolean(),
+    "escalated_to": pl.Utf8(),
+    "handle_seconds": pl.Int32(),
+    "satisfaction": pl.Int32(),
+}
+"""One row per contact of a customer with the grid company (local time, no zone); natural key
+(customer_id, occurred_at, channel)."""
+
+INTERACTION_KEYS: tuple[str, ...] = ("customer_id", "occurred_at", "channel")
 
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "file_sha256": pl.Utf8(),
@@ -123,7 +144,13 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "issued_on": ("出账日期", "发行日期"),
     "paid_on": ("缴费日期", "实收日期"),
     "amount": ("金额", "缴费金额", "应收金额", "电费金额"),
-    "channel": ("渠道", "缴费渠道", "缴费方式"),
+    "channel": ("渠道", "缴费渠道", "缴费方式", "服务渠道", "受理渠道"),
+    "occurred_at": ("时间", "发生时间", "受理时间", "联系时间"),
+    "intent": ("诉求类型", "业务类型", "诉求"),
+    "resolved": ("是否解决", "已解决"),
+    "escalated_to": ("转接渠道", "转办渠道"),
+    "handle_seconds": ("处理时长", "通话时长"),
+    "satisfaction": ("满意度", "满意度评价"),
 }
 
 #: per kind: (required columns, optional columns) of the input file, canonical names.
@@ -143,6 +170,10 @@ INPUT_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "payments": (
         ("customer_id", "bill_month", "issued_on", "amount"),
         ("paid_on", "channel"),
+    ),
+    "interactions": (
+        ("customer_id", "occurred_at", "channel", "intent", "resolved"),
+        ("escalated_to", "handle_seconds", "satisfaction"),
     ),
 }
 
@@ -193,6 +224,7 @@ class IngestBatch:
     daily: pl.DataFrame | Iterable[pl.DataFrame] | None = None
     customers: pl.DataFrame | None = None
     payments: pl.DataFrame | None = None
+    interactions: pl.DataFrame | None = None  # INTERACTION_SCHEMA: upserted on INTERACTION_KEYS
     quarantine: pl.DataFrame | None = None
     findings: pl.DataFrame | None = None
     register_state: pl.DataFrame | None = None  # REGISTER_STATE_SCHEMA: upserted on (customer_id, meter_id)

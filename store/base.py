@@ -62,6 +62,13 @@ class Store(Protocol):
         self, year: int | None = None, customer_ids: Sequence[str] | None = None
     ) -> pl.DataFrame: ...
 
+    def load_interactions(
+        self, year: int | None = None, customer_ids: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """``INTERACTION_SCHEMA`` rows (of ``year`` of ``occurred_at`` when given), sorted by
+        (customer_id, occurred_at, channel)."""
+        ...
+
     def load_quarantine(self, file_sha256: str | None = None) -> pl.DataFrame: ...
 
     def load_findings(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame: ...

@@ -7,6 +7,7 @@ Layout (``root`` = the store folder)::
     daily/year=2024/bucket=07/<seq>-<id>.parquet
     customers/bucket=07/...
     payments/year=2024/...                 (year of bill_month)
+    interactions/year=2024/...             (year of occurred_at)
     quarantine/sha=<file sha256>/...       findings/sha=<file sha256>/...
     ledger/all/...
     bills/year=2024/bucket=07/...          bill_months/... labels/...  (same partitioning)
@@ -49,6 +50,8 @@ from wattbill.ingest.schemas import (
     CUSTOMER_SCHEMA,
     DAILY_SCHEMA,
     FINDING_SCHEMA,
+    INTERACTION_KEYS,
+    INTERACTION_SCHEMA,
     LEDGER_SCHEMA,
     PAYMENT_SCHEMA,
     QUARANTINE_SCHEMA,
@@ -72,6 +75,7 @@ KEYS = {
     "register_state": ["customer_id", "meter_id"],
     "register_heads": ["customer_id", "meter_id", "day"],
     "payments": ["customer_id", "bill_month"],
+    "interactions": list(INTERACTION_KEYS),
     "bills": ["customer_id", "year", "version"],
     "bill_months": None,  # rows of a new version are only ever added
     "labels": None,
@@ -567,6 +571,8 @@ class EmbeddedStore:
                         ["customer_id", "bill_month"],
                         PAYMENT_SCHEMA,
                     )
+                if batch.interactions is not None and batch.interactions.height:
+                    self._save_interactions(txn, batch.interactions)
                 if batch.quarantine is not None and batch.quarantine.height:
                     txn.put(f"quarantine/sha={sha}", _cast(batch.quarantine, QUARANTINE_SCHEMA))
                 if batch.findings is not None and batch.findings.height:
@@ -575,6 +581,16 @@ class EmbeddedStore:
                 self._upsert(txn, "ledger", {"all": [led]}, ["sha256"], None, LEDGER_SCHEMA)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _save_interactions(self, txn: _Txn, interactions: pl.DataFrame) -> None:
+        """Upsert service interactions, one partition per year of ``occurred_at``."""
+        df = _cast(interactions, INTERACTION_SCHEMA)
+        years = df.with_columns(pl.col("occurred_at").dt.year().alias("_y"))
+        pieces: dict[str, list[pl.DataFrame | Path]] = {
+            f"year={y}": [p.drop("_y")] for (y,), p in years.partition_by("_y", as_dict=True).items()
+        }
+        keys = KEYS["interactions"]
+        self._upsert(txn, "interactions", pieces, keys, keys, INTERACTION_SCHEMA)
 
     def _save_daily(
         self, txn: _Txn, daily: pl.DataFrame | Iterable[pl.DataFrame], staging: Path, defer: list | None = None
@@ -658,6 +674,19 @@ class EmbeddedStore:
         if customer_ids is not None:
             df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
         return _sorted_customer_runs(df, ["customer_id", "bill_month"])
+
+    def load_interactions(
+        self, year: int | None = None, customer_ids: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """See ``Store.load_interactions``."""
+        files = self._files("interactions", self._bucket_pred(None, year))
+        if not files:
+            return pl.DataFrame(schema=INTERACTION_SCHEMA)
+        lf = pl.scan_parquet(files)
+        if customer_ids is not None:
+            lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        df = _cast(lf.collect(), INTERACTION_SCHEMA)
+        return _sorted_customer_runs(df, list(INTERACTION_KEYS))
 
     def load_quarantine(self, file_sha256: str | None = None) -> pl.DataFrame:
         pred = (lambda k: k == f"sha={file_sha256}") if file_sha256 else None

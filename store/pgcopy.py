@@ -7,7 +7,7 @@ Each field becomes an Arrow binary array (length prefix + value bytes); Arrow's
 ``binary_join_element_wise`` glues the fields of each row, and the joined array's data buffer *is* the
 COPY body. The result is fed to ``cursor.copy("COPY ... FROM STDIN (FORMAT BINARY)")``.
 Supported column types: text (Utf8), int8 (Int64), int4 (Int32), int2 (Int16), date (Date),
-bool (Boolean), float8 (Float64).
+bool (Boolean), float8 (Float64), timestamp (Datetime without a time zone).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 _PG_EPOCH_DAYS = 10957  # 2000-01-01 - 1970-01-01
+_PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400_000_000
 _SEP = pa.scalar(b"", pa.large_binary())
 
 _FIXED = {
@@ -29,6 +30,7 @@ _FIXED = {
     pl.Date: (4, ">i4"),
     pl.Boolean: (1, "u1"),
     pl.Float64: (8, ">f8"),
+    pl.Datetime: (8, ">i8"),
 }
 
 
@@ -54,6 +56,8 @@ def _values(s: pl.Series, dtype: pl.DataType) -> tuple[np.ndarray, int]:
     width, np_dtype = _FIXED[key]
     if dtype == pl.Date:
         vals = s.cast(pl.Int32).fill_null(0).to_numpy().astype(np.int32) - _PG_EPOCH_DAYS
+    elif isinstance(dtype, pl.Datetime):  # timestamp: microseconds since 2000-01-01
+        vals = s.cast(pl.Datetime("us")).cast(pl.Int64).fill_null(0).to_numpy() - _PG_EPOCH_US
     elif dtype == pl.Boolean:
         vals = s.fill_null(False).cast(pl.UInt8).to_numpy()
     else:

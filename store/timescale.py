@@ -10,7 +10,7 @@
   ``INSERT ... SELECT``); a unique violation from a concurrent load rolls back to a savepoint and takes
   the staging + upsert path. Everything of one file (daily, customers/payments, quarantine, findings,
   ledger) is one transaction.
-* ``customers``, ``payments``, ``quarantine``, ``findings``, ``ingest_ledger``: ordinary tables.
+* ``customers``, ``payments``, ``interactions`` (service contacts), ``quarantine``, ``findings``, ``ingest_ledger``: ordinary tables.
 * Bills: ``bills`` / ``bill_months`` / ``labels`` hold key columns (customer, year, version, hash,
   reason, time) and point into ``payloads``: Arrow IPC blobs holding the pipeline's frames with all
   their columns and types, so the store does not hard-code the bill's columns.
@@ -39,6 +39,8 @@ from wattbill.ingest.schemas import (
     CUSTOMER_SCHEMA,
     DAILY_SCHEMA,
     FINDING_SCHEMA,
+    INTERACTION_KEYS,
+    INTERACTION_SCHEMA,
     LEDGER_SCHEMA,
     PAYMENT_SCHEMA,
     QUARANTINE_SCHEMA,
@@ -75,6 +77,10 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS payments (
         customer_id text NOT NULL, bill_month text NOT NULL, issued_on date, paid_on date,
         amount_fen bigint NOT NULL, channel text, PRIMARY KEY (customer_id, bill_month))""",
+    """CREATE TABLE IF NOT EXISTS interactions (
+        customer_id text COLLATE "C" NOT NULL, occurred_at timestamp NOT NULL, channel text COLLATE "C" NOT NULL,
+        intent text NOT NULL, resolved boolean NOT NULL, escalated_to text, handle_seconds integer,
+        satisfaction integer, PRIMARY KEY (customer_id, occurred_at, channel))""",
     """CREATE TABLE IF NOT EXISTS quarantine (
         file_sha256 text NOT NULL, file text, "row" bigint NOT NULL, "column" text, code text NOT NULL,
         reason text, raw text, PRIMARY KEY (file_sha256, "row"))""",
@@ -363,6 +369,10 @@ class TimescaleStore:
                 self._upsert(
                     cur, "payments", _cast(batch.payments, PAYMENT_SCHEMA), ["customer_id", "bill_month"]
                 )
+            if batch.interactions is not None and batch.interactions.height:
+                self._upsert(
+                    cur, "interactions", _cast(batch.interactions, INTERACTION_SCHEMA), list(INTERACTION_KEYS)
+                )
             if batch.quarantine is not None and batch.quarantine.height:
                 self._copy_in(cur, "quarantine", _cast(batch.quarantine, QUARANTINE_SCHEMA))
             if batch.findings is not None and batch.findings.height:
@@ -518,6 +528,20 @@ class TimescaleStore:
             sql += " AND customer_id = ANY(%s)"
             params.append(list(customer_ids))
         return self._query(sql + " ORDER BY customer_id, bill_month", params, PAYMENT_SCHEMA)
+
+    def load_interactions(
+        self, year: int | None = None, customer_ids: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """See ``Store.load_interactions``."""
+        sql = f"SELECT {', '.join(INTERACTION_SCHEMA)} FROM interactions WHERE true"
+        params: list = []
+        if year is not None:
+            sql += " AND occurred_at >= %s AND occurred_at < %s"
+            params += [dt.datetime(year, 1, 1), dt.datetime(year + 1, 1, 1)]
+        if customer_ids is not None:
+            sql += " AND customer_id = ANY(%s)"
+            params.append(list(customer_ids))
+        return self._copy_out(sql + " ORDER BY " + ", ".join(INTERACTION_KEYS), params, INTERACTION_SCHEMA)
 
     def load_quarantine(self, file_sha256: str | None = None) -> pl.DataFrame:
         cols = ", ".join(f'"{c}"' for c in QUARANTINE_SCHEMA)
@@ -757,6 +781,7 @@ class TimescaleStore:
             "findings",
             "quarantine",
             "payments",
+            "interactions",
             "customers",
             "daily",
             "register_state",

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from wattbill.commands import ingest as ingest_commands
+from wattbill.commands import report as report_commands
 from wattbill.errors import USER_ERRORS, WattbillError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app = typer.Typer(
 bill_app = typer.Typer(help="Bill a year: run, recalculate.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(bill_app, name="bill")
 app.add_typer(ingest_commands.app, name="ingest")
+app.add_typer(report_commands.app, name="report")
 
 StoreOpt = Annotated[
     str | None, typer.Option("--store", help="Store folder or postgresql:// URL [default: setting store, WATTBILL_STORE].")

@@ -22,8 +22,11 @@ def run_demo(
     runner: Callable[..., Any],
     printer: Callable[[Any], None],
 ) -> Any:
-    """Generate, ingest, bill, diagnose, label and render; print where everything is."""
+    """Generate, ingest, bill, diagnose, label and render; the service-channel report; print where
+    everything is."""
+    from wattbill.commands.report import print_paths
     from wattbill.ingest import ingest_file
+    from wattbill.report_channels import write_report
     from wattbill.store import open_store
     from wattbill.tariffs import load_catalog
 
@@ -34,7 +37,10 @@ def run_demo(
     store_location = store_url or str(out / "store")
     store = open_store(store_location)
     try:
-        for kind, path in (("customers", paths.customers), ("registers", paths.reads), ("payments", paths.payments)):
+        inputs = [("customers", paths.customers), ("registers", paths.reads), ("payments", paths.payments)]
+        if paths.interactions is not None:
+            inputs.append(("interactions", paths.interactions))
+        for kind, path in inputs:
             rep = ingest_file(path, kind, store)
             note = " (already loaded)" if rep.already_loaded else ""
             typer.echo(
@@ -42,9 +48,11 @@ def run_demo(
                 f"quarantined {rep.quarantined}, duplicates {rep.duplicates}{note}"
             )
         summary = runner(store, catalog, year, out_dir=out, pdf=pdf, workers=workers)
+        report = write_report(store, year, out / "report", pdf=pdf)
     finally:
         store.close()
     printer(summary)
+    print_paths(report)
     typer.echo(f"store: {store_location}")
     typer.echo(f"input files and ground truth: {paths.reads.parent}")
     if summary.pdf_dir:

@@ -24,12 +24,14 @@ def diagnose_chunk(
     payments: pl.DataFrame,
     catalog: Any,
     year: int,
+    interactions: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Features and the tariff what-if for one chunk of customers (peers within the chunk)."""
+    """Features and the tariff what-if for one chunk of customers (peers within the chunk);
+    ``interactions`` (service contacts of the year and the year before) give the channel features."""
     bills_df, alternatives = diagnostics.tariff_what_if(catalog, daily, customers, year, dense=dense)
     return diagnostics.diagnose(
         daily, daily_last if daily_last.height else None, customers, payments, bills_df, alternatives, year,
-        dense=dense,
+        dense=dense, interactions=interactions,
     )
 
 

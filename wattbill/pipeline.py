@@ -371,9 +371,10 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
         kept = chunk["customer_id"].to_list()
         last_year = store.load_daily(year - 1, kept, sort=False)
         payments = store.load_payments(customer_ids=kept)
+        interactions = _interactions(store, year, kept)
         t1 = time.perf_counter()
         seconds["read"] += t1 - t0
-        parts = _bill_isolated(chunk, daily, last_year, payments, job.catalog, year, failures, insight)
+        parts = _bill_isolated(chunk, daily, last_year, payments, job.catalog, year, failures, insight, interactions)
         seconds["bill and diagnose"] = time.perf_counter() - t1
     if parts:
         billed, bills, months, features = (pl.concat([p[k] for p in parts], how="diagonal_relaxed") for k in range(4))
@@ -690,7 +691,7 @@ _FATAL = (StoreError, MemoryError, KeyboardInterrupt, SystemExit)
 
 def _bill_once(
     chunk: pl.DataFrame, daily: pl.DataFrame, last_year: pl.DataFrame, payments: pl.DataFrame,
-    catalog: Catalog, year: int, insight: Any,
+    catalog: Catalog, year: int, insight: Any, interactions: pl.DataFrame | None = None,
 ) -> tuple[list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]], list[dict[str, Any]]]:
     try:
         dense = densify(daily, chunk, year, with_regs=True)
@@ -703,7 +704,7 @@ def _bill_once(
         return [], result.failures
     billed = chunk.filter(pl.col("customer_id").is_in(result.bills["customer_id"].implode()))
     try:
-        features = insight.diagnose_chunk(chunk, daily, last_year, dense, payments, catalog, year)
+        features = insight.diagnose_chunk(chunk, daily, last_year, dense, payments, catalog, year, interactions)
     except _FATAL:
         raise
     except Exception as exc:
@@ -715,13 +716,14 @@ def _bill_once(
 def _bill_isolated(
     chunk: pl.DataFrame, daily: pl.DataFrame, last_year: pl.DataFrame, payments: pl.DataFrame,
     catalog: Catalog, year: int, failures: list[dict[str, Any]], insight: Any,
+    interactions: pl.DataFrame | None = None,
 ) -> list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
     """Bill and diagnose ``chunk``; if that raises, bill each half on its own (bisection), down to the
     household whose data raises, which is left out with the error as its evidence. One bad household
     costs about 2 log2(chunk) extra passes over ever smaller parts; the others are billed as usual.
     Errors of the store (and memory) are not a household's: they stop the run."""
     try:
-        parts, fails = _bill_once(chunk, daily, last_year, payments, catalog, year, insight)
+        parts, fails = _bill_once(chunk, daily, last_year, payments, catalog, year, insight, interactions)
         failures += fails
         return parts
     except _StageError as exc:
@@ -737,6 +739,7 @@ def _bill_isolated(
         out += _bill_isolated(
             part, daily.filter(pl.col("customer_id").is_in(ids)), last_year.filter(pl.col("customer_id").is_in(ids)),
             payments.filter(pl.col("customer_id").is_in(ids)), catalog, year, failures, insight,
+            interactions.filter(pl.col("customer_id").is_in(ids)) if interactions is not None else None,
         )
     return out
 
@@ -794,6 +797,15 @@ def _keep_others(path: Path, new: pl.DataFrame) -> pl.DataFrame:
         keep = keep.filter(pl.col("version") == pl.col("version").max().over(keys[:2]))
         keep = keep.unique(keys, keep="last", maintain_order=True)
     return pl.concat([keep, new], how="diagonal_relaxed")
+
+
+
+
+def _interactions(store: Any, year: int, ids: list[str]) -> pl.DataFrame | None:
+    """Service contacts of ``ids`` in ``year`` and the year before; None when the store has none."""
+    frames = [store.load_interactions(y, ids) for y in (year - 1, year)]
+    both = pl.concat(frames, how="vertical_relaxed")
+    return both if both.height else None
 
 
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:

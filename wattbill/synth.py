@@ -3,8 +3,9 @@
 The generator draws each household's traits once (size, region, base load, seasonal habits,
 time-of-use habits, vacancy, spikes, payment habits) and then simulates one or more years of daily
 consumption per register with numpy, all households at once. It writes the design's input formats
-(cumulative register reads, customers, payments) and ``truth.parquet``, the behaviours it injected,
-so that labels can be scored.
+(cumulative register reads, customers, payments), service interactions (``interactions.csv``, made
+by ``wattbill.synth_channels``) and ``truth.parquet``, the behaviours it injected, so that labels can
+be scored (the channel behaviours are those of ``wattbill.synth_channels.CLASSES``).
 
 Behaviours (ground truth, one row per household and behaviour; names equal label codes):
 
@@ -532,6 +533,7 @@ class SynthPaths:
     customers: Path
     payments: Path
     truth: Path
+    interactions: Path | None = None  # service contacts (wattbill.synth_channels)
 
 
 def generate(
@@ -573,5 +575,10 @@ def generate(
         ).write_csv(paths.reads)
     data.customers_frame(tou_tariff, tier_tariff).write_csv(paths.customers)
     payments(data, seed).write_csv(paths.payments)
-    data.truth_frame().write_parquet(paths.truth)
+    from wattbill.synth_channels import interactions
+
+    contacts, channel_truth = interactions(data.households.customer_id, year, seed, years=years, dirty=True)
+    paths.interactions = out / "interactions.csv"
+    contacts.write_csv(paths.interactions)
+    pl.concat([data.truth_frame(), channel_truth]).write_parquet(paths.truth)
     return paths

@@ -373,3 +373,53 @@ def test_a_gap_between_files_is_estimated_and_an_old_file_does_not_move_the_stat
     older = _register_file(tmp_path / "old.csv", [("2025-02-20", 150.0, 60.0), ("2025-02-21", 155.0, 62.0)])
     ingest_file(older, "registers", store)
     assert store.load_register_state().select("day").item() == dt.date(2025, 3, 6)
+
+
+def _contacts(rows: list[tuple]) -> pl.DataFrame:
+    from wattbill.ingest.schemas import INTERACTION_SCHEMA
+
+    return pl.DataFrame(rows, schema=INTERACTION_SCHEMA, orient="row")
+
+
+T = dt.datetime
+
+
+def test_interactions_roundtrip_years_customers_and_upsert(store) -> None:
+    from wattbill.ingest.schemas import INTERACTION_SCHEMA
+
+    rows = [
+        ("0002", T(2025, 3, 1, 9, 30, 5), "phone", "bill_query", True, None, 300, 4),
+        ("0001", T(2024, 12, 31, 23, 59, 59), "app", "payment", False, "robot", None, None),
+        ("0001", T(2025, 1, 1, 0, 0, 0), "hall", "complaint", True, None, 1800, 1),
+        ("0001", T(2025, 1, 1, 0, 0, 0), "app", "bill_query", True, None, 60, 5),  # same time, other channel
+    ]
+    store.save_ingest(_batch("i" * 64, kind="interactions", interactions=_contacts(rows)))
+    y25 = store.load_interactions(2025)
+    assert dict(y25.schema) == INTERACTION_SCHEMA
+    assert y25.select("customer_id", "channel").rows() == [("0001", "app"), ("0001", "hall"), ("0002", "phone")]
+    assert y25["occurred_at"].to_list()[2] == T(2025, 3, 1, 9, 30, 5)  # seconds kept, no time zone shift
+    y24 = store.load_interactions(2024)
+    assert y24.rows() == [rows[1]]  # nulls stay nulls; the last second of the year stays in its year
+    assert store.load_interactions(None, ["0002"]).height == 1
+    assert store.load_interactions().height == 4
+    # a later file with the same (customer, time, channel) replaces the row
+    fix = [("0002", T(2025, 3, 1, 9, 30, 5), "phone", "bill_query", False, "hall", 320, 2)]
+    store.save_ingest(_batch("j" * 64, kind="interactions", interactions=_contacts(fix)))
+    got = store.load_interactions(2025, ["0002"])
+    assert got.rows() == fix
+
+
+def test_ingest_interactions_file_into_store(store, tmp_path: Path) -> None:
+    f = tmp_path / "contacts.csv"
+    f.write_text(
+        "户号,时间,渠道,诉求类型,是否解决,转接渠道,处理时长(秒),满意度\n"
+        "0001,2025-02-03 10:00:00,营业厅,bill_query,是,,600,5\n"
+        "0001,2025-02-03 10:00:00,hall,bill_query,是,,600,5\n",
+        encoding="utf-8",
+    )
+    rep = ingest_file(f, "interactions", store)
+    # 营业厅 is the export's name of the hall: the two rows are one contact
+    assert (rep.rows, rep.loaded, rep.quarantined, rep.duplicates) == (2, 1, 0, 1)
+    assert store.load_interactions(2025)["channel"].to_list() == ["hall"]
+    assert store.load_interactions(2025)["handle_seconds"].to_list() == [600]
+    assert ingest_file(f, "interactions", store).already_loaded

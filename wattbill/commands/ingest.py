@@ -1,4 +1,4 @@
-"""``wattbill ingest``: load reads, customers and payments; list and export the quarantine.
+"""``wattbill ingest``: load reads, customers, payments and service interactions; list and export the quarantine.
 
 Mounted by ``wattbill/cli.py`` as ``app.add_typer(ingest.app, name="ingest")``. Bad input raises
 ``ingest.errors.IngestError`` (one-line ``str``), which ``wattbill.cli.main`` turns into exit code 1.
@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Load meter reads, customers and payments into the store.", no_args_is_help=True, rich_markup_mode=None)
+app = typer.Typer(help="Load meter reads, customers, payments and service interactions into the store.", no_args_is_help=True, rich_markup_mode=None)
 quarantine_app = typer.Typer(help="Rows refused by ingest, with their reasons.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(quarantine_app, name="quarantine")
 
@@ -113,6 +113,12 @@ def customers(
 def payments(files: Files, store: StoreOpt = None, as_json: JsonOpt = False, date_order: DateOrderOpt = None) -> None:
     """Load payments."""
     run_ingest(files, "payments", store, as_json, date_order=date_order)
+
+
+@app.command("interactions")
+def interactions(files: Files, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Load service interactions (contacts by phone, hall, app, WeChat, Alipay, robot, social)."""
+    run_ingest(files, "interactions", store, as_json)
 
 
 @quarantine_app.command("list")

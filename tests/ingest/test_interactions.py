@@ -1,0 +1,91 @@
+"""Service interactions: every row loaded, quarantined with a reason, or counted as a duplicate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from wattbill.cli import main
+from wattbill.ingest import ingest_file
+from wattbill.ingest.errors import MissingColumnsError
+from wattbill.ingest.schemas import INTERACTION_SCHEMA
+from wattbill.store import open_store
+
+FIX = Path(__file__).parents[1] / "fixtures" / "ingest"
+TODAY = dt.date(2026, 1, 31)
+
+#: data row -> (column, code) of every bad row of interactions_messy.csv
+EXPECTED = {
+    5: ("occurred_at", "impossible_date"),
+    6: ("occurred_at", "implausible_date"),
+    7: ("channel", "bad_value"),
+    8: ("intent", "bad_value"),
+    9: ("resolved", "bad_value"),
+    10: ("escalated_to", "bad_value"),
+    11: ("handle_seconds", "non_numeric"),
+    12: ("handle_seconds", "negative_value"),
+    13: ("satisfaction", "bad_value"),
+    14: ("satisfaction", "bad_value"),
+    15: ("customer_id", "missing_value"),
+    16: ("occurred_at", "missing_value"),
+    17: ("channel", "missing_value"),
+    18: ("intent", "missing_value"),
+    19: ("resolved", "missing_value"),
+    20: (None, "conflicting_duplicate"),
+    21: (None, "conflicting_duplicate"),
+}
+
+
+def test_messy_file_every_row_accounted_for(tmp_path: Path) -> None:
+    st = open_store(tmp_path / "store")
+    rep = ingest_file(FIX / "interactions_messy.csv", "interactions", st, today=TODAY)
+    assert rep.rows == 22 == rep.loaded + rep.quarantined + rep.duplicates
+    assert (rep.loaded, rep.quarantined, rep.duplicates) == (4, 17, 1)  # row 2 repeats row 1 (PHONE, TRUE)
+    q = st.load_quarantine(rep.sha256)
+    assert {r: (c, k) for r, c, k in q.select("row", "column", "code").iter_rows()} == EXPECTED
+    assert q["raw"].str.contains("pigeon").any()  # the row as read is kept
+    got = st.load_interactions(2025)
+    assert dict(got.schema) == INTERACTION_SCHEMA
+    rows = {(r["customer_id"], r["occurred_at"]): r for r in got.iter_rows(named=True)}
+    complaint = rows[("0001", dt.datetime(2025, 1, 6, 10, 15))]
+    # exported names are codes: 95598 -> phone, 投诉 -> complaint, 营业厅 -> hall; 否 -> false
+    assert (complaint["channel"], complaint["intent"], complaint["resolved"], complaint["escalated_to"]) == (
+        "phone", "complaint", False, "hall")
+    assert complaint["satisfaction"] is None  # missing stays missing, never zero
+    assert rows[("0002", dt.datetime(2025, 2, 1, 8))]["resolved"] is True  # 2025/02/01 and "1" read
+    day_only = rows[("0005", dt.datetime(2025, 3, 2))]  # a date alone is midnight
+    assert (day_only["handle_seconds"], day_only["resolved"]) == (None, True)
+    st.close()
+
+
+def test_parquet_typed_columns(tmp_path: Path) -> None:
+    f = tmp_path / "contacts.parquet"
+    pl.DataFrame({
+        "customer_id": ["0001", "0001"],
+        "occurred_at": [dt.datetime(2025, 5, 1, 8, 0), dt.datetime(2025, 5, 2, 8, 0)],
+        "channel": ["robot", "app"], "intent": ["outage", "bill_query"], "resolved": [False, True],
+        "escalated_to": ["phone", None], "handle_seconds": [120, None], "satisfaction": [3, 9],
+    }).write_parquet(f)
+    rep = ingest_file(f, "interactions", None, today=TODAY)
+    assert (rep.rows, rep.loaded, rep.quarantined) == (2, 1, 1)
+    assert rep.quarantine_by_code == {"bad_value": 1}
+
+
+def test_missing_required_column_is_one_line_error(tmp_path: Path) -> None:
+    f = tmp_path / "contacts.csv"
+    f.write_text("户号,时间,渠道,是否解决\n0001,2025-01-01 08:00,app,true\n", encoding="utf-8")
+    with pytest.raises(MissingColumnsError) as e:
+        ingest_file(f, "interactions", None)
+    assert "intent" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_cli_json_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "store"
+    assert main(["ingest", "interactions", str(FIX / "interactions_messy.csv"), "--store", str(store), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip())
+    assert out["rows"] == out["loaded"] + out["quarantined"] + out["duplicates"] == 22
+    assert out["file"].endswith("interactions_messy.csv")
