@@ -18,6 +18,7 @@ from wattbill import synth
 from wattbill.diagnostics.channels import MERGED, OTHER_REGIONS, ReportParams, channel_report
 from wattbill.ingest import ingest_file
 from wattbill.ingest.schemas import INTERACTION_SCHEMA
+from wattbill.statements import latest_statement
 from wattbill.store import open_store
 
 YEAR = 2025
@@ -208,7 +209,7 @@ def test_demo_produces_the_report(demo: Demo) -> None:
     defs = {d.code: d for d in load_catalogue()}
     for cid, code in chan.select("customer_id", "labels").head(3).iter_rows():
         lang = customers.filter(pl.col("customer_id") == cid)["language"][0] or "zh"
-        text = " ".join(_pdf_text(demo.out / "pdf" / "2025" / f"{cid}.pdf").split())
+        text = " ".join(_pdf_text(latest_statement(demo.out, 2025, cid)).split())
         assert defs[code].texts[lang]["title"][0] in text, (cid, code)
 
 
