@@ -15,15 +15,19 @@ from wattbill.store.errors import StoreConflict, StoreCorrupt, StoreError, Store
 DEFAULT_STORE = "./wattbill-data"
 
 
-def open_store(url: str | Path | None = None) -> Store:
-    """Open the store named by ``url`` (None: ``WATTBILL_STORE`` or ``./wattbill-data``)."""
+def open_store(url: str | Path | None = None, *, setup: bool = True) -> Store:
+    """Open the store named by ``url`` (None: ``WATTBILL_STORE`` or ``./wattbill-data``).
+
+    ``setup=False``: run no schema statement (TimescaleDB: no ``CREATE``; for long-running readers
+    such as the statement service, which open the store once per process).
+    """
     if url is None or str(url) == "":
         url = os.environ.get("WATTBILL_STORE") or DEFAULT_STORE
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
         from wattbill.store.timescale import TimescaleStore
 
-        return TimescaleStore(text)
+        return TimescaleStore(text, setup=setup)
     if text.startswith("file://"):
         text = text[len("file://") :]
     from wattbill.store.embedded import EmbeddedStore

@@ -70,6 +70,10 @@ class Store(Protocol):
 
     def load_labels(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame: ...
 
+    def generation(self) -> str:
+        """A cheap token that changes whenever the store's contents change (for caches)."""
+        ...
+
     def close(self) -> None: ...
 
 

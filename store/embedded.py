@@ -709,6 +709,14 @@ class EmbeddedStore:
             return df
         return latest_only(df).sort("customer_id", "code" if "code" in df.columns else "customer_id")
 
+    def generation(self) -> str:
+        """A token that changes whenever a write commits (the manifest is replaced): cache keys."""
+        try:
+            st = (self.root / "manifest.json").stat()
+        except FileNotFoundError:
+            return "empty"
+        return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
+
     def close(self) -> None:
         pass
 

@@ -125,7 +125,18 @@ def _from_ipc(data: bytes) -> pl.DataFrame:
 class TimescaleStore:
     """Store on PostgreSQL + TimescaleDB (see the module docstring)."""
 
-    def __init__(self, url: str, *, direct_copy_new: bool = True) -> None:
+    def __init__(self, url: str, *, direct_copy_new: bool = True, setup: bool = True) -> None:
+        """Connect to ``url``; with ``setup`` (default) create the extension and the tables if missing.
+
+        ``setup=False`` (a long-running reader such as the statement service) runs no schema
+        statement: it only checks that TimescaleDB is loaded and that the tables exist.
+
+        Raises
+        ------
+        StoreUnavailable
+            When the server cannot be reached, TimescaleDB is not loaded, or (``setup=False``) the
+            tables were never created.
+        """
         self.url = url
         #: a file whose rows overlap nothing stored is COPYed straight into the hypertable (one COPY,
         #: TimescaleDB's batched per-chunk insert); otherwise it goes through staging + upsert
@@ -140,7 +151,8 @@ class TimescaleStore:
         try:
             self.conn.execute("SET client_min_messages = warning")
             self.conn.execute("SET temp_buffers = '256MB'")  # staging tables stay in memory
-            self.conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            if setup:
+                self.conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             row = self.conn.execute(
                 "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
             ).fetchone()
@@ -149,10 +161,13 @@ class TimescaleStore:
             self.timescaledb_version = row[0]
             # the extension must actually be loaded (preloaded), not merely catalogued
             self.conn.execute("SELECT count(*) FROM timescaledb_information.hypertables")
-            with self.conn.transaction():
-                self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
-                for stmt in DDL:
-                    self.conn.execute(stmt)
+            if setup:
+                with self.conn.transaction():
+                    self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
+                    for stmt in DDL:
+                        self.conn.execute(stmt)
+            elif self.conn.execute("SELECT to_regclass('bills') IS NULL").fetchone() != (False,):
+                raise StoreUnavailable(f"{url}: the store's tables do not exist: run an ingest or a bill run first")
         except StoreUnavailable:
             self.conn.close()
             raise
@@ -571,6 +586,13 @@ class TimescaleStore:
             return df
         df = latest_only(df)
         return df.sort("customer_id", "code" if "code" in df.columns else "customer_id")
+
+    def generation(self) -> str:
+        """A token that changes whenever bills, labels or an ingest were stored (cache keys)."""
+        row = self.conn.execute(
+            "SELECT (SELECT max(id) FROM payloads), (SELECT max(loaded_at) FROM ingest_ledger)"
+        ).fetchone()
+        return f"{row[0] if row else None}/{row[1] if row else None}"
 
     def close(self) -> None:
         try:

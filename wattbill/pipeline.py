@@ -235,6 +235,7 @@ def run_bills(
         _write_atomic(bills.sort("customer_id"), bills_path)
         _write_atomic(pl.concat([m for _, _, m in saved_chunks], how="diagonal_relaxed").sort("customer_id", "month"),
                       months_path)
+        save_features(out_dir, year, labelled.features.join(bills.select("customer_id", "version"), on="customer_id"))
         if pdf:
             # pass 2: the PDFs, chunk by chunk
             pdf_dir = out_dir / "pdf" / str(year)
@@ -252,6 +253,28 @@ def run_bills(
         failures=failures, pdfs_written=written, pdfs_skipped=skipped, out_dir=out_dir,
         bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir,
     )
+
+
+def features_path(out_dir: Path, year: int) -> Path:
+    """Where a run keeps the features its documents show: ``<out>/features/<year>.parquet``."""
+    return out_dir / "features" / f"{year}.parquet"
+
+
+def save_features(out_dir: Path, year: int, features: pl.DataFrame) -> Path:
+    """Keep the features (``diagnostics.FEATURES`` and the bill ``version`` they belong to) of a run.
+
+    Rows of other customers already in the file are kept (a recalculation of some customers
+    replaces only theirs), so that the statement service shows a statement's figures as the run
+    computed them and never computes them again.
+    """
+    path = features_path(out_dir, year)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        old = pl.read_parquet(path)
+        old = old.filter(~pl.col("customer_id").is_in(features["customer_id"].implode()))
+        features = pl.concat([old, features], how="diagonal_relaxed")
+    _write_atomic(features.sort("customer_id"), path)
+    return path
 
 
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:

@@ -163,33 +163,6 @@ def check(file: Annotated[Path, typer.Argument(help="A tariff file (TOML).")]) -
     typer.echo(f"{file}: ok")
 
 
-def _dense_for_customer(daily, year: int):
-    """Daily Wh arrays of one customer's rows (meters summed per day; null registers = 0)."""
-    import numpy as np
-    import polars as pl
-
-    from wattbill.tariffs.reference import days_in_year
-
-    n_days = days_in_year(year)
-    total = np.zeros((1, n_days), np.int64)
-    regs = np.zeros((1, n_days, 4), np.int64)
-    if daily.height:
-        per_day = (
-            daily.with_columns(((pl.col("day") - pl.date(year, 1, 1)).dt.total_days()).alias("d"))
-            .group_by("d")
-            .agg(
-                pl.col("wh_total").fill_null(0).sum(),
-                *(pl.col(f"wh_{r}").fill_null(0).sum() for r in ("sharp", "peak", "flat", "valley")),
-            )
-            .filter((pl.col("d") >= 0) & (pl.col("d") < n_days))
-        )
-        d = per_day["d"].to_numpy()
-        total[0, d] = per_day["wh_total"].to_numpy()
-        for k, r in enumerate(("sharp", "peak", "flat", "valley")):
-            regs[0, d, k] = per_day[f"wh_{r}"].to_numpy()
-    return total, regs
-
-
 def estimate(
     customer: Annotated[str, typer.Option("--customer", help="Customer id (户号).")],
     through: Annotated[str, typer.Option("--through", help="Last day counted (YYYY-MM-DD).")],
@@ -198,11 +171,9 @@ def estimate(
 ) -> None:
     """The running charge of the year so far: what a household has spent from 1 January to --through,
     and the tier it has reached ("每日电费实时测算")."""
-    import numpy as np
-
-    from wattbill.errors import NothingToBill, UnknownCustomer
+    from wattbill.errors import UnknownCustomer
+    from wattbill.estimate import running_for_customer
     from wattbill.store import open_store
-    from wattbill.tariffs import running_charge
 
     if isinstance(through, datetime):
         day = through.date()
@@ -221,21 +192,9 @@ def estimate(
         raise UnknownCustomer(f"customer {customer!r} not found in the store")
     row = customers.row(0, named=True)
     tariff = catalog.get(row["tariff"], on=day)
-    daily = st.load_daily(year, [customer])
     jan1 = date(year, 1, 1)
-    n_days = (date(year + 1, 1, 1) - jan1).days
-    opened, closed = row.get("opened_on"), row.get("closed_on")
-    open_first = max((opened - jan1).days, 0) if opened else 0
-    open_last = min((closed - jan1).days, n_days - 1) if closed else n_days - 1
-    if open_first > open_last:
-        raise NothingToBill(f"customer {customer!r}: account not open in {year}")
-    total, regs = _dense_for_customer(daily, year)
-    through_day = (day - jan1).days
-    rc = running_charge(
-        tariff, year, total, regs, np.array([open_first]), np.array([open_last]),
-        np.array([int(row.get("household_size") or 1)]), through_day,
-    )
+    run = running_for_customer(catalog, row, st.load_daily(year, [customer]), day)
     typer.echo(f"customer {customer} · tariff {tariff.code} ({tariff.name})")
-    typer.echo(f"from {jan1.isoformat()} through {day.isoformat()}: {_kwh(rc.wh[0])} kWh, {_yuan(rc.fen[0])} yuan, tier {rc.tier[0]}")
-    months = [(m + 1, int(f)) for m, f in enumerate(rc.month_fen[0]) if m < day.month]
+    typer.echo(f"from {jan1.isoformat()} through {day.isoformat()}: {_kwh(run.wh)} kWh, {_yuan(run.fen)} yuan, tier {run.tier}")
+    months = [(m + 1, int(f)) for m, f in enumerate(run.month_fen) if m < day.month]
     typer.echo("by month: " + ", ".join(f"{year}-{m:02d} {_yuan(f)}" for m, f in months))
