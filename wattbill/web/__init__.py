@@ -435,8 +435,8 @@ def _daily_chart(days: list[Any], first: dt.date, last: dt.date, lang: str, w: d
               for day in span]
     n_est = sum(1 for _d, _w, e in series if e)
     if len(span) <= 62:
-        ticks = [(i, fmt.date(d, lang).split(str(year))[-1] if lang == "zh" else f"{d.day} {fmt.month_short(d.month, lang)}")
-                 for i, d in enumerate(span) if i % 7 == 0 or i == len(span) - 1]
+        step = 7 if len(span) > 14 else 2
+        ticks = [(i, f"{d.month}/{d.day}") for i, d in enumerate(span) if (len(span) - 1 - i) % step == 0]
     else:
         ticks = [(i, fmt.month_short(d.month, lang)) for i, d in enumerate(span) if d.day == 1 and d.month % 2 == 1]
     total = sum(wh for _d, wh, _e in series)
