@@ -3,7 +3,7 @@
 - Every response carries ``Cache-Control: no-store``, ``Referrer-Policy: no-referrer``,
   ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` and a strict
   ``Content-Security-Policy`` (nothing but this origin's stylesheet and inline SVG; no script).
-- Rate limits (``limits``, moving windows in memory, per process): per client address on every
+- Rate limits (``limits``, sliding-window counters in memory, per process: O(1) per request): per client address on every
   request, per address on failed authentications (forged or expired tokens), and per customer of
   the token or session. An exceeded limit answers 429 with ``Retry-After`` [s].
 - A portal link's token is exchanged for a session once: ``UsedLinks`` remembers the nonces of the
@@ -21,7 +21,7 @@ from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "base-uri 'none'; frame-ancestors 'none'")
@@ -56,7 +56,7 @@ class Limiter:
 
     def __init__(self, config: Limits) -> None:
         self.storage = MemoryStorage()
-        self.window = MovingWindowRateLimiter(self.storage)
+        self.window = SlidingWindowCounterRateLimiter(self.storage)
         self.address: RateLimitItem = parse(config.per_address)
         self.failed: RateLimitItem = parse(config.failed_auth_per_address)
         self.customer: RateLimitItem = parse(config.per_customer)
