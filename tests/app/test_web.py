@@ -320,3 +320,44 @@ def test_openapi_describes_every_api_route(client: TestClient) -> None:
         assert {"200", "401", "403", "429"} <= set(responses), path
         for ref in [c["schema"]["$ref"] for r in responses.values() for c in r.get("content", {}).values() if "schema" in c]:
             assert ref.split("/")[-1] in doc["components"]["schemas"]
+
+
+@pytest.mark.db
+def test_the_service_on_timescaledb_runs_no_schema_statement(pg_store_url: str, demo: Demo, tmp_path) -> None:
+    """One store per process, opened without schema statements: no DDL reaches the server while the
+    service answers (an event trigger records every DDL command), and the figures are the same."""
+    import psycopg
+
+    from tests.app.conftest import run_cli
+    from wattbill.store import StoreUnavailable, open_store
+
+    with pytest.raises(StoreUnavailable, match="extension is not installed"):
+        open_store(pg_store_url, setup=False)  # an empty database: nothing is created
+    for kind, name in (("customers", "customers.csv"), ("reads", "reads.csv"), ("payments", "payments.csv")):
+        proc = run_cli("ingest", kind, str(demo.out / "input" / name), "--store", pg_store_url)
+        assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    proc = run_cli("bill", "run", "--year", "2025", "--no-pdf", "--out", str(out), "--store", pg_store_url)
+    assert proc.returncode == 0, proc.stderr
+    with psycopg.connect(pg_store_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE ddl_log (tag text, at timestamptz DEFAULT now())")
+        conn.execute("CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN INSERT INTO ddl_log (tag) VALUES (tg_tag); END $$")
+        conn.execute("CREATE EVENT TRIGGER log_ddl ON ddl_command_start EXECUTE FUNCTION log_ddl()")
+    bills = pl.read_parquet(out / "bills.parquet").sort("customer_id")
+    me = bills["customer_id"][0]
+    with TestClient(create_app(pg_store_url, out, SECRET)) as c:
+        token = bearer(make_token(me, SECRET))
+        for _ in range(3):
+            data = c.get("/api/summary", headers=token).json()
+            assert data["bills"][0]["charge_fen"] == bills["charge_fen"][0]
+            assert c.get("/api/running?through=2025-12-31", headers=token).json()["charge_fen"] == bills["charge_fen"][0]
+        r = c.get("/api/statements/2025.pdf", headers=token)
+        assert r.status_code == 200 and r.headers["x-statement-source"] == "rendered"
+        assert c.get("/?token=" + make_token(me, SECRET)).status_code == 200
+        assert c.get("/").status_code == 200
+    with psycopg.connect(pg_store_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM ddl_log").fetchone() == (0,)
+    open_store(pg_store_url).close()  # the trigger does see the schema statements of a setup
+    with psycopg.connect(pg_store_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM ddl_log").fetchone()[0] > 0

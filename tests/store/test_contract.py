@@ -373,3 +373,16 @@ def test_a_gap_between_files_is_estimated_and_an_old_file_does_not_move_the_stat
     older = _register_file(tmp_path / "old.csv", [("2025-02-20", 150.0, 60.0), ("2025-02-21", 155.0, 62.0)])
     ingest_file(older, "registers", store)
     assert store.load_register_state().select("day").item() == dt.date(2025, 3, 6)
+
+
+def test_generation_changes_with_every_write(store) -> None:
+    """``generation()`` (the statement service's cache key) changes when bills or labels are saved."""
+    before = store.generation()
+    assert store.generation() == before
+    bills, months = _bills()
+    store.save_bills(2025, bills, months, "test")
+    after_bills = store.generation()
+    assert after_bills != before
+    store.save_labels(2025, None, pl.DataFrame({"customer_id": ["0001"], "code": ["x"], "evidence": ["{}"],
+                                                "saving_fen": [None]}, schema_overrides={"saving_fen": pl.Int64}))
+    assert store.generation() != after_bills
