@@ -33,7 +33,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from wattbill.bills import fmt
@@ -281,8 +281,10 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str | Keys,
         response.delete_cookie(COOKIE, path="/")
         return response
 
+    css = (HERE / "static" / "page.css").read_bytes()
+
     async def stylesheet(request: Request) -> Response:
-        return FileResponse(HERE / "static" / "page.css", media_type="text/css")
+        return Response(css, media_type="text/css")
 
     # --- the API -------------------------------------------------------------------------------
 
