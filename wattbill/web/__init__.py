@@ -194,7 +194,7 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str | Keys,
         def make() -> str:
             return render_page(acct, year, lang, gen)
 
-        return 200, service._cached(("page", customer_id, year, lang), gen, make)
+        return 200, service.cached(("page", customer_id, year, lang), gen, make)
 
     def render_page(acct: Any, year: int | None, lang: str, gen: str) -> str:
         from wattbill.bills import charts
@@ -317,7 +317,7 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str | Keys,
         rows = []
         for b in acct.bills:
             doc = service.document(customer, b.year, lang, gen)
-            change = next((t for t in doc.tiles if t.tone or t.note), None)
+            change = doc.tiles[2] if len(doc.tiles) > 2 else None  # the statement's "vs last year" tile
             rows.append({
                 "year": b.year, "version": b.version, "tariff": b.row["tariff"],
                 "kwh_total": _kwh(round(b.row["kwh_total"] * 1000)), "charge_total": str(b.row["charge_total"]),

@@ -81,7 +81,7 @@ def schema() -> dict[str, Any]:
                 "Bill": {"type": "object", "properties": {
                     "year": {"type": "integer"}, "version": {"type": "integer"}, "tariff": {"type": "string"},
                     "kwh_total": _KWH, "charge_total": _YUAN, "charge_fen": {"type": "integer"},
-                    "change_pct": {"type": ["string", "null"], "description": "kWh against last year [%]"},
+                    "change": {"type": ["string", "null"], "description": "kWh against last year, as the statement says it"},
                     "estimated_days": {"type": "integer"}, "labels": {"type": "array", "items": label},
                     "statement": {"type": "string", "description": "URL of the PDF"}}},
                 "Summary": {"type": "object", "properties": {

@@ -130,7 +130,8 @@ class Service:
             features = "-"
         return f"{self.store.generation()}|{features}"
 
-    def _cached(self, key: tuple, gen: str, make: Any) -> Any:
+    def cached(self, key: tuple, gen: str, make: Any) -> Any:
+        """``make()``'s value for ``key``, kept while the generation is ``gen`` (LRU bounded)."""
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None and hit[0] == gen:
@@ -166,7 +167,7 @@ class Service:
             When the store does not hold the customer.
         """
         gen = gen or self.generation()
-        return self._cached(("account", customer_id), gen, lambda: self._account(customer_id))
+        return self.cached(("account", customer_id), gen, lambda: self._account(customer_id))
 
     def _account(self, customer_id: str) -> Account:
         customers = self.store.load_customers([customer_id])
@@ -198,7 +199,7 @@ class Service:
         gen = gen or self.generation()
         acct = self.account(customer_id, gen)
         bill = acct.bill(year)
-        return self._cached(("doc", customer_id, year, bill.version, language), gen,
+        return self.cached(("doc", customer_id, year, bill.version, language), gen,
                             lambda: self._document(acct, bill, language))
 
     def _document(self, acct: Account, bill: YearBill, language: str) -> BillDocument:
@@ -237,7 +238,7 @@ class Service:
     def year_days(self, customer_id: str, year: int, gen: str | None = None) -> list[Day]:
         """Every day of ``year`` the store holds for the customer (cached per generation)."""
         gen = gen or self.generation()
-        return self._cached(("days", customer_id, year), gen,
+        return self.cached(("days", customer_id, year), gen,
                             lambda: _days(self.store.load_daily(year, [customer_id])))
 
     def running(self, customer_id: str, through: dt.date, gen: str | None = None) -> Running:
@@ -257,7 +258,7 @@ class Service:
             daily = self.store.load_daily(through.year, [customer_id])
             return running_for_customer(self.catalog, acct.customer, daily, through)
 
-        return self._cached(("running", customer_id, through), gen, make)
+        return self.cached(("running", customer_id, through), gen, make)
 
     def current_year(self, customer_id: str, gen: str | None = None) -> tuple[int, dt.date] | None:
         """The year the page's running charge is for and its last day with a read.
