@@ -74,6 +74,13 @@ def site(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]
     customers.with_columns(pl.lit(EVIL_NAME).alias("name"), pl.lit(EVIL_ADDRESS).alias("address")).write_csv(edited)
     proc = run_cli("ingest", "customers", str(edited), "--store", str(store))
     assert proc.returncode == 0, proc.stderr
+    # two estimated days in June for the fifth customer (daily consumption flagged estimated)
+    estimated = out / "estimated.csv"
+    estimated.write_text(
+        "customer_id,meter_id,read_date,kwh_total,kwh_sharp,kwh_peak,kwh_flat,kwh_valley,estimated\n"
+        + "".join(f"{ids[4]},M{ids[4]},2025-06-{d},9.{d},1.00,4.{d},2.00,2.00,true\n" for d in (20, 21)))
+    proc = run_cli("ingest", "reads", str(estimated), "--kind", "consumption", "--store", str(store))
+    assert proc.returncode == 0, proc.stderr
     # last year's bills: the page lists previous years
     proc = run_cli("bill", "run", "--year", "2024", "--no-pdf", "--out", str(out), "--store", str(store))
     assert proc.returncode == 0, proc.stderr
@@ -278,6 +285,32 @@ def test_untrusted_names_and_addresses_are_shown_as_text(site: Site, browser) ->
         assert page.evaluate("document.scripts.length") == 0
         assert page.evaluate("document.images.length") == 0
         assert page.dialogs == []
+    finally:
+        context.close()
+
+
+def test_estimated_days_are_marked(site: Site, browser) -> None:
+    """The page's daily charts and the daily API flag the two estimated days of the store."""
+    from wattbill.web.text import words
+
+    cid = site.ids[4]
+    context, page = arrive(browser, site, cid, PHONE)
+    try:
+        assert page.get_attribute("#daily30", "data-estimated") == "2"
+        assert page.get_attribute("#daily-year", "data-estimated") == "2"
+        lang = page.evaluate("document.documentElement.lang")
+        assert words("en" if lang == "en" else "zh")["estimated"] in (page.text_content("#daily30 svg") or "")
+        assert "2" in page.inner_text("#daily30 figcaption")
+        r = page.request.get(f"{site.base}/api/daily?from=2025-06-19&to=2025-06-22")
+        days = {d["day"]: d for d in r.json()["days"]}
+        assert [days[f"2025-06-{d}"]["estimated"] for d in (19, 20, 21, 22)] == [False, True, True, False]
+        rows = _daily(site, cid, 2025).group_by("day").agg(pl.col("wh_total").sum())
+        stored = {d.isoformat(): wh for d, wh in rows.iter_rows()}
+        assert {day: d["wh"] for day, d in days.items()} == {day: stored[day] for day in days}
+        assert days["2025-06-20"]["wh"] >= 9200 and days["2025-06-21"]["wh"] >= 9210  # ours, plus any other meter
+        so_far = _reference(site, cid, 2025, TODAY)
+        assert Decimal(page.get_attribute("#running-charge", "data-yuan")) == so_far.annual
+        page.screenshot(path=str(ARTIFACTS / "page-estimated-days.png"), full_page=True)
     finally:
         context.close()
 

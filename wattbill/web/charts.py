@@ -41,8 +41,8 @@ def daily_bars(
     tick_labels : sequence of (index into ``days``, text)
         Labels under the x axis.
     """
-    height = 220
-    x0, x1, y_top, y_bot = 48.0, float(_W - 4), 34.0, 192.0
+    height = 236
+    x0, x1, y_top, y_bot = 56.0, float(_W - 22), 46.0, 196.0
     values = [wh / 1000 for _d, wh, _e in days]
     ticks = charts.nice_ticks(max(values, default=0.0))
     ymax = ticks[-1] or 1.0
@@ -54,7 +54,7 @@ def daily_bars(
         return y_bot - (y_bot - y_top) * (v / ymax)
 
     parts = [charts._open(prefix, height, title, desc), charts._grid(ticks, x0, x1, y)]
-    parts.append(f'<text x="{x0 - 6:.1f}" y="{y_top - 10:.1f}" text-anchor="end" '
+    parts.append(f'<text x="{x0 - 6:.1f}" y="{y_top - 16:.1f}" text-anchor="end" '
                  f'fill="{palette.MUTED}">{escape(unit)}</text>')
     measured: list[str] = []
     estimated: list[str] = []
@@ -75,7 +75,7 @@ def daily_bars(
         parts.append(charts._hatch(hatched, 3.0))
     for i, text in tick_labels:
         cx = x0 + slot * (i + 0.5)
-        parts.append(f'<text x="{cx:.1f}" y="{y_bot + 16:.1f}" text-anchor="middle" '
+        parts.append(f'<text x="{cx:.1f}" y="{y_bot + 24:.1f}" text-anchor="middle" '
                      f'fill="{palette.MUTED}">{escape(text)}</text>')
     if estimated:
         parts.append(charts._legend(prefix, [("flat", estimated_label)], 14, x0=x0))
