@@ -37,7 +37,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from wattbill.bills import fmt
-from wattbill.errors import BadToken, NothingToBill, WattbillError
+from wattbill.errors import BadToken, NothingToBill, UnknownCustomer, WattbillError
 from wattbill.tokens import Keys, make_session, read_session, read_token
 from wattbill.web.security import Limiter, Limits, RateLimited, SecurityMiddleware, UsedLinks
 from wattbill.web.service import NotFound, Service
@@ -184,7 +184,7 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str | Keys,
         gen = service.generation()
         try:
             acct = service.account(customer_id, gen)
-        except NotFound:
+        except UnknownCustomer:
             lang = lang_param if lang_param in LANGUAGES else "zh"
             return 404, message_template.render(w=words(lang), lang=lang, text=words(lang)["no_bill"])
         lang = lang_param if lang_param in LANGUAGES else ("en" if acct.customer.get("language") == "en" else "zh")
@@ -301,9 +301,9 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str | Keys,
             return error(403, "forbidden")
         try:
             return await run_in_threadpool(work, customer, request)
+        except UnknownCustomer:  # as for another's: nothing tells a missing customer apart
+            return error(403, "forbidden")
         except NotFound as exc:
-            if str(exc) == "unknown customer":
-                return error(403, "forbidden")
             return error(404, str(exc))
         except NothingToBill as exc:
             return error(404, str(exc))
@@ -388,10 +388,6 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str | Keys,
 
         return handler
 
-    async def page_pdf(request: Request) -> Response:
-        response = await api(request, pdf_work)
-        return response
-
     async def openapi(request: Request) -> Response:
         from wattbill.web.openapi import schema
 
@@ -402,7 +398,7 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str | Keys,
         Route("/logout", logout),
         Route("/static/page.css", stylesheet),
         Route("/openapi.json", openapi),
-        Route("/statements/{year:int}.pdf", page_pdf),
+        Route("/statements/{year:int}.pdf", endpoint(pdf_work)),
     ]
     for prefix in ("/api", "/api/customers/{customer_id}"):
         routes += [

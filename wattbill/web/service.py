@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from wattbill.bills import BillDocument
-from wattbill.errors import WattbillError
+from wattbill.errors import UnknownCustomer, WattbillError
 from wattbill.estimate import Running, running_for_customer
 from wattbill.ingest.schemas import REGISTERS
 from wattbill.pipeline import features_path
@@ -163,7 +163,7 @@ class Service:
 
         Raises
         ------
-        NotFound
+        UnknownCustomer
             When the store does not hold the customer.
         """
         gen = gen or self.generation()
@@ -172,7 +172,7 @@ class Service:
     def _account(self, customer_id: str) -> Account:
         customers = self.store.load_customers([customer_id])
         if customers.height == 0:
-            raise NotFound("unknown customer")
+            raise UnknownCustomer("unknown customer")
         bills = []
         for year in self.bill_years():
             rows = self.store.load_bills(year, [customer_id])
@@ -246,7 +246,7 @@ class Service:
 
         Raises
         ------
-        NotFound
+        UnknownCustomer
             Unknown customer.
         NothingToBill
             The account is not open that year.
