@@ -360,3 +360,42 @@ def test_the_service_on_timescaledb_runs_no_schema_statement(pg_store_url: str, 
     open_store(pg_store_url).close()  # the trigger does see the schema statements of a setup
     with psycopg.connect(pg_store_url, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM ddl_log").fetchone()[0] > 0
+
+
+def test_wattbill_serve_keeps_tokens_out_of_the_access_log(demo: Demo) -> None:
+    """``wattbill serve`` (the real command): a portal link works; the token never reaches the log."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from tests.app.conftest import REPO
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "WATTBILL_SECRET": SECRET, "WATTBILL_SECRET_PREVIOUS": OLD_SECRET}
+    proc = subprocess.Popen([sys.executable, "-m", "wattbill.cli", "serve", "--port", str(port), "--out", str(demo.out),
+                             "--store", str(demo.store)], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(600):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        me = pl.read_parquet(demo.out / "bills.parquet")["customer_id"].sort()[0]
+        token = make_token(me, OLD_SECRET)  # signed with the previous secret: still accepted
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=60) as r:
+            assert r.status == 200 and "wattbill_session=" in r.headers["set-cookie"]
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}x", timeout=60)
+        assert bad.value.code == 401
+    finally:
+        proc.terminate()
+        log, _ = proc.communicate(timeout=30)
+    assert "token=[redacted]" in log
+    assert token not in log and token.split(".")[0] not in log
