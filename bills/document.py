@@ -117,6 +117,9 @@ class BillDocument:
     terms: list[str]
     notice: str  # the public notice the tariff follows (never an internal note or the file's source)
     label_codes: list[str] = field(default_factory=list)
+    #: the arguments of ``charts.monthly_bars`` behind ``monthly_svg`` (other layouts, e.g. the web
+    #: page, draw the same chart with the month names in it)
+    monthly_chart: dict[str, Any] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- duck typing
@@ -304,11 +307,12 @@ def build_document(
                         low=month_labels[lo], low_kwh=fmt.kwh_from_wh(month_wh[lo]), unit=unit_kwh)
     monthly_alt = (_("monthly.chart_title", year=year) + ". " + monthly_caption + " "
                    + _monthly_desc(_, month_labels, month_wh, unit_kwh))
-    monthly_svg = charts.monthly_bars(
+    monthly_chart: dict[str, Any] = dict(
         month_labels=month_labels, stacks=stacks, last_year=last_year,
         last_year_label=_("chart.last_year"), title=_("monthly.chart_title", year=year),
         desc=monthly_alt, unit=unit_kwh,
     )
+    monthly_svg = charts.monthly_bars(**monthly_chart)
     monthly_table = [
         ["", *month_labels],
         [_("monthly.row_kwh"), *(fmt.kwh_from_wh(w, 0) for w in month_wh)],
@@ -389,6 +393,7 @@ def build_document(
         terms=term_lines,
         notice=terms.notice,
         label_codes=[c.code for c in card_list],
+        monthly_chart=monthly_chart,
     )
 
 

@@ -23,8 +23,6 @@ Dates
 
 from __future__ import annotations
 
-import os
-
 from wattbill.ingest.errors import IngestError
 
 #: 60 A x 220 V x 24 h in Wh (Q/GDW 1364-2013 Imax, GB/T 156-2017 nominal voltage)
@@ -55,7 +53,9 @@ def max_daily_wh() -> int:
     ----------
     Q/GDW 1364-2013 (single-phase smart meters, 5(60) A); GB/T 156-2017 (standard voltages, 220 V).
     """
-    env = os.environ.get("WATTBILL_MAX_DAILY_KWH")
+    from wattbill.settings import get_settings
+
+    env = get_settings().max_daily_kwh
     if env is None or not env.strip():
         return DEFAULT_MAX_DAILY_WH
     try:

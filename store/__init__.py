@@ -14,8 +14,12 @@ from wattbill.store.base import Store
 from wattbill.store.errors import StoreConflict, StoreCorrupt, StoreError, StoreUnavailable
 
 
-def open_store(url: str | Path | None = None) -> Store:
-    """Open the store named by ``url`` (None: the setting ``store``, ``WATTBILL_STORE``, default ``./wattbill-data``)."""
+def open_store(url: str | Path | None = None, *, setup: bool = True) -> Store:
+    """Open the store named by ``url`` (None: the setting ``store``, ``WATTBILL_STORE``, default ``./wattbill-data``).
+
+    ``setup=False``: run no schema statement (TimescaleDB: no ``CREATE``; for long-running readers
+    such as the statement service, which open the store once per process).
+    """
     if url is None or str(url) == "":
         from wattbill.settings import get_settings
 
@@ -29,7 +33,7 @@ def open_store(url: str | Path | None = None) -> Store:
                 raise
             raise MissingExtra("the TimescaleDB store", "psycopg", "timescale") from exc
 
-        return TimescaleStore(text)
+        return TimescaleStore(text, setup=setup)
     if text.startswith("file://"):
         text = text[len("file://") :]
     from wattbill.store.embedded import EmbeddedStore

@@ -103,6 +103,10 @@ class Store(Protocol):
         """``NOT_BILLED_SCHEMA`` rows of ``year``, sorted by customer and code."""
         ...
 
+    def generation(self) -> str:
+        """A cheap token that changes whenever the store's contents change (for caches)."""
+        ...
+
     def close(self) -> None: ...
 
 

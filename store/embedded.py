@@ -815,6 +815,14 @@ class EmbeddedStore:
             df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
         return df.sort("customer_id", "code")
 
+    def generation(self) -> str:
+        """A token that changes whenever a write commits (the manifest is replaced): cache keys."""
+        try:
+            st = (self.root / "manifest.json").stat()
+        except FileNotFoundError:
+            return "empty"
+        return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
+
     def close(self) -> None:
         pass
 

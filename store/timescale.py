@@ -183,7 +183,18 @@ class TimescaleStore:
     connection fault; writes are one transaction each and are not retried (the rerun completes them).
     """
 
-    def __init__(self, url: str, *, direct_copy_new: bool = True) -> None:
+    def __init__(self, url: str, *, direct_copy_new: bool = True, setup: bool = True) -> None:
+        """Connect to ``url``; with ``setup`` (default) create the extension and the tables if missing.
+
+        ``setup=False`` (a long-running reader such as the statement service) runs no schema
+        statement: it only checks that TimescaleDB is loaded and that the tables exist.
+
+        Raises
+        ------
+        StoreUnavailable
+            When the server cannot be reached, TimescaleDB is not loaded, or (``setup=False``) the
+            tables were never created.
+        """
         self.url = url
         self.shown_url = mask_secrets(url)
         #: a file whose rows overlap nothing stored is COPYed straight into the hypertable (one COPY,
@@ -201,19 +212,23 @@ class TimescaleStore:
             raise StoreUnavailable(f"cannot connect to {self.shown_url}: {_first_line(e)}") from None
         try:
             conn.execute("SET client_min_messages = warning")
-            with conn.transaction():  # two processes opening a fresh database at once: one creates it
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
-                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            if setup:
+                with conn.transaction():  # two processes opening a fresh database at once: one creates it
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
             if row is None:
                 raise StoreUnavailable(f"{self.shown_url}: the TimescaleDB extension is not installed in this database")
             self.timescaledb_version = row[0]
             # the extension must actually be loaded (preloaded), not merely catalogued
             conn.execute("SELECT count(*) FROM timescaledb_information.hypertables")
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
-                for stmt in DDL:
-                    conn.execute(stmt)
+            if setup:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
+                    for stmt in DDL:
+                        conn.execute(stmt)
+            elif conn.execute("SELECT to_regclass('bills') IS NULL").fetchone() != (False,):
+                raise StoreUnavailable(f"{self.shown_url}: the store's tables do not exist: run an ingest or a bill run first")
         except StoreUnavailable:
             conn.close()
             raise
@@ -754,6 +769,14 @@ class TimescaleStore:
             sql += " AND customer_id = ANY(%s)"
             params.append(list(customer_ids))
         return self._query(sql + " ORDER BY customer_id, code", params, NOT_BILLED_SCHEMA)
+
+    def generation(self) -> str:
+        """A token that changes whenever bills, labels or an ingest were stored (cache keys)."""
+        with self._connection("generation") as conn:
+            row = conn.execute(
+                "SELECT (SELECT max(id) FROM payloads), (SELECT max(loaded_at) FROM ingest_ledger)"
+            ).fetchone()
+        return f"{row[0] if row else None}/{row[1] if row else None}"
 
     def close(self) -> None:
         try:

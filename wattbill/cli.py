@@ -263,7 +263,8 @@ def token(
     customer: Annotated[str, typer.Option("--customer")],
     ttl: Annotated[int, typer.Option("--ttl", min=1, max=10 * 366 * 86400, help="Seconds the token is valid.")] = 3600,
 ) -> None:
-    """Print a signed download token for one customer (signed with WATTBILL_SECRET)."""
+    """Print a signed token for one customer (signed with WATTBILL_SECRET): for the API's
+    ``Authorization: Bearer`` header, or a portal link ``https://<host>/?token=<token>``."""
     from wattbill.tokens import make_token, secret_from_env
 
     typer.echo(make_token(customer, secret_from_env(), ttl))
@@ -273,18 +274,40 @@ def token(
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
-    out: Annotated[Path, typer.Option("--out", help="The bill run's output folder (PDFs).")] = DEFAULT_OUT,
+    out: Annotated[Path, typer.Option("--out", help="The bill run's output folder (PDFs, features).")] = DEFAULT_OUT,
+    session_ttl: Annotated[int, typer.Option("--session-ttl", min=60, help="Life of the page's session [s].")] = 900,
     store: StoreOpt = None,
+    tariffs: TariffsOpt = None,
 ) -> None:
-    """Serve the statement page and the PDF downloads."""
+    """Serve the statement page, the JSON API (/openapi.json) and the statements.
+
+    Tokens are signed with WATTBILL_SECRET; WATTBILL_SECRET_PREVIOUS (optional) is still accepted
+    (key rotation). One process, one store; tokens in portal links are kept out of the access log.
+    """
+    import logging
+
     from wattbill.errors import require
-    from wattbill.tokens import secret_from_env
+    from wattbill.tokens import keys_from_env
 
     uvicorn = require("uvicorn", part="wattbill serve", package="uvicorn", extra="web")
-    from wattbill.web import create_app
+    from wattbill.web import WebSettings, create_app
 
-    application = create_app(store, out, secret_from_env())
+    application = create_app(store, out, keys_from_env(), WebSettings(session_ttl=session_ttl),
+                             catalog=_catalog(tariffs))
+    logging.getLogger("uvicorn.access").addFilter(_RedactTokens())
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+class _RedactTokens:
+    """Logging filter: ``token=...`` in a logged request line becomes ``token=[redacted]``."""
+
+    def filter(self, record) -> bool:
+        import re
+
+        if isinstance(record.args, tuple):
+            record.args = tuple(re.sub(r"token=[^&\s]*", "token=[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
 
 
 def _mount_optional() -> None:
@@ -357,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         if _is_database_error(exc):
             typer.echo(f"wattbill: error: the database failed: {_one_line(exc)}", err=True)
             return 1
-        if os.environ.get("WATTBILL_DEBUG") == "1":
+        from wattbill.settings import get_settings
+
+        if get_settings().debug:
             raise
         typer.echo(f"wattbill: internal error: {type(exc).__name__}: {_one_line(exc)[:300]} "
                    "(a bug: please report it; WATTBILL_DEBUG=1 shows where)", err=True)

@@ -573,6 +573,7 @@ def run_bills(
         _write_atomic(_keep_others(bills_path, bills).sort("customer_id", "year"), bills_path)
         _write_atomic(_keep_others(months_path, months_all).sort("customer_id", "year", "month"), months_path)
         _write_atomic(not_billed_frame(failures), not_billed_path)
+        save_features(out_dir, year, labelled.features.join(bills.select("customer_id", "version"), on="customer_id"))
     stage_seconds["labels and save"] = time.perf_counter() - t
 
     # pass 2: the statements, chunk by chunk
@@ -628,6 +629,28 @@ def run_bills(
         chunks_computed=computed, chunks_reused=len(jobs) - computed, stage_seconds=stage_seconds,
         not_billed=not_billed_frame(failures), not_billed_path=not_billed_path,
     )
+
+
+def features_path(out_dir: Path, year: int) -> Path:
+    """Where a run keeps the features its documents show: ``<out>/features/<year>.parquet``."""
+    return out_dir / "features" / f"{year}.parquet"
+
+
+def save_features(out_dir: Path, year: int, features: pl.DataFrame) -> Path:
+    """Keep the features (``diagnostics.FEATURES`` and the bill ``version`` they belong to) of a run.
+
+    Rows of other customers already in the file are kept (a recalculation of some customers
+    replaces only theirs), so that the statement service shows a statement's figures as the run
+    computed them and never computes them again.
+    """
+    path = features_path(out_dir, year)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        old = pl.read_parquet(path)
+        old = old.filter(~pl.col("customer_id").is_in(features["customer_id"].implode()))
+        features = pl.concat([old, features], how="diagonal_relaxed")
+    _write_atomic(features.sort("customer_id"), path)
+    return path
 
 
 @dataclass(frozen=True)

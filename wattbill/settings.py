@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     secret : pydantic.SecretStr
         The key that signs customers' download tokens (``WATTBILL_SECRET``; at least 16 characters
         where tokens are made or checked; never printed).
+    secret_previous : pydantic.SecretStr or None
+        The previous signing key, still accepted while tokens signed with it live (key rotation,
+        ``WATTBILL_SECRET_PREVIOUS``; at least 16 characters when set; never printed).
+    max_daily_kwh : float or None
+        The most a residential connection can draw in a day [kWh] (``WATTBILL_MAX_DAILY_KWH``; default
+        316.8 = 60 A x 220 V x 24 h, ``ingest.limits``); raise it for three-phase connections.
+    debug : bool
+        Let an internal error's traceback through (``WATTBILL_DEBUG=1``; for developers).
     progress : bool
         Show progress bars even when stderr is not a terminal (``WATTBILL_PROGRESS=1``).
     ingest_bucket_mb : float or None
@@ -67,6 +75,9 @@ class Settings(BaseSettings):
     store: str = DEFAULT_STORE
     tariffs: Path | None = None
     secret: SecretStr = SecretStr("")
+    secret_previous: SecretStr | None = None
+    max_daily_kwh: str | None = None  # checked where it is used (ingest.limits: one line, exit 1)
+    debug: bool = False
     progress: bool = False
     ingest_bucket_mb: float | None = Field(default=None, gt=0)
     font_cache: Path | None = None
@@ -76,7 +87,7 @@ class Settings(BaseSettings):
     def _empty_store_is_default(cls, value: Any) -> Any:
         return DEFAULT_STORE if value in (None, "") else value
 
-    @field_validator("tariffs", "font_cache", "ingest_bucket_mb", mode="before")
+    @field_validator("tariffs", "font_cache", "ingest_bucket_mb", "secret_previous", "max_daily_kwh", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value

@@ -423,3 +423,16 @@ def test_ingest_interactions_file_into_store(store, tmp_path: Path) -> None:
     assert store.load_interactions(2025)["channel"].to_list() == ["hall"]
     assert store.load_interactions(2025)["handle_seconds"].to_list() == [600]
     assert ingest_file(f, "interactions", store).already_loaded
+
+
+def test_generation_changes_with_every_write(store) -> None:
+    """``generation()`` (the statement service's cache key) changes when bills or labels are saved."""
+    before = store.generation()
+    assert store.generation() == before
+    bills, months = _bills()
+    store.save_bills(2025, bills, months, "test")
+    after_bills = store.generation()
+    assert after_bills != before
+    store.save_labels(2025, None, pl.DataFrame({"customer_id": ["0001"], "code": ["x"], "evidence": ["{}"],
+                                                "saving_fen": [None]}, schema_overrides={"saving_fen": pl.Int64}))
+    assert store.generation() != after_bills

@@ -201,33 +201,15 @@ def estimate_for(store, catalog, customer: str, day: date):
     wattbill.errors.NothingToBill
         The account is not open in ``day``'s year.
     """
-    import numpy as np
+    from wattbill.errors import UnknownCustomer
+    from wattbill.estimate import running_charge_for
 
-    from wattbill.diagnostics import densify
-    from wattbill.errors import NothingToBill, UnknownCustomer
-    from wattbill.tariffs import running_charge
-
-    year = day.year
     customers = store.load_customers([customer])
     if customers.height == 0:
         raise UnknownCustomer(f"customer {customer!r} not found in the store")
+    schedule, charge = running_charge_for(catalog, customers, store.load_daily(day.year, [customer]), day)
+    through_day = (day - date(day.year, 1, 1)).days
     row = customers.row(0, named=True)
-    # every day priced by the version in force that day (tariffs.reference rule 6), as the bill run does
-    schedule = catalog.schedule(row["tariff"], year)
-    from wattbill.errors import WattbillError
-    from wattbill.pipeline import screen_daily
-
-    daily, bad = screen_daily(store.load_daily(year, [customer]), year)  # the bill run's rule: a day no
-    if bad:                                                              # connection can draw is not billed
-        raise WattbillError(f"customer {customer!r}: {bad[0]['code']}: {bad[0]['detail']}")
-    dense = densify(daily, customers.head(1), year, with_regs=True)
-    first, last = int(dense.open_first[0]), int(dense.open_last[0])
-    if first < 0 or first > last:
-        raise NothingToBill(f"customer {customer!r}: account not open in {year}")
-    sizes = customers.head(1)["household_size"].fill_null(1).to_numpy().astype(np.int64)  # as the bill run
-    through_day = (day - date(year, 1, 1)).days
-    charge = running_charge(schedule, year, dense.total, dense.regs, dense.open_first, dense.open_last, sizes,
-                            through_day)
     return row, schedule.on(through_day) or schedule.latest, charge
 
 

@@ -1,0 +1,100 @@
+"""The running charge of one household's year so far ("每日电费实时测算"): one place for
+``wattbill estimate`` and the statement service.
+
+The money comes from ``tariffs.running_charge``, the kernels of the bill run (tier split, rounding
+to the fen per month, every day priced by the tariff version in force that day), fed with the
+household's days as the bill run feeds them: screened by ``pipeline.screen_daily`` (a day beyond what
+a connection can draw is not billed) and laid out by ``diagnostics.densify`` (meters summed per day, a
+register the meter does not have is no kWh, the account's open window), so an estimate through
+31 December equals the year's bill.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from wattbill.errors import NothingToBill, WattbillError
+
+
+@dataclass(frozen=True)
+class Running:
+    """The year of one household from 1 January through ``through``.
+
+    ``fen`` [fen] and ``wh`` [Wh] so far, ``tier`` (1..3) reached by the last counted Wh,
+    ``month_fen`` (12 entries [fen], months after ``through`` are 0), ``tariff`` (its code).
+    """
+
+    through: dt.date
+    fen: int
+    wh: int
+    tier: int
+    month_fen: list[int]
+    tariff: str
+
+
+def running_charge_for(catalog: Any, customers: pl.DataFrame, daily: pl.DataFrame, through: dt.date) -> tuple[Any, Any]:
+    """The tariff schedule of the year and ``tariffs.RunningCharge`` of one household through ``through``.
+
+    Parameters
+    ----------
+    catalog : tariffs.Catalog
+    customers : DataFrame[CUSTOMER_SCHEMA]
+        One row: the household.
+    daily : DataFrame[DAILY_SCHEMA]
+        Its rows of ``through.year`` (all meters) [Wh].
+    through : date
+        The last day counted.
+
+    Returns
+    -------
+    schedule : tariffs.TariffSchedule
+        The versions of the household's tariff in force during the year.
+    charge : tariffs.RunningCharge
+        Arrays of length 1 [fen, Wh].
+
+    Raises
+    ------
+    NothingToBill
+        The account is not open in that year.
+    WattbillError
+        A day beyond what a residential connection can draw (``ingest.limits``).
+    TariffError, KeyError
+        From the catalogue (unknown tariff) or the kernels (a register without a price).
+    """
+    from wattbill.diagnostics import densify
+    from wattbill.pipeline import screen_daily
+    from wattbill.tariffs import running_charge
+
+    year = through.year
+    row = customers.row(0, named=True)
+    schedule = catalog.schedule(row["tariff"], year)  # each day priced by the version in force that day
+    daily, bad = screen_daily(daily, year)
+    if bad:
+        raise WattbillError(f"customer {row['customer_id']!r}: {bad[0]['code']}: {bad[0]['detail']}")
+    dense = densify(daily, customers.head(1), year, with_regs=True)
+    first, last = int(dense.open_first[0]), int(dense.open_last[0])
+    if first < 0 or first > last:
+        raise NothingToBill(f"customer {row['customer_id']!r}: account not open in {year}")
+    sizes = customers.head(1)["household_size"].fill_null(1).to_numpy().astype(np.int64)  # as the bill run
+    charge = running_charge(schedule, year, dense.total, dense.regs, dense.open_first, dense.open_last, sizes,
+                            (through - dt.date(year, 1, 1)).days)
+    return schedule, charge
+
+
+def running_for_customer(catalog: Any, customer: dict[str, Any], daily: pl.DataFrame, through: dt.date) -> Running:
+    """The running charge of ``customer`` (a ``CUSTOMER_SCHEMA`` row) from 1 January of ``through.year``
+    through ``through``; see :func:`running_charge_for` for the rules and the errors."""
+    from wattbill.ingest.schemas import CUSTOMER_SCHEMA
+
+    row = {k: customer.get(k) for k in CUSTOMER_SCHEMA}
+    customers = pl.DataFrame([row], schema=CUSTOMER_SCHEMA)
+    schedule, rc = running_charge_for(catalog, customers, daily, through)
+    through_day = (through - dt.date(through.year, 1, 1)).days
+    tariff = schedule.on(through_day) or schedule.latest
+    return Running(through, int(rc.fen[0]), int(rc.wh[0]), int(rc.tier[0]),
+                   [int(x) for x in rc.month_fen[0]], str(tariff.code))
