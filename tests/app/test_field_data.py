@@ -491,3 +491,22 @@ def test_gb18030_only_character_and_a_file_in_no_encoding(capsys, tmp_path) -> N
     err = wb_fails(capsys, "ingest", "customers", str(bad), "--store", store)
     assert len(err.strip().splitlines()) == 1 and "row 33" in err and str(bad) in err
     assert "Traceback" not in err
+
+
+def test_two_period_register_meter_continues_across_files(tmp_path) -> None:
+    """The stored last read of a two-period meter (sharp and flat null) anchors its next file."""
+    from wattbill.ingest import ingest_file
+
+    reads = _two_period_registers(tmp_path).read_text().splitlines()
+    a = write(tmp_path / "a.csv", reads[0], reads[1:4])  # 31 December - 2 January
+    b = write(tmp_path / "b.csv", reads[0], reads[4:])  # 3 - 5 January
+    store = open_store(str(tmp_path / "store"))
+    try:
+        ingest_file(a, "registers", store, today=D(2026, 6, 1))
+        ingest_file(b, "registers", store, today=D(2026, 6, 1))
+        daily = store.load_daily(2026).sort("day")
+    finally:
+        store.close()
+    assert daily["wh_total"].to_list() == [3_600, 3_730, 3_600, 3_680, 3_680]
+    assert daily["wh_peak"].sum() == 10_760 and daily["wh_valley"].sum() == 7_530
+    assert not daily["estimated"].any()
