@@ -33,7 +33,8 @@ def cached_kernels() -> dict[str, object]:
     for name in KERNEL_MODULES:
         module = importlib.import_module(name)
         for attr, value in vars(module).items():
-            if isinstance(value, CPUDispatcher) and value.targetoptions.get("cache") and value.__module__ == name:
+            cache = type(getattr(value, "_cache", None)).__name__
+            if isinstance(value, CPUDispatcher) and cache != "NullCache" and value.__module__ == name:
                 found[f"{name}.{attr}"] = value
     return found
 

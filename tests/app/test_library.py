@@ -191,6 +191,7 @@ def _pip_install(python: Path, requirement: str) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3000)  # two installs, then the example compiles every kernel in the fresh environment
 def test_fresh_install_base_then_pdf_web(wheel: Path, tmp_path: Path):
     # the base install into a fresh virtual environment: computation and command line, no WeasyPrint,
     # psycopg or web stack
