@@ -31,6 +31,14 @@ customers, 2,000 requests per phase, uvicorn with httptools and uvloop:
     page               n= 2000  p50    94.5 ms  p95   346.5 ms  p99   944.0 ms    232.2 req/s
     cached statement   n= 2000  p50   152.2 ms  p95   314.3 ms  p99   772.5 ms    287.4 req/s
 
+A later run at load average 8.9 (same settings; the stylesheet now served from memory):
+
+    first render CPU   n=    3  median   871.3 ms CPU (document 43.3 + PDF 820.0); max 902.4 ms
+    first render       n=    3  p50  1677.5 ms  max  2704.8 ms
+    baseline (css)     n= 2000  p50    17.1 ms  p95    72.9 ms  p99    98.0 ms   1667.5 req/s
+    page               n= 2000  p50    91.8 ms  p95   161.1 ms  p99   314.2 ms    307.7 req/s
+    cached statement   n= 2000  p50    88.5 ms  p95   159.7 ms  p99   192.5 ms    481.8 req/s
+
 The targets are not met here: with the machine's two cores shared by ~14 runnable processes, even
 the cheapest route has a p99 of a second; the service's own cost is ~1.5-2 ms per request in
 process (page and cached statement, measured with a direct ASGI call).
