@@ -101,3 +101,14 @@ def _with_db(url: str, db: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + db, parts.query, parts.fragment))
+
+
+@pytest.fixture(autouse=True)
+def _settings_read_afresh():
+    """Settings are read once per process (``wattbill.settings.get_settings``); a test that changes the
+    environment calls ``reload_settings()``, and no test sees another test's settings."""
+    from wattbill.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from wattbill.cli import main
+from wattbill.settings import reload_settings
 from wattbill.store import open_store
 
 READS = "customer_id,meter_id,read_date,total\n"
@@ -245,6 +246,7 @@ def _fmt(args: list[str], case_dir: Path, f: Path) -> list[str]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATTBILL_STORE", str(tmp_path / "store"))
+    reload_settings()  # settings are read once
     (tmp_path / "c.csv").write_text(CUST + "1,cn-shanghai-res-tier,1,r,,,,zh\n")
     ext = ".toml" if case.args[:1] == ["tariffs"] else (".parquet" if case.name == "truncated parquet" else ".csv")
     f = tmp_path / f"input{ext}"

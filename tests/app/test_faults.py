@@ -15,6 +15,7 @@ import pytest
 from wattbill import synth
 from wattbill.ingest import ingest_file
 from wattbill.pipeline import IMPLAUSIBLE_DAILY, run_bills
+from wattbill.settings import reload_settings
 from wattbill.store import open_store
 from wattbill.tariffs import load_catalog
 
@@ -70,8 +71,10 @@ def test_one_absurd_read_in_thousands(population: synth.SynthPaths, tmp_path: Pa
         assert q.filter(pl.col("code") == "implausible_consumption").height == 1
         # 2. a day that reached the store anyway (loaded with a raised limit, or before the limit existed)
         monkeypatch.setenv("WATTBILL_MAX_DAILY_KWH", "100000000")
+        reload_settings()  # settings are read once
         ingest_file(_absurd_day(tmp_path, ids[7]), "consumption", store)
         monkeypatch.delenv("WATTBILL_MAX_DAILY_KWH")
+        reload_settings()  # settings are read once
     finally:
         store.close()
 
@@ -113,6 +116,7 @@ def test_calculation_error_is_isolated_by_bisection(tmp_path: Path, monkeypatch:
     for kind, path in (("customers", files.customers), ("registers", files.reads), ("payments", files.payments)):
         ingest_file(path, kind, store)
     monkeypatch.setenv("WATTBILL_MAX_DAILY_KWH", "100000000")
+    reload_settings()  # settings are read once
     ingest_file(_absurd_day(tmp_path, ids[3]), "consumption", store)
     summary = run_bills(store, load_catalog(), YEAR, out_dir=tmp_path / "out", pdf=False)
     assert summary.billed == 11 and summary.households == 12
@@ -122,6 +126,7 @@ def test_calculation_error_is_isolated_by_bisection(tmp_path: Path, monkeypatch:
     assert "2**31" in json.loads(nb["evidence"][0])["error"]
     # rerun with the default limit: the bill run's own screening names the day
     monkeypatch.delenv("WATTBILL_MAX_DAILY_KWH")
+    reload_settings()  # settings are read once
     summary = run_bills(store, load_catalog(), YEAR, out_dir=tmp_path / "out", pdf=False)
     assert summary.not_billed["code"].to_list() == [IMPLAUSIBLE_DAILY]
     assert store.load_not_billed(YEAR)["code"].to_list() == [IMPLAUSIBLE_DAILY]
@@ -144,8 +149,10 @@ def test_not_billed_kept_in_timescaledb(tmp_path: Path, pg_store_url: str, monke
         for kind, path in (("customers", files.customers), ("registers", files.reads)):
             ingest_file(path, kind, store)
         monkeypatch.setenv("WATTBILL_MAX_DAILY_KWH", "100000000")
+        reload_settings()  # settings are read once
         ingest_file(_absurd_day(tmp_path, ids[2]), "consumption", store)
         monkeypatch.delenv("WATTBILL_MAX_DAILY_KWH")
+        reload_settings()  # settings are read once
         summary = run_bills(store, load_catalog(), YEAR, out_dir=tmp_path / "out", pdf=False)
         assert summary.billed == 9
         stored = store.load_not_billed(YEAR)
@@ -186,8 +193,10 @@ def test_estimate_refuses_an_implausible_day(tmp_path: Path, monkeypatch: pytest
     st = open_store(store_dir)
     ingest_file(c, "customers", st)
     monkeypatch.setenv("WATTBILL_MAX_DAILY_KWH", "100000000")
+    reload_settings()  # settings are read once
     ingest_file(_absurd_day(tmp_path, "0000000001"), "consumption", st)
     monkeypatch.delenv("WATTBILL_MAX_DAILY_KWH")
+    reload_settings()  # settings are read once
     proc = run_cli("estimate", "--customer", "0000000001", "--through", f"{YEAR}-06-30", "--store", str(store_dir),
                    env={"WATTBILL_STORE": str(store_dir)})
     assert proc.returncode == 1

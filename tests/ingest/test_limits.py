@@ -12,6 +12,7 @@ import pytest
 from wattbill.ingest import ingest_file
 from wattbill.ingest.errors import IngestError
 from wattbill.ingest.limits import DEFAULT_MAX_DAILY_WH, max_daily_wh
+from wattbill.settings import reload_settings
 from wattbill.store import open_store
 
 TODAY = dt.date(2026, 6, 1)
@@ -146,8 +147,10 @@ def test_customers_unknown_tariff_and_closed_before_opened(tmp_path: Path) -> No
 def test_default_limit_and_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert max_daily_wh() == DEFAULT_MAX_DAILY_WH == 316_800  # 60 A x 220 V x 24 h
     monkeypatch.setenv("WATTBILL_MAX_DAILY_KWH", "950.4")
+    reload_settings()  # settings are read once
     assert max_daily_wh() == 950_400
     monkeypatch.setenv("WATTBILL_MAX_DAILY_KWH", "lots")
+    reload_settings()  # settings are read once
     with pytest.raises(IngestError):
         max_daily_wh()
 
@@ -232,6 +235,7 @@ def test_extra_fields_never_cut_to_size(tmp_path: Path, monkeypatch: pytest.Monk
     f = _csv(tmp_path, "r.csv", text)
     assert _q(f, "consumption").quarantine_by_code == {"extra_fields": 1}
     monkeypatch.setenv("WATTBILL_INGEST_BUCKET_MB", "0.00005")  # stream it in blocks
+    reload_settings()  # settings are read once
     with pytest.raises(IngestError) as exc:
         ingest_file(f, "consumption", None, today=TODAY)
     assert "\n" not in str(exc.value)
