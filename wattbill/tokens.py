@@ -20,9 +20,13 @@ import secrets as _secrets
 import time
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from wattbill.errors import BadToken, MissingExtra, WattbillError
 
-from wattbill.errors import BadToken, WattbillError
+try:
+    from itsdangerous import BadSignature, URLSafeSerializer
+except ImportError as exc:  # the [web] extra is not installed
+    raise MissingExtra("download tokens", "itsdangerous", "web") from exc
+
 
 SALT = "wattbill-statement-v1"
 SESSION_SALT = "wattbill-session-v1"

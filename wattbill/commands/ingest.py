@@ -40,14 +40,14 @@ DateOrderOpt = Annotated[
 ]
 TariffsOpt = Annotated[
     Path | None,
-    typer.Option("--tariffs", envvar="WATTBILL_TARIFFS", help="More tariff files (TOML), beside the catalogue."),
+    typer.Option("--tariffs", help="More tariff files (TOML), beside the catalogue [default: setting tariffs, WATTBILL_TARIFFS]."),
 ]
 
 
 def _known_tariffs(extra: Path | None) -> list[str]:
-    from wattbill.tariffs import load_catalog
+    from wattbill.commands.tariffs import catalog_from_env
 
-    return list(load_catalog([extra] if extra is not None and extra.is_dir() else []).codes())
+    return list(catalog_from_env(extra).codes())
 
 
 def run_ingest(

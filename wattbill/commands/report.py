@@ -12,11 +12,11 @@ import typer
 
 from wattbill.errors import WattbillError
 
-app = typer.Typer(help="Portfolio reports.", no_args_is_help=True)
+app = typer.Typer(help="Portfolio reports.", no_args_is_help=True, rich_markup_mode=None)
 
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", envvar="WATTBILL_STORE", help="Store folder or postgresql:// URL."),
+    typer.Option("--store", help="Store folder or postgresql:// URL [default: setting store, WATTBILL_STORE]."),
 ]
 
 
