@@ -308,7 +308,7 @@ class _Checks:
 
 
 #: a date that does not start with its year: day-first or month-first, ambiguous (ingest.limits)
-AMBIGUOUS_DATE_RE = r"^\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}$"
+AMBIGUOUS_DATE_RE = r"^[0-9]{1,2}[/.\-][0-9]{1,2}[/.\-][0-9]{2,4}$"
 
 
 def _date_checks(chk: _Checks, df: pl.DataFrame, name: str, required: bool, today: dt.date) -> None:
@@ -1516,7 +1516,9 @@ def customers_frame(
 
 
 #: yuan with at most 2 decimals; thousands separators only in groups of three (``1,234.50``; ``269,55`` refused)
-_AMOUNT_RE = r"^([+-]?)(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?$"
+# ASCII digits only: ``\d`` would take full-width digits (１２.５, common in Chinese exports), which the
+# integer cast then refuses for the whole file; such an amount is quarantined with its reason instead
+_AMOUNT_RE = r"^([+-]?)([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.([0-9]{1,2}))?$"
 
 
 def _amount_text(df: pl.DataFrame) -> pl.Expr:
@@ -1543,7 +1545,7 @@ def payments_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult
     for c in ("customer_id", "bill_month", "amount"):
         chk.add(~_present(raw, c), c, "missing_value", f"{c} is missing")
     bm = _text(raw, "bill_month")
-    bm_ok = bm.str.contains(r"^\d{4}-(0[1-9]|1[0-2])$")
+    bm_ok = bm.str.contains(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
     chk.add(
         _present(raw, "bill_month") & ~bm_ok.fill_null(False),
         "bill_month",

@@ -114,7 +114,7 @@ CASES = [
     Case("register inf", "values", "quarantined", ING_REG, _daily_reads(["100", "110", "inf", "130"]), code="non_numeric"),
     Case("register -inf", "values", "quarantined", ING_REG, _daily_reads(["100", "110", "-inf", "130"]), code="non_numeric"),
     Case("register in Wh (glitch)", "values", "quarantined", ING_REG,
-         _daily_reads(["77605.9", "77611.5", "77617814", "77623.1"]), code="implausible_consumption"),
+         _daily_reads(["77605.9", "77611.5", "77617814", "77623.1"]), code="out_of_line_read"),
     Case("consumption 77,617,814 kWh", "values", "quarantined", ING_CONS, CONS + "1,M1,2025-03-01,77617814\n",
          code="implausible_value"),
     Case("consumption 317 kWh", "values", "quarantined", ING_CONS, CONS + "1,M1,2025-03-01,317\n", code="implausible_value"),

@@ -161,7 +161,8 @@ def _print_summary(summary) -> None:
 
 
 #: bill years accepted (reads before 1990 are refused at ingest, ``ingest.vee.MIN_DATE``)
-MIN_YEAR, MAX_YEAR = 1990, 2199
+from wattbill.years import MAX_YEAR, MIN_YEAR  # noqa: E402
+
 YearOpt = Annotated[int, typer.Option("--year", min=MIN_YEAR, max=MAX_YEAR, help="The bill year.")]
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="Exit 1 if any household is left out (listed in not_billed.parquet).")

@@ -62,15 +62,16 @@ def running_charge_for(catalog: Any, customers: pl.DataFrame, daily: pl.DataFram
     NothingToBill
         The account is not open in that year.
     WattbillError
-        A day beyond what a residential connection can draw (``ingest.limits``).
+        ``through`` outside the years wattbill bills (``wattbill.years``), or a day beyond what a residential connection can draw (``ingest.limits``).
     TariffError, KeyError
         From the catalogue (unknown tariff) or the kernels (a register without a price).
     """
     from wattbill.diagnostics import densify
     from wattbill.pipeline import screen_daily
     from wattbill.tariffs import running_charge
+    from wattbill.years import check_year
 
-    year = through.year
+    year = check_year(through.year, "through")
     row = customers.row(0, named=True)
     schedule = catalog.schedule(row["tariff"], year)  # each day priced by the version in force that day
     daily, bad = screen_daily(daily, year)

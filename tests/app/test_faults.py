@@ -67,8 +67,10 @@ def test_one_absurd_read_in_thousands(population: synth.SynthPaths, tmp_path: Pa
             rep = ingest_file(path, kind, store)
             assert rep.rows == rep.loaded + rep.quarantined + rep.duplicates
         q = store.load_quarantine()
-        assert q.filter(pl.col("code") == "implausible_consumption")["raw"].str.contains("2025-06-15").all()
-        assert q.filter(pl.col("code") == "implausible_consumption").height == 1
+        # a bad read either way: above both neighbours (``out_of_line_read``, VEE's general rule, checked
+        # first) and beyond what the connection can draw (``implausible_consumption``)
+        bad = q.filter(pl.col("code").is_in(["implausible_consumption", "out_of_line_read"]))
+        assert bad.height == 1 and bad["raw"].str.contains("2025-06-15").all()
         # 2. a day that reached the store anyway (loaded with a raised limit, or before the limit existed)
         monkeypatch.setenv("WATTBILL_MAX_DAILY_KWH", "100000000")
         reload_settings()  # settings are read once
@@ -202,3 +204,18 @@ def test_estimate_refuses_an_implausible_day(tmp_path: Path, monkeypatch: pytest
     assert proc.returncode == 1
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and IMPLAUSIBLE_DAILY in lines[0], proc.stderr
+
+
+def test_running_charge_refuses_a_date_outside_the_bill_years() -> None:
+    """``estimate --through 9999-12-31`` and ``/api/running?through=9999-12-31`` were a traceback (year 10000
+    in the calendar arithmetic): a date outside the bill years is one line (found by a new user's try)."""
+    import datetime as dt
+
+    from wattbill.errors import WattbillError
+    from wattbill.estimate import running_for_customer
+    from wattbill.tariffs import load_catalog
+
+    for day in (dt.date(9999, 12, 31), dt.date(1989, 12, 31), dt.date(2200, 1, 1)):
+        with pytest.raises(WattbillError, match="outside the years"):
+            running_for_customer(load_catalog(), {"customer_id": "1", "tariff": "cn-shanghai-res-tier"},
+                                 pl.DataFrame(), day)

@@ -240,7 +240,7 @@ def test_daily_rejects_bad_ranges_with_a_clear_error(client: TestClient, two_cus
 def test_running_charge_equals_the_exact_reference(client: TestClient, demo: Demo, bills: pl.DataFrame,
                                                    through: str) -> None:
     """The API's running charge is the Decimal reference's year-to-date bill, to the fen."""
-    from wattbill.estimate import customer_arrays, open_span
+    from tests.app.reference_arrays import customer_arrays, open_span
     from wattbill.store import open_store
     from wattbill.tariffs import load_catalog, reference_bill
 

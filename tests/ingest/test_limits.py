@@ -239,3 +239,14 @@ def test_extra_fields_never_cut_to_size(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(IngestError) as exc:
         ingest_file(f, "consumption", None, today=TODAY)
     assert "\n" not in str(exc.value)
+
+
+def test_full_width_digits_in_an_amount_are_quarantined_not_a_crash(tmp_path: Path) -> None:
+    """Full-width digits (１２.５, common in Chinese exports): the row is quarantined with its reason and the
+    other rows of the file load (found by a new user's try: the whole file used to stop)."""
+    f = _csv(tmp_path, "p.csv", "customer_id,bill_month,issued_on,paid_on,amount,channel\n"
+             "1,2025-01,2025-02-01,2025-02-03,１２.５,app\n2,2025-01,2025-02-01,2025-02-03,12.50,app\n")
+    store = open_store(tmp_path / "store")
+    rep = ingest_file(f, "payments", store, today=TODAY)
+    assert (rep.rows, rep.loaded, rep.quarantined) == (2, 1, 1)
+    assert store.load_payments()["amount_fen"].to_list() == [1250]

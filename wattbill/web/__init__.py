@@ -89,10 +89,14 @@ def _kwh(wh: int) -> str:
 def _date(value: str | None, name: str) -> dt.date | None:
     if value is None or value == "":
         return None
+    from wattbill.years import check_year
+
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise WattbillError(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
+    check_year(day.year, name)
+    return day
 
 
 def create_app(store_url: str | None, out_dir: Path | str, secret: str | Keys,
