@@ -10,6 +10,7 @@ tariff's notice, never its internal note.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -29,8 +30,9 @@ CID_LATE = "3300000002"  # opened 2024-05-10
 def _files(tmp: Path) -> tuple[Path, Path, Path]:
     tariffs = tmp / "tariffs"
     tariffs.mkdir()
-    newer = zj_version("2024-04-01", "0.02").replace(
-        "[periods]", 'verified = true\nnotice = "浙江省发展和改革委员会 2024 年调价通知（测试）"\n[periods]', 1)
+    newer = re.sub(r"(?m)^notice = .*$", 'notice = "浙江省发展和改革委员会 2024 年调价通知（测试）"',
+                   re.sub(r"(?m)^verified = false.*$", "verified = true", zj_version("2024-04-01", "0.02")))
+    assert "verified = true" in newer and "2024 年调价通知" in newer
     (tariffs / "zj-2024-04.toml").write_text(newer, encoding="utf-8")
     customers = tmp / "customers.csv"
     customers.write_text("customer_id,tariff,household_size,region,opened_on\n"
