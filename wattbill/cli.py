@@ -125,10 +125,19 @@ def _run_with_progress(store, catalog, year: int, **kwargs):
 
 
 def _configure_logging(verbose: int) -> None:
+    """Log wattbill's own records (``wattbill.*``: each chunk's timings with ``-v``) on stderr; other
+    libraries' loggers are left alone (a pool's connection warnings would break the one-line errors)."""
     import logging
 
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logger = logging.getLogger("wattbill")
+    if not any(getattr(h, "_wattbill", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        handler._wattbill = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 def _print_summary(summary) -> None:
