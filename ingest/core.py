@@ -155,6 +155,7 @@ def _ingest(
     state = store.load_register_state() if store is not None and kind == "registers" else None
     anchors = _anchors(store, state) if state is not None else None
     gaps = (lambda ids: known_gaps(store, ids)) if anchors is not None else None
+    days = (lambda ids, first, last: stored_days(store, ids, first, last)) if anchors is not None else None
     states: list[pl.DataFrame] = []
     heads: list[pl.DataFrame] = []
     try:
@@ -172,9 +173,10 @@ def _ingest(
                 if kind != "registers":
                     res = fn(raw, today=today)
                 elif n_buckets == 1:  # the file at once: VEE on two threads
-                    res = _registers_in_halves(raw, today, anchors, gaps)
+                    res = _registers_in_halves(raw, today, anchors, gaps, days)
                 else:  # customer buckets of a large file: one at a time, memory bounded by a bucket
-                    res = vee.registers_to_daily(raw, today=today, anchors=anchors, known_gaps=gaps)
+                    res = vee.registers_to_daily(raw, today=today, anchors=anchors, known_gaps=gaps,
+                                                 stored_days=days)
                 if res.state is not None and res.state.height:
                     states.append(res.state)
                 if res.heads is not None and res.heads.height:
@@ -339,6 +341,7 @@ PARALLEL_MIN_ROWS = 200_000
 def _registers_in_halves(
     raw: pl.DataFrame, today: dt.date | None, anchors: pl.DataFrame | None,
     gaps: Callable[[list[str]], pl.DataFrame] | None = None,
+    days: Callable[[list[str], dt.date, dt.date], pl.DataFrame] | None = None,
 ) -> vee.VeeResult:
     """``vee.registers_to_daily`` of ``raw``, on two threads when the file lists its customers in
     order (as exports do): each half holds whole customers, so the halves are independent (VEE works
@@ -346,10 +349,11 @@ def _registers_in_halves(
     parts = halves_of_customers(raw, PARALLEL_MIN_ROWS)
     if len(parts) == 1 or "customer_id" not in vee._plain_text_columns(raw, ["customer_id"]):
         # (ids with spaces around them: " 7" and "7" are one customer, but may sort apart)
-        return vee.registers_to_daily(raw, today=today, anchors=anchors, known_gaps=gaps)
+        return vee.registers_to_daily(raw, today=today, anchors=anchors, known_gaps=gaps, stored_days=days)
     with ThreadPoolExecutor(max_workers=2) as pool:
         halves = list(pool.map(
-            lambda part: vee.registers_to_daily(part, today=today, anchors=anchors, known_gaps=gaps), parts))
+            lambda part: vee.registers_to_daily(part, today=today, anchors=anchors, known_gaps=gaps,
+                                                stored_days=days), parts))
     return _merge_results(halves)
 
 
@@ -400,6 +404,14 @@ def known_gaps(store: Any, customer_ids: list[str]) -> pl.DataFrame:
         "customer_id", "meter_id", "from", "to").agg(pl.col("estimated").fill_null(False).all().alias("_open"))
     g = g.join(still.filter(pl.col("_open")), on=["customer_id", "meter_id", "from", "to"], how="semi")
     return g.select([pl.col(k).cast(v) for k, v in vee.GAP_SCHEMA.items()])
+
+
+def stored_days(store: Any, customer_ids: list[str], first: dt.date, last: dt.date) -> pl.DataFrame:
+    """The stored daily rows (``DAILY_SCHEMA``) of ``customer_ids`` from ``first`` through ``last``: a
+    late file's pairs of reads keep the days measured there (``vee.registers_to_daily``). Asked only for
+    meters of a late file."""
+    parts = [store.load_daily(y, customer_ids) for y in range(first.year, last.year + 1)]
+    return pl.concat(parts, how="vertical_relaxed").filter(pl.col("day").is_between(first, last))
 
 
 def _anchors(store: Any, state: pl.DataFrame) -> pl.DataFrame:

@@ -599,6 +599,7 @@ def registers_to_daily(
     today: dt.date | None = None,
     anchors: pl.DataFrame | None = None,
     known_gaps: Callable[[list[str]], pl.DataFrame] | None = None,
+    stored_days: Callable[[list[str], dt.date, dt.date], pl.DataFrame] | None = None,
 ) -> VeeResult:
     """Cumulative register reads -> daily consumption per meter (DAILY_SCHEMA).
 
@@ -612,6 +613,17 @@ def registers_to_daily(
     falls in such a gap continues from the read before the gap, and one whose last read falls in a
     gap is continued to the read that ends it, so every estimated day of the gap is replaced (by a
     measured day, or by a new estimate between nearer reads).
+
+    ``stored_days(customer_ids, first, last)``: for a late file, the stored daily rows
+    (``DAILY_SCHEMA``) of those customers from ``first`` to ``last``. A day measured in the store is
+    never overwritten by an estimate: a pair of reads of a late file that spans measured days keeps
+    them, and only what is left of its consumption is spread over its other days (finding
+    ``late_gap_estimated``); a pair whose days are all measured must agree with them (else finding
+    ``late_read_conflict``, the stored days kept). The meter's stored last read, when it falls inside
+    the file's span, is a read of the file's sequence (it splits the pair around it). A read sent
+    again that adds nothing (the same value as the stored read of its day, or every pair of reads it
+    ends agrees with measured days) counts as a duplicate, not as loaded (MDMS VEE practice: a
+    re-sent read is a duplicate; a late read replaces estimates, never measurements).
     """
     today = today or dt.date.today()
     rows = raw.height
@@ -649,8 +661,10 @@ def registers_to_daily(
 
     df, q3, duplicates = _dedupe_reads(df, [*reg_cols, "multiplier", "digits"])
     loaded_rows = df.height
+    late = None
     if anchors is not None and anchors.height and df.height:
-        df = _with_anchors(df, anchors, periods_in, reg_cols, known_gaps)
+        df, late, resent = _with_anchors(df, anchors, periods_in, reg_cols, known_gaps)
+        duplicates += resent
 
     findings: list[pl.DataFrame] = []
     # pass 1: deltas; bad reads (a register that went down and came back, a read above both
@@ -726,9 +740,17 @@ def registers_to_daily(
     )
     pairs, pf = _reconcile_periods(pairs, "total", periods_in, "_tou")
     findings.append(_period_finding_frame(pf, "total", periods_in, "day"))
+    late_days = None
+    if late is not None and late.height and stored_days is not None:
+        pairs, late_days, late_f, resent = _respect_stored_days(pairs, late, stored_days, periods_in, df)
+        findings.append(late_f)
+        duplicates += resent
 
     daily, gap_f, estimated = _spread_gaps(pairs, periods_in, df)
     findings.append(gap_f)
+    if late_days is not None and late_days.height:
+        daily = pl.concat([daily, late_days.select(daily.columns)], how="vertical_relaxed").sort("_m", "day")
+        estimated += late_days.height
     if exchanges is not None and exchanges.height:
         daily, ex_est_f, ex_est = _estimate_exchange_days(daily, exchanges, periods_in)
         findings.append(ex_est_f)
@@ -846,12 +868,17 @@ def _with_anchors(
     periods_in: list[str],
     reg_cols: list[str],
     known_gaps: Callable[[list[str]], pl.DataFrame] | None = None,
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """``df`` with, for each meter, its stored last read if older than the meter's first read here,
-    and, for a late file, the reads around the stored gaps it falls in (see ``registers_to_daily``).
+    and, for a late file, the reads around the stored gaps it falls in and the stored last read when it
+    falls inside the file's span (see ``registers_to_daily``).
 
     Anchor rows get negative ``row`` numbers: they are no row of the file. An anchor of a meter with
     time-of-use registers is used only if it has them too (and the other way round).
+
+    Returns ``(df, late, resent)``: ``late`` the meters of a late file (``customer_id``,
+    ``meter_id``), ``resent`` the number of reads of the file equal to the stored read of their day
+    (dropped: duplicates; the stored read stands in for them).
     """
     first = df.group_by("customer_id", "meter_id").agg(
         pl.col("day").min().alias("_first"), pl.col("day").max().alias("_last"), pl.col("_tou").first(),
@@ -871,6 +898,22 @@ def _with_anchors(
     # file (a head) after the file's last read: the file's next read, whose day gets its consumption now;
     # a stored read at or after the file's first read: a late file, continued from the stored gap's reads
     late = a.filter(~pl.col("_head") & (pl.col("day") >= pl.col("_first")))
+    late_keys = late.select("customer_id", "meter_id").unique()
+    resent = 0
+    inside = late.filter(same_kind & (pl.col("day") <= pl.col("_last")))
+    if inside.height:
+        # the stored last read inside the file's span: a read of the meter's sequence. A read of the
+        # file on that day with the same registers is the same read sent again (a duplicate); one with
+        # other registers is a correction and stands (the stored days it disagrees with are checked)
+        keys = ["customer_id", "meter_id", "day"]
+        same_day = df.join(inside.select(*keys, *[pl.col(c).alias(f"_a_{c}") for c in reg_cols]), on=keys,
+                           how="inner")
+        same = same_day.filter(pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"_a_{c}")) for c in reg_cols]))
+        resent = same.height
+        if resent:
+            df = df.join(same.select("row"), on="row", how="anti")
+        inside = inside.join(same_day.join(same.select("row"), on="row", how="anti").select(keys), on=keys,
+                             how="anti")
     before = a.filter(~pl.col("_head") & (pl.col("day") < pl.col("_first")) & same_kind)
     after = (
         a.filter(pl.col("_head") & (pl.col("day") > pl.col("_last")) & same_kind)
@@ -878,19 +921,158 @@ def _with_anchors(
         .group_by("customer_id", "meter_id", maintain_order=True)
         .first()
     )
-    a = pl.concat([before, after.select(before.columns)], how="vertical_relaxed").drop(
-        "_first", "_last", "_a_tou", "_head"
-    )
+    a = pl.concat([before, after.select(before.columns), inside.select(before.columns)],
+                  how="vertical_relaxed").drop("_first", "_last", "_a_tou", "_head")
     parts = [a]
     if late.height and known_gaps is not None:
         parts += _gap_edges(first.join(late.select("customer_id", "meter_id"), on=["customer_id", "meter_id"]),
                             known_gaps(late["customer_id"].unique().to_list()), periods_in)
     a = pl.concat([x.select(a.columns) for x in parts], how="vertical_relaxed") if len(parts) > 1 else a
     if a.height == 0:
-        return df
+        return df, late_keys, resent
+    a = a.unique(["customer_id", "meter_id", "day"], keep="first", maintain_order=True)  # (a gap's edge = last read)
     a = a.with_columns((-pl.int_range(1, a.height + 1, dtype=pl.Int64)).alias("row"))
     a = a.select([pl.col(c).cast(df.schema[c]) for c in df.columns])
-    return pl.concat([df, a], how="vertical_relaxed").sort("_m", "day", "row")
+    return pl.concat([df, a], how="vertical_relaxed").sort("_m", "day", "row"), late_keys, resent
+
+
+def _respect_stored_days(
+    pairs: pl.DataFrame,
+    late: pl.DataFrame,
+    stored_days: Callable[[list[str], dt.date, dt.date], pl.DataFrame],
+    periods: list[str],
+    reads: pl.DataFrame,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, int]:
+    """Pairs of reads of a late file's meters checked against the days already stored.
+
+    A pair (``_prev_day`` -> ``day``, its registers the consumption between the two reads, times the
+    multiplier) covers the days after ``_prev_day`` through ``day``. Days measured in the store are
+    never replaced by an estimate (a late read replaces estimates, not measurements):
+
+    - no day measured: the pair stays (a new measurement, or an estimate replacing an estimate);
+    - every day measured, and the pair agrees with their sum in every register: the pair adds nothing
+      and is dropped; it disagrees: dropped, the measured days kept, finding ``late_read_conflict``
+      (a one-day pair that disagrees is a new measurement of the day and stays: a correction);
+    - some days measured: they are kept and what is left of the pair's consumption is spread evenly
+      over its other days (exact integer split, as ``_spread_gaps``; finding ``late_gap_estimated``);
+      left less than zero in a register: finding ``late_read_conflict``, the pair dropped.
+
+    Returns ``(pairs, estimated_days, findings, resent)``: the pairs left, the daily rows estimated
+    here (``_spread_gaps``' columns), the findings, and the number of reads of the file (``row > 0``)
+    every pair of which agreed with measured days (re-sent reads: duplicates).
+    """
+    regs = ["total", *periods]
+    keys = ["customer_id", "meter_id"]
+    lp = pairs.join(late, on=keys, how="semi")
+    none = (pairs, None, _empty_f(), 0)
+    if lp.height == 0:
+        return none  # type: ignore[return-value]
+    lp = lp.with_columns(
+        pl.int_range(0, pl.len(), dtype=pl.Int64).alias("_pid"),
+        (pl.col("day") - pl.col("_prev_day")).dt.total_days().cast(pl.Int64).alias("_g"),
+    )
+    first = lp["_prev_day"].min() + dt.timedelta(days=1)  # type: ignore[operator]
+    st = stored_days(lp["customer_id"].unique().to_list(), first, lp["day"].max())  # type: ignore[arg-type]
+    measured = st.filter(~pl.col("estimated")).select(
+        *keys, "day", *[pl.col(f"wh_{r}").alias(f"_s_{r}") for r in regs]
+    )
+    if measured.height == 0:
+        return none  # type: ignore[return-value]
+    ex = (
+        lp.select("_pid", *keys, "_prev_day", "_g")
+        .with_columns(pl.int_ranges(1, pl.col("_g") + 1).alias("_i"))
+        .explode("_i")
+        .with_columns((pl.col("_prev_day") + pl.duration(days=pl.col("_i"))).alias("day"))
+        .join(measured, on=[*keys, "day"], how="left")
+        .with_columns(pl.col("_s_total").is_not_null().alias("_cov"))
+    )
+    cov = ex.group_by("_pid").agg(
+        pl.col("_cov").sum().cast(pl.Int64).alias("_k"), *[pl.col(f"_s_{r}").fill_null(0).sum() for r in regs]
+    )
+    lp = lp.join(cov, on="_pid", how="left")
+    # registers the pair has (a meter without time-of-use registers: the total only)
+    def left(r: str) -> pl.Expr:
+        return pl.col(r) - pl.col(f"_s_{r}")
+
+    has = {r: (pl.lit(True) if r == "total" else pl.col("_tou") & pl.col(r).is_not_null()) for r in regs}
+    agree = pl.all_horizontal([~has[r] | (left(r) == 0) for r in regs])
+    negative = pl.any_horizontal([has[r] & (left(r) < 0) for r in regs])
+    # runs of consecutive pairs over measured days only: a run of one-day pairs whose sum agrees with the
+    # measured days is a correction of the reads inside it (its end reads agree with the store, so the
+    # register difference over the run is kept); any other disagreement is a conflict
+    full = pl.col("_k") == pl.col("_g")
+    lp = lp.sort("_m", "day").with_columns(
+        (~full | ~full.shift(1).fill_null(False) | (pl.col("_m") != pl.col("_m").shift(1))
+         | (pl.col("_prev_day") != pl.col("day").shift(1))).fill_null(True).cum_sum().alias("_run")
+    )
+    run_ok = pl.all_horizontal(
+        [pl.when(has[r]).then(left(r)).otherwise(0).sum().over("_run") == 0 for r in regs]
+    ) & (pl.col("_g").max().over("_run") == 1)
+    lp = lp.with_columns(
+        pl.when(pl.col("_k") == 0).then(pl.lit("new"))
+        .when(full & agree).then(pl.lit("same"))
+        .when(full & run_ok).then(pl.lit("new"))  # a corrected read inside a run that keeps its ends
+        .when(full | negative).then(pl.lit("conflict"))
+        .otherwise(pl.lit("partial"))
+        .alias("_kind")
+    )
+    out_pairs = pl.concat(
+        [pairs.join(late, on=keys, how="anti"), lp.filter(pl.col("_kind") == "new").select(pairs.columns)],
+        how="vertical_relaxed",
+    ).sort("_m", "day")
+    conflict = lp.filter(pl.col("_kind") == "conflict")
+    partial = lp.filter(pl.col("_kind") == "partial")
+    findings = []
+    if conflict.height:
+        findings.append(_findings(
+            conflict, "late_read_conflict",
+            _fmt("reads of {} and {} give {} Wh, but the {} days between them are measured in the store at {} Wh: "
+                 "the measured days kept", pl.col("_prev_day"), pl.col("day"), pl.col("total"), pl.col("_g"),
+                 pl.col("_s_total")),
+            {"from": pl.col("_prev_day"), "to": pl.col("day"), "days": pl.col("_g"), "total_wh": pl.col("total"),
+             "stored_total_wh": pl.col("_s_total")},
+        ))
+    est = None
+    if partial.height:
+        findings.append(_findings(
+            partial, "late_gap_estimated",
+            _fmt("reads of {} and {} give {} Wh; {} of the {} days between them are measured in the store "
+                 "({} Wh, kept): the other {} Wh spread evenly over the other days (estimated)",
+                 pl.col("_prev_day"), pl.col("day"), pl.col("total"), pl.col("_k"), pl.col("_g"),
+                 pl.col("_s_total"), left("total")),
+            {"from": pl.col("_prev_day"), "to": pl.col("day"), "days": pl.col("_g"), "measured_days": pl.col("_k"),
+             "total_wh": pl.col("total"), "stored_total_wh": pl.col("_s_total")},
+        ))
+        rest = partial.select("_pid", "_m", "_tou", *[left(r).alias(f"_r_{r}") for r in regs])
+        e = (
+            ex.filter(~pl.col("_cov")).join(rest, on="_pid", how="inner").sort("_pid", "day")
+            .with_columns(
+                pl.int_range(0, pl.len(), dtype=pl.Int64).over("_pid").alias("_j"),
+                pl.len().over("_pid").cast(pl.Int64).alias("_u"),
+            )
+        )
+
+        def split(r: str) -> pl.Expr:
+            c = pl.col(f"_r_{r}")
+            return (c // pl.col("_u")) + (pl.col("_j") < (c % pl.col("_u"))).cast(pl.Int64)
+
+        per = {r: split(r) for r in regs}
+        tou_total = pl.sum_horizontal([per[p] for p in periods]) if periods else per["total"]
+        est = e.select(
+            "_m", *keys, "day",
+            pl.when(pl.col("_tou")).then(tou_total).otherwise(per["total"]).alias("wh_total"),
+            *[(pl.when(pl.col("_tou")).then(per[r]) if r in periods else pl.lit(None, pl.Int64)).alias(f"wh_{r}")
+              for r in REGISTERS],
+            pl.lit(True).alias("estimated"),
+        ).select([pl.col(k).cast(v) for k, v in DAILY_SCHEMA.items()] + [pl.col("_m")])
+    # reads of the file every pair of which agreed with the measured days: sent again, duplicates
+    ends = pl.concat([
+        lp.select("_m", "day", (pl.col("_kind") == "same").alias("_same")),
+        lp.select("_m", pl.col("_prev_day").alias("day"), (pl.col("_kind") == "same").alias("_same")),
+    ]).group_by("_m", "day").agg(pl.col("_same").all())
+    resent = reads.filter(pl.col("row") > 0).join(ends.filter(pl.col("_same")), on=["_m", "day"], how="semi").height
+    f = pl.concat(findings, how="vertical_relaxed") if findings else _empty_f()
+    return out_pairs, est, f, resent
 
 
 def _gap_edges(first: pl.DataFrame, gaps: pl.DataFrame, periods_in: list[str]) -> list[pl.DataFrame]:

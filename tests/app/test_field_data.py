@@ -510,3 +510,80 @@ def test_two_period_register_meter_continues_across_files(tmp_path) -> None:
     assert daily["wh_total"].to_list() == [3_600, 3_730, 3_600, 3_680, 3_680]
     assert daily["wh_peak"].sum() == 10_760 and daily["wh_valley"].sum() == 7_530
     assert not daily["estimated"].any()
+
+
+# --- 5b. an older read sent again with a newer one: measured days are never re-estimated ------------
+
+#: the first file: 31 December 2024 .. 10 January 2025, uneven days (so an even spread shows)
+_JAN = {D(2024, 12, 31): 1000.0}
+for _i, _kwh in enumerate([8.0, 12.0, 9.0, 15.0, 7.0, 11.0, 10.0, 13.0, 6.0, 9.0], start=1):
+    _JAN[D(2025, 1, _i)] = _JAN[D(2025, 1, _i) - dt.timedelta(days=1)] + _kwh
+
+
+def _reads(pairs: list[tuple[D, float]], cid: str = "0001") -> list[str]:
+    return [f"{cid},M-{cid},{d},{v:.2f}" for d, v in pairs]
+
+
+@pytest.mark.parametrize(
+    ("case", "late", "expect", "estimated", "dups", "codes"),
+    [
+        # the user's repro: 3 January sent again (same value) with 12 January (+50 kWh after the 10th)
+        ("older read re-sent + a newer read", [(D(2025, 1, 3), _JAN[D(2025, 1, 3)]), (D(2025, 1, 12), _JAN[D(2025, 1, 10)] + 50)],
+         {D(2025, 1, 11): 25_000, D(2025, 1, 12): 25_000}, 2, 1, set()),
+        ("the stored last read re-sent too", [(D(2025, 1, 3), _JAN[D(2025, 1, 3)]), (D(2025, 1, 10), _JAN[D(2025, 1, 10)]),
+                                               (D(2025, 1, 12), _JAN[D(2025, 1, 10)] + 50)],
+         {D(2025, 1, 11): 25_000, D(2025, 1, 12): 25_000}, 2, 2, set()),
+        ("the whole first file re-sent", sorted(_JAN.items())[1:], {}, 0, 10, set()),
+        ("two older reads only", [(D(2025, 1, 2), _JAN[D(2025, 1, 2)]), (D(2025, 1, 6), _JAN[D(2025, 1, 6)])], {}, 0, 2,
+         set()),
+        ("an older read that disagrees", [(D(2025, 1, 3), _JAN[D(2025, 1, 3)] - 5), (D(2025, 1, 12), _JAN[D(2025, 1, 10)] + 50)],
+         {D(2025, 1, 11): 25_000, D(2025, 1, 12): 25_000}, 2, 0, {"late_read_conflict"}),
+        ("a corrected read with both neighbours", [(D(2025, 1, 3), _JAN[D(2025, 1, 3)]),
+                                                    (D(2025, 1, 4), _JAN[D(2025, 1, 4)] - 2),
+                                                    (D(2025, 1, 5), _JAN[D(2025, 1, 5)])],
+         {D(2025, 1, 4): 13_000, D(2025, 1, 5): 9_000}, 0, 0, set()),
+        ("a corrected read without its earlier neighbour", [(D(2025, 1, 4), _JAN[D(2025, 1, 4)] - 2),
+                                                            (D(2025, 1, 5), _JAN[D(2025, 1, 5)])],
+         {}, 0, 0, {"late_read_conflict"}),
+    ],
+)
+def test_resent_older_read_keeps_measured_days(tmp_path, case, late, expect, estimated, dups, codes) -> None:
+    """A file holding an older read sent again and a newer read: the measured days between stay
+    measured, only the days after the stored last read are estimated (from it), and the re-sent read is a
+    duplicate. Every other day keeps the first file's value."""
+    from wattbill.ingest import ingest_file
+
+    first = write(tmp_path / "a.csv", "户号,表号,日期,正向有功总", _reads(sorted(_JAN.items())))
+    late_f = write(tmp_path / "b.csv", "户号,表号,日期,正向有功总", _reads(late))
+    store = open_store(str(tmp_path / "store"))
+    try:
+        ingest_file(first, "registers", store, today=D(2026, 6, 1))
+        rep = ingest_file(late_f, "registers", store, today=D(2026, 6, 1))
+        daily = store.load_daily(2025, ["0001"])
+        found = set(store.load_findings(["0001"])["code"].to_list())
+    finally:
+        store.close()
+    want = {d: round((_JAN[d] - _JAN[d - dt.timedelta(days=1)]) * 1000) for d in _JAN if d.year == 2025}
+    want.update(expect)
+    got = dict(zip(daily["day"].to_list(), daily["wh_total"].to_list(), strict=True))
+    assert got == want, case
+    assert int(daily["estimated"].sum()) == estimated, case
+    assert rep.duplicates == dups and rep.rows == rep.loaded + rep.quarantined + rep.duplicates, case
+    assert codes <= found, case
+
+
+def test_resent_older_read_bill_on_both_stores(capsys, tmp_path, store_url) -> None:
+    """The repro on the bill: January stays at the measured days' charge plus the two estimated days."""
+    cust = customers(tmp_path, ("0001", "cn-beijing-res-tier"))
+    wb(capsys, "ingest", "customers", str(cust), "--store", store_url)
+    wb(capsys, "ingest", "reads", str(write(tmp_path / "a.csv", "户号,表号,日期,正向有功总", _reads(sorted(_JAN.items())))),
+       "--store", store_url)
+    late = [(D(2025, 1, 3), _JAN[D(2025, 1, 3)]), (D(2025, 1, 12), _JAN[D(2025, 1, 10)] + 50)]
+    text = wb(capsys, "ingest", "reads", str(write(tmp_path / "b.csv", "户号,表号,日期,正向有功总", _reads(late))),
+              "--store", store_url)
+    assert "duplicate" in text
+    out = tmp_path / "out"
+    p = all_paths(capsys, store_url, out, 2025, "0001", through="2025-01-31")
+    # 100 kWh measured + 50 kWh estimated, Beijing tier 1 (0.4883 yuan/kWh): 73.25 yuan (hand-worked)
+    assert p.bill["kwh_total"] == pytest.approx(150.0) and p.bill["estimated_days"] == 2
+    assert p.bill["charge_fen"] == 7325
