@@ -6,19 +6,34 @@ else is a folder for the embedded store (default ``./wattbill-data``, or ``WATTB
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from wattbill.errors import MissingExtra
 from wattbill.settings import DEFAULT_STORE
 from wattbill.store.base import Store
-from wattbill.store.errors import StoreConflict, StoreCorrupt, StoreError, StoreUnavailable
+from wattbill.store.errors import StoreConflict, StoreCorrupt, StoreError, StoreUnavailable, mask_secrets
+
+#: ``scheme://`` of an address that is not a folder
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: ``user:password@host...`` or ``user@host:port/db``: a PostgreSQL address typed without its scheme
+_DSN_WITHOUT_SCHEME = re.compile(r"^[^/\s@]+@[^/\s@]+(/[^/\s]*)?$")
 
 
-def open_store(url: str | Path | None = None, *, setup: bool = True) -> Store:
+def open_store(url: str | Path | None = None, *, setup: bool = True, create: bool = True) -> Store:
     """Open the store named by ``url`` (None: the setting ``store``, ``WATTBILL_STORE``, default ``./wattbill-data``).
 
     ``setup=False``: run no schema statement (TimescaleDB: no ``CREATE``; for long-running readers
-    such as the statement service, which open the store once per process).
+    such as the statement service, which open the store once per process). ``create=False``: an
+    embedded store's folder must exist (commands that only read: a mistyped ``--store`` is an error,
+    not a new empty store).
+
+    Raises
+    ------
+    StoreError
+        ``url`` has a scheme other than ``postgresql://``, ``postgres://`` or ``file://``; it looks like
+        a database address typed without ``postgresql://`` (``user:password@host/db``: never made a
+        folder, the password never shown); ``create=False`` and no store is there.
     """
     if url is None or str(url) == "":
         from wattbill.settings import get_settings
@@ -36,6 +51,14 @@ def open_store(url: str | Path | None = None, *, setup: bool = True) -> Store:
         return TimescaleStore(text, setup=setup)
     if text.startswith("file://"):
         text = text[len("file://") :]
+    elif _SCHEME.match(text):
+        raise StoreError(f"{text}: not a store address (a folder, or postgresql://user@host/db)")
+    elif _DSN_WITHOUT_SCHEME.match(text) and ":" in text:  # (a folder "data@2025" is a folder)
+        raise StoreError(f"{mask_secrets('postgresql://' + text)[len('postgresql://'):]}: looks like a database "
+                         "address without 'postgresql://' in front; a folder of that name is not made")
+    if not create and not Path(text).is_dir():
+        raise StoreError(f"no store at {text}: load data first (wattbill ingest ... --store {text}), "
+                         "or check --store and the setting store (WATTBILL_STORE)")
     from wattbill.store.embedded import EmbeddedStore
 
     return EmbeddedStore(text)

@@ -17,13 +17,13 @@ import re
 
 from wattbill.errors import WattbillError
 
-_URL_PASSWORD = re.compile(r"(?i)\b(postgres(?:ql)?://[^:/@\s'\"]*:)([^\s'\"]*)(@)")
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)([^\s'\"]*)(@)")
 _KV_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)([^&\s'\"]*)")
 
 
 def mask_secrets(text: object) -> str:
-    """``text`` with every password masked: in ``postgresql://user:password@host`` URLs, in
+    """``text`` with every password masked: in ``scheme://user:password@host`` URLs (any scheme), in
     ``password=...`` of a conninfo string (psycopg's error texts can carry one) and in a URL's
     ``?password=`` query parameter. Applied to every message the store and the command line print."""
     out = _URL_PASSWORD.sub(r"\1***\3", str(text))

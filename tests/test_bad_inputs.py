@@ -229,6 +229,16 @@ CASES = [
     Case("bill run on an empty store", "arguments", "error", ["bill", "run", "--year", "2025", "--out", "{out}"]),
     Case("bill run of an unknown customer", "arguments", "error",
          ["bill", "run", "--year", "2025", "--customer", "404", "--out", "{out}"], setup=[CUSTOMERS_1]),
+    Case("--store mistyped (bill run)", "arguments", "error",
+         ["bill", "run", "--year", "2025", "--out", "{out}", "--store", "{dir}/no-such-store"], setup=[CUSTOMERS_1]),
+    Case("--store mistyped (estimate)", "arguments", "error",
+         ["estimate", "--customer", "1", "--through", "2025-03-01", "--store", "{dir}/no-such-store"]),
+    Case("--store mistyped (report)", "arguments", "error",
+         ["report", "channels", "--year", "2025", "--out", "{out}", "--store", "{dir}/no-such-store"]),
+    Case("database address without its scheme", "arguments", "error",
+         ["ingest", "reads", "{f}", "--store", "u:Pw-Secret-1@127.0.0.1:5432/db"], CONS + "1,M1,2025-03-01,2\n"),
+    Case("unknown address scheme", "arguments", "error",
+         ["ingest", "reads", "{f}", "--store", "mysql://u:Pw-Secret-1@127.0.0.1/db"], CONS + "1,M1,2025-03-01,2\n"),
     # --- server outages (the database is unreachable; see tests/store/test_db_faults.py for stops mid-run) ---
     Case("unreachable server", "server outages", "error",
          ["ingest", "reads", "{f}", "--store", "postgresql://u:Pw-Secret-1@127.0.0.1:1/db"], CONS + "1,M1,2025-03-01,2\n"),
@@ -269,6 +279,7 @@ def test_bad_input(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture, mo
         outcome = "accepted"
     RESULTS[case.name] = outcome
     assert "Pw-Secret-1" not in text
+    assert not any("Secret" in p.name or p.name == "no-such-store" for p in tmp_path.rglob("*"))  # no folder made
     assert outcome == case.expect, f"{case.name}: {outcome}: {text[-600:]}"
     if outcome in ("error", "usage"):
         assert len([ln for ln in err.splitlines() if ln.strip()]) == 1, err

@@ -69,7 +69,7 @@ def warm() -> None:
 def _store(url: str | None):
     from wattbill.store import open_store
 
-    return open_store(url)
+    return open_store(url, create=False)
 
 
 def _catalog(extra: Path | None):

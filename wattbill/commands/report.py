@@ -57,7 +57,7 @@ def channels(
     from wattbill.store import open_store
 
     params = ReportParams(min_group=min_group, cost_fen=parse_costs(cost))
-    st = open_store(store)
+    st = open_store(store, create=False)
     try:
         paths = write_report(st, year, out, region, params, pdf=not no_pdf)
     finally:

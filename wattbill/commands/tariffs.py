@@ -234,7 +234,7 @@ def estimate(
             raise typer.BadParameter(f"{through!r} is not a date (YYYY-MM-DD)", param_hint="--through") from exc
     year, jan1 = day.year, date(day.year, 1, 1)
     catalog = catalog_from_env(tariffs)
-    st = open_store(store)
+    st = open_store(store, create=False)
     try:
         _row, tariff, rc = estimate_for(st, catalog, customer, day)
     finally:

@@ -89,7 +89,7 @@ class Service:
                  today: Any = None, cache_size: int = 4096) -> None:
         from wattbill.store import open_store
 
-        self.store = open_store(store_url, setup=False)
+        self.store = open_store(store_url, setup=False, create=False)
         self.out = Path(out_dir)
         if catalog is None:
             from wattbill.tariffs import load_catalog
