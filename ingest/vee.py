@@ -727,6 +727,17 @@ def registers_to_daily(
     if multi:
         ex_f, exchanges = _exchange_findings(d1)
         findings.append(ex_f)
+    x_basis = None
+    if anchors is not None and anchors.height and df.height:
+        # an exchange across files: the old meter's last read is stored, the new meter starts here
+        x_f, x_ex = _exchanges_across_files(df, anchors)
+        if x_ex.height:
+            findings.append(x_f)
+            exchanges = x_ex if exchanges is None else pl.concat([exchanges, x_ex], how="vertical_relaxed")
+            multi = True
+            if stored_days is not None:
+                lo = x_ex["old_last_day"].min() - dt.timedelta(days=EXCHANGE_BASIS_DAYS)  # type: ignore[operator]
+                x_basis = stored_days(x_ex["customer_id"].unique().to_list(), lo, x_ex["old_last_day"].max())  # type: ignore[arg-type]
     scaled = [
         (pl.col(f"_d_{c}").cast(pl.Float64) * pl.col("multiplier")).round(0).cast(pl.Int64).alias(c)
         if has_multiplier
@@ -752,7 +763,7 @@ def registers_to_daily(
         daily = pl.concat([daily, late_days.select(daily.columns)], how="vertical_relaxed").sort("_m", "day")
         estimated += late_days.height
     if exchanges is not None and exchanges.height:
-        daily, ex_est_f, ex_est = _estimate_exchange_days(daily, exchanges, periods_in)
+        daily, ex_est_f, ex_est = _estimate_exchange_days(daily, exchanges, periods_in, x_basis)
         findings.append(ex_est_f)
         estimated += ex_est
     findings.append(_spike_findings(daily, multi))
@@ -1424,21 +1435,65 @@ def _exchange_findings(d: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     ), exchanges
 
 
+def _exchanges_across_files(df: pl.DataFrame, anchors: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Meter exchanges whose old meter's last read is stored and whose new meter starts in this file:
+    a meter of the file with no stored read (its first read is where it starts) whose customer's
+    stored last read is of another meter absent from the file, on or before the new meter's first day.
+    Returns (findings ``meter_exchange``, exchanges as ``_exchange_findings``)."""
+    no_ex = pl.DataFrame(schema={"customer_id": pl.Utf8, "meter_id": pl.Utf8, "old_last_day": pl.Date,
+                                 "new_first_day": pl.Date})
+    state = anchors.filter(~pl.col("head").fill_null(False)) if "head" in anchors.columns else anchors
+    mine = df.filter(pl.col("row") > 0).group_by("customer_id", "meter_id").agg(
+        pl.col("day").min().alias("new_first_day"), pl.col("total").sort_by("day").first().alias("new_first_total"))
+    known = state.select("customer_id", "meter_id")
+    new = mine.join(known, on=["customer_id", "meter_id"], how="anti")
+    old = state.join(df.select("customer_id", "meter_id").unique(), on=["customer_id", "meter_id"], how="anti").select(
+        "customer_id", pl.col("meter_id").alias("old_meter"), pl.col("day").alias("old_last_day"),
+        pl.col("wh_total").alias("old_last_total"))
+    x = new.join(old, on="customer_id", how="inner").filter(pl.col("new_first_day") >= pl.col("old_last_day"))
+    # the newest old meter per new meter
+    x = x.sort("old_last_day").group_by("customer_id", "meter_id", maintain_order=True).last()
+    if x.height == 0:
+        return _empty_f(), no_ex
+    f = _findings(
+        x.with_columns(pl.col("new_first_day").alias("day")),
+        "meter_exchange",
+        _fmt("meter {} (last read {} on {}, stored) replaced by {} (first read {} on {}, where it starts)",
+             pl.col("old_meter"), pl.col("old_last_total"), pl.col("old_last_day"), pl.col("meter_id"),
+             pl.col("new_first_total"), pl.col("new_first_day")),
+        {
+            "old_meter": pl.col("old_meter"),
+            "old_last_day": pl.col("old_last_day"),
+            "old_last_total_wh": pl.col("old_last_total"),
+            "new_meter": pl.col("meter_id"),
+            "new_first_day": pl.col("new_first_day"),
+            "new_first_total_wh": pl.col("new_first_total"),
+            "days_without_reads": (pl.col("new_first_day") - pl.col("old_last_day")).dt.total_days(),
+        },
+    )
+    return f, x.select(no_ex.columns)
+
+
 def _estimate_exchange_days(
-    daily: pl.DataFrame, exchanges: pl.DataFrame, periods: list[str]
+    daily: pl.DataFrame, exchanges: pl.DataFrame, periods: list[str], basis: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """Estimate the days of a meter exchange that no meter saw (old meter's last read day + 1 through
     the new meter's first read day): each such day gets the customer's mean measured day over up to
     ``EXCHANGE_BASIS_DAYS`` days on either side (per register, integer Wh, floor; the total of a
     time-of-use meter is the sum of its registers), flagged ``estimated``, as rows of the new meter;
     finding ``exchange_estimated``. Without measured days around it nothing is guessed: the days
-    stay without consumption and the finding says so."""
+    stay without consumption and the finding says so. ``basis``: stored daily rows (``DAILY_SCHEMA``)
+    of the old meter when its reads came in an earlier file (measured days of the mean, not output)."""
     ex = exchanges.filter(pl.col("new_first_day") > pl.col("old_last_day"))
     if ex.height == 0:
         return daily, _empty_f(), 0
     cols = ["wh_total", *[f"wh_{p}" for p in periods]]
+    days = daily.select(DAILY_SCHEMA.keys())
+    if basis is not None and basis.height:
+        days = pl.concat([days, basis.select(DAILY_SCHEMA.keys())], how="vertical_relaxed").unique(
+            ["customer_id", "meter_id", "day"], keep="first", maintain_order=True)
     near = (
-        daily.filter(~pl.col("estimated"))
+        days.filter(~pl.col("estimated"))
         .join(ex.select("customer_id", "old_last_day", "new_first_day"), on="customer_id")
         .filter(
             (pl.col("day") > pl.col("old_last_day") - pl.duration(days=EXCHANGE_BASIS_DAYS))

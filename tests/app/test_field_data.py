@@ -339,14 +339,19 @@ def test_new_meter_first_read_is_where_it_starts_on_every_path(capsys, tmp_path,
         ("a new meter starting at 12,345 kWh the same day", 12345.0, D(2025, 3, 15), 0),
     ],
 )
-def test_exchange_siblings(tmp_path, case, new_first, new_day, estimated) -> None:
+@pytest.mark.parametrize("files", ["one file", "the old meter's reads, then the new meter's"])
+def test_exchange_siblings(tmp_path, case, new_first, new_day, estimated, files) -> None:
+    """The same exchange whether both meters come in one file or the new meter's reads in a later one
+    (the old meter's last read then stored): the days no meter saw are estimated either way."""
     from wattbill.ingest import ingest_file
 
-    reads = write(tmp_path / "reads.csv", "户号,表号,日期,正向有功总",
-                  _exchange_reads(new_first, D(2025, 3, 15), new_day))
+    rows = _exchange_reads(new_first, D(2025, 3, 15), new_day)
+    parts = [rows] if files == "one file" else [[r for r in rows if "JS-OLD" in r], [r for r in rows if "JS-NEW" in r]]
     store = open_store(str(tmp_path / "store"))
     try:
-        ingest_file(reads, "registers", store, today=D(2026, 6, 1))
+        for i, part in enumerate(parts):
+            ingest_file(write(tmp_path / f"reads{i}.csv", "户号,表号,日期,正向有功总", part), "registers", store,
+                        today=D(2026, 6, 1))
         daily = store.load_daily(2025)
         findings = store.load_findings()
     finally:
