@@ -136,8 +136,9 @@ def household_features(interactions: pl.DataFrame | None, customer_ids: pl.Serie
     ids = pl.DataFrame({"customer_id": customer_ids.cast(pl.Utf8)})
     if interactions is None:
         return ids.with_columns([pl.lit(None, t).alias(c) for c, t in CHANNEL_FEATURES.items()])
-    cur = _year_of(interactions, year)
-    last = _year_of(interactions, year - 1)
+    # the codes as categoricals: the comparisons below compare small integers, not strings
+    cur = _year_of(interactions, year).with_columns(pl.col("channel", "intent").cast(pl.Categorical))
+    last = _year_of(interactions, year - 1).with_columns(pl.col("channel").cast(pl.Categorical))
     ch, it = pl.col("channel"), pl.col("intent")
     simple = it.is_in(list(SIMPLE_INTENTS))
     selfs = ch.is_in(list(SELF_SERVICE))
@@ -304,6 +305,13 @@ def merge_small(rows: pl.DataFrame, key: str, k: int, *, within: Sequence[str] =
 
 def _apply(rows: pl.DataFrame, plan: pl.DataFrame, key: str, to: str, within: Sequence[str] = ()) -> pl.DataFrame:
     """``rows`` with ``to``: the shown value of ``key`` by ``plan`` (``merge_small``)."""
+    moved = plan.filter(pl.col("_to") != pl.col(key).cast(pl.Utf8))
+    if moved.height == 0:  # nothing merged (the usual case with many households): no pass over the rows
+        return rows.with_columns(pl.col(key).alias(to))
+    if not within or moved.select(within).unique().height == plan.select(within).unique().height == 1:
+        values = moved[key].cast(pl.Utf8).implode()
+        return rows.with_columns(pl.when(pl.col(key).cast(pl.Utf8).is_in(values)).then(pl.lit(MERGED if not within
+                                 else moved["_to"][0])).otherwise(pl.col(key).cast(pl.Utf8)).alias(to))
     return rows.join(plan.rename({"_to": to}), on=[*within, key], how="left")
 
 
@@ -332,15 +340,24 @@ def plan_regions(customers: pl.DataFrame, interactions: pl.DataFrame, year: int,
         ``customer_id``, ``region`` (the group shown), ``region_given`` (the customer's own region)
         and ``_hh`` (UInt32, the household's index), in the order of ``customers``.
     """
-    c = customers.select("customer_id", pl.col("region").cast(pl.Utf8).fill_null(OTHER_REGIONS)
-                         .alias("region_given")).with_row_index("_hh")
+    c = _customer_index(customers)
+    act = interactions.select("customer_id", "occurred_at").join(c, on="customer_id", how="inner")
+    return _plan_regions(c, act, year, k)
+
+
+def _customer_index(customers: pl.DataFrame) -> pl.DataFrame:
+    """``customer_id``, ``region_given`` (null: ``OTHER_REGIONS``) and ``_hh`` (the row's index)."""
+    return customers.select("customer_id", pl.col("region").cast(pl.Utf8).fill_null(OTHER_REGIONS)
+                            .alias("region_given")).with_row_index("_hh")
+
+
+def _plan_regions(c: pl.DataFrame, act: pl.DataFrame, year: int, k: int) -> pl.DataFrame:
+    """``plan_regions`` of the customer index ``c`` and contacts ``act`` already joined to it."""
     lo, hi = dt.datetime(year - 1, 1, 1), dt.datetime(year + 1, 1, 1)
-    act = (interactions.select("customer_id", "occurred_at")
-           .filter((pl.col("occurred_at") >= lo) & (pl.col("occurred_at") < hi))
-           .join(c, on="customer_id", how="inner")
-           .select("_hh", pl.col("region_given").alias("region"),
-                   pl.when(pl.col("occurred_at").dt.year() == year).then(pl.col("occurred_at").dt.month())
-                   .otherwise(0).cast(pl.Int8).alias("_period")))
+    act = act.filter((pl.col("occurred_at") >= lo) & (pl.col("occurred_at") < hi)).select(
+        "_hh", pl.col("region_given").alias("region"),
+        pl.when(pl.col("occurred_at").dt.year() == year).then(pl.col("occurred_at").dt.month())
+        .otherwise(0).cast(pl.Int8).alias("_period"))
     plan = merge_small(act, "region", k, period="_period", merged=OTHER_REGIONS)
     c = c.join(plan.rename({"region": "region_given"}), on="region_given", how="left", maintain_order="left")
     return c.select("customer_id", pl.col("_to").fill_null(OTHER_REGIONS).alias("region"), "region_given", "_hh")
@@ -402,13 +419,22 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
     if region is not None:
         cust = cust.filter(pl.col("region") == region)
     # the reporting groups: decided once, from both years, for every table (``plan_regions``)
-    groups = plan_regions(cust, interactions, year, k)
-    ids = groups.select("customer_id")
-    gkeys = groups.select("customer_id", "region", "_hh")
     cols = ["customer_id", "occurred_at", "channel", "intent", "resolved", "escalated_to", "handle_seconds",
             "satisfaction"]
     # one join: contacts of customers outside ``customers`` keep a null region (data quality only)
-    inter_all = interactions.select(cols).join(gkeys, on="customer_id", how="left")
+    cidx = _customer_index(cust)
+    # codes as categoricals: every group_by below hashes small integers, not strings
+    inter_all = interactions.select(cols).join(cidx, on="customer_id", how="left").with_columns(
+        pl.col("channel").cast(pl.Categorical), pl.col("intent").cast(pl.Categorical))
+    inter = inter_all.filter(pl.col("_hh").is_not_null())
+    groups = _plan_regions(cidx, inter, year, k)
+    ids = groups.select("customer_id")
+    gkeys = groups.select("customer_id", "region", "_hh")
+    # the group of each contact, by the household's index (a gather, not another join on the account)
+    region_of = groups["region"].cast(pl.Categorical)
+    inter_all = inter_all.with_columns(
+        pl.when(pl.col("_hh").is_not_null()).then(region_of.gather(inter_all["_hh"].fill_null(0)))
+        .alias("region")).drop("region_given")
     inter = inter_all.filter(pl.col("_hh").is_not_null())
     cur = _year_of(inter, year).with_columns(pl.col("occurred_at").dt.month().cast(pl.Int8).alias("month"))
     last = _year_of(inter, year - 1)
@@ -538,8 +564,7 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
         (pl.col("households") / pl.col("_n")).alias("share")).drop("_n").sort("region", "code")
 
     # data quality by region (contacts of customers not in the customer file: region "unknown")
-    allrows = _year_of(inter_all if region is None else inter, year).with_columns(
-        pl.col("region").fill_null("unknown"))
+    allrows = _year_of(inter_all if region is None else inter, year)
     q = quarantine if quarantine is not None else pl.DataFrame(schema={"raw": pl.Utf8})
     qids = q.select(pl.col("raw").str.split(",").list.first().alias("customer_id")) if q.height else pl.DataFrame(
         schema={"customer_id": pl.Utf8})
@@ -547,12 +572,19 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
         pl.col("region").fill_null("unknown")).group_by("region").agg(pl.len().alias("quarantined"))
     if region is not None:
         qreg = qreg.filter(pl.col("region") != "unknown")
-    qual = allrows.group_by("region").agg(
-        pl.col("customer_id").n_unique().alias("households"), pl.len().alias("contacts"),
-        pl.col("handle_seconds").is_null().mean().alias("missing_handle_share"),
+    quality = [
+        (pl.col("handle_seconds").is_null().mean().alias("missing_handle_share")),
         pl.col("satisfaction").is_null().mean().alias("missing_satisfaction_share"),
         (pl.col("channel") == "other").mean().alias("other_channel_share"),
-    )
+    ]
+    known = allrows.filter(pl.col("_hh").is_not_null())
+    unknown = allrows.filter(pl.col("_hh").is_null())
+    qual = pl.concat([
+        known.group_by("region").agg(hh, pl.len().alias("contacts"), *quality).with_columns(
+            pl.col("region").cast(pl.Utf8)),
+        unknown.group_by(pl.lit("unknown").alias("region")).agg(
+            pl.col("customer_id").n_unique().alias("households"), pl.len().alias("contacts"), *quality),
+    ], how="vertical_relaxed")
     qual = qual.join(qreg, on="region", how="full", coalesce=True).with_columns(
         pl.col("quarantined").fill_null(0), pl.col("contacts").fill_null(0), pl.col("households").fill_null(0))
     tables["quality_by_region"] = qual.sort("region")
@@ -571,5 +603,7 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
     }
     if campaign.height < k:  # the totals would single out a few households
         headline.update(campaign_households=None, contacts_moved=None, cost_saved_fen=None)
+    tables = {name: df.with_columns(pl.col(pl.Categorical).cast(pl.Utf8)) for name, df in tables.items()}
+    campaign = campaign.with_columns(pl.col(pl.Categorical).cast(pl.Utf8))
     merged_regions = sorted(groups.filter(pl.col("region") == OTHER_REGIONS)["region_given"].unique().to_list())
     return ChannelReport(year, region, tables, campaign, headline, suppressed, k, merged_regions)
