@@ -242,7 +242,7 @@ class ChannelReport:
 
 
 def merge_small(rows: pl.DataFrame, key: str, k: int, *, within: Sequence[str] = (), period: str | None = None,
-                merged: str = MERGED) -> pl.DataFrame:
+                merged: str = MERGED, counts: pl.DataFrame | None = None) -> pl.DataFrame:
     """The one rule for small groups: which values of ``key`` are shown and which are merged.
 
     A value of ``key`` (within each group of ``within``) is kept when it rests on at least ``k``
@@ -267,6 +267,9 @@ def merge_small(rows: pl.DataFrame, key: str, k: int, *, within: Sequence[str] =
         The column of periods every kept value must be large enough in; None: one period.
     merged : str
         The merged value (``MERGED``; ``OTHER_REGIONS`` for regions).
+    counts : pl.DataFrame or None
+        ``rows.group_by(*within, key, period).agg(pl.col("_hh").n_unique().alias("_n"))`` when the
+        caller has it already (its tables use the same counts).
 
     Returns
     -------
@@ -276,7 +279,7 @@ def merge_small(rows: pl.DataFrame, key: str, k: int, *, within: Sequence[str] =
     """
     g = list(within)
     per = [period] if period else []
-    hh = rows.group_by(*g, key, *per).agg(pl.col("_hh").n_unique().alias("_n"))
+    hh = counts if counts is not None else rows.group_by(*g, key, *per).agg(pl.col("_hh").n_unique().alias("_n"))
     cells = hh.group_by(*g, key).agg((pl.col("_n") >= k).sum().alias("_ok"), pl.col("_n").min().alias("_min"))
     if period:
         nper = rows.group_by(*g).agg(pl.col(period).n_unique().alias("_p")) if g else pl.DataFrame(
@@ -443,14 +446,20 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
     # channels by region: one merge for the months of the year and the year before (``merge_small``)
     both = pl.concat([cur.select("_hh", "region", "channel", pl.col("month").alias("_period")),
                       last.select("_hh", "region", "channel", pl.lit(0, pl.Int8).alias("_period"))])
-    chan = merge_small(both, "channel", k, within=["region"], period="_period")
+    counts = both.group_by("region", "channel", "_period").agg(pl.col("_hh").n_unique().alias("_n"),
+                                                                 pl.len().alias("_len"))
+    chan = merge_small(both, "channel", k, within=["region"], period="_period", counts=counts)
     cur = _apply(cur, chan, "channel", "ch_r", ["region"])
     last = _apply(last, chan, "channel", "ch_r", ["region"])
     hh = pl.col("_hh").n_unique().alias("households")
+    as_is = bool((chan["_to"] == chan["channel"].cast(pl.Utf8)).all())  # nothing merged: the counts are the cells
 
     # channel mix by month and region; the months of all regions are the sums of the regions' cells
-    mm = _shown(cur.group_by("region", "month", pl.col("ch_r").alias("channel")).agg(hh, pl.len().alias("contacts")),
-                k, "mix_month", suppressed).sort("region", "month", "channel")
+    mm = (counts.filter(pl.col("_period") > 0).select(
+        "region", pl.col("_period").alias("month"), "channel", pl.col("_n").alias("households"),
+        pl.col("_len").cast(pl.UInt32).alias("contacts")) if as_is else
+        cur.group_by("region", "month", pl.col("ch_r").alias("channel")).agg(hh, pl.len().alias("contacts")))
+    mm = _shown(mm, k, "mix_month", suppressed).sort("region", "month", "channel")
     tables["mix_month"] = mm.with_columns(
         (pl.col("contacts") / pl.col("contacts").sum().over("region", "month")).alias("share"))
     mt = mm.group_by("month", "channel").agg(pl.col("households").sum(), pl.col("contacts").sum())
@@ -459,8 +468,11 @@ def channel_report(interactions: pl.DataFrame, customers: pl.DataFrame, payments
     # trend against the year before: the same cells in both years
     t_now = _shown(cur.group_by("region", pl.col("ch_r").alias("channel")).agg(hh, pl.len().alias("contacts")),
                    k, "mix_trend", suppressed)
-    t_last = _shown(last.group_by("region", pl.col("ch_r").alias("channel")).agg(
-        hh, pl.len().alias("contacts_last_year")), k, "mix_trend", suppressed).drop("households")
+    t_last = (counts.filter(pl.col("_period") == 0).select(
+        "region", "channel", pl.col("_n").alias("households"), pl.col("_len").cast(pl.UInt32).alias("contacts_last_year"))
+        if as_is else last.group_by("region", pl.col("ch_r").alias("channel")).agg(
+            hh, pl.len().alias("contacts_last_year")))
+    t_last = _shown(t_last, k, "mix_trend", suppressed).drop("households")
     trend = t_now.join(t_last, on=["region", "channel"], how="full", coalesce=True).with_columns(
         pl.col("contacts").fill_null(0), pl.col("contacts_last_year").fill_null(0))
     trend = trend.with_columns(

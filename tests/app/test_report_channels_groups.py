@@ -59,6 +59,7 @@ def report(tmp_path_factory: pytest.TempPathFactory):
     proc = run_cli("report", "channels", "--year", str(YEAR), "--out", str(out), "--store", str(root / "store"),
                    "--min-group", str(K))
     assert proc.returncode == 0, proc.stderr
+    assert f"at least {K} households; regions merged into other regions: 嘉兴, 湖州, 绍兴" in proc.stdout
     return paths, out
 
 
