@@ -128,8 +128,9 @@ def test_no_cell_can_be_had_by_subtraction() -> None:
     cust = _customers({"杭州": 30, "宁波": 25})
     frame = pl.DataFrame({"customer_id": list(cust), "region": list(cust.values())})
     # one household of 杭州 uses the hall in March only; three of 宁波 use the robot all year
-    ch = (lambda c, y, m: "hall" if c == "杭州000" and m == 3 else "robot" if c in ("宁波000", "宁波001", "宁波002")
-          else "app")
+    def ch(c: str, y: int, m: int) -> str:
+        return "hall" if c == "杭州000" and m == 3 else "robot" if c in ("宁波000", "宁波001", "宁波002") else "app"
+
     inter = _monthly(cust, channel=ch)
     rep = channel_report(inter, frame, None, None, None, None, 2025, params=ReportParams(min_group=10))
     for name in ("mix_month", "mix_trend", "mix_month_total", "intent_channel", "funnel"):
