@@ -9,7 +9,8 @@ Rules (tested in ``tests/ingest/test_interactions.py``):
 * ``customer_id``, ``occurred_at``, ``channel``, ``intent`` and ``resolved`` are required
   (``missing_value``).
 * ``occurred_at`` is a local date-time: ISO ``YYYY-MM-DDTHH:MM[:SS]`` or with a space, also
-  ``YYYY/MM/DD HH:MM[:SS]``; a date alone means midnight. Anything else, or a time that does not
+  ``YYYY/MM/DD HH:MM[:SS]``; a date alone means midnight. With an ISO offset (``+08:00``, ``+0800``,
+  ``Z``) it is converted to local time (``LOCAL_TZ``, Asia/Shanghai), as is a typed time zone. Anything else, or a time that does not
   exist, is ``impossible_date``; before 1990 or after tomorrow ``implausible_date``.
 * ``channel`` and ``escalated_to`` must be one of ``SERVICE_CHANNELS``, ``intent`` one of ``INTENTS``
   (case-insensitive; ``bad_value``); ``escalated_to`` may be empty. The names contact-centre exports
@@ -78,22 +79,37 @@ _FORMATS = (
 )
 
 
+#: the local time of the design's ``occurred_at``: a time written with an offset (or ``Z``) is
+#: converted to it (China Standard Time, UTC+8, no daylight saving since 1991)
+LOCAL_TZ = "Asia/Shanghai"
+_OFFSET = r"([+-]\d\d:?\d\d|[Zz])$"
+_OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z")
+
+
 def _occurred(df: pl.DataFrame) -> pl.Expr:
-    """``occurred_at`` as Datetime(us) or null when it cannot be read."""
+    """``occurred_at`` as Datetime(us) local time (``LOCAL_TZ``) or null when it cannot be read.
+
+    A time with an ISO offset (``+08:00``, ``+0800``, ``-05:00``, ``Z``), or a typed time with a time
+    zone, is converted to ``LOCAL_TZ``; a time without one is local already."""
     dtype = df.schema["occurred_at"]
     if isinstance(dtype, pl.Datetime):
         e = pl.col("occurred_at")
         if dtype.time_zone is not None:
-            e = e.dt.replace_time_zone(None)
+            e = e.dt.convert_time_zone(LOCAL_TZ).dt.replace_time_zone(None)
         return e.cast(pl.Datetime("us"))
     if dtype == pl.Date:
         return pl.col("occurred_at").cast(pl.Datetime("us"))
-    t = _text(df, "occurred_at").str.replace(r"\.\d+$", "")  # fractions of a second are dropped
-    return pl.coalesce(
+    t = _text(df, "occurred_at").str.replace(r"(:\d\d)\.\d+", "${1}")  # fractions of a second are dropped
+    iso = (t.str.replace(r"[Zz]$", "+00:00").str.replace(r"^(\d{4})/(\d\d)/(\d\d)", "${1}-${2}-${3}")
+           .str.replace(" ", "T", literal=True))
+    aware = pl.coalesce(*[iso.str.to_datetime(f, strict=False, time_unit="us") for f in _OFFSET_FORMATS])
+    local = aware.dt.convert_time_zone(LOCAL_TZ).dt.replace_time_zone(None)
+    naive = pl.coalesce(
         *[t.str.to_datetime(f, strict=False, time_unit="us") for f in _FORMATS],
         t.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")),
         t.str.to_date("%Y/%m/%d", strict=False).cast(pl.Datetime("us")),
     )
+    return pl.when(t.str.contains(_OFFSET)).then(local).otherwise(naive)
 
 
 def _whole(df: pl.DataFrame, name: str) -> pl.Expr:

@@ -67,10 +67,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "suggested_channel": "建议渠道", "message": "话术", "quarantined": "隔离行数",
         "missing_handle_share": "缺处理时长", "missing_satisfaction_share": "缺满意度", "other_channel_share": "其他渠道",
         "channel": "渠道", "intent": "诉求", "stage": "环节", "month": "月份", "cost_note":
-        "每次联系的处理成本（元）：", "merge_note": "为保护客户隐私，少于 {k} 户的分组已合并（“合并”“其他区域”），仍不足的不予显示。",
+        "每次联系的处理成本（元）：", "merge_note": "为保护客户隐私，每个数字至少涉及 {k} 户（最小分组 {k} 户）：不足的区域合并为一个“其他地区”组（{regions}），"
+                      "各表各图及两个年度均按同一方式合并；其余不足 {k} 户的分组合并为“合并”。",
         "tables_note": "每张图背后的数据表以 Parquet 文件保存在 tables/ 目录。",
         "campaign_note": "完整名单（户号、客群、建议渠道、话术）见 campaign.parquet / campaign.csv。",
-        "merged": "合并", "other regions": "其他区域", "unknown": "未知户号",
+        "merged": "合并", "other regions": "其他地区", "none": "无", "unknown": "未知户号",
         "app": "App", "wechat": "微信", "alipay": "支付宝", "social": "社交媒体", "robot": "智能客服",
         "phone": "95598 电话", "hall": "营业厅", "other": "其他", "bank": "银行代扣", "counter": "柜台",
         "self_service": "自助", "person": "人工（营业厅）",
@@ -99,12 +100,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "missing_satisfaction_share": "No satisfaction", "other_channel_share": "Other channel",
         "channel": "Channel", "intent": "Need", "stage": "Stage", "month": "Month",
         "cost_note": "Handling cost per contact (yuan): ",
-        "merge_note": "To protect customers, groups of fewer than {k} households are merged (\u201cmerged\u201d, "
-                      "\u201cother regions\u201d); groups still too small are not shown.",
+        "merge_note": "To protect customers, every figure rests on at least {k} households (minimum group size "
+                      "{k}): smaller regions are merged into one \u201cother regions\u201d group ({regions}), the same "
+                      "way in every table and chart and in both years; other groups of fewer than {k} households "
+                      "are \u201cmerged\u201d.",
         "tables_note": "The table behind each chart is a Parquet file in tables/.",
         "campaign_note": "The full lists (account, segment, suggested channel, message) are in campaign.parquet "
                          "and campaign.csv.",
-        "merged": "merged", "other regions": "other regions", "unknown": "unknown accounts",
+        "merged": "merged", "other regions": "other regions", "none": "none", "unknown": "unknown accounts",
         "app": "App", "wechat": "WeChat", "alipay": "Alipay", "social": "Social media", "robot": "Robot",
         "phone": "95598 phone", "hall": "Service hall", "other": "Other", "bank": "Auto-debit", "counter": "Counter",
         "self_service": "Self-service", "person": "Person (hall)",
@@ -351,7 +354,8 @@ def write_report(store: Any, year: int, out_dir: Path, region: str | None = None
     campaign.write_csv(out_dir / "campaign.csv")
     (out_dir / "figures.json").write_text(json.dumps(
         {"year": year, "region": region, "min_group": p.min_group, "cost_fen": p.cost_fen,
-         "headline": rep.headline, "suppressed": rep.suppressed}, ensure_ascii=False, indent=1), "utf-8")
+         "headline": rep.headline, "suppressed": rep.suppressed,
+         "merged_regions": rep.merged_regions}, ensure_ascii=False, indent=1), "utf-8")
     stem = f"channels-{year}" + (f"-{region}" if region else "")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -365,7 +369,10 @@ def write_report(store: Any, year: int, out_dir: Path, region: str | None = None
                 f = out_dir / "charts" / f"{name}.svg"
                 f.write_text(str(svg), "utf-8")
                 paths.charts[name] = f
-        html = template.render(rep=rep, t=t, lang=lang, charts=charts, pct=pct, count=count, yuan=yuan,
+        merge_note = t["merge_note"].replace("{k}", str(rep.min_group)).replace(
+            "{regions}", "、".join(rep.merged_regions) if lang == "zh" and rep.merged_regions
+            else ", ".join(rep.merged_regions) or t["none"])
+        html = template.render(rep=rep, t=t, merge_note=merge_note, lang=lang, charts=charts, pct=pct, count=count, yuan=yuan,
                                region=region, params=p, tables=rep.tables, campaign_rows=campaign.height,
                                name=lambda v, t=t: t.get(str(v), str(v)))
         f = out_dir / f"{stem}.{lang}.html"

@@ -8,10 +8,12 @@ import polars as pl
 
 from wattbill.diagnostics.channels import (
     DEFAULT_COST_FEN,
+    MERGED,
     OTHER_REGIONS,
     ReportParams,
     channel_report,
-    merge_regions,
+    merge_small,
+    plan_regions,
 )
 from wattbill.ingest.schemas import INTERACTION_SCHEMA
 
@@ -60,15 +62,85 @@ def test_payment_lateness_follows_the_payment_features_rule() -> None:
     assert (row["payments"], row["delay_days_mean"], row["late_share"]) == (4, 15.5, 2 / 3)
 
 
-def test_merge_regions() -> None:
-    cust = pl.DataFrame({"customer_id": [str(i) for i in range(25)],
-                         "region": ["big"] * 12 + ["mid"] * 10 + ["x", "y", None]})
-    g = dict(merge_regions(cust, 10).iter_rows())
-    assert {g["22"], g["23"], g["24"]} == {"mid"}  # 3 left over: too few alone, they join the smallest region
-    cust2 = cust.with_columns(pl.when(pl.col("region") == "mid").then(pl.lit("other")).otherwise(pl.col("region"))
-                              .alias("region"))
-    g2 = merge_regions(cust2, 3)
-    assert g2.filter(pl.col("region") == OTHER_REGIONS).height == 3
+def _monthly(customers: dict[str, str], years: tuple[int, ...] = (2024, 2025), skip: set[tuple[str, int]] = frozenset(),
+             channel=lambda cid, y, m: "app") -> pl.DataFrame:
+    """One contact a month for every customer in ``years``, except (customer, year) in ``skip``."""
+    rows = [_one(cid, T(y, m, 5, 9), channel(cid, y, m), "bill_query", True)
+            for cid in customers for y in years for m in range(1, 13) if (cid, y) not in skip]
+    return pl.DataFrame(rows, schema=INTERACTION_SCHEMA, orient="row")
+
+
+def _customers(sizes: dict[str, int]) -> dict[str, str]:
+    return {f"{r}{i:03d}": r for r, n in sizes.items() for i in range(n)}
+
+
+def test_small_regions_become_one_other_regions_group() -> None:
+    cust = _customers({"杭州": 30, "宁波": 12, "绍兴": 8, "湖州": 3})
+    frame = pl.DataFrame({"customer_id": list(cust), "region": list(cust.values())})
+    g = dict(plan_regions(frame, _monthly(cust), 2025, 10).select("customer_id", "region").iter_rows())
+    # 绍兴 and 湖州 are below 10: one "other regions" group of 11, never folded into 宁波 or 杭州
+    assert {g[c] for c, r in cust.items() if r in ("绍兴", "湖州")} == {OTHER_REGIONS}
+    assert {g[c] for c, r in cust.items() if r == "宁波"} == {"宁波"}
+    assert {g[c] for c, r in cust.items() if r == "杭州"} == {"杭州"}
+    # 湖州 alone is too small for its own group: the smallest named region (宁波) joins it, not the reverse
+    cust2 = _customers({"杭州": 30, "宁波": 12, "湖州": 3})
+    frame2 = pl.DataFrame({"customer_id": list(cust2), "region": list(cust2.values())})
+    g2 = dict(plan_regions(frame2, _monthly(cust2), 2025, 10).select("customer_id", "region").iter_rows())
+    assert {g2[c] for c, r in cust2.items() if r in ("湖州", "宁波")} == {OTHER_REGIONS}
+    assert {g2[c] for c, r in cust2.items() if r == "杭州"} == {"杭州"}
+
+
+def test_a_region_small_in_one_year_or_one_month_is_merged() -> None:
+    cust = _customers({"杭州": 30, "宁波": 30, "嘉兴": 15, "温州": 15})
+    frame = pl.DataFrame({"customer_id": list(cust), "region": list(cust.values())})
+    skip = {(c, 2024) for i, (c, r) in enumerate(cust.items()) if r == "嘉兴" and i % 15 < 8}  # 7 last year
+    inter = _monthly(cust, skip=skip)
+    # 温州: in March of the report year only 6 of its 15 households made contact
+    inter = inter.filter(~((pl.col("customer_id").str.starts_with("温州")) & (pl.col("occurred_at").dt.year() == 2025)
+                           & (pl.col("occurred_at").dt.month() == 3) & (pl.col("customer_id").str.slice(2).cast(pl.Int32) >= 6)))
+    g = dict(plan_regions(frame, inter, 2025, 10).select("customer_id", "region").iter_rows())
+    assert {g[c] for c, r in cust.items() if r in ("嘉兴", "温州")} == {OTHER_REGIONS}
+    assert {g[c] for c, r in cust.items() if r in ("杭州", "宁波")} == {"杭州", "宁波"}
+
+
+def test_merge_small_decides_once_for_every_period() -> None:
+    """A channel small in one month only is merged in every month and both years (the trend compares
+    like with like); the merged value too small takes the smallest kept value with it."""
+    rows = pl.DataFrame({
+        "_hh": list(range(20)) * 3 + list(range(4)) + list(range(12)) * 2,
+        "region": ["r"] * 88,
+        "channel": ["app"] * 60 + ["social"] * 4 + ["hall"] * 24,
+        "_period": [0] * 20 + [1] * 20 + [2] * 20 + [1] * 4 + [0] * 12 + [1] * 12,
+    })
+    plan = dict(merge_small(rows, "channel", 10, within=["region"], period="_period")
+                .select("channel", "_to").iter_rows())
+    # hall is absent in period 2 (small there): merged; social (4) merged; the merged value has 12 + 4
+    # households at most 12 >= 10 in each period where it is not empty... period 2 is empty: kept as is
+    assert plan == {"app": "app", "social": MERGED, "hall": MERGED}
+    rows2 = rows.filter(pl.col("channel") != "hall")  # social alone (4 households) is too small
+    plan2 = dict(merge_small(rows2, "channel", 10, within=["region"], period="_period")
+                 .select("channel", "_to").iter_rows())
+    assert plan2 == {"app": MERGED, "social": MERGED}
+
+
+def test_no_cell_can_be_had_by_subtraction() -> None:
+    """Every contact of a named region is in a shown cell: region totals minus cells leave nothing."""
+    cust = _customers({"杭州": 30, "宁波": 25})
+    frame = pl.DataFrame({"customer_id": list(cust), "region": list(cust.values())})
+    # one household of 杭州 uses the hall in March only; three of 宁波 use the robot all year
+    def ch(c: str, y: int, m: int) -> str:
+        return "hall" if c == "杭州000" and m == 3 else "robot" if c in ("宁波000", "宁波001", "宁波002") else "app"
+
+    inter = _monthly(cust, channel=ch)
+    rep = channel_report(inter, frame, None, None, None, None, 2025, params=ReportParams(min_group=10))
+    for name in ("mix_month", "mix_trend", "mix_month_total", "intent_channel", "funnel"):
+        t = rep.tables[name]
+        assert t["households"].min() >= 10, name
+        assert t["contacts"].sum() == inter.filter(pl.col("occurred_at").dt.year() == 2025).height, name
+    assert not rep.suppressed
+    trend = rep.tables["mix_trend"]
+    assert trend["contacts_last_year"].sum() == inter.filter(pl.col("occurred_at").dt.year() == 2024).height
+    assert "hall" not in trend["channel"] and "robot" not in trend["channel"]
 
 
 def test_costs_are_whole_fen_and_campaign_saving() -> None:

@@ -89,3 +89,87 @@ def test_cli_json_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     out = json.loads(capsys.readouterr().out.strip())
     assert out["rows"] == out["loaded"] + out["quarantined"] + out["duplicates"] == 22
     assert out["file"].endswith("interactions_messy.csv")
+
+
+OFFSETS = (
+    "户号,时间,渠道,诉求类型,是否解决\n"
+    "0001,2025-03-01T09:00:00+08:00,app,bill_query,true\n"      # local time written with its offset
+    "0001,2025-03-01T01:30:00Z,phone,bill_query,true\n"         # UTC: 09:30 in Shanghai
+    "0001,2025-03-01 09:45+0800,hall,payment,true\n"            # the offset without a colon
+    "0001,2025-03-01T02:00:00.250-05:00,wechat,payment,true\n"  # New York: 15:00 in Shanghai
+    "0002,2025-12-31T20:00:00-05:00,robot,outage,false\n"       # the next day (and year) in Shanghai
+    "0002,2025-03-01T09:00:00+25:00,app,payment,true\n"         # no such offset
+    "0002,2025-02-30T09:00:00+08:00,app,payment,true\n"         # no such day
+    "0001,2025-03-01 09:00:00,app,bill_query,true\n"            # the first row again, without its offset
+)
+
+
+def test_iso_offsets_become_local_time(tmp_path: Path) -> None:
+    f = tmp_path / "offsets.csv"
+    f.write_text(OFFSETS, encoding="utf-8")
+    st = open_store(tmp_path / "store")
+    rep = ingest_file(f, "interactions", st, today=TODAY)
+    assert (rep.rows, rep.loaded, rep.quarantined, rep.duplicates) == (8, 5, 2, 1)
+    assert rep.quarantine_by_code == {"impossible_date": 2}
+    got = {(r["customer_id"], r["channel"]): r["occurred_at"]
+           for r in pl.concat([st.load_interactions(2025), st.load_interactions(2026)]).iter_rows(named=True)}
+    st.close()
+    T = dt.datetime
+    assert got == {("0001", "app"): T(2025, 3, 1, 9, 0), ("0001", "phone"): T(2025, 3, 1, 9, 30),
+                   ("0001", "hall"): T(2025, 3, 1, 9, 45), ("0001", "wechat"): T(2025, 3, 1, 15, 0),
+                   ("0002", "robot"): T(2026, 1, 1, 9, 0)}
+    # a typed time with a time zone is converted the same way
+    p = tmp_path / "tz.parquet"
+    pl.DataFrame({"customer_id": ["0003"], "occurred_at": [T(2025, 6, 1, 1, 0)], "channel": ["app"],
+                  "intent": ["payment"], "resolved": [True]}).with_columns(
+        pl.col("occurred_at").dt.replace_time_zone("UTC")).write_parquet(p)
+    st = open_store(tmp_path / "store2")
+    ingest_file(p, "interactions", st, today=TODAY)
+    assert st.load_interactions(2025)["occurred_at"].to_list() == [T(2025, 6, 1, 9, 0)]
+    st.close()
+
+
+def _unknown_customer_contacts(st, tmp_path: Path) -> None:
+    """Contacts of an account not in the customers file are loaded, as reads of unknown customers
+    are (files may come in any order: design.md keeps every row), and kept out of every figure of
+    the channel report: they count only in its data quality, under unknown accounts."""
+    from wattbill.diagnostics.channels import ReportParams
+    from wattbill.report_channels import compute
+
+    cust = tmp_path / "customers.csv"
+    cust.write_text("customer_id,tariff,region\n0001,cn-zhejiang-res-tou,杭州\n0002,cn-zhejiang-res-tou,杭州\n",
+                    encoding="utf-8")
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "customer_id,occurred_at,channel,intent,resolved\n"
+        "0001,2025-03-01T09:00:00+08:00,app,bill_query,true\n"
+        "0002,2025-03-02 09:00,hall,payment,true\n"
+        "9999,2025-03-03 09:00,phone,complaint,false\n"
+        "9999,2025-03-04 09:00,phone,complaint,false\n", encoding="utf-8")
+    ingest_file(cust, "customers", st, today=TODAY)
+    rep = ingest_file(contacts, "interactions", st, today=TODAY)
+    assert (rep.rows, rep.loaded, rep.quarantined) == (4, 4, 0)
+    assert st.load_interactions(2025).filter(pl.col("customer_id") == "9999").height == 2
+    figures, _ = compute(st, 2025, None, ReportParams(min_group=1))
+    assert figures.headline["contacts"] == 2 and figures.headline["households"] == 2
+    assert figures.tables["funnel"]["contacts"].sum() == 2
+    assert "phone" not in figures.tables["intent_channel"]["channel"].to_list()
+    q = figures.tables["quality_by_region"]
+    assert dict(q.select("region", "contacts").iter_rows()) == {"杭州": 2, "unknown": 2}
+
+
+def test_unknown_customer_contacts_embedded_store(tmp_path: Path) -> None:
+    st = open_store(tmp_path / "store")
+    try:
+        _unknown_customer_contacts(st, tmp_path)
+    finally:
+        st.close()
+
+
+@pytest.mark.db
+def test_unknown_customer_contacts_timescale(pg_store_url: str, tmp_path: Path) -> None:
+    st = open_store(pg_store_url)
+    try:
+        _unknown_customer_contacts(st, tmp_path)
+    finally:
+        st.close()

@@ -72,6 +72,10 @@ def print_paths(paths) -> None:
 
     typer.echo(f"contacts {h.get('contacts')}, online share {pct(h.get('online_share'))}, "
                f"households to guide {h.get('campaign_households')}")
+    if paths.report is not None:
+        merged = ", ".join(paths.report.merged_regions) or "none"
+        typer.echo(f"small groups: every figure rests on at least {paths.report.min_group} households; "
+                   f"regions merged into other regions: {merged}")
     for lang, f in paths.html.items():
         typer.echo(f"report ({lang}): {f}" + (f" and {paths.pdf[lang]}" if lang in paths.pdf else ""))
     typer.echo(f"tables: {paths.out_dir / 'tables'} ({len(paths.tables)} Parquet files)")
