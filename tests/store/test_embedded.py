@@ -223,7 +223,7 @@ def test_a_re_sent_day_upserts_only_its_segments(tmp_path: Path) -> None:
             assert got[(f"{c:06d}", base + day)] == want + 7 * day + c, (c, day)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_many_daily_loads_compact_and_read_back_as_the_last_writes(tmp_path: Path, seed: int) -> None:
     """Random loads (new days, re-sent days, late ranges; two meters a customer) into day segments: the
     store reads back the last value written for each key, each customer's rows together unsorted, and
@@ -235,7 +235,7 @@ def test_many_daily_loads_compact_and_read_back_as_the_last_writes(tmp_path: Pat
     assert isinstance(st, EmbeddedStore)
     want: dict[tuple[str, str, int], int] = {}
     next_day = 0
-    for i in range(60):
+    for i in range(40):
         if rnd.random() < 0.75 or next_day < 3:
             days = range(next_day, next_day + 1)
             next_day += 1
@@ -260,7 +260,7 @@ def test_many_daily_loads_compact_and_read_back_as_the_last_writes(tmp_path: Pat
         segs = [v for k, v in st._read_manifest()["files"].items() if k.startswith("daily/")]
         most = max(len(v) if isinstance(v, list) else 1 for v in segs)
         if step == "appended":
-            assert most < 40, most  # 60 loads, of which about 45 new days: compacted on the way
+            assert most < next_day - 5, (most, next_day)  # one segment a new day, less compaction
             st.compact()
         else:
             assert most <= 8, most
