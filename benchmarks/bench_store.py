@@ -40,6 +40,7 @@ import numpy as np
 import polars as pl
 
 FIRST_READ = dt.date(2023, 12, 31)  # read 0; read k is the meter's register at FIRST_READ + k days
+HORIZON = 367  # reads 0..366: 2023-12-31 .. 2024-12-31
 ROW_BYTES = 75  # about, per register-read CSV row (4 registers, 2 decimals)
 
 
@@ -55,7 +56,9 @@ def write_reads(path: Path, n: int, first: int, last: int, seed: int = 1, chunk:
     The reads are a deterministic function of (seed, household, day), so files of consecutive ranges
     continue each other. Written ``chunk`` households at a time (bounded memory). Returns the rows.
     """
-    days = last + 1
+    days = HORIZON  # the draws do not depend on the range asked: files of consecutive ranges continue
+    if not 0 <= first <= last < HORIZON:
+        raise ValueError(f"reads {first}..{last}: between 0 and {HORIZON - 1}")
     rows = 0
     with open(path, "wb") as out:
         for lo in range(0, n, chunk):
@@ -65,16 +68,16 @@ def write_reads(path: Path, n: int, first: int, last: int, seed: int = 1, chunk:
             shares = rng.dirichlet([1, 3, 4, 2], size=m).astype(np.float32)
             regs = (daily[:, :, None] * shares[:, None, :] / 10).astype(np.int64)  # 0.01 kWh units
             start = rng.integers(100_000, 5_000_000, size=(m, 1, 4))
-            cum = (start + np.cumsum(regs, axis=1))[:, first:, :]
+            cum = (start + np.cumsum(regs, axis=1))[:, first : last + 1, :]
             total = cum.sum(axis=2)
-            k = days - first
+            k = last + 1 - first
             ids = np.char.zfill(np.arange(lo, lo + m).astype(str), 10)
             df = pl.DataFrame(
                 {
                     "customer_id": np.repeat(ids, k),
                     "meter_id": np.repeat(np.char.add("M", ids), k),
                     "read_date": np.tile(
-                        np.arange(first, days, dtype="timedelta64[D]") + np.datetime64(FIRST_READ), m
+                        np.arange(first, last + 1, dtype="timedelta64[D]") + np.datetime64(FIRST_READ), m
                     ),
                     "total": total.reshape(-1) / 100,
                     "sharp": cum[:, :, 0].reshape(-1) / 100,
@@ -128,6 +131,9 @@ def bench_daily(target: str, n: int, stored: list[int], work: Path) -> dict:
         base_wall, base_cpu = time.perf_counter() - t0, cpu_seconds() - c0
         wall, cpu, rep = _load(daily, st)
         assert rep.rows == rows and rep.rows == rep.loaded + rep.quarantined + rep.duplicates
+        if rep.quarantined or rep.loaded != rows:  # (the files continue each other: every read loads)
+            raise SystemExit(f"daily file after {k} days: {rep.loaded:,} of {rows:,} loaded, "
+                             f"quarantined {rep.quarantine_by_code}")
         out["steps"].append({"stored_days": k, "rows": rows, "wall_s": wall, "cpu_s": cpu, "loaded": rep.loaded,
                              "read_csv_wall_s": base_wall, "read_csv_cpu_s": base_cpu})
         print(f"  daily file after {k:>3} stored days: {rows:,} rows  {wall:6.2f} s wall  {cpu:6.2f} s CPU"
@@ -187,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         _child_load(args.child_load, args.store)
         return
     stored = [int(x) for x in args.stored_days.split(",") if x.strip()]
-    if any(k < 0 or k > 364 + 1 for k in stored):
+    if any(k < 0 or k > HORIZON - 2 for k in stored):
         raise SystemExit("--stored-days: each between 0 and 365")
     work = Path(args.work or tempfile.mkdtemp(prefix="wattbill-bench-store-"))
     work.mkdir(parents=True, exist_ok=True)
