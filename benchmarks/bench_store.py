@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -91,7 +92,7 @@ def write_reads(path: Path, n: int, first: int, last: int, seed: int = 1, chunk:
     return rows
 
 
-def _open(target: str):
+def _open(target: str) -> Any:
     from wattbill.store import open_store
 
     if "://" not in target and not target.startswith("postgres"):
@@ -99,7 +100,7 @@ def _open(target: str):
     return open_store(target)
 
 
-def _load(path: Path, store) -> tuple[float, float, object]:
+def _load(path: Path, store: Any) -> tuple[float, float, Any]:
     from wattbill.ingest import ingest_file
 
     t0, c0 = time.perf_counter(), cpu_seconds()

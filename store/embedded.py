@@ -139,8 +139,8 @@ def _segment_tag(df: pl.DataFrame) -> str:
     so that a load knows which segments its days touch without opening any file."""
     if df.height == 0:
         return ""
-    d = df.get_column("day").to_physical()
-    return f".d{d.min()}_{d.max()}_n{df.height}"
+    d = df.get_column("day").to_physical().to_numpy()
+    return f".d{int(d.min())}_{int(d.max())}_n{df.height}"
 
 
 def _segment_meta(path: Path) -> tuple[int, int, int] | None:
@@ -169,7 +169,7 @@ def _merge_daily(txn: _Txn, key: str, cur: list[Path], new: pl.DataFrame, keys: 
     """
     if new.height == 0:
         return list(cur)
-    d = new.get_column("day").to_physical()
+    d = new.get_column("day").to_physical().to_numpy()
     lo, hi = int(d.min()), int(d.max())
     hit: list[Path] = []
     keep: list[Path] = []
