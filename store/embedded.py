@@ -24,7 +24,13 @@ Writers take an exclusive ``flock`` on ``.lock``; readers take no lock.
 
 A ``daily`` partition loaded from a large file streamed in chunks is written in **segments** of at
 most ``SEGMENT_ROWS`` rows (each sorted, no key twice, no key in two segments), so that memory stays
-bounded by a segment whatever the file's size; a later upsert into the partition merges its segments.
+bounded by a segment whatever the file's size.
+
+Daily partitions grow by **day segments** (issue #14): each segment's file name carries its first and
+last day and its rows (``_segment_tag``); a load writes one new segment per partition and merges only the
+segments whose days meet its own (``_merge_daily``), so a daily file costs a day, not the year stored.
+Size-tiered compaction within a budget per load (``_compact_step``), the rest by ``compact()``.
+See docs/store.md.
 """
 
 from __future__ import annotations
