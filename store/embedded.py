@@ -947,22 +947,36 @@ class EmbeddedStore:
         return df.sort("customer_id", "code")
 
     def compact(self) -> int:
-        """Merge the day segments of every daily partition (written by daily appends) into segments of
-        up to ``SEGMENT_ROWS`` rows, as many merges as there is work (maintenance: reads of a year then
-        open fewer files). Returns the number of partitions changed. Same atomic commit as any write."""
+        """Merge the day segments of every daily partition (written by daily appends) into runs of
+        day-adjacent segments of up to ``SEGMENT_ROWS`` rows (maintenance: a year's read, e.g. the bill
+        run's, then opens few files and gathers no runs). Returns the number of partitions changed.
+        Same atomic commit as any write."""
         changed = 0
         with self._write() as txn:
             for key in sorted(k for k, v in txn.files.items() if k.startswith("daily/") and isinstance(v, list)):
                 segs = _by_day(txn.segments(key))
-                n0 = len(segs)
-                while True:
-                    nxt = _compact_step(txn, key, segs, KEYS_DAILY, budget=None)
-                    if len(nxt) == len(segs):
-                        break
-                    segs = nxt
-                if len(segs) != n0:
-                    txn.record(key, segs)
-                    changed += 1
+                metas = [_segment_meta(p) for p in segs]
+                # greedy runs of day-adjacent segments of at most SEGMENT_ROWS rows (an untagged one: alone)
+                groups: list[list[Path]] = [[]]
+                rows = 0
+                for p, m in zip(segs, metas, strict=True):
+                    n = m[2] if m is not None else SEGMENT_ROWS
+                    if groups[-1] and (rows + n > SEGMENT_ROWS or m is None):
+                        groups.append([])
+                        rows = 0
+                    groups[-1].append(p)
+                    rows += n
+                if len(groups) == len(segs):
+                    continue
+                out: list[Path] = []
+                for g in groups:
+                    if len(g) == 1:
+                        out.append(g[0])
+                        continue
+                    merged = pl.concat([pl.read_parquet(p) for p in g], how="vertical_relaxed").sort(KEYS_DAILY)
+                    out.append(txn.write(key, merged, _segment_tag(merged)))
+                txn.record(key, out)
+                changed += 1
         return changed
 
     def generation(self) -> str:
