@@ -24,7 +24,13 @@ Writers take an exclusive ``flock`` on ``.lock``; readers take no lock.
 
 A ``daily`` partition loaded from a large file streamed in chunks is written in **segments** of at
 most ``SEGMENT_ROWS`` rows (each sorted, no key twice, no key in two segments), so that memory stays
-bounded by a segment whatever the file's size; a later upsert into the partition merges its segments.
+bounded by a segment whatever the file's size.
+
+Daily partitions grow by **day segments** (issue #14): each segment's file name carries its first and
+last day and its rows (``_segment_tag``); a load writes one new segment per partition and merges only the
+segments whose days meet its own (``_merge_daily``), so a daily file costs a day, not the year stored.
+Size-tiered compaction within a budget per load (``_compact_step``), the rest by ``compact()``.
+See docs/store.md.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import fcntl
 import functools
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -119,9 +126,113 @@ def _write_segments(
             txn.discard(out)
             return None
         seen = pl.concat([seen, ids])
-        out.append(txn.write(key, _cast(seg, schema) if schema else seg))
+        seg = _cast(seg, schema) if schema else seg
+        out.append(txn.write(key, seg, _segment_tag(seg)))
         del seg
     return out
+#: daily segments merged at once by the compaction of appended segments (see ``_merge_daily``)
+FANIN = 8
+#: a compaction on a load merges at most this many times the rows the load adds to the partition, so
+#: that a daily load stays proportional to its file; larger merges wait for ``EmbeddedStore.compact``
+COMPACT_BUDGET = 2 * FANIN
+#: segments of a daily partition beyond which a load compacts whatever its budget
+MAX_SEGMENTS = 96
+_TAG = re.compile(r"\.d(-?\d+)_(-?\d+)_n(\d+)\.parquet$")
+
+
+def _segment_tag(df: pl.DataFrame) -> str:
+    """The name tag of a daily segment: its first and last day (days since 1970-01-01) and its rows,
+    so that a load knows which segments its days touch without opening any file."""
+    if df.height == 0:
+        return ""
+    d = df.get_column("day").to_physical().to_numpy()
+    return f".d{int(d.min())}_{int(d.max())}_n{df.height}"
+
+
+def _segment_meta(path: Path) -> tuple[int, int, int] | None:
+    """(first day, last day, rows) of a daily segment from its name; ``None`` for a file written
+    before segments were tagged (treated as spanning every day)."""
+    m = _TAG.search(path.name)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def _tier(rows: int) -> int:
+    """Size tier of a segment: 0 below 1,024 rows, then one tier per factor ``FANIN``."""
+    t = 0
+    while rows >= 1024 * FANIN ** (t + 1) and t < 16:
+        t += 1
+    return t
+
+
+def _merge_daily(txn: _Txn, key: str, cur: list[Path], new: pl.DataFrame, keys: list[str]) -> list[Path]:
+    """Upsert ``new`` (sorted by ``keys``, no key twice) into the daily partition ``key`` whose
+    segments are ``cur``, at a cost proportional to ``new``, not to the partition.
+
+    Segments are day ranges (``_segment_tag``) with no key in two segments. Only the segments whose
+    day range meets ``new``'s days are read and merged with it (a re-sent or corrected day, or a late
+    file); a file of new days is written as one more segment and nothing stored is read. Then, at
+    most one size-tiered compaction (``_compact_step``). Returns the partition's segments in day order.
+    """
+    if new.height == 0:
+        return list(cur)
+    d = new.get_column("day").to_physical().to_numpy()
+    lo, hi = int(d.min()), int(d.max())
+    hit: list[Path] = []
+    keep: list[Path] = []
+    for p in cur:
+        m = _segment_meta(p)
+        (hit if m is None or not (m[1] < lo or m[0] > hi) else keep).append(p)
+    if hit:
+        old = pl.concat([pl.read_parquet(p) for p in hit], how="diagonal_relaxed")
+        old = _cast(old, dict(new.schema)).join(new.select(keys), on=keys, how="anti")
+        new = pl.concat([old, new], how="vertical_relaxed").sort(keys)
+    segs = [*keep, txn.write(key, new, _segment_tag(new))]
+    return _compact_step(txn, key, _by_day(segs), keys, budget=COMPACT_BUDGET * new.height)
+
+
+def _by_day(segs: list[Path]) -> list[Path]:
+    """Segments in order of their first and last day (untagged ones first)."""
+
+    def order(p: Path) -> tuple[int, int]:
+        m = _segment_meta(p)
+        return (m[0], m[1]) if m is not None else (-(2**40), 0)
+
+    return sorted(segs, key=order)
+
+
+def _compact_step(txn: _Txn, key: str, segs: list[Path], keys: list[str], budget: int | None) -> list[Path]:
+    """Merge the first run of ``FANIN`` day-adjacent segments of the lowest size tier into one, if
+    their rows fit ``budget`` (``None``: any) and ``SEGMENT_ROWS``; or, with more than
+    ``MAX_SEGMENTS`` segments, the smallest adjacent run whatever the budget. Segments hold disjoint
+    keys, so a merge is a concatenation in day order and a sort."""
+    metas = [_segment_meta(p) for p in segs]
+    if len(segs) < FANIN or any(m is None for m in metas):
+        return segs
+    rows = [m[2] for m in metas if m is not None]
+    tiers = [_tier(r) for r in rows]
+    best: tuple[int, int] | None = None  # (tier, start)
+    for i in range(len(segs) - FANIN + 1):
+        t = tiers[i]
+        if all(x == t for x in tiers[i : i + FANIN]) and (best is None or t < best[0]):
+            best = (t, i)
+    if best is None and len(segs) > MAX_SEGMENTS:
+        sums = [sum(rows[i : i + FANIN]) for i in range(len(segs) - FANIN + 1)]
+        best = (0, int(np.argmin(sums)))
+        budget = None
+    if best is None:
+        return segs
+    i = best[1]
+    total = sum(rows[i : i + FANIN])
+    if (budget is not None and total > budget) or (total > SEGMENT_ROWS and len(segs) <= MAX_SEGMENTS):
+        return segs
+    group = segs[i : i + FANIN]
+    merged = pl.concat([pl.read_parquet(p) for p in group], how="vertical_relaxed")
+    if not is_sorted_by(merged, keys):
+        merged = merged.sort(keys)
+    txn.discard([p for p in group if p in txn.written])  # (written by this write: never named)
+    return _by_day([*segs[:i], txn.write(key, merged, _segment_tag(merged)), *segs[i + FANIN :]])
+
+
 #: daily batches with at least this many rows are checked and partitioned in two halves at once
 SPLIT_MIN_ROWS = 400_000
 
@@ -171,7 +282,16 @@ def _sorted_customer_runs(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """
     if df.height < 2:
         return df
-    rle = df.get_column(keys[0]).rle().struct.unnest()
+    df = _group_customer_runs(df, keys[0])
+    return df if is_sorted_by(df, keys) else df.sort(keys)
+
+
+def _group_customer_runs(df: pl.DataFrame, key: str) -> pl.DataFrame:
+    """The rows of ``df`` with each value of ``key`` together and in order of ``key``, each value's rows
+    in their order in ``df`` (a stable sort of the runs of equal values, one gather)."""
+    if df.height < 2:
+        return df
+    rle = df.get_column(key).rle().struct.unnest()
     lens = rle.get_column("len").to_numpy().astype(np.int64)
     order = rle.select(pl.arg_sort_by("value", maintain_order=True)).to_series().to_numpy()
     if not (order[1:] > order[:-1]).all():  # (runs already in order: nothing to gather)
@@ -180,7 +300,7 @@ def _sorted_customer_runs(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         take = lens[order]
         ends = np.cumsum(take)
         df = df[np.arange(ends[-1], dtype=np.int64) + np.repeat(starts[order] - (ends - take), take)]
-    return df if is_sorted_by(df, keys) else df.sort(keys)
+    return df
 
 
 def _rels(value: str | list[str] | None) -> list[str]:
@@ -220,9 +340,10 @@ class _Txn:
     def put(self, key: str, df: pl.DataFrame) -> None:
         self.record(key, self.write(key, df))
 
-    def write(self, key: str, df: pl.DataFrame) -> Path:
-        """Write ``df`` as a new file for ``key`` (not yet named in the manifest; thread-safe)."""
-        rel = f"{key}/{self.seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
+    def write(self, key: str, df: pl.DataFrame, tag: str = "") -> Path:
+        """Write ``df`` as a new file for ``key`` (not yet named in the manifest; thread-safe);
+        ``tag`` is added to the file's name (a daily segment's day range and rows, ``_segment_tag``)."""
+        rel = f"{key}/{self.seq:08d}-{uuid.uuid4().hex[:8]}{tag}.parquet"
         path = self.store.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -452,6 +573,8 @@ class EmbeddedStore:
             new = pl.concat(loaded, how="diagonal_relaxed") if len(loaded) > 1 else loaded[0]
             if keys and not clean:
                 new = _last_per_key(new, keys)
+            if table == "daily" and keys:
+                return key, _merge_daily(txn, key, cur, _cast(new, schema) if schema else new, keys)
             if cur:
                 old = pl.concat([pl.read_parquet(f) for f in cur], how="diagonal_relaxed")
                 if keys:
@@ -636,14 +759,22 @@ class EmbeddedStore:
     ) -> pl.DataFrame:
         """See ``Store.load_daily``. Unsorted, the rows come partition by partition as stored: each
         customer's rows together, in (meter_id, day) order, the customers in bucket order."""
-        files = self._files("daily", self._bucket_pred(customer_ids, year))
+        pred = self._bucket_pred(customer_ids, year)
+        files = self._files("daily", pred)
         if not files:
             return pl.DataFrame(schema=DAILY_SCHEMA)
         lf = pl.scan_parquet(files)
         if customer_ids is not None:
             lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
         df = _cast(lf.collect(), DAILY_SCHEMA)
-        return _sorted_customer_runs(df, ["customer_id", "meter_id", "day"]) if sort else df
+        if sort:
+            return _sorted_customer_runs(df, KEYS_DAILY)
+        # a partition in day segments (daily appends) has each customer in several segments
+        segmented = any(
+            isinstance(v, list) and k.startswith("daily/") and pred(k[len("daily/") :])
+            for k, v in self._read_manifest()["files"].items()
+        )
+        return _group_customer_runs(df, "customer_id") if segmented else df
 
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
@@ -814,6 +945,39 @@ class EmbeddedStore:
         if customer_ids is not None:
             df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
         return df.sort("customer_id", "code")
+
+    def compact(self) -> int:
+        """Merge the day segments of every daily partition (written by daily appends) into runs of
+        day-adjacent segments of up to ``SEGMENT_ROWS`` rows (maintenance: a year's read, e.g. the bill
+        run's, then opens few files and gathers no runs). Returns the number of partitions changed.
+        Same atomic commit as any write."""
+        changed = 0
+        with self._write() as txn:
+            for key in sorted(k for k, v in txn.files.items() if k.startswith("daily/") and isinstance(v, list)):
+                segs = _by_day(txn.segments(key))
+                metas = [_segment_meta(p) for p in segs]
+                # greedy runs of day-adjacent segments of at most SEGMENT_ROWS rows (an untagged one: alone)
+                groups: list[list[Path]] = [[]]
+                rows = 0
+                for p, m in zip(segs, metas, strict=True):
+                    n = m[2] if m is not None else SEGMENT_ROWS
+                    if groups[-1] and (rows + n > SEGMENT_ROWS or m is None):
+                        groups.append([])
+                        rows = 0
+                    groups[-1].append(p)
+                    rows += n
+                if len(groups) == len(segs):
+                    continue
+                out: list[Path] = []
+                for g in groups:
+                    if len(g) == 1:
+                        out.append(g[0])
+                        continue
+                    merged = pl.concat([pl.read_parquet(p) for p in g], how="vertical_relaxed").sort(KEYS_DAILY)
+                    out.append(txn.write(key, merged, _segment_tag(merged)))
+                txn.record(key, out)
+                changed += 1
+        return changed
 
     def generation(self) -> str:
         """A token that changes whenever a write commits (the manifest is replaced): cache keys."""

@@ -169,3 +169,102 @@ def test_sorted_customer_runs_equals_the_sort(seed: int, shuffle_within: bool) -
     assert _sorted_customer_runs(df, keys).equals(df.sort(keys))
     assert _sorted_customer_runs(df.head(1), keys).equals(df.head(1))
     assert _sorted_customer_runs(df.sort(keys), keys).equals(df.sort(keys))
+
+
+# --- daily appends in day segments (issue #14) ----------------------------------------------------
+
+
+def _day_rows(customers: range, days: range, value: int, meters: tuple[str, ...] = ("m",)) -> list[tuple]:
+    return [
+        (f"{c:06d}", m, dt.date(2024, 1, 1) + dt.timedelta(days=d), value + 7 * d + c, None, None, None, None,
+         value % 2 == 1)
+        for c in customers
+        for m in meters
+        for d in days
+    ]
+
+
+def test_a_daily_load_writes_one_segment_and_rewrites_nothing_stored(tmp_path: Path) -> None:
+    st = open_store(tmp_path / "s")
+    assert isinstance(st, EmbeddedStore)
+    st.save_ingest(_batch("a", _day_rows(range(64), range(0, 90), 1000)))
+    before = {k: v for k, v in st._read_manifest()["files"].items() if k.startswith("daily/")}
+    st.save_ingest(_batch("b", _day_rows(range(64), range(90, 91), 2000)))
+    after = {k: v for k, v in st._read_manifest()["files"].items() if k.startswith("daily/")}
+    assert before.keys() == after.keys()
+    for key, old in before.items():  # each partition keeps its files and gains one segment
+        new = after[key]
+        assert isinstance(new, list) and len(new) == 2 and new[0] == old, key
+        assert "_n" in new[1] and (tmp_path / "s" / new[1]).exists()
+    d = st.load_daily(2024)
+    assert d.height == 64 * 91 and d.equals(d.sort(["customer_id", "meter_id", "day"]))
+
+
+def test_a_re_sent_day_upserts_only_its_segments(tmp_path: Path) -> None:
+    st = open_store(tmp_path / "s")
+    st.save_ingest(_batch("a", _day_rows(range(40), range(0, 30), 1000)))
+    for day in range(30, 40):
+        st.save_ingest(_batch(f"d{day}", _day_rows(range(40), range(day, day + 1), 3000)))
+    # a correction of day 35 for some customers, and a late file of days 10..12
+    st.save_ingest(_batch("fix", _day_rows(range(5, 9), range(35, 36), 5001)))
+    st.save_ingest(_batch("late", _day_rows(range(0, 3), range(10, 13), 7001)))
+    d = st.load_daily(2024)
+    assert d.height == 40 * 40  # nothing lost, nothing doubled
+    assert d.select(["customer_id", "meter_id", "day"]).is_unique().all()
+    got = {(r[0], r[2].toordinal()): r[3] for r in d.iter_rows()}
+    base = dt.date(2024, 1, 1).toordinal()
+    for c in range(40):
+        for day in range(40):
+            want = 1000 if day < 30 else 3000
+            if day == 35 and 5 <= c < 9:
+                want = 5001
+            if 10 <= day < 13 and c < 3:
+                want = 7001
+            assert got[(f"{c:06d}", base + day)] == want + 7 * day + c, (c, day)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_many_daily_loads_compact_and_read_back_as_the_last_writes(tmp_path: Path, seed: int) -> None:
+    """Random loads (new days, re-sent days, late ranges; two meters a customer) into day segments: the
+    store reads back the last value written for each key, each customer's rows together unsorted, and
+    compaction keeps the segments few; ``compact`` changes no row."""
+    import random
+
+    rnd = random.Random(seed)
+    st = open_store(tmp_path / "s")
+    assert isinstance(st, EmbeddedStore)
+    want: dict[tuple[str, str, int], int] = {}
+    next_day = 0
+    for i in range(40):
+        if rnd.random() < 0.75 or next_day < 3:
+            days = range(next_day, next_day + 1)
+            next_day += 1
+        else:
+            lo = rnd.randrange(0, next_day)
+            days = range(lo, min(next_day, lo + rnd.randint(1, 4)))
+        custs = range(rnd.randrange(0, 5), rnd.randrange(20, 50))
+        rows = _day_rows(custs, days, 1000 * (i + 1), ("m1", "m2"))
+        st.save_ingest(_batch(f"f{i}", rows))
+        for r in rows:
+            want[(r[0], r[1], r[2].toordinal())] = r[3]
+    keys = ["customer_id", "meter_id", "day"]
+    for step in ("appended", "compacted"):
+        d = st.load_daily(2024)
+        assert d.equals(d.sort(keys)) and d.height == len(want), step
+        assert {(r[0], r[1], r[2].toordinal()): r[3] for r in d.iter_rows()} == want, step
+        loose = st.load_daily(2024, sort=False)
+        assert loose.sort(keys).equals(d)
+        assert loose["customer_id"].rle().len() == loose["customer_id"].n_unique(), step
+        some = [f"{c:06d}" for c in range(0, 50, 9)]
+        assert st.load_daily(2024, some).equals(d.filter(pl.col("customer_id").is_in(some))), step
+        segs = [v for k, v in st._read_manifest()["files"].items() if k.startswith("daily/")]
+        most = max(len(v) if isinstance(v, list) else 1 for v in segs)
+        if step == "appended":
+            assert most < next_day - 5, (most, next_day)  # one segment a new day, less compaction
+            st.compact()
+        else:
+            assert most <= 8, most
+    named = {r for k, v in st._read_manifest()["files"].items() for r in (v if isinstance(v, list) else [v])}
+    on_disk = {p.relative_to(tmp_path / "s").as_posix() for p in (tmp_path / "s" / "daily").rglob("*.parquet")}
+    garbage = {g[0] for g in st._read_manifest().get("garbage", [])}
+    assert on_disk <= named | garbage  # no file written and left unnamed
