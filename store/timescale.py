@@ -52,6 +52,9 @@ from wattbill.store.errors import StoreError, StoreUnavailable, mask_secrets
 from wattbill.store.pgcopy import encode_parts
 
 PAYLOAD_CUSTOMERS = 5000  # customers per bills payload blob
+#: a month's chunk of ``daily`` is compressed by the policy once its last day is this old (a month closes,
+#: then the late reads and corrections of its first weeks arrive while it is still plain)
+COMPRESS_AFTER = "45 days"
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS daily (
@@ -204,6 +207,8 @@ class TimescaleStore:
         #: client); measured a wash on 2 cores, so off: rows go in the order given (customer, meter, day)
         self.chunk_order = False
         self._direct: psycopg.Connection | None = None
+        #: the server's TimescaleDB has native compression (set when the store is opened with ``setup``)
+        self.compression_supported = False
         try:
             conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as e:
@@ -227,6 +232,7 @@ class TimescaleStore:
                     conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
                     for stmt in DDL:
                         conn.execute(stmt)
+                    self._compression_policy(conn)
             elif conn.execute("SELECT to_regclass('bills') IS NULL").fetchone() != (False,):
                 raise StoreUnavailable(f"{self.shown_url}: the store's tables do not exist: run an ingest or a bill run first")
         except StoreUnavailable:
@@ -250,6 +256,96 @@ class TimescaleStore:
         except Exception as e:
             self.pool.close()
             raise StoreUnavailable(f"cannot connect to {self.shown_url}: {_first_line(e)}") from None
+
+    @staticmethod
+    def _compression_supported(conn: psycopg.Connection) -> bool:
+        """Does the server's TimescaleDB have native compression? (the ``timescale`` licence; an Apache-only
+        build, such as Debian's source package built by ``scripts/build_timescaledb.sh``, has not)."""
+        row = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
+        return bool(row and row[0] == "timescale")
+
+    def _compression_policy(self, conn: psycopg.Connection) -> None:
+        """Closed months compressed by TimescaleDB's own policy, where the server has compression.
+
+        ``daily`` is compressed segment by customer (a bill run reads whole customers) and ordered by
+        meter and day inside a segment; the policy job compresses each month's chunk once its last day is
+        ``COMPRESS_AFTER`` old. Late reads and corrections still land in a compressed month: TimescaleDB
+        >= 2.11 inserts, upserts (``ON CONFLICT``) and updates into compressed chunks, checking the primary
+        key against the compressed rows. Without compression (Apache-only build) nothing is done and
+        ``compression()`` says so.
+        """
+        self.compression_supported = self._compression_supported(conn)
+        if not self.compression_supported:
+            return
+        row = conn.execute(
+            "SELECT compression_enabled FROM timescaledb_information.hypertables WHERE hypertable_name = 'daily'"
+        ).fetchone()
+        if not (row and row[0]):
+            conn.execute(
+                "ALTER TABLE daily SET (timescaledb.compress, timescaledb.compress_segmentby = 'customer_id',"
+                " timescaledb.compress_orderby = 'meter_id, day')"
+            )
+        conn.execute(
+            "SELECT add_compression_policy('daily', compress_after => %s::interval, if_not_exists => TRUE)",
+            [COMPRESS_AFTER],
+        )
+
+    def compression(self) -> dict:
+        """The state of ``daily``'s compression.
+
+        Returns
+        -------
+        dict
+            ``supported`` (the server's TimescaleDB has native compression), ``enabled`` (``daily`` is
+            set to compress), ``policy`` (the policy's ``compress_after``, text, or None), ``chunks`` and
+            ``compressed_chunks`` (month chunks of ``daily``, all and compressed).
+        """
+        def run(conn: psycopg.Connection) -> dict:
+            supported = self._compression_supported(conn)
+            row = conn.execute(
+                "SELECT compression_enabled FROM timescaledb_information.hypertables WHERE hypertable_name = 'daily'"
+            ).fetchone()
+            chunks = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE is_compressed) FROM timescaledb_information.chunks"
+                " WHERE hypertable_name = 'daily'"
+            ).fetchone()
+            policy = None
+            if supported:
+                p = conn.execute(
+                    "SELECT config->>'compress_after' FROM timescaledb_information.jobs"
+                    " WHERE hypertable_name = 'daily' AND proc_name = 'policy_compression'"
+                ).fetchone()
+                policy = p[0] if p else None
+            return {
+                "supported": supported,
+                "enabled": bool(row and row[0]),
+                "policy": policy,
+                "chunks": int(chunks[0]) if chunks else 0,
+                "compressed_chunks": int(chunks[1]) if chunks else 0,
+            }
+
+        return self._read("compression", run)
+
+    def compress_closed_months(self, before: dt.date) -> int:
+        """Compress now every chunk of ``daily`` that ends on or before ``before`` (what the policy job does
+        in the background; for a backfill, tests and benchmarks). Returns the chunks compressed.
+
+        Raises
+        ------
+        StoreError
+            When the server's TimescaleDB has no compression (Apache-only build).
+        """
+        with self._connection("compress") as conn:
+            if not self._compression_supported(conn):
+                raise StoreError(
+                    f"{self.shown_url}: this TimescaleDB has no compression (Apache-only build):"
+                    " the months stay uncompressed"
+                )
+            rows = conn.execute(
+                "SELECT compress_chunk(c, if_not_compressed => TRUE) FROM show_chunks('daily', older_than => %s) c",
+                [before],
+            ).fetchall()
+        return len(rows)
 
     @staticmethod
     def _configure(conn: psycopg.Connection) -> None:
