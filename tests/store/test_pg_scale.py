@@ -122,7 +122,7 @@ def test_kill_9_of_a_real_load_leaves_the_previous_or_the_new_state(pg_url: str,
         return a[0].equals(b[0]) and a[1].equals(b[1]) and a[2].drop("file").equals(b[2].drop("file"))
 
     landed_in_transaction = 0
-    for trial, delay in enumerate([None, None, None, 0.5, 1.5, 3.0]):
+    for trial, delay in enumerate([None, None, 1.0]):
         name = f"wb_kill_{trial}"
         url = _fresh_db(pg_url, name)
         try:
@@ -135,7 +135,7 @@ def test_kill_9_of_a_real_load_leaves_the_previous_or_the_new_state(pg_url: str,
                 while time.monotonic() < deadline and p.poll() is None:
                     q = _backend_doing(pg_url, name)
                     if q is not None:
-                        time.sleep(0.05 * trial)  # a little further into the transaction each trial
+                        time.sleep(0.1 * trial)  # a little further into the transaction each trial
                         if p.poll() is None:
                             landed_in_transaction += 1
                         break
@@ -164,7 +164,7 @@ def test_kill_9_of_a_real_load_leaves_the_previous_or_the_new_state(pg_url: str,
 
 @pytest.mark.slow
 def test_next_years_file_loaded_at_the_same_time(pg_url: str, tmp_path: Path) -> None:
-    """December 2024 and January 2025 loaded by two processes at once (three times) give the rows of the
+    """December 2024 and January 2025 loaded by two processes at once (each order) give the rows of the
     two loads in sequence; every meter keeps 1 January 2025 (computed from its 31 December read)."""
     dec, jan = tmp_path / "dec.csv", tmp_path / "jan.csv"
     meters = 300
@@ -182,7 +182,7 @@ def test_next_years_file_loaded_at_the_same_time(pg_url: str, tmp_path: Path) ->
     ref_daily = ref[0]
     assert ref_daily.filter(pl.col("day") == dt.date(2025, 1, 1)).height == meters
     assert ref_daily.height == meters * (30 + 31)
-    for trial in range(3):
+    for trial in range(2):
         name = f"wb_years_{trial}"
         url = _fresh_db(pg_url, name)
         try:
