@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         rep = ingest_file(path, "registers", st)
         wall = time.perf_counter() - t0
         time.sleep(0.1)
-        r = {"label": label, "rows": rep.rows, "loaded": rep.loaded, "dups": rep.duplicates,
+        r: dict[str, Any] = {"label": label, "rows": rep.rows, "loaded": rep.loaded, "dups": rep.duplicates,
              "quarantined": rep.quarantined, "wall": wall, "cpu": cpu_seconds() - c0,
              "server_cpu": server_cpu(pm) - s0, "save": save_time[0]}
         print(f"  {label:<34} {rep.rows:>10,} rows  loaded {rep.loaded:>10,}  dups {rep.duplicates:>8,}"
@@ -220,7 +221,8 @@ def main(argv: list[str] | None = None) -> None:
         results.append(load(corr, "correction of that day"))
         with st.conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM daily")
-            total = cur.fetchone()[0]
+            row = cur.fetchone()
+            total = row[0] if row else 0
         print(f"  daily rows stored: {total:,}  (expected {n * stored:,})")
         daily = [r for r in results if "stored" in r]
         bulk = [r for r in results if r["label"].startswith("bulk")]

@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> None:
             comp = pg.compression()
             if comp["supported"]:
                 pg.compress_closed_months(dt.date(2025, 1, 1))
-                c = pg.compression()
-                show("TimescaleDB", pg, f" (compressed {c['compressed_chunks']}/{c['chunks']} chunks)")
+                cs = pg.compression()
+                show("TimescaleDB", pg, f" (compressed {cs['compressed_chunks']}/{cs['chunks']} chunks)")
             else:
                 print(f"  TimescaleDB (compressed)           not measured: TimescaleDB {pg.timescaledb_version} on this"
                       " server is an Apache-only build, without native compression")

@@ -579,16 +579,19 @@ class TimescaleStore:
 
         First whether any row at all lies in the range (the BRIN index on ``day``: a new day is answered
         from a few index pages, whatever the chunk holds); only then one primary-key probe per customer
-        (index-only scans of the chunks in range): the cost follows the file, never the stored rows.
+        (index-only scans of the chunks in range; also when the rows in range are the earlier customer
+        buckets of the same file): the cost follows the file, never the stored rows.
         """
         cur.execute("SELECT EXISTS (SELECT 1 FROM daily WHERE day BETWEEN %s AND %s)", [lo, hi])
         row = cur.fetchone()
         if not (row and row[0]):
             return False
+        # LATERAL ... LIMIT 1: a nested loop of index probes whatever the planner thinks of the chunks' sizes
+        # (the chunks a load is filling have no statistics yet: a hash join would scan them)
         cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM daily WHERE day BETWEEN %s AND %s"
-            " AND customer_id IN (SELECT unnest(%s::text[])))",
-            [lo, hi, ids],
+            "SELECT EXISTS (SELECT 1 FROM unnest(%s::text[]) AS k(id), LATERAL (SELECT 1 FROM daily d"
+            " WHERE d.customer_id = k.id AND d.day BETWEEN %s AND %s LIMIT 1) AS hit)",
+            [ids, lo, hi],
         )
         row = cur.fetchone()
         return bool(row and row[0])
