@@ -5,7 +5,7 @@
 A register-reads CSV of about ``--mb`` MB (one read per meter and day, 4 time-of-use registers) is
 loaded into a fresh database by a real ``wattbill ingest reads FILE --store URL`` process (customer
 buckets, each COPYed into the hypertable, one transaction); its wall time, CPU seconds (the process)
-and peak RSS are measured, and the CPU seconds of this cluster's server processes. The daily rows it
+and peak RSS are measured, and the CPU seconds of the server processes serving its database (``ServerCpu``, sampled). The daily rows it
 stored are then written out with ``psql \\copy daily TO`` and loaded by ``psql \\copy daily FROM`` into
 another fresh database with the same schema: the floor any client can reach (the server's per-row
 insert). Printed: rows/s wall and rows per CPU-second for both.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks.bench_store_pg import REPO, Reads, cluster_pid, server_cpu
+from benchmarks.bench_store_pg import REPO, Reads, ServerCpu, cluster_pid
 
 
 def _children() -> tuple[float, float]:
@@ -61,13 +61,15 @@ def main(argv: list[str] | None = None) -> None:
         pm = cluster_pid(url)
         env = {k: v for k, v in os.environ.items() if k != "WATTBILL_STORE"}
         c0, _ = _children()
-        s0, t0 = server_cpu(pm), time.perf_counter()
+        scpu = ServerCpu(pm, name)
+        t0 = time.perf_counter()
         p = subprocess.run([sys.executable, "-m", "wattbill.cli", "ingest", "reads", str(src), "--store", url],
                            capture_output=True, text=True, env=env, cwd=REPO)
         wall = time.perf_counter() - t0
         time.sleep(0.2)
         c1, peak = _children()
-        srv = server_cpu(pm) - s0
+        srv = scpu.seconds()
+        scpu.stop()
         if p.returncode != 0:
             print(p.stderr.strip()[-2000:])
             raise SystemExit(1)
@@ -84,12 +86,14 @@ def main(argv: list[str] | None = None) -> None:
 
         TimescaleStore(url2).close()  # the same schema
         c0, _ = _children()
-        s0, t0 = server_cpu(pm), time.perf_counter()
+        scpu = ServerCpu(pm, name2)
+        t0 = time.perf_counter()
         subprocess.run(["psql", url2, "-v", "ON_ERROR_STOP=1", "-qc", f"\\copy daily FROM '{csv}' CSV"], check=True)
         pwall = time.perf_counter() - t0
         time.sleep(0.2)
         c1, _ = _children()
-        psrv = server_cpu(pm) - s0
+        psrv = scpu.seconds()
+        scpu.stop()
         print(f"  psql \\copy      : {daily / pwall / 1e6:5.2f} M rows/s wall ({pwall:6.1f} s) of the same"
               f" {daily:,} daily rows; CPU psql {c1 - c0:6.1f} s + server {psrv:6.1f} s"
               f" = {daily / (c1 - c0 + psrv) / 1e6:5.2f} M rows/CPU-s", flush=True)

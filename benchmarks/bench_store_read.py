@@ -5,7 +5,7 @@
 The same register reads (``--customers`` meters, ``--days`` days of 2024) are loaded through
 ``ingest_file`` into a fresh TimescaleDB database and a fresh embedded store; then ``load_daily(2024)``
 (all customers, and a bill-run part of ``--part`` customers) is timed on each, best of ``--repeats``,
-with the CPU seconds of this process and of this cluster's server. Where the server's TimescaleDB has
+with the CPU seconds of this process and of the server processes serving the benchmark's database. Where the server's TimescaleDB has
 native compression (``TimescaleStore.compression()``), the months are compressed
 (``compress_closed_months``) and the read is timed again on compressed chunks; on an Apache-only build
 that line says so.
@@ -23,17 +23,17 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks.bench_store_pg import REPO, Reads, cluster_pid, cpu_seconds, server_cpu, warm_up
+from benchmarks.bench_store_pg import REPO, Reads, ServerCpu, cluster_pid, cpu_seconds, warm_up
 
 
-def _time(fn, repeats: int, pm: int | None) -> tuple[int, float, float]:
+def _time(fn, repeats: int, scpu: ServerCpu) -> tuple[int, float, float]:
     """(rows, best wall s, CPU s of client + server of that run)."""
     best = (0, float("inf"), 0.0)
     for _ in range(repeats):
-        c0, s0, t0 = cpu_seconds(), server_cpu(pm), time.perf_counter()
+        c0, s0, t0 = cpu_seconds(), scpu.seconds(), time.perf_counter()
         df = fn()
         wall = time.perf_counter() - t0
-        cpu = cpu_seconds() - c0 + server_cpu(pm) - s0
+        cpu = cpu_seconds() - c0 + scpu.seconds() - s0
         if wall < best[1]:
             best = (df.height, wall, cpu)
     return best
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f"CREATE DATABASE {db}")
     url = admin.replace("/wattbill?", f"/{db}?")
-    pm = cluster_pid(url)
+    scpu = ServerCpu(cluster_pid(url), db)
     with tempfile.TemporaryDirectory(prefix="wattbill-bench-read-") as d:
         src = Path(d) / "reads.csv"
         Reads(args.customers, seed=5).write(src, args.days + 1)
@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> None:
             ingest_file(src, "registers", emb)
             part = [f"{i:010d}" for i in range(args.part)]
             print(f"load_daily(2024): {args.customers:,} households x {args.days} days; best of {args.repeats};"
-                  " CPU = this process + this cluster's server")
+                  " CPU = this process + the server's backends of this database")
 
             def show(label: str, store, compressed: str = "") -> None:
                 for what, ids in (("all", None), (f"part of {args.part:,}", part)):
-                    n, wall, cpu = _time(lambda s=store, i=ids: s.load_daily(2024, i), args.repeats, pm)
+                    n, wall, cpu = _time(lambda s=store, i=ids: s.load_daily(2024, i), args.repeats, scpu)
                     print(f"  {label + compressed:<34} {what:<14} {n:>11,} rows  {n / wall / 1e6:6.2f} M rows/s wall"
                           f"  {n / cpu / 1e6:6.2f} M rows/CPU-s", flush=True)
 
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  TimescaleDB (compressed)           not measured: TimescaleDB {pg.timescaledb_version} on this"
                       " server is an Apache-only build, without native compression")
         finally:
+            scpu.stop()
             pg.close()
             emb.close()
             with psycopg.connect(admin, autocommit=True) as c:
