@@ -311,3 +311,25 @@ def test_corrections_and_late_reads_into_a_compressed_month(pg_store_url: str, t
         assert diff["day"].unique().to_list() == [dt.date(2024, 1, 15)] and diff.height == 40
     finally:
         st.close()
+
+
+def test_a_load_leaves_its_days_summarized_for_the_next_load(pg_store_url: str, tmp_path: Path) -> None:
+    """After a load the BRIN index on day has no page range left to summarize in the chunks it wrote: the
+    next load's check of its days reads summaries, not the pages (``TimescaleStore._summarize_days``;
+    at 100,000 households the unsummarized pages of a bulk load made the next day's check read the chunk)."""
+    jan = tmp_path / "jan.csv"
+    _consumption(jan, 300, dt.date(2024, 1, 1), 40)
+    st = TimescaleStore(pg_store_url)
+    try:
+        ingest_file(jan, "consumption", st)
+        with st.conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*), coalesce(sum(brin_summarize_new_values(i.indexrelid)), 0) FROM pg_index i"
+                " JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam"
+                " AND am.amname = 'brin' JOIN pg_class t ON t.oid = i.indrelid"
+                " WHERE t.relname LIKE '\\_hyper\\_%'"
+            )
+            n_indexes, newly = cur.fetchone()  # type: ignore[misc]
+        assert n_indexes == 2 and newly == 0  # two month chunks, nothing left unsummarized
+    finally:
+        st.close()
