@@ -15,6 +15,21 @@ files give the "year's file" rows/s the daily rate is compared with. CPU seconds
 fair comparison on a busy machine.
 
 Read-back (``--read``): ``load_daily`` of the year after the loads, rows/s.
+
+Recorded 2026-12-01 on the shared 2-core machine (load average 20-23; CPU = client + server)::
+
+    N = 20,000      daily file at   0 stored days  0.66 + 0.50 CPU-s
+                    daily file at  90 stored days  0.70 + 0.52 CPU-s
+                    daily file at 180 stored days  0.75 + 0.66 CPU-s
+                    daily file at 365 stored days  0.69 + 0.63 CPU-s     max/min x1.21 (wall x1.85)
+                    re-sent day 0.72 + 0.76, correction 0.80 + 0.84 CPU-s
+                    bulk files 0.08 M rows/CPU-s, daily files 0.02 M rows/CPU-s
+    N = 100,000     before (the store at the start of issue #14): day at 0 / 90 stored days
+                    2.04 + 2.76 / 1.67 + 2.98 CPU-s; 89-day bulk file 0.06 M rows/CPU-s (staging + INSERT)
+                    after (BRIN check, per-part COPY): 2.72 + 2.60 / 2.63 + 6.05 CPU-s, bulk 0.07 M rows/CPU-s;
+                    the 6.05 was the bulk's pages not yet BRIN-summarized (fixed after this run by
+                    ``TimescaleStore._summarize_days``; not re-measured at 100k: the levels 180 and 365 did not
+                    fit in the session)
 """
 
 from __future__ import annotations
