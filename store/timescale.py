@@ -52,6 +52,9 @@ from wattbill.store.errors import StoreError, StoreUnavailable, mask_secrets
 from wattbill.store.pgcopy import encode_parts
 
 PAYLOAD_CUSTOMERS = 5000  # customers per bills payload blob
+#: a month's chunk of ``daily`` is compressed by the policy once its last day is this old (a month closes,
+#: then the late reads and corrections of its first weeks arrive while it is still plain)
+COMPRESS_AFTER = "45 days"
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS daily (
@@ -59,10 +62,13 @@ DDL = [
         wh_total bigint NOT NULL, wh_sharp bigint, wh_peak bigint, wh_flat bigint, wh_valley bigint,
         estimated boolean NOT NULL DEFAULT false,
         PRIMARY KEY (customer_id, meter_id, day))""",
-    # no default index on day: chunks (months) already select by day, and the primary key serves the rest;
-    # one index less to maintain on every insert
+    # no default (b-tree) index on day: chunks (months) already select by day, and the primary key serves
+    # the rest; one index less to maintain on every insert
     "SELECT create_hypertable('daily', by_range('day', INTERVAL '1 month'), create_default_indexes => FALSE,"
     " if_not_exists => TRUE)",
+    # a BRIN index on day (a few pages per chunk, nearly free to keep: days arrive in order): a load asks
+    # first whether anything is stored in its days (``_overlaps``), answered without reading the chunk
+    "CREATE INDEX IF NOT EXISTS daily_day_brin ON daily USING brin (day) WITH (autosummarize = on)",
     """CREATE TABLE IF NOT EXISTS customers (
         customer_id text PRIMARY KEY, tariff text NOT NULL, household_size integer NOT NULL DEFAULT 1,
         region text, opened_on date, closed_on date, name text, address text, language text)""",
@@ -204,6 +210,9 @@ class TimescaleStore:
         #: client); measured a wash on 2 cores, so off: rows go in the order given (customer, meter, day)
         self.chunk_order = False
         self._direct: psycopg.Connection | None = None
+        self._saved_days: tuple[Any, Any] | None = None  # the days of the daily rows of the last save
+        #: the server's TimescaleDB has native compression (set when the store is opened with ``setup``)
+        self.compression_supported = False
         try:
             conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as e:
@@ -227,6 +236,7 @@ class TimescaleStore:
                     conn.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-ddl'))")
                     for stmt in DDL:
                         conn.execute(stmt)
+                    self._compression_policy(conn)
             elif conn.execute("SELECT to_regclass('bills') IS NULL").fetchone() != (False,):
                 raise StoreUnavailable(f"{self.shown_url}: the store's tables do not exist: run an ingest or a bill run first")
         except StoreUnavailable:
@@ -250,6 +260,96 @@ class TimescaleStore:
         except Exception as e:
             self.pool.close()
             raise StoreUnavailable(f"cannot connect to {self.shown_url}: {_first_line(e)}") from None
+
+    @staticmethod
+    def _compression_supported(conn: psycopg.Connection) -> bool:
+        """Does the server's TimescaleDB have native compression? (the ``timescale`` licence; an Apache-only
+        build, such as Debian's source package built by ``scripts/build_timescaledb.sh``, has not)."""
+        row = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
+        return bool(row and row[0] == "timescale")
+
+    def _compression_policy(self, conn: psycopg.Connection) -> None:
+        """Closed months compressed by TimescaleDB's own policy, where the server has compression.
+
+        ``daily`` is compressed segment by customer (a bill run reads whole customers) and ordered by
+        meter and day inside a segment; the policy job compresses each month's chunk once its last day is
+        ``COMPRESS_AFTER`` old. Late reads and corrections still land in a compressed month: TimescaleDB
+        >= 2.11 inserts, upserts (``ON CONFLICT``) and updates into compressed chunks, checking the primary
+        key against the compressed rows. Without compression (Apache-only build) nothing is done and
+        ``compression()`` says so.
+        """
+        self.compression_supported = self._compression_supported(conn)
+        if not self.compression_supported:
+            return
+        row = conn.execute(
+            "SELECT compression_enabled FROM timescaledb_information.hypertables WHERE hypertable_name = 'daily'"
+        ).fetchone()
+        if not (row and row[0]):
+            conn.execute(
+                "ALTER TABLE daily SET (timescaledb.compress, timescaledb.compress_segmentby = 'customer_id',"
+                " timescaledb.compress_orderby = 'meter_id, day')"
+            )
+        conn.execute(
+            "SELECT add_compression_policy('daily', compress_after => %s::interval, if_not_exists => TRUE)",
+            [COMPRESS_AFTER],
+        )
+
+    def compression(self) -> dict:
+        """The state of ``daily``'s compression.
+
+        Returns
+        -------
+        dict
+            ``supported`` (the server's TimescaleDB has native compression), ``enabled`` (``daily`` is
+            set to compress), ``policy`` (the policy's ``compress_after``, text, or None), ``chunks`` and
+            ``compressed_chunks`` (month chunks of ``daily``, all and compressed).
+        """
+        def run(conn: psycopg.Connection) -> dict:
+            supported = self._compression_supported(conn)
+            row = conn.execute(
+                "SELECT compression_enabled FROM timescaledb_information.hypertables WHERE hypertable_name = 'daily'"
+            ).fetchone()
+            chunks = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE is_compressed) FROM timescaledb_information.chunks"
+                " WHERE hypertable_name = 'daily'"
+            ).fetchone()
+            policy = None
+            if supported:
+                p = conn.execute(
+                    "SELECT config->>'compress_after' FROM timescaledb_information.jobs"
+                    " WHERE hypertable_name = 'daily' AND proc_name = 'policy_compression'"
+                ).fetchone()
+                policy = p[0] if p else None
+            return {
+                "supported": supported,
+                "enabled": bool(row and row[0]),
+                "policy": policy,
+                "chunks": int(chunks[0]) if chunks else 0,
+                "compressed_chunks": int(chunks[1]) if chunks else 0,
+            }
+
+        return self._read("compression", run)
+
+    def compress_closed_months(self, before: dt.date) -> int:
+        """Compress now every chunk of ``daily`` that ends on or before ``before`` (what the policy job does
+        in the background; for a backfill, tests and benchmarks). Returns the chunks compressed.
+
+        Raises
+        ------
+        StoreError
+            When the server's TimescaleDB has no compression (Apache-only build).
+        """
+        with self._connection("compress") as conn:
+            if not self._compression_supported(conn):
+                raise StoreError(
+                    f"{self.shown_url}: this TimescaleDB has no compression (Apache-only build):"
+                    " the months stay uncompressed"
+                )
+            rows = conn.execute(
+                "SELECT compress_chunk(c, if_not_compressed => TRUE) FROM show_chunks('daily', older_than => %s) c",
+                [before],
+            ).fetchall()
+        return len(rows)
 
     @staticmethod
     def _configure(conn: psycopg.Connection) -> None:
@@ -364,6 +464,32 @@ class TimescaleStore:
         )
 
     def save_ingest(self, batch: IngestBatch) -> None:
+        self._saved_days = None
+        self._save_ingest(batch)
+        if self._saved_days is not None:
+            self._summarize_days(*self._saved_days)
+
+    def _summarize_days(self, lo: dt.date, hi: dt.date) -> None:
+        """Summarize the new page ranges of the BRIN index on ``day`` in the chunks of ``lo``..``hi`` (the
+        pages the load just wrote), after the commit: the next load's "anything stored in my days?" then
+        reads summaries instead of every page not yet summarized (autovacuum's autosummarize comes later).
+        Only an optimisation: a failure here (the server gone) changes nothing stored and is not raised."""
+        try:
+            with self._connection("summarize") as conn:
+                conn.execute(
+                    "SELECT brin_summarize_new_values(i.indexrelid) FROM timescaledb_information.chunks ch"
+                    " JOIN pg_class t ON t.relname = ch.chunk_name"
+                    " JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = ch.chunk_schema"
+                    " JOIN pg_index i ON i.indrelid = t.oid JOIN pg_class ic ON ic.oid = i.indexrelid"
+                    " JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'brin'"
+                    " WHERE ch.hypertable_name = 'daily' AND ch.range_start_integer IS NULL"
+                    " AND ch.range_start::date <= %s AND ch.range_end::date > %s ORDER BY ch.range_start",
+                    [hi, lo],
+                )
+        except StoreError:
+            pass
+
+    def _save_ingest(self, batch: IngestBatch) -> None:
         led = batch.ledger
         with self._connection("save ingest") as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [led["sha256"]])
@@ -420,55 +546,60 @@ class TimescaleStore:
             )
 
     def _save_daily(self, cur: psycopg.Cursor, daily: pl.DataFrame | Iterable[pl.DataFrame]) -> None:
-        """Binary COPY into a staging table, then into the hypertable.
+        """Save a file's daily rows, part by part (a large file comes as customer buckets, each a disjoint
+        set of customers, so each part is checked and saved on its own and memory stays one part).
 
-        If none of the batch's customers has rows in the batch's date range, a plain
-        ``INSERT ... SELECT`` (inside a savepoint) is enough; otherwise, or if a concurrent writer added
-        conflicting rows meanwhile, ``INSERT ... ON CONFLICT DO UPDATE`` upserts.
+        Per part: when none of its customers has rows in its date range (index probes on the chunks in
+        range), its rows are binary-COPYed straight into the hypertable inside a savepoint; otherwise,
+        or when a concurrent load added conflicting rows meanwhile (unique violation: back to the
+        savepoint), they are COPYed into a staging table and upserted with ``INSERT ... ON CONFLICT DO
+        UPDATE``, which rewrites only rows whose values differ (an identical re-sent row is left as it
+        is). Every step is index work on the rows of the part: nothing reads or rewrites stored rows
+        beyond those keys, so a daily file costs its own rows whatever the store holds.
         """
-        if isinstance(daily, pl.DataFrame) and self.direct_copy_new and daily.height:
-            d = self._order(_cast(daily, DAILY_SCHEMA))
-            if not self._overlaps(cur, d["day"].min(), d["day"].max(), d["customer_id"].unique().to_list()):
-                try:
-                    with cur.connection.transaction():  # savepoint
-                        for off in range(0, d.height, 1_000_000):
-                            self._copy_in(cur, "daily", d.slice(off, 1_000_000))
-                    return
-                except psycopg.errors.UniqueViolation:
-                    pass  # a concurrent load added overlapping rows: stage and upsert
-            daily = d
-        cur.execute("CREATE TEMP TABLE daily_stage (LIKE daily INCLUDING DEFAULTS) ON COMMIT DROP")
-        chunks = [daily] if isinstance(daily, pl.DataFrame) else daily
-        n = 0
-        lo: dt.date | None = None
-        hi: dt.date | None = None
-        ids: set[str] = set()
-        for chunk in chunks:
-            if chunk.height == 0:
-                continue
-            n += chunk.height
-            c = self._order(_cast(chunk, DAILY_SCHEMA))
-            cmin: Any = c["day"].min()
-            cmax: Any = c["day"].max()
-            lo = cmin if lo is None or cmin < lo else lo
-            hi = cmax if hi is None or cmax > hi else hi
-            ids.update(c["customer_id"].unique().to_list())
-            for off in range(0, c.height, 1_000_000):
-                self._copy_in(cur, "daily_stage", c.slice(off, 1_000_000))
-        if n == 0:
-            return
+        parts = [daily] if isinstance(daily, pl.DataFrame) else daily
+        for part in parts:
+            if part.height:
+                d = self._order(_cast(part, DAILY_SCHEMA))
+                self._save_daily_part(cur, d)
+                lo: Any = d["day"].min()
+                hi: Any = d["day"].max()
+                if self._saved_days is not None:
+                    lo, hi = min(lo, self._saved_days[0]), max(hi, self._saved_days[1])
+                self._saved_days = (lo, hi)
+
+    def _save_daily_part(self, cur: psycopg.Cursor, d: pl.DataFrame) -> None:
+        lo: Any = d["day"].min()
+        hi: Any = d["day"].max()
+        new = not self._overlaps(cur, lo, hi, d["customer_id"].unique().to_list())
+        if new and self.direct_copy_new:
+            try:
+                with cur.connection.transaction():  # savepoint
+                    for off in range(0, d.height, 1_000_000):
+                        self._copy_in(cur, "daily", d.slice(off, 1_000_000))
+                return
+            except psycopg.errors.UniqueViolation:
+                pass  # a concurrent load added overlapping rows: stage and upsert
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS daily_stage (LIKE daily INCLUDING DEFAULTS) ON COMMIT DROP")
+        cur.execute("TRUNCATE daily_stage")
+        for off in range(0, d.height, 1_000_000):
+            self._copy_in(cur, "daily_stage", d.slice(off, 1_000_000))
         cols = ", ".join(_DAILY_COLS)
-        if not self._overlaps(cur, lo, hi, sorted(ids)):
+        if new:
             try:
                 with cur.connection.transaction():  # savepoint
                     cur.execute(f"INSERT INTO daily ({cols}) SELECT {cols} FROM daily_stage")
                 return
             except psycopg.errors.UniqueViolation:
                 pass  # a concurrent load added overlapping rows: upsert instead
-        upd = ", ".join(f"{c} = EXCLUDED.{c}" for c in _DAILY_COLS[3:])
+        values = _DAILY_COLS[3:]
+        upd = ", ".join(f"{c} = EXCLUDED.{c}" for c in values)
+        old = ", ".join(f"daily.{c}" for c in values)
+        exc = ", ".join(f"EXCLUDED.{c}" for c in values)
         cur.execute(
             f"INSERT INTO daily ({cols}) SELECT {cols} FROM daily_stage"
             f" ON CONFLICT (customer_id, meter_id, day) DO UPDATE SET {upd}"
+            f" WHERE ({old}) IS DISTINCT FROM ({exc})"
         )
 
     def _order(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -477,10 +608,23 @@ class TimescaleStore:
         return df.sort(pl.col("day").dt.truncate("1mo"), "customer_id", "meter_id", "day")
 
     def _overlaps(self, cur: psycopg.Cursor, lo, hi, ids: list[str]) -> bool:
-        """Has any of ``ids`` rows between ``lo`` and ``hi``? (index probes on the chunks in range)"""
+        """Has any of ``ids`` rows between ``lo`` and ``hi``?
+
+        First whether any row at all lies in the range (the BRIN index on ``day``: a new day is answered
+        from a few index pages, whatever the chunk holds); only then one primary-key probe per customer
+        (index-only scans of the chunks in range; also when the rows in range are the earlier customer
+        buckets of the same file): the cost follows the file, never the stored rows.
+        """
+        cur.execute("SELECT EXISTS (SELECT 1 FROM daily WHERE day BETWEEN %s AND %s)", [lo, hi])
+        row = cur.fetchone()
+        if not (row and row[0]):
+            return False
+        # LATERAL ... LIMIT 1: a nested loop of index probes whatever the planner thinks of the chunks' sizes
+        # (the chunks a load is filling have no statistics yet: a hash join would scan them)
         cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM daily WHERE day BETWEEN %s AND %s AND customer_id = ANY(%s))",
-            [lo, hi, ids],
+            "SELECT EXISTS (SELECT 1 FROM unnest(%s::text[]) AS k(id), LATERAL (SELECT 1 FROM daily d"
+            " WHERE d.customer_id = k.id AND d.day BETWEEN %s AND %s LIMIT 1) AS hit)",
+            [ids, lo, hi],
         )
         row = cur.fetchone()
         return bool(row and row[0])
