@@ -226,7 +226,7 @@ def content_hashes(bills: pl.DataFrame, months: pl.DataFrame) -> pl.DataFrame:
         bits = max(1, int(group.max()).bit_length()) if group.size else 1
         order = np.argsort((group.astype(np.uint64) << np.uint64(64 - bits)) | (key >> np.uint64(bits)),
                            kind="stable")
-        raw = memoryview(np.ascontiguousarray(matrix[order]).view(np.uint8).reshape(-1))
+        raw = np.ascontiguousarray(matrix[order]).view(np.uint8).reshape(-1).data
         row_bytes = 8 * len(words)
         g = group[order]
         starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])

@@ -400,7 +400,7 @@ class Checkpoints:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         for part in _PARTS:
-            getattr(out, part).write_parquet(tmp / f"{part}.parquet")
+            getattr(out, part).write_parquet(tmp / f"{part}.parquet", compression="lz4")  # (read back once)
         os.replace(tmp, self._chunk_dir(out.index))
 
     def load(self, index: int) -> ChunkOutput:
@@ -536,16 +536,16 @@ def run_bills(
     empty_labels = pl.lit([], pl.List(pl.Utf8))
     new_versions = 0
     saved: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
+    stored = store.load_bills(year, [c for r in billed_chunks for c in r.customers["customer_id"].to_list()])
+    before = (  # the versions before this run (one read of the store, not one per chunk)
+        stored.select("customer_id", pl.col("version").alias("_before"))
+        if stored.height
+        else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32})
+    )
+    del stored
     for r in billed_chunks:
-        ids = r.customers["customer_id"].to_list()
         bills = r.bills.join(labelled.per_customer, on="customer_id", how="left").with_columns(
             pl.col("labels").fill_null(empty_labels)
-        )
-        stored = store.load_bills(year, ids)
-        before = (
-            stored.select("customer_id", pl.col("version").alias("_before"))
-            if stored.height
-            else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32})
         )
         versions = store.save_bills(year, bills, r.months, reason).select("customer_id", "version")
         new_versions += versions.join(before, on="customer_id", how="left").filter(
