@@ -45,9 +45,32 @@ class Labelled:
     per_customer: pl.DataFrame  # customer_id, labels: list[str]
 
 
-def label_run(chunk_features: list[pl.DataFrame]) -> Labelled:
-    """Peers over all the chunks of a run, then the labels of every household."""
-    features = diagnostics.add_peers(pl.concat(chunk_features, how="diagonal_relaxed"))
+def label_run(chunk_features: list[pl.DataFrame], others: pl.DataFrame | None = None) -> Labelled:
+    """Peers over all the chunks of a run (and ``others``), then the labels of the run's households.
+
+    Parameters
+    ----------
+    chunk_features : list of pl.DataFrame
+        ``diagnostics.FEATURES`` rows of the run's chunks.
+    others : pl.DataFrame or None
+        ``FEATURES`` rows of the year's other households, not in this run (a recalculation of some
+        customers: the year's stored features, ``pipeline.features_path``). They are peers of the run's
+        households and are neither labelled nor returned; rows of the run's customers are ignored.
+
+    Returns
+    -------
+    Labelled
+        The run's households only; peers among the run's and ``others``' households
+        (``diagnostics.add_peers``: same region and household size).
+    """
+    run = pl.concat(chunk_features, how="diagonal_relaxed")
+    if others is not None and others.height:
+        others = others.filter(~pl.col("customer_id").is_in(run["customer_id"].implode()))
+        both = pl.concat([run, others.select([c for c in run.columns if c in others.columns])],
+                         how="diagonal_relaxed")
+        features = diagnostics.add_peers(both).head(run.height).select(run.columns)
+    else:
+        features = diagnostics.add_peers(run)
     assigned, withheld = labels.assign_labels(features)
     per_customer = (
         assigned.group_by("customer_id", maintain_order=True).agg(pl.col("code").alias("labels"))

@@ -58,7 +58,6 @@ class ChunkResult:
     bills: pl.DataFrame
     months: pl.DataFrame
     failures: list[dict[str, Any]] = field(default_factory=list)
-    tariff_files: dict[str, Any] = field(default_factory=dict)  # origin -> Tariff version used
 
 
 UNVERIFIED_TARIFF = "wattbill.tariff.unverified"
@@ -174,7 +173,6 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
     of, ol = dense.open_first.astype(np.int64), dense.open_last.astype(np.int64)
     sizes = customers["household_size"].fill_null(1).to_numpy().astype(np.int64)
     tariffs = customers["tariff"].to_list()
-    used: dict[str, Any] = {}
     bill_rows: list[pl.DataFrame] = []
     month_rows: list[pl.DataFrame] = []
     failures: list[dict[str, Any]] = []
@@ -213,12 +211,6 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
                 rows = np.array([r for k, r in enumerate(rows) if k not in bad], dtype=np.int64)
         if not len(rows):
             continue
-        for k, version in enumerate(tariff.tariffs):
-            # the versions whose days these households have (a version after the open window prices nothing)
-            start = tariff.starts[k]
-            end = tariff.starts[k + 1] - 1 if k + 1 < len(tariff.starts) else len(month_index) - 1
-            if np.any((of[rows] <= end) & (ol[rows] >= start)):
-                used[version.origin or version.code] = version
         ids = [ids_all[i] for i in rows]
         est = dense.estimated[rows]
         est_days = est.sum(axis=1)
@@ -235,7 +227,7 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
         )
     bills = pl.concat(bill_rows) if bill_rows else pl.DataFrame()
     months = pl.concat(month_rows) if month_rows else pl.DataFrame()
-    return ChunkResult(bills, months, failures, used)
+    return ChunkResult(bills, months, failures)
 
 
 def _quantities_frame(
@@ -408,7 +400,7 @@ class Checkpoints:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         for part in _PARTS:
-            getattr(out, part).write_parquet(tmp / f"{part}.parquet")
+            getattr(out, part).write_parquet(tmp / f"{part}.parquet", compression="lz4")  # (read back once)
         os.replace(tmp, self._chunk_dir(out.index))
 
     def load(self, index: int) -> ChunkOutput:
@@ -535,20 +527,25 @@ def run_bills(
             raise NothingToBill(f"no household of {year} could be billed ({len(failures)} left out; "
                                 f"first: {first['customer_id']}: {first['code']}: {first['detail']})")
         raise NothingToBill(f"no consumption for {year} for the customers asked")
-    labelled = insight.label_run([r.features for r in billed_chunks])
+    # a run over some customers (a recalculation) compares them with the year's other households, as
+    # the full run stored them, not only with each other
+    others = None
+    if customer_ids and out_dir is not None and features_path(out_dir, year).exists():
+        others = pl.read_parquet(features_path(out_dir, year))
+    labelled = insight.label_run([r.features for r in billed_chunks], others)
     empty_labels = pl.lit([], pl.List(pl.Utf8))
     new_versions = 0
     saved: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
+    stored = store.load_bills(year, [c for r in billed_chunks for c in r.customers["customer_id"].to_list()])
+    before = (  # the versions before this run (one read of the store, not one per chunk)
+        stored.select("customer_id", pl.col("version").alias("_before"))
+        if stored.height
+        else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32})
+    )
+    del stored
     for r in billed_chunks:
-        ids = r.customers["customer_id"].to_list()
         bills = r.bills.join(labelled.per_customer, on="customer_id", how="left").with_columns(
             pl.col("labels").fill_null(empty_labels)
-        )
-        stored = store.load_bills(year, ids)
-        before = (
-            stored.select("customer_id", pl.col("version").alias("_before"))
-            if stored.height
-            else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32})
         )
         versions = store.save_bills(year, bills, r.months, reason).select("customer_id", "version")
         new_versions += versions.join(before, on="customer_id", how="left").filter(

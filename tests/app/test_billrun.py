@@ -162,3 +162,40 @@ def test_statements_are_sharded_by_customer(tmp_path: Path) -> None:
     assert len({shard_of(f"{i:010d}") for i in range(100_000)}) == 4096
     with pytest.raises(ValueError):
         statement_path(tmp_path, 2025, "../etc", 1)
+
+
+def test_recalc_compares_a_household_with_the_years_peers_not_with_itself(population: Path, tmp_path: Path) -> None:
+    """A run over some customers (``bill recalc``) takes their peers from the year's stored features
+    (``features/<year>.parquet`` of the full run): with nothing changed, a recalculated household keeps
+    its peer group, percentiles and labels; peers among the recalculated customers alone would be a
+    group of 1 (no percentile)."""
+    import polars as pl
+
+    from wattbill.pipeline import features_path, run_bills
+    from wattbill.store import open_store
+    from wattbill.tariffs import load_catalog
+
+    st = open_store(str(_store_copy(population, tmp_path / "store")))
+    out, catalog = tmp_path / "out", load_catalog()
+    try:
+        run_bills(st, catalog, int(YEAR), out_dir=out, pdf=False)
+        full = pl.read_parquet(features_path(out, int(YEAR)))
+        bills_full = pl.read_parquet(out / "bills.parquet")
+        # one household of each of two large peer groups: alone, each would be its own group
+        groups = full.filter(pl.col("peer_percentile").is_not_null()).group_by("region", "household_size").agg(
+            pl.col("customer_id").first(), pl.len()).sort("len", "customer_id", descending=True)
+        few = groups["customer_id"].head(2).to_list()
+        assert len(few) == 2 and groups["len"][1] >= 5
+        summary = run_bills(st, catalog, int(YEAR), customer_ids=few, out_dir=out, pdf=False, reason="recalc")
+        assert summary.new_versions == 0
+        after = pl.read_parquet(features_path(out, int(YEAR)))
+        bills_after = pl.read_parquet(out / "bills.parquet")
+    finally:
+        st.close()
+    cols = ["customer_id", "peer_group_size", "peer_percentile", "peer_share_valley_pct", "peer_base_load_pct"]
+    want = full.filter(pl.col("customer_id").is_in(few)).select(cols).sort("customer_id")
+    got = after.filter(pl.col("customer_id").is_in(few)).select(cols).sort("customer_id")
+    assert got.equals(want), (got, want)
+    assert (got["peer_group_size"] >= 5).all()
+    assert after.height == full.height  # the other households' rows are kept as the full run stored them
+    assert bills_after.sort("customer_id").equals(bills_full.sort("customer_id"))  # the same labels, too
