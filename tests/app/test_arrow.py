@@ -200,3 +200,17 @@ def test_plain_path_is_restored():
     with pytest.raises(RuntimeError), A.plain_path():
         raise RuntimeError
     assert A.string_views(s) is not None
+
+
+def test_no_other_module_reads_string_views():
+    """The views are read in this one module: no other product module asks polars for them."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    offenders = []
+    for folder in ("wattbill", "ingest", "store", "tariffs", "diagnostics", "labels", "bills"):
+        for path in (repo / folder).rglob("*.py"):
+            text = path.read_text("utf-8")
+            if path.name != "_arrow.py" and any(k in text for k in ("CompatLevel", "string_view", "StringView")):
+                offenders.append(str(path.relative_to(repo)))
+    assert offenders == []
