@@ -71,6 +71,19 @@ percentiles by radix sort (``diagnostics.paykernels.peer_pct``) against the pola
 formulation they replace (``features._peer_pct``, still the path for non-Float64 values), four metrics
 of 1M households in 200 groups: 1.06 vs 2.18 CPU-s (2.04x, identical floats). Above the issue's ~2x
 bar, so kept; going back would cost ~1.1 CPU-s per 1M households in ``diagnose``.
+
+Readers of polars' Arrow string views (issue #11, 2026-12-01, load 16-22 on 2 cores, CPU seconds of
+the process, best of 5; all now in ``wattbill/_arrow.py``, each with its plain path, forced by
+``_arrow.plain_path()`` in ``tests/app/test_arrow.py``):
+
+* payment channels and bill months coded from the views (``_arrow.string_codes``) against polars'
+  ``replace_strict`` / ``str.starts_with``: ``features._channel_index`` of 1.2M payments 10.5 vs 125 ms
+  (11.9x); ``features._payments`` of 100k households x 12 bills 121 vs 231 ms (1.9x for the whole
+  step). Kept.
+* runs of customer ids from the views (``dense._view_run_starts``) against polars: 9.9 ms vs 12.5 ms
+  (``ne_missing`` of the shifted column, now the only path) or 16.2 ms (``Series.rle``) per 3.65M daily
+  rows (1.3x). Removed: it costs ~0.7 CPU-s more per 1M household-years of 365 rows (~2.6 ms per 1M
+  rows) in ``densify`` and the row kernels, under 10 % of ``diagnose``.
 """
 
 from __future__ import annotations

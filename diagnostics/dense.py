@@ -10,12 +10,14 @@ in ``customers``, of other years, or outside the account's open window are ignor
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
 import polars as pl
+
+from wattbill._arrow import NO_BITMAP as _NO_BITMAP
+from wattbill._arrow import valid as _valid
 
 REGISTERS: tuple[str, ...] = ("sharp", "peak", "flat", "valley")
 _EPOCH = dt.date(1970, 1, 1)
@@ -78,15 +80,6 @@ class DenseYear:
     reg_sum: np.ndarray
     tou_total: np.ndarray
     regs: np.ndarray | None = None
-
-
-@nb.njit(cache=True, inline="always")
-def _valid(bitmap, offset, k):  # pragma: no cover - numba
-    """Arrow validity bit of row ``k`` (an empty bitmap: every row valid)."""
-    if bitmap.shape[0] == 0:
-        return True
-    j = offset + k
-    return (bitmap[j >> 3] >> (j & 7)) & 1 == 1
 
 
 @nb.njit(cache=True, inline="always")
@@ -342,49 +335,20 @@ def open_window(customers: pl.DataFrame, year: int) -> tuple[np.ndarray, np.ndar
     return (np.where(dead, -1, first).astype(np.int32), np.where(dead, -1, last).astype(np.int32))
 
 
-@nb.njit(cache=True)
-def _view_run_starts(views):  # pragma: no cover - numba (its twin runs in the tests)
-    """Start of every run of equal strings, from Arrow string views (``uint64[n, 2]``), and n.
-
-    Two views are the same string when they are equal and inline (at most 12 bytes, length in the
-    low 32 bits of the first word). Returns an empty array when a string is longer (the caller then
-    compares the strings themselves). Unequal views of equal strings (padding not zeroed) would
-    only split a run: still correct, as each run is looked up on its own.
-    """
-    n = views.shape[0]
-    out = np.empty(n + 1, np.int64)
-    r = 0
-    for k in range(n):
-        w0 = views[k, 0]
-        if (w0 & 0xFFFFFFFF) > 12:
-            return out[:0]
-        if k == 0 or w0 != views[k - 1, 0] or views[k, 1] != views[k - 1, 1]:
-            out[r] = k
-            r += 1
-    out[r] = n
-    return out[: r + 1]
-
-
 def _run_bounds(ids: pl.Series) -> tuple[np.ndarray, pl.Series]:
-    """Row bounds of the runs of equal values of a string column, and the value of each run.
+    """Row bounds of the runs of equal values of a string column (nulls equal to each other), and the
+    value of each run.
 
-    Read from the Arrow string views in place (no string comparison) when every id is inline (at most
-    12 bytes, as customer ids are), else by ``Series.rle``.
+    Each row that differs from the row before starts a run (polars' ``ne_missing`` on the shifted
+    column). Reading polars' Arrow string views in place instead gained 1.3x on this step (9.9 vs 12.5
+    ms CPU per 3.65M rows, issue #11, ``benchmarks/bench_diagnostics.py``): below the 2x that would
+    justify the code, so it went.
     """
     ids = ids.cast(pl.Utf8)
-    if sys.byteorder == "little" and ids.len() and not ids.null_count():
-        a = ids.to_arrow(compat_level=pl.CompatLevel.newest())
-        if hasattr(a, "combine_chunks"):
-            a = a.combine_chunks()
-        if str(a.type) == "string_view":
-            views = np.frombuffer(a.buffers()[1], np.uint64).reshape(-1, 2)[a.offset: a.offset + len(a)]
-            bounds = _view_run_starts(views)
-            if bounds.size:
-                return bounds, ids.gather(bounds[:-1])
-    rle = ids.rle().struct.unnest()
-    bounds = np.zeros(rle.height + 1, np.int64)
-    np.cumsum(rle.get_column("len").to_numpy(), out=bounds[1:])
-    return bounds, rle.get_column("value")
+    starts = ids.to_frame("v").select(
+        ((pl.int_range(pl.len()) == 0) | pl.col("v").ne_missing(pl.col("v").shift(1))).arg_true()
+    ).to_series().to_numpy().astype(np.int64)
+    return np.append(starts, np.int64(ids.len())), ids.gather(starts)
 
 
 def _runs(customers: pl.DataFrame, daily: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -421,9 +385,6 @@ def _ints(s: pl.Series) -> tuple[np.ndarray, np.ndarray, int]:
         a = a.combine_chunks()
     values = np.frombuffer(a.buffers()[1], dtype=np.int64, count=len(a) + a.offset)[a.offset:]
     return values, np.frombuffer(a.buffers()[0], dtype=np.uint8), int(a.offset)
-
-
-_NO_BITMAP = np.zeros(0, np.uint8)
 
 
 def _bools(s: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from wattbill._arrow import string_codes
 from wattbill.diagnostics.channels import CHANNEL_FEATURE_DOCS, CHANNEL_FEATURES, household_features
 from wattbill.diagnostics.dense import (
     _EPOCH,
@@ -30,7 +31,7 @@ from wattbill.diagnostics.kernels import (
     usage_kernel,
     usage_params,
 )
-from wattbill.diagnostics.paykernels import mix_codes, peer_pct, string_codes, take_codes
+from wattbill.diagnostics.paykernels import mix_codes, peer_pct, take_codes
 
 CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay", "bank", "counter", "other")
 ONLINE_CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay")

@@ -1,11 +1,9 @@
 """numba kernels for the payment features and the peer percentiles of :func:`diagnostics.diagnose`.
 
-* Short string columns (a payment's ``channel`` and ``bill_month``) are read from polars' Arrow string
-  views in place: one pass maps each row's 16-byte view to a small table of the distinct views
-  (:func:`view_codes`), the few distinct strings are looked at in Python and their values spread back
-  over the rows (:func:`take_codes`). :func:`string_codes` returns None (the caller then uses polars)
-  when a string is longer than 12 bytes (not inline in its view), when there are many distinct values,
-  or when the column is not a string view.
+* Short string columns (a payment's ``channel`` and ``bill_month``) are coded by
+  :func:`wattbill._arrow.string_codes` (polars' Arrow string views read in place, or None: the caller
+  then uses polars); the few distinct strings are looked at in Python and their values spread back over
+  the rows (:func:`take_codes`).
 * The channel mix of every customer is keyed by its counts in one pass (:func:`mix_codes`), so that
   its JSON text is formatted once per distinct combination.
 * Peer percentiles are ranked in one walk over the values in sorted order (:func:`rank_pct`).
@@ -13,77 +11,8 @@
 
 from __future__ import annotations
 
-import sys
-
 import numba as nb
 import numpy as np
-import polars as pl
-
-from wattbill.diagnostics.dense import _NO_BITMAP, _valid
-
-MAX_DISTINCT = 64
-"""Most distinct strings :func:`string_codes` maps (more: None, the caller uses polars)."""
-
-_SLOTS = 256  # hash slots of view_codes (a power of two, > MAX_DISTINCT; at most 127 codes fit int8)
-
-
-@nb.njit(cache=True)
-def view_codes(views, validity, voff, max_distinct):  # pragma: no cover - numba (its twin runs in the tests)
-    """The code of every row's string (its index in the table of distinct views), from Arrow string views.
-
-    Parameters
-    ----------
-    views : int64[n, 2]
-        The rows' Arrow string views (little-endian: length in the low 32 bits of the first word, then
-        the inline bytes).
-    validity : uint8[:]
-        Arrow validity bitmap (empty: no nulls).
-    voff : int
-        Bit offset of row 0 in ``validity``.
-    max_distinct : int
-        Most distinct views (at most 127, below the 256 hash slots).
-
-    Returns
-    -------
-    (int8[n], int64[k, 2])
-        The code of each row (-1 for a null) and the ``k`` distinct views in order of first appearance;
-        both empty (``n > 0``) when a string is longer than 12 bytes (not inline) or there are more than
-        ``max_distinct`` distinct views. Equal strings with unequal views (unzeroed padding) get two
-        codes of the same string: still correct.
-    """
-    n = views.shape[0]
-    mask = _SLOTS - 1
-    codes = np.empty(n, np.int8)
-    slot = np.full(_SLOTS, -1, np.int64)
-    table = np.empty((max_distinct, 2), np.int64)
-    k_n = 0
-    for k in range(n):
-        if not _valid(validity, voff, k):
-            codes[k] = -1
-            continue
-        w0 = views[k, 0]
-        w1 = views[k, 1]
-        if (w0 & 0xFFFFFFFF) > 12:
-            return codes[:0], table[:0]
-        x = w0 ^ w1
-        x = (x ^ (x >> 32)) & 0xFFFFFFFF
-        s = ((x * 0x5BD1E995) >> 16) & mask  # (< 2**63: no overflow)
-        while True:
-            c = slot[s]
-            if c < 0:
-                if k_n == max_distinct:
-                    return codes[:0], table[:0]
-                table[k_n, 0] = w0
-                table[k_n, 1] = w1
-                slot[s] = k_n
-                c = k_n
-                k_n += 1
-                break
-            if table[c, 0] == w0 and table[c, 1] == w1:
-                break
-            s = (s + 1) & mask
-        codes[k] = c
-    return codes, table[:k_n]
 
 
 @nb.njit(cache=True)
@@ -93,7 +22,7 @@ def take_codes(codes, lut, null_value):  # pragma: no cover - numba (its twin ru
     Parameters
     ----------
     codes : int8[n]
-        Codes of :func:`view_codes`.
+        Codes of :func:`wattbill._arrow.string_codes`.
     lut : 1-d array
         The value of each code.
     null_value : scalar
@@ -109,45 +38,6 @@ def take_codes(codes, lut, null_value):  # pragma: no cover - numba (its twin ru
         c = codes[k]
         out[k] = lut[c] if c >= 0 else null_value
     return out
-
-
-def string_codes(s: pl.Series, max_distinct: int = MAX_DISTINCT) -> tuple[np.ndarray, list[str]] | None:
-    """Codes of a short string column's rows and its distinct strings, read from the Arrow views in place.
-
-    Parameters
-    ----------
-    s : pl.Series
-        A string column.
-    max_distinct : int
-        Most distinct strings (at most 127).
-
-    Returns
-    -------
-    (int8[n], list of str) or None
-        Row codes (-1 = null) and the string of each code (the same string may have two codes); None
-        when the column is not a string view (or the machine is big-endian), a string is longer than
-        12 bytes or there are more than ``max_distinct`` distinct strings.
-    """
-    if sys.byteorder != "little" or s.dtype != pl.Utf8 or not 0 < max_distinct <= 127:
-        return None
-    a = s.to_arrow(compat_level=pl.CompatLevel.newest())
-    if hasattr(a, "combine_chunks"):
-        a = a.combine_chunks()
-    if str(a.type) != "string_view":
-        return None
-    n = len(a)
-    if n == 0:
-        return np.zeros(0, np.int8), []
-    validity, data = a.buffers()[:2]
-    if data is None:  # (all null)
-        return np.full(n, -1, np.int8), []
-    views = np.frombuffer(data, np.int64).reshape(-1, 2)[a.offset: a.offset + n]
-    bitmap = _NO_BITMAP if validity is None else np.frombuffer(validity, np.uint8)
-    codes, table = view_codes(views, bitmap, int(a.offset), int(max_distinct))
-    if not codes.size:
-        return None
-    strings = [bytes(row.tobytes()[4: 4 + int(row[0] & 0xFFFFFFFF)]).decode() for row in table]
-    return codes, strings
 
 
 @nb.njit(cache=True)

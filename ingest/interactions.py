@@ -32,15 +32,14 @@ import polars as pl
 
 from wattbill.ingest.schemas import INTENTS, INTERACTION_KEYS, INTERACTION_SCHEMA, SERVICE_CHANNELS
 from wattbill.ingest.vee import (
-    MIN_DATE,
     VeeResult,
     _Checks,
-    _dedupe,
-    _empty_f,
+    _deduped_result,
     _present,
     _split_quarantine,
     _text,
 )
+from wattbill.years import MIN_DATE, latest_date
 
 #: column -> {value as exported: code}; compared after stripping and lower-casing
 VALUE_ALIASES: dict[str, dict[str, str]] = {
@@ -156,7 +155,7 @@ def interactions_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
     at = _occurred(raw)
     chk.add(at.is_null(), "occurred_at", "impossible_date", "occurred_at is not a real date and time")
     lo = dt.datetime.combine(MIN_DATE, dt.time())
-    hi = dt.datetime.combine(today + dt.timedelta(days=2), dt.time())
+    hi = dt.datetime.combine(latest_date(today) + dt.timedelta(days=1), dt.time())  # (the next midnight)
     chk.add((at < lo) | (at >= hi), "occurred_at", "implausible_date", f"occurred_at is before {MIN_DATE} or in the future")
     for c, allowed in (("channel", SERVICE_CHANNELS), ("intent", INTENTS)):
         chk.add(
@@ -204,9 +203,5 @@ def interactions_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeRe
         _whole(good, "handle_seconds").cast(pl.Int32).alias("handle_seconds"),
         _whole(good, "satisfaction").cast(pl.Int32).alias("satisfaction"),
     )
-    keys = list(INTERACTION_KEYS)
-    vals = [c for c in INTERACTION_SCHEMA if c not in keys]
-    df, q2, dups = _dedupe(df, keys, vals, "this customer, time and channel")
-    out = df.select([pl.col(k).cast(v) for k, v in INTERACTION_SCHEMA.items()])
-    q = pl.concat([q1, q2], how="vertical_relaxed")
-    return VeeResult(rows, out, q, _empty_f(), dups, rows - q.height - dups)
+    return _deduped_result(rows, df, q1, INTERACTION_SCHEMA, list(INTERACTION_KEYS),
+                           "this customer, time and channel", by_row=False)

@@ -285,44 +285,6 @@ def reconcile_periods(total, periods, tou, tol_wh, zero_target):  # pragma: no c
 
 
 @nb.njit(cache=True, nogil=True)
-def plain_views(views):  # pragma: no cover - numba (its twin runs in the tests)
-    """``plain_strings`` for an Arrow string-view array read in place (polars' own layout).
-
-    Parameters
-    ----------
-    views : ndarray of uint8, (n, 16)
-        The 16-byte views: length (int32, little-endian), then the string itself when it has at most
-        12 bytes, else its first 4 bytes, a buffer index and an offset.
-
-    Returns
-    -------
-    int
-        1 plain, 0 not plain, -1 undecided (a string longer than 12 bytes: its last byte is in a data
-        buffer; the caller checks another way).
-    """
-    undecided = False
-    for i in range(views.shape[0]):
-        ln = (
-            np.int64(views[i, 0])
-            | (np.int64(views[i, 1]) << 8)
-            | (np.int64(views[i, 2]) << 16)
-            | (np.int64(views[i, 3]) << 24)
-        )
-        if ln == 0:
-            return 0
-        first = views[i, 4]  # inline or the prefix: always in the view
-        if first == 32 or (9 <= first <= 13) or first >= 128:
-            return 0
-        if ln > 12:
-            undecided = True
-            continue
-        last = views[i, 3 + ln]
-        if last == 32 or (9 <= last <= 13) or last >= 128:
-            return 0
-    return -1 if undecided else 1
-
-
-@nb.njit(cache=True, nogil=True)
 def plain_strings(offsets, data):  # pragma: no cover - numba (its twin runs in the tests)
     """True when no string of an Arrow string array is empty or starts or ends with a byte that may be
     white space (ASCII 9-13 and 32, or any non-ASCII byte, conservatively).

@@ -66,6 +66,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from wattbill import _arrow
 from wattbill.ingest import kernels, limits
 from wattbill.ingest.schemas import (
     CHANNELS,
@@ -77,8 +78,8 @@ from wattbill.ingest.schemas import (
     REGISTERS,
     is_sorted_by,
 )
+from wattbill.years import MIN_DATE, latest_date
 
-MIN_DATE = dt.date(1990, 1, 1)
 SPIKE_FACTOR = 5
 SPIKE_MIN_EXCESS_WH = 20_000
 SPIKE_MIN_DAYS = 14
@@ -200,13 +201,11 @@ def _plain_text_columns(df: pl.DataFrame, cols: list[str]) -> set[str]:
         if df.schema[c] != pl.Utf8 or df.height == 0 or df[c].null_count():
             continue
         s = df[c].rechunk() if df[c].n_chunks() > 1 else df[c]
-        arr = s.to_arrow(compat_level=pl.CompatLevel.newest())  # string views, no copy
-        verdict = -1
-        if isinstance(arr, pa.StringViewArray):
-            views = np.frombuffer(arr.buffers()[1], np.uint8).reshape(-1, 16)
-            verdict = kernels.plain_views(views[arr.offset : arr.offset + len(arr)])
-        if verdict < 0:  # long ids: copy to offsets + bytes
-            large = arr.cast(pa.large_string())
+        verdict = _arrow.plain_text(s)  # the string views in place, no copy
+        if verdict < 0:  # long ids, or no views: copy to offsets + bytes
+            large = s.to_arrow().cast(pa.large_string())
+            if isinstance(large, pa.ChunkedArray):
+                large = large.combine_chunks()
             _, offsets, data = large.buffers()
             off = np.frombuffer(offsets, np.int64)[large.offset : large.offset + len(large) + 1]
             verdict = int(data is not None and kernels.plain_strings(off, np.frombuffer(data, np.uint8)))
@@ -327,7 +326,7 @@ def _date_checks(chk: _Checks, df: pl.DataFrame, name: str, required: bool, toda
         )
     chk.add(_present(df, name) & d.is_null(), name, "impossible_date", f"{name} is not a real date")
     chk.add(
-        d.is_not_null() & ((d < MIN_DATE) | (d > today + dt.timedelta(days=1))),
+        d.is_not_null() & ((d < MIN_DATE) | (d > latest_date(today))),
         name,
         "implausible_date",
         f"{name} is before {MIN_DATE} or in the future",
@@ -473,6 +472,17 @@ def _dedupe(
     rest = df.filter(~flag)
     sub, q, dups = _dedupe_groups(df.filter(flag), keys, values, what)
     return _sort_if_needed(pl.concat([rest, sub], how="vertical_relaxed"), keys), q, dups
+
+
+def _deduped_result(rows: int, df: pl.DataFrame, q1: pl.DataFrame, schema: dict[str, pl.DataType],
+                    keys: list[str], what: str, *, by_row: bool) -> VeeResult:
+    """The result of a table without findings (customers, payments, interactions): ``df`` (the rows
+    that passed the checks) deduplicated on ``keys``, cast to ``schema``, its quarantine after ``q1``
+    (the checks'); loaded = rows - quarantined - duplicates. ``by_row``: in input order, else by key."""
+    df, q2, dups = _dedupe(df, keys, [c for c in schema if c not in keys], what)
+    out = (df.sort("row") if by_row else df).select([pl.col(k).cast(v) for k, v in schema.items()])
+    q = pl.concat([q1, q2], how="vertical_relaxed")
+    return VeeResult(rows, out, q, _empty_f(), dups, rows - q.height - dups)
 
 
 def _sort_if_needed(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -1745,11 +1755,7 @@ def customers_frame(
         _text(good, "address").alias("address"),
         _text(good, "language").str.to_lowercase().fill_null("zh").alias("language"),
     )
-    vals = [c for c in CUSTOMER_SCHEMA if c != "customer_id"]
-    df, q2, dups = _dedupe(df, ["customer_id"], vals, "this customer")
-    out = df.sort("row").select([pl.col(k).cast(v) for k, v in CUSTOMER_SCHEMA.items()])
-    q = pl.concat([q1, q2], how="vertical_relaxed")
-    return VeeResult(rows, out, q, _empty_f(), dups, rows - q.height - dups)
+    return _deduped_result(rows, df, q1, CUSTOMER_SCHEMA, ["customer_id"], "this customer", by_row=True)
 
 
 #: yuan with at most 2 decimals; thousands separators only in groups of three (``1,234.50``; ``269,55`` refused)
@@ -1828,11 +1834,8 @@ def payments_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult
         (sign * (yuan * 100 + frac)).cast(pl.Int64).alias("amount_fen"),
         _text(good, "channel").str.to_lowercase().fill_null("other").alias("channel"),
     )
-    vals = [c for c in PAYMENT_SCHEMA if c not in ("customer_id", "bill_month")]
-    df, q2, dups = _dedupe(df, ["customer_id", "bill_month"], vals, "this customer and bill month")
-    out = df.sort("row").select([pl.col(k).cast(v) for k, v in PAYMENT_SCHEMA.items()])
-    q = pl.concat([q1, q2], how="vertical_relaxed")
-    return VeeResult(rows, out, q, _empty_f(), dups, rows - q.height - dups)
+    return _deduped_result(rows, df, q1, PAYMENT_SCHEMA, ["customer_id", "bill_month"],
+                           "this customer and bill month", by_row=True)
 
 
 def evidence(obj: dict) -> str:

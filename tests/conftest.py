@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from wattbill.pids import pid_alive
+
 REPO = Path(__file__).resolve().parents[1]
 PG_SH = REPO / "scripts" / "pg.sh"
 
@@ -32,16 +34,6 @@ def _lease_dir() -> Path:
     d = Path(tempfile.gettempdir()) / f"wattbill-pg-leases-{os.environ.get('WATTBILL_PG_PORT', '54329')}"
     d.mkdir(exist_ok=True)
     return d
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +66,7 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         lease.unlink(missing_ok=True)
-        others = [p for p in leases.iterdir() if p.name.isdigit() and _alive(int(p.name))]
+        others = [p for p in leases.iterdir() if p.name.isdigit() and pid_alive(int(p.name))]
         if not others and marker.exists() and not os.environ.get("WATTBILL_KEEP_PG"):
             marker.unlink(missing_ok=True)
             _pg("stop")

@@ -530,3 +530,30 @@ def fuzz_command_lines(draw) -> list[str]:
             args.append(draw(_st.sampled_from(FUZZ_CLI_OPTIONS)))
         args.append(draw(_st.sampled_from(FUZZ_CLI_VALUES)))
     return args
+
+
+#: strings at the edges of the Arrow string-view layout: empty, 12 bytes (the longest inline), 13 bytes
+#: (the shortest in a data buffer), white space and non-ASCII at either end, multi-byte characters
+TEXT_EDGES = ("", "a", "0001", "x" * 12, "x" * 13, " lead", "trail ", "\ttab", "in ner", "用户3", "支付宝钱包",
+              "twelve bytes", "thirteen byte", "customer-000000000042", "APP", "app", "2025-03", "2024-12")
+
+
+@_st.composite
+def text_series(draw, nulls: bool = True, max_rows: int = 40):
+    """A polars ``String`` column drawn from :data:`TEXT_EDGES` and a few random short strings, as one
+    chunk, a slice (an Arrow offset) or several chunks; runs of equal values are likely."""
+    import polars as pl
+
+    pool = list(TEXT_EDGES) + draw(_st.lists(_st.text(max_size=14), max_size=4))
+    if nulls:
+        pool.append(None)
+    values = draw(_st.lists(_st.sampled_from(pool), min_size=0, max_size=max_rows))
+    if values and draw(_st.booleans()):
+        values = sorted(values, key=lambda v: (v is None, v or ""))  # runs
+    s = pl.Series("s", values, dtype=pl.Utf8)
+    how = draw(_st.sampled_from(["one", "sliced", "chunks"]))
+    if how == "sliced" and s.len() > 2:
+        s = s.slice(1, s.len() - 2)
+    elif how == "chunks" and s.len() > 1:
+        s = pl.concat([s.head(s.len() // 2), s.tail(s.len() - s.len() // 2)], rechunk=False)
+    return s

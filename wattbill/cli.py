@@ -169,7 +169,7 @@ def _print_summary(summary) -> None:
         typer.echo(f"PDFs: {summary.pdf_dir} ({summary.pdfs_written} written, {summary.pdfs_skipped} already there)")
 
 
-#: bill years accepted (reads before 1990 are refused at ingest, ``ingest.vee.MIN_DATE``)
+#: bill years accepted (reads before 1990 are refused at ingest, ``wattbill.years.MIN_DATE``)
 from wattbill.years import MAX_YEAR, MIN_YEAR  # noqa: E402
 
 YearOpt = Annotated[int, typer.Option("--year", min=MIN_YEAR, max=MAX_YEAR, help="The bill year.")]

@@ -140,23 +140,20 @@ def as_date(value: Any) -> _dt.date | None:
     return _dt.date.fromisoformat(str(value)[:10])
 
 
-def date(value: Any, language: str) -> str:
+def date(value: Any, language: str, *, year: bool = True) -> str:
+    """A date: '2025年3月5日' / '5 Mar 2025'; ``year=False``: the day of the year, '3月5日' / '5 March'.
+    None -> '–'."""
     d = as_date(value)
     if d is None:
         return "–"
     if language == "en":
-        return f"{d.day} {_MONTHS_EN[d.month - 1]} {d.year}"
-    return f"{d.year}年{d.month}月{d.day}日"
+        return f"{d.day} {_MONTHS_EN[d.month - 1]} {d.year}" if year else f"{d.day} {_MONTHS_EN_LONG[d.month - 1]}"
+    return f"{d.year}年{d.month}月{d.day}日" if year else f"{d.month}月{d.day}日"
 
 
 def day_month(value: Any, language: str) -> str:
-    """A day of the year without the year: '3月5日' / '5 March'."""
-    d = as_date(value)
-    if d is None:
-        return "–"
-    if language == "en":
-        return f"{d.day} {_MONTHS_EN_LONG[d.month - 1]}"
-    return f"{d.month}月{d.day}日"
+    """A day of the year without the year: '3月5日' / '5 March' (:func:`date` with ``year=False``)."""
+    return date(value, language, year=False)
 
 
 def month_short(month: int, language: str) -> str:

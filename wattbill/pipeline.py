@@ -40,6 +40,7 @@ from wattbill.diagnostics.dense import month_of_day
 from wattbill.errors import NothingToBill, UnknownCustomer
 from wattbill.ingest.limits import limit_text, max_daily_wh
 from wattbill.ingest.schemas import REGISTERS
+from wattbill.pids import pid_alive
 from wattbill.store.base import NOT_BILLED_SCHEMA
 from wattbill.store.errors import StoreError
 from wattbill.tariffs import Catalog, TariffNotInForceError, UnpricedRegisterError, bill_households
@@ -775,7 +776,7 @@ def clean_stale_temporaries(out_dir: Path) -> int:
     for p in candidates:
         parts = p.name.split(".")
         pid = parts[-2] if len(parts) >= 3 and parts[-2].isdigit() else None
-        if pid is not None and int(pid) != os.getpid() and _alive(int(pid)):
+        if pid is not None and int(pid) != os.getpid() and pid_alive(int(pid)):
             continue  # another run writing now
         try:
             p.unlink()
@@ -783,16 +784,6 @@ def clean_stale_temporaries(out_dir: Path) -> int:
         except FileNotFoundError:
             pass
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _keep_others(path: Path, new: pl.DataFrame) -> pl.DataFrame:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 #: the modules whose ``cache=True`` kernels are counted
 KERNEL_MODULES = (
-    "wattbill.ingest.kernels", "wattbill.tariffs.kernels", "wattbill.diagnostics.dense",
+    "wattbill._arrow", "wattbill.ingest.kernels", "wattbill.tariffs.kernels", "wattbill.diagnostics.dense",
     "wattbill.diagnostics.kernels", "wattbill.diagnostics.paykernels", "wattbill.diagnostics.whatif",
     "wattbill.synth",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -179,23 +180,52 @@ def test_the_wheel_holds_wattbill_only(wheel: Path):
     assert "Requires-Dist: weasyprint" in meta and 'extra == "pdf"' in meta
 
 
-def _pip_install(python: Path, requirement: str) -> float:
-    """``pip install requirement`` (from PyPI and pip's cache; no bytecode compiled); the seconds it took."""
+def _pip_install(python: Path, requirement: str) -> None:
+    """``pip install requirement`` into the environment of ``python`` with this environment's pip
+    (``pip --python``: the fresh environment needs no pip of its own), no bytecode compiled."""
     start = time.perf_counter()
-    proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-compile", "--disable-pip-version-check",
-                           requirement], capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-compile",
+                           "--disable-pip-version-check", requirement], capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    seconds = time.perf_counter() - start
-    print(f"pip install {requirement}: {seconds:.1f} s")
-    return seconds
+    print(f"pip install {requirement}: {time.perf_counter() - start:.1f} s")
+
+
+def _warm_numba_cache(site: Path) -> int:
+    """Give the installed kernel modules the numba cache of this checkout (``scripts/setup.sh`` warms it):
+    for each installed module that is byte for byte its source here, copy the source's cache files
+    (``__pycache__/*.nbi``, ``*.nbc``) beside it and give it the source's modification time, which is
+    what numba's cache index checks (with the size). The example then loads its kernels instead of
+    compiling them again (~80 CPU-s): compiling is what the rest of the suite does. Returns how many
+    cache files were copied."""
+    from wattbill.warm import KERNEL_MODULES
+
+    copied = 0
+    for name in KERNEL_MODULES:
+        parts = name.split(".")[1:]  # wattbill.ingest.kernels: ingest/kernels.py; wattbill.synth: wattbill/synth.py
+        src = REPO.joinpath(*parts).with_suffix(".py")
+        if not src.is_file():
+            src = REPO.joinpath("wattbill", *parts).with_suffix(".py")
+        dst = site.joinpath("wattbill", *parts).with_suffix(".py")
+        if not src.is_file() or not dst.is_file() or src.read_bytes() != dst.read_bytes():
+            continue
+        (dst.parent / "__pycache__").mkdir(exist_ok=True)
+        for cached in (src.parent / "__pycache__").glob(f"{src.stem}.*.nb[ic]"):
+            shutil.copy2(cached, dst.parent / "__pycache__" / cached.name)
+            copied += 1
+        st = src.stat()
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return copied
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(5400)  # two installs, then the example compiles every kernel in the fresh environment
+@pytest.mark.timeout(2400)
 def test_fresh_install_base_then_pdf_web(wheel: Path, tmp_path: Path):
+    """A fresh virtual environment (no site packages) takes ``pip install`` of the wheel, imports wattbill
+    with nothing else top-level and none of the extras' packages, then takes ``'.[pdf,web]'`` and runs the
+    notebook example to its PDF."""
     # the base install into a fresh virtual environment: computation and command line, no WeasyPrint,
     # psycopg or web stack
-    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "base")], check=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "base")], check=True, timeout=600)
     python = tmp_path / "base" / "bin" / "python"
     _pip_install(python, str(wheel))
     probe = subprocess.run([str(python), "-c", """
@@ -208,23 +238,29 @@ try:
     wattbill.render_pdf(None)
 except MissingExtra as exc:
     print(exc)
-"""], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+print(sys.prefix != sys.base_prefix and not any(p.startswith(REPO) for p in sys.path))
+""".replace("REPO", repr(str(REPO)))], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert probe.returncode == 0, probe.stderr[-2000:]
     lines = probe.stdout.splitlines()
-    assert lines[1] == "[]" and "pip install 'wattbill[pdf]'" in lines[2]
+    assert lines[1] == "[]" and "pip install 'wattbill[pdf]'" in lines[2] and lines[3] == "True"
     # nothing but wattbill is top-level among wattbill's installed files
-    record = next((tmp_path / "base").glob("lib/python*/site-packages/wattbill-*.dist-info/RECORD")).read_text()
+    site = next((tmp_path / "base").glob("lib/python*/site-packages"))
+    record = next(site.glob("wattbill-*.dist-info/RECORD")).read_text()
     tops = {line.split("/", 1)[0] for line in record.splitlines() if line and not line.startswith("../")}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"wattbill"}
     help_ = subprocess.run([str(tmp_path / "base" / "bin" / "wattbill"), "--help"], capture_output=True, text=True,
                            timeout=60)
     assert help_.returncode == 0 and "Usage:" in help_.stdout
 
-    # then '.[pdf,web]' (the same environment: a second fresh one would download and unpack polars, numba
-    # and pyarrow again, minutes on this shared machine): the notebook example runs and renders its PDF
+    # then '.[pdf,web]' (the same environment: a second fresh one would unpack polars, numba and pyarrow
+    # again, minutes on this shared machine): the notebook example runs and renders its PDF
     _pip_install(python, f"wattbill[pdf,web] @ {wheel.as_uri()}")
+    print(f"numba cache files copied: {_warm_numba_cache(site)}")
     out = tmp_path / "example"
     proc = subprocess.run([str(python), str(REPO / "docs" / "example.py"), str(out)], capture_output=True, text=True,
-                          timeout=3600, cwd=tmp_path)  # ~80 CPU-s of numba compiling in a fresh environment
+                          timeout=1800, cwd=tmp_path, env={**os.environ, "NUMBA_DEBUG_CACHE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(out.glob("*.pdf"))) == 1
+    loaded = proc.stdout.count("[cache] data loaded from")
+    saved = proc.stdout.count("[cache] data saved to")
+    print(f"example: {loaded} kernels loaded from numba's cache, {saved} compiled")

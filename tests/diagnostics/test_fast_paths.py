@@ -1,6 +1,7 @@
 """The fast paths of the diagnostics against the plain computations they replace, on random data.
 
-Every numba kernel added for speed has its plain-Python twin (``kernel.py_func``) run here too.
+Every numba kernel added for speed has its plain-Python twin (``kernel.py_func``) checked against an
+independent reference (see the table of ``tests/test_kernel_twins.py``).
 """
 
 from __future__ import annotations
@@ -208,43 +209,6 @@ def test_densify_of_clean_runs_in_day_order_adds_runs_and_checks_int32():
     assert densify(reg_over, cust, 2025).total.dtype == np.int32  # (registers not kept: only their sums)
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.int64])
-def test_scatter_twin_equals_the_kernel(dtype):
-    from wattbill.diagnostics import dense as D
-
-    rng = np.random.default_rng(5)
-    case_rows = []
-    import datetime as dt
-
-    for c in ("x", "y", "z"):
-        for day in sorted(rng.choice(365, 40, replace=False)):
-            v = int(rng.integers(0, 10_000))
-            case_rows.append((c, dt.date(2025, 1, 1) + dt.timedelta(days=int(day)), v,
-                              None if rng.random() < 0.2 else v // 2, v // 4, v // 8, v - v // 2 - v // 4 - v // 8,
-                              bool(rng.random() < 0.1)))
-    daily = pl.DataFrame(case_rows, orient="row", schema={
-        "customer_id": pl.Utf8, "day": pl.Date, "wh_total": pl.Int64, "wh_sharp": pl.Int64, "wh_peak": pl.Int64,
-        "wh_flat": pl.Int64, "wh_valley": pl.Int64, "estimated": pl.Boolean})
-    cust = pl.DataFrame({"customer_id": ["z", "nobody", "x"]})
-    bounds, run_cust = D._runs(cust, daily)
-    day = daily["day"].to_physical().cast(pl.Int32).to_numpy()
-    cols = [D._ints(daily[c]) for c in ("wh_sharp", "wh_peak", "wh_flat", "wh_valley")]
-    first, last = D.open_window(cust, 2025)
-    jan1 = (dt.date(2025, 1, 1) - dt.date(1970, 1, 1)).days
-    outs = []
-    for kernel in (D._scatter, D._scatter.py_func):
-        out = [np.zeros((3, 365), dtype), *(np.zeros((3, 365), bool) for _ in range(3)), np.zeros((3, 4), np.int64),
-               np.zeros(3, np.int64), np.zeros((3, 365, 4), dtype)]
-        ok = kernel(bounds, run_cust, day, jan1, D._ints(daily["wh_total"])[0], *[c[0] for c in cols],
-                    *[c[1] for c in cols], np.array([c[2] for c in cols]), True,
-                    *D._bools(daily["estimated"]), first, last, *out)
-        assert ok
-        outs.append(out)
-    for a, b in zip(*outs, strict=True):
-        assert (a == b).all()
-    assert outs[0][0][1].sum() == 0 and outs[0][0][0].sum() > 0
-
-
 # --- usage kernel -----------------------------------------------------------------------------
 
 
@@ -296,14 +260,6 @@ def test_sorted_usage_kernel_equals_the_quickselect_kernel(seed, dtype):
         total = np.clip(total, -(2**31), 2**31 - 1).astype(np.int32)
     _assert_same_outputs(usage_kernel(*_usage_args(total, present, first, last, year)),
                          select_usage_kernel(*_usage_args(total.astype(np.int64), present, first, last, year)))
-
-
-def test_usage_kernel_twin_equals_the_kernel():
-    from wattbill.diagnostics.kernels import usage_kernel
-
-    total, present, first, last = _random_usage(11, n=12)
-    args = _usage_args(total, present, first, last, 2025)
-    _assert_same_outputs(usage_kernel(*args), usage_kernel(*args, use_py=True))  # usage_rows.py_func
 
 
 def test_usage_kernel_in_tasks_equals_one_task(monkeypatch):
@@ -396,24 +352,6 @@ def test_usage_from_rows_equals_densify_and_the_dense_kernel(case, clean, offset
     if offset and daily.height:
         daily = pl.concat([daily.head(3), daily], rechunk=True).slice(min(3, daily.height))
     _rows_vs_dense(daily, case.customers, case.year)
-
-
-def test_usage_runs_twin_equals_the_kernel():
-    import datetime as dt
-
-    rng = np.random.default_rng(9)  # a: clean with registers, b: clean without, c: estimated days
-
-    rows = []
-    for c in ("a", "b", "c"):
-        for d in range(0, 365, 2):
-            v = int(rng.integers(0, 20_000))
-            regs = (None,) * 4 if c == "b" else (v // 10, v // 2, v // 5, v - v // 10 - v // 2 - v // 5)
-            rows.append((c, dt.date(2025, 1, 1) + dt.timedelta(days=d), v, *regs, c == "c" and d % 50 == 0))
-    daily = pl.DataFrame(rows, orient="row", schema={
-        "customer_id": pl.Utf8, "day": pl.Date, "wh_total": pl.Int64, "wh_sharp": pl.Int64, "wh_peak": pl.Int64,
-        "wh_flat": pl.Int64, "wh_valley": pl.Int64, "estimated": pl.Boolean}, infer_schema_length=None)
-    cust = pl.DataFrame({"customer_id": ["c", "nobody", "a", "b"]})
-    _rows_vs_dense(daily, cust, 2025, use_py=True)
 
 
 def test_usage_from_rows_refuses_a_customer_in_two_runs():
@@ -630,7 +568,7 @@ def _rle_bounds(ids: pl.Series):
 
 
 @pytest.mark.parametrize("kind", ["short", "long", "mixed", "sliced", "chunked", "nulls", "twelve", "one"])
-def test_run_bounds_from_string_views_equal_rle(kind):
+def test_run_bounds_equal_rle(kind):
     from wattbill.diagnostics.dense import _run_bounds
 
     rng = np.random.default_rng(len(kind))
@@ -652,15 +590,3 @@ def test_run_bounds_from_string_views_equal_rle(kind):
     want_b, want_v = _rle_bounds(ids)
     assert got_b.tolist() == want_b.tolist()
     assert got_v.to_list() == want_v.to_list()
-
-
-@pytest.mark.parametrize("use_py", [False, True], ids=["njit", "py_func"])
-def test_view_run_starts_twin(use_py):
-    from wattbill.diagnostics.dense import _view_run_starts
-
-    kernel = _view_run_starts.py_func if use_py else _view_run_starts
-    views = np.zeros((6, 2), np.uint64)
-    views[:, 0] = 5 | (np.array([1, 1, 2, 2, 2, 3], np.uint64) << np.uint64(32))  # length 5, differing bytes
-    assert kernel(views).tolist() == [0, 2, 5, 6]
-    views[4, 0] = 13  # a string of 13 bytes is not inline: the caller compares strings
-    assert kernel(views).tolist() == []

@@ -13,13 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import daily_cases
+from wattbill import _arrow as A
 from wattbill.diagnostics import DEFAULT_PARAMS, Params, add_peers
 from wattbill.diagnostics import features as F
 from wattbill.diagnostics import paykernels as K
 
 SETTINGS = settings(max_examples=60, deadline=None,  # (the fixtures hold for every example)
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-KERNELS = ("view_codes", "take_codes", "mix_codes", "order_keys", "radix_sort", "rank_pct")
+KERNELS = ("take_codes", "mix_codes", "order_keys", "radix_sort", "rank_pct")
 
 
 @pytest.fixture(params=["njit", "py_func"])
@@ -31,6 +32,7 @@ def use_py(request, monkeypatch):
             monkeypatch.setattr(K, name, fn)
             if hasattr(F, name):
                 monkeypatch.setattr(F, name, fn)
+        monkeypatch.setattr(A, "view_codes", A.view_codes.py_func)
     return request.param == "py_func"
 
 
@@ -102,7 +104,7 @@ def old_payments(monkeypatch, payments, ids, year, p):
         m.setattr(F, "_date_days", old_date_days)
         m.setattr(F, "_channel_index", old_channel_index)
         m.setattr(F, "_channel_mix_json", old_channel_mix_json)
-        m.setattr(F, "string_codes", lambda s, max_distinct=K.MAX_DISTINCT: None)
+        m.setattr(F, "string_codes", lambda s, max_distinct=64: None)
         return F._payments(payments, ids, year, p)
 
 
@@ -148,7 +150,7 @@ def test_channel_index_equals_replace_strict(use_py, s):
     got = F._channel_index(s)
     assert got.tolist() == old_channel_index(s).tolist()
     long = any(v is not None and len(v.encode()) > 12 for v in s.to_list())
-    assert (K.string_codes(s) is None) == long
+    assert (A.string_codes(s) is None) == long
 
 
 @SETTINGS
@@ -158,7 +160,7 @@ def test_codes_of_bill_months_equal_starts_with(use_py, s, year):
         pl.when(pl.col("channel").str.len_bytes() % 3 == 0).then(pl.lit(f"{year}-"))
         .when(pl.col("channel").str.len_bytes() % 3 == 1).then(pl.lit(f"{year - 1}-"))
         .otherwise(pl.lit(f"{year}")) + pl.col("channel")).to_series()
-    coded = K.string_codes(months)
+    coded = A.string_codes(months)
     if coded is not None:
         codes, strings = coded
         got = K.take_codes(codes, np.array([m.startswith(f"{year}-") for m in strings], np.bool_), False)
@@ -168,20 +170,20 @@ def test_codes_of_bill_months_equal_starts_with(use_py, s, year):
 @pytest.mark.parametrize("max_distinct", [1, 5, 64, 127])
 def test_many_distinct_strings_fall_back(use_py, max_distinct):
     s = pl.Series([f"c{i}" for i in range(max_distinct + 1)] + [None, "c0"])
-    assert K.string_codes(s, max_distinct) is None
-    codes, strings = K.string_codes(s.head(max_distinct), max_distinct)
+    assert A.string_codes(s, max_distinct) is None
+    codes, strings = A.string_codes(s.head(max_distinct), max_distinct)
     assert [strings[c] for c in codes] == s.head(max_distinct).to_list()
     many = pl.Series([f"c{i % 90}" for i in range(300)] + ["APP", None])
     assert F._channel_index(many).tolist() == old_channel_index(many).tolist()
 
 
 def test_string_codes_of_other_columns():
-    assert K.string_codes(pl.Series(["app"]).cast(pl.Categorical)) is None
-    assert K.string_codes(pl.Series([1, 2])) is None
-    assert K.string_codes(pl.Series(["app"]), 128) is None
-    codes, strings = K.string_codes(pl.Series([None, None], dtype=pl.Utf8))
+    assert A.string_codes(pl.Series(["app"]).cast(pl.Categorical)) is None
+    assert A.string_codes(pl.Series([1, 2])) is None
+    assert A.string_codes(pl.Series(["app"]), 128) is None
+    codes, strings = A.string_codes(pl.Series([None, None], dtype=pl.Utf8))
     assert codes.tolist() == [-1, -1] and strings == []
-    codes, strings = K.string_codes(pl.Series([], dtype=pl.Utf8))
+    codes, strings = A.string_codes(pl.Series([], dtype=pl.Utf8))
     assert codes.size == 0 and strings == []
     cat = pl.Series(["Bank", None, "x"]).cast(pl.Categorical)
     assert F._channel_index(cat).tolist() == old_channel_index(cat).tolist() == [3, 5, -1]

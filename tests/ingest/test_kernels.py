@@ -240,20 +240,6 @@ class TestKernels:
         fn = kernels.plain_strings.py_func if use_py else kernels.plain_strings
         offsets = np.frombuffer(off, np.int64)[: len(arr) + 1]
         assert fn(offsets, np.frombuffer(data, np.uint8) if data else np.zeros(0, np.uint8)) is plain
-        views = pl.Series(strings).to_arrow(compat_level=pl.CompatLevel.newest())
-        fv = kernels.plain_views.py_func if use_py else kernels.plain_views
-        assert fv(np.frombuffer(views.buffers()[1], np.uint8).reshape(-1, 16)) == int(plain)
-
-    @pytest.mark.parametrize(
-        "strings, verdict",
-        [
-            (["0001", "x" * 13], -1),  # a long id: undecided, checked from the bytes
-            (["0001", "x" * 12], 1),
-            (["0001", "x" * 11 + " "], 0),
-            ([" " + "x" * 14], 0),  # the first byte is in the view
-        ],
-    )
-    def test_plain_views_long_strings(self, use_py, strings, verdict):
-        views = pl.Series(strings).to_arrow(compat_level=pl.CompatLevel.newest())
-        fv = kernels.plain_views.py_func if use_py else kernels.plain_views
-        assert fv(np.frombuffer(views.buffers()[1], np.uint8).reshape(-1, 16)) == verdict
+        # the rule itself: no empty value, no white space (or non-ASCII, conservatively) at either end
+        assert plain == all(v and v[0] not in " \t\n\v\f\r" and v[-1] not in " \t\n\v\f\r"
+                            and v[0].isascii() and v[-1].isascii() for v in strings)
