@@ -963,7 +963,7 @@ def _respect_stored_days(
     stored_days: Callable[[list[str], dt.date, dt.date], pl.DataFrame],
     periods: list[str],
     reads: pl.DataFrame,
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, int]:
+) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame, int]:
     """Pairs of reads of a late file's meters checked against the days already stored.
 
     A pair (``_prev_day`` -> ``day``, its registers the consumption between the two reads, times the
@@ -985,9 +985,9 @@ def _respect_stored_days(
     regs = ["total", *periods]
     keys = ["customer_id", "meter_id"]
     lp = pairs.join(late, on=keys, how="semi")
-    none = (pairs, None, _empty_f(), 0)
+    none: tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame, int] = (pairs, None, _empty_f(), 0)
     if lp.height == 0:
-        return none  # type: ignore[return-value]
+        return none
     lp = lp.with_columns(
         pl.int_range(0, pl.len(), dtype=pl.Int64).alias("_pid"),
         (pl.col("day") - pl.col("_prev_day")).dt.total_days().cast(pl.Int64).alias("_g"),
@@ -998,7 +998,7 @@ def _respect_stored_days(
         *keys, "day", *[pl.col(f"wh_{r}").alias(f"_s_{r}") for r in regs]
     )
     if measured.height == 0:
-        return none  # type: ignore[return-value]
+        return none
     ex = (
         lp.select("_pid", *keys, "_prev_day", "_g")
         .with_columns(pl.int_ranges(1, pl.col("_g") + 1).alias("_i"))
