@@ -78,8 +78,9 @@ def bench_catalog(work: Path):
 
 
 def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """CPU seconds of this process and of its ended children (the local engine's chunk processes)."""
+    r, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
 SLICE = 10_000  # households simulated at once (the simulation is hourly: ~2 GB per 10,000 for 2 years)
@@ -115,7 +116,7 @@ def prepare(n: int, work: Path) -> dict:
     return {"generate_s": t_gen, "ingest_s": t_ingest}
 
 
-def measure(n: int, chunk: int, work: Path, profile: Path | None = None) -> dict:
+def measure(n: int, chunk: int, work: Path, profile: Path | None = None, workers: int = 2) -> dict:
     """Bill the prepared store in ``work`` in this process (its own peak memory); the figures as a dict."""
     store = open_store(str(work / "store"))
     catalog = bench_catalog(work)
@@ -128,12 +129,13 @@ def measure(n: int, chunk: int, work: Path, profile: Path | None = None) -> dict
         profiler = cProfile.Profile(time.process_time)  # CPU seconds (all threads), not wall
         profiler.enable()
     c0, t0 = _cpu(), time.perf_counter()
-    summary = run_bills(store, catalog, YEAR, out_dir=work / "out", pdf=False, chunk_size=chunk)
+    summary = run_bills(store, catalog, YEAR, out_dir=work / "out", pdf=False, chunk_size=chunk, workers=workers)
     t_run, c_run = time.perf_counter() - t0, _cpu() - c0
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(str(profile))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest chunk process
 
     c0, t0 = _cpu(), time.perf_counter()
     daily = store.load_daily(YEAR, sort=False)
@@ -152,7 +154,7 @@ def measure(n: int, chunk: int, work: Path, profile: Path | None = None) -> dict
     t_kernel = time.perf_counter() - t0
     store.close()
     return {"households": n, "billed": summary.billed, "labels": sum(summary.labels.values()),
-            "run_s": t_run, "run_cpu_s": c_run, "peak_mb": peak_mb, "peak_before_run_mb": rss_before / 1024,
+            "run_s": t_run, "run_cpu_s": c_run, "peak_mb": peak_mb, "peak_child_mb": peak_child_mb, "peak_before_run_mb": rss_before / 1024,
             "load_s": t_load, "load_cpu_s": c_load, "kernel_s": t_kernel, "stages": summary.stage_seconds}
 
 
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--households", default="50000", help="One size or several, comma-separated.")
     ap.add_argument("--chunk", type=int, default=100_000, help="Households per chunk.")
+    ap.add_argument("--workers", type=int, default=2, help="Chunk processes of the local engine (run_bills workers).")
     ap.add_argument("--data", type=Path, default=None,
                     help="Keep each size's ingested store in DATA/<N>/ and reuse it on the next call.")
     ap.add_argument("--profile", type=Path, default=None, help="cProfile the run into this file (one size).")
@@ -178,7 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         work = args.keep
         assert work is not None
-        out = prepare(sizes[0], work) if args.child == "prepare" else measure(sizes[0], args.chunk, work, args.profile)
+        out = prepare(sizes[0], work) if args.child == "prepare" else measure(sizes[0], args.chunk, work, args.profile,
+                                                                                  args.workers)
         print(json.dumps(out))
         return
     rows = []
@@ -186,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         data = args.data / str(n) if args.data else None
         work = Path(tempfile.mkdtemp(prefix="wattbill-bench-"))
         try:
-            common = ["--households", str(n), "--chunk", str(args.chunk)]
+            common = ["--households", str(n), "--chunk", str(args.chunk), "--workers", str(args.workers)]
             if data is not None and (data / "prepared.json").exists():
                 prepared = json.loads((data / "prepared.json").read_text())
             else:
@@ -206,12 +210,14 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(work, ignore_errors=True)
     for r in rows:
         n, t_run = r["households"], r["run_s"]
-        print(f"households                 {n:,} ({r['billed']:,} billed, {r['labels']:,} labels), chunks of {args.chunk:,}")
+        print(f"households                 {n:,} ({r['billed']:,} billed, {r['labels']:,} labels), chunks of "
+              f"{args.chunk:,}, {args.workers} chunk processes")
         print(f"generate 2 years (files)   {r['generate_s']:8.2f} s")
         print(f"ingest (3 files)           {r['ingest_s']:8.2f} s")
         print(f"bill run, no PDF           {t_run:8.2f} s   {n / t_run:10,.0f} households/s   "
               f"{r['run_cpu_s']:.1f} CPU-s ({r['run_cpu_s'] / n * 1e6:.1f} CPU-s per 1M)   "
-              f"peak RSS {r['peak_mb']:,.0f} MB (after the warm-up {r['peak_before_run_mb']:,.0f} MB)")
+              f"peak RSS {r['peak_mb']:,.0f} MB (after the warm-up {r['peak_before_run_mb']:,.0f} MB; largest chunk "
+              f"process {r.get('peak_child_mb', 0):,.0f} MB)")
         print(f"baseline: load_daily       {r['load_s']:8.2f} s   ratio run/load = {t_run / r['load_s']:.1f}x "
               f"(CPU {r['run_cpu_s'] / max(r['load_cpu_s'], 1e-9):.1f}x)")
         print(f"baseline: tariff kernels   {r['kernel_s']:8.2f} s   ratio run/kernel = {t_run / r['kernel_s']:.1f}x")

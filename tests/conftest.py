@@ -22,6 +22,15 @@ from wattbill.pids import pid_alive
 REPO = Path(__file__).resolve().parents[1]
 PG_SH = REPO / "scripts" / "pg.sh"
 
+# pytest-xdist (scripts/test.sh runs ``-n 2``): each worker gets its own cluster (port and data folder),
+# so a test that stops its server (tests/store/test_db_faults.py) never stops another worker's. Set here,
+# before any fixture runs; the CLI subprocesses of the tests inherit it.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and not os.environ.get("WATTBILL_TEST_PG_URL"):
+    _port = int(os.environ.get("WATTBILL_PG_PORT", "54329")) + 100 + int(_WORKER[2:])
+    os.environ["WATTBILL_PG_PORT"] = str(_port)
+    os.environ["WATTBILL_PGDATA"] = str(Path(tempfile.gettempdir()) / f"wattbill-pg-{_port}")
+
 
 # --- database (TimescaleDB) ------------------------------------------------------------------
 

@@ -25,13 +25,27 @@ log = logging.getLogger("wattbill.billrun")
 
 
 class LocalEngine:
-    """Runs every job in this process, in order; statements are rendered by ``workers`` processes.
+    """Runs the jobs on this machine: pass 1's chunks on ``workers`` processes when there are several
+    chunks and enough households (``process_min_households`` per process; else in this process),
+    statements rendered by ``workers`` processes.
 
     Parameters
     ----------
     workers : int
-        PDF rendering processes (``bills.render_many``).
+        Processes for pass 1's chunks and for PDF rendering (``bills.render_many``). With one worker, or
+        one chunk, everything runs in this process.
+
+    Notes
+    -----
+    The chunk processes are started with ``spawn`` (polars' thread pool does not survive a fork), open
+    the store by its URL once each (``pipeline.StoreRef``) and are stopped when the pass ends, so their
+    CPU time is counted in this process's ``RUSAGE_CHILDREN``. Results are the same bytes as in one
+    process: each chunk is a pure function of its job.
     """
+
+    #: households per chunk process below which pass 1 stays in this process: a started process costs
+    #: ~5 CPU-s (imports, numba's cache) [households]
+    process_min_households = 50_000
 
     def __init__(self, workers: int = 1) -> None:
         self.render_workers = max(1, int(workers))
@@ -40,11 +54,35 @@ class LocalEngine:
     def store_ref(self, store: Any) -> Any:
         from wattbill.pipeline import StoreRef
 
-        return StoreRef(store.url, live=store)
+        return StoreRef(store.url, live=store)  # (the live store stays here: a pickled ref is the URL)
 
-    def map_unordered(self, fn: Callable[[J], R], jobs: Iterable[J]) -> Iterator[R]:
-        for job in jobs:
-            yield fn(job)
+    def _size(self, job: Any) -> int:
+        customers = getattr(job, "customers", None)
+        return customers.height if customers is not None else 0
+
+    def map_unordered(self, fn: Callable[[J], R], jobs: Iterable[J], *, processes: bool = False) -> Iterator[R]:
+        """``fn`` of each job, in any order; ``processes``: on ``workers`` processes when there are
+        several jobs (CPU-bound jobs such as pass 1's chunks)."""
+        jobs = list(jobs)
+        n = min(self.render_workers, len(jobs))
+        if not processes or n < 2 or sum(self._size(j) for j in jobs) < n * self.process_min_households:
+            for job in jobs:
+                yield fn(job)
+            return
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending = [pool.submit(fn, job) for job in jobs]
+            try:
+                while pending:
+                    done, rest = wait(pending, return_when=FIRST_COMPLETED)
+                    pending = list(rest)
+                    for future in done:
+                        yield future.result()
+            finally:
+                for future in pending:
+                    future.cancel()
 
     def close(self) -> None:
         pass
@@ -97,7 +135,8 @@ class DaskEngine:
             url = str(Path(url).resolve())
         return StoreRef(url)
 
-    def map_unordered(self, fn: Callable[[J], R], jobs: Iterable[J]) -> Iterator[R]:
+    def map_unordered(self, fn: Callable[[J], R], jobs: Iterable[J], *, processes: bool = True) -> Iterator[R]:
+        """``fn`` of each job on the cluster's workers, in the order they finish (``processes``: always)."""
         from dask.distributed import as_completed
 
         futures = self.client.map(fn, list(jobs), pure=False)

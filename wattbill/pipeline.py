@@ -311,6 +311,10 @@ class StoreRef:
     url: str
     live: Any = None
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # another process reaches the store by its URL, never by this process's live object
+        return (StoreRef, (self.url,))
+
     def open(self) -> Any:
         if self.live is not None:
             return self.live
@@ -498,7 +502,7 @@ def run_bills(
     progress("bill", done, total_n)
     if reused:
         log.info("pass 1: %d of %d chunks from checkpoints", len(reused), len(jobs))
-    for out in engine.map_unordered(compute_chunk, [j for j in jobs if j.index not in reused]):
+    for out in engine.map_unordered(compute_chunk, [j for j in jobs if j.index not in reused], processes=True):
         if checkpoints:
             checkpoints.commit(out)
         else:

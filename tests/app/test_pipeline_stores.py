@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+
 import polars as pl
 import pytest
 
@@ -98,3 +100,30 @@ def test_chunks_change_nothing(files, tmp_path) -> None:
         results[chunk_size] = (_comparable(pl.read_parquet(out / "bills.parquet")), labels.select("customer_id", "code", "evidence"))
     assert results[7][0].equals(results[100_000][0])
     assert results[7][1].equals(results[100_000][1])
+
+
+def test_chunk_processes_change_nothing(files, tmp_path, monkeypatch) -> None:
+    """Pass 1 on two processes of the local engine (the chunks spawned, the store opened by its URL)
+    gives the bytes of a run in this process: bills.parquet, bill_months.parquet."""
+    from wattbill.engines import LocalEngine
+
+    monkeypatch.setattr(LocalEngine, "process_min_households", 0)  # (a real run uses them from 100k)
+    outs = {}
+    for workers in (1, 2):
+        store = open_store(str(tmp_path / f"store-{workers}"))
+        try:
+            for kind, path in (("customers", files.customers), ("registers", files.reads), ("payments", files.payments)):
+                ingest_file(path, kind, store)
+            out = tmp_path / f"out-{workers}"
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+            with LocalEngine(workers) as engine:
+                run_bills(store, load_catalog(), YEAR, out_dir=out, pdf=False, chunk_size=9, engine=engine)
+            child_cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - before
+            assert (child_cpu > 0.5) == (workers == 2), child_cpu  # the chunks ran in other processes
+        finally:
+            store.close()
+        outs[workers] = out
+    for name in ("bill_months.parquet", "not_billed.parquet"):
+        assert (outs[1] / name).read_bytes() == (outs[2] / name).read_bytes(), name
+    assert _comparable(pl.read_parquet(outs[1] / "bills.parquet")).equals(
+        _comparable(pl.read_parquet(outs[2] / "bills.parquet")))
