@@ -8,4 +8,5 @@ bash scripts/setup.sh
 bash scripts/typecheck.sh
 bash scripts/docs.sh          # the API documentation site (build/docs), warnings fail it
 mkdir -p test-artifacts
-.venv/bin/python -m pytest -p no:cacheprovider "$@"
+# two workers (pytest-xdist, a file per worker at a time): each starts its own PostgreSQL cluster (tests/conftest.py)
+.venv/bin/python -m pytest -p no:cacheprovider -n "${WATTBILL_TEST_WORKERS:-2}" --dist loadfile "$@"
