@@ -191,7 +191,7 @@ def bill_run(
     customer: Annotated[list[str] | None, typer.Option("--customer", help="Only these customers.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Where bills.parquet and the PDFs go.")] = DEFAULT_OUT,
     no_pdf: Annotated[bool, typer.Option("--no-pdf", help="Skip the PDFs.")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=256, help="PDF rendering processes (local), or Dask workers of the LocalCluster (dask).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=256, help="Processes for the chunks (from 50,000 households each) and for PDFs (local), or Dask workers of the LocalCluster (dask).")] = 1,
     engine: Annotated[str, typer.Option("--engine", help="local, or dask (a Dask distributed cluster).")] = "local",
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="tcp://HOST:PORT of a Dask scheduler (with --engine dask; default: a LocalCluster).")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, max=10_000_000, help="Households per chunk (the unit of a checkpoint and of a Dask task).")] = 100_000,
