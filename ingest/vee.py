@@ -26,7 +26,9 @@ Rules (documented here, tested in ``tests/ingest``):
   around it are estimated from the reads on either side, so two bad reads in a row, or a bad period
   register alone, are handled alike); a read above both neighbours, which are in line with each
   other, is a bad read too (``out_of_line_read``); the last read of a meter in a file that went down
-  is held back (``unconfirmed_drop``) until a later file shows whether it comes back.
+  is held back (``unconfirmed_drop``) until a later file shows whether it comes back; so is a last read
+  whose consumption is beyond the physical limit (``implausible_consumption``, a read written in Wh at
+  the end of a file).
 * **Rollover**: a register that goes down and stays down wrapped when its size is known: ``digits``
   from the file, else the integer digits of the largest total the meter has shown (its history,
   with the stored last read of earlier files), never of one low value; the read before was within
@@ -830,25 +832,44 @@ def _implausible_reads(
         pday = d1["_prev_day"].cast(pl.Int64).fill_null(0).to_numpy()
         mult = d1["multiplier"].to_numpy()
         bad = np.zeros(d1.height, np.bool_)
+        held = np.zeros(d1.height, np.bool_)
+        row = d1["row"].to_numpy()
         for i in idx:
             if not same_next[i]:
+                # the meter's last read here: held back until a later read shows whether it comes back
+                # (a register written in Wh at the end of a daily file); a jump that stays shows as
+                # such in the next file, from the read before
+                held[i] = row[i] > 0
                 continue
             j = i + 1
             back = tot[j] - prev[i]
             if tot[j] < tot[i] and 0 <= back and back * mult[i] <= limit * max(day[j] - pday[i], 1):
                 bad[i] = True
-        if bad.any():
-            hit = d1.filter(pl.Series(bad))
-            q = hit.select(
-                "row",
-                pl.lit("total").alias("column"),
-                pl.lit("implausible_consumption").alias("code"),
-                _fmt(
-                    "total went up by {} Wh and came back: more than a residential connection can use "
-                    f"({limits.limit_text(limit)}); a bad read, days estimated",
-                    pl.col("_d_total"),
-                ).alias("reason"),
-            )
+        if bad.any() or held.any():
+            q = pl.concat([
+                d1.filter(pl.Series(bad)).select(
+                    "row",
+                    pl.lit("total").alias("column"),
+                    pl.lit("implausible_consumption").alias("code"),
+                    _fmt(
+                        "total went up by {} Wh and came back: more than a residential connection can use "
+                        f"({limits.limit_text(limit)}); a bad read, days estimated",
+                        pl.col("_d_total"),
+                    ).alias("reason"),
+                ),
+                d1.filter(pl.Series(held)).select(
+                    "row",
+                    pl.lit("total").alias("column"),
+                    pl.lit("implausible_consumption").alias("code"),
+                    _fmt(
+                        "total went up by {} Wh since {} on the meter's last read: more than a residential "
+                        f"connection can use ({limits.limit_text(limit)}); held back until a later read shows "
+                        "whether it comes back",
+                        pl.col("_d_total"), pl.col("_prev_day"),
+                    ).alias("reason"),
+                ),
+            ])
+            bad = bad | held
             df = df.filter(pl.Series(~bad))
             d1 = _deltas(df, reg_cols)
             over = _over_limit(d1, limit)

@@ -592,3 +592,30 @@ def test_resent_older_read_bill_on_both_stores(capsys, tmp_path, store_url) -> N
     # 100 kWh measured + 50 kWh estimated, Beijing tier 1 (0.4883 yuan/kWh): 73.25 yuan (hand-worked)
     assert p.bill["kwh_total"] == pytest.approx(150.0) and p.bill["estimated_days"] == 2
     assert p.bill["charge_fen"] == 7325
+
+
+@pytest.mark.parametrize("last_of", ["a file of 16 reads", "a daily file (one read)"])
+def test_read_in_wh_as_the_last_read_of_a_file_is_held_back(tmp_path, last_of) -> None:
+    """12 kWh a day from 5,000.00; the read of 15 January written in Wh (5,180,000.00) is the last read of
+    its file. It is held back (quarantined, implausible_consumption), and the next file continues from
+    14 January: 15 and 16 January estimated, 372 kWh in January, nothing lost."""
+    from wattbill.ingest import ingest_file
+
+    reads = [(D(2024, 12, 31) + dt.timedelta(days=i), 5000.0 + 12 * i) for i in range(32)]
+    rows = [f"3100000005,SH-5,{d},{'5180000.00' if d == D(2025, 1, 15) else f'{v:.2f}'}" for d, v in reads]
+    cut = 16  # reads through 15 January
+    first = rows[:cut] if last_of.startswith("a file of") else rows[:cut - 1]
+    files = [first] + ([] if last_of.startswith("a file of") else [[rows[cut - 1]]]) + [rows[cut:]]
+    store = open_store(str(tmp_path / "store"))
+    try:
+        reps = [ingest_file(write(tmp_path / f"r{i}.csv", "户号,表号,日期,正向有功总", part), "registers", store,
+                            today=D(2026, 6, 1)) for i, part in enumerate(files)]
+        daily = store.load_daily(2025)
+        q = store.load_quarantine()
+    finally:
+        store.close()
+    assert all(r.rows == r.loaded + r.quarantined + r.duplicates for r in reps)
+    assert q["code"].to_list() == ["implausible_consumption"]
+    assert daily.height == 31 and daily["wh_total"].sum() == 372_000, last_of
+    est = daily.filter(pl.col("estimated"))["day"].to_list()
+    assert est == [D(2025, 1, 15), D(2025, 1, 16)], last_of
