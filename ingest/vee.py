@@ -749,7 +749,8 @@ def registers_to_daily(
             multi = True
             if stored_days is not None:
                 lo = x_ex["old_last_day"].min() - dt.timedelta(days=EXCHANGE_BASIS_DAYS)  # type: ignore[operator]
-                x_basis = stored_days(x_ex["customer_id"].unique().to_list(), lo, x_ex["old_last_day"].max())  # type: ignore[arg-type]
+                hi = x_ex["new_first_day"].max() + dt.timedelta(days=EXCHANGE_BASIS_DAYS)  # type: ignore[operator]
+                x_basis = stored_days(x_ex["customer_id"].unique().to_list(), lo, hi)
     scaled = [
         (pl.col(f"_d_{c}").cast(pl.Float64) * pl.col("multiplier")).round(0).cast(pl.Int64).alias(c)
         if has_multiplier
@@ -1467,23 +1468,38 @@ def _exchange_findings(d: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def _exchanges_across_files(df: pl.DataFrame, anchors: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Meter exchanges whose old meter's last read is stored and whose new meter starts in this file:
-    a meter of the file with no stored read (its first read is where it starts) whose customer's
-    stored last read is of another meter absent from the file, on or before the new meter's first day.
+    """Meter exchanges across files, in either order: a meter of the file with no stored read (its
+    first read is where it starts) whose customer's stored last read is of another meter absent from
+    the file, on or before the new meter's first day; or a meter of the file with no stored read whose
+    customer has another meter, absent from the file, whose stored first read (a head: where it
+    starts) is on or after this meter's last read here (the new meter's file came first).
     Returns (findings ``meter_exchange``, exchanges as ``_exchange_findings``)."""
     no_ex = pl.DataFrame(schema={"customer_id": pl.Utf8, "meter_id": pl.Utf8, "old_last_day": pl.Date,
                                  "new_first_day": pl.Date})
-    state = anchors.filter(~pl.col("head").fill_null(False)) if "head" in anchors.columns else anchors
+    is_head = pl.col("head").fill_null(False) if "head" in anchors.columns else pl.lit(False)
+    state = anchors.filter(~is_head)
+    heads = anchors.filter(is_head)
     mine = df.filter(pl.col("row") > 0).group_by("customer_id", "meter_id").agg(
-        pl.col("day").min().alias("new_first_day"), pl.col("total").sort_by("day").first().alias("new_first_total"))
-    known = state.select("customer_id", "meter_id")
-    new = mine.join(known, on=["customer_id", "meter_id"], how="anti")
-    old = state.join(df.select("customer_id", "meter_id").unique(), on=["customer_id", "meter_id"], how="anti").select(
+        pl.col("day").min().alias("new_first_day"), pl.col("total").sort_by("day").first().alias("new_first_total"),
+        pl.col("day").max().alias("last_day"), pl.col("total").sort_by("day").last().alias("last_total"))
+    new = mine.join(state.select("customer_id", "meter_id"), on=["customer_id", "meter_id"], how="anti")
+    in_file = df.select("customer_id", "meter_id").unique()
+    old = state.join(in_file, on=["customer_id", "meter_id"], how="anti").select(
         "customer_id", pl.col("meter_id").alias("old_meter"), pl.col("day").alias("old_last_day"),
         pl.col("wh_total").alias("old_last_total"))
+    # the old meter's reads stored, the new meter starts in this file
     x = new.join(old, on="customer_id", how="inner").filter(pl.col("new_first_day") >= pl.col("old_last_day"))
-    # the newest old meter per new meter
-    x = x.sort("old_last_day").group_by("customer_id", "meter_id", maintain_order=True).last()
+    x = x.sort("old_last_day").group_by("customer_id", "meter_id", maintain_order=True).last()  # the newest old meter
+    x = x.select("customer_id", "meter_id", "new_first_day", "new_first_total", "old_meter", "old_last_day",
+                 "old_last_total")
+    # the new meter's reads stored first (its first read a head), the old meter's come in this file
+    later = heads.join(in_file, on=["customer_id", "meter_id"], how="anti").select(
+        "customer_id", "meter_id", pl.col("day").alias("new_first_day"), pl.col("wh_total").alias("new_first_total"))
+    y = new.select("customer_id", pl.col("meter_id").alias("old_meter"), pl.col("last_day").alias("old_last_day"),
+                   pl.col("last_total").alias("old_last_total")).join(later, on="customer_id", how="inner").filter(
+        pl.col("new_first_day") >= pl.col("old_last_day"))
+    y = y.sort("new_first_day").group_by("customer_id", "old_meter", maintain_order=True).first()  # the nearest
+    x = pl.concat([x, y.select(x.columns)], how="vertical_relaxed").unique(["customer_id", "meter_id"], keep="first")
     if x.height == 0:
         return _empty_f(), no_ex
     f = _findings(

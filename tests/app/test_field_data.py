@@ -339,14 +339,16 @@ def test_new_meter_first_read_is_where_it_starts_on_every_path(capsys, tmp_path,
         ("a new meter starting at 12,345 kWh the same day", 12345.0, D(2025, 3, 15), 0),
     ],
 )
-@pytest.mark.parametrize("files", ["one file", "the old meter's reads, then the new meter's"])
+@pytest.mark.parametrize("files", ["one file", "the old meter's reads, then the new meter's",
+                                   "the new meter's reads, then the old meter's"])
 def test_exchange_siblings(tmp_path, case, new_first, new_day, estimated, files) -> None:
     """The same exchange whether both meters come in one file or the new meter's reads in a later one
     (the old meter's last read then stored): the days no meter saw are estimated either way."""
     from wattbill.ingest import ingest_file
 
     rows = _exchange_reads(new_first, D(2025, 3, 15), new_day)
-    parts = [rows] if files == "one file" else [[r for r in rows if "JS-OLD" in r], [r for r in rows if "JS-NEW" in r]]
+    old, new = [r for r in rows if "JS-OLD" in r], [r for r in rows if "JS-NEW" in r]
+    parts = [rows] if files == "one file" else [old, new] if files.startswith("the old") else [new, old]
     store = open_store(str(tmp_path / "store"))
     try:
         for i, part in enumerate(parts):
