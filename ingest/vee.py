@@ -750,7 +750,7 @@ def registers_to_daily(
             if stored_days is not None:
                 lo = x_ex["old_last_day"].min() - dt.timedelta(days=EXCHANGE_BASIS_DAYS)  # type: ignore[operator]
                 hi = x_ex["new_first_day"].max() + dt.timedelta(days=EXCHANGE_BASIS_DAYS)  # type: ignore[operator]
-                x_basis = stored_days(x_ex["customer_id"].unique().to_list(), lo, hi)
+                x_basis = stored_days(x_ex["customer_id"].unique().to_list(), lo, hi)  # type: ignore[arg-type]
     scaled = [
         (pl.col(f"_d_{c}").cast(pl.Float64) * pl.col("multiplier")).round(0).cast(pl.Int64).alias(c)
         if has_multiplier
