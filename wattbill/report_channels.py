@@ -324,6 +324,11 @@ def compute(store: Any, year: int, region: str | None, params: ReportParams) -> 
     quarantine = store.load_quarantine()
     quarantine = quarantine.filter(pl.col("file_sha256").is_in(shas))
     rep = channel_report(inter, customers, payments, feats, labels, quarantine, year, region, params)
+    if region is not None and region in rep.merged_regions:
+        # a region too small to be named in the province's report is too small for a report of its own
+        raise WattbillError(f"region {region!r} has fewer than {params.min_group} households with service "
+                            f"contacts in {year - 1} or in a month of {year}: its figures are not published "
+                            "(--min-group); see it within the other regions of the whole report")
     # the campaign list: only this run's channel labels decide who is on it
     rep_campaign = rep.campaign.join(_messages(rep.campaign, assigned), on="segment", how="left")
     return rep, rep_campaign

@@ -192,3 +192,18 @@ def test_no_figure_rests_on_fewer_households_even_by_subtraction(report) -> None
     for name in ("intent_channel", "funnel"):
         assert pl.read_parquet(out / "tables" / f"{name}.parquet")["contacts"].sum() == n, name
     assert not json.loads((out / "figures.json").read_text("utf-8"))["suppressed"]
+
+
+def test_a_report_of_one_small_region_is_refused(report, tmp_path) -> None:
+    """--region of a region merged into the other regions publishes nothing of it (one line, exit 1);
+    a named region's own report is made."""
+    _paths, out = report
+    store = str(out.parent / "store")
+    for name in ("绍兴", "湖州"):
+        proc = run_cli("report", "channels", "--year", str(YEAR), "--out", str(tmp_path / name), "--store", store,
+                       "--min-group", str(K), "--region", name, "--no-pdf")
+        assert proc.returncode == 1 and "not published" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / name).exists()
+    proc = run_cli("report", "channels", "--year", str(YEAR), "--out", str(tmp_path / "hz"), "--store", store,
+                   "--min-group", str(K), "--region", "杭州", "--no-pdf")
+    assert proc.returncode == 0, proc.stderr
