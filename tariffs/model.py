@@ -776,23 +776,35 @@ def load_catalog(extra_dirs: Iterable[Path | str] = ()) -> Catalog:
     """The shipped catalogue (``tariffs/catalog/*.toml``) plus every ``*.toml`` in ``extra_dirs``.
 
     Files of ``extra_dirs`` are read after the shipped ones: a file with the same code and
-    ``valid_from`` as a shipped one replaces it.
+    ``valid_from`` as a shipped one replaces it. Within one source (the shipped catalogue, or one
+    extra directory or file), two files with the same code and ``valid_from`` are refused: which one
+    prices the days would depend on the files' names.
 
     Raises
     ------
     TariffFileError
-        If a file is invalid, or an extra directory does not exist.
+        If a file is invalid, an extra directory does not exist, or two files of one source give the
+        same code and ``valid_from``.
     """
     catalog = Catalog()
-    for path in sorted(CATALOG_DIR.glob("*.toml")):
-        catalog.add(read_tariff(path))
+    sources: list[list[Path]] = [sorted(CATALOG_DIR.glob("*.toml"))]
     for d in extra_dirs:
         d = Path(d)
         if d.is_file():
-            catalog.add(read_tariff(d))
+            sources.append([d])
             continue
         if not d.is_dir():
             raise TariffFileError(str(d), None, "tariff directory not found")
-        for path in sorted(d.glob("*.toml")):
-            catalog.add(read_tariff(path))
+        sources.append(sorted(d.glob("*.toml")))
+    for paths in sources:
+        seen: dict[tuple[str, date], Path] = {}
+        for path in paths:
+            tariff = read_tariff(path)
+            key = (tariff.code, tariff.valid_from or date.min)
+            if key in seen:
+                since = f"valid_from {tariff.valid_from}" if tariff.valid_from else "no valid_from"
+                raise TariffFileError(str(path), "valid_from", f"{tariff.code} with {since} is also in "
+                                      f"{seen[key].name}: one version per date (merge or date them apart)")
+            seen[key] = path
+            catalog.add(tariff)
     return catalog

@@ -357,3 +357,18 @@ def test_a_single_version_schedule_is_the_tariff():
     a = bill_households(t, 2023, total, regs, 0, 364, 1)
     b = bill_households(TariffSchedule.single(t, 2023), 2023, total, regs, 0, 364, 1)
     assert a.month_fen.tolist() == b.month_fen.tolist() and a.period_names == b.period_names
+
+
+def test_two_files_of_one_folder_with_the_same_code_and_date_are_refused(tmp_path) -> None:
+    """Which of two same-dated versions prices the days must not depend on the file names."""
+    from wattbill.tariffs import TariffFileError, load_catalog
+
+    shipped = (Path(__file__).resolve().parents[2] / "tariffs" / "catalog" / "cn-jiangsu-res-tier.toml").read_text()
+    body = shipped.split("\nvalid_from", 1)[0] + "\nvalid_from = 2025-04-16\n" + shipped.split("\nvalid_from", 1)[1].split("\n", 1)[1]
+    (tmp_path / "a.toml").write_text(body)
+    (tmp_path / "b.toml").write_text(body.replace("0.5283", "0.6283"))
+    with pytest.raises(TariffFileError, match=r"also in a\.toml"):
+        load_catalog([tmp_path])
+    (tmp_path / "b.toml").unlink()
+    cat = load_catalog([tmp_path])  # one file dated 2025-04-16 besides the shipped version: two versions
+    assert len(cat.schedule("cn-jiangsu-res-tier", 2025).versions) == 2
