@@ -122,6 +122,15 @@ def pct(value: Any, places: int = 0) -> str:
     return f"{dec.quantize(q, rounding=ROUND_HALF_UP):,.{places}f}%"
 
 
+def points(value: Any, places: int = 1) -> str:
+    """A change in percentage points, signed: 1.25 -> '+1.3', -0.04 -> '-0.0'; None, NaN -> '–'."""
+    dec = _dec(value)
+    if dec is None:
+        return "–"
+    q = Decimal(1).scaleb(-places) if places else Decimal(1)
+    return f"{dec.quantize(q, rounding=ROUND_HALF_UP):+.{places}f}"
+
+
 def share(value: Any, places: int = 0) -> str:
     """A share 0..1 -> percent text."""
     dec = _dec(value)

@@ -28,6 +28,7 @@ import jinja2
 import polars as pl
 from markupsafe import Markup, escape
 
+from wattbill import formats
 from wattbill.diagnostics.channels import (
     CHANNEL_FEATURES,
     MERGED,
@@ -120,14 +121,14 @@ TEXTS: dict[str, dict[str, str]] = {
 
 
 def pct(x: Any, digits: int = 1) -> str:
-    """A share 0..1 as a percentage with ``digits`` decimals ("62.3%"); "–" when missing."""
-    if x is None:
-        return "–"
-    return f"{100.0 * float(x):.{digits}f}%"
+    """A share 0..1 as a percentage with ``digits`` decimals ("62.3%"); "–" when missing or NaN
+    (``wattbill.formats.share``)."""
+    return formats.share(x, digits)
 
 
 def count(x: Any) -> str:
-    return "–" if x is None else f"{int(x):,}"
+    """A count with thousands separators; "–" when missing (``wattbill.formats.number``)."""
+    return formats.number(x, 0, grouping=True)
 
 
 def yuan(fen: Any) -> str:
@@ -377,7 +378,7 @@ def write_report(store: Any, year: int, out_dir: Path, region: str | None = None
         merge_note = t["merge_note"].replace("{k}", str(rep.min_group)).replace(
             "{regions}", "、".join(rep.merged_regions) if lang == "zh" and rep.merged_regions
             else ", ".join(rep.merged_regions) or t["none"])
-        html = template.render(rep=rep, t=t, merge_note=merge_note, lang=lang, charts=charts, pct=pct, count=count, yuan=yuan,
+        html = template.render(rep=rep, t=t, merge_note=merge_note, lang=lang, charts=charts, pct=pct, count=count, yuan=yuan, points=formats.points,
                                region=region, params=p, tables=rep.tables, campaign_rows=campaign.height,
                                name=lambda v, t=t: t.get(str(v), str(v)))
         f = out_dir / f"{stem}.{lang}.html"

@@ -60,3 +60,11 @@ def test_every_part_formats_through_it():
     f = _Formatter("zh")
     assert f.format("{v:kwh}", v=3456750) == "3,457" and f.format("{v:date}", v=dt.date(2025, 3, 5)) == "3月5日"
     assert _Formatter("en").format("{v:date}", v=dt.date(2025, 3, 5)) == "5 March"
+
+
+def test_points_are_signed_and_missing_is_a_dash() -> None:
+    """A year-on-year change in points (the channel report's trend): signed, half-up; no last year -> '–'."""
+    from wattbill import formats
+
+    assert [formats.points(v) for v in (1.25, -3.0, 0, None, float("nan"))] == ["+1.3", "-3.0", "+0.0", "–", "–"]
+    assert formats.share(float("nan")) == "–" and formats.number(None) == "–"

@@ -68,10 +68,12 @@ def channels(
 def print_paths(paths) -> None:
     """Where the report's files are, and its headline figures."""
     h = paths.report.headline if paths.report else {}
-    from wattbill.report_channels import pct
+    from wattbill.report_channels import count, pct
 
-    typer.echo(f"contacts {h.get('contacts')}, online share {pct(h.get('online_share'))}, "
-               f"households to guide {h.get('campaign_households')}")
+    guide = h.get("campaign_households")
+    guide_text = count(guide) if guide is not None else "– (fewer than the minimum group)"
+    typer.echo(f"contacts {count(h.get('contacts'))}, online share {pct(h.get('online_share'))}, "
+               f"households to guide {guide_text}")
     if paths.report is not None:
         merged = ", ".join(paths.report.merged_regions) or "none"
         typer.echo(f"small groups: every figure rests on at least {paths.report.min_group} households; "
