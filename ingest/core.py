@@ -213,6 +213,10 @@ def _ingest(
         sha = sha_of if isinstance(sha_of, str) else sha_of()
         if store is not None and (rec := store.ledger_get(sha)) is not None:
             return _report_from_ledger(rec, path)  # loaded before: nothing changes
+        if store is not None and kind in ("customers", "payments", "interactions") and frames:
+            frames, again = _without_stored(store, kind, pl.concat(frames, how="vertical_relaxed"))
+            dups += again
+            loaded -= again
         if rows != loaded + sum(q.height for q in qs) + dups:  # pragma: no cover - an internal bug
             raise RuntimeError(f"{path}: rows not accounted for: {rows} != {loaded} + quarantined + {dups}")
         quarantine = (
@@ -377,6 +381,31 @@ def _merge_results(parts: list[vee.VeeResult]) -> vee.VeeResult:
         state=pl.concat(states, how="vertical_relaxed") if states else None,
         heads=pl.concat(heads, how="vertical_relaxed") if heads else None,
     )
+
+
+def _without_stored(store: Any, kind: str, frame: pl.DataFrame) -> tuple[list[pl.DataFrame], int]:
+    """``frame`` (customers, payments or interactions of one file) without the rows identical in every
+    column to a stored row: a row sent again in a later file is a duplicate, not a loaded row (one that
+    differs is a correction and stays: the store upserts it). Returns ``([rows], duplicates)``."""
+    if frame.height == 0:
+        return [frame], 0
+    ids = frame["customer_id"].unique().to_list()
+    if kind == "customers":
+        stored = store.load_customers(ids)
+    elif kind == "payments":
+        stored = store.load_payments(customer_ids=ids)
+    else:
+        years = frame["occurred_at"].dt.year().unique().to_list()
+        stored = pl.concat([store.load_interactions(int(y), ids) for y in years if y is not None],
+                           how="vertical_relaxed") if years else frame.clear()
+    if stored.height == 0:
+        return [frame], 0
+    cols = [c for c in frame.columns if c in stored.columns]
+    stored = stored.select([pl.col(c).cast(frame.schema[c]) for c in cols])
+    same = frame.join(stored, on=cols, how="semi", nulls_equal=True)
+    if same.height == 0:
+        return [frame], 0
+    return [frame.join(stored, on=cols, how="anti", nulls_equal=True)], same.height
 
 
 def known_gaps(store: Any, customer_ids: list[str]) -> pl.DataFrame:

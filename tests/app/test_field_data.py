@@ -621,3 +621,36 @@ def test_read_in_wh_as_the_last_read_of_a_file_is_held_back(tmp_path, last_of) -
     assert daily.height == 31 and daily["wh_total"].sum() == 372_000, last_of
     est = daily.filter(pl.col("estimated"))["day"].to_list()
     assert est == [D(2025, 1, 15), D(2025, 1, 16)], last_of
+
+
+def test_rows_sent_again_in_a_later_file_are_duplicates_on_both_stores(tmp_path, store_url) -> None:
+    """Customers, payments and service contacts: a row identical to a stored one, in a later file, is a
+    duplicate (not loaded again); a changed row is loaded (the store upserts it); the counts add up."""
+    from wattbill.ingest import ingest_file
+
+    files = {
+        "customers": ("customer_id,tariff,household_size,region,opened_on,closed_on,name,language",
+                      ["1,cn-jiangsu-res-tier,3,南京,2020-01-01,,甲,zh", "2,cn-jiangsu-res-tier,2,南京,2020-01-01,,乙,zh"],
+                      ["1,cn-jiangsu-res-tier,3,南京,2020-01-01,,甲,zh", "2,cn-jiangsu-res-tier,4,南京,2020-01-01,,乙,zh",
+                       "3,cn-jiangsu-res-tier,1,苏州,2021-05-01,,丙,zh"]),
+        "payments": ("customer_id,bill_month,issued_on,paid_on,amount,channel",
+                     ["1,2025-01,2025-02-01,2025-02-03,50.00,app", "2,2025-01,2025-02-01,,61.20,counter"],
+                     ["1,2025-01,2025-02-01,2025-02-03,50.00,app", "2,2025-01,2025-02-01,2025-02-20,61.20,counter",
+                      "1,2025-02,2025-03-01,2025-03-02,48.10,app"]),
+        "interactions": ("customer_id,occurred_at,channel,intent,resolved,escalated_to,handle_seconds,satisfaction",
+                         ["1,2025-03-01T09:00:00+08:00,app,bill_query,true,,60,5",
+                          "2,2025-03-02T10:00:00,phone,outage,false,hall,300,3"],
+                         ["1,2025-03-01T09:00:00+08:00,app,bill_query,true,,60,5",
+                          "2,2025-03-02T10:00:00,phone,outage,true,,300,4", "1,2025-04-01T08:00:00,robot,payment,true,,30,"]),
+    }
+    store = open_store(store_url)
+    try:
+        for kind, (header, first, second) in files.items():
+            ingest_file(write(tmp_path / f"{kind}-1.csv", header, first), kind, store)
+            rep = ingest_file(write(tmp_path / f"{kind}-2.csv", header, second), kind, store)
+            assert (rep.rows, rep.loaded, rep.duplicates, rep.quarantined) == (3, 2, 1, 0), kind
+        assert store.load_customers().height == 3 and store.load_payments().height == 3
+        assert store.load_interactions(2025).height == 3
+        assert store.load_customers(["2"])["household_size"][0] == 4  # the correction is stored
+    finally:
+        store.close()
