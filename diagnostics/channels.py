@@ -349,8 +349,9 @@ def plan_regions(customers: pl.DataFrame, interactions: pl.DataFrame, year: int,
 
 
 def _customer_index(customers: pl.DataFrame) -> pl.DataFrame:
-    """``customer_id``, ``region_given`` (null: ``OTHER_REGIONS``) and ``_hh`` (the row's index)."""
-    return customers.select("customer_id", pl.col("region").cast(pl.Utf8).fill_null(OTHER_REGIONS)
+    """``customer_id``, ``region_given`` (null or blank: ``OTHER_REGIONS``) and ``_hh`` (the row's index)."""
+    region = pl.col("region").cast(pl.Utf8).str.strip_chars()
+    return customers.select("customer_id", pl.when(region == "").then(None).otherwise(region).fill_null(OTHER_REGIONS)
                             .alias("region_given")).with_row_index("_hh")
 
 

@@ -156,3 +156,18 @@ def test_costs_are_whole_fen_and_campaign_saving() -> None:
         "channel_hall_only", "app", 4, 4 * (3000 - 10))
     # one household: with the default minimum the totals would single it out
     assert channel_report(inter, cust, None, None, labels, None, 2025).headline["cost_saved_fen"] is None
+
+
+def test_a_blank_region_is_in_the_other_regions_not_a_group_without_a_name() -> None:
+    import datetime as dt
+
+    from wattbill.diagnostics.channels import OTHER_REGIONS, plan_regions
+
+    customers = pl.DataFrame({"customer_id": [str(i) for i in range(30)],
+                              "region": ["杭州"] * 20 + ["", "  ", None] * 3 + ["宁波"]})
+    contacts = pl.DataFrame({"customer_id": [str(i) for i in range(30) for _ in range(24)],
+                             "occurred_at": [dt.datetime(2024 + m // 12, m % 12 + 1, 5) for _ in range(30)
+                                             for m in range(24)]})
+    plan = plan_regions(customers, contacts, 2025, 5)
+    assert set(plan["region"].to_list()) == {"杭州", OTHER_REGIONS}
+    assert plan.filter(pl.col("region") == OTHER_REGIONS).height == 10
