@@ -94,11 +94,18 @@ def map_columns(header: list[str], kind: str, file: Path) -> dict[str, str]:
         hint = ", ".join(
             f"{c} ({'/'.join(ALIASES.get(c, ())[:2])})" if ALIASES.get(c) else c for c in missing
         )
+        what = {"registers": "register-read", "consumption": "consumption", "customers": "customers",
+                "payments": "payments", "interactions": "service-contacts"}.get(kind, kind)
+        tip = ""
+        daily_kwh = {"kwh_total", *ALIASES.get("kwh_total", ())}
+        if kind == "registers" and any(str(h).strip().lower() in daily_kwh or str(h).strip() in daily_kwh
+                                       for h in header):
+            tip = " (a file of daily kWh: wattbill ingest reads FILE --kind consumption)"
         raise MissingColumnsError(
             file,
             None,
             missing[0],
-            f"not a {kind} file: missing column(s) {hint}; found {', '.join(header) or 'no header'}",
+            f"not a {what} file: missing column(s) {hint}; found {', '.join(header) or 'no header'}{tip}",
         )
     return mapping
 

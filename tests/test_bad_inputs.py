@@ -229,6 +229,7 @@ CASES = [
     Case("bill run on an empty store", "arguments", "error", ["bill", "run", "--year", "2025", "--out", "{out}"]),
     Case("bill run of an unknown customer", "arguments", "error",
          ["bill", "run", "--year", "2025", "--customer", "404", "--out", "{out}"], setup=[CUSTOMERS_1]),
+    Case("daily kWh given as register reads", "arguments", "error", ING_REG, CONS + "1,M1,2025-03-01,2\n"),
     Case("--store mistyped (bill run)", "arguments", "error",
          ["bill", "run", "--year", "2025", "--out", "{out}", "--store", "{dir}/no-such-store"], setup=[CUSTOMERS_1]),
     Case("--store mistyped (estimate)", "arguments", "error",
@@ -283,6 +284,8 @@ def test_bad_input(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture, mo
     assert outcome == case.expect, f"{case.name}: {outcome}: {text[-600:]}"
     if outcome in ("error", "usage"):
         assert len([ln for ln in err.splitlines() if ln.strip()]) == 1, err
+    if case.name == "daily kWh given as register reads":
+        assert "--kind consumption" in err, err
     if outcome == "quarantined" and case.code:
         q = open_store(tmp_path / "store").load_quarantine()
         assert case.code in q["code"].to_list(), q
