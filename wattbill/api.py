@@ -82,6 +82,21 @@ class _Collect:
     def load_register_state(self, customer_ids: Any = None) -> None:
         return None
 
+    def load_customers(self, customer_ids: Any = None) -> pl.DataFrame:
+        from wattbill.ingest.schemas import CUSTOMER_SCHEMA
+
+        return pl.DataFrame(schema=CUSTOMER_SCHEMA)
+
+    def load_payments(self, year: Any = None, customer_ids: Any = None) -> pl.DataFrame:
+        from wattbill.ingest.schemas import PAYMENT_SCHEMA
+
+        return pl.DataFrame(schema=PAYMENT_SCHEMA)
+
+    def load_interactions(self, year: Any = None, customer_ids: Any = None) -> pl.DataFrame:
+        from wattbill.ingest.schemas import INTERACTION_SCHEMA
+
+        return pl.DataFrame(schema=INTERACTION_SCHEMA)
+
     def save_ingest(self, batch: Any) -> None:
         self.batch = batch
 
