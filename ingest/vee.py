@@ -847,29 +847,22 @@ def _implausible_reads(
             if tot[j] < tot[i] and 0 <= back and back * mult[i] <= limit * max(day[j] - pday[i], 1):
                 bad[i] = True
         if bad.any() or held.any():
-            q = pl.concat([
-                d1.filter(pl.Series(bad)).select(
-                    "row",
-                    pl.lit("total").alias("column"),
-                    pl.lit("implausible_consumption").alias("code"),
-                    _fmt(
-                        "total went up by {} Wh and came back: more than a residential connection can use "
-                        f"({limits.limit_text(limit)}); a bad read, days estimated",
-                        pl.col("_d_total"),
-                    ).alias("reason"),
-                ),
-                d1.filter(pl.Series(held)).select(
-                    "row",
-                    pl.lit("total").alias("column"),
-                    pl.lit("implausible_consumption").alias("code"),
-                    _fmt(
-                        "total went up by {} Wh since {} on the meter's last read: more than a residential "
-                        f"connection can use ({limits.limit_text(limit)}); held back until a later read shows "
-                        "whether it comes back",
-                        pl.col("_d_total"), pl.col("_prev_day"),
-                    ).alias("reason"),
-                ),
-            ])
+            held_s = pl.Series("_held", held)
+            q = d1.with_columns(held_s).filter(pl.Series(bad | held)).select(
+                "row",
+                pl.lit("total").alias("column"),
+                pl.lit("implausible_consumption").alias("code"),
+                pl.when(pl.col("_held")).then(_fmt(
+                    "total went up by {} Wh since {} on the meter's last read: more than a residential "
+                    f"connection can use ({limits.limit_text(limit)}); held back until a later read shows "
+                    "whether it comes back",
+                    pl.col("_d_total"), pl.col("_prev_day"),
+                )).otherwise(_fmt(
+                    "total went up by {} Wh and came back: more than a residential connection can use "
+                    f"({limits.limit_text(limit)}); a bad read, days estimated",
+                    pl.col("_d_total"),
+                )).alias("reason"),
+            )
             bad = bad | held
             df = df.filter(pl.Series(~bad))
             d1 = _deltas(df, reg_cols)
