@@ -112,6 +112,10 @@ class BillDocument:
     payment_advice: str
     quality_text: str
     estimated_days: int
+    #: open days without a read (``missing_days`` of the bill, ``pipeline.bill_chunk``): their use is in no
+    #: bill, which the statement says on its first page and under data quality
+    missing_days: int
+    missing_text: str | None
     price_header: list[str]
     price_rows: list[list[str]]
     terms: list[str]
@@ -346,7 +350,12 @@ def build_document(
     ]
     payment_facts, payment_rows, payment_advice = _payments(_, lang, payments, f, year)
     est = int(_get(bill, "estimated_days", _get(f, "estimated_days", 0)) or 0)
-    quality_text = _("quality.none") if est == 0 else _("quality.some", n=est)
+    missing = int(_get(bill, "missing_days", 0) or 0)
+    missing_text = (_("quality.missing", n=missing, days=_missing_days_text(lang, _get(bill, "missing_ranges")))
+                    if missing else None)
+    quality_text = " ".join(t for t in (
+        missing_text, _("quality.some", n=est) if est else None, None if est or missing else _("quality.none"),
+    ) if t)
     price_header, price_rows, term_lines = _terms(_, terms, lang)
 
     name = str(_get(customer, "name", "") or "")
@@ -388,6 +397,8 @@ def build_document(
         payment_advice=payment_advice,
         quality_text=quality_text,
         estimated_days=est,
+        missing_days=missing,
+        missing_text=missing_text,
         price_header=price_header,
         price_rows=price_rows,
         terms=term_lines,
@@ -398,6 +409,22 @@ def build_document(
 
 
 # ----------------------------------------------------------------------------- pieces
+
+
+def _missing_days_text(lang: str, ranges: Any) -> str:
+    """The bill's ``missing_ranges`` (JSON ``[[first, last], ...]``) as '2月1日至12月31日' / '1 February to
+    31 December' (at most three runs, then how many more)."""
+    try:
+        runs = json.loads(ranges) if isinstance(ranges, str) else list(ranges or [])
+    except ValueError:
+        runs = []
+    sep, to, more = ("、", "至", "等{k}段") if lang != "en" else (", ", " to ", " and {k} more")
+    parts = [fmt.day_month(a, lang) if a == b else f"{fmt.day_month(a, lang)}{to}{fmt.day_month(b, lang)}"
+             for a, b in runs[:3]]
+    text = sep.join(parts)
+    if len(runs) > 3:
+        text += more.format(k=len(runs)) if lang != "en" else more.format(k=len(runs) - 3)
+    return text
 
 
 def _change_pct(wh: int, wh_last: Any, change_pct: Any) -> Decimal | None:

@@ -45,6 +45,67 @@ def month_of_day(year: int) -> np.ndarray:
     return (days.astype("datetime64[M]").astype(np.int64) % 12).astype(np.int8)
 
 
+def missing_by_month(present: np.ndarray, open_first: np.ndarray, open_last: np.ndarray, year: int) -> np.ndarray:
+    """Open days without a read, per month: the days a bill of ``year`` cannot price.
+
+    Parameters
+    ----------
+    present : bool[n, n_days]
+        A read (measured or estimated by VEE) is stored for the day (``DenseYear.present``).
+    open_first, open_last : int32[n]
+        The account's open window in ``year`` [day index] (``-1``/``-1``: not open).
+    year : int
+        The year.
+
+    Returns
+    -------
+    int32[n, 12]
+        Days [days]. Their sum is the feature ``missing_days`` (``diagnostics.features``: open days
+        without a read).
+
+    Notes
+    -----
+    VEE estimates a gap only between two actual reads (the register difference spread over the days
+    between them); the days before a meter's first read of the year or after its last one, and a
+    daily-kWh meter's days without a value, stay missing. Those days' use is in no bill.
+    """
+    n, n_days = present.shape
+    d = np.arange(n_days, dtype=np.int32)[None, :]
+    gap = (d >= open_first[:, None]) & (d <= open_last[:, None]) & ~present
+    starts = np.flatnonzero(np.r_[True, np.diff(month_of_day(year)) != 0])
+    if n == 0:
+        return np.zeros((0, 12), np.int32)
+    return np.add.reduceat(gap, starts, axis=1).astype(np.int32)
+
+
+def missing_ranges(present: np.ndarray, open_first: int, open_last: int, year: int) -> list[tuple[dt.date, dt.date]]:
+    """The runs of open days without a read of one household, first to last.
+
+    Parameters
+    ----------
+    present : bool[n_days]
+        One row of ``DenseYear.present``.
+    open_first, open_last : int
+        The open window [day index] (``-1``: not open).
+    year : int
+
+    Returns
+    -------
+    list of (datetime.date, datetime.date)
+        Each run's first and last day (inclusive).
+    """
+    if open_first < 0:
+        return []
+    gap = ~present[open_first : open_last + 1]
+    if not gap.any():
+        return []
+    edges = np.diff(np.r_[0, gap.astype(np.int8), 0])
+    first, last = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    jan1 = dt.date(year, 1, 1)
+    return [(jan1 + dt.timedelta(days=int(a) + open_first), jan1 + dt.timedelta(days=int(b) + open_first))
+            for a, b in zip(first, last, strict=True)]
+
+
 @dataclass
 class DenseYear:
     """Daily use of ``n`` households over one year as dense arrays, and per-household sums.

@@ -88,7 +88,7 @@ _OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z")
 def _occurred(df: pl.DataFrame) -> pl.Expr:
     """``occurred_at`` as Datetime(us) local time (``LOCAL_TZ``) or null when it cannot be read.
 
-    A time with an ISO offset (``+08:00``, ``+0800``, ``-05:00``, ``Z``), or a typed time with a time
+    A time with an ISO offset (``+08:00``, ``+0800``, ``+08``, ``-05:00``, ``Z``), or a typed time with a time
     zone, is converted to ``LOCAL_TZ``; a time without one is local already."""
     dtype = df.schema["occurred_at"]
     if isinstance(dtype, pl.Datetime):
@@ -98,7 +98,8 @@ def _occurred(df: pl.DataFrame) -> pl.Expr:
         return e.cast(pl.Datetime("us"))
     if dtype == pl.Date:
         return pl.col("occurred_at").cast(pl.Datetime("us"))
-    t = _text(df, "occurred_at").str.replace(r"(:\d\d)\.\d+", "${1}")  # fractions of a second are dropped
+    t = (_text(df, "occurred_at").str.replace(r"(:\d\d)\.\d+", "${1}")  # fractions of a second are dropped
+         .str.replace(r"(\d\d:\d\d(?::\d\d)?)([+-]\d\d)$", "${1}${2}:00"))  # ISO 8601's hour-only offset (+08)
     iso = (t.str.replace(r"[Zz]$", "+00:00").str.replace(r"^(\d{4})/(\d\d)/(\d\d)", "${1}-${2}-${3}")
            .str.replace(" ", "T", literal=True))
     aware = pl.coalesce(*[iso.str.to_datetime(f, strict=False, time_unit="us") for f in _OFFSET_FORMATS])

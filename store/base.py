@@ -111,11 +111,24 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+#: bill columns left out of a bill row's content hash where ``missing_days`` is 0 or absent (a bill with
+#: every day read hashes as it did before these columns existed: no new version for the same bill)
+HASH_WHEN_MISSING = ("missing_days", "missing_ranges")
+#: month columns that the bill row determines (the month's days of ``missing_ranges``): not hashed again
+HASH_DERIVED_MONTH = ("missing_days",)
+
+
 def _json_rows(df: pl.DataFrame, exclude: Sequence[str]) -> pl.Series:
     cols = sorted(c for c in df.columns if c not in exclude)
     if not cols:
         return pl.Series([""] * df.height, dtype=pl.Utf8)
-    return df.select(pl.struct([pl.col(c) for c in cols]).struct.json_encode().alias("j"))["j"]
+    full = pl.struct([pl.col(c) for c in cols]).struct.json_encode()
+    if "missing_days" not in cols:
+        return df.select(full.alias("j"))["j"]
+    rest = [c for c in cols if c not in HASH_WHEN_MISSING]
+    short = pl.struct([pl.col(c) for c in rest]).struct.json_encode() if rest else pl.lit("")
+    some = pl.col("missing_days").fill_null(0) != 0
+    return df.select(pl.when(some).then(full).otherwise(short).alias("j"))["j"]
 
 
 def content_hashes_v1(bills: pl.DataFrame, months: pl.DataFrame) -> pl.DataFrame:
@@ -126,7 +139,8 @@ def content_hashes_v1(bills: pl.DataFrame, months: pl.DataFrame) -> pl.DataFrame
         _json_rows(bills, (*BILL_META, "year", "customer_id")).alias("_b")
     )
     if months.height and "customer_id" in months.columns:
-        m = months.select("customer_id").with_columns(_json_rows(months, (*BILL_META, "year")).alias("_m"))
+        m = months.select("customer_id").with_columns(
+            _json_rows(months.drop(HASH_DERIVED_MONTH, strict=False), (*BILL_META, "year")).alias("_m"))
         m = m.group_by("customer_id").agg(pl.col("_m").sort().str.join("\n"))
         b = b.join(m, on="customer_id", how="left")
     else:
@@ -203,7 +217,7 @@ def content_hashes(bills: pl.DataFrame, months: pl.DataFrame) -> pl.DataFrame:
     raw = memoryview(b"")
     header = b""
     if months.height and "customer_id" in months.columns:
-        cols = sorted(c for c in months.columns if c not in (*BILL_META, "year", "customer_id"))
+        cols = sorted(c for c in months.columns if c not in (*BILL_META, "year", "customer_id", *HASH_DERIVED_MONTH))
         m = months.select(pl.col("customer_id").cast(pl.Utf8), *cols)
         kinds: list[str] = []
         words: list[np.ndarray] = []

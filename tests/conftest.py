@@ -25,6 +25,11 @@ PG_SH = REPO / "scripts" / "pg.sh"
 # pytest-xdist (scripts/test.sh runs ``-n 2``): each worker gets its own cluster (port and data folder),
 # so a test that stops its server (tests/store/test_db_faults.py) never stops another worker's. Set here,
 # before any fixture runs; the CLI subprocesses of the tests inherit it.
+# Most fixtures hold days or weeks of reads, not a year: under the default ``bill_max_missing_days`` (31)
+# their households would not be billed (``wattbill.bill.incomplete_reads``). The suite bills them (the
+# setting's upper bound, inherited by the commands the tests start); the rule's own tests
+# (tests/app/test_missing_days.py) set the default back.
+os.environ.setdefault("WATTBILL_BILL_MAX_MISSING_DAYS", "366")
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _WORKER.startswith("gw") and not os.environ.get("WATTBILL_TEST_PG_URL"):
     _port = int(os.environ.get("WATTBILL_PG_PORT", "54329")) + 100 + int(_WORKER[2:])

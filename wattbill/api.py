@@ -173,13 +173,14 @@ class YearBills:
     bills : pl.DataFrame
         One row per billed customer: ``customer_id``, ``year``, ``tariff``, ``kwh_total``,
         ``kwh_<register>`` and ``kwh_tier<k>`` (Decimal [kWh]), ``charge_fen`` [fen], ``charge_total``
-        (Decimal [yuan]), ``estimated_days``.
+        (Decimal [yuan]), ``estimated_days``, ``missing_days`` (open days without a read, which the bill
+        cannot price [days]) and ``missing_ranges`` (JSON ``[[first, last], ...]`` of those days).
     months : pl.DataFrame
         The same per month (``month`` 1..12).
     not_billed : pl.DataFrame
         ``NOT_BILLED_SCHEMA`` (``customer_id``, ``year``, ``code``, ``detail``, ``evidence``): households
-        that could not be billed (a day beyond what a connection can draw, an unknown tariff, a register
-        without a price), each with its reason code and evidence, as the bill run reports them; the
+        that could not be billed (a day beyond what a connection can draw, more than
+        ``max_missing_days`` days without a read, an unknown tariff, a register without a price), each with its reason code and evidence, as the bill run reports them; the
         others are billed.
     year : int
     """
@@ -198,7 +199,9 @@ def _catalog(catalog: Any) -> Any:
     return load_catalog()
 
 
-def bill_year(daily: pl.DataFrame, customers: pl.DataFrame, year: int, *, catalog: Any = None) -> YearBills:
+def bill_year(
+    daily: pl.DataFrame, customers: pl.DataFrame, year: int, *, catalog: Any = None, max_missing_days: int | None = None,
+) -> YearBills:
     """Bill ``year`` for every customer of ``customers`` under their tariff (exact, integer fen).
 
     Parameters
@@ -212,6 +215,10 @@ def bill_year(daily: pl.DataFrame, customers: pl.DataFrame, year: int, *, catalo
         The bill year.
     catalog : wattbill.tariffs.Catalog, optional
         The tariffs (default: the shipped catalogue).
+    max_missing_days : int, optional
+        The most open days without a read a bill may leave out [days] (default: the setting
+        ``bill_max_missing_days``, 31); a household with more is in ``not_billed``
+        (``wattbill.bill.incomplete_reads``), as in the bill run.
 
     Returns
     -------
@@ -237,7 +244,7 @@ def bill_year(daily: pl.DataFrame, customers: pl.DataFrame, year: int, *, catalo
     if failures:
         customers = customers.filter(~pl.col("customer_id").is_in([f["customer_id"] for f in failures]))
     dense = densify(daily, customers, year, with_regs=True)
-    chunk = bill_chunk(customers, dense, _catalog(catalog), year)
+    chunk = bill_chunk(customers, dense, _catalog(catalog), year, max_missing_days)
     return YearBills(chunk.bills, chunk.months, not_billed_frame(failures + chunk.failures), year)
 
 

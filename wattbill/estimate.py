@@ -35,9 +35,14 @@ class Running:
     tier: int
     month_fen: list[int]
     tariff: str
+    #: open days through ``through`` without a read (their use is not counted) and their runs
+    missing_days: int = 0
+    missing_ranges: tuple[tuple[dt.date, dt.date], ...] = ()
 
 
-def running_charge_for(catalog: Any, customers: pl.DataFrame, daily: pl.DataFrame, through: dt.date) -> tuple[Any, Any]:
+def running_charge_for(
+    catalog: Any, customers: pl.DataFrame, daily: pl.DataFrame, through: dt.date,
+) -> tuple[Any, Any, list[tuple[dt.date, dt.date]]]:
     """The tariff schedule of the year and ``tariffs.RunningCharge`` of one household through ``through``.
 
     Parameters
@@ -56,6 +61,9 @@ def running_charge_for(catalog: Any, customers: pl.DataFrame, daily: pl.DataFram
         The versions of the household's tariff in force during the year.
     charge : tariffs.RunningCharge
         Arrays of length 1 [fen, Wh].
+    missing : list of (date, date)
+        The runs of open days through ``through`` without a read (``diagnostics.dense.missing_ranges``,
+        the bill's rule): their use is not in the charge.
 
     Raises
     ------
@@ -67,6 +75,7 @@ def running_charge_for(catalog: Any, customers: pl.DataFrame, daily: pl.DataFram
         From the catalogue (unknown tariff) or the kernels (a register without a price).
     """
     from wattbill.diagnostics import densify
+    from wattbill.diagnostics.dense import missing_ranges
     from wattbill.pipeline import screen_daily
     from wattbill.tariffs import running_charge
     from wattbill.years import check_year
@@ -82,9 +91,11 @@ def running_charge_for(catalog: Any, customers: pl.DataFrame, daily: pl.DataFram
     if first < 0 or first > last:
         raise NothingToBill(f"customer {row['customer_id']!r}: account not open in {year}")
     sizes = customers.head(1)["household_size"].fill_null(1).to_numpy().astype(np.int64)  # as the bill run
+    through_day = (through - dt.date(year, 1, 1)).days
     charge = running_charge(schedule, year, dense.total, dense.regs, dense.open_first, dense.open_last, sizes,
-                            (through - dt.date(year, 1, 1)).days)
-    return schedule, charge
+                            through_day)
+    missing = missing_ranges(dense.present[0], first, min(last, through_day), year) if through_day >= first else []
+    return schedule, charge, missing
 
 
 def running_for_customer(catalog: Any, customer: dict[str, Any], daily: pl.DataFrame, through: dt.date) -> Running:
@@ -94,8 +105,9 @@ def running_for_customer(catalog: Any, customer: dict[str, Any], daily: pl.DataF
 
     row = {k: customer.get(k) for k in CUSTOMER_SCHEMA}
     customers = pl.DataFrame([row], schema=CUSTOMER_SCHEMA)
-    schedule, rc = running_charge_for(catalog, customers, daily, through)
+    schedule, rc, missing = running_charge_for(catalog, customers, daily, through)
     through_day = (through - dt.date(through.year, 1, 1)).days
     tariff = schedule.on(through_day) or schedule.latest
     return Running(through, int(rc.fen[0]), int(rc.wh[0]), int(rc.tier[0]),
-                   [int(x) for x in rc.month_fen[0]], str(tariff.code))
+                   [int(x) for x in rc.month_fen[0]], str(tariff.code),
+                   sum((b - a).days + 1 for a, b in missing), tuple(missing))

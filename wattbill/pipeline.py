@@ -21,6 +21,7 @@ population, on one machine (``engine="local"``) or on a Dask cluster (``engine="
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -36,7 +37,7 @@ import numpy as np
 import polars as pl
 
 from wattbill.diagnostics import DenseYear, densify, take_rows
-from wattbill.diagnostics.dense import month_of_day
+from wattbill.diagnostics.dense import missing_by_month, missing_ranges, month_of_day
 from wattbill.errors import NothingToBill, UnknownCustomer
 from wattbill.ingest.limits import limit_text, max_daily_wh
 from wattbill.ingest.schemas import REGISTERS
@@ -106,6 +107,9 @@ IMPLAUSIBLE_DAILY = "wattbill.bill.implausible_daily"
 UNKNOWN_TARIFF = "wattbill.bill.unknown_tariff"
 #: a register with kWh but no price for its period (design.md, tariff rule 5)
 UNPRICED_REGISTER = "wattbill.bill.unpriced_register"
+#: more open days without a read than a bill may leave out (``Settings.bill_max_missing_days``): the
+#: meter stopped reporting, or started late; its use on those days would be in no bill
+INCOMPLETE_READS = "wattbill.bill.incomplete_reads"
 #: billing the household raised an error (isolated to this household by bisection)
 CALCULATION_FAILED = "wattbill.bill.calculation_failed"
 #: the diagnosis (features, tariff what-if) of the household raised an error
@@ -165,11 +169,36 @@ def screen_daily(daily: pl.DataFrame, year: int) -> tuple[pl.DataFrame, list[dic
     return daily.filter(~pl.col("customer_id").is_in(worst["customer_id"].implode())), out
 
 
-def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year: int) -> ChunkResult:
+def max_missing_days() -> int:
+    """The most open days without a read that a bill may leave out (``WATTBILL_BILL_MAX_MISSING_DAYS``)."""
+    from wattbill.settings import get_settings
+
+    return int(get_settings().bill_max_missing_days)
+
+
+def _ranges_json(ranges: list[tuple[dt.date, dt.date]]) -> str:
+    return json.dumps([[a.isoformat(), b.isoformat()] for a, b in ranges])
+
+
+def _ranges_text(ranges: list[tuple[dt.date, dt.date]], limit: int = 3) -> str:
+    text = ", ".join(a.isoformat() if a == b else f"{a.isoformat()} to {b.isoformat()}" for a, b in ranges[:limit])
+    return text + (f" and {len(ranges) - limit} more" if len(ranges) > limit else "")
+
+
+def bill_chunk(
+    customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year: int, missing_limit: int | None = None,
+) -> ChunkResult:
     """Bill one chunk of customers (rows of ``customers`` align with ``dense``).
 
     Each household's tariff is the schedule of its code for ``year`` (``Catalog.schedule``): every
     day priced by the version in force that day (``tariffs.reference`` rule 6).
+
+    A bill states the open days it has no read for (``missing_days``, per bill and per month, and
+    ``missing_ranges``: JSON ``[[first, last], ...]`` ISO dates), computed once here
+    (``diagnostics.dense.missing_by_month``). A household with more such days than ``missing_limit``
+    (default ``WATTBILL_BILL_MAX_MISSING_DAYS``, 31: one month of reads) is not billed
+    (``INCOMPLETE_READS``, with the runs of days as evidence): a year's statement that leaves out more
+    than a month of use would understate the year's use and charge.
     """
     of, ol = dense.open_first.astype(np.int64), dense.open_last.astype(np.int64)
     sizes = customers["household_size"].fill_null(1).to_numpy().astype(np.int64)
@@ -182,13 +211,26 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
     if dense.regs is None:
         raise ValueError("billing needs the daily registers: densify(..., with_regs=True)")
     is_open = (of >= 0) & (of <= ol)
-    has_use = dense.total.any(axis=1) | dense.regs.any(axis=(1, 2))
-    billable = has_use & is_open
+    has_use: np.ndarray = np.asarray(dense.total.any(axis=1) | dense.regs.any(axis=(1, 2)))
+    gap_month = missing_by_month(dense.present, dense.open_first, dense.open_last, year)
+    gap_days = gap_month.sum(axis=1)
+    limit = max_missing_days() if missing_limit is None else int(missing_limit)
+    complete = gap_days <= limit
+    billable = has_use & is_open & complete
     for i in np.flatnonzero(~billable):
         if not is_open[i]:
             failures.append(left_out(ids_all[i], year, NOT_OPEN, f"the account is not open in {year}"))
-        else:
+        elif not has_use[i]:
             failures.append(left_out(ids_all[i], year, NO_CONSUMPTION, f"no consumption stored for {year}"))
+        else:
+            ranges = missing_ranges(dense.present[i], int(of[i]), int(ol[i]), year)
+            failures.append(left_out(
+                ids_all[i], year, INCOMPLETE_READS,
+                f"{int(gap_days[i])} of {int(ol[i] - of[i] + 1)} open days have no read ({_ranges_text(ranges)}); "
+                f"a bill may leave out at most {limit}",
+                missing_days=int(gap_days[i]), open_days=int(ol[i] - of[i] + 1), limit=limit,
+                missing_ranges=[[a.isoformat(), b.isoformat()] for a, b in ranges],
+            ))
     for code in sorted(set(tariffs)):
         rows = np.nonzero((np.array(tariffs) == code) & billable)[0]
         if not len(rows):
@@ -216,14 +258,19 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
         est = dense.estimated[rows]
         est_days = est.sum(axis=1)
         est_month = np.stack([est[:, month_index == m].sum(axis=1) for m in range(12)], axis=1)
+        gaps = gap_month[rows]
+        gap_json = [_ranges_json(missing_ranges(dense.present[i], int(of[i]), int(ol[i]), year)) if gap_days[i]
+                    else "[]" for i in rows]
         bill_rows.append(_quantities_frame(ids, year, code, yb.month_wh.sum(1), yb.month_wh_reg.sum(1),
-                                           yb.month_wh_tier.sum(1), yb.year_fen, est_days, None))
+                                           yb.month_wh_tier.sum(1), yb.year_fen, est_days, None,
+                                           gaps.sum(axis=1), gap_json))
         n = len(rows)
         month_rows.append(
             _quantities_frame(
                 np.repeat(ids, 12).tolist(), year, code, yb.month_wh.reshape(-1),
                 yb.month_wh_reg.reshape(n * 12, 4), yb.month_wh_tier.reshape(n * 12, 3),
                 yb.month_fen.reshape(-1), est_month.reshape(-1), np.tile(np.arange(1, 13), n),
+                gaps.reshape(-1),
             )
         )
     bills = pl.concat(bill_rows) if bill_rows else pl.DataFrame()
@@ -233,7 +280,8 @@ def bill_chunk(customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year
 
 def _quantities_frame(
     ids: list[str], year: int, code: str, wh: np.ndarray, wh_reg: np.ndarray, wh_tier: np.ndarray,
-    fen: np.ndarray, est: np.ndarray, month: np.ndarray | None,
+    fen: np.ndarray, est: np.ndarray, month: np.ndarray | None, missing: np.ndarray,
+    ranges: list[str] | None = None,
 ) -> pl.DataFrame:
     cols: dict[str, Any] = {"customer_id": ids, "year": np.full(len(ids), year, dtype=np.int32)}
     if month is not None:
@@ -246,6 +294,9 @@ def _quantities_frame(
         cols[f"kwh_tier{t + 1}"] = wh_tier[:, t] / 1000
     cols["charge_fen"] = fen.astype(np.int64)
     cols["estimated_days"] = est.astype(np.int32)
+    cols["missing_days"] = missing.astype(np.int32)
+    if ranges is not None:
+        cols["missing_ranges"] = pl.Series(ranges, dtype=pl.Utf8)
     frame = pl.DataFrame(cols)
     return frame.with_columns(_fen_to_decimal_expr("charge_fen").alias("charge_total"))
 
@@ -339,6 +390,7 @@ class Pass1Job:
     year: int
     index: int
     customers: pl.DataFrame  # the chunk, sorted by (tariff, customer_id)
+    missing_limit: int | None = None  # ``bill_chunk``'s (the run's setting, sent to every worker)
 
 
 def compute_chunk(job: Pass1Job) -> ChunkOutput:
@@ -371,7 +423,8 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
         interactions = _interactions(store, year, kept)
         t1 = time.perf_counter()
         seconds["read"] += t1 - t0
-        parts = _bill_isolated(chunk, daily, last_year, payments, job.catalog, year, failures, insight, interactions)
+        parts = _bill_isolated(chunk, daily, last_year, payments, job.catalog, year, failures, insight, interactions,
+                               job.missing_limit)
         seconds["bill and diagnose"] = time.perf_counter() - t1
     if parts:
         billed, bills, months, features = (pl.concat([p[k] for p in parts], how="diagonal_relaxed") for k in range(4))
@@ -426,7 +479,7 @@ def run_fingerprint(store: Any, catalog: Catalog, year: int, customers: pl.DataF
     from wattbill import __version__
 
     h = hashlib.sha256()
-    h.update(f"{__version__}|{year}|{chunk_size}|".encode())
+    h.update(f"{__version__}|{year}|{chunk_size}|{max_missing_days()}|".encode())
     h.update(customers.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy().tobytes())
     ledger = store.load_ledger()
     for sha in sorted(ledger["sha256"].to_list()) if ledger.height else []:
@@ -488,7 +541,8 @@ def run_bills(
     # (within a chunk, customers by tariff: each tariff's households are one contiguous range of the
     # dense arrays, which the kernels then read in place, without copies)
     jobs = [
-        Pass1Job(engine.store_ref(store), catalog, year, k, customers.slice(lo, chunk_size).sort("tariff", "customer_id"))
+        Pass1Job(engine.store_ref(store), catalog, year, k, customers.slice(lo, chunk_size).sort("tariff", "customer_id"),
+                 max_missing_days())
         for k, lo in enumerate(range(0, total_n, chunk_size))
     ]
     checkpoints = None
@@ -717,10 +771,11 @@ _FATAL = (StoreError, MemoryError, KeyboardInterrupt, SystemExit)
 def _bill_once(
     chunk: pl.DataFrame, daily: pl.DataFrame, last_year: pl.DataFrame, payments: pl.DataFrame,
     catalog: Catalog, year: int, insight: Any, interactions: pl.DataFrame | None = None,
+    missing_limit: int | None = None,
 ) -> tuple[list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]], list[dict[str, Any]]]:
     try:
         dense = densify(daily, chunk, year, with_regs=True)
-        result = bill_chunk(chunk, dense, catalog, year)
+        result = bill_chunk(chunk, dense, catalog, year, missing_limit)
     except _FATAL:
         raise
     except Exception as exc:
@@ -741,14 +796,15 @@ def _bill_once(
 def _bill_isolated(
     chunk: pl.DataFrame, daily: pl.DataFrame, last_year: pl.DataFrame, payments: pl.DataFrame,
     catalog: Catalog, year: int, failures: list[dict[str, Any]], insight: Any,
-    interactions: pl.DataFrame | None = None,
+    interactions: pl.DataFrame | None = None, missing_limit: int | None = None,
 ) -> list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
     """Bill and diagnose ``chunk``; if that raises, bill each half on its own (bisection), down to the
     household whose data raises, which is left out with the error as its evidence. One bad household
     costs about 2 log2(chunk) extra passes over ever smaller parts; the others are billed as usual.
     Errors of the store (and memory) are not a household's: they stop the run."""
     try:
-        parts, fails = _bill_once(chunk, daily, last_year, payments, catalog, year, insight, interactions)
+        parts, fails = _bill_once(chunk, daily, last_year, payments, catalog, year, insight, interactions,
+                                  missing_limit)
         failures += fails
         return parts
     except _StageError as exc:
@@ -765,6 +821,7 @@ def _bill_isolated(
             part, daily.filter(pl.col("customer_id").is_in(ids)), last_year.filter(pl.col("customer_id").is_in(ids)),
             payments.filter(pl.col("customer_id").is_in(ids)), catalog, year, failures, insight,
             interactions.filter(pl.col("customer_id").is_in(ids)) if interactions is not None else None,
+            missing_limit,
         )
     return out
 

@@ -9,7 +9,9 @@ import polars as pl
 from wattbill.formats import format_yuan
 
 COMPARED = ("tariff", "kwh_total", "kwh_sharp", "kwh_peak", "kwh_flat", "kwh_valley", "kwh_tier1", "kwh_tier2",
-            "kwh_tier3", "estimated_days", "labels")
+            "kwh_tier3", "estimated_days", "missing_days", "labels")
+#: columns a bill stored before they existed lacks: read as this value
+ABSENT_AS = {"missing_days": 0}
 
 
 def fen_to_text(fen: int) -> str:
@@ -38,7 +40,8 @@ def diff_versions(before: pl.DataFrame, after: pl.DataFrame) -> Iterator[str]:
             f"({sign}{fen_to_text(abs(delta))})"
         ]
         for col in COMPARED:
-            a, b = prev.get(col), new.get(col)
+            a, b = (prev.get(col, ABSENT_AS.get(col)), new.get(col, ABSENT_AS.get(col)))
+            a, b = (ABSENT_AS.get(col) if a is None else a), (ABSENT_AS.get(col) if b is None else b)
             if a != b:
                 if col.startswith("kwh_"):
                     parts.append(f"{col} {a:.3f} -> {b:.3f}")

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     max_daily_kwh : float or None
         The most a residential connection can draw in a day [kWh] (``WATTBILL_MAX_DAILY_KWH``; default
         316.8 = 60 A x 220 V x 24 h, ``ingest.limits``); raise it for three-phase connections.
+    bill_max_missing_days : int
+        The most open days without a read that a year's bill may leave out [days]
+        (``WATTBILL_BILL_MAX_MISSING_DAYS``; default 31, one month of reads). A household with more
+        (its meter stopped reporting, or its reads have not arrived) is not billed
+        (``wattbill.bill.incomplete_reads``); a bill with fewer states them (``missing_days``).
     debug : bool
         Let an internal error's traceback through (``WATTBILL_DEBUG=1``; for developers).
     progress : bool
@@ -77,6 +82,7 @@ class Settings(BaseSettings):
     secret: SecretStr = SecretStr("")
     secret_previous: SecretStr | None = None
     max_daily_kwh: str | None = None  # checked where it is used (ingest.limits: one line, exit 1)
+    bill_max_missing_days: int = Field(default=31, ge=0, le=366)
     debug: bool = False
     progress: bool = False
     ingest_bucket_mb: float | None = Field(default=None, gt=0)

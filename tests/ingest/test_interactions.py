@@ -101,6 +101,7 @@ OFFSETS = (
     "0002,2025-03-01T09:00:00+25:00,app,payment,true\n"         # no such offset
     "0002,2025-02-30T09:00:00+08:00,app,payment,true\n"         # no such day
     "0001,2025-03-01 09:00:00,app,bill_query,true\n"            # the first row again, without its offset
+    "0002,2025-03-01T03:00:00+01,app,bill_query,true\n"          # ISO 8601's hour-only offset: 10:00 here
 )
 
 
@@ -109,7 +110,7 @@ def test_iso_offsets_become_local_time(tmp_path: Path) -> None:
     f.write_text(OFFSETS, encoding="utf-8")
     st = open_store(tmp_path / "store")
     rep = ingest_file(f, "interactions", st, today=TODAY)
-    assert (rep.rows, rep.loaded, rep.quarantined, rep.duplicates) == (8, 5, 2, 1)
+    assert (rep.rows, rep.loaded, rep.quarantined, rep.duplicates) == (9, 6, 2, 1)
     assert rep.quarantine_by_code == {"impossible_date": 2}
     got = {(r["customer_id"], r["channel"]): r["occurred_at"]
            for r in pl.concat([st.load_interactions(2025), st.load_interactions(2026)]).iter_rows(named=True)}
@@ -117,7 +118,7 @@ def test_iso_offsets_become_local_time(tmp_path: Path) -> None:
     T = dt.datetime
     assert got == {("0001", "app"): T(2025, 3, 1, 9, 0), ("0001", "phone"): T(2025, 3, 1, 9, 30),
                    ("0001", "hall"): T(2025, 3, 1, 9, 45), ("0001", "wechat"): T(2025, 3, 1, 15, 0),
-                   ("0002", "robot"): T(2026, 1, 1, 9, 0)}
+                   ("0002", "robot"): T(2026, 1, 1, 9, 0), ("0002", "app"): T(2025, 3, 1, 10, 0)}
     # a typed time with a time zone is converted the same way
     p = tmp_path / "tz.parquet"
     pl.DataFrame({"customer_id": ["0003"], "occurred_at": [T(2025, 6, 1, 1, 0)], "channel": ["app"],

@@ -71,3 +71,21 @@ def test_bills_stored_with_the_first_format_are_not_stored_again_unless_changed(
     result, new_bills, new_months = plan_versions(2025, bills, changed, latest, "rerun")
     assert new_bills["customer_id"].to_list() == ["0000000002"] and new_months.height == 12
     assert new_bills["version"].to_list() == [2] and new_bills["content_hash"][0].startswith(HASH_PREFIX)
+
+
+@pytest.mark.parametrize("hashes", [content_hashes, content_hashes_v1])
+def test_a_bill_with_every_day_read_hashes_as_before_missing_days_existed(hashes) -> None:
+    """Bills stored before ``missing_days``/``missing_ranges`` existed are not stored again for a bill
+    with no missing day; a bill with missing days, or other ranges, is new content."""
+    bills, months = _bills_months(4)
+    before = hashes(bills, months)
+    ranges = ["[]", "[]", '[["2025-12-07", "2025-12-31"]]', '[["2025-12-08", "2025-12-31"]]']
+    new_bills = bills.with_columns(pl.Series("missing_days", [0, 0, 25, 24], dtype=pl.Int32),
+                                   pl.Series("missing_ranges", ranges))
+    new_months = months.with_columns(
+        pl.when(pl.col("month") == 12).then(pl.col("customer_id").cast(pl.Int32) * 2).otherwise(0)
+        .cast(pl.Int32).alias("missing_days"))  # (determined by the bill's ranges: not hashed again)
+    after = hashes(new_bills, new_months)
+    same = before["content_hash"] == after["content_hash"]
+    assert same.to_list() == [True, True, False, False]
+    assert after["content_hash"][2] != after["content_hash"][3]

@@ -193,6 +193,8 @@ def estimate_for(store, catalog, customer: str, day: date):
         The tariff version in force on ``day`` (each day is priced by the version in force that day).
     charge : wattbill.tariffs.RunningCharge
         For one household (arrays of length 1) [fen, Wh].
+    missing : list of (date, date)
+        Runs of open days through ``day`` without a read (not counted).
 
     Raises
     ------
@@ -207,10 +209,10 @@ def estimate_for(store, catalog, customer: str, day: date):
     customers = store.load_customers([customer])
     if customers.height == 0:
         raise UnknownCustomer(f"customer {customer!r} not found in the store")
-    schedule, charge = running_charge_for(catalog, customers, store.load_daily(day.year, [customer]), day)
+    schedule, charge, missing = running_charge_for(catalog, customers, store.load_daily(day.year, [customer]), day)
     through_day = (day - date(day.year, 1, 1)).days
     row = customers.row(0, named=True)
-    return row, schedule.on(through_day) or schedule.latest, charge
+    return row, schedule.on(through_day) or schedule.latest, charge, missing
 
 
 def estimate(
@@ -236,11 +238,16 @@ def estimate(
     catalog = catalog_from_env(tariffs)
     st = open_store(store, create=False)
     try:
-        _row, tariff, rc = estimate_for(st, catalog, customer, day)
+        _row, tariff, rc, missing = estimate_for(st, catalog, customer, day)
     finally:
         st.close()
     typer.echo(f"customer {customer} · tariff {tariff.code} ({tariff.name})")
     typer.echo(f"from {jan1.isoformat()} through {day.isoformat()}: {_kwh(rc.wh[0])} kWh, {_yuan(rc.fen[0])} yuan, tier {rc.tier[0]}")
+    if missing:
+        n = sum((b - a).days + 1 for a, b in missing)
+        runs = ", ".join(a.isoformat() if a == b else f"{a.isoformat()} to {b.isoformat()}" for a, b in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        typer.echo(f"no read on {n} day(s) ({runs}{more}): their use is not counted")
     months = [(m + 1, int(f)) for m, f in enumerate(rc.month_fen[0]) if m < day.month]
     typer.echo("by month: " + ", ".join(f"{year}-{m:02d} {_yuan(f)}" for m, f in months))
     schedule, through_day = catalog.schedule(tariff.code, year), (day - jan1).days

@@ -336,6 +336,7 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str | Keys,
                 "charge_fen": int(b.row["charge_fen"]),
                 "change": change.value if change else None,
                 "estimated_days": int(b.row.get("estimated_days") or 0),
+                "missing_days": doc.missing_days, "missing_text": doc.missing_text,
                 "labels": [{"code": c.code, "title": c.title, "evidence": c.evidence, "why": c.why,
                             "what_to_do": c.what_to_do, "saving": c.saving} for c in doc.cards],
                 "statement": f"/api/statements/{b.year}.pdf",
@@ -370,6 +371,8 @@ def create_app(store_url: str | None, out_dir: Path | str, secret: str | Keys,
         return JSONResponse({
             "customer_id": customer, "through": through.isoformat(), "tariff": run.tariff, "wh": run.wh,
             "kwh": _kwh(run.wh), "charge": _yuan(run.fen), "charge_fen": run.fen, "tier": run.tier,
+            "missing_days": run.missing_days,
+            "missing_ranges": [[a.isoformat(), b.isoformat()] for a, b in run.missing_ranges],
             "months": [{"month": m + 1, "charge": _yuan(f), "charge_fen": f}
                        for m, f in enumerate(run.month_fen) if m < through.month],
         })

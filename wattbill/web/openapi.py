@@ -82,7 +82,10 @@ def schema() -> dict[str, Any]:
                     "year": {"type": "integer"}, "version": {"type": "integer"}, "tariff": {"type": "string"},
                     "kwh_total": _KWH, "charge_total": _YUAN, "charge_fen": {"type": "integer"},
                     "change": {"type": ["string", "null"], "description": "kWh against last year, as the statement says it"},
-                    "estimated_days": {"type": "integer"}, "labels": {"type": "array", "items": label},
+                    "estimated_days": {"type": "integer"},
+                    "missing_days": {"type": "integer", "description": "open days without a read: their use is in no bill"},
+                    "missing_text": {"type": ["string", "null"], "description": "what the statement says about them"},
+                    "labels": {"type": "array", "items": label},
                     "statement": {"type": "string", "description": "URL of the PDF"}}},
                 "Summary": {"type": "object", "properties": {
                     "customer_id": {"type": "string"},
@@ -100,6 +103,8 @@ def schema() -> dict[str, Any]:
                     "customer_id": {"type": "string"}, "through": {"type": "string", "format": "date"},
                     "tariff": {"type": "string"}, "wh": {"type": "integer"}, "kwh": _KWH,
                     "charge": _YUAN, "charge_fen": {"type": "integer"}, "tier": {"type": "integer"},
+                    "missing_days": {"type": "integer", "description": "open days through `through` without a read (not counted)"},
+                    "missing_ranges": {"type": "array", "items": {"type": "array", "items": {"type": "string", "format": "date"}}},
                     "months": {"type": "array", "items": {"type": "object", "properties": {
                         "month": {"type": "integer"}, "charge": _YUAN, "charge_fen": {"type": "integer"}}}}}},
                 "Statements": {"type": "object", "properties": {
