@@ -39,6 +39,9 @@ SIMPLE_INTENTS: tuple[str, ...] = ("bill_query", "payment", "application")
 STAGES: tuple[str, ...] = ("self_service", "robot", "phone", "person", "other")
 MERGED = "merged"
 OTHER_REGIONS = "other regions"
+#: a customer's region written as the other regions' group itself (how the report names it, in either
+#: language): it is that group, not a region beside it with the same name
+OTHER_REGIONS_NAMES = frozenset({OTHER_REGIONS, "其他地区", "其它地区", "other regions"})
 
 #: default handling cost of one contact per channel [fen]. Sources: order-of-magnitude figures of
 #: Chinese utility service research (a hall visit costs a clerk ~15-20 minutes; a 95598 call ~5
@@ -349,9 +352,11 @@ def plan_regions(customers: pl.DataFrame, interactions: pl.DataFrame, year: int,
 
 
 def _customer_index(customers: pl.DataFrame) -> pl.DataFrame:
-    """``customer_id``, ``region_given`` (null or blank: ``OTHER_REGIONS``) and ``_hh`` (the row's index)."""
+    """``customer_id``, ``region_given`` (null, blank or a name of the group itself, ``OTHER_REGIONS_NAMES``:
+    ``OTHER_REGIONS``) and ``_hh`` (the row's index)."""
     region = pl.col("region").cast(pl.Utf8).str.strip_chars()
-    return customers.select("customer_id", pl.when(region == "").then(None).otherwise(region).fill_null(OTHER_REGIONS)
+    other = (region == "") | region.str.to_lowercase().is_in(sorted(OTHER_REGIONS_NAMES))
+    return customers.select("customer_id", pl.when(other).then(None).otherwise(region).fill_null(OTHER_REGIONS)
                             .alias("region_given")).with_row_index("_hh")
 
 

@@ -171,3 +171,20 @@ def test_a_blank_region_is_in_the_other_regions_not_a_group_without_a_name() -> 
     plan = plan_regions(customers, contacts, 2025, 5)
     assert set(plan["region"].to_list()) == {"杭州", OTHER_REGIONS}
     assert plan.filter(pl.col("region") == OTHER_REGIONS).height == 10
+
+
+def test_a_region_named_like_the_other_regions_group_is_that_group_not_a_second_row() -> None:
+    """A customer file whose region reads 其他地区 (or "Other regions"): one group in the report, not a
+    named region beside the merged group under the same label."""
+    import datetime as dt
+
+    from wattbill.diagnostics.channels import OTHER_REGIONS, plan_regions
+
+    customers = pl.DataFrame({"customer_id": [str(i) for i in range(30)],
+                              "region": ["杭州"] * 20 + ["其他地区"] * 6 + ["Other Regions", " 其它地区 ", "宁波", ""]})
+    contacts = pl.DataFrame({"customer_id": [str(i) for i in range(30) for _ in range(24)],
+                             "occurred_at": [dt.datetime(2024 + m // 12, m % 12 + 1, 5) for _ in range(30)
+                                             for m in range(24)]})
+    plan = plan_regions(customers, contacts, 2025, 5)
+    assert set(plan["region"].to_list()) == {"杭州", OTHER_REGIONS}
+    assert plan.filter(pl.col("region") == OTHER_REGIONS).height == 10
