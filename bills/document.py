@@ -412,19 +412,12 @@ def build_document(
 
 
 def _missing_days_text(lang: str, ranges: Any) -> str:
-    """The bill's ``missing_ranges`` (JSON ``[[first, last], ...]``) as '2月1日至12月31日' / '1 February to
-    31 December' (at most three runs, then how many more)."""
+    """The bill's ``missing_ranges`` (JSON ``[[first, last], ...]``) as the statement says them."""
     try:
         runs = json.loads(ranges) if isinstance(ranges, str) else list(ranges or [])
     except ValueError:
         runs = []
-    sep, to, more = ("、", "至", "等{k}段") if lang != "en" else (", ", " to ", " and {k} more")
-    parts = [fmt.day_month(a, lang) if a == b else f"{fmt.day_month(a, lang)}{to}{fmt.day_month(b, lang)}"
-             for a, b in runs[:3]]
-    text = sep.join(parts)
-    if len(runs) > 3:
-        text += more.format(k=len(runs)) if lang != "en" else more.format(k=len(runs) - 3)
-    return text
+    return fmt.day_runs(runs, "en" if lang == "en" else "zh")
 
 
 def _change_pct(wh: int, wh_last: Any, change_pct: Any) -> Decimal | None:

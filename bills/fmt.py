@@ -4,6 +4,7 @@ from wattbill.formats import (
     as_date,
     date,
     day_month,
+    day_runs,
     format_yuan,
     kwh,
     kwh_exact,
@@ -16,5 +17,5 @@ from wattbill.formats import (
     yuan,
 )
 
-__all__ = ["as_date", "date", "day_month", "format_yuan", "kwh", "kwh_exact", "kwh_from_wh", "month_short", "number", "pct",
+__all__ = ["as_date", "date", "day_month", "day_runs", "format_yuan", "kwh", "kwh_exact", "kwh_from_wh", "month_short", "number", "pct",
            "share", "to_fen", "yuan"]

@@ -169,3 +169,21 @@ def month_short(month: int, language: str) -> str:
     if language == "en":
         return _MONTHS_EN[month - 1]
     return f"{month}月"
+
+
+def day_runs(runs: Any, language: str | None = None, limit: int = 3) -> str:
+    """Runs of days ``[(first, last), ...]`` (dates or ISO strings), at most ``limit`` then how many more.
+
+    ``language`` None: ISO dates for operators and logs ('2025-02-01 to 2025-12-31, 2025-03-15 and 2
+    more'); 'zh' / 'en': days of the year as a statement says them ('2月1日至12月31日、3月15日等4段' /
+    '1 February to 31 December, 15 March and 2 more')."""
+    runs = [(as_date(a), as_date(b)) for a, b in runs]
+
+    def one(d: Any) -> str:
+        return d.isoformat() if language is None else day_month(d, language)
+
+    sep, to = ("、", "至") if language == "zh" else (", ", " to ")
+    text = sep.join(one(a) if a == b else f"{one(a)}{to}{one(b)}" for a, b in runs[:limit])
+    if len(runs) > limit:
+        text += f"等{len(runs)}段" if language == "zh" else f" and {len(runs) - limit} more"
+    return text

@@ -39,6 +39,7 @@ import polars as pl
 from wattbill.diagnostics import DenseYear, densify, take_rows
 from wattbill.diagnostics.dense import missing_by_month, missing_ranges, month_of_day
 from wattbill.errors import NothingToBill, UnknownCustomer
+from wattbill.formats import day_runs
 from wattbill.ingest.limits import limit_text, max_daily_wh
 from wattbill.ingest.schemas import REGISTERS
 from wattbill.pids import pid_alive
@@ -180,11 +181,6 @@ def _ranges_json(ranges: list[tuple[dt.date, dt.date]]) -> str:
     return json.dumps([[a.isoformat(), b.isoformat()] for a, b in ranges])
 
 
-def _ranges_text(ranges: list[tuple[dt.date, dt.date]], limit: int = 3) -> str:
-    text = ", ".join(a.isoformat() if a == b else f"{a.isoformat()} to {b.isoformat()}" for a, b in ranges[:limit])
-    return text + (f" and {len(ranges) - limit} more" if len(ranges) > limit else "")
-
-
 def bill_chunk(
     customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year: int, missing_limit: int | None = None,
 ) -> ChunkResult:
@@ -226,7 +222,7 @@ def bill_chunk(
             ranges = missing_ranges(dense.present[i], int(of[i]), int(ol[i]), year)
             failures.append(left_out(
                 ids_all[i], year, INCOMPLETE_READS,
-                f"{int(gap_days[i])} of {int(ol[i] - of[i] + 1)} open days have no read ({_ranges_text(ranges)}); "
+                f"{int(gap_days[i])} of {int(ol[i] - of[i] + 1)} open days have no read ({day_runs(ranges)}); "
                 f"a bill may leave out at most {limit}",
                 missing_days=int(gap_days[i]), open_days=int(ol[i] - of[i] + 1), limit=limit,
                 missing_ranges=[[a.isoformat(), b.isoformat()] for a, b in ranges],

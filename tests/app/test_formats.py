@@ -68,3 +68,18 @@ def test_points_are_signed_and_missing_is_a_dash() -> None:
 
     assert [formats.points(v) for v in (1.25, -3.0, 0, None, float("nan"))] == ["+1.3", "-3.0", "+0.0", "–", "–"]
     assert formats.share(float("nan")) == "–" and formats.number(None) == "–"
+
+
+def test_day_runs_in_iso_and_as_the_statement_says_them() -> None:
+    import datetime as dt
+
+    from wattbill.formats import day_runs
+
+    runs = [(dt.date(2025, 2, 1), dt.date(2025, 2, 1)), ("2025-03-15", "2025-04-02"), ("2025-05-01", "2025-05-01"),
+            ("2025-06-01", "2025-06-30")]
+    assert day_runs(runs[:2]) == "2025-02-01, 2025-03-15 to 2025-04-02"
+    assert day_runs(runs) == "2025-02-01, 2025-03-15 to 2025-04-02, 2025-05-01 and 1 more"
+    assert day_runs(runs[1:2], "zh") == "3月15日至4月2日"
+    assert day_runs(runs, "zh") == "2月1日、3月15日至4月2日、5月1日等4段"
+    assert day_runs(runs, "en") == "1 February, 15 March to 2 April, 1 May and 1 more"
+    assert day_runs([]) == ""

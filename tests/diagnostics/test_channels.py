@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import pytest
 
 from wattbill.diagnostics.channels import (
     DEFAULT_COST_FEN,
@@ -158,30 +159,14 @@ def test_costs_are_whole_fen_and_campaign_saving() -> None:
     assert channel_report(inter, cust, None, None, labels, None, 2025).headline["cost_saved_fen"] is None
 
 
-def test_a_blank_region_is_in_the_other_regions_not_a_group_without_a_name() -> None:
-    import datetime as dt
-
+@pytest.mark.parametrize("others", [
+    ["", "  ", None] * 3 + ["宁波"],  # blank: in the other regions, not a group without a name
+    ["其他地区"] * 6 + ["Other Regions", " 其它地区 ", "宁波", ""],  # named like the group: that group, not a second row
+])
+def test_blank_regions_and_regions_named_like_the_group_are_the_other_regions(others) -> None:
     from wattbill.diagnostics.channels import OTHER_REGIONS, plan_regions
 
-    customers = pl.DataFrame({"customer_id": [str(i) for i in range(30)],
-                              "region": ["杭州"] * 20 + ["", "  ", None] * 3 + ["宁波"]})
-    contacts = pl.DataFrame({"customer_id": [str(i) for i in range(30) for _ in range(24)],
-                             "occurred_at": [dt.datetime(2024 + m // 12, m % 12 + 1, 5) for _ in range(30)
-                                             for m in range(24)]})
-    plan = plan_regions(customers, contacts, 2025, 5)
-    assert set(plan["region"].to_list()) == {"杭州", OTHER_REGIONS}
-    assert plan.filter(pl.col("region") == OTHER_REGIONS).height == 10
-
-
-def test_a_region_named_like_the_other_regions_group_is_that_group_not_a_second_row() -> None:
-    """A customer file whose region reads 其他地区 (or "Other regions"): one group in the report, not a
-    named region beside the merged group under the same label."""
-    import datetime as dt
-
-    from wattbill.diagnostics.channels import OTHER_REGIONS, plan_regions
-
-    customers = pl.DataFrame({"customer_id": [str(i) for i in range(30)],
-                              "region": ["杭州"] * 20 + ["其他地区"] * 6 + ["Other Regions", " 其它地区 ", "宁波", ""]})
+    customers = pl.DataFrame({"customer_id": [str(i) for i in range(30)], "region": ["杭州"] * 20 + others})
     contacts = pl.DataFrame({"customer_id": [str(i) for i in range(30) for _ in range(24)],
                              "occurred_at": [dt.datetime(2024 + m // 12, m % 12 + 1, 5) for _ in range(30)
                                              for m in range(24)]})

@@ -223,6 +223,7 @@ def estimate(
 ) -> None:
     """The running charge of the year so far: what a household has spent from 1 January to --through,
     and the tier it has reached ("每日电费实时测算")."""
+    from wattbill.formats import day_runs
     from wattbill.store import open_store
 
     if isinstance(through, datetime):
@@ -245,9 +246,7 @@ def estimate(
     typer.echo(f"from {jan1.isoformat()} through {day.isoformat()}: {_kwh(rc.wh[0])} kWh, {_yuan(rc.fen[0])} yuan, tier {rc.tier[0]}")
     if missing:
         n = sum((b - a).days + 1 for a, b in missing)
-        runs = ", ".join(a.isoformat() if a == b else f"{a.isoformat()} to {b.isoformat()}" for a, b in missing[:3])
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        typer.echo(f"no read on {n} day(s) ({runs}{more}): their use is not counted")
+        typer.echo(f"no read on {n} day(s) ({day_runs(missing)}): their use is not counted")
     months = [(m + 1, int(f)) for m, f in enumerate(rc.month_fen[0]) if m < day.month]
     typer.echo("by month: " + ", ".join(f"{year}-{m:02d} {_yuan(f)}" for m, f in months))
     schedule, through_day = catalog.schedule(tariff.code, year), (day - jan1).days
