@@ -305,7 +305,10 @@ def build_document(
     if last_year is not None and len(last_year) != 12:
         last_year = None
     hi = max(range(12), key=lambda i: month_wh[i])
-    used = [i for i in range(12) if month_wh[i] > 0] or list(range(12))  # months before opening: no
+    # the lowest month among the months used and read on every open day: not a month before opening,
+    # nor one whose low figure only says that reads are missing (``missing_days`` of the month)
+    read = [i for i in range(12) if month_wh[i] > 0 and not int(_get(month_rows[i], "missing_days", 0) or 0)]
+    used = read or [i for i in range(12) if month_wh[i] > 0] or list(range(12))
     lo = min(used, key=lambda i: month_wh[i])
     monthly_caption = _("monthly.caption", high=month_labels[hi], high_kwh=fmt.kwh_from_wh(month_wh[hi]),
                         low=month_labels[lo], low_kwh=fmt.kwh_from_wh(month_wh[lo]), unit=unit_kwh)

@@ -136,6 +136,7 @@ def test_bill_run_lists_the_stopped_meter_and_the_statement_says_the_missing_day
     text = " ".join(pdf_text(latest_statement(out, 2025, "1100000002")).split())
     assert "有 25 天没有抄表数据（12月7日至12月31日），这些天的用电不在本账单中" in text
     assert "全年每天均有实际抄表数据" not in text  # (the statement no longer claims every day was read)
+    assert "最少的是2月（140.0 千瓦时）" in text  # not December, whose 30 kWh are 6 days read of 31
 
     app = create_app(store_url, out, Keys(SECRET, None))
     with TestClient(app) as client:
