@@ -252,7 +252,8 @@ class IngestReport:
     quarantine_by_code: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        """The CLI's ``--json`` object: exactly the design's keys."""
+        """The CLI's ``--json`` object: the design's keys, and ``already_loaded`` (true when the file's
+        SHA-256 was in the ledger: nothing was loaded now, the counts are those of its first load)."""
         return {
             "file": self.file,
             "rows": self.rows,
@@ -260,6 +261,7 @@ class IngestReport:
             "estimated": self.estimated,
             "quarantined": self.quarantined,
             "duplicates": self.duplicates,
+            "already_loaded": bool(self.already_loaded),
         }
 
 
