@@ -164,12 +164,12 @@ def _ingest(
                 if opts.date_order:
                     raw = _dates_in_order(raw, opts.date_order)
                 if EXTRA_FIELDS_COLUMN in raw.columns:
-                    extra = raw.filter(pl.col(EXTRA_FIELDS_COLUMN))
-                    raw = raw.filter(~pl.col(EXTRA_FIELDS_COLUMN)).drop(EXTRA_FIELDS_COLUMN)
+                    marked = pl.col(EXTRA_FIELDS_COLUMN).is_not_null()
+                    extra = raw.filter(marked)
+                    raw = raw.filter(~marked).drop(EXTRA_FIELDS_COLUMN)
                     if extra.height:
-                        extra = extra.drop(EXTRA_FIELDS_COLUMN)
                         rows += extra.height
-                        qs.append(_extra_fields_quarantine(path, kind, extra))
+                        qs.append(_extra_fields_quarantine(extra))
                 if kind != "registers":
                     res = fn(raw, today=today)
                 elif n_buckets == 1:  # the file at once: VEE on two threads
@@ -310,14 +310,15 @@ def _dates_in_order(raw: pl.DataFrame, order: str) -> pl.DataFrame:
     return raw.with_columns(out) if out else raw
 
 
-def _extra_fields_quarantine(path: Path, kind: str, extra: pl.DataFrame) -> pl.DataFrame:
-    """Quarantine rows for data rows with more fields than the header (``readers.read_raw``)."""
-    return _as_read(path, kind, extra, extra.select("row")).select(
+def _extra_fields_quarantine(extra: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine rows for data rows with more fields than the header (``readers.read_raw``), each kept
+    whole: every field as written, the ones beyond the header too."""
+    return extra.select(
         "row",
         pl.lit(None, pl.Utf8).alias("column"),
         pl.lit("extra_fields").alias("code"),
         pl.lit("the row has more fields than the header (a comma inside an unquoted value?)").alias("reason"),
-        raw_text(extra).alias("raw"),
+        pl.col(EXTRA_FIELDS_COLUMN).alias("raw"),
     )
 
 

@@ -345,7 +345,9 @@ def read_raw(path: Path, kind: str) -> pl.DataFrame:
                 # never cut to size silently; marked, and quarantined by ingest (extra_fields)
                 df = lf.collect()
                 extra = _rows_with_extra_fields(path, len(_header))
-                df = df.with_columns(pl.col("row").is_in(sorted(extra)).alias(EXTRA_FIELDS_COLUMN))
+                lines = pl.DataFrame({"row": list(extra), EXTRA_FIELDS_COLUMN: list(extra.values())},
+                                     schema={"row": df.schema["row"], EXTRA_FIELDS_COLUMN: pl.Utf8})
+                df = df.join(lines, on="row", how="left", maintain_order="left")
         else:
             df = lf.collect()
     except pl.exceptions.PolarsError as e:
@@ -355,20 +357,22 @@ def read_raw(path: Path, kind: str) -> pl.DataFrame:
     return df.with_columns(pl.col("row").cast(pl.Int64)).rechunk()
 
 
-#: column of a raw frame marking rows with more fields than the header (``read_raw``)
+#: column of a raw frame holding, for rows with more fields than the header, every field of the row
+#: (joined by commas: the quarantine keeps the row whole); null on the other rows (``read_raw``)
 EXTRA_FIELDS_COLUMN = "_extra_fields"
 
 
-def _rows_with_extra_fields(path: Path, n_fields: int) -> set[int]:
-    """Data rows (1-based) of a CSV with more fields than its header (Python's csv reader: quotes kept
-    as the CSV reader reads them). Only for files whose strict parse failed."""
-    out: set[int] = set()
+def _rows_with_extra_fields(path: Path, n_fields: int) -> dict[int, str]:
+    """Data rows (1-based) of a CSV with more fields than its header, each with all its fields joined by
+    commas (Python's csv reader: quotes as the CSV reader reads them). Only for files whose strict
+    parse failed."""
+    out: dict[int, str] = {}
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
         next(reader, None)
         for i, fields in enumerate(reader, start=1):
             if len(fields) > n_fields:
-                out.add(i)
+                out[i] = ",".join(fields)
     return out
 
 

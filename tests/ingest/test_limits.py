@@ -234,6 +234,11 @@ def test_extra_fields_never_cut_to_size(tmp_path: Path, monkeypatch: pytest.Monk
     text = READS_HEAD + "1,M1,2025-03-01,3\n1,M1,2025-03-02,1,234.5\n1,M1,2025-03-03,4\n"
     f = _csv(tmp_path, "r.csv", text)
     assert _q(f, "consumption").quarantine_by_code == {"extra_fields": 1}
+    store = open_store(tmp_path / "store")
+    ingest_file(f, "consumption", store, today=TODAY)
+    q = store.load_quarantine()
+    assert q.select("row", "code", "raw").rows() == [(2, "extra_fields", "1,M1,2025-03-02,1,234.5")]  # kept whole
+    store.close()
     monkeypatch.setenv("WATTBILL_INGEST_BUCKET_MB", "0.00005")  # stream it in blocks
     reload_settings()  # settings are read once
     with pytest.raises(IngestError) as exc:
