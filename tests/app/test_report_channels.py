@@ -29,20 +29,27 @@ STAGE = {"app": "self_service", "wechat": "self_service", "alipay": "self_servic
          "robot": "robot", "phone": "phone", "hall": "person", "other": "other"}
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("channels")
-    paths = synth.generate(N, YEAR, 11, root / "input", years=2)
+def ingest_and_report(root: Path, paths, year: int, k: int) -> tuple[Path, str]:
+    """Load the synthetic customers, payments and contacts into a store under ``root`` and run
+    ``wattbill report channels`` on it (minimum group ``k``): the report folder and the command's output."""
     st = open_store(root / "store")
     for kind, f in (("customers", paths.customers), ("payments", paths.payments),
                     ("interactions", paths.interactions)):
         ingest_file(f, kind, st)
     st.close()
     out = root / "report"
-    proc = run_cli("report", "channels", "--year", str(YEAR), "--out", str(out), "--store", str(root / "store"),
-                   "--min-group", str(K))
+    proc = run_cli("report", "channels", "--year", str(year), "--out", str(out), "--store", str(root / "store"),
+                   "--min-group", str(k))
     assert proc.returncode == 0, proc.stderr
-    return paths, out, proc.stdout
+    return out, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("channels")
+    paths = synth.generate(N, YEAR, 11, root / "input", years=2)
+    out, stdout = ingest_and_report(root, paths, YEAR, K)
+    return paths, out, stdout
 
 
 def _input_contacts(path: Path) -> pl.DataFrame:

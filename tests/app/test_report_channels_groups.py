@@ -14,10 +14,9 @@ import polars as pl
 import pytest
 
 from tests.app.conftest import run_cli
+from tests.app.test_report_channels import ingest_and_report
 from wattbill import synth
 from wattbill.diagnostics.channels import MERGED, OTHER_REGIONS
-from wattbill.ingest import ingest_file
-from wattbill.store import open_store
 
 YEAR = 2025
 N = 600
@@ -50,16 +49,8 @@ def report(tmp_path_factory: pytest.TempPathFactory):
     inter = inter.filter(~drop.fill_null(False))
     cust.write_csv(paths.customers)
     inter.write_csv(paths.interactions)
-    st = open_store(root / "store")
-    for kind, f in (("customers", paths.customers), ("payments", paths.payments),
-                    ("interactions", paths.interactions)):
-        ingest_file(f, kind, st)
-    st.close()
-    out = root / "report"
-    proc = run_cli("report", "channels", "--year", str(YEAR), "--out", str(out), "--store", str(root / "store"),
-                   "--min-group", str(K))
-    assert proc.returncode == 0, proc.stderr
-    assert f"at least {K} households; regions merged into other regions: 嘉兴, 湖州, 绍兴" in proc.stdout
+    out, stdout = ingest_and_report(root, paths, YEAR, K)
+    assert f"at least {K} households; regions merged into other regions: 嘉兴, 湖州, 绍兴" in stdout
     return paths, out
 
 
