@@ -882,6 +882,7 @@ class EmbeddedStore:
                 if txn.versions.get(table) is not None:
                     self._delta(table).vacuum(retention_hours=int(keep), enforce_retention_duration=False,
                                               dry_run=False)
+                    txn.versions[table] = self._delta(table).version()  # (vacuum commits too)
             txn.touched.add("daily")  # (the state is written: versions moved)
         return changed
 

@@ -269,3 +269,55 @@ def test_many_daily_loads_compact_and_read_back_as_the_last_writes(tmp_path: Pat
             st.compact()
         else:
             assert most == 1, most  # one sorted file a partition
+
+
+_KILL_BILLS = """
+import os, signal, sys
+import polars as pl
+from wattbill.store import open_store
+from wattbill.store.embedded import EmbeddedStore
+
+def die(self, table):
+    if table == sys.argv[2]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+EmbeddedStore._after_table_commit = die
+bills = pl.DataFrame({"customer_id": ["c1", "c2"], "total_fen": [110, 220]})
+months = pl.DataFrame({"customer_id": ["c1", "c2"], "month": [1, 1], "fen": [110, 220]})
+open_store(sys.argv[1]).save_bills(2025, bills, months, "recalc")
+"""
+
+
+@pytest.mark.parametrize("mode", ["kill", "raise"])
+def test_a_bill_save_stopped_between_bills_and_months_is_undone(tmp_path: Path, mode: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sibling of a load killed between two tables: ``save_bills`` commits ``bills`` then ``bill_months``;
+    stopped between them (kill -9, or an error in the process), the store keeps the previous versions of
+    both, and the tables' latest Delta versions too after the recovery."""
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "s"
+    st = open_store(root)
+    st.save_bills(2025, pl.DataFrame({"customer_id": ["c1", "c2"], "total_fen": [100, 200]}),
+                  pl.DataFrame({"customer_id": ["c1", "c2"], "month": [1, 1], "fen": [100, 200]}), "run")
+    before = (st.load_bills(2025, all_versions=True), st.load_bill_months(2025))
+    if mode == "kill":
+        p = subprocess.run([sys.executable, "-c", _KILL_BILLS, str(root), "bills"], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == -signal.SIGKILL, p.stderr
+        st = open_store(root)
+    else:
+        def fail(self, table):
+            if table == "bills":
+                raise OSError("disk full")
+
+        monkeypatch.setattr(EmbeddedStore, "_after_table_commit", fail)
+        with pytest.raises(OSError, match="disk full"):
+            st.save_bills(2025, pl.DataFrame({"customer_id": ["c1", "c2"], "total_fen": [110, 220]}),
+                          pl.DataFrame({"customer_id": ["c1", "c2"], "month": [1, 1], "fen": [110, 220]}), "recalc")
+    assert st.load_bills(2025, all_versions=True).equals(before[0])
+    assert st.load_bill_months(2025).equals(before[1])
+    assert pl.read_delta(str(root / "bills")).height == 2  # the latest version: restored
+    assert not (root / ".writing").exists()
