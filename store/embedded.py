@@ -390,8 +390,12 @@ class EmbeddedStore:
         keep = DATA_PARTITIONS.get(table, ())
         try:
             if not keep:
-                df = pl.scan_parquet(paths).collect() if schema else pl.concat(
-                    [pl.read_parquet(p) for p in paths], how="diagonal_relaxed")
+                try:
+                    if not schema:
+                        raise pl.exceptions.SchemaError("generic rows: each file as it is")
+                    df = pl.scan_parquet(paths, missing_columns="insert").collect()
+                except pl.exceptions.SchemaError:  # files of an older table schema (columns added since)
+                    df = pl.concat([pl.read_parquet(p) for p in paths], how="diagonal_relaxed")
             else:
                 frames = []
                 for row in acts.select("path", *[f"partition.{c}" for c in keep]).iter_rows():
