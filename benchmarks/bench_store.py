@@ -14,7 +14,12 @@
    their max/min ratio (target <= 1.5), the rows/s of the daily files against the rows/s of the
    largest bulk (year-part) file loaded in the same run (target: daily >= 0.5 x bulk), and a baseline
    in the same run: ``polars.read_csv`` of the same daily file (the memory pass).
-2. **Large files** (``--large-gb``): a register file of about that many GB is written, and loaded into a
+2. **Year read after daily appends** (``--appends A``, embedded store): a fresh store gets the bulk of
+   reads 0..366-A, then A daily files one by one (CPU s of each: min, median, max); then the bill run's
+   read of the year (``load_daily(2024, sort=False)``) is timed, against a baseline in the same run
+   (``polars.read_delta`` of the daily table's version: reading the rows back, nothing else), then
+   ``EmbeddedStore.compact()`` and the year read again.
+3. **Large files** (``--large-gb``): a register file of about that many GB is written, and loaded into a
    fresh embedded store in a subprocess (peak RSS = the child's ``ru_maxrss``); rows/s wall and per
    CPU-second, against a streamed ``polars.scan_csv`` pass over the same file (the baseline).
    Target: >= 1.5M rows/s, peak memory flat in the file size.
@@ -145,6 +150,51 @@ def bench_daily(target: str, n: int, stored: list[int], work: Path) -> dict:
     return out
 
 
+def bench_appends(target: str, n: int, appends: int, work: Path) -> None:
+    """The year read after ``appends`` daily loads (see the module docstring)."""
+    import json as _json
+
+    from wattbill.store.embedded import EmbeddedStore
+
+    st = _open(target)
+    if not isinstance(st, EmbeddedStore):
+        raise SystemExit("--appends: an embedded store folder")
+    last = HORIZON - 1
+    bulk = work / "bulk-appends.csv"
+    write_reads(bulk, n, 0, last - appends)
+    wall, cpu, _ = _load(bulk, st)
+    bulk.unlink()
+    print(f"  appends: bulk reads 0..{last - appends}  {wall:.2f} s wall  {cpu:.2f} s CPU", flush=True)
+    cpus = []
+    for k in range(last - appends + 1, last + 1):
+        daily = work / f"append-{k}.csv"
+        write_reads(daily, n, k, k)
+        cpus.append(_load(daily, st)[1])
+        daily.unlink()
+    cpus.sort()
+    acts = st._actions("daily", st._read_state()["daily"])
+    print(f"  {appends} daily loads: CPU s min {cpus[0]:.2f}  median {cpus[len(cpus) // 2]:.2f}  max {cpus[-1]:.2f}"
+          f"   daily files in the year's table: {acts.height if acts is not None else 0}", flush=True)
+
+    def year_read(label: str) -> None:
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        d = st.load_daily(2024, sort=False)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        version = _json.loads((Path(target) / "state.json").read_text())["tables"]["daily"]
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        b = pl.read_delta(str(Path(target) / "daily"), version=version)
+        bwall, bcpu = time.perf_counter() - t0, cpu_seconds() - c0
+        print(f"  year read {label}: load_daily(2024, sort=False) {d.height:,} rows {wall:.2f} s wall {cpu:.2f} s CPU"
+              f"   (baseline pl.read_delta of the table, {b.height:,} rows: {bwall:.2f} s wall {bcpu:.2f} s CPU)",
+              flush=True)
+
+    year_read(f"after {appends} appends")
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    parts = st.compact()
+    print(f"  compact(): {parts} partitions  {time.perf_counter() - t0:.2f} s wall  {cpu_seconds() - c0:.2f} s CPU")
+    year_read("after compact()")
+
+
 def _child_load(path: str, store: str) -> None:
     """In a subprocess: load ``path`` into a fresh embedded store at ``store``; print JSON."""
     from wattbill.ingest import ingest_file
@@ -187,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--households", type=int, default=100_000)
     ap.add_argument("--stored-days", default="0,90,180,365")
     ap.add_argument("--large-gb", default="")
+    ap.add_argument("--appends", type=int, default=0, help="daily appends before the year read (embedded store)")
     ap.add_argument("--work", default=None, help="folder for the generated files (default: a temporary one)")
     ap.add_argument("--child-load", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -227,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
     base = sum(s["read_csv_cpu_s"] for s in steps) / len(steps)
     print(f"baseline: polars read_csv of a daily file {base:.3f} CPU s (load / read_csv = "
           f"{(sum(cpus) / len(cpus)) / base:.0f}x)")
+    if args.appends:
+        bench_appends(args.store, args.households, args.appends, work)
     for gb in [float(x) for x in args.large_gb.split(",") if x.strip()]:
         r = bench_large(gb, work)
         print(f"large file {r['gb']:.2f} GB, {r['rows']:,} rows: {r['rows'] / r['wall_s'] / 1e6:.2f} M rows/s wall,"

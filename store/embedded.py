@@ -1,57 +1,56 @@
-"""The embedded store: Parquet files under a folder, one manifest naming the current files.
+"""The embedded store: Delta Lake tables under a folder, one state file naming their committed versions.
 
 Layout (``root`` = the store folder)::
 
-    manifest.json                          {"format": 1, "seq": N, "files": {partition key: relative path
-                                           or a list of them (a partition in segments, see below)}}
-    daily/year=2024/bucket=07/<seq>-<id>.parquet
-    customers/bucket=07/...
-    payments/year=2024/...                 (year of bill_month)
-    interactions/year=2024/...             (year of occurred_at)
-    quarantine/sha=<file sha256>/...       findings/sha=<file sha256>/...
-    ledger/all/...
-    bills/year=2024/bucket=07/...          bill_months/... labels/...  (same partitioning)
+    store.json                  {"kind": "wattbill-embedded", "format": "delta-1", "n_buckets": 32}
+    state.json                  {"format": "delta-1", "tables": {table: committed Delta version}}
+    daily/                      a Delta table, partitioned by year (of day) and bucket
+    customers/ register_state/ register_heads/           partitioned by bucket
+    payments/ interactions/     partitioned by year (of bill_month, of occurred_at)
+    quarantine/ findings/       partitioned by load_sha256 (the SHA-256 of the file whose load wrote them)
+    ledger/                     not partitioned
+    bills/ bill_months/ labels/ partitioned by year and bucket (every version of every bill)
+    not_billed/                 partitioned by year
 
-``daily``, ``customers``, bills and labels are partitioned by a stable hash bucket of the customer id
-(``ingest.schemas.customer_bucket``), and by year where there is one, so that a bill run for a year and
-a range of customers opens only the files it needs.
+``bucket`` is a stable hash bucket of the customer id (``ingest.schemas.customer_bucket``), so that a bill
+run for a range of customers, or one customer's page, opens only its partitions. Partition columns are
+in the Delta tables' schemas (DuckDB, Spark, Dask and polars see them as columns); wattbill drops the
+ones that are not columns of its frames (``bucket``, ``load_sha256``, daily's ``year``).
 
-Writes are atomic: every write creates new files (never rewrites one), then replaces ``manifest.json``
-with ``os.replace`` (the commit point). A crash before the rename leaves the previous manifest, hence the
-previous state; stray files are never named and so never read. Files a commit replaced are deleted
-``GC_DELAY_S`` later (by a later commit), so a reader that opened the previous manifest can finish.
-Writers take an exclusive ``flock`` on ``.lock``; readers take no lock.
+**Commits across tables** (issue #14). Delta commits one table at a time; a load writes several
+(daily rows, register state, quarantine, findings, ledger). A write takes the store's ``flock``
+(``.lock``), leaves a marker (``.writing``), commits each table it changes (each a Delta commit: an
+append, or a delete and append of the rows it replaces, pruned to their partitions and day range), then
+replaces ``state.json`` with the tables' new versions (``os.replace``, the commit point) and removes the
+marker. wattbill's readers read each table **at the version ``state.json`` names**, so they see the
+previous state or the new one, never a part. A write that died (kill -9: the marker is there) is undone
+by the next writer (or the next open) under the lock: each table whose latest version is past the one
+named is restored to it (``DeltaTable.restore``), a table the state does not name is removed, and data
+files no commit names are deleted. A reader that bypasses wattbill and reads a table's latest version
+may, between a killed write and that recovery, see that table's part of the killed load; never a row
+twice, since every table commit is itself an upsert (see docs/store.md).
 
-A ``daily`` partition loaded from a large file streamed in chunks is written in **segments** of at
-most ``SEGMENT_ROWS`` rows (each sorted, no key twice, no key in two segments), so that memory stays
-bounded by a segment whatever the file's size.
-
-Daily partitions grow by **day segments** (issue #14): each segment's file name carries its first and
-last day and its rows (``_segment_tag``); a load writes one new segment per partition and merges only the
-segments whose days meet its own (``_merge_daily``), so a daily file costs a day, not the year stored.
-Size-tiered compaction within a budget per load (``_compact_step``), the rest by ``compact()``.
-See docs/store.md.
+**Daily appends**: a file of new days is an append (it reads and rewrites nothing stored); a re-sent or
+corrected day replaces the stored rows of its days, customers and partitions in one Delta commit. Small
+appended files are merged by a size-tiered step within a budget per load (``_compact_step``); the rest
+by ``EmbeddedStore.compact()`` (maintenance: sorted partitions, ``optimize.compact`` of the other tables,
+``vacuum`` keeping ``settings.store_history_days`` of history for time travel).
 """
 
 from __future__ import annotations
 
 import fcntl
-import functools
 import json
 import os
-import re
 import shutil
-import threading
-import time
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 
 from wattbill.ingest.schemas import (
     CUSTOMER_SCHEMA,
@@ -65,17 +64,31 @@ from wattbill.ingest.schemas import (
     REGISTER_STATE_SCHEMA,
     IngestBatch,
     customer_bucket,
-    halves_of_customers,
     is_sorted_by,
 )
 from wattbill.store.base import NOT_BILLED_SCHEMA, latest_only, plan_versions
-from wattbill.store.errors import StoreCorrupt, StoreUnavailable
+from wattbill.store.errors import StoreCorrupt, StoreError, StoreUnavailable
 
+FORMAT = "delta-1"
 N_BUCKETS = 32
-#: partitions merged and written at once (polars releases the GIL; more threads than cores also hide
-#: each file's fixed costs: measured 0.150 s with 2, 0.124 s with 4 for 64 partitions of 2.2M rows)
-WRITE_THREADS = 4
-GC_DELAY_S = 300  # a replaced file is deleted this long after the commit that replaced it
+#: each table's partition columns
+TABLES: dict[str, tuple[str, ...]] = {
+    "daily": ("year", "bucket"),
+    "customers": ("bucket",),
+    "register_state": ("bucket",),
+    "register_heads": ("bucket",),
+    "payments": ("year",),
+    "interactions": ("year",),
+    "quarantine": ("load_sha256",),
+    "findings": ("load_sha256",),
+    "ledger": (),
+    "bills": ("year", "bucket"),
+    "bill_months": ("year", "bucket"),
+    "labels": ("year", "bucket"),
+    "not_billed": ("year",),
+}
+#: partition columns that are columns of wattbill's frames (given back on reading)
+DATA_PARTITIONS = {"bills": ("year",), "bill_months": ("year",), "labels": ("year",), "not_billed": ("year",)}
 KEYS = {
     "daily": ["customer_id", "meter_id", "day"],
     "customers": ["customer_id"],
@@ -83,158 +96,26 @@ KEYS = {
     "register_heads": ["customer_id", "meter_id", "day"],
     "payments": ["customer_id", "bill_month"],
     "interactions": list(INTERACTION_KEYS),
-    "bills": ["customer_id", "year", "version"],
-    "bill_months": None,  # rows of a new version are only ever added
-    "labels": None,
+    "ledger": ["sha256"],
 }
-
-
-KEYS_DAILY = ["customer_id", "meter_id", "day"]
-#: rows of a daily segment written from a streamed load (memory of a merge is about 300 B per row)
-SEGMENT_ROWS = 250_000
-#: writer threads of a streamed load (each holds a segment in memory)
-STREAM_WRITE_THREADS = 2
-
-
-def _write_segments(
-    txn: _Txn, key: str, staged: list[Path], keys: list[str], schema: dict | None, segment_rows: int
-) -> list[Path] | None:
-    """Write the staged pieces of a new partition as segments of at most ``segment_rows`` rows each
-    (a piece larger than that is a segment by itself), each sorted with no key twice.
-
-    Pieces of a streamed ingest come from chunks of different customers, so no key is in two
-    segments; if a customer does turn up in two segments, the segments are removed and ``None`` is
-    returned (the caller merges the pieces into one file). A key repeated within a segment keeps its
-    last row (``_last_per_key``), as any upsert does.
-    """
-    groups: list[list[Path]] = [[]]
-    rows = 0
-    for f in staged:
-        n = pq.ParquetFile(f).metadata.num_rows
-        if groups[-1] and rows + n > segment_rows:
-            groups.append([])
-            rows = 0
-        groups[-1].append(f)
-        rows += n
-    out: list[Path] = []
-    seen = pl.Series("customer_id", [], dtype=pl.Utf8)
-    for group in groups:
-        seg = pl.concat([pl.read_parquet(f) for f in group], how="diagonal_relaxed")
-        seg = _last_per_key(seg, keys) if keys else seg
-        ids = seg["customer_id"].unique()
-        if len(out) and ids.is_in(seen.implode()).any():  # not customer-disjoint: merge instead
-            txn.discard(out)
-            return None
-        seen = pl.concat([seen, ids])
-        seg = _cast(seg, schema) if schema else seg
-        out.append(txn.write(key, seg, _segment_tag(seg)))
-        del seg
-    return out
-#: daily segments merged at once by the compaction of appended segments (see ``_merge_daily``)
+KEYS_DAILY = KEYS["daily"]
+#: daily runs (files of one day range) merged at once by the compaction of appended days
 FANIN = 8
-#: a compaction on a load merges at most this many times the rows the load adds to the partition, so
-#: that a daily load stays proportional to its file; larger merges wait for ``EmbeddedStore.compact``
+#: a compaction on a load merges at most this many times the rows the load adds, so that a daily load
+#: stays proportional to its file; larger merges wait for ``EmbeddedStore.compact``
 COMPACT_BUDGET = 2 * FANIN
-#: segments of a daily partition beyond which a load compacts whatever its budget
+#: day runs of a year beyond which a load compacts whatever its budget
 MAX_SEGMENTS = 96
-_TAG = re.compile(r"\.d(-?\d+)_(-?\d+)_n(\d+)\.parquet$")
-
-
-def _segment_tag(df: pl.DataFrame) -> str:
-    """The name tag of a daily segment: its first and last day (days since 1970-01-01) and its rows,
-    so that a load knows which segments its days touch without opening any file."""
-    if df.height == 0:
-        return ""
-    d = df.get_column("day").to_physical().to_numpy()
-    return f".d{int(d.min())}_{int(d.max())}_n{df.height}"
-
-
-def _segment_meta(path: Path) -> tuple[int, int, int] | None:
-    """(first day, last day, rows) of a daily segment from its name; ``None`` for a file written
-    before segments were tagged (treated as spanning every day)."""
-    m = _TAG.search(path.name)
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+#: rows of a daily partition file written by ``compact`` (larger partitions: several sorted files)
+SEGMENT_ROWS = 4_000_000
 
 
 def _tier(rows: int) -> int:
-    """Size tier of a segment: 0 below 1,024 rows, then one tier per factor ``FANIN``."""
+    """Size tier of a run: 0 below 1,024 rows a partition, then one tier per factor ``FANIN``."""
     t = 0
     while rows >= 1024 * FANIN ** (t + 1) and t < 16:
         t += 1
     return t
-
-
-def _merge_daily(txn: _Txn, key: str, cur: list[Path], new: pl.DataFrame, keys: list[str]) -> list[Path]:
-    """Upsert ``new`` (sorted by ``keys``, no key twice) into the daily partition ``key`` whose
-    segments are ``cur``, at a cost proportional to ``new``, not to the partition.
-
-    Segments are day ranges (``_segment_tag``) with no key in two segments. Only the segments whose
-    day range meets ``new``'s days are read and merged with it (a re-sent or corrected day, or a late
-    file); a file of new days is written as one more segment and nothing stored is read. Then, at
-    most one size-tiered compaction (``_compact_step``). Returns the partition's segments in day order.
-    """
-    if new.height == 0:
-        return list(cur)
-    d = new.get_column("day").to_physical().to_numpy()
-    lo, hi = int(d.min()), int(d.max())
-    hit: list[Path] = []
-    keep: list[Path] = []
-    for p in cur:
-        m = _segment_meta(p)
-        (hit if m is None or not (m[1] < lo or m[0] > hi) else keep).append(p)
-    if hit:
-        old = pl.concat([pl.read_parquet(p) for p in hit], how="diagonal_relaxed")
-        old = _cast(old, dict(new.schema)).join(new.select(keys), on=keys, how="anti")
-        new = pl.concat([old, new], how="vertical_relaxed").sort(keys)
-    segs = [*keep, txn.write(key, new, _segment_tag(new))]
-    return _compact_step(txn, key, _by_day(segs), keys, budget=COMPACT_BUDGET * new.height)
-
-
-def _by_day(segs: list[Path]) -> list[Path]:
-    """Segments in order of their first and last day (untagged ones first)."""
-
-    def order(p: Path) -> tuple[int, int]:
-        m = _segment_meta(p)
-        return (m[0], m[1]) if m is not None else (-(2**40), 0)
-
-    return sorted(segs, key=order)
-
-
-def _compact_step(txn: _Txn, key: str, segs: list[Path], keys: list[str], budget: int | None) -> list[Path]:
-    """Merge the first run of ``FANIN`` day-adjacent segments of the lowest size tier into one, if
-    their rows fit ``budget`` (``None``: any) and ``SEGMENT_ROWS``; or, with more than
-    ``MAX_SEGMENTS`` segments, the smallest adjacent run whatever the budget. Segments hold disjoint
-    keys, so a merge is a concatenation in day order and a sort."""
-    metas = [_segment_meta(p) for p in segs]
-    if len(segs) < FANIN or any(m is None for m in metas):
-        return segs
-    rows = [m[2] for m in metas if m is not None]
-    tiers = [_tier(r) for r in rows]
-    best: tuple[int, int] | None = None  # (tier, start)
-    for i in range(len(segs) - FANIN + 1):
-        t = tiers[i]
-        if all(x == t for x in tiers[i : i + FANIN]) and (best is None or t < best[0]):
-            best = (t, i)
-    if best is None and len(segs) > MAX_SEGMENTS:
-        sums = [sum(rows[i : i + FANIN]) for i in range(len(segs) - FANIN + 1)]
-        best = (0, int(np.argmin(sums)))
-        budget = None
-    if best is None:
-        return segs
-    i = best[1]
-    total = sum(rows[i : i + FANIN])
-    if (budget is not None and total > budget) or (total > SEGMENT_ROWS and len(segs) <= MAX_SEGMENTS):
-        return segs
-    group = segs[i : i + FANIN]
-    merged = pl.concat([pl.read_parquet(p) for p in group], how="vertical_relaxed")
-    if not is_sorted_by(merged, keys):
-        merged = merged.sort(keys)
-    txn.discard([p for p in group if p in txn.written])  # (written by this write: never named)
-    return _by_day([*segs[:i], txn.write(key, merged, _segment_tag(merged)), *segs[i + FANIN :]])
-
-
-#: daily batches with at least this many rows are checked and partitioned in two halves at once
-SPLIT_MIN_ROWS = 400_000
 
 
 def _years_of_days(day: pl.Series) -> np.ndarray:
@@ -303,123 +184,112 @@ def _group_customer_runs(df: pl.DataFrame, key: str) -> pl.DataFrame:
     return df
 
 
-def _rels(value: str | list[str] | None) -> list[str]:
-    """The relative paths of a manifest entry (one file, or a partition's segments)."""
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
+def _sql(value: object) -> str:
+    """A literal of a Delta predicate (DataFusion SQL)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    return "'" + str(value).replace("'", "''") + "'"
 
 
-def _all_rels(files: dict) -> set[str]:
-    return {r for v in files.values() for r in _rels(v)}
+def _partition_predicate(cols: tuple[str, ...], values: Iterable[tuple]) -> str:
+    """``(a = x AND b = y) OR ...`` over the partitions ``values`` (one tuple of ``cols`` values each)."""
+    vals = sorted(set(values))
+    if len(cols) == 1:
+        return f"{cols[0]} IN ({', '.join(_sql(v[0]) for v in vals)})"
+    if len(cols) == 2:  # grouped by the first column: (a = x AND b IN (...)) OR ...
+        by: dict = {}
+        for v in vals:
+            by.setdefault(v[0], []).append(v[1])
+        return " OR ".join(
+            f"({cols[0]} = {_sql(a)} AND {cols[1]} IN ({', '.join(_sql(b) for b in bs)}))" for a, bs in by.items()
+        )
+    raise ValueError(cols)  # pragma: no cover
 
 
-class _Txn:
-    """Files written by one write; committed by replacing the manifest."""
-
-    def __init__(self, store: EmbeddedStore, manifest: dict) -> None:
-        self.store = store
-        self.files: dict[str, str | list[str]] = dict(manifest["files"])
-        self.garbage: list[list] = [list(g) for g in manifest.get("garbage", [])]
-        self.seq = int(manifest["seq"]) + 1
-        self.old: set[str] = _all_rels(manifest["files"])
-        self.written: list[Path] = []
-        self._lock = threading.Lock()
-
-    def current(self, key: str) -> Path | None:
-        """The file of a single-file partition (``None``: none yet)."""
-        rels = _rels(self.files.get(key))
-        if len(rels) > 1:  # pragma: no cover - only daily partitions have segments
-            raise StoreCorrupt(f"{key}: {len(rels)} segments where one file is expected")
-        return self.store.root / rels[0] if rels else None
-
-    def segments(self, key: str) -> list[Path]:
-        """All files of partition ``key`` (one, or its segments)."""
-        return [self.store.root / r for r in _rels(self.files.get(key))]
-
-    def put(self, key: str, df: pl.DataFrame) -> None:
-        self.record(key, self.write(key, df))
-
-    def write(self, key: str, df: pl.DataFrame, tag: str = "") -> Path:
-        """Write ``df`` as a new file for ``key`` (not yet named in the manifest; thread-safe);
-        ``tag`` is added to the file's name (a daily segment's day range and rows, ``_segment_tag``)."""
-        rel = f"{key}/{self.seq:08d}-{uuid.uuid4().hex[:8]}{tag}.parquet"
-        path = self.store.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        try:
-            # no column statistics: a partition file is one row group, read whole (20 % faster writes)
-            df.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        with self._lock:
-            self.written.append(path)
-        return path
-
-    def discard(self, paths: list[Path]) -> None:
-        """Remove files this transaction wrote and will not name."""
-        with self._lock:
-            for p in paths:
-                p.unlink(missing_ok=True)
-                self.written.remove(p)
-
-    def record(self, key: str, path: Path | list[Path]) -> None:
-        """Name ``path`` (from ``write``) as the file of ``key`` in this transaction (a list: segments)."""
-        if isinstance(path, list):
-            rels = [p.relative_to(self.store.root).as_posix() for p in path]
-            self.files[key] = rels[0] if len(rels) == 1 else rels
-        else:
-            self.files[key] = path.relative_to(self.store.root).as_posix()
-
-    def commit(self) -> None:
-        root = self.store.root
-        for p in self.written:  # durability of the data before the manifest names it
-            _fsync(p)
-        now = time.time()
-        # files no longer named are removed later (GC_DELAY_S), so that readers that opened the previous
-        # manifest can still read them
-        self.garbage += [[rel, now] for rel in sorted(self.old - _all_rels(self.files))]
-        expired = [g for g in self.garbage if now - g[1] > GC_DELAY_S]
-        self.garbage = [g for g in self.garbage if now - g[1] <= GC_DELAY_S]
-        manifest = {"format": 1, "seq": self.seq, "files": self.files, "garbage": self.garbage}
-        tmp = root / f"manifest.json.{uuid.uuid4().hex[:8]}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=0, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, root / "manifest.json")
-        _fsync_dir(root)
-        self.store._manifest = manifest
-        for rel, _ in expired:
-            try:
-                (root / rel).unlink()
-            except FileNotFoundError:
-                pass
-
-    def abort(self) -> None:
-        for p in self.written:
-            p.unlink(missing_ok=True)
-
-
-def _fsync(p: Path) -> None:
-    fd = os.open(p, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _to_arrow(df: pl.DataFrame):
+    """A frame for ``write_deltalake``: columns of no type (all null, ``pl.Null``) become text, which
+    Delta can store."""
+    nulls = [c for c, t in df.schema.items() if t == pl.Null]
+    if nulls:
+        df = df.with_columns([pl.col(c).cast(pl.Utf8) for c in nulls])
+    return df.to_arrow()
 
 
 def _fsync_dir(p: Path) -> None:
     try:
-        _fsync(p)
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError:
         pass
 
 
+def history_hours() -> float:
+    """Hours of table history ``compact`` keeps for time travel (``settings.store_history_days``)."""
+    from wattbill.settings import get_settings
+
+    return float(get_settings().store_history_days) * 24.0
+
+
+class _Txn:
+    """One write: the tables it committed and their new versions; the store's state names them at
+    ``commit``."""
+
+    def __init__(self, store: EmbeddedStore, versions: dict[str, int]) -> None:
+        self.store = store
+        self.versions = dict(versions)
+        self.touched: set[str] = set()
+
+    def actions(self, table: str) -> pl.DataFrame | None:
+        return self.store._actions(table, self.versions.get(table))
+
+    def read(self, table: str, parts: dict[str, set] | None = None, files: pl.DataFrame | None = None,
+             schema: dict | None = None) -> pl.DataFrame:
+        return self.store._read(table, self.versions.get(table), parts, files=files, schema=schema)
+
+    def write(self, table: str, df: pl.DataFrame, *, predicate: str | None = None,
+              whole: bool = False) -> None:
+        """Commit ``df`` to ``table``: an append; with ``predicate``, the rows matching it are replaced by
+        ``df`` (which must match it) in one Delta commit; ``whole``: ``df`` replaces the table."""
+        from deltalake import write_deltalake
+
+        path = self.store.root / table
+        exists = self.versions.get(table) is not None
+        if df.height == 0 and not whole:
+            if predicate is not None and exists:
+                self.store._delta(table).delete(predicate)
+                self._committed(table)
+            return
+        if not exists:
+            predicate, whole = None, False
+        try:
+            cols = list(TABLES[table]) or None
+            if predicate or whole:
+                write_deltalake(str(path), _to_arrow(df), mode="overwrite", predicate=predicate, partition_by=cols,
+                                schema_mode="merge")
+            else:
+                write_deltalake(str(path), _to_arrow(df), mode="append", partition_by=cols, schema_mode="merge")
+        except Exception as e:  # deltalake's errors: one line, the store named
+            if isinstance(e, StoreError):
+                raise
+            raise StoreCorrupt(f"{path}: the Delta table could not be written: {str(e).splitlines()[0]}") from None
+        self._committed(table)
+
+    def _committed(self, table: str) -> None:
+        self.versions[table] = self.store._delta(table).version()
+        self.touched.add(table)
+        self.store._after_table_commit(table)
+
+    def commit(self) -> None:
+        self.store._write_state(self.versions)
+
+
 class EmbeddedStore:
-    """Parquet store under ``root`` (see the module docstring)."""
+    """Delta Lake tables under ``root`` (see the module docstring)."""
 
     def __init__(self, root: str | Path, n_buckets: int = N_BUCKETS) -> None:
         self.root = Path(root)
@@ -429,26 +299,113 @@ class EmbeddedStore:
             (self.root / ".lock").touch(exist_ok=True)
         except OSError as e:
             raise StoreUnavailable(f"store folder {self.root} is not writable: {e}") from None
-        self._manifest: dict | None = None
+        if (self.root / "manifest.json").exists():
+            raise StoreError(
+                f"{self.root}: a store in the old embedded format (manifest.json); convert it once with: "
+                f"wattbill store migrate --store {self.root}"
+            )
+        self._cache: dict[str, tuple[int, pl.DataFrame]] = {}
         meta = self.root / "store.json"
         if meta.exists():
             self.n_buckets = int(json.loads(meta.read_text())["n_buckets"])
         else:
             self.n_buckets = n_buckets
             tmp = meta.with_name(f".store.json.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")  # concurrent first opens
-            tmp.write_text(json.dumps({"kind": "wattbill-embedded", "n_buckets": n_buckets}))
+            tmp.write_text(json.dumps({"kind": "wattbill-embedded", "format": FORMAT, "n_buckets": n_buckets}))
             os.replace(tmp, meta)
+        if (self.root / ".writing").exists():  # a write died: undo it now if no writer is at work
+            with open(self.root / ".lock", "a+") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return
+                try:
+                    if (self.root / ".writing").exists():
+                        self._recover(self._read_state())
+                        (self.root / ".writing").unlink(missing_ok=True)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
 
-    # --- manifest and transactions ----------------------------------------------------------
+    # --- state, tables and transactions ------------------------------------------------------
 
-    def _read_manifest(self) -> dict:
-        p = self.root / "manifest.json"
+    def _read_state(self) -> dict[str, int]:
+        p = self.root / "state.json"
         if not p.exists():
-            return {"format": 1, "seq": 0, "files": {}}
+            return {}
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise StoreCorrupt(f"{p}: unreadable manifest: {e}") from None
+            state = json.loads(p.read_text(encoding="utf-8"))
+            return {k: int(v) for k, v in state["tables"].items()}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise StoreCorrupt(f"{p}: unreadable state: {e}") from None
+
+    def _write_state(self, versions: dict[str, int]) -> None:
+        tmp = self.root / f"state.json.{uuid.uuid4().hex[:8]}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"format": FORMAT, "tables": dict(sorted(versions.items()))}, f, indent=0)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.root / "state.json")  # the commit point
+        _fsync_dir(self.root)
+
+    def _delta(self, table: str, version: int | None = None):
+        from deltalake import DeltaTable
+
+        try:
+            return DeltaTable(str(self.root / table), version=version)
+        except Exception as e:
+            raise StoreCorrupt(f"{self.root / table}: unreadable Delta table: {str(e).splitlines()[0]}") from None
+
+    def _after_table_commit(self, table: str) -> None:
+        """Called after each table's commit within a write (tests kill the process here)."""
+
+    def _actions(self, table: str, version: int | None) -> pl.DataFrame | None:
+        """The data files of ``table`` at ``version`` (``None``: no such table yet): ``path`` (absolute),
+        ``num_records``, ``partition.<col>`` and the Delta statistics ``min.<col>`` / ``max.<col>``."""
+        if version is None:
+            return None
+        hit = self._cache.get(table)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        t = self._delta(table, version)
+        acts = pl.DataFrame(t.get_add_actions(flatten=True))
+        base = str(self.root / table) + "/"
+        acts = acts.with_columns((pl.lit(base) + pl.col("path").map_elements(
+            urllib.parse.unquote, return_dtype=pl.Utf8)).alias("path"))
+        self._cache[table] = (version, acts)
+        return acts
+
+    def _read(self, table: str, version: int | None, parts: dict[str, set] | None = None, *,
+              files: pl.DataFrame | None = None, schema: dict | None = None) -> pl.DataFrame:
+        """The rows of ``table`` at ``version`` in the partitions whose columns take the values ``parts``
+        (``None``: all); ``files``: these add actions instead. Partition columns in ``DATA_PARTITIONS`` are
+        given back as columns; a ``schema`` casts the result (and gives an empty one its columns)."""
+        acts = files if files is not None else self._actions(table, version)
+        if acts is not None and parts:
+            for col, vals in parts.items():
+                acts = acts.filter(pl.col(f"partition.{col}").is_in(list(vals)))
+        if acts is None or acts.height == 0:
+            return pl.DataFrame(schema=schema) if schema else pl.DataFrame()
+        acts = acts.sort([c for c in acts.columns if c.startswith("partition.")] + ["path"])
+        paths = acts["path"].to_list()
+        keep = DATA_PARTITIONS.get(table, ())
+        try:
+            if not keep:
+                try:
+                    if not schema:
+                        raise pl.exceptions.SchemaError("generic rows: each file as it is")
+                    df = pl.scan_parquet(paths, missing_columns="insert").collect()
+                except pl.exceptions.SchemaError:  # files of an older table schema (columns added since)
+                    df = pl.concat([pl.read_parquet(p) for p in paths], how="diagonal_relaxed")
+            else:
+                frames = []
+                for row in acts.select("path", *[f"partition.{c}" for c in keep]).iter_rows():
+                    f = pl.read_parquet(row[0])
+                    frames.append(f.with_columns([pl.lit(v, pl.Int32 if c == "year" else pl.Utf8).alias(c)
+                                                  for c, v in zip(keep, row[1:], strict=True)]))
+                df = pl.concat(frames, how="diagonal_relaxed")
+        except (OSError, pl.exceptions.PolarsError) as e:
+            raise StoreCorrupt(f"{self.root / table}: unreadable data file: {str(e).splitlines()[0]}") from None
+        return _cast(df, schema) if schema else df
 
     @contextmanager
     def ingest_lock(self) -> Iterator[None]:
@@ -461,26 +418,67 @@ class EmbeddedStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _sweep_orphans(self, manifest: dict) -> int:
-        """Remove files of writes that died before their commit (kill -9): data files the manifest does not
-        name and its garbage list does not hold, ``*.tmp`` files and ``_staging`` folders. Called by a
-        writer holding the lock, only when the previous writer left its marker (``.writing``), so a
-        clean store pays nothing. Returns the files removed."""
-        named = _all_rels(manifest.get("files", {})) | {g[0] for g in manifest.get("garbage", [])}
+    def _recover(self, versions: dict[str, int]) -> None:
+        """Undo a write that died (under the lock): restore each table whose latest version is past the one
+        the state names, remove tables the state does not name and data files no commit names."""
+        from deltalake import DeltaTable
+
+        changed = False
+        for table in TABLES:
+            path = self.root / table
+            if not path.exists():
+                continue
+            want = versions.get(table)
+            try:
+                latest = DeltaTable(str(path)).version() if want is not None else None
+            except Exception:  # (no commit of this table was finished)
+                latest = None
+            if want is None:
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            if latest is not None and latest > want:
+                DeltaTable(str(path)).restore(want)
+                versions[table] = DeltaTable(str(path)).version()
+                changed = True
+            self._sweep_table(path)
+        for p in self.root.glob("state.json.*.tmp"):
+            p.unlink(missing_ok=True)
+        if changed:
+            self._write_state(versions)
+        self._cache.clear()
+
+    @staticmethod
+    def _sweep_table(path: Path) -> int:
+        """Delete data files of ``path`` that no commit in its log names (written by a write that died
+        before its commit) and temporary commit files. Returns the files removed."""
+        log = path / "_delta_log"
+        named: set[str] = set()
         removed = 0
-        for p in self.root.rglob("*"):
-            if not p.is_file():
-                continue
-            rel = p.relative_to(self.root).as_posix()
-            top = rel.split("/", 1)[0]
-            if top.startswith(".") or rel in ("manifest.json", "store.json"):
-                continue
-            stale_tmp = p.suffix == ".tmp"
-            orphan = "/" in rel and p.suffix == ".parquet" and rel not in named
-            if stale_tmp or orphan or top == "_staging":
-                p.unlink(missing_ok=True)
+        for f in log.glob("*"):
+            if f.suffix == ".json" and f.stem.isdigit():
+                for line in f.read_text(encoding="utf-8").splitlines():
+                    try:
+                        action = json.loads(line)
+                    except ValueError:
+                        continue
+                    for kind in ("add", "remove"):
+                        if kind in action:
+                            named.add(urllib.parse.unquote(action[kind]["path"]))
+            elif not f.name.endswith((".parquet", ".json", ".crc")) or f.name.startswith("_commit_"):
+                f.unlink(missing_ok=True)
                 removed += 1
-        shutil.rmtree(self.root / "_staging", ignore_errors=True)
+        if any(log.glob("*.checkpoint*.parquet")):  # files named only by a checkpoint
+            from deltalake import DeltaTable
+
+            paths = pl.DataFrame(DeltaTable(str(path)).get_add_actions(flatten=True))["path"].to_list()
+            named.update(urllib.parse.unquote(p) for p in paths)
+        for f in path.rglob("*"):
+            rel = f.relative_to(path).as_posix()
+            if rel.startswith("_delta_log/") or not f.is_file():
+                continue
+            if rel not in named:  # (and a half-written file's staging copy, "<name>.parquet#1")
+                f.unlink(missing_ok=True)
+                removed += 1
         return removed
 
     @contextmanager
@@ -489,140 +487,74 @@ class EmbeddedStore:
             fcntl.flock(lock, fcntl.LOCK_EX)
             marker = self.root / ".writing"
             try:
-                manifest = self._read_manifest()
-                if marker.exists():  # the previous writer died before it finished: its files are orphans
-                    self._sweep_orphans(manifest)
+                versions = self._read_state()
+                if marker.exists():  # the previous writer died before it finished: undo its commits
+                    self._recover(versions)
                 marker.write_text(str(os.getpid()))
-                txn = _Txn(self, manifest)
+                txn = _Txn(self, versions)
                 try:
                     yield txn
                 except BaseException:
-                    txn.abort()
+                    if txn.touched:
+                        self._recover(self._read_state())
+                    marker.unlink(missing_ok=True)
                     raise
-                txn.commit()
+                if txn.touched:
+                    txn.commit()
                 marker.unlink(missing_ok=True)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _files(self, prefix: str, pred=None) -> list[Path]:
-        files = self._read_manifest()["files"]
-        out: list[Path] = []
-        for key, value in sorted(files.items()):
-            if not key.startswith(prefix + "/"):
-                continue
-            if pred is not None and not pred(key[len(prefix) + 1 :]):
-                continue
-            out.extend(self.root / rel for rel in _rels(value))
-        return out
+    def _bucket_parts(self, customer_ids: Sequence[str] | None, year: int | None,
+                      table: str) -> dict[str, set] | None:
+        parts: dict[str, set] = {}
+        if year is not None and "year" in TABLES[table]:
+            parts["year"] = {year}
+        if customer_ids is not None and "bucket" in TABLES[table]:
+            parts["bucket"] = _bucket_of(customer_ids, self.n_buckets)
+        return parts or None
 
-    def _scan(self, files: list[Path], schema: dict | None) -> pl.DataFrame:
-        if not files:
-            return pl.DataFrame(schema=schema) if schema else pl.DataFrame()
-        try:
-            frames = [pl.read_parquet(f) for f in files]
-        except (OSError, pl.exceptions.PolarsError) as e:
-            raise StoreCorrupt(f"{self.root}: unreadable data file: {e}") from None
-        df = pl.concat(frames, how="diagonal_relaxed")
-        return _cast(df, schema) if schema else df
+    def _with_bucket(self, df: pl.DataFrame) -> pl.DataFrame:
+        return df.with_columns(customer_bucket("customer_id", self.n_buckets).cast(pl.Int32).alias("bucket"))
 
-    def _bucket_pred(self, customer_ids: Sequence[str] | None, year: int | None):
-        buckets = _bucket_of(customer_ids, self.n_buckets) if customer_ids is not None else None
-
-        def pred(part: str) -> bool:
-            kv = dict(x.split("=", 1) for x in part.split("/") if "=" in x)
-            if year is not None and "year" in kv and int(kv["year"]) != year:
-                return False
-            if buckets is not None and "bucket" in kv and int(kv["bucket"]) not in buckets:
-                return False
-            return True
-
-        return pred
-
-    def _upsert(
-        self,
-        txn: _Txn,
-        table: str,
-        pieces: dict[str, list[pl.DataFrame | Path]],
-        keys: list[str] | None,
-        sort: list[str] | None,
-        schema: dict | None = None,
-        clean: bool = False,
-        defer: list | None = None,
-        segment_rows: int = 0,
-    ) -> None:
-        """Merge ``pieces`` (partition -> new frames) into ``table``: per key the newest row wins.
-
-        ``clean``: each piece's frames, concatenated in order, are already sorted by ``keys`` with no key
-        twice (checked by the caller), so they are written as they are. ``defer``: append the work of
-        each partition to this list (run later by ``_run``, with other tables' work) instead of now.
-        ``segment_rows``: a new partition whose pieces are all staged files (a streamed load) is written
-        in segments of at most this many rows (``_write_segments``).
-        """
-        def load(f: pl.DataFrame | Path) -> pl.DataFrame:
-            return pl.read_parquet(f) if isinstance(f, Path) else f
-
-        def one(part: str, frames: list[pl.DataFrame | Path]) -> tuple[str, Path | list[Path]]:
-            key = f"{table}/{part}"
-            cur = txn.segments(key)
-            if segment_rows and not cur and all(isinstance(f, Path) for f in frames):
-                staged = [f for f in frames if isinstance(f, Path)]
-                segs = _write_segments(txn, key, staged, keys or [], schema, segment_rows)
-                if segs is not None:
-                    return key, segs
-            loaded = [load(f) for f in frames]
-            new = pl.concat(loaded, how="diagonal_relaxed") if len(loaded) > 1 else loaded[0]
-            if keys and not clean:
-                new = _last_per_key(new, keys)
-            if table == "daily" and keys:
-                return key, _merge_daily(txn, key, cur, _cast(new, schema) if schema else new, keys)
-            if cur:
-                old = pl.concat([pl.read_parquet(f) for f in cur], how="diagonal_relaxed")
-                if keys:
-                    old = old.join(new.select(keys), on=keys, how="anti")
-                new = pl.concat([old, new], how="diagonal_relaxed")
-            if schema:
-                new = _cast(new, schema)
-            if sort and (cur or sort != keys):
-                new = new.sort(sort)
-            return key, txn.write(key, new)
-
-        tasks = [functools.partial(one, part, frames) for part, frames in pieces.items()]
-        if defer is not None:
-            defer.extend(tasks)
+    def _upsert(self, txn: _Txn, table: str, new: pl.DataFrame, keys: list[str], sort: list[str] | None,
+                last_per_key: bool = True) -> None:
+        """Upsert ``new`` (with its partition columns) into ``table`` on ``keys``: the newest row wins. Rows
+        with new keys only: an append; else the touched partitions are read and replaced (one commit)."""
+        if new.height == 0:
+            return
+        cols = TABLES[table]
+        if last_per_key:
+            new = _last_per_key(new, keys)
+        parts = {c: set(new[c].unique().to_list()) for c in cols}
+        old = txn.read(table, parts) if txn.versions.get(table) is not None else pl.DataFrame()
+        if old.height == 0:
+            txn.write(table, new.sort(sort) if sort else new)
+            return
+        for c in cols:
+            if c not in old.columns:  # (a partition column not kept as a column: from the partition)
+                old = self._partition_columns(table, old, c)
+        hit = old.join(new.select(keys).unique(), on=keys, how="semi")
+        if hit.height == 0:
+            txn.write(table, new.sort(sort) if sort else new)
+            return
+        merged = pl.concat([old.join(new.select(keys).unique(), on=keys, how="anti"), new], how="diagonal_relaxed")
+        if sort:
+            merged = merged.sort(sort)
+        if cols:
+            values = merged.select(cols).unique().rows()
+            txn.write(table, merged, predicate=_partition_predicate(cols, values))
         else:
-            self._run(txn, tasks)
+            txn.write(table, merged, whole=True)
 
-    @staticmethod
-    def _run(txn: _Txn, tasks: list, threads: int = WRITE_THREADS) -> None:
-        """Run partition merges/writes (from ``_upsert``), on ``threads`` threads when there are
-        several (polars releases the GIL while it merges and writes), and name their files."""
-        if len(tasks) < 4 or threads <= 1:
-            done = [t() for t in tasks]
-        else:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                done = list(pool.map(lambda t: t(), tasks))
-        for key, path in done:
-            txn.record(key, path)
-
-    def _partition(self, df: pl.DataFrame, by_year: str | None) -> dict[str, pl.DataFrame]:
-        # the bucket of each run of equal ids (frames are mostly sorted by customer: few runs)
-        run = df.select(pl.col("customer_id").rle_id().alias("r"))["r"]
-        first = df.select("customer_id").filter(run.is_first_distinct())
-        per_run = first.select(customer_bucket("customer_id", self.n_buckets))["customer_id"].to_numpy()
-        exprs: list[pl.Series | pl.Expr] = [pl.Series("_bucket", per_run[run.to_numpy()], dtype=pl.Int32)]
-        if by_year == "day":
-            exprs.append(pl.Series("_year", _years_of_days(df["day"])))
-        elif by_year == "bill_month":
-            exprs.append(pl.col("bill_month").str.slice(0, 4).cast(pl.Int32).alias("_year"))
-        elif by_year == "year":
-            exprs.append(pl.col("year").cast(pl.Int32).alias("_year"))
-        d = df.with_columns(exprs)
-        by = ["_year", "_bucket"] if by_year else ["_bucket"]
-        out = {}
-        for k, part in d.partition_by(by, as_dict=True, maintain_order=True).items():
-            name = f"year={k[0]}/bucket={k[1]:02d}" if by_year else f"bucket={k[0]:02d}"
-            out[name] = part.drop(by)
-        return out
+    def _partition_columns(self, table: str, df: pl.DataFrame, col: str) -> pl.DataFrame:
+        if col == "bucket":
+            return self._with_bucket(df)
+        if col == "year" and table == "payments":
+            return df.with_columns(pl.col("bill_month").str.slice(0, 4).cast(pl.Int32).alias("year"))
+        if col == "year" and table == "interactions":
+            return df.with_columns(pl.col("occurred_at").dt.year().cast(pl.Int32).alias("year"))
+        raise StoreCorrupt(f"{table}: no way to compute the partition column {col}")  # pragma: no cover
 
     # --- ingest -------------------------------------------------------------------------------
 
@@ -632,227 +564,222 @@ class EmbeddedStore:
         return hit.row(0, named=True) if hit.height else None
 
     def load_ledger(self) -> pl.DataFrame:
-        return self._scan(self._files("ledger"), LEDGER_SCHEMA)
+        return self._read("ledger", self._read_state().get("ledger"), schema=LEDGER_SCHEMA)
 
     def save_ingest(self, batch: IngestBatch) -> None:
         sha = batch.ledger["sha256"]
-        staging = self.root / "_staging" / uuid.uuid4().hex
-        try:
-            with self._write() as txn:
-                led_file = txn.current("ledger/all")
-                if led_file is not None:
-                    if pl.read_parquet(led_file).filter(pl.col("sha256") == sha).height:
-                        return  # loaded meanwhile by another process: nothing changes
-                tasks: list = []  # daily and register state partitions, written together
-                if batch.daily is not None:
-                    self._save_daily(txn, batch.daily, staging, tasks)
-                if batch.customers is not None and batch.customers.height:
-                    parts = self._partition(_cast(batch.customers, CUSTOMER_SCHEMA), None)
-                    self._upsert(
-                        txn,
-                        "customers",
-                        {k: [v] for k, v in parts.items()},
-                        KEYS["customers"],
-                        ["customer_id"],
-                        CUSTOMER_SCHEMA,
-                    )
-                if batch.register_state is not None and batch.register_state.height:
-                    parts = self._partition(_cast(batch.register_state, REGISTER_STATE_SCHEMA), None)
-                    self._upsert(
-                        txn,
-                        "register_state",
-                        {k: [v] for k, v in parts.items()},
-                        KEYS["register_state"],
-                        ["customer_id", "meter_id"],
-                        REGISTER_STATE_SCHEMA,
-                        defer=tasks,
-                    )
-                if batch.register_heads is not None and batch.register_heads.height:
-                    parts = self._partition(_cast(batch.register_heads, REGISTER_STATE_SCHEMA), None)
-                    self._upsert(
-                        txn,
-                        "register_heads",
-                        {k: [v] for k, v in parts.items()},
-                        KEYS["register_heads"],
-                        KEYS["register_heads"],
-                        REGISTER_STATE_SCHEMA,
-                        defer=tasks,
-                    )
-                self._run(txn, tasks)
-                if batch.payments is not None and batch.payments.height:
-                    pay = _cast(batch.payments, PAYMENT_SCHEMA)
-                    years = pay.with_columns(pl.col("bill_month").str.slice(0, 4).alias("_y"))
-                    pieces: dict[str, list[pl.DataFrame | Path]] = {
-                        f"year={y}": [p.drop("_y")]
-                        for (y,), p in years.partition_by("_y", as_dict=True).items()
-                    }
-                    self._upsert(
-                        txn,
-                        "payments",
-                        pieces,
-                        KEYS["payments"],
-                        ["customer_id", "bill_month"],
-                        PAYMENT_SCHEMA,
-                    )
-                if batch.interactions is not None and batch.interactions.height:
-                    self._save_interactions(txn, batch.interactions)
-                if batch.quarantine is not None and batch.quarantine.height:
-                    txn.put(f"quarantine/sha={sha}", _cast(batch.quarantine, QUARANTINE_SCHEMA))
-                if batch.findings is not None and batch.findings.height:
-                    txn.put(f"findings/sha={sha}", _cast(batch.findings, FINDING_SCHEMA))
-                led = pl.DataFrame([batch.ledger], schema=LEDGER_SCHEMA)
-                self._upsert(txn, "ledger", {"all": [led]}, ["sha256"], None, LEDGER_SCHEMA)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        with self._write() as txn:
+            led = txn.read("ledger", schema=LEDGER_SCHEMA)
+            if led.filter(pl.col("sha256") == sha).height:
+                return  # loaded meanwhile by another process: nothing changes
+            if batch.daily is not None:
+                self._save_daily(txn, batch.daily)
+            for table, frame, schema in (
+                ("register_state", batch.register_state, REGISTER_STATE_SCHEMA),
+                ("register_heads", batch.register_heads, REGISTER_STATE_SCHEMA),
+                ("customers", batch.customers, CUSTOMER_SCHEMA),
+            ):
+                if frame is not None and frame.height:
+                    self._upsert(txn, table, self._with_bucket(_cast(frame, schema)), KEYS[table], KEYS[table])
+            if batch.payments is not None and batch.payments.height:
+                pay = self._partition_columns("payments", _cast(batch.payments, PAYMENT_SCHEMA), "year")
+                self._upsert(txn, "payments", pay, KEYS["payments"], KEYS["payments"])
+            if batch.interactions is not None and batch.interactions.height:
+                inter = self._partition_columns("interactions", _cast(batch.interactions, INTERACTION_SCHEMA), "year")
+                self._upsert(txn, "interactions", inter, KEYS["interactions"], KEYS["interactions"])
+            for table, frame, schema in (("quarantine", batch.quarantine, QUARANTINE_SCHEMA),
+                                         ("findings", batch.findings, FINDING_SCHEMA)):
+                if frame is not None and frame.height:  # the load's rows, replaced whole
+                    rows = _cast(frame, schema).with_columns(pl.lit(sha, pl.Utf8).alias("load_sha256"))
+                    txn.write(table, rows, predicate=_partition_predicate(("load_sha256",), [(sha,)]))
+            # the ledger last: its row says the load is whole (the state's replacement commits it)
+            self._upsert(txn, "ledger", pl.DataFrame([batch.ledger], schema=LEDGER_SCHEMA), ["sha256"], None)
 
-    def _save_interactions(self, txn: _Txn, interactions: pl.DataFrame) -> None:
-        """Upsert service interactions, one partition per year of ``occurred_at``."""
-        df = _cast(interactions, INTERACTION_SCHEMA)
-        years = df.with_columns(pl.col("occurred_at").dt.year().alias("_y"))
-        pieces: dict[str, list[pl.DataFrame | Path]] = {
-            f"year={y}": [p.drop("_y")] for (y,), p in years.partition_by("_y", as_dict=True).items()
-        }
-        keys = KEYS["interactions"]
-        self._upsert(txn, "interactions", pieces, keys, keys, INTERACTION_SCHEMA)
+    def _save_daily(self, txn: _Txn, daily: pl.DataFrame | Iterable[pl.DataFrame]) -> None:
+        """Upsert daily rows: a frame, or the chunks of a streamed load (each chunk one Delta commit, so
+        that memory stays bounded by a chunk). Then one size-tiered compaction step per year touched."""
+        chunks = [daily] if isinstance(daily, pl.DataFrame) else daily
+        added: dict[int, int] = {}
+        for chunk in chunks:
+            if chunk.height == 0:
+                continue
+            for year, rows in self._upsert_daily(txn, _cast(chunk, DAILY_SCHEMA)).items():
+                added[year] = added.get(year, 0) + rows
+        for year, rows in sorted(added.items()):
+            self._compact_step(txn, year, budget=COMPACT_BUDGET * rows)
 
-    def _save_daily(
-        self, txn: _Txn, daily: pl.DataFrame | Iterable[pl.DataFrame], staging: Path, defer: list | None = None
-    ) -> None:
-        pieces: dict[str, list[pl.DataFrame | Path]] = {}
-        clean = False
-        if isinstance(daily, pl.DataFrame):
-            if daily.height:
-                parts = halves_of_customers(_cast(daily, DAILY_SCHEMA), SPLIT_MIN_ROWS)
-
-                def check_and_split(part: pl.DataFrame) -> tuple[bool, dict[str, pl.DataFrame]]:
-                    # sorted with no key twice => so is each partition
-                    return is_sorted_by(part, KEYS_DAILY, strict=True), self._partition(part, "day")
-
-                with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-                    done = list(pool.map(check_and_split, parts))
-                # the parts hold consecutive customers: in order, a partition's pieces stay sorted
-                clean = all(ok for ok, _ in done)
-                for _, split in done:
-                    for k, v in split.items():
-                        pieces.setdefault(k, []).append(v)
-        else:
-            # streamed: park each chunk's partitions on disk, merge partition by partition
-            for i, chunk in enumerate(daily):
-                if chunk.height == 0:
-                    continue
-                for k, v in self._partition(_cast(chunk, DAILY_SCHEMA), "day").items():
-                    p = staging / k / f"{i}.parquet"
-                    p.parent.mkdir(parents=True, exist_ok=True)
-                    v.write_parquet(p, compression="lz4")
-                    pieces.setdefault(k, []).append(p)
-            # streamed: memory bounded by a segment per writer thread, not by the file
-            tasks: list = []
-            self._upsert(
-                txn, "daily", pieces, KEYS_DAILY, KEYS_DAILY, DAILY_SCHEMA, defer=tasks, segment_rows=SEGMENT_ROWS
+    def _upsert_daily(self, txn: _Txn, new: pl.DataFrame) -> dict[int, int]:
+        """Upsert daily rows at a cost of the rows' days and customers, not of the year stored: the stored
+        files whose partition and day and customer ranges (Delta statistics) meet the new rows' are read;
+        if none of their rows has a new key, the rows are appended; else the stored rows of those days,
+        customers and partitions are replaced (one Delta commit). Returns rows per year."""
+        new = _last_per_key(new, KEYS_DAILY)
+        new = self._with_bucket(new).with_columns(pl.Series("year", _years_of_days(new["day"]), dtype=pl.Int32))
+        acts = txn.actions("daily")
+        clauses: list[str] = []
+        olds: list[pl.DataFrame] = []
+        rows: dict[int, int] = {}
+        for (year,), part in new.partition_by("year", as_dict=True, maintain_order=True).items():
+            lo, hi = part["day"].min(), part["day"].max()
+            cmin, cmax = part["customer_id"].min(), part["customer_id"].max()
+            buckets = sorted(set(part["bucket"].unique().to_list()))
+            rows[int(year)] = part.height
+            clauses.append(f"(year = {int(year)} AND bucket IN ({', '.join(map(str, buckets))}) AND "
+                           f"day >= {_sql(lo)} AND day <= {_sql(hi)} AND "
+                           f"customer_id >= {_sql(cmin)} AND customer_id <= {_sql(cmax)})")
+            if acts is None:
+                continue
+            hit = acts.filter(
+                (pl.col("partition.year") == year) & pl.col("partition.bucket").is_in(buckets)
+                & ~(pl.col("max.day") < lo).fill_null(False) & ~(pl.col("min.day") > hi).fill_null(False)
+                # (text statistics may be cut to a prefix: trusted only when shorter than any cut)
+                & ~((pl.col("max.customer_id") < cmin) & (pl.col("max.customer_id").str.len_bytes() < 16)).fill_null(False)
+                & ~((pl.col("min.customer_id") > cmax) & (pl.col("min.customer_id").str.len_bytes() < 16)).fill_null(False)
             )
-            self._run(txn, tasks, threads=STREAM_WRITE_THREADS)
+            if hit.height:
+                old = self._read("daily", None, files=hit, schema=DAILY_SCHEMA).filter(
+                    pl.col("day").is_between(pl.lit(lo), pl.lit(hi)) & pl.col("customer_id").is_between(pl.lit(cmin), pl.lit(cmax)))
+                if old.height:
+                    olds.append(self._with_bucket(old).with_columns(pl.lit(year, pl.Int32).alias("year")))
+        if olds:
+            old = pl.concat(olds, how="vertical_relaxed")
+            if old.join(new.select(KEYS_DAILY), on=KEYS_DAILY, how="semi").height:
+                merged = pl.concat([old.join(new.select(KEYS_DAILY), on=KEYS_DAILY, how="anti"), new],
+                                   how="vertical_relaxed").sort(KEYS_DAILY)
+                txn.write("daily", merged, predicate=" OR ".join(clauses))
+                return rows
+        txn.write("daily", new)
+        return rows
+
+    def _compact_step(self, txn: _Txn, year: int, budget: int | None) -> None:
+        """Merge the first run of ``FANIN`` day-adjacent runs (files of one day range, across buckets) of
+        the lowest size tier into one sorted file a partition, if their rows fit ``budget`` (``None``:
+        any); or, with more than ``MAX_SEGMENTS`` runs, the smallest adjacent run whatever the budget.
+        One Delta commit: the rows of the merged days replaced by themselves, sorted."""
+        acts = txn.actions("daily")
+        if acts is None:
             return
-        self._upsert(txn, "daily", pieces, KEYS_DAILY, KEYS_DAILY, DAILY_SCHEMA, clean=clean, defer=defer)
+        runs = (acts.filter(pl.col("partition.year") == year)
+                .group_by("min.day", "max.day").agg(pl.col("num_records").sum().alias("rows"),
+                                                    pl.len().alias("files"))
+                .sort("min.day", "max.day"))
+        if runs.height < FANIN or runs["min.day"].null_count():
+            return
+        rows = runs["rows"].to_list()
+        tiers = [_tier(r // max(1, f)) for r, f in zip(rows, runs["files"].to_list(), strict=True)]
+        best: tuple[int, int] | None = None  # (tier, start)
+        for i in range(len(rows) - FANIN + 1):
+            t = tiers[i]
+            if all(x == t for x in tiers[i : i + FANIN]) and (best is None or t < best[0]):
+                best = (t, i)
+        if best is None and len(rows) > MAX_SEGMENTS:
+            sums = [sum(rows[i : i + FANIN]) for i in range(len(rows) - FANIN + 1)]
+            best, budget = (0, int(np.argmin(sums))), None
+        if best is None:
+            return
+        i = best[1]
+        if budget is not None and sum(rows[i : i + FANIN]) > budget:
+            return
+        lo, hi = runs["min.day"][i], max(runs["max.day"][i : i + FANIN].to_list())
+        hit = acts.filter((pl.col("partition.year") == year) & ~(pl.col("max.day") < lo).fill_null(False)
+                          & ~(pl.col("min.day") > hi).fill_null(False))
+        df = self._read("daily", None, files=hit, schema=DAILY_SCHEMA).filter(pl.col("day").is_between(pl.lit(lo), pl.lit(hi)))
+        df = self._with_bucket(df.sort(KEYS_DAILY)).with_columns(pl.lit(year, pl.Int32).alias("year"))
+        txn.write("daily", df, predicate=f"year = {int(year)} AND day >= {_sql(lo)} AND day <= {_sql(hi)}")
 
     def load_daily(
         self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True
     ) -> pl.DataFrame:
-        """See ``Store.load_daily``. Unsorted, the rows come partition by partition as stored: each
-        customer's rows together, in (meter_id, day) order, the customers in bucket order."""
-        pred = self._bucket_pred(customer_ids, year)
-        files = self._files("daily", pred)
-        if not files:
+        """See ``Store.load_daily``. Unsorted, each customer's rows come together, customers in bucket
+        order."""
+        version = self._read_state().get("daily")
+        acts = self._actions("daily", version)
+        if acts is None:
             return pl.DataFrame(schema=DAILY_SCHEMA)
-        lf = pl.scan_parquet(files)
+        parts = self._bucket_parts(customer_ids, year, "daily")
+        files = acts
+        for col, vals in (parts or {}).items():
+            files = files.filter(pl.col(f"partition.{col}").is_in(list(vals)))
+        if files.height == 0:
+            return pl.DataFrame(schema=DAILY_SCHEMA)
+        files = files.sort("partition.bucket", "min.day", "path")
+        lf = pl.scan_parquet(files["path"].to_list())
         if customer_ids is not None:
             lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        df = _cast(lf.collect(), DAILY_SCHEMA)
+        try:
+            df = _cast(lf.collect(), DAILY_SCHEMA)
+        except (OSError, pl.exceptions.PolarsError) as e:
+            raise StoreCorrupt(f"{self.root / 'daily'}: unreadable data file: {str(e).splitlines()[0]}") from None
         if sort:
             return _sorted_customer_runs(df, KEYS_DAILY)
-        # a partition in day segments (daily appends) has each customer in several segments
-        segmented = any(
-            isinstance(v, list) and k.startswith("daily/") and pred(k[len("daily/") :])
-            for k, v in self._read_manifest()["files"].items()
-        )
-        return _group_customer_runs(df, "customer_id") if segmented else df
+        one_each = files["partition.bucket"].is_unique().all()
+        return df if one_each else _group_customer_runs(df, "customer_id")
+
+    def _load(self, table: str, schema: dict | None, customer_ids: Sequence[str] | None = None,
+              year: int | None = None) -> pl.DataFrame:
+        df = self._read(table, self._read_state().get(table), self._bucket_parts(customer_ids, year, table),
+                        schema=schema)
+        if customer_ids is not None and df.height:
+            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        return df
 
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
-        files = self._files("register_state", self._bucket_pred(customer_ids, None))
-        df = self._scan(files, REGISTER_STATE_SCHEMA)
-        if customer_ids is not None:
-            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        return _cast(df, REGISTER_STATE_SCHEMA)
+        return self._load("register_state", REGISTER_STATE_SCHEMA, customer_ids)
 
     def load_register_heads(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """First reads of meters that had no earlier read when loaded (``IngestBatch.register_heads``)."""
-        files = self._files("register_heads", self._bucket_pred(customer_ids, None))
-        df = self._scan(files, REGISTER_STATE_SCHEMA)
-        if customer_ids is not None:
-            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        return _cast(df, REGISTER_STATE_SCHEMA)
+        return self._load("register_heads", REGISTER_STATE_SCHEMA, customer_ids)
 
     def load_customers(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
-        df = self._scan(self._files("customers", self._bucket_pred(customer_ids, None)), CUSTOMER_SCHEMA)
-        if customer_ids is not None:
-            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        return df.sort("customer_id")
+        return self._load("customers", CUSTOMER_SCHEMA, customer_ids).sort("customer_id")
 
     def load_payments(
         self, year: int | None = None, customer_ids: Sequence[str] | None = None
     ) -> pl.DataFrame:
-        df = self._scan(self._files("payments", self._bucket_pred(None, year)), PAYMENT_SCHEMA)
-        if customer_ids is not None:
-            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        df = self._load("payments", PAYMENT_SCHEMA, customer_ids, year)
         return _sorted_customer_runs(df, ["customer_id", "bill_month"])
 
     def load_interactions(
         self, year: int | None = None, customer_ids: Sequence[str] | None = None
     ) -> pl.DataFrame:
         """See ``Store.load_interactions``."""
-        files = self._files("interactions", self._bucket_pred(None, year))
-        if not files:
-            return pl.DataFrame(schema=INTERACTION_SCHEMA)
-        lf = pl.scan_parquet(files)
-        if customer_ids is not None:
-            lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        df = _cast(lf.collect(), INTERACTION_SCHEMA)
+        df = self._load("interactions", INTERACTION_SCHEMA, customer_ids, year)
         return _sorted_customer_runs(df, list(INTERACTION_KEYS))
 
     def load_quarantine(self, file_sha256: str | None = None) -> pl.DataFrame:
-        pred = (lambda k: k == f"sha={file_sha256}") if file_sha256 else None
-        return self._scan(self._files("quarantine", pred), QUARANTINE_SCHEMA).sort("file", "row")
+        parts = {"load_sha256": {file_sha256}} if file_sha256 else None
+        df = self._read("quarantine", self._read_state().get("quarantine"), parts, schema=QUARANTINE_SCHEMA)
+        return df.sort("file", "row")
 
     def load_findings(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
-        df = self._scan(self._files("findings"), FINDING_SCHEMA)
-        if customer_ids is not None:
-            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        df = self._load("findings", FINDING_SCHEMA, customer_ids)
         return df.sort("customer_id", "day", "code", nulls_last=True)
 
     def list_customer_ids(self) -> list[str]:
+        state = self._read_state()
         ids: set[str] = set()
-        for prefix in ("customers", "daily"):
-            files = self._files(prefix)
-            if files:
-                ids.update(
-                    pl.scan_parquet(files).select("customer_id").unique().collect()["customer_id"].to_list()
-                )
+        for table in ("customers", "daily"):
+            acts = self._actions(table, state.get(table))
+            if acts is not None and acts.height:
+                ids.update(pl.scan_parquet(acts["path"].to_list()).select("customer_id").unique()
+                           .collect()["customer_id"].to_list())
         return sorted(ids)
 
     # --- bills and labels ---------------------------------------------------------------------
 
-    def _load_table(self, table: str, year: int, customer_ids: Sequence[str] | None) -> pl.DataFrame:
-        df = self._scan(self._files(table, self._bucket_pred(customer_ids, year)), None)
-        if df.height == 0:
-            return df
-        if customer_ids is not None:
+    def _load_table(self, table: str, year: int, customer_ids: Sequence[str] | None,
+                    txn: _Txn | None = None) -> pl.DataFrame:
+        version = txn.versions.get(table) if txn is not None else self._read_state().get(table)
+        df = self._read(table, version, self._bucket_parts(customer_ids, year, table))
+        if df.height and customer_ids is not None:
             df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
         return df
 
     def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str) -> pl.DataFrame:
         ids = bills["customer_id"].to_list()
         with self._write() as txn:
-            cur = self._load_table("bills", year, ids)
+            cur = self._load_table("bills", year, ids, txn)
             latest = (
                 latest_only(cur).select("customer_id", "version", "content_hash")
                 if cur.height
@@ -861,18 +788,12 @@ class EmbeddedStore:
                 )
             )
             result, new_bills, new_months = plan_versions(year, bills, months, latest, reason)
-            if new_bills.height:
-                parts = self._partition(new_bills.with_columns(pl.lit(year, pl.Int32).alias("year")), "year")
-                self._upsert(
-                    txn,
-                    "bills",
-                    {k: [v] for k, v in parts.items()},
-                    KEYS["bills"],
-                    ["customer_id", "version"],
-                )
+            if new_bills.height:  # new versions only: appends
+                b = self._with_bucket(new_bills.with_columns(pl.lit(year, pl.Int32).alias("year")))
+                txn.write("bills", b.sort("customer_id", "version"))
             if new_months.height:
-                parts = self._partition(new_months.with_columns(pl.lit(year, pl.Int32).alias("year")), "year")
-                self._upsert(txn, "bill_months", {k: [v] for k, v in parts.items()}, None, None)
+                m = self._with_bucket(new_months.with_columns(pl.lit(year, pl.Int32).alias("year")))
+                txn.write("bill_months", m)
         return result
 
     def load_bills(
@@ -906,21 +827,9 @@ class EmbeddedStore:
             )
         else:
             lab = lab.with_columns(pl.lit(version, pl.Int32).alias("version"))
-        lab = lab.with_columns(pl.lit(year, pl.Int32).alias("year"))
-        with self._write() as txn:
-            parts = self._partition(lab, "year")
-            for part, frame in parts.items():
-                key = f"labels/{part}"
-                cur = txn.current(key)
-                if cur is not None:
-                    old = pl.read_parquet(cur)
-                    old = old.join(
-                        frame.select("customer_id", "version").unique(),
-                        on=["customer_id", "version"],
-                        how="anti",
-                    )
-                    frame = pl.concat([old, frame], how="diagonal_relaxed")
-                txn.put(key, frame)
+        lab = self._with_bucket(lab.with_columns(pl.lit(year, pl.Int32).alias("year")))
+        with self._write() as txn:  # a customer's labels of a version are replaced whole
+            self._upsert(txn, "labels", lab, ["customer_id", "version"], None, last_per_key=False)
 
     def load_labels(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         df = self._load_table("labels", year, customer_ids)
@@ -929,60 +838,62 @@ class EmbeddedStore:
         return latest_only(df).sort("customer_id", "code" if "code" in df.columns else "customer_id")
 
     def save_not_billed(self, year: int, customer_ids: Sequence[str], not_billed: pl.DataFrame) -> None:
-        """See ``Store.save_not_billed`` (one file per year)."""
+        """See ``Store.save_not_billed`` (the year's rows replaced in one commit)."""
         with self._write() as txn:
-            key = f"not_billed/year={year}"
-            cur = txn.current(key)
-            frame = _cast(not_billed, NOT_BILLED_SCHEMA)
-            if cur is not None:
-                old = pl.read_parquet(cur).filter(~pl.col("customer_id").is_in(list(customer_ids)))
-                frame = pl.concat([_cast(old, NOT_BILLED_SCHEMA), frame], how="vertical_relaxed")
-            if frame.height or cur is not None:
-                txn.put(key, frame.sort("customer_id", "code"))
+            old = self._load_table("not_billed", year, None, txn)
+            frame = _cast(not_billed, NOT_BILLED_SCHEMA).with_columns(pl.lit(year, pl.Int32).alias("year"))
+            if old.height:
+                old = _cast(old, NOT_BILLED_SCHEMA).filter(~pl.col("customer_id").is_in(list(customer_ids)))
+                frame = pl.concat([old, frame], how="vertical_relaxed")
+            if frame.height or old.height or txn.versions.get("not_billed") is not None:
+                txn.write("not_billed", frame.sort("customer_id", "code"), predicate=f"year = {int(year)}")
 
     def load_not_billed(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
-        df = self._scan(self._files("not_billed", lambda k: k == f"year={year}"), NOT_BILLED_SCHEMA)
+        df = self._load_table("not_billed", year, None)
+        df = _cast(df, NOT_BILLED_SCHEMA) if df.height else pl.DataFrame(schema=NOT_BILLED_SCHEMA)
         if customer_ids is not None:
             df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
         return df.sort("customer_id", "code")
 
-    def compact(self) -> int:
-        """Merge the day segments of every daily partition (written by daily appends) into runs of
-        day-adjacent segments of up to ``SEGMENT_ROWS`` rows (maintenance: a year's read, e.g. the bill
-        run's, then opens few files and gathers no runs). Returns the number of partitions changed.
-        Same atomic commit as any write."""
+    # --- maintenance --------------------------------------------------------------------------
+
+    def compact(self, history_hours_: float | None = None) -> int:
+        """Maintenance: rewrite each daily partition written in several files as one file sorted by
+        (customer_id, meter_id, day) (a year's read, e.g. the bill run's, then opens one file a partition
+        and gathers no runs), ``optimize.compact`` the other tables, then ``vacuum`` every table, keeping
+        ``history_hours_`` (default ``settings.store_history_days``) of history for time travel. Returns
+        the daily partitions rewritten. Same atomic commit as any write."""
+        keep = history_hours() if history_hours_ is None else history_hours_
         changed = 0
         with self._write() as txn:
-            for key in sorted(k for k, v in txn.files.items() if k.startswith("daily/") and isinstance(v, list)):
-                segs = _by_day(txn.segments(key))
-                metas = [_segment_meta(p) for p in segs]
-                # greedy runs of day-adjacent segments of at most SEGMENT_ROWS rows (an untagged one: alone)
-                groups: list[list[Path]] = [[]]
-                rows = 0
-                for p, m in zip(segs, metas, strict=True):
-                    n = m[2] if m is not None else SEGMENT_ROWS
-                    if groups[-1] and (rows + n > SEGMENT_ROWS or m is None):
-                        groups.append([])
-                        rows = 0
-                    groups[-1].append(p)
-                    rows += n
-                if len(groups) == len(segs):
+            acts = txn.actions("daily")
+            if acts is not None:
+                counts = acts.group_by("partition.year", "partition.bucket").agg(pl.len().alias("n"))
+                for year, bucket, _ in counts.filter(pl.col("n") > 1).sort("partition.year", "partition.bucket").rows():
+                    files = acts.filter((pl.col("partition.year") == year) & (pl.col("partition.bucket") == bucket))
+                    df = self._read("daily", None, files=files, schema=DAILY_SCHEMA).sort(KEYS_DAILY)
+                    df = df.with_columns(pl.lit(year, pl.Int32).alias("year"), pl.lit(bucket, pl.Int32).alias("bucket"))
+                    txn.write("daily", df, predicate=f"year = {int(year)} AND bucket = {int(bucket)}")
+                    changed += 1
+            for table in TABLES:
+                if table == "daily" or txn.versions.get(table) is None:
                     continue
-                out: list[Path] = []
-                for g in groups:
-                    if len(g) == 1:
-                        out.append(g[0])
-                        continue
-                    merged = pl.concat([pl.read_parquet(p) for p in g], how="vertical_relaxed").sort(KEYS_DAILY)
-                    out.append(txn.write(key, merged, _segment_tag(merged)))
-                txn.record(key, out)
-                changed += 1
+                acts = txn.actions(table)
+                if acts is not None and acts.height > 1:
+                    self._delta(table).optimize.compact()
+                    txn._committed(table)
+            for table in TABLES:
+                if txn.versions.get(table) is not None:
+                    self._delta(table).vacuum(retention_hours=int(keep), enforce_retention_duration=False,
+                                              dry_run=False)
+                    txn.versions[table] = self._delta(table).version()  # (vacuum commits too)
+            txn.touched.add("daily")  # (the state is written: versions moved)
         return changed
 
     def generation(self) -> str:
-        """A token that changes whenever a write commits (the manifest is replaced): cache keys."""
+        """A token that changes whenever a write commits (the state is replaced): cache keys."""
         try:
-            st = (self.root / "manifest.json").stat()
+            st = (self.root / "state.json").stat()
         except FileNotFoundError:
             return "empty"
         return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
@@ -995,3 +906,144 @@ class EmbeddedStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# --- the old format (Parquet files + manifest.json) ----------------------------------------------
+
+#: old manifest prefix -> (new table, schema or None for the generic tables)
+_LEGACY = {
+    "daily": DAILY_SCHEMA, "customers": CUSTOMER_SCHEMA, "register_state": REGISTER_STATE_SCHEMA,
+    "register_heads": REGISTER_STATE_SCHEMA, "payments": PAYMENT_SCHEMA, "interactions": INTERACTION_SCHEMA,
+    "quarantine": QUARANTINE_SCHEMA, "findings": FINDING_SCHEMA, "ledger": LEDGER_SCHEMA,
+    "bills": None, "bill_months": None, "labels": None, "not_billed": NOT_BILLED_SCHEMA,
+}
+
+
+def _legacy_rels(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def migrate_legacy(root: str | Path) -> dict[str, int]:
+    """Convert a store of the old embedded format (Parquet files named by ``manifest.json``) to Delta
+    tables in place, once (``wattbill store migrate``).
+
+    Under the store's lock: every table's current rows (those the manifest names) are written as the
+    first version of its Delta table (the daily rows a year at a time) and ``state.json`` names them;
+    then ``manifest.json`` is renamed ``manifest.json.migrated`` (the commit point: before it the store
+    is still the old one, and a migration that died is started again from the old files); then the old
+    files are deleted. A store already in the new format with the rename done: only that clean-up.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The store folder.
+
+    Returns
+    -------
+    dict of str to int
+        Rows written per table.
+
+    Raises
+    ------
+    StoreError
+        No old-format store at ``root``.
+    StoreCorrupt
+        The manifest or a file it names cannot be read.
+    """
+    root = Path(root)
+    manifest_path = root / "manifest.json"
+    done = root / "manifest.json.migrated"
+    if not manifest_path.exists() and not done.exists():
+        raise StoreError(f"{root}: no store of the old embedded format (manifest.json) to migrate")
+    rows: dict[str, int] = {}
+    with open(root / ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            source = manifest_path if manifest_path.exists() else done
+            try:
+                manifest = json.loads(source.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise StoreCorrupt(f"{source}: unreadable manifest: {e}") from None
+            old = {r for v in manifest.get("files", {}).values() for r in _legacy_rels(v)}
+            old |= {g[0] for g in manifest.get("garbage", [])}
+            if manifest_path.exists():
+                rows = _migrate_tables(root, manifest, old)
+                os.replace(manifest_path, done)  # the commit point of the migration
+                _fsync_dir(root)
+            for rel in sorted(old):  # the old files, then their empty folders
+                (root / rel).unlink(missing_ok=True)
+            for table in _LEGACY:
+                for d in sorted((root / table).rglob("*"), key=lambda p: -len(p.parts)) if (root / table).exists() else []:
+                    if d.is_dir() and not any(d.iterdir()):
+                        d.rmdir()
+            shutil.rmtree(root / "_staging", ignore_errors=True)
+            done.unlink(missing_ok=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return rows
+
+
+def _migrate_tables(root: Path, manifest: dict, old: set[str]) -> dict[str, int]:
+    """Write the manifest's tables as Delta tables under ``root`` (see ``migrate_legacy``)."""
+    # a migration that died before its commit point: remove what it wrote (all but the old files)
+    for table in TABLES:
+        path = root / table
+        if path.exists():
+            for f in sorted(path.rglob("*"), key=lambda p: -len(p.parts)):
+                rel = f.relative_to(root).as_posix()
+                if f.is_file() and rel not in old:
+                    f.unlink()
+                elif f.is_dir() and not any(f.iterdir()):
+                    f.rmdir()
+    (root / "state.json").unlink(missing_ok=True)
+    (root / ".writing").unlink(missing_ok=True)
+    meta = root / "store.json"
+    n_buckets = int(json.loads(meta.read_text())["n_buckets"]) if meta.exists() else N_BUCKETS
+    meta.write_text(json.dumps({"kind": "wattbill-embedded", "format": FORMAT, "n_buckets": n_buckets}))
+    st = EmbeddedStore.__new__(EmbeddedStore)
+    st.root, st.url, st.n_buckets, st._cache = root, str(root), n_buckets, {}
+    by_table: dict[str, list[tuple[str, list[str]]]] = {}
+    for key, value in sorted(manifest.get("files", {}).items()):
+        table, _, part = key.partition("/")
+        by_table.setdefault(table, []).append((part, _legacy_rels(value)))
+    rows: dict[str, int] = {}
+
+    def read(rels: list[str]) -> list[pl.DataFrame]:
+        try:
+            return [pl.read_parquet(root / r) for r in rels]
+        except (OSError, pl.exceptions.PolarsError) as e:
+            raise StoreCorrupt(f"{root}: unreadable data file of the old format: {e}") from None
+
+    txn = _Txn(st, {})  # (under migrate_legacy's lock; a migration that dies is started again)
+    for table, entries in by_table.items():
+        if table not in _LEGACY:
+            continue
+        schema = _LEGACY[table]
+        groups: dict[str, list[pl.DataFrame]] = {}
+        for part, rels in entries:  # daily: a year at a time; the others whole
+            kv = dict(x.split("=", 1) for x in part.split("/") if "=" in x)
+            group = kv.get("year", "") if table == "daily" else ""
+            frames = read(rels)
+            if table in ("quarantine", "findings"):
+                frames = [f.with_columns(pl.lit(kv.get("sha", ""), pl.Utf8).alias("load_sha256")) for f in frames]
+            groups.setdefault(group, []).extend(frames)
+        for _, frames in sorted(groups.items()):
+            df = pl.concat(frames, how="diagonal_relaxed")
+            if schema is not None:
+                extra = ["load_sha256"] if table in ("quarantine", "findings") else []
+                df = _cast(df, {**schema, **{c: pl.Utf8 for c in extra}})
+            if table == "daily":
+                df = df.sort(KEYS_DAILY)
+                df = df.with_columns(pl.Series("year", _years_of_days(df["day"]), dtype=pl.Int32))
+            elif table in ("payments", "interactions"):
+                df = st._partition_columns(table, df, "year")
+            elif table in ("bills", "bill_months", "labels", "not_billed"):
+                df = df.with_columns(pl.col("year").cast(pl.Int32))
+            if "bucket" in TABLES[table]:
+                df = st._with_bucket(df)
+            txn.write(table, df)
+            rows[table] = rows.get(table, 0) + df.height
+    txn.commit()
+    return rows

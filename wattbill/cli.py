@@ -29,6 +29,9 @@ bill_app = typer.Typer(help="Bill a year: run, recalculate.", no_args_is_help=Tr
 app.add_typer(bill_app, name="bill")
 app.add_typer(ingest_commands.app, name="ingest")
 app.add_typer(report_commands.app, name="report")
+store_app = typer.Typer(help="Maintain the embedded store: migrate, compact.", no_args_is_help=True,
+                        rich_markup_mode=None)
+app.add_typer(store_app, name="store")
 
 StoreOpt = Annotated[
     str | None, typer.Option("--store", help="Store folder or postgresql:// URL [default: setting store, WATTBILL_STORE].")
@@ -70,6 +73,29 @@ def _store(url: str | None):
     from wattbill.store import open_store
 
     return open_store(url, create=False)
+
+
+@store_app.command("migrate")
+def store_migrate(store: StoreOpt = None) -> None:
+    """Convert an embedded store of the old format (Parquet files + manifest.json) to Delta Lake tables, once."""
+    from wattbill.settings import get_settings
+    from wattbill.store.embedded import migrate_legacy
+
+    root = store or get_settings().store
+    rows = migrate_legacy(root)
+    typer.echo(f"{root}: migrated to Delta Lake tables ({sum(rows.values()):,} rows in {len(rows)} tables)")
+
+
+@store_app.command("compact")
+def store_compact(store: StoreOpt = None) -> None:
+    """Sort the daily partitions into one file each, compact the other tables, vacuum old history."""
+    from wattbill.store.embedded import EmbeddedStore
+
+    st = _store(store)
+    if not isinstance(st, EmbeddedStore):
+        raise WattbillError("wattbill store compact: only the embedded store is compacted (TimescaleDB compresses itself)")
+    n = st.compact()
+    typer.echo(f"{st.url}: compacted ({n} daily partitions rewritten)")
 
 
 def _catalog(extra: Path | None):

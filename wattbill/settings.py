@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     font_cache : pathlib.Path or None
         Where the subset fonts of the bills are cached (``WATTBILL_FONT_CACHE``; default
         ``$XDG_CACHE_HOME/wattbill/fonts``).
+    store_history_days : float
+        Days of the embedded store's history kept for time travel (auditors opening an earlier
+        state) when ``EmbeddedStore.compact`` vacuums its Delta tables [days]
+        (``WATTBILL_STORE_HISTORY_DAYS``; default 30).
     """
 
     model_config = SettingsConfigDict(env_prefix="WATTBILL_", extra="ignore", frozen=True)
@@ -87,6 +91,7 @@ class Settings(BaseSettings):
     progress: bool = False
     ingest_bucket_mb: float | None = Field(default=None, gt=0)
     font_cache: Path | None = None
+    store_history_days: float = Field(default=30.0, ge=0)
 
     @field_validator("store", mode="before")
     @classmethod

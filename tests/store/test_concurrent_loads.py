@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -122,23 +123,31 @@ def test_loads_timescaledb(periods, pg_store_url: str, order: str) -> None:
 
 
 def _named(store: Path) -> set[str]:
-    m = json.loads((store / "manifest.json").read_text())
+    """Data files some commit of a table's Delta log names (added, or removed and kept for time travel)."""
     named = set()
-    for v in m["files"].values():
-        named.update([v] if isinstance(v, str) else v)
-    return named | {g[0] for g in m.get("garbage", [])}
+    for log in store.glob("*/_delta_log"):
+        for f in log.glob("*.json"):
+            for line in f.read_text().splitlines():
+                action = json.loads(line)
+                for kind in ("add", "remove"):
+                    if kind in action:
+                        named.add(f"{log.parent.name}/{urllib.parse.unquote(action[kind]['path'])}")
+    return named
 
 
 def _strays(store: Path) -> list[str]:
+    """Files of a write that died before its commit: data files (or their staging copies) no log names,
+    temporary commit files and ``*.tmp`` files."""
     named = _named(store)
     out = []
     for p in store.rglob("*"):
         if not p.is_file():
             continue
         rel = p.relative_to(store).as_posix()
-        if rel.startswith(".") or rel in ("manifest.json", "store.json"):
+        if rel.startswith((".", "_")) or "/" not in rel:
             continue
-        if rel not in named:
+        in_log = "/_delta_log/" in rel
+        if p.suffix == ".tmp" or (in_log and p.name.startswith("_commit_")) or (not in_log and rel not in named):
             out.append(rel)
     return out
 
@@ -158,7 +167,7 @@ def test_kill_9_mid_commit_leaves_no_orphans(periods, tmp_path: Path) -> None:
         # wait until the load is writing its files (a new partition file appears), then kill at once
         before = set(_named(store))
         while time.monotonic() < deadline and p.poll() is None:
-            files = {q.relative_to(store).as_posix() for q in store.rglob("*.parquet")}
+            files = {q.relative_to(store).as_posix() for q in store.rglob("*.parquet*")}
             if files - before or (store / "_staging").exists():
                 break
             time.sleep(0.002)
@@ -166,7 +175,7 @@ def test_kill_9_mid_commit_leaves_no_orphans(periods, tmp_path: Path) -> None:
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
         p.wait()
-        if _strays(store):
+        if _strays(store) or (store / ".writing").exists():  # killed while writing: files or commits
             killed_with_strays += 1
         if p.returncode == 0:  # finished before the kill: start again from January only
             break
@@ -176,5 +185,6 @@ def test_kill_9_mid_commit_leaves_no_orphans(periods, tmp_path: Path) -> None:
     assert _strays(store) == []
     assert not (store / "_staging").exists()
     assert not list(store.rglob("*.tmp"))
+    assert not (store / ".writing").exists()
     assert open_store(store).load_daily(2025).equals(ref)
     assert killed_with_strays >= 1, "no kill landed while files were being written"

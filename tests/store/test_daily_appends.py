@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -138,3 +139,57 @@ def test_two_loads_at_once_give_the_sequential_rows(tmp_path: Path, case: str) -
         daily, ledger = _state(store, years)
         assert daily.equals(ref), trial
         assert len(ledger) == len(ref_ledger)
+
+
+_KILL_AT = """
+import os, signal, sys
+from wattbill.ingest import ingest_file
+from wattbill.store import open_store
+from wattbill.store.embedded import EmbeddedStore
+
+def die(self, table):
+    if table == sys.argv[3]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+EmbeddedStore._after_table_commit = die
+ingest_file(sys.argv[1], "registers", open_store(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("table", ["daily", "register_state", "ledger"])
+def test_kill_9_between_two_tables_commits_is_undone(tmp_path: Path, table: str) -> None:
+    """kill -9 a daily load right after one table's Delta commit (before the next table's, or after the
+    ledger's and before the state names it): wattbill reads the previous state; the next open undoes the
+    killed load's commits (a reader of the tables' latest versions then sees the previous rows too, never
+    a row twice), and the load done again gives the state of a clean load."""
+    from deltalake import DeltaTable
+
+    reads = _reads(dt.date(2025, 1, 1), 33)
+    base, day = _split(reads, tmp_path, ["2025-01-01", "2025-02-01", "2025-02-03"])
+    ref = tmp_path / "ref"
+    ingest_file(base, "registers", open_store(ref))
+    ingest_file(day, "registers", open_store(ref))
+    want = _state(ref, (2025,))
+    store = tmp_path / "store"
+    ingest_file(base, "registers", open_store(store))
+    prev = _state(store, (2025,))
+    p = subprocess.run([sys.executable, "-c", _KILL_AT, str(day), str(store), table], capture_output=True,
+                       text=True, cwd=REPO, timeout=300)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert (store / ".writing").exists()  # the killed write's marker
+    # the killed load's commit is in the table's latest version, the state does not name it
+    latest = DeltaTable(str(store / table)).version()
+    assert latest > json.loads((store / "state.json").read_text())["tables"][table]
+    st = open_store(store)  # recovery on open (no writer at work)
+    daily, ledger = _state(store, (2025,))
+    assert daily.equals(prev[0]) and ledger == prev[1]
+    assert not (store / ".writing").exists()
+    for t in ("daily", "ledger", "register_state"):  # what a reader bypassing wattbill sees
+        raw = pl.read_delta(str(store / t))
+        assert raw.height == {"daily": prev[0].height, "ledger": len(prev[1])}.get(t, raw.height), t
+    raw = pl.read_delta(str(store / "daily"))
+    assert raw.select(KEYS).is_unique().all()
+    rep = ingest_file(day, "registers", st)
+    assert rep.rows == rep.loaded + rep.quarantined + rep.duplicates
+    got = _state(store, (2025,))
+    assert got[0].equals(want[0]) and got[1] == want[1]

@@ -1,4 +1,5 @@
-"""Embedded store specifics: partition pruning, atomic commit, crash at the commit point."""
+"""Embedded store specifics (Delta Lake tables): partition pruning, the commit across tables, a crash at
+the commit point, time travel, streamed loads, daily appends and compaction."""
 
 from __future__ import annotations
 
@@ -40,65 +41,75 @@ def _rows(year: int, customers: range) -> list[tuple]:
     ]
 
 
+def _daily_files(st: EmbeddedStore, customer_ids=None, year=None) -> pl.DataFrame:
+    acts = st._actions("daily", st._read_state()["daily"])
+    for col, vals in (st._bucket_parts(customer_ids, year, "daily") or {}).items():
+        acts = acts.filter(pl.col(f"partition.{col}").is_in(list(vals)))
+    return acts
+
+
 def test_bill_run_for_some_customers_opens_only_their_partitions(tmp_path: Path) -> None:
     st = open_store(tmp_path / "s")
     assert isinstance(st, EmbeddedStore)
     st.save_ingest(_batch("a", _rows(2023, range(200)) + _rows(2024, range(200))))
-    all_2024 = st._files("daily", st._bucket_pred(None, 2024))
-    assert len(all_2024) == st.n_buckets  # 200 customers fill every bucket
-    few = st._files("daily", st._bucket_pred(["000007", "000008"], 2024))
-    assert 1 <= len(few) <= 2
-    assert all("year=2024" in str(f) for f in few)
+    all_2024 = _daily_files(st, None, 2024)
+    assert all_2024["partition.bucket"].n_unique() == st.n_buckets  # 200 customers fill every bucket
+    few = _daily_files(st, ["000007", "000008"], 2024)
+    assert 1 <= few.height <= 2
+    assert all("year=2024" in f for f in few["path"])
     assert st.load_daily(2024, ["000007"])["day"].to_list() == [dt.date(2024, 1, d) for d in (1, 2, 3)]
 
 
 def test_crash_at_commit_point_leaves_previous_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deltalake import DeltaTable
+
     st = open_store(tmp_path / "s")
     st.save_ingest(_batch("a", _rows(2024, range(3))))
     before = st.load_daily(2024)
-    manifest_before = (tmp_path / "s" / "manifest.json").read_text()
+    state_before = (tmp_path / "s" / "state.json").read_text()
     real_replace = os.replace
 
     def crash(src, dst, *a, **k):
-        if str(dst).endswith("manifest.json"):
-            raise OSError("simulated power cut before the manifest rename")
+        if str(dst).endswith("state.json"):
+            raise OSError("simulated power cut before the state's rename")
         return real_replace(src, dst, *a, **k)
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="power cut"):
         st.save_ingest(_batch("b", _rows(2024, range(3, 6))))
     monkeypatch.setattr(os, "replace", real_replace)
-    assert (tmp_path / "s" / "manifest.json").read_text() == manifest_before
+    assert (tmp_path / "s" / "state.json").read_text() == state_before
     reopened = open_store(tmp_path / "s")
     assert reopened.load_daily(2024).equals(before)
     assert reopened.ledger_get("b") is None
+    # the tables' latest versions (what a reader bypassing wattbill sees) were restored too
+    latest = pl.read_delta(str(tmp_path / "s" / "daily"))
+    assert latest.height == before.height
+    assert DeltaTable(str(tmp_path / "s" / "ledger")).to_pyarrow_table().num_rows == 1
     # the store keeps working after the crash
     reopened.save_ingest(_batch("b", _rows(2024, range(3, 6))))
     assert reopened.load_daily(2024).height == 18
 
 
-def test_replaced_files_outlive_the_commit_for_readers(tmp_path: Path) -> None:
+def test_an_earlier_state_opens_by_its_version(tmp_path: Path) -> None:
+    """Time travel: the versions a state named stay readable after later writes (readers of that state
+    finish; auditors open it with polars or deltalake)."""
     st = open_store(tmp_path / "s")
     st.save_ingest(_batch("a", _rows(2024, range(1))))
-    old_files = st._files("daily")
+    v1 = json.loads((tmp_path / "s" / "state.json").read_text())["tables"]
     st.save_ingest(_batch("b", [("000000", "m", dt.date(2024, 1, 1), 5, None, None, None, None, True)]))
-    assert all(f.exists() for f in old_files)  # a reader holding the old manifest can still read them
-    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
-    assert {g[0] for g in manifest["garbage"]} >= {str(f.relative_to(tmp_path / "s")) for f in old_files}
     assert st.load_daily(2024)["wh_total"].to_list() == [5, 1001, 1002]
+    then = pl.read_delta(str(tmp_path / "s" / "daily"), version=v1["daily"]).sort("day")
+    assert then["wh_total"].to_list() == [1000, 1001, 1002]
+    assert pl.read_delta(str(tmp_path / "s" / "ledger"), version=v1["ledger"])["sha256"].to_list() == ["a"]
+    st.compact(history_hours_=24)  # a vacuum that keeps a day of history keeps that version
+    assert pl.read_delta(str(tmp_path / "s" / "daily"), version=v1["daily"]).height == 3
 
 
-def test_streamed_load_in_segments_reads_back_and_merges_on_upsert(tmp_path, monkeypatch) -> None:
-    """A streamed daily load is written in bounded segments; reading gives every row once; an upsert
-    into the partition later merges its segments into one file."""
-    import datetime as dt
-
-    import polars as pl
-
-    from wattbill.ingest.schemas import DAILY_SCHEMA, IngestBatch
-    from wattbill.store import embedded
-
-    monkeypatch.setattr(embedded, "SEGMENT_ROWS", 40)
+def test_streamed_load_reads_back_and_merges_on_upsert(tmp_path) -> None:
+    """A streamed daily load (chunks: one Delta commit each, one state commit) reads back every row
+    once; an upsert of one customer's days replaces only those rows; chunks that share a customer keep
+    each key once (the last row wins)."""
     st = EmbeddedStore(tmp_path / "s", n_buckets=1)
 
     def chunk(customers, value):
@@ -114,28 +125,19 @@ def test_streamed_load_in_segments_reads_back_and_merges_on_upsert(tmp_path, mon
                   "quarantined": 0, "duplicates": 0, "findings": 0}
         return IngestBatch(ledger=ledger, kind="registers", daily=daily)
 
-    # three chunks of different customers, 30 rows each: segments of <= 40 rows (one chunk each)
     st.save_ingest(batch("a", iter([chunk(["c1", "c2", "c3"], 1), chunk(["c4", "c5", "c6"], 2),
                                     chunk(["c7", "c8", "c9"], 3)])))
-    files = json.loads((tmp_path / "s" / "manifest.json").read_text())["files"]
-    assert isinstance(files["daily/year=2024/bucket=00"], list) and len(files["daily/year=2024/bucket=00"]) == 3
     d = st.load_daily(2024)
     assert d.height == 90 and d.select("customer_id", "day").is_unique().all()
-    # an upsert of one customer's days: the partition becomes one file with the new values
     st.save_ingest(batch("b", chunk(["c5"], 7)))
-    files = json.loads((tmp_path / "s" / "manifest.json").read_text())["files"]
-    assert isinstance(files["daily/year=2024/bucket=00"], str)
     d = st.load_daily(2024)
     assert d.height == 90
     assert d.filter(pl.col("customer_id") == "c5")["wh_total"].unique().to_list() == [7]
-    # chunks that share a customer are merged into one file, each key once (the last row wins)
+    assert d.filter(pl.col("customer_id") == "c4")["wh_total"].unique().to_list() == [2]
     st2 = EmbeddedStore(tmp_path / "t", n_buckets=1)
     st2.save_ingest(batch("c", iter([chunk(["c1", "c2", "c3"], 1), chunk(["c3", "c4", "c5"], 2)])))
-    files = json.loads((tmp_path / "t" / "manifest.json").read_text())["files"]
-    assert isinstance(files["daily/year=2024/bucket=00"], str)
     d2 = st2.load_daily(2024)
     assert d2.height == 50 and d2.filter(pl.col("customer_id") == "c3")["wh_total"].unique().to_list() == [2]
-    assert len(list((tmp_path / "t" / "daily").rglob("*.parquet"))) == 1  # no stray segment files
 
 
 def _runs_frame(seed: int, shuffle_within: bool) -> pl.DataFrame:
@@ -184,18 +186,22 @@ def _day_rows(customers: range, days: range, value: int, meters: tuple[str, ...]
     ]
 
 
-def test_a_daily_load_writes_one_segment_and_rewrites_nothing_stored(tmp_path: Path) -> None:
+def _last_commit(root: Path, table: str) -> list[dict]:
+    log = sorted((root / table / "_delta_log").glob("*.json"))[-1]
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_a_daily_load_appends_and_rewrites_nothing_stored(tmp_path: Path) -> None:
     st = open_store(tmp_path / "s")
     assert isinstance(st, EmbeddedStore)
     st.save_ingest(_batch("a", _day_rows(range(64), range(0, 90), 1000)))
-    before = {k: v for k, v in st._read_manifest()["files"].items() if k.startswith("daily/")}
+    before = set(_daily_files(st)["path"])
     st.save_ingest(_batch("b", _day_rows(range(64), range(90, 91), 2000)))
-    after = {k: v for k, v in st._read_manifest()["files"].items() if k.startswith("daily/")}
-    assert before.keys() == after.keys()
-    for key, old in before.items():  # each partition keeps its files and gains one segment
-        new = after[key]
-        assert isinstance(new, list) and len(new) == 2 and new[0] == old, key
-        assert "_n" in new[1] and (tmp_path / "s" / new[1]).exists()
+    after = set(_daily_files(st)["path"])
+    assert before < after  # every stored file kept, new ones added
+    commit = _last_commit(tmp_path / "s", "daily")
+    assert not [a for a in commit if "remove" in a]  # an append: nothing removed or rewritten
+    assert {a["commitInfo"]["operation"] for a in commit if "commitInfo" in a} == {"WRITE"}
     d = st.load_daily(2024)
     assert d.height == 64 * 91 and d.equals(d.sort(["customer_id", "meter_id", "day"]))
 
@@ -257,14 +263,61 @@ def test_many_daily_loads_compact_and_read_back_as_the_last_writes(tmp_path: Pat
         assert loose["customer_id"].rle().len() == loose["customer_id"].n_unique(), step
         some = [f"{c:06d}" for c in range(0, 50, 9)]
         assert st.load_daily(2024, some).equals(d.filter(pl.col("customer_id").is_in(some))), step
-        segs = [v for k, v in st._read_manifest()["files"].items() if k.startswith("daily/")]
-        most = max(len(v) if isinstance(v, list) else 1 for v in segs)
+        most = _daily_files(st).group_by("partition.bucket").len()["len"].max()
         if step == "appended":
             assert most < next_day - 5, (most, next_day)  # one segment a new day, less compaction
             st.compact()
         else:
-            assert most <= 8, most
-    named = {r for k, v in st._read_manifest()["files"].items() for r in (v if isinstance(v, list) else [v])}
-    on_disk = {p.relative_to(tmp_path / "s").as_posix() for p in (tmp_path / "s" / "daily").rglob("*.parquet")}
-    garbage = {g[0] for g in st._read_manifest().get("garbage", [])}
-    assert on_disk <= named | garbage  # no file written and left unnamed
+            assert most == 1, most  # one sorted file a partition
+
+
+_KILL_BILLS = """
+import os, signal, sys
+import polars as pl
+from wattbill.store import open_store
+from wattbill.store.embedded import EmbeddedStore
+
+def die(self, table):
+    if table == sys.argv[2]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+EmbeddedStore._after_table_commit = die
+bills = pl.DataFrame({"customer_id": ["c1", "c2"], "total_fen": [110, 220]})
+months = pl.DataFrame({"customer_id": ["c1", "c2"], "month": [1, 1], "fen": [110, 220]})
+open_store(sys.argv[1]).save_bills(2025, bills, months, "recalc")
+"""
+
+
+@pytest.mark.parametrize("mode", ["kill", "raise"])
+def test_a_bill_save_stopped_between_bills_and_months_is_undone(tmp_path: Path, mode: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sibling of a load killed between two tables: ``save_bills`` commits ``bills`` then ``bill_months``;
+    stopped between them (kill -9, or an error in the process), the store keeps the previous versions of
+    both, and the tables' latest Delta versions too after the recovery."""
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "s"
+    st = open_store(root)
+    st.save_bills(2025, pl.DataFrame({"customer_id": ["c1", "c2"], "total_fen": [100, 200]}),
+                  pl.DataFrame({"customer_id": ["c1", "c2"], "month": [1, 1], "fen": [100, 200]}), "run")
+    before = (st.load_bills(2025, all_versions=True), st.load_bill_months(2025))
+    if mode == "kill":
+        p = subprocess.run([sys.executable, "-c", _KILL_BILLS, str(root), "bills"], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == -signal.SIGKILL, p.stderr
+        st = open_store(root)
+    else:
+        def fail(self, table):
+            if table == "bills":
+                raise OSError("disk full")
+
+        monkeypatch.setattr(EmbeddedStore, "_after_table_commit", fail)
+        with pytest.raises(OSError, match="disk full"):
+            st.save_bills(2025, pl.DataFrame({"customer_id": ["c1", "c2"], "total_fen": [110, 220]}),
+                          pl.DataFrame({"customer_id": ["c1", "c2"], "month": [1, 1], "fen": [110, 220]}), "recalc")
+    assert st.load_bills(2025, all_versions=True).equals(before[0])
+    assert st.load_bill_months(2025).equals(before[1])
+    assert pl.read_delta(str(root / "bills")).height == 2  # the latest version: restored
+    assert not (root / ".writing").exists()
