@@ -35,6 +35,7 @@ See docs/store.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import functools
 import json
@@ -775,6 +776,34 @@ class EmbeddedStore:
             for k, v in self._read_manifest()["files"].items()
         )
         return _group_customer_runs(df, "customer_id") if segmented else df
+
+    def load_daily_between(
+        self, first: dt.date, last: dt.date, customer_ids: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """See ``Store.load_daily_between``: only the day segments whose days (from their names,
+        ``_segment_meta``) meet ``first``..``last`` are opened; a file of new days opens none."""
+        lo, hi = (first - dt.date(1970, 1, 1)).days, (last - dt.date(1970, 1, 1)).days
+        years = range(first.year, last.year + 1)
+        buckets = _bucket_of(customer_ids, self.n_buckets) if customer_ids is not None else None
+        files: list[Path] = []
+        for f in self._files("daily", self._bucket_pred(customer_ids, None)):
+            kv = dict(x.split("=", 1) for x in f.relative_to(self.root).parts[1:-1] if "=" in x)
+            if "year" in kv and int(kv["year"]) not in years:
+                continue
+            if buckets is not None and "bucket" in kv and int(kv["bucket"]) not in buckets:
+                continue
+            meta = _segment_meta(f)
+            if meta is None or (meta[0] <= hi and meta[1] >= lo):
+                files.append(f)
+        if not files:
+            return pl.DataFrame(schema=DAILY_SCHEMA)
+        lf = pl.scan_parquet(files).filter(pl.col("day").is_between(first, last))
+        if customer_ids is not None:
+            lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        try:
+            return _cast(lf.collect(), DAILY_SCHEMA)
+        except (OSError, pl.exceptions.PolarsError) as e:
+            raise StoreCorrupt(f"{self.root}: unreadable data file: {e}") from None
 
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
