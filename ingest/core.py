@@ -189,9 +189,13 @@ def _ingest(
                     anchors = _anchors(store, state, _may_have_later_heads(state, raw)) if state is not None else None
                     if state is not None and state.height:
                         stored.append(state)
-                    # the file at once, or a large file's customer buckets one at a time (memory bounded
-                    # by a bucket): VEE on two threads, each on half of the customers
-                    res = _registers_in_halves(raw, today, anchors, gaps, days)
+                    if n_buckets == 1:  # the file at once: VEE on two threads
+                        res = _registers_in_halves(raw, today, anchors, gaps, days)
+                    else:  # customer buckets of a large file: one at a time, memory bounded by a bucket
+                        # (not in two halves on two threads: measured on a 1 GB file, the same CPU-seconds
+                        # and a peak RSS of 2.46 GB instead of 1.74 GB)
+                        res = vee.registers_to_daily(raw, today=today, anchors=anchors, known_gaps=gaps,
+                                                     stored_days=days)
                 if res.state is not None and res.state.height:
                     states.append(res.state)
                 if res.heads is not None and res.heads.height:
