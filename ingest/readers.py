@@ -488,9 +488,11 @@ def _spread_over_buckets(
     for batch in batches:
         total += batch.height
         batch = batch.with_columns(pl.col("row").cast(pl.Int64))
-        # the bucket of each run of equal ids (exports list a customer's reads together)
-        run = batch.select(pl.col("customer_id").fill_null("").rle_id().alias("r"))["r"]
-        first = batch.select(pl.col("customer_id").fill_null("")).filter(run.is_first_distinct())
+        # the bucket of each run of equal ids (exports list a customer's reads together), of the id as VEE
+        # reads it (stripped: " 7" and "7" are one customer, and must be in one bucket)
+        cid = pl.col("customer_id").cast(pl.Utf8).fill_null("").str.strip_chars()
+        run = batch.select(cid.rle_id().alias("r"))["r"]
+        first = batch.select(cid.alias("customer_id")).filter(run.is_first_distinct())
         per_run = first.select(customer_bucket("customer_id", n))["customer_id"].to_numpy()
         batch = batch.with_columns(pl.Series("_b", per_run[run.to_numpy()]))
         for (b,), part in batch.partition_by("_b", as_dict=True).items():

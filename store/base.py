@@ -57,6 +57,15 @@ class Store(Protocol):
         fastest with each customer's rows together, as both stores return them)."""
         ...
 
+    def load_daily_between(
+        self, first: dt.date, last: dt.date, customer_ids: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """``DAILY_SCHEMA`` rows from ``first`` through ``last`` (of ``customer_ids`` when given), in any
+        order: what a file's days meet in the store (a re-sent or late day). Its cost follows the days
+        asked and the rows found, not the days stored (embedded: only the day segments whose days meet
+        the range are read; TimescaleDB: the BRIN index on ``day``, then primary-key probes)."""
+        ...
+
     def load_customers(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame: ...
 
     def load_payments(

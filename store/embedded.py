@@ -39,6 +39,7 @@ by ``EmbeddedStore.compact()`` (maintenance: sorted partitions, ``optimize.compa
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import os
@@ -722,6 +723,30 @@ class EmbeddedStore:
         if customer_ids is not None and df.height:
             df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
         return df
+
+    def load_daily_between(
+        self, first: dt.date, last: dt.date, customer_ids: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """See ``Store.load_daily_between``: only the data files whose year and bucket partitions and whose
+        day statistics (Delta ``min.day``/``max.day``) meet ``first``..``last`` are opened; a file of new
+        days opens none."""
+        acts = self._actions("daily", self._read_state().get("daily"))
+        if acts is None:
+            return pl.DataFrame(schema=DAILY_SCHEMA)
+        files = acts.filter(pl.col("partition.year").is_between(first.year, last.year)
+                            & ~(pl.col("max.day") < first).fill_null(False)
+                            & ~(pl.col("min.day") > last).fill_null(False))
+        if customer_ids is not None:
+            files = files.filter(pl.col("partition.bucket").is_in(list(_bucket_of(customer_ids, self.n_buckets))))
+        if files.height == 0:
+            return pl.DataFrame(schema=DAILY_SCHEMA)
+        lf = pl.scan_parquet(files["path"].to_list()).filter(pl.col("day").is_between(first, last))
+        if customer_ids is not None:
+            lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        try:
+            return _cast(lf.collect(), DAILY_SCHEMA)
+        except (OSError, pl.exceptions.PolarsError) as e:
+            raise StoreCorrupt(f"{self.root / 'daily'}: unreadable data file: {str(e).splitlines()[0]}") from None
 
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""

@@ -82,6 +82,11 @@ class _Collect:
     def load_register_state(self, customer_ids: Any = None) -> None:
         return None
 
+    def load_daily_between(self, first: Any, last: Any, customer_ids: Any = None) -> pl.DataFrame:
+        from wattbill.ingest.schemas import DAILY_SCHEMA
+
+        return pl.DataFrame(schema=DAILY_SCHEMA)
+
     def load_customers(self, customer_ids: Any = None) -> pl.DataFrame:
         from wattbill.ingest.schemas import CUSTOMER_SCHEMA
 
