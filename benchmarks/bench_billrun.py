@@ -98,7 +98,8 @@ def measure(n: int, chunk: int, work: Path, profile: Path | None = None, workers
     """Bill the prepared store in ``work`` in this process (its own peak memory); the figures as a dict."""
     store = open_store(str(work / "store"))
     catalog = bench_catalog(work)
-    run_bills(store, catalog, YEAR, customer_ids=store.list_customer_ids()[:200], pdf=False)  # warm-up
+    run_bills(store, catalog, YEAR, customer_ids=store.load_customers()["customer_id"].head(200).to_list(),
+              pdf=False)  # warm-up
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     profiler = None
     if profile is not None:

@@ -68,7 +68,7 @@ from wattbill.ingest.schemas import (
     halves_of_customers,
     is_sorted_by,
 )
-from wattbill.store.base import NOT_BILLED_SCHEMA, latest_only, plan_versions
+from wattbill.store.base import NOT_BILLED_SCHEMA, daily_columns_schema, latest_only, plan_versions
 from wattbill.store.errors import StoreCorrupt, StoreUnavailable
 
 N_BUCKETS = 32
@@ -260,6 +260,39 @@ def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
     )
 
 
+#: id lists up to this long are looked up row by row while a file is scanned; a longer list (a bill
+#: run's chunk: a range of consecutive ids) is scanned by its range of ids, so that row groups outside
+#: it are skipped by their statistics, and then looked up once per run of equal ids
+#: (``_rows_of_customers``): 0.98 instead of 4.11 CPU-s for 20,000 of 100,000 households' year of
+#: rows (2026-12-01)
+SCAN_IS_IN_MAX = 1_000
+
+
+def _customers_filter(lf: pl.LazyFrame, ids: pl.Series | None) -> pl.LazyFrame:
+    """``lf`` narrowed to the range of ``ids`` (pushed into the scan), and to ``ids`` themselves when
+    there are at most ``SCAN_IS_IN_MAX`` (else ``_rows_of_customers`` after the scan)."""
+    if ids is None:
+        return lf
+    if ids.len() == 0:
+        return lf.head(0)
+    col = pl.col("customer_id")
+    lf = lf.filter(col.is_between(pl.lit(ids.min(), pl.Utf8), pl.lit(ids.max(), pl.Utf8)))
+    return lf.filter(col.is_in(ids.implode())) if ids.len() <= SCAN_IS_IN_MAX else lf
+
+
+def _rows_of_customers(df: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+    """The rows of ``df`` whose customer is in ``ids``: one lookup per run of equal ids (rows are
+    stored grouped by customer), not one per row; any order of rows gives the same rows."""
+    if df.height == 0:
+        return df
+    runs = df.get_column("customer_id").rle().struct.unnest()
+    keep = runs.get_column("value").is_in(ids.implode())
+    if keep.all():
+        return df
+    lens = runs.get_column("len").to_numpy()
+    return df.filter(pl.Series(np.repeat(keep.to_numpy(), lens)))
+
+
 def _last_per_key(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """The last row for each key (upsert order), sorted by ``keys``; a stable sort, no hashing."""
     if df.height < 2:
@@ -286,12 +319,18 @@ def _sorted_customer_runs(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return df if is_sorted_by(df, keys) else df.sort(keys)
 
 
-def _group_customer_runs(df: pl.DataFrame, key: str) -> pl.DataFrame:
+def _group_customer_runs(df: pl.DataFrame, key: str, in_order: bool = True) -> pl.DataFrame:
     """The rows of ``df`` with each value of ``key`` together and in order of ``key``, each value's rows
-    in their order in ``df`` (a stable sort of the runs of equal values, one gather)."""
+    in their order in ``df`` (a stable sort of the runs of equal values, one gather).
+
+    ``in_order=False``: only together; a frame whose values are each one run already (segments that
+    hold disjoint customers, as a streamed load writes them) is returned as it is, without the gather
+    (18 of 122 CPU-s of a bill run of 100,000 households, 2026-12-01)."""
     if df.height < 2:
         return df
     rle = df.get_column(key).rle().struct.unnest()
+    if not in_order and not rle.get_column("value").is_duplicated().any():
+        return df
     lens = rle.get_column("len").to_numpy().astype(np.int64)
     order = rle.select(pl.arg_sort_by("value", maintain_order=True)).to_series().to_numpy()
     if not (order[1:] > order[:-1]).all():  # (runs already in order: nothing to gather)
@@ -525,6 +564,23 @@ class EmbeddedStore:
         df = pl.concat(frames, how="diagonal_relaxed")
         return _cast(df, schema) if schema else df
 
+    def _scan_customers(
+        self, files: list[Path], schema: dict | None, customer_ids: Sequence[str] | None
+    ) -> pl.DataFrame:
+        """The rows of ``files`` (each read on its own, concatenated as ``_scan``) of ``customer_ids``
+        (None: all), cast to ``schema``. See ``_customers_filter``."""
+        if not files:
+            return pl.DataFrame(schema=schema) if schema else pl.DataFrame()
+        ids = None if customer_ids is None else pl.Series("customer_id", list(customer_ids), dtype=pl.Utf8)
+        try:
+            frames = [_customers_filter(pl.scan_parquet(f), ids).collect() for f in files]
+        except (OSError, pl.exceptions.PolarsError) as e:
+            raise StoreCorrupt(f"{self.root}: unreadable data file: {e}") from None
+        df = pl.concat(frames, how="diagonal_relaxed")
+        if ids is not None and ids.len() > SCAN_IS_IN_MAX:
+            df = _rows_of_customers(df, ids)
+        return _cast(df, schema) if schema else df
+
     def _bucket_pred(self, customer_ids: Sequence[str] | None, year: int | None):
         buckets = _bucket_of(customer_ids, self.n_buckets) if customer_ids is not None else None
 
@@ -755,26 +811,31 @@ class EmbeddedStore:
         self._upsert(txn, "daily", pieces, KEYS_DAILY, KEYS_DAILY, DAILY_SCHEMA, clean=clean, defer=defer)
 
     def load_daily(
-        self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True
+        self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """See ``Store.load_daily``. Unsorted, the rows come partition by partition as stored: each
         customer's rows together, in (meter_id, day) order, the customers in bucket order."""
+        schema = daily_columns_schema(columns)
         pred = self._bucket_pred(customer_ids, year)
         files = self._files("daily", pred)
         if not files:
-            return pl.DataFrame(schema=DAILY_SCHEMA)
-        lf = pl.scan_parquet(files)
-        if customer_ids is not None:
-            lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        df = _cast(lf.collect(), DAILY_SCHEMA)
+            return pl.DataFrame(schema=schema)
+        ids = None if customer_ids is None else pl.Series("customer_id", list(customer_ids), dtype=pl.Utf8)
+        df = _customers_filter(pl.scan_parquet(files), ids).select(list(schema)).collect()
+        if ids is not None and ids.len() > SCAN_IS_IN_MAX:
+            df = _rows_of_customers(df, ids)
+        df = _cast(df, schema)
         if sort:
-            return _sorted_customer_runs(df, KEYS_DAILY)
+            if all(k in schema for k in KEYS_DAILY):
+                return _sorted_customer_runs(df, KEYS_DAILY)
+            return df.sort([k for k in KEYS_DAILY if k in schema], maintain_order=True)
         # a partition in day segments (daily appends) has each customer in several segments
         segmented = any(
             isinstance(v, list) and k.startswith("daily/") and pred(k[len("daily/") :])
             for k, v in self._read_manifest()["files"].items()
         )
-        return _group_customer_runs(df, "customer_id") if segmented else df
+        return _group_customer_runs(df, "customer_id", in_order=False) if segmented else df
 
     def load_register_state(self, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """The last accepted register read of each meter (``REGISTER_STATE_SCHEMA``)."""
@@ -801,9 +862,8 @@ class EmbeddedStore:
     def load_payments(
         self, year: int | None = None, customer_ids: Sequence[str] | None = None
     ) -> pl.DataFrame:
-        df = self._scan(self._files("payments", self._bucket_pred(None, year)), PAYMENT_SCHEMA)
-        if customer_ids is not None:
-            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        df = self._scan_customers(self._files("payments", self._bucket_pred(None, year)), PAYMENT_SCHEMA,
+                                  customer_ids)
         return _sorted_customer_runs(df, ["customer_id", "bill_month"])
 
     def load_interactions(
@@ -813,10 +873,11 @@ class EmbeddedStore:
         files = self._files("interactions", self._bucket_pred(None, year))
         if not files:
             return pl.DataFrame(schema=INTERACTION_SCHEMA)
-        lf = pl.scan_parquet(files)
-        if customer_ids is not None:
-            lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        df = _cast(lf.collect(), INTERACTION_SCHEMA)
+        ids = None if customer_ids is None else pl.Series("customer_id", list(customer_ids), dtype=pl.Utf8)
+        df = _customers_filter(pl.scan_parquet(files), ids).collect()
+        if ids is not None and ids.len() > SCAN_IS_IN_MAX:
+            df = _rows_of_customers(df, ids)
+        df = _cast(df, INTERACTION_SCHEMA)
         return _sorted_customer_runs(df, list(INTERACTION_KEYS))
 
     def load_quarantine(self, file_sha256: str | None = None) -> pl.DataFrame:
@@ -842,12 +903,7 @@ class EmbeddedStore:
     # --- bills and labels ---------------------------------------------------------------------
 
     def _load_table(self, table: str, year: int, customer_ids: Sequence[str] | None) -> pl.DataFrame:
-        df = self._scan(self._files(table, self._bucket_pred(customer_ids, year)), None)
-        if df.height == 0:
-            return df
-        if customer_ids is not None:
-            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        return df
+        return self._scan_customers(self._files(table, self._bucket_pred(customer_ids, year)), None, customer_ids)
 
     def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str) -> pl.DataFrame:
         ids = bills["customer_id"].to_list()
