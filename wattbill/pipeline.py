@@ -560,22 +560,22 @@ def run_bills(
     del stored
     # one save of every chunk's bills: a save per chunk made the embedded store rewrite its partitions
     # once per chunk (quadratic in the run's chunks)
-    chunk_bills = [
+    labelled_bills = [
         r.bills.join(labelled.per_customer, on="customer_id", how="left").with_columns(
             pl.col("labels").fill_null(empty_labels))
         for r in billed_chunks
     ]
     versions = store.save_bills(
-        year, pl.concat(chunk_bills, how="diagonal_relaxed"),
+        year, pl.concat(labelled_bills, how="diagonal_relaxed"),
         pl.concat([r.months for r in billed_chunks], how="diagonal_relaxed"), reason,
     ).select("customer_id", "version")
     new_versions = versions.join(before, on="customer_id", how="left").filter(
         pl.col("_before").is_null() | (pl.col("_before") != pl.col("version"))
     ).height
-    for r, bills in zip(billed_chunks, chunk_bills, strict=True):
+    for r, bills in zip(billed_chunks, labelled_bills, strict=True):
         saved.append((r.customers, bills.join(versions, on="customer_id", how="left"),
                       r.months.join(versions, on="customer_id", how="left")))
-    del chunk_bills
+    del labelled_bills
     if labelled.assigned.height:
         store.save_labels(year, None, labelled.assigned)
     label_counts = dict(labelled.assigned.group_by("code").len().iter_rows())
