@@ -34,9 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wattbill import synth
+from benchmarks import billdata
 from wattbill.diagnostics import densify
-from wattbill.ingest import ingest_file
 from wattbill.pipeline import run_bills
 from wattbill.store import open_store
 from wattbill.tariffs import bill_households, load_catalog
@@ -50,7 +49,7 @@ def versioned_tariffs(folder: Path) -> Path:
     from ``CHANGE``) into ``folder``; returns it, for ``load_catalog(extra_dirs=[folder])``."""
     folder.mkdir(parents=True, exist_ok=True)
     base = load_catalog()
-    for code in (synth.DEFAULT_TOU_TARIFF, synth.DEFAULT_TIER_TARIFF):
+    for code in billdata.TARIFFS:
         origin = base.get(code).origin
         assert origin is not None
         text = Path(origin).read_text(encoding="utf-8")
@@ -72,7 +71,7 @@ def versioned_tariffs(folder: Path) -> Path:
 def bench_catalog(work: Path):
     """The shipped catalogue with ``versioned_tariffs`` (a price change within ``YEAR``)."""
     catalog = load_catalog(extra_dirs=[versioned_tariffs(work / "tariffs")])
-    for code in (synth.DEFAULT_TOU_TARIFF, synth.DEFAULT_TIER_TARIFF):
+    for code in billdata.TARIFFS:
         assert len(catalog.schedule(code, YEAR).tariffs) == 2, code
     return catalog
 
@@ -83,44 +82,24 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
-SLICE = 10_000  # households simulated at once (the simulation is hourly: ~2 GB per 10,000 for 2 years)
-
-
 def prepare(n: int, work: Path) -> dict:
-    """Generate two years of ``n`` households and ingest them into ``work/store``, ``SLICE`` households
-    at a time (customer ids numbered on across slices; each slice its own seed), so that memory stays
-    bounded whatever ``n``."""
-    t_gen = t_ingest = 0.0
+    """Write ``n`` households (two years of daily rows, customers, payments) into ``work/store`` with the
+    vectorised generator of ``benchmarks.billdata`` (memory bounded by one slice of households)."""
+    c0, t0 = _cpu(), time.perf_counter()
     store = open_store(str(work / "store"))
     try:
-        for k, lo in enumerate(range(0, n, SLICE)):
-            t0 = time.perf_counter()
-            data = synth.simulate(min(SLICE, n - lo), YEAR, seed=3 + k, years=2)
-            h = data.households
-            h.customer_id = np.char.add("0", np.char.zfill(np.arange(lo + 1, lo + len(h.customer_id) + 1).astype(str), 9))
-            folder = work / "input" / f"slice-{k:04d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            files = {"customers": folder / "customers.csv", "registers": folder / "reads.parquet",
-                     "payments": folder / "payments.csv"}
-            synth.register_reads(data, 3 + k).write_parquet(files["registers"])
-            data.customers_frame().write_csv(files["customers"])
-            synth.payments(data, 3 + k).write_csv(files["payments"])
-            del data, h
-            t1 = time.perf_counter()
-            for kind, path in files.items():
-                ingest_file(path, kind, store)
-            shutil.rmtree(folder)
-            t_gen, t_ingest = t_gen + t1 - t0, t_ingest + time.perf_counter() - t1
+        rows = billdata.write_store(store, n, YEAR, years=2)
     finally:
         store.close()
-    return {"generate_s": t_gen, "ingest_s": t_ingest}
+    return {"generate_s": time.perf_counter() - t0, "generate_cpu_s": _cpu() - c0, "ingest_s": 0.0, **rows}
 
 
 def measure(n: int, chunk: int, work: Path, profile: Path | None = None, workers: int = 2) -> dict:
     """Bill the prepared store in ``work`` in this process (its own peak memory); the figures as a dict."""
     store = open_store(str(work / "store"))
     catalog = bench_catalog(work)
-    run_bills(store, catalog, YEAR, customer_ids=store.list_customer_ids()[:200], pdf=False)  # warm-up
+    run_bills(store, catalog, YEAR, customer_ids=store.load_customers()["customer_id"].head(200).to_list(),
+              pdf=False)  # warm-up
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     profiler = None
     if profile is not None:
@@ -137,21 +116,27 @@ def measure(n: int, chunk: int, work: Path, profile: Path | None = None, workers
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest chunk process
 
-    c0, t0 = _cpu(), time.perf_counter()
-    daily = store.load_daily(YEAR, sort=False)
-    t_load, c_load = time.perf_counter() - t0, _cpu() - c0
+    # baselines, chunk by chunk as the run reads (a whole year of 1M households does not fit in memory):
+    # reading the year's rows, and the tariff kernels on the dense arrays
     customers = store.load_customers().sort("customer_id")
-    dense = densify(daily, customers, YEAR, with_regs=True)
-    del daily
-    assert dense.regs is not None
-    codes = np.array(customers["tariff"].to_list())
-    sizes = customers["household_size"].fill_null(1).to_numpy()
-    t0 = time.perf_counter()
-    for code in np.unique(codes):
-        rows = np.nonzero(codes == code)[0]
-        bill_households(catalog.get(code), YEAR, dense.total[rows], dense.regs[rows],
-                        dense.open_first[rows], dense.open_last[rows], sizes[rows])
-    t_kernel = time.perf_counter() - t0
+    t_load = c_load = t_kernel = 0.0
+    for lo in range(0, customers.height, chunk):
+        part = customers.slice(lo, chunk).sort("tariff", "customer_id")
+        c0, t0 = _cpu(), time.perf_counter()
+        daily = store.load_daily(YEAR, part["customer_id"].to_list(), sort=False)
+        t_load, c_load = t_load + time.perf_counter() - t0, c_load + _cpu() - c0
+        dense = densify(daily, part, YEAR, with_regs=True)
+        del daily
+        assert dense.regs is not None
+        codes = np.array(part["tariff"].to_list())
+        sizes = part["household_size"].fill_null(1).to_numpy()
+        t0 = time.perf_counter()
+        for code in np.unique(codes):
+            rows = np.nonzero(codes == code)[0]
+            bill_households(catalog.schedule(code, YEAR), YEAR, dense.total[rows], dense.regs[rows],
+                            dense.open_first[rows], dense.open_last[rows], sizes[rows])
+        t_kernel += time.perf_counter() - t0
+        del dense
     store.close()
     return {"households": n, "billed": summary.billed, "labels": sum(summary.labels.values()),
             "run_s": t_run, "run_cpu_s": c_run, "peak_mb": peak_mb, "peak_child_mb": peak_child_mb, "peak_before_run_mb": rss_before / 1024,
@@ -212,8 +197,8 @@ def main(argv: list[str] | None = None) -> None:
         n, t_run = r["households"], r["run_s"]
         print(f"households                 {n:,} ({r['billed']:,} billed, {r['labels']:,} labels), chunks of "
               f"{args.chunk:,}, {args.workers} chunk processes")
-        print(f"generate 2 years (files)   {r['generate_s']:8.2f} s")
-        print(f"ingest (3 files)           {r['ingest_s']:8.2f} s")
+        print(f"generate 2 years (store)   {r['generate_s']:8.2f} s   {r.get('generate_cpu_s', 0):.1f} CPU-s   "
+              f"{r.get('daily', 0):,} daily rows")
         print(f"bill run, no PDF           {t_run:8.2f} s   {n / t_run:10,.0f} households/s   "
               f"{r['run_cpu_s']:.1f} CPU-s ({r['run_cpu_s'] / n * 1e6:.1f} CPU-s per 1M)   "
               f"peak RSS {r['peak_mb']:,.0f} MB (after the warm-up {r['peak_before_run_mb']:,.0f} MB; largest chunk "

@@ -534,8 +534,23 @@ def daily_columns(daily: pl.DataFrame, customers: pl.DataFrame, year: int) -> Da
         valid.append(bitmap)
     est, est_valid, est_off = _bools(daily.get_column("estimated")) if "estimated" in cols else (
         _NO_BITMAP, _NO_BITMAP, np.zeros(2, np.int64))
-    return DailyColumns(bounds, run_cust, day, jan1, total, regs, valid, voff, has_regs, est, est_valid, est_off,
-                        first, last)
+    ro = _readonly
+    return DailyColumns(ro(bounds), ro(run_cust), ro(day), jan1, ro(total), [ro(a) for a in regs],
+                        [ro(a) for a in valid], ro(voff), has_regs, ro(est), ro(est_valid), ro(est_off), ro(first),
+                        ro(last))
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """``a`` as a read-only array (a view, no copy).
+
+    numba compiles a kernel once per combination of argument types, and a read-only array (a
+    zero-copy Arrow buffer) is another type than a writable one (a copy, a multi-chunk column): the
+    same rows could then cost one compilation (~55 CPU-s for ``_scatter``) per combination met,
+    run after run. Every row argument read-only gives the kernels one signature."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
 
 
 def densify(daily: pl.DataFrame, customers: pl.DataFrame, year: int, with_regs: bool = False) -> DenseYear:

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import polars as pl
 
-from wattbill.ingest.schemas import IngestBatch
+from wattbill.ingest.schemas import DAILY_SCHEMA, IngestBatch
 
 BILL_META = ("version", "reason", "created_at", "content_hash")
 
@@ -26,6 +26,22 @@ BILL_META = ("version", "reason", "created_at", "content_hash")
 NOT_BILLED_SCHEMA = {
     "customer_id": pl.Utf8, "year": pl.Int32, "code": pl.Utf8, "detail": pl.Utf8, "evidence": pl.Utf8,
 }
+
+
+def daily_columns_schema(columns: Sequence[str] | None) -> dict[str, pl.DataType]:
+    """The part of ``DAILY_SCHEMA`` that ``Store.load_daily(..., columns=...)`` returns, in its order.
+
+    Raises
+    ------
+    ValueError
+        A column not in ``DAILY_SCHEMA``, or ``customer_id`` not among them (rows are grouped by it).
+    """
+    if columns is None:
+        return dict(DAILY_SCHEMA)
+    unknown = [c for c in columns if c not in DAILY_SCHEMA]
+    if unknown or "customer_id" not in columns:
+        raise ValueError(f"load_daily columns must be DAILY_SCHEMA columns with customer_id: {list(columns)}")
+    return {c: DAILY_SCHEMA[c] for c in DAILY_SCHEMA if c in columns}
 
 
 @runtime_checkable
@@ -50,11 +66,14 @@ class Store(Protocol):
         ...
 
     def load_daily(
-        self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True
+        self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """``DAILY_SCHEMA`` rows of ``year``, sorted by (customer_id, meter_id, day); ``sort=False``:
         in any order the store finds cheaper, as the bill run asks (its kernels take any order and are
-        fastest with each customer's rows together, as both stores return them)."""
+        fastest with each customer's rows together, as both stores return them). ``columns``: only
+        these columns (``daily_columns_schema``: with ``customer_id``, in ``DAILY_SCHEMA``'s order),
+        e.g. the bill run's last year (``customer_id, day, wh_total``: a third of the memory)."""
         ...
 
     def load_daily_between(

@@ -67,7 +67,7 @@ from wattbill.ingest.schemas import (
     customer_bucket,
     is_sorted_by,
 )
-from wattbill.store.base import NOT_BILLED_SCHEMA, latest_only, plan_versions
+from wattbill.store.base import NOT_BILLED_SCHEMA, daily_columns_schema, latest_only, plan_versions
 from wattbill.store.errors import StoreCorrupt, StoreError, StoreUnavailable
 
 FORMAT = "delta-1"
@@ -142,6 +142,49 @@ def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
     )
 
 
+#: id lists up to this long are looked up row by row while a file is scanned; a longer list (a bill
+#: run's chunk: a range of consecutive ids) is scanned by its range of ids, so that row groups outside
+#: it are skipped by their statistics, and then looked up once per run of equal ids
+#: (``_rows_of_customers``): 0.98 instead of 4.11 CPU-s for 20,000 of 100,000 households' year of
+#: rows (2026-12-01)
+SCAN_IS_IN_MAX = 1_000
+
+
+def _customers_filter(lf: pl.LazyFrame, ids: pl.Series | None) -> pl.LazyFrame:
+    """``lf`` narrowed to the range of ``ids`` (pushed into the scan), and to ``ids`` themselves when
+    there are at most ``SCAN_IS_IN_MAX`` (else ``_rows_of_customers`` after the scan)."""
+    if ids is None:
+        return lf
+    if ids.len() == 0:
+        return lf.head(0)
+    col = pl.col("customer_id")
+    lf = lf.filter(col.is_between(pl.lit(ids.min(), pl.Utf8), pl.lit(ids.max(), pl.Utf8)))
+    return lf.filter(col.is_in(ids.implode())) if ids.len() <= SCAN_IS_IN_MAX else lf
+
+
+def _rows_of_customers(df: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+    """The rows of ``df`` whose customer is in ``ids``: one lookup per run of equal ids (rows are
+    stored grouped by customer), not one per row; any order of rows gives the same rows."""
+    if df.height == 0:
+        return df
+    runs = df.get_column("customer_id").rle().struct.unnest()
+    keep = runs.get_column("value").is_in(ids.implode())
+    if keep.all():
+        return df
+    lens = runs.get_column("len").to_numpy()
+    return df.filter(pl.Series(np.repeat(keep.to_numpy(), lens)))
+
+
+def _only_customers(df: pl.DataFrame, customer_ids: Sequence[str] | None) -> pl.DataFrame:
+    """The rows of ``df`` of ``customer_ids`` (None: all)."""
+    if customer_ids is None or df.height == 0:
+        return df
+    ids = pl.Series("customer_id", list(customer_ids), dtype=pl.Utf8)
+    if ids.len() > SCAN_IS_IN_MAX:
+        return _rows_of_customers(df, ids)
+    return df.filter(pl.col("customer_id").is_in(ids.implode()))
+
+
 def _last_per_key(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """The last row for each key (upsert order), sorted by ``keys``; a stable sort, no hashing."""
     if df.height < 2:
@@ -168,12 +211,18 @@ def _sorted_customer_runs(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return df if is_sorted_by(df, keys) else df.sort(keys)
 
 
-def _group_customer_runs(df: pl.DataFrame, key: str) -> pl.DataFrame:
+def _group_customer_runs(df: pl.DataFrame, key: str, in_order: bool = True) -> pl.DataFrame:
     """The rows of ``df`` with each value of ``key`` together and in order of ``key``, each value's rows
-    in their order in ``df`` (a stable sort of the runs of equal values, one gather)."""
+    in their order in ``df`` (a stable sort of the runs of equal values, one gather).
+
+    ``in_order=False``: only together; a frame whose values are each one run already (files that
+    hold disjoint customers, as a streamed load writes them) is returned as it is, without the gather
+    (18 of 122 CPU-s of a bill run of 100,000 households, 2026-12-01)."""
     if df.height < 2:
         return df
     rle = df.get_column(key).rle().struct.unnest()
+    if not in_order and not rle.get_column("value").is_duplicated().any():
+        return df
     lens = rle.get_column("len").to_numpy().astype(np.int64)
     order = rle.select(pl.arg_sort_by("value", maintain_order=True)).to_series().to_numpy()
     if not (order[1:] > order[:-1]).all():  # (runs already in order: nothing to gather)
@@ -689,40 +738,44 @@ class EmbeddedStore:
         txn.write("daily", df, predicate=f"year = {int(year)} AND day >= {_sql(lo)} AND day <= {_sql(hi)}")
 
     def load_daily(
-        self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True
+        self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """See ``Store.load_daily``. Unsorted, each customer's rows come together, customers in bucket
         order."""
+        schema = daily_columns_schema(columns)
         version = self._read_state().get("daily")
         acts = self._actions("daily", version)
         if acts is None:
-            return pl.DataFrame(schema=DAILY_SCHEMA)
+            return pl.DataFrame(schema=schema)
         parts = self._bucket_parts(customer_ids, year, "daily")
         files = acts
         for col, vals in (parts or {}).items():
             files = files.filter(pl.col(f"partition.{col}").is_in(list(vals)))
         if files.height == 0:
-            return pl.DataFrame(schema=DAILY_SCHEMA)
+            return pl.DataFrame(schema=schema)
         files = files.sort("partition.bucket", "min.day", "path")
-        lf = pl.scan_parquet(files["path"].to_list())
-        if customer_ids is not None:
-            lf = lf.filter(pl.col("customer_id").is_in(list(customer_ids)))
+        ids = None if customer_ids is None else pl.Series("customer_id", list(customer_ids), dtype=pl.Utf8)
+        lf = _customers_filter(pl.scan_parquet(files["path"].to_list()), ids).select(list(schema))
         try:
-            df = _cast(lf.collect(), DAILY_SCHEMA)
+            df = lf.collect()
         except (OSError, pl.exceptions.PolarsError) as e:
             raise StoreCorrupt(f"{self.root / 'daily'}: unreadable data file: {str(e).splitlines()[0]}") from None
+        if ids is not None and ids.len() > SCAN_IS_IN_MAX:
+            df = _rows_of_customers(df, ids)
+        df = _cast(df, schema)
         if sort:
-            return _sorted_customer_runs(df, KEYS_DAILY)
+            if all(k in schema for k in KEYS_DAILY):
+                return _sorted_customer_runs(df, KEYS_DAILY)
+            return df.sort([k for k in KEYS_DAILY if k in schema], maintain_order=True)
         one_each = files["partition.bucket"].is_unique().all()
-        return df if one_each else _group_customer_runs(df, "customer_id")
+        return df if one_each else _group_customer_runs(df, "customer_id", in_order=False)
 
     def _load(self, table: str, schema: dict | None, customer_ids: Sequence[str] | None = None,
               year: int | None = None) -> pl.DataFrame:
         df = self._read(table, self._read_state().get(table), self._bucket_parts(customer_ids, year, table),
                         schema=schema)
-        if customer_ids is not None and df.height:
-            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        return df
+        return _only_customers(df, customer_ids)
 
     def load_daily_between(
         self, first: dt.date, last: dt.date, customer_ids: Sequence[str] | None = None
@@ -797,9 +850,7 @@ class EmbeddedStore:
                     txn: _Txn | None = None) -> pl.DataFrame:
         version = txn.versions.get(table) if txn is not None else self._read_state().get(table)
         df = self._read(table, version, self._bucket_parts(customer_ids, year, table))
-        if df.height and customer_ids is not None:
-            df = df.filter(pl.col("customer_id").is_in(list(customer_ids)))
-        return df
+        return _only_customers(df, customer_ids)
 
     def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str) -> pl.DataFrame:
         ids = bills["customer_id"].to_list()

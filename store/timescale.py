@@ -47,7 +47,7 @@ from wattbill.ingest.schemas import (
     REGISTER_STATE_SCHEMA,
     IngestBatch,
 )
-from wattbill.store.base import NOT_BILLED_SCHEMA, latest_only, plan_versions
+from wattbill.store.base import NOT_BILLED_SCHEMA, daily_columns_schema, latest_only, plan_versions
 from wattbill.store.errors import StoreError, StoreUnavailable, mask_secrets
 from wattbill.store.pgcopy import encode_parts
 
@@ -641,16 +641,19 @@ class TimescaleStore:
         )
 
     def load_daily(
-        self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True
+        self, year: int, customer_ids: Sequence[str] | None = None, *, sort: bool = True,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         # always ordered: a customer's rows are spread over the month chunks, and ORDER BY gathers them
-        sql = f"SELECT {', '.join(_DAILY_COLS)} FROM daily WHERE day >= %s AND day < %s"
+        schema = daily_columns_schema(columns)
+        cols = _DAILY_COLS if columns is None else [c for c in _DAILY_COLS if c in schema]
+        sql = f"SELECT {', '.join(cols)} FROM daily WHERE day >= %s AND day < %s"
         params: list = [dt.date(year, 1, 1), dt.date(year + 1, 1, 1)]
         if customer_ids is not None:
             sql += " AND customer_id = ANY(%s)"
             params.append(list(customer_ids))
         sql += " ORDER BY customer_id, meter_id, day"
-        return self._copy_out(sql, params, DAILY_SCHEMA)
+        return self._copy_out(sql, params, {c: schema[c] for c in cols})
 
     def load_daily_between(
         self, first: dt.date, last: dt.date, customer_ids: Sequence[str] | None = None
@@ -813,10 +816,16 @@ class TimescaleStore:
             result, new_bills, new_months = plan_versions(year, bills, months, latest, reason)
             if new_bills.height:
                 new_bills = new_bills.with_columns(pl.lit(year, pl.Int32).alias("year"))
-                uniq = new_bills["customer_id"].to_list()
-                for off in range(0, len(uniq), PAYLOAD_CUSTOMERS):
-                    part_ids = uniq[off : off + PAYLOAD_CUSTOMERS]
-                    b = new_bills.filter(pl.col("customer_id").is_in(part_ids))
+                # each payload's rows split once (a filter per payload was quadratic in a run's bills)
+                payload_of = new_bills.select("customer_id", (pl.int_range(pl.len()) // PAYLOAD_CUSTOMERS).alias("_p"))
+                bill_parts = new_bills.join(payload_of, on="customer_id", how="left", maintain_order="left"
+                                            ).partition_by("_p", as_dict=True, maintain_order=True, include_key=False)
+                month_parts = (
+                    new_months.join(payload_of, on="customer_id", how="left", maintain_order="left")
+                    .partition_by("_p", as_dict=True, maintain_order=True, include_key=False)
+                    if new_months.height else {}
+                )
+                for (p,), b in sorted(bill_parts.items()):
                     pid = self._put_payload(cur, "bills", b)
                     keys = b.select(
                         "customer_id",
@@ -833,10 +842,8 @@ class TimescaleStore:
                         pl.lit(pid, pl.Int64).alias("payload_id"),
                     )
                     self._insert_keys(cur, "bills", keys)
-                    if new_months.height:
-                        m = new_months.filter(pl.col("customer_id").is_in(part_ids)).with_columns(
-                            pl.lit(year, pl.Int32).alias("year")
-                        )
+                    if (p,) in month_parts:
+                        m = month_parts[(p,)].with_columns(pl.lit(year, pl.Int32).alias("year"))
                         if m.height:
                             mid = self._put_payload(cur, "bill_months", m)
                             mk = (

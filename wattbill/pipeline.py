@@ -148,7 +148,13 @@ def screen_daily(daily: pl.DataFrame, year: int) -> tuple[pl.DataFrame, list[dic
     if daily.height == 0:
         return daily, []
     limit = max_daily_wh()
-    cols = ["wh_total", *[f"wh_{r}" for r in REGISTERS]]
+    cols = [c for c in ("wh_total", *[f"wh_{r}" for r in REGISTERS]) if c in daily.columns]
+    # each column's extremes first (one reduction per column, no row mask): a run's rows are almost
+    # always all possible, and the row-level mask is then not needed
+    ext = daily.select(*[pl.col(c).max().alias(f"hi_{c}") for c in cols],
+                       *[pl.col(c).min().alias(f"lo_{c}") for c in cols]).row(0)
+    if all(v is None or (0 <= v <= limit) for v in ext):
+        return daily, []
     hi = pl.max_horizontal([pl.col(c) for c in cols])
     lo = pl.min_horizontal([pl.col(c) for c in cols])
     bad = daily.select(((hi > limit) | (lo < 0)).fill_null(False).alias("b"))["b"]
@@ -379,6 +385,11 @@ def _worker_store(url: str) -> Any:
     return _WORKER_STORES[url]
 
 
+#: what the diagnosis reads of last year's rows (``diagnostics.features._last_year``: months and the
+#: year's total): a third of the memory and of the reading of the whole rows
+LAST_YEAR_COLUMNS = ("customer_id", "day", "wh_total")
+
+
 @dataclass(frozen=True)
 class Pass1Job:
     store: StoreRef
@@ -414,7 +425,7 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
     if chunk.height:
         t0 = time.perf_counter()
         kept = chunk["customer_id"].to_list()
-        last_year = store.load_daily(year - 1, kept, sort=False)
+        last_year = store.load_daily(year - 1, kept, sort=False, columns=LAST_YEAR_COLUMNS)
         payments = store.load_payments(customer_ids=kept)
         interactions = _interactions(store, year, kept)
         t1 = time.perf_counter()
@@ -589,7 +600,6 @@ def run_bills(
         others = pl.read_parquet(features_path(out_dir, year))
     labelled = insight.label_run([r.features for r in billed_chunks], others)
     empty_labels = pl.lit([], pl.List(pl.Utf8))
-    new_versions = 0
     saved: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
     stored = store.load_bills(year, [c for r in billed_chunks for c in r.customers["customer_id"].to_list()])
     before = (  # the versions before this run (one read of the store, not one per chunk)
@@ -598,16 +608,24 @@ def run_bills(
         else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32})
     )
     del stored
-    for r in billed_chunks:
-        bills = r.bills.join(labelled.per_customer, on="customer_id", how="left").with_columns(
-            pl.col("labels").fill_null(empty_labels)
-        )
-        versions = store.save_bills(year, bills, r.months, reason).select("customer_id", "version")
-        new_versions += versions.join(before, on="customer_id", how="left").filter(
-            pl.col("_before").is_null() | (pl.col("_before") != pl.col("version"))
-        ).height
+    # one save of every chunk's bills: a save per chunk made the embedded store rewrite its partitions
+    # once per chunk (quadratic in the run's chunks)
+    labelled_bills = [
+        r.bills.join(labelled.per_customer, on="customer_id", how="left").with_columns(
+            pl.col("labels").fill_null(empty_labels))
+        for r in billed_chunks
+    ]
+    versions = store.save_bills(
+        year, pl.concat(labelled_bills, how="diagonal_relaxed"),
+        pl.concat([r.months for r in billed_chunks], how="diagonal_relaxed"), reason,
+    ).select("customer_id", "version")
+    new_versions = versions.join(before, on="customer_id", how="left").filter(
+        pl.col("_before").is_null() | (pl.col("_before") != pl.col("version"))
+    ).height
+    for r, bills in zip(billed_chunks, labelled_bills, strict=True):
         saved.append((r.customers, bills.join(versions, on="customer_id", how="left"),
                       r.months.join(versions, on="customer_id", how="left")))
+    del labelled_bills
     if labelled.assigned.height:
         store.save_labels(year, None, labelled.assigned)
     label_counts = dict(labelled.assigned.group_by("code").len().iter_rows())

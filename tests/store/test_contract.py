@@ -436,3 +436,58 @@ def test_generation_changes_with_every_write(store) -> None:
     store.save_labels(2025, None, pl.DataFrame({"customer_id": ["0001"], "code": ["x"], "evidence": ["{}"],
                                                 "saving_fen": [None]}, schema_overrides={"saving_fen": pl.Int64}))
     assert store.generation() != after_bills
+
+
+def test_long_lists_of_customers_read_the_same_rows_as_a_filter(store) -> None:
+    """A bill run asks for a chunk of thousands of customers (the embedded store then scans the ids'
+    range and looks them up once per customer: ``SCAN_IS_IN_MAX``): the rows are those of a plain
+    filter of what was written, for a block of consecutive ids, a sparse list, ids with no rows and a
+    short list, from daily rows written in several streamed pieces, payments and bills."""
+    n = 2_600
+    ids = [f"{c:05d}" for c in range(n)]
+    daily = _daily([(cid, f"m{cid}", D(2024, 3, 1) + dt.timedelta(days=d), 10 * k + d, None, None, None, None,
+                     d == 1) for k, cid in enumerate(ids) for d in range(3)])
+    store.save_ingest(_batch("d" * 64, iter([daily.slice(0, 2_000), daily.slice(2_000, 3_000),
+                                            daily.slice(5_000)])))
+    pay = pl.DataFrame([(cid, "2024-03", D(2024, 4, 1), None, k, "app") for k, cid in enumerate(ids)],
+                       schema=PAYMENT_SCHEMA, orient="row")
+    store.save_ingest(_batch("e" * 64, kind="payments", payments=pay))
+    bills = pl.DataFrame({"customer_id": ids, "tariff": "t1", "kwh_total": [float(k) for k in range(n)],
+                          "charge_fen": list(range(n))})
+    store.save_bills(2024, bills, pl.DataFrame(), "run")
+    asks = {
+        "block": ids[700:2_300],
+        "sparse": ids[::2][::-1],  # every other id, in reverse order
+        "with unknown ids": ids[1_000:2_200] + [f"x{c}" for c in range(300)] + ["00000"],
+        "short": [ids[5], ids[2_500], "nobody"],
+        "none known": [f"y{c}" for c in range(1_500)],
+    }
+    keys = ["customer_id", "meter_id", "day"]
+    for what, ask in asks.items():
+        want = daily.filter(pl.col("customer_id").is_in(ask))
+        got = store.load_daily(2024, ask)
+        assert got.equals(want.sort(keys)), what
+        assert store.load_daily(2024, ask, sort=False).sort(keys).equals(want.sort(keys)), what
+        assert store.load_payments(customer_ids=ask)["customer_id"].to_list() == sorted(set(ask) & set(ids)), what
+        got_bills = store.load_bills(2024, ask)  # (a frame without columns when none is stored)
+        billed = got_bills["customer_id"].to_list() if got_bills.height else []
+        assert sorted(billed) == sorted(set(ask) & set(ids)), what
+
+
+def test_daily_columns_are_the_full_rows_columns(store) -> None:
+    """``load_daily(columns=...)`` (the bill run's last year) gives the same rows as the full read,
+    with only those columns in ``DAILY_SCHEMA``'s order; a column without ``customer_id`` or not in
+    the schema is refused."""
+    store.save_ingest(_batch("a" * 64, _daily(ROWS)))
+    cols = ["wh_total", "day", "customer_id"]
+    for ids in (None, ["0002", "0001"]):
+        full = store.load_daily(2024, ids)
+        got = store.load_daily(2024, ids, columns=cols)
+        assert got.columns == ["customer_id", "day", "wh_total"]
+        assert got.equals(full.select("customer_id", "day", "wh_total"))
+        loose = store.load_daily(2024, ids, sort=False, columns=cols)
+        assert loose.sort("customer_id", "day").equals(got)
+    assert store.load_daily(2030, columns=cols).columns == ["customer_id", "day", "wh_total"]
+    for bad in (["day", "wh_total"], ["customer_id", "kwh"]):
+        with pytest.raises(ValueError, match="customer_id"):
+            store.load_daily(2024, columns=bad)
