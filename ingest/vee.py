@@ -1472,10 +1472,15 @@ def _exchanges_across_files(df: pl.DataFrame, anchors: pl.DataFrame) -> tuple[pl
     is_head = pl.col("head").fill_null(False) if "head" in anchors.columns else pl.lit(False)
     state = anchors.filter(~is_head)
     heads = anchors.filter(is_head)
-    mine = df.filter(pl.col("row") > 0).group_by("customer_id", "meter_id").agg(
+    rows = df.filter(pl.col("row") > 0)
+    # the file's meters without a stored read: in a daily file, none (and nothing else to do)
+    new_keys = rows.select("customer_id", "meter_id").unique().join(
+        state.select("customer_id", "meter_id"), on=["customer_id", "meter_id"], how="anti")
+    if new_keys.height == 0:
+        return _empty_f(), no_ex
+    new = rows.join(new_keys, on=["customer_id", "meter_id"], how="semi").group_by("customer_id", "meter_id").agg(
         pl.col("day").min().alias("new_first_day"), pl.col("total").sort_by("day").first().alias("new_first_total"),
         pl.col("day").max().alias("last_day"), pl.col("total").sort_by("day").last().alias("last_total"))
-    new = mine.join(state.select("customer_id", "meter_id"), on=["customer_id", "meter_id"], how="anti")
     in_file = df.select("customer_id", "meter_id").unique()
     old = state.join(in_file, on=["customer_id", "meter_id"], how="anti").select(
         "customer_id", pl.col("meter_id").alias("old_meter"), pl.col("day").alias("old_last_day"),
