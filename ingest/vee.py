@@ -672,6 +672,9 @@ def registers_to_daily(
     df, q2 = _incomplete_tou(df, periods_in, column_prefix="")
 
     df, q3, duplicates = _dedupe_reads(df, [*reg_cols, "multiplier", "digits"])
+    q6 = _empty_q()
+    if anchors is not None and anchors.height and df.height:
+        df, q6 = _unmeasurable_corrections(df, anchors, reg_cols)
     loaded_rows = df.height
     late = None
     if anchors is not None and anchors.height and df.height:
@@ -765,10 +768,15 @@ def registers_to_daily(
     pairs, pf = _reconcile_periods(pairs, "total", periods_in, "_tou")
     findings.append(_period_finding_frame(pf, "total", periods_in, "day"))
     late_days = None
+    state_reads = df
     if late is not None and late.height and stored_days is not None:
-        pairs, late_days, late_f, resent = _respect_stored_days(pairs, late, stored_days, periods_in, df)
+        pairs, late_days, late_f, resent, refused = _respect_stored_days(pairs, late, stored_days, periods_in, df)
         findings.append(late_f)
         duplicates += resent
+        if refused.height:
+            # the stored days stand: a refused read is not the meter's last read (a corrected stored last
+            # read taken as the state would move its difference into the next day's consumption)
+            state_reads = df.join(refused, on=["customer_id", "meter_id", "day"], how="anti")
 
     daily, gap_f, estimated = _spread_gaps(pairs, periods_in, df)
     findings.append(gap_f)
@@ -781,9 +789,9 @@ def registers_to_daily(
         estimated += ex_est
     findings.append(_spike_findings(daily, multi))
     daily = daily.drop("_m")
-    q = pl.concat([q1, q2, q3, q4, q5], how="vertical_relaxed")
+    q = pl.concat([q1, q2, q3, q4, q5, q6], how="vertical_relaxed")
     return VeeResult(
-        state=_last_reads(df, periods_in),
+        state=_last_reads(state_reads, periods_in),
         heads=_first_reads(df, periods_in),
         rows=rows,
         frame=daily,
@@ -898,6 +906,53 @@ GAP_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+def _unmeasurable_corrections(
+    df: pl.DataFrame, anchors: pl.DataFrame, reg_cols: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Quarantine the reads that would correct a meter's stored last read with nothing to measure the
+    day from: the read of the stored last read's day, with other registers, and the first read of
+    the meter in the file (no earlier read here; the store keeps the day's consumption, not the read
+    before it). Taken as the new last read, it would move the difference into the next day's
+    consumption (a correction of +5 kWh to the read of 3 March counted on 4 March, and the 3 March row
+    left as it was): the meter's total would no longer be its register's. Sent with the read before
+    it, the correction is measured (``_respect_stored_days``: a one-day pair that disagrees with the
+    stored day replaces it).
+
+    Parameters
+    ----------
+    df : DataFrame
+        The file's reads (``row``, ``customer_id``, ``meter_id``, ``day`` and ``reg_cols`` [Wh as read]).
+    anchors : DataFrame
+        ``REGISTER_STATE_SCHEMA``: the stored last read of each meter (``head`` rows are not).
+    reg_cols : list of str
+        ``total`` and the time-of-use registers the file has.
+
+    Returns
+    -------
+    (df, quarantine) : the reads left, and quarantine rows (code ``correction_without_previous_read``).
+    """
+    is_head = pl.col("head").fill_null(False) if "head" in anchors.columns else pl.lit(False)
+    keys = ["customer_id", "meter_id", "day"]
+    stored = anchors.filter(~is_head).select(
+        *keys, *[pl.col("wh_total" if c == "total" else f"wh_{c}").alias(f"_s_{c}") for c in reg_cols])
+    first = df.sort("day", "row").group_by("customer_id", "meter_id").agg(pl.col("row").first())
+    hit = df.join(first, on="row", how="semi").join(stored, on=keys, how="inner").filter(
+        ~pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"_s_{c}"))
+                            | (pl.lit(c != "total") & pl.col(f"_s_{c}").is_null())  # (a read without them)
+                            for c in reg_cols]))
+    if hit.height == 0:
+        return df, _empty_q()
+    q = hit.select(
+        "row",
+        pl.lit("total").alias("column"),
+        pl.lit("correction_without_previous_read").alias("code"),
+        _fmt("corrects the stored last read of {} ({} Wh) with nothing before it in the file to measure the day"
+             " from: send it with the meter's read of the day before", pl.col("day"), pl.col("_s_total"))
+        .alias("reason"),
+    )
+    return df.join(hit.select("row"), on="row", how="anti"), q
+
+
 def _with_anchors(
     df: pl.DataFrame,
     anchors: pl.DataFrame,
@@ -993,14 +1048,18 @@ def _respect_stored_days(
       over its other days (exact integer split, as ``_spread_gaps``; finding ``late_gap_estimated``);
       left less than zero in a register: finding ``late_read_conflict``, the pair dropped.
 
-    Returns ``(pairs, estimated_days, findings, resent)``: the pairs left, the daily rows estimated
-    here (``_spread_gaps``' columns), the findings, and the number of reads of the file (``row > 0``)
-    every pair of which agreed with measured days (re-sent reads: duplicates).
+    Returns ``(pairs, estimated_days, findings, resent, refused)``: the pairs left, the daily rows
+    estimated here (``_spread_gaps``' columns), the findings, the number of reads of the file
+    (``row > 0``) every pair of which agreed with measured days (re-sent reads: duplicates), and the
+    reads that end a refused pair (``customer_id, meter_id, day``: the stored days stand, so such a
+    read is not the meter's new last read either).
     """
     regs = ["total", *periods]
     keys = ["customer_id", "meter_id"]
     lp = pairs.join(late, on=keys, how="semi")
-    none: tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame, int] = (pairs, None, _empty_f(), 0)
+    no_refused = pl.DataFrame(schema={"customer_id": pl.Utf8, "meter_id": pl.Utf8, "day": pl.Date})
+    none: tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame, int, pl.DataFrame] = (
+        pairs, None, _empty_f(), 0, no_refused)
     if lp.height == 0:
         return none
     lp = lp.with_columns(
@@ -1108,7 +1167,7 @@ def _respect_stored_days(
     ]).group_by("_m", "day").agg(pl.col("_same").all())
     resent = reads.filter(pl.col("row") > 0).join(ends.filter(pl.col("_same")), on=["_m", "day"], how="semi").height
     f = pl.concat(findings, how="vertical_relaxed") if findings else _empty_f()
-    return out_pairs, est, f, resent
+    return out_pairs, est, f, resent, conflict.select(*keys, "day").cast(no_refused.schema)  # type: ignore[arg-type]
 
 
 def _gap_edges(first: pl.DataFrame, gaps: pl.DataFrame, periods_in: list[str]) -> list[pl.DataFrame]:

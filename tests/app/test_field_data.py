@@ -579,6 +579,63 @@ def test_resent_older_read_keeps_measured_days(tmp_path, case, late, expect, est
     assert codes <= found, case
 
 
+_J10 = _JAN[D(2025, 1, 10)]
+
+
+@pytest.mark.parametrize(
+    ("case", "files", "expect", "quarantined"),
+    [
+        # the stored last read (10 January) corrected alone, then the next day's read: nothing to measure
+        # the 10th from (the store keeps the day's kWh, not the read before it): held out, not moved into
+        # the 11th
+        ("corrected up, alone", [[(D(2025, 1, 10), _J10 + 5)], [(D(2025, 1, 11), _J10 + 12)]],
+         {D(2025, 1, 11): 12_000}, 1),
+        ("corrected down, alone", [[(D(2025, 1, 10), _J10 - 5)], [(D(2025, 1, 11), _J10 + 12)]],
+         {D(2025, 1, 11): 12_000}, 1),
+        ("corrected, with the next read in the same file", [[(D(2025, 1, 10), _J10 + 5), (D(2025, 1, 11), _J10 + 12)]],
+         {D(2025, 1, 11): 12_000}, 1),
+        # with the read before it: a pair over a measured day that disagrees and does not end on a read that
+        # agrees with the store is a conflict (the stored day stands, finding), and the stored last read
+        # stays the meter's last read
+        ("corrected with the read before it", [[(D(2025, 1, 9), _JAN[D(2025, 1, 9)]), (D(2025, 1, 10), _J10 + 5)],
+                                               [(D(2025, 1, 11), _J10 + 12)]],
+         {D(2025, 1, 11): 12_000}, 0),
+        # inside a run whose ends agree with the store, the correction is measured (9 + 2 and 6 - 2 kWh)
+        ("corrected inside a run", [[(D(2025, 1, 8), _JAN[D(2025, 1, 8)]), (D(2025, 1, 9), _JAN[D(2025, 1, 9)] + 2),
+                                     (D(2025, 1, 10), _J10)], [(D(2025, 1, 11), _J10 + 12)]],
+         {D(2025, 1, 9): 8_000, D(2025, 1, 10): 7_000, D(2025, 1, 11): 12_000}, 0),
+    ],
+)
+def test_correction_of_the_stored_last_read(tmp_path, case, files, expect, quarantined) -> None:
+    """A corrected read of the meter's stored last read never moves kWh between days: the days' kWh add
+    up to the register's movement from its first read to its last accepted read, whatever the order."""
+    from wattbill.ingest import ingest_file
+
+    store = open_store(str(tmp_path / "store"))
+    try:
+        ingest_file(write(tmp_path / "a.csv", "户号,表号,日期,正向有功总", _reads(sorted(_JAN.items()))), "registers",
+                    store, today=D(2026, 6, 1))
+        reps = [ingest_file(write(tmp_path / f"f{i}.csv", "户号,表号,日期,正向有功总", _reads(f)), "registers", store,
+                            today=D(2026, 6, 1)) for i, f in enumerate(files)]
+        daily = store.load_daily(2025, ["0001"])
+        state = store.load_register_state(["0001"])
+        q = store.load_quarantine()
+        found = set(store.load_findings(["0001"])["code"].to_list())
+    finally:
+        store.close()
+    want = {d: round((_JAN[d] - _JAN[d - dt.timedelta(days=1)]) * 1000) for d in _JAN if d.year == 2025}
+    want.update(expect)
+    got = dict(zip(daily["day"].to_list(), daily["wh_total"].to_list(), strict=True))
+    assert got == want, case
+    assert daily["wh_total"].sum() == state["wh_total"][0] - 1_000_000, case  # the register's movement [Wh]
+    if case == "corrected with the read before it":
+        assert "late_read_conflict" in found
+    assert all(r.rows == r.loaded + r.quarantined + r.duplicates for r in reps), case
+    assert q["code"].to_list() == ["correction_without_previous_read"] * quarantined, case
+    if quarantined:
+        assert "2025-01-10" in q["reason"][0] and "read of the day before" in q["reason"][0]
+
+
 def test_resent_older_read_bill_on_both_stores(capsys, tmp_path, store_url) -> None:
     """The repro on the bill: January stays at the measured days' charge plus the two estimated days."""
     cust = customers(tmp_path, ("0001", "cn-beijing-res-tier"))
