@@ -23,8 +23,6 @@ Dates
 
 from __future__ import annotations
 
-from wattbill.ingest.errors import IngestError
-
 #: 60 A x 220 V x 24 h in Wh (Q/GDW 1364-2013 Imax, GB/T 156-2017 nominal voltage)
 DEFAULT_MAX_DAILY_WH = 60 * 220 * 24
 MAX_DAILY_SOURCE = "60 A x 220 V x 24 h (Q/GDW 1364-2013 single-phase meter Imax, GB/T 156-2017 220 V)"
@@ -46,8 +44,9 @@ def max_daily_wh() -> int:
 
     Raises
     ------
-    ingest.errors.IngestError
-        ``WATTBILL_MAX_DAILY_KWH`` is set but is not a positive number (one line, exit 1 on the CLI).
+    wattbill.errors.WattbillError
+        ``WATTBILL_MAX_DAILY_KWH`` is set but is not a positive number below 1e9 (``settings.get_settings``:
+        one line naming the setting, exit 1 on the CLI).
 
     References
     ----------
@@ -55,15 +54,9 @@ def max_daily_wh() -> int:
     """
     from wattbill.settings import get_settings
 
-    env = get_settings().max_daily_kwh
-    if env is None or not env.strip():
+    kwh = get_settings().max_daily_kwh  # (validated there: a positive number below 1e9, one line if not)
+    if kwh is None:
         return DEFAULT_MAX_DAILY_WH
-    try:
-        kwh = float(env)
-    except ValueError:
-        raise IngestError("WATTBILL_MAX_DAILY_KWH", None, None, f"{env!r} is not a number of kWh") from None
-    if not (kwh > 0 and kwh < 1e9):
-        raise IngestError("WATTBILL_MAX_DAILY_KWH", None, None, f"{env!r} must be a positive number of kWh below 1e9")
     return round(kwh * 1000)
 
 

@@ -18,6 +18,8 @@ from wattbill.store.errors import StoreConflict, StoreCorrupt, StoreError, Store
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: ``user:password@host...`` or ``user@host:port/db``: a PostgreSQL address typed without its scheme
 _DSN_WITHOUT_SCHEME = re.compile(r"^[^/\s@]+@[^/\s@]+(/[^/\s]*)?$")
+#: a libpq keyword/value connection string (``host=db port=5432 dbname=wattbill``): libpq's keywords
+_CONNINFO = re.compile(r"(^|\s)(host|hostaddr|port|dbname|user|password|sslmode|service|connect_timeout)\s*=")
 
 
 def open_store(url: str | Path | None = None, *, setup: bool = True, create: bool = True) -> Store:
@@ -56,6 +58,10 @@ def open_store(url: str | Path | None = None, *, setup: bool = True, create: boo
     elif _DSN_WITHOUT_SCHEME.match(text) and ":" in text:  # (a folder "data@2025" is a folder)
         raise StoreError(f"{mask_secrets('postgresql://' + text)[len('postgresql://'):]}: looks like a database "
                          "address without 'postgresql://' in front; a folder of that name is not made")
+    elif _CONNINFO.search(text) and not Path(text).exists():
+        raise StoreError(f"{text}: looks like a PostgreSQL keyword connection string; give the store as a URL "
+                         "(postgresql://user@host:port/dbname, the password in PGPASSWORD or ~/.pgpass); a folder "
+                         "of that name is not made")
     if not create and not Path(text).is_dir():
         raise StoreError(f"no store at {text}: load data first (wattbill ingest ... --store {text}), "
                          "or check --store and the setting store (WATTBILL_STORE)")

@@ -238,6 +238,8 @@ CASES = [
          ["report", "channels", "--year", "2025", "--out", "{out}", "--store", "{dir}/no-such-store"]),
     Case("database address without its scheme", "arguments", "error",
          ["ingest", "reads", "{f}", "--store", "u:Pw-Secret-1@127.0.0.1:5432/db"], CONS + "1,M1,2025-03-01,2\n"),
+    Case("libpq keyword connection string", "arguments", "error",
+         ["ingest", "reads", "{f}", "--store", "host=127.0.0.1 port=1 password=Pw-Secret-1"], CONS + "1,M1,2025-03-01,2\n"),
     Case("unknown address scheme", "arguments", "error",
          ["ingest", "reads", "{f}", "--store", "mysql://u:Pw-Secret-1@127.0.0.1/db"], CONS + "1,M1,2025-03-01,2\n"),
     # --- server outages (the database is unreachable; see tests/store/test_db_faults.py for stops mid-run) ---

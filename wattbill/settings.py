@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     Attributes
     ----------
     store : str
-        The store: a folder for the embedded Parquet store or a ``postgresql://`` URL for TimescaleDB
+        The store: a folder for the embedded store (Delta Lake tables) or a ``postgresql://`` URL for TimescaleDB
         (``WATTBILL_STORE``; default ``./wattbill-data``).
     tariffs : pathlib.Path or None
         A folder (or file) of extra tariff files read beside the shipped catalogue
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     tariffs: Path | None = None
     secret: SecretStr = SecretStr("")
     secret_previous: SecretStr | None = None
-    max_daily_kwh: str | None = None  # checked where it is used (ingest.limits: one line, exit 1)
+    max_daily_kwh: float | None = Field(default=None, gt=0, lt=1e9, allow_inf_nan=False)
     bill_max_missing_days: int = Field(default=31, ge=0, le=366)
     debug: bool = False
     progress: bool = False

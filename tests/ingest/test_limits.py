@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from wattbill.errors import WattbillError
 from wattbill.ingest import ingest_file
 from wattbill.ingest.errors import IngestError
 from wattbill.ingest.limits import DEFAULT_MAX_DAILY_WH, max_daily_wh
@@ -149,10 +150,12 @@ def test_default_limit_and_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATTBILL_MAX_DAILY_KWH", "950.4")
     reload_settings()  # settings are read once
     assert max_daily_wh() == 950_400
-    monkeypatch.setenv("WATTBILL_MAX_DAILY_KWH", "lots")
-    reload_settings()  # settings are read once
-    with pytest.raises(IngestError):
-        max_daily_wh()
+    for bad in ("lots", "0", "-3", "nan", "inf"):
+        monkeypatch.setenv("WATTBILL_MAX_DAILY_KWH", bad)
+        with pytest.raises(WattbillError, match=r"setting max_daily_kwh \(WATTBILL_MAX_DAILY_KWH\)"):
+            reload_settings()  # settings are read once, and checked then (one line naming the setting)
+    monkeypatch.delenv("WATTBILL_MAX_DAILY_KWH")
+    reload_settings()
 
 
 @pytest.mark.parametrize(
