@@ -18,8 +18,8 @@ import re
 from wattbill.errors import WattbillError
 
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)([^\s'\"]*)(@)")
-_KV_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
-_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)([^&\s'\"]*)")
+_KV_PASSWORD = re.compile(r"(?i)(?<![?&])\b(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)([^&\s'\"]*?)(?=:\s|:$|[&\s'\"]|$)")  # (not the ": " after it)
 
 
 def mask_secrets(text: object) -> str:

@@ -149,7 +149,7 @@ def test_bill_run_lists_the_stopped_meter_and_the_statement_says_the_missing_day
         assert page.status_code == 200 and 'id="missing" data-days="25"' in page.text
 
     late = write(tmp_path / "late.csv", "户号,表号,日期,正向有功总",
-                 _registers("1100000002", "M2", year_days[339:], start=1000.0 + 5 * 340)[1:])
+                 _registers("1100000002", "M2", year_days[340:], start=1000.0 + 5 * 340)[1:])  # 7-31 December
     wb(capsys, "ingest", "reads", str(late), "--store", store_url)
     diff = wb(capsys, "bill", "recalc", "--year", "2025", "--customer", "1100000002", "--out", str(out),
               "--store", store_url, "--no-pdf", "--reason", "late December reads")
