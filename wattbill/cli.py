@@ -187,8 +187,8 @@ def _print_summary(summary) -> None:
     if summary.bills_path:
         typer.echo(f"bills: {summary.bills_path}")
         typer.echo(f"bill months: {summary.months_path}")
-    if summary.not_billed_path is not None:
-        typer.echo(f"not billed: {summary.not_billed_path} ({len(summary.failures)} households)")
+    if summary.not_billed_path is not None:  # (the households the file lists: this run's and the others kept)
+        typer.echo(f"not billed: {summary.not_billed_path} ({summary.not_billed_households} households)")
     if summary.chunks_reused:
         typer.echo(f"chunks: {summary.chunks_computed} computed, {summary.chunks_reused} from checkpoints")
     if summary.pdf_dir:
