@@ -521,12 +521,15 @@ def run_bills(
     yet for their bill version. ``engine``: where the chunks run (:class:`wattbill.engines.LocalEngine`
     by default, or a :class:`wattbill.engines.DaskEngine`); every engine gives the same bytes.
 
+    Every household of the run that is not billed is kept with its reason (``save_not_billed``), also
+    when none is billed: the summary then has ``billed == 0`` and no bills file is written or changed.
+
     Raises
     ------
     UnknownCustomer
         A customer of ``customer_ids`` is not in the store.
     NothingToBill
-        No customers, or none with consumption in ``year``.
+        No customers in the store.
     """
     from wattbill import insight
     from wattbill.engines import LocalEngine
@@ -588,14 +591,19 @@ def run_bills(
     failures = [f for r in results for f in r.failures.iter_rows(named=True)]
     billed_chunks = [r for r in results if r.bills.height]
     run_ids = customers["customer_id"].to_list()
-    if not billed_chunks:
+    if not billed_chunks:  # every household left out: their reasons are the run's result, kept as any run's
+        not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
         if checkpoints:
             checkpoints.remove()
-        if failures and any(f["code"] not in NOT_A_FAULT for f in failures):
-            first = failures[0]
-            raise NothingToBill(f"no household of {year} could be billed ({len(failures)} left out; "
-                                f"first: {first['customer_id']}: {first['code']}: {first['detail']})")
-        raise NothingToBill(f"no consumption for {year} for the customers asked")
+        stage_seconds["total"] = time.perf_counter() - t_start
+        return RunSummary(
+            year=year, households=total_n, billed=0, kwh_total=0.0, charge_fen=0, new_versions=0, labels={},
+            failures=failures, notices=[], pdfs_written=0, pdfs_skipped=0, out_dir=out_dir, bills_path=None,
+            months_path=None, pdf_dir=None, chunks=len(jobs), chunks_computed=computed,
+            chunks_reused=len(jobs) - computed, stage_seconds=stage_seconds,
+            not_billed=not_billed_frame(failures), not_billed_path=not_billed_path,
+            not_billed_households=not_billed_kept["customer_id"].n_unique(),
+        )
     # a run over some customers (a recalculation) compares them with the year's other households, as
     # the full run stored them, not only with each other
     others = None

@@ -236,3 +236,30 @@ def test_recalc_into_the_years_folder_keeps_the_other_households_not_billed(
     assert pl.read_parquet(out / "bills.parquet")["customer_id"].to_list() == ["0000000010", "0000000011",
                                                                              "0000000014"]
 
+
+def test_a_run_whose_every_household_is_left_out_keeps_their_reasons(capsys, tmp_path: Path, store_url: str) -> None:
+    """Every household of the run left out: ``not_billed.parquet`` and the store keep them, one line says
+    no household could be billed and where the reasons are, exit 0 (1 with ``--strict``) as any run with
+    households left out; ``bill recalc`` the same. It was an error, exit 1, and nothing written."""
+    from wattbill.cli import main
+
+    _three_households(capsys, tmp_path, store_url)
+    left = [("0000000014", "wattbill.bill.incomplete_reads")]
+    for command in (["run"], ["recalc", "--reason", "check"]):
+        out = tmp_path / command[0]
+        args = ["bill", *command, "--year", "2025", "--customer", "0000000014", "--out", str(out), "--no-pdf",
+                "--store", store_url]
+        assert main(args) == 0
+        std = capsys.readouterr()
+        assert "Traceback" not in std.out + std.err
+        assert (f"wattbill: warning: no household of 2025 could be billed (1 left out; the reasons: "
+                f"{out / 'not_billed.parquet'} and the store)") in std.err
+        assert "0 of 1 households billed" in std.out
+        assert f"not billed: {out / 'not_billed.parquet'} (1 households)" in std.out
+        assert sorted(p.name for p in out.iterdir()) == ["not_billed.parquet"]
+        assert pl.read_parquet(out / "not_billed.parquet").select("customer_id", "code").rows() == left
+        assert _stored_not_billed(store_url) == left
+        assert main([*args, "--strict"]) == 1
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1].startswith("wattbill: error: --strict: 1 households left out of 2025")
+        assert "Traceback" not in err
