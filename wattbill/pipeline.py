@@ -946,8 +946,8 @@ def save_not_billed(
     if out_dir is None:
         return None, frame
     path = out_dir / NOT_BILLED
-    merged = keep_others(path, frame, year, customer_ids).select(list(NOT_BILLED_SCHEMA)).cast(
-        dict(NOT_BILLED_SCHEMA)).sort("customer_id", "year", "code")
+    merged = keep_others(path, frame, year, customer_ids).select(
+        [pl.col(c).cast(t) for c, t in NOT_BILLED_SCHEMA.items()]).sort("customer_id", "year", "code")
     _write_atomic(merged, path)
     return path, merged
 
