@@ -176,6 +176,10 @@ def _print_summary(summary) -> None:
         top = sorted(summary.labels.items(), key=lambda kv: -kv[1])
         typer.echo("labels: " + ", ".join(f"{code} {n}" for code, n in top))
     nb = summary.not_billed
+    if summary.billed == 0 and summary.households:  # every household left out: a result, kept as data
+        where = f"{summary.not_billed_path} and the store" if summary.not_billed_path else "the store"
+        typer.echo(f"wattbill: warning: no household of {summary.year} could be billed "
+                   f"({nb.select('customer_id').n_unique()} left out; the reasons: {where})", err=True)
     if nb.height:
         codes = ", ".join(f"{c} {n}" for c, n in sorted(nb.group_by("code").len().iter_rows(), key=lambda kv: -kv[1]))
         where = f": {summary.not_billed_path}" if summary.not_billed_path else ""
@@ -187,8 +191,8 @@ def _print_summary(summary) -> None:
     if summary.bills_path:
         typer.echo(f"bills: {summary.bills_path}")
         typer.echo(f"bill months: {summary.months_path}")
-    if summary.not_billed_path is not None:
-        typer.echo(f"not billed: {summary.not_billed_path} ({len(summary.failures)} households)")
+    if summary.not_billed_path is not None:  # (the households the file lists: this run's and the others kept)
+        typer.echo(f"not billed: {summary.not_billed_path} ({summary.not_billed_households} households)")
     if summary.chunks_reused:
         typer.echo(f"chunks: {summary.chunks_computed} computed, {summary.chunks_reused} from checkpoints")
     if summary.pdf_dir:
@@ -230,7 +234,7 @@ def bill_run(
 
     A household whose data cannot be billed or rendered is left out with a reason code and its
     evidence (OUT/not_billed.parquet, and the store); every other household is billed and the run
-    exits 0 (1 with --strict). A run stopped at any point and started again with the same arguments
+    exits 0 (1 with --strict), also when no household could be billed. A run stopped at any point and started again with the same arguments
     redoes only the unfinished chunks (checkpoints in OUT/.checkpoints, removed when the run completes).
     """
     from wattbill.engines import make_engine

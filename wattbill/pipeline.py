@@ -334,6 +334,8 @@ class RunSummary:
 
     not_billed: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=NOT_BILLED_SCHEMA))
     not_billed_path: Path | None = None
+    #: households listed in ``not_billed_path`` (the run's and, kept by ``keep_others``, the other households')
+    not_billed_households: int = 0
 
     @property
     def faults(self) -> int:
@@ -519,12 +521,15 @@ def run_bills(
     yet for their bill version. ``engine``: where the chunks run (:class:`wattbill.engines.LocalEngine`
     by default, or a :class:`wattbill.engines.DaskEngine`); every engine gives the same bytes.
 
+    Every household of the run that is not billed is kept with its reason (``save_not_billed``), also
+    when none is billed: the summary then has ``billed == 0`` and no bills file is written or changed.
+
     Raises
     ------
     UnknownCustomer
         A customer of ``customer_ids`` is not in the store.
     NothingToBill
-        No customers, or none with consumption in ``year``.
+        No customers in the store.
     """
     from wattbill import insight
     from wattbill.engines import LocalEngine
@@ -585,14 +590,20 @@ def run_bills(
     results = [chunk_output(k) for k in range(len(jobs))]
     failures = [f for r in results for f in r.failures.iter_rows(named=True)]
     billed_chunks = [r for r in results if r.bills.height]
-    if not billed_chunks:
+    run_ids = customers["customer_id"].to_list()
+    if not billed_chunks:  # every household left out: their reasons are the run's result, kept as any run's
+        not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
         if checkpoints:
             checkpoints.remove()
-        if failures and any(f["code"] not in NOT_A_FAULT for f in failures):
-            first = failures[0]
-            raise NothingToBill(f"no household of {year} could be billed ({len(failures)} left out; "
-                                f"first: {first['customer_id']}: {first['code']}: {first['detail']})")
-        raise NothingToBill(f"no consumption for {year} for the customers asked")
+        stage_seconds["total"] = time.perf_counter() - t_start
+        return RunSummary(
+            year=year, households=total_n, billed=0, kwh_total=0.0, charge_fen=0, new_versions=0, labels={},
+            failures=failures, notices=[], pdfs_written=0, pdfs_skipped=0, out_dir=out_dir, bills_path=None,
+            months_path=None, pdf_dir=None, chunks=len(jobs), chunks_computed=computed,
+            chunks_reused=len(jobs) - computed, stage_seconds=stage_seconds,
+            not_billed=not_billed_frame(failures), not_billed_path=not_billed_path,
+            not_billed_households=not_billed_kept["customer_id"].n_unique(),
+        )
     # a run over some customers (a recalculation) compares them with the year's other households, as
     # the full run stored them, not only with each other
     others = None
@@ -633,16 +644,15 @@ def run_bills(
     # every tariff file whose version priced a day of the year for a billed household
     tariff_files = {t.origin: t for code in bills["tariff"].unique().to_list()
                     for _, t in catalog.schedule(code, year).versions}
-    bills_path = months_path = pdf_dir = not_billed_path = None
-    run_ids = customers["customer_id"].to_list()
-    store.save_not_billed(year, run_ids, not_billed_frame(failures))
+    bills_path = months_path = pdf_dir = None
+    not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
     if out_dir is not None:
         bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
-        not_billed_path = out_dir / NOT_BILLED
         months_all = pl.concat([m for _, _, m in saved], how="diagonal_relaxed")
-        _write_atomic(_keep_others(bills_path, bills).sort("customer_id", "year"), bills_path)
-        _write_atomic(_keep_others(months_path, months_all).sort("customer_id", "year", "month"), months_path)
-        _write_atomic(not_billed_frame(failures), not_billed_path)
+        billed_ids = bills["customer_id"].to_list()
+        _write_atomic(keep_others(bills_path, bills, year, billed_ids).sort("customer_id", "year"), bills_path)
+        _write_atomic(keep_others(months_path, months_all, year, billed_ids).sort("customer_id", "year", "month"),
+                      months_path)
         save_features(out_dir, year, labelled.features.join(bills.select("customer_id", "version"), on="customer_id"))
     stage_seconds["labels and save"] = time.perf_counter() - t
 
@@ -682,9 +692,7 @@ def run_bills(
         statements.clear_partial(out_dir, year)
         if render_failures:  # the bill is stored; its statement is left out with the reason
             failures += sorted(render_failures, key=lambda f: f["customer_id"])
-            store.save_not_billed(year, run_ids, not_billed_frame(failures))
-            assert not_billed_path is not None  # (the PDF pass needs out_dir)
-            _write_atomic(not_billed_frame(failures), not_billed_path)
+            not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
         stage_seconds["pdf"] = time.perf_counter() - t
     if checkpoints:
         checkpoints.remove()
@@ -698,6 +706,7 @@ def run_bills(
         bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir, chunks=len(jobs),
         chunks_computed=computed, chunks_reused=len(jobs) - computed, stage_seconds=stage_seconds,
         not_billed=not_billed_frame(failures), not_billed_path=not_billed_path,
+        not_billed_households=not_billed_kept["customer_id"].n_unique(),
     )
 
 
@@ -709,16 +718,13 @@ def features_path(out_dir: Path, year: int) -> Path:
 def save_features(out_dir: Path, year: int, features: pl.DataFrame) -> Path:
     """Keep the features (``diagnostics.FEATURES`` and the bill ``version`` they belong to) of a run.
 
-    Rows of other customers already in the file are kept (a recalculation of some customers
-    replaces only theirs), so that the statement service shows a statement's figures as the run
+    Rows of other customers already in the file are kept (``keep_others``: a recalculation of some
+    customers replaces only theirs), so that the statement service shows a statement's figures as the run
     computed them and never computes them again.
     """
     path = features_path(out_dir, year)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        old = pl.read_parquet(path)
-        old = old.filter(~pl.col("customer_id").is_in(features["customer_id"].implode()))
-        features = pl.concat([old, features], how="diagonal_relaxed")
+    features = keep_others(path, features, year, features["customer_id"].to_list())
     _write_atomic(features.sort("customer_id"), path)
     return path
 
@@ -861,21 +867,45 @@ def clean_stale_temporaries(out_dir: Path) -> int:
     return removed
 
 
-def _keep_others(path: Path, new: pl.DataFrame) -> pl.DataFrame:
-    """``new`` with the rows of the file at ``path`` (if any) of every other household and year: a run
-    over some customers (``bill recalc --out`` into the year's own folder) replaces their rows and
-    keeps everyone else's (the newest version of each, as written by the runs before)."""
+def keep_others(path: Path, new: pl.DataFrame, year: int, customer_ids: Sequence[str]) -> pl.DataFrame:
+    """The one merge rule of every table a run writes into its output folder (``bills.parquet``,
+    ``bill_months.parquet``, ``not_billed.parquet`` and the features of ``save_features``).
+
+    A run over some customers (``bill recalc --out`` into the year's own folder) replaces the rows of
+    the households it speaks for and keeps every other household's (and every other year's), as the
+    runs before wrote them.
+
+    Parameters
+    ----------
+    path : Path
+        The file as the runs before left it; absent, or not a table of ours (unreadable, without
+        ``customer_id`` and ``year``): ``new`` replaces it.
+    new : pl.DataFrame
+        This run's rows.
+    year : int
+        The run's year: rows of other years are kept.
+    customer_ids : sequence of str
+        The households whose rows of ``year`` this run replaces: for ``not_billed.parquet`` every
+        household of the run (a household billed now loses its earlier record, as in
+        ``Store.save_not_billed``); for the bills, months and features the households it billed (a
+        household left out now keeps its latest bill, as the store does).
+
+    Returns
+    -------
+    pl.DataFrame
+        The kept rows (the newest ``version`` of each household, should the file hold several), then
+        ``new``; unsorted.
+    """
     if not path.exists():
         return new
     try:
         old = pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError):
-        return new  # not a bills file of ours: replaced, as before
+        return new  # not a table of ours: replaced, as before
     if "customer_id" not in old.columns or "year" not in old.columns:
         return new
-    done = new.select("customer_id", "year").unique()
-    keep = old.join(done.with_columns(pl.col("year").cast(old.schema["year"])), on=["customer_id", "year"],
-                    how="anti")
+    ids = pl.Series(list(customer_ids), dtype=pl.Utf8).implode()
+    keep = old.filter(~(pl.col("customer_id").is_in(ids) & (pl.col("year") == year)))
     if keep.height == 0:
         return new
     if "version" in keep.columns:  # (the newest version of each household, should a file hold several)
@@ -885,6 +915,41 @@ def _keep_others(path: Path, new: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([keep, new], how="diagonal_relaxed")
 
 
+def save_not_billed(
+    store: Any, year: int, customer_ids: Sequence[str], failures: list[dict[str, Any]], out_dir: Path | None,
+) -> tuple[Path | None, pl.DataFrame]:
+    """Keep the households a run left out: in the store (``Store.save_not_billed``) and, with
+    ``out_dir``, in ``<out>/not_billed.parquet``, both by the same rule (``keep_others``): the run's
+    households' records replaced, every other household's kept, so the file and the store agree.
+
+    Parameters
+    ----------
+    store : Store
+        Where the records are kept.
+    year : int
+        The run's year.
+    customer_ids : sequence of str
+        Every household of the run (billed or not).
+    failures : list of dict
+        The run's ``left_out`` rows.
+    out_dir : Path or None
+        The run's output folder.
+
+    Returns
+    -------
+    tuple of (Path or None, pl.DataFrame)
+        The file written (None without ``out_dir``) and what it now holds (``NOT_BILLED_SCHEMA``; without
+        ``out_dir``, the run's rows).
+    """
+    frame = not_billed_frame(failures)
+    store.save_not_billed(year, customer_ids, frame)
+    if out_dir is None:
+        return None, frame
+    path = out_dir / NOT_BILLED
+    merged = keep_others(path, frame, year, customer_ids).select(
+        [pl.col(c).cast(t) for c, t in NOT_BILLED_SCHEMA.items()]).sort("customer_id", "year", "code")
+    _write_atomic(merged, path)
+    return path, merged
 
 
 def _interactions(store: Any, year: int, ids: list[str]) -> pl.DataFrame | None:

@@ -21,8 +21,11 @@ def fen_to_text(fen: int) -> str:
 def diff_versions(before: pl.DataFrame, after: pl.DataFrame) -> Iterator[str]:
     """Lines saying, per customer, which version replaced which and what changed.
 
-    ``before`` and ``after`` are the latest bills (``Store.load_bills``) before and after a run.
+    ``before`` and ``after`` are the latest bills (``Store.load_bills``) before and after a run; either
+    may be empty (without columns: the store holds no bill of those customers).
     """
+    if after.height == 0:
+        return
     old = {r["customer_id"]: r for r in before.iter_rows(named=True)} if before.height else {}
     for new in after.sort("customer_id").iter_rows(named=True):
         cid = new["customer_id"]

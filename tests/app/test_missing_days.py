@@ -180,3 +180,86 @@ def test_the_running_charge_says_the_days_it_has_no_read_for(capsys, tmp_path: P
     finally:
         store.close()
     assert (run.missing_days, run.missing_ranges) == (0, ())
+
+
+def _three_households(capsys, tmp_path: Path, store_url: str) -> None:
+    """0000000010 and 0000000011 read every day of 2025; 0000000014 stops on 29 November (32 days
+    without a read: ``wattbill.bill.incomplete_reads`` under the default limit of 31)."""
+    year_days = _days(D(2025, 1, 1), D(2025, 12, 31))
+    cust = customers(tmp_path, ("0000000010", TARIFF), ("0000000011", TARIFF), ("0000000014", TARIFF))
+    wb(capsys, "ingest", "customers", str(cust), "--store", store_url)
+    reads = write(tmp_path / "reads.csv", "户号,表号,日期,正向有功总",
+                  _registers("0000000010", "M10", year_days) + _registers("0000000011", "M11", year_days)
+                  + _registers("0000000014", "M14", year_days[:333]))
+    wb(capsys, "ingest", "reads", str(reads), "--store", store_url)
+
+
+def _stored_not_billed(store_url: str) -> list[tuple[str, str]]:
+    from wattbill.store import open_store
+
+    store = open_store(store_url)
+    try:
+        return store.load_not_billed(2025).select("customer_id", "code").rows()
+    finally:
+        store.close()
+
+
+def test_recalc_into_the_years_folder_keeps_the_other_households_not_billed(
+        capsys, tmp_path: Path, store_url: str) -> None:
+    """``bill recalc --out`` into the year's folder replaces only its customers' rows of every table it
+    writes there (``pipeline.keep_others``): ``not_billed.parquet`` was emptied (a new user's report),
+    the printed count was the run's; the file and the store say the same."""
+    _three_households(capsys, tmp_path, store_url)
+    out = tmp_path / "out"
+    run = wb(capsys, "bill", "run", "--year", "2025", "--out", str(out), "--no-pdf", "--store", store_url)
+    assert f"not billed: {out / 'not_billed.parquet'} (1 households)" in run
+    left = [("0000000014", "wattbill.bill.incomplete_reads")]
+    tables = ("bills.parquet", "bill_months.parquet", "features/2025.parquet")
+    heights = {t: pl.read_parquet(out / t).height for t in tables}
+    assert heights == {"bills.parquet": 2, "bill_months.parquet": 24, "features/2025.parquet": 2}
+
+    again = wb(capsys, "bill", "recalc", "--year", "2025", "--customer", "0000000010", "--reason", "check",
+               "--out", str(out), "--no-pdf", "--store", store_url)
+    assert f"not billed: {out / 'not_billed.parquet'} (1 households)" in again
+    assert pl.read_parquet(out / "not_billed.parquet").select("customer_id", "code").rows() == left
+    assert _stored_not_billed(store_url) == left
+    assert {t: pl.read_parquet(out / t).height for t in tables} == heights
+
+    # the late reads arrive: a recalculation of 0000000014 bills it and removes its record, from both
+    late = write(tmp_path / "late.csv", "户号,表号,日期,正向有功总",
+                 _registers("0000000014", "M14", _days(D(2025, 11, 30), D(2025, 12, 31)), start=1000.0 + 5 * 333)[1:])
+    wb(capsys, "ingest", "reads", str(late), "--store", store_url)
+    billed = wb(capsys, "bill", "recalc", "--year", "2025", "--customer", "0000000014", "--reason", "late reads",
+                "--out", str(out), "--no-pdf", "--store", store_url)
+    assert f"not billed: {out / 'not_billed.parquet'} (0 households)" in billed
+    assert pl.read_parquet(out / "not_billed.parquet").height == 0 and _stored_not_billed(store_url) == []
+    assert pl.read_parquet(out / "bills.parquet")["customer_id"].to_list() == ["0000000010", "0000000011",
+                                                                             "0000000014"]
+
+
+def test_a_run_whose_every_household_is_left_out_keeps_their_reasons(capsys, tmp_path: Path, store_url: str) -> None:
+    """Every household of the run left out: ``not_billed.parquet`` and the store keep them, one line says
+    no household could be billed and where the reasons are, exit 0 (1 with ``--strict``) as any run with
+    households left out; ``bill recalc`` the same. It was an error, exit 1, and nothing written."""
+    from wattbill.cli import main
+
+    _three_households(capsys, tmp_path, store_url)
+    left = [("0000000014", "wattbill.bill.incomplete_reads")]
+    for command in (["run"], ["recalc", "--reason", "check"]):
+        out = tmp_path / command[0]
+        args = ["bill", *command, "--year", "2025", "--customer", "0000000014", "--out", str(out), "--no-pdf",
+                "--store", store_url]
+        assert main(args) == 0
+        std = capsys.readouterr()
+        assert "Traceback" not in std.out + std.err
+        assert (f"wattbill: warning: no household of 2025 could be billed (1 left out; the reasons: "
+                f"{out / 'not_billed.parquet'} and the store)") in std.err
+        assert "0 of 1 households billed" in std.out
+        assert f"not billed: {out / 'not_billed.parquet'} (1 households)" in std.out
+        assert sorted(p.name for p in out.iterdir()) == ["not_billed.parquet"]
+        assert pl.read_parquet(out / "not_billed.parquet").select("customer_id", "code").rows() == left
+        assert _stored_not_billed(store_url) == left
+        assert main([*args, "--strict"]) == 1
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1].startswith("wattbill: error: --strict: 1 households left out of 2025")
+        assert "Traceback" not in err
