@@ -1033,7 +1033,7 @@ def _respect_stored_days(
     stored_days: Callable[[list[str], dt.date, dt.date], pl.DataFrame],
     periods: list[str],
     reads: pl.DataFrame,
-) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame, int]:
+) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame, int, pl.DataFrame]:
     """Pairs of reads of a late file's meters checked against the days already stored.
 
     A pair (``_prev_day`` -> ``day``, its registers the consumption between the two reads, times the
@@ -1167,7 +1167,7 @@ def _respect_stored_days(
     ]).group_by("_m", "day").agg(pl.col("_same").all())
     resent = reads.filter(pl.col("row") > 0).join(ends.filter(pl.col("_same")), on=["_m", "day"], how="semi").height
     f = pl.concat(findings, how="vertical_relaxed") if findings else _empty_f()
-    return out_pairs, est, f, resent, conflict.select(*keys, "day").cast(no_refused.schema)  # type: ignore[arg-type]
+    return out_pairs, est, f, resent, conflict.select(*keys, "day").cast(no_refused.schema)
 
 
 def _gap_edges(first: pl.DataFrame, gaps: pl.DataFrame, periods_in: list[str]) -> list[pl.DataFrame]:
