@@ -531,6 +531,16 @@ def _reads(pairs: list[tuple[D, float]], cid: str = "0001") -> list[str]:
     return [f"{cid},M-{cid},{d},{v:.2f}" for d, v in pairs]
 
 
+def _jan_wh(changed: dict[D, int]) -> dict[D, int]:
+    """The first file's days [Wh], with the days a later file ``changed``."""
+    want = {d: round((_JAN[d] - _JAN[d - dt.timedelta(days=1)]) * 1000) for d in _JAN if d.year == 2025}
+    return {**want, **changed}
+
+
+def _days_wh(daily: pl.DataFrame) -> dict[D, int]:
+    return dict(zip(daily["day"].to_list(), daily["wh_total"].to_list(), strict=True))
+
+
 @pytest.mark.parametrize(
     ("case", "late", "expect", "estimated", "dups", "codes"),
     [
@@ -570,10 +580,7 @@ def test_resent_older_read_keeps_measured_days(tmp_path, case, late, expect, est
         found = set(store.load_findings(["0001"])["code"].to_list())
     finally:
         store.close()
-    want = {d: round((_JAN[d] - _JAN[d - dt.timedelta(days=1)]) * 1000) for d in _JAN if d.year == 2025}
-    want.update(expect)
-    got = dict(zip(daily["day"].to_list(), daily["wh_total"].to_list(), strict=True))
-    assert got == want, case
+    assert _days_wh(daily) == _jan_wh(expect), case
     assert int(daily["estimated"].sum()) == estimated, case
     assert rep.duplicates == dups and rep.rows == rep.loaded + rep.quarantined + rep.duplicates, case
     assert codes <= found, case
@@ -623,10 +630,7 @@ def test_correction_of_the_stored_last_read(tmp_path, case, files, expect, quara
         found = set(store.load_findings(["0001"])["code"].to_list())
     finally:
         store.close()
-    want = {d: round((_JAN[d] - _JAN[d - dt.timedelta(days=1)]) * 1000) for d in _JAN if d.year == 2025}
-    want.update(expect)
-    got = dict(zip(daily["day"].to_list(), daily["wh_total"].to_list(), strict=True))
-    assert got == want, case
+    assert _days_wh(daily) == _jan_wh(expect), case
     assert daily["wh_total"].sum() == state["wh_total"][0] - 1_000_000, case  # the register's movement [Wh]
     if case == "corrected with the read before it":
         assert "late_read_conflict" in found

@@ -26,16 +26,6 @@ from wattbill.store import StoreUnavailable, open_store
 from wattbill.store.base import Store
 
 
-@pytest.fixture(params=["embedded", pytest.param("timescale", marks=pytest.mark.db)])
-def store(request, tmp_path: Path):
-    if request.param == "embedded":
-        st = open_store(tmp_path / "store")
-    else:
-        st = open_store(request.getfixturevalue("pg_store_url"))
-    yield st
-    st.close()
-
-
 def _daily(rows: list[tuple]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=DAILY_SCHEMA, orient="row")
 

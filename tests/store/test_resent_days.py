@@ -14,22 +14,9 @@ import datetime as dt
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from wattbill.ingest import ingest_file
 from wattbill.ingest.schemas import DAILY_SCHEMA, IngestBatch
-from wattbill.store import open_store
-
-
-@pytest.fixture(params=["embedded", pytest.param("timescale", marks=pytest.mark.db)])
-def store(request, tmp_path: Path):
-    if request.param == "embedded":
-        st = open_store(tmp_path / "store")
-    else:
-        st = open_store(request.getfixturevalue("pg_store_url"))
-    yield st
-    st.close()
-
 
 D = dt.date
 HEAD = "customer_id,meter_id,read_date,kwh_total,kwh_peak,kwh_valley\n"
