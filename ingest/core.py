@@ -255,6 +255,8 @@ def _ingest(
             if fs
             else pl.DataFrame(schema=FINDING_SCHEMA)
         )
+        if store is not None and findings.height:
+            findings = _without_stored_findings(store, findings)
         report = IngestReport(
             file=str(path),
             sha256=sha,
@@ -428,6 +430,20 @@ def _without_stored(store: Any, kind: str, frame: pl.DataFrame) -> tuple[list[pl
     if same.height == 0:
         return [frame], 0
     return [frame.join(stored, on=cols, how="anti", nulls_equal=True)], same.height
+
+
+#: what makes two findings the same finding, whichever load recorded it
+FINDING_IDENTITY = ["customer_id", "meter_id", "day", "code", "description"]
+
+
+def _without_stored_findings(store: Any, findings: pl.DataFrame) -> pl.DataFrame:
+    """``findings`` without those the store already holds from an earlier load (the same customer,
+    meter, day, code and description): a file sent again with other bytes (CRLF line ends, another
+    export) finds the same exchanges, rollovers and gaps, and they are recorded once."""
+    stored = store.load_findings(findings["customer_id"].unique().to_list())
+    if stored.height == 0:
+        return findings
+    return findings.join(stored.select(FINDING_IDENTITY).unique(), on=FINDING_IDENTITY, how="anti", nulls_equal=True)
 
 
 def known_gaps(store: Any, customer_ids: list[str]) -> pl.DataFrame:

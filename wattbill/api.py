@@ -87,6 +87,11 @@ class _Collect:
 
         return pl.DataFrame(schema=DAILY_SCHEMA)
 
+    def load_findings(self, customer_ids: Any = None) -> pl.DataFrame:
+        from wattbill.ingest.schemas import FINDING_SCHEMA
+
+        return pl.DataFrame(schema=FINDING_SCHEMA)
+
     def load_customers(self, customer_ids: Any = None) -> pl.DataFrame:
         from wattbill.ingest.schemas import CUSTOMER_SCHEMA
 

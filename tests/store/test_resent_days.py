@@ -123,6 +123,22 @@ def test_a_daily_register_file_of_some_meters_leaves_the_others_state(store, tmp
     _ledger_adds_up(store)
 
 
+def test_a_file_sent_again_with_other_bytes_records_its_findings_once(store, tmp_path: Path) -> None:
+    """The same reads in another file (CRLF line ends): its findings (here two gaps) are the stored ones,
+    not recorded a second time (a new user's report, 2026-12-01: exchanges 5 -> 10, gaps 19 -> 38)."""
+    rows = ("1,M1,2025-03-01,100.00\n1,M1,2025-03-02,110.00\n1,M1,2025-03-06,150.00\n"  # a gap of 3 days
+            "2,M2,2025-03-01,200.00\n2,M2,2025-03-04,230.00\n2,M2,2025-03-05,240.00\n")  # a gap of 2 days
+    (tmp_path / "a.csv").write_text(REG_HEAD + rows)
+    (tmp_path / "b.csv").write_bytes((REG_HEAD + rows).replace("\n", "\r\n").encode())
+    first = ingest_file(tmp_path / "a.csv", "registers", store)
+    codes = sorted(store.load_findings()["code"].to_list())
+    assert codes == ["gap_estimated", "gap_estimated"] and first.findings == 2
+    again = ingest_file(tmp_path / "b.csv", "registers", store)
+    assert again.findings == 0
+    assert sorted(store.load_findings()["code"].to_list()) == codes
+    _ledger_adds_up(store)
+
+
 def test_load_daily_between_days_customers_and_years(store) -> None:
     rows = [("0001", "m1", D(2024, 12, 30), 1, None, None, None, None, False),
             ("0001", "m1", D(2024, 12, 31), 2, None, None, None, None, False),
