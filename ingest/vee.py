@@ -914,9 +914,9 @@ def _unmeasurable_corrections(
     the meter in the file (no earlier read here; the store keeps the day's consumption, not the read
     before it). Taken as the new last read, it would move the difference into the next day's
     consumption (a correction of +5 kWh to the read of 3 March counted on 4 March, and the 3 March row
-    left as it was): the meter's total would no longer be its register's. Sent with the read before
-    it, the correction is measured (``_respect_stored_days``: a one-day pair that disagrees with the
-    stored day replaces it).
+    left as it was): the meter's total would no longer be its register's. A correction is measured
+    inside a run of reads whose ends agree with the store (``_respect_stored_days``): sent again with
+    the reads of the day before and the day after, once the next read is stored.
 
     Parameters
     ----------
@@ -947,7 +947,8 @@ def _unmeasurable_corrections(
         pl.lit("total").alias("column"),
         pl.lit("correction_without_previous_read").alias("code"),
         _fmt("corrects the stored last read of {} ({} Wh) with nothing before it in the file to measure the day"
-             " from: send it with the meter's read of the day before", pl.col("day"), pl.col("_s_total"))
+             " from: send it again with the meter's reads of the day before and the day after (once the next read"
+             " is in)", pl.col("day"), pl.col("_s_total"))
         .alias("reason"),
     )
     return df.join(hit.select("row"), on="row", how="anti"), q

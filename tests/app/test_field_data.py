@@ -611,6 +611,11 @@ _J10 = _JAN[D(2025, 1, 10)]
         ("corrected inside a run", [[(D(2025, 1, 8), _JAN[D(2025, 1, 8)]), (D(2025, 1, 9), _JAN[D(2025, 1, 9)] + 2),
                                      (D(2025, 1, 10), _J10)], [(D(2025, 1, 11), _J10 + 12)]],
          {D(2025, 1, 9): 8_000, D(2025, 1, 10): 7_000, D(2025, 1, 11): 12_000}, 0),
+        # the quarantine's advice followed: the 10th sent again with the 9th and the 11th once the 11th is in
+        ("corrected as advised", [[(D(2025, 1, 11), _J10 + 12)],
+                                  [(D(2025, 1, 9), _JAN[D(2025, 1, 9)]), (D(2025, 1, 10), _J10 + 5),
+                                   (D(2025, 1, 11), _J10 + 12)]],
+         {D(2025, 1, 10): 14_000, D(2025, 1, 11): 7_000}, 0),
     ],
 )
 def test_correction_of_the_stored_last_read(tmp_path, case, files, expect, quarantined) -> None:
@@ -637,7 +642,7 @@ def test_correction_of_the_stored_last_read(tmp_path, case, files, expect, quara
     assert all(r.rows == r.loaded + r.quarantined + r.duplicates for r in reps), case
     assert q["code"].to_list() == ["correction_without_previous_read"] * quarantined, case
     if quarantined:
-        assert "2025-01-10" in q["reason"][0] and "read of the day before" in q["reason"][0]
+        assert "2025-01-10" in q["reason"][0] and "reads of the day before and the day after" in q["reason"][0]
 
 
 def test_resent_older_read_bill_on_both_stores(capsys, tmp_path, store_url) -> None:
