@@ -175,6 +175,22 @@ def _rows_of_customers(df: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
     return df.filter(pl.Series(np.repeat(keep.to_numpy(), lens)))
 
 
+def _files_of_customers(files: pl.DataFrame, customer_ids: Sequence[str] | None) -> pl.DataFrame:
+    """The add actions of ``files`` whose ``customer_id`` statistics (Delta's per-file min and max) overlap
+    the range of ``customer_ids`` (None: all); files without statistics are kept.
+
+    A bill run saves its bills chunk by chunk, each chunk a range of customers: the versions a chunk's save
+    compares with are then read from the files of that range only, not from every chunk saved before."""
+    if customer_ids is None or files.height == 0 or "min.customer_id" not in files.columns:
+        return files
+    ids = pl.Series("customer_id", list(customer_ids), dtype=pl.Utf8)
+    if ids.len() == 0:
+        return files.head(0)
+    lo, hi = ids.min(), ids.max()
+    return files.filter((pl.col("max.customer_id").is_null() | (pl.col("max.customer_id") >= lo))
+                        & (pl.col("min.customer_id").is_null() | (pl.col("min.customer_id") <= hi)))
+
+
 def _only_customers(df: pl.DataFrame, customer_ids: Sequence[str] | None) -> pl.DataFrame:
     """The rows of ``df`` of ``customer_ids`` (None: all)."""
     if customer_ids is None or df.height == 0:
@@ -849,7 +865,13 @@ class EmbeddedStore:
     def _load_table(self, table: str, year: int, customer_ids: Sequence[str] | None,
                     txn: _Txn | None = None) -> pl.DataFrame:
         version = txn.versions.get(table) if txn is not None else self._read_state().get(table)
-        df = self._read(table, version, self._bucket_parts(customer_ids, year, table))
+        parts = self._bucket_parts(customer_ids, year, table)
+        files = self._actions(table, version)
+        if files is not None:
+            for col, vals in (parts or {}).items():
+                files = files.filter(pl.col(f"partition.{col}").is_in(list(vals)))
+            files = _files_of_customers(files, customer_ids)
+        df = self._read(table, version, files=files)
         return _only_customers(df, customer_ids)
 
     def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str) -> pl.DataFrame:

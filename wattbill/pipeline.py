@@ -22,6 +22,7 @@ population, on one machine (``engine="local"``) or on a Dask cluster (``engine="
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -471,15 +472,62 @@ class Checkpoints:
         os.replace(tmp, self._chunk_dir(out.index))
 
     def load(self, index: int) -> ChunkOutput:
-        d = self._chunk_dir(index)
-        customers, bills, months, features, failures = (pl.read_parquet(d / f"{part}.parquet") for part in _PARTS)
+        customers, bills, months, features, failures = (self.load_part(index, part) for part in _PARTS)
         return ChunkOutput(index, customers, bills, months, features, failures)
+
+    def load_part(self, index: int, part: str) -> pl.DataFrame:
+        """One part (``_PARTS``, or ``final_bills`` / ``final_months``) of a committed chunk."""
+        return pl.read_parquet(self._chunk_dir(index) / f"{part}.parquet")
+
+    def commit_final(self, index: int, bills: pl.DataFrame, months: pl.DataFrame) -> None:
+        """Keep a chunk's bills and months as the global step saved them (labels, version), for the
+        output files and the statements; each file written under a temporary name and renamed."""
+        d = self._chunk_dir(index)
+        for name, frame in (("final_bills", bills), ("final_months", months)):
+            tmp = d / f".{name}.{os.getpid()}.tmp"
+            frame.write_parquet(tmp, compression="lz4")
+            os.replace(tmp, d / f"{name}.parquet")
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
         root = self.dir.parent
         if root.is_dir() and not any(root.iterdir()):
             root.rmdir()
+
+
+class _ChunkParts:
+    """Pass 1's results of each chunk, read one part at a time when the global step needs it (from the
+    checkpoints; from memory for a run without an output folder), and each chunk's bills and months as
+    saved (``final``). The global step then holds every household's features (peers and labels are
+    over the whole run) but only one chunk's bills and months."""
+
+    def __init__(self, checkpoints: Checkpoints | None, outputs: dict[int, ChunkOutput]) -> None:
+        self.checkpoints, self.outputs = checkpoints, outputs
+        self.finals: dict[int, tuple[pl.DataFrame, pl.DataFrame]] = {}
+
+    def get(self, index: int, part: str) -> pl.DataFrame:
+        if self.checkpoints is not None:
+            return self.checkpoints.load_part(index, part)
+        frame: pl.DataFrame = getattr(self.outputs[index], part)
+        return frame
+
+    def put_final(self, index: int, bills: pl.DataFrame, months: pl.DataFrame) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.commit_final(index, bills, months)
+        else:
+            self.finals[index] = (bills, months)
+
+    def final(self, index: int, part: str) -> pl.DataFrame:
+        """The chunk's saved ``bills`` or ``months`` (an empty frame for a chunk with none billed)."""
+        if self.checkpoints is not None:
+            path = self.checkpoints._chunk_dir(index) / f"final_{part}.parquet"
+            return pl.read_parquet(path) if path.exists() else pl.DataFrame()
+        pair = self.finals.get(index)
+        return pl.DataFrame() if pair is None else pair[0 if part == "bills" else 1]
+
+
+def _final_of(parts: _ChunkParts, name: str, index: int) -> pl.DataFrame:
+    return parts.final(index, name)
 
 
 def run_fingerprint(store: Any, catalog: Catalog, year: int, customers: pl.DataFrame, chunk_size: int) -> str:
@@ -582,16 +630,15 @@ def run_bills(
         progress("bill", done, total_n)
     computed = len(jobs) - len(reused)
 
-    def chunk_output(k: int) -> ChunkOutput:
-        return checkpoints.load(k) if checkpoints else outputs[k]
+    parts = _ChunkParts(checkpoints, outputs)
 
-    # the global step: peers and labels over the whole run; save every chunk's bills
+    # the global step: peers and labels over the whole run, from the chunks' features alone; then each
+    # chunk's bills saved, written out and let go (memory: one chunk's bills and months at a time)
     t = time.perf_counter()
-    results = [chunk_output(k) for k in range(len(jobs))]
-    failures = [f for r in results for f in r.failures.iter_rows(named=True)]
-    billed_chunks = [r for r in results if r.bills.height]
+    failures = [f for k in range(len(jobs)) for f in parts.get(k, "failures").iter_rows(named=True)]
+    billed_idx = [k for k in range(len(jobs)) if parts.get(k, "customers").height]
     run_ids = customers["customer_id"].to_list()
-    if not billed_chunks:  # every household left out: their reasons are the run's result, kept as any run's
+    if not billed_idx:  # every household left out: their reasons are the run's result, kept as any run's
         not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
         if checkpoints:
             checkpoints.remove()
@@ -609,51 +656,53 @@ def run_bills(
     others = None
     if customer_ids and out_dir is not None and features_path(out_dir, year).exists():
         others = pl.read_parquet(features_path(out_dir, year))
-    labelled = insight.label_run([r.features for r in billed_chunks], others)
+    labelled = insight.label_run([parts.get(k, "features") for k in billed_idx], others)
+    del others
     empty_labels = pl.lit([], pl.List(pl.Utf8))
-    saved: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
-    stored = store.load_bills(year, [c for r in billed_chunks for c in r.customers["customer_id"].to_list()])
-    before = (  # the versions before this run (one read of the store, not one per chunk)
-        stored.select("customer_id", pl.col("version").alias("_before"))
-        if stored.height
-        else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32})
-    )
-    del stored
-    # one save of every chunk's bills: a save per chunk made the embedded store rewrite its partitions
-    # once per chunk (quadratic in the run's chunks)
-    labelled_bills = [
-        r.bills.join(labelled.per_customer, on="customer_id", how="left").with_columns(
+    # each chunk's bills saved on their own (``Store.save_bills``: a new version only where the content
+    # changed; an append to the store): a run stopped here and started again stores nothing twice
+    new_versions = billed = charge_fen = 0
+    kwh_total = 0.0
+    codes: set[str] = set()
+    versions_of: list[pl.DataFrame] = []
+    for k in billed_idx:
+        chunk_bills, chunk_months = parts.get(k, "bills"), parts.get(k, "months")
+        stored = store.load_bills(year, chunk_bills["customer_id"].to_list())
+        before = (stored.select("customer_id", pl.col("version").alias("_before")) if stored.height
+                  else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32}))
+        labelled_bills = chunk_bills.join(labelled.per_customer, on="customer_id", how="left").with_columns(
             pl.col("labels").fill_null(empty_labels))
-        for r in billed_chunks
-    ]
-    versions = store.save_bills(
-        year, pl.concat(labelled_bills, how="diagonal_relaxed"),
-        pl.concat([r.months for r in billed_chunks], how="diagonal_relaxed"), reason,
-    ).select("customer_id", "version")
-    new_versions = versions.join(before, on="customer_id", how="left").filter(
-        pl.col("_before").is_null() | (pl.col("_before") != pl.col("version"))
-    ).height
-    for r, bills in zip(billed_chunks, labelled_bills, strict=True):
-        saved.append((r.customers, bills.join(versions, on="customer_id", how="left"),
-                      r.months.join(versions, on="customer_id", how="left")))
-    del labelled_bills
+        versions = store.save_bills(year, labelled_bills, chunk_months, reason).select("customer_id", "version")
+        new_versions += versions.join(before, on="customer_id", how="left").filter(
+            pl.col("_before").is_null() | (pl.col("_before") != pl.col("version"))).height
+        final_bills = labelled_bills.join(versions, on="customer_id", how="left").sort("customer_id", "year")
+        parts.put_final(k, final_bills,
+                        chunk_months.join(versions, on="customer_id", how="left").sort("customer_id", "year", "month"))
+        versions_of.append(versions)
+        billed += final_bills.height
+        kwh_total += float(final_bills["kwh_total"].sum())
+        charge_fen += int(final_bills["charge_fen"].sum())
+        codes.update(final_bills["tariff"].unique().to_list())
+        del chunk_bills, chunk_months, labelled_bills, final_bills, stored
+    versions = pl.concat(versions_of)
+    del versions_of
     if labelled.assigned.height:
         store.save_labels(year, None, labelled.assigned)
     label_counts = dict(labelled.assigned.group_by("code").len().iter_rows())
-    bills = pl.concat([b for _, b, _ in saved], how="diagonal_relaxed")
     # every tariff file whose version priced a day of the year for a billed household
-    tariff_files = {t.origin: t for code in bills["tariff"].unique().to_list()
-                    for _, t in catalog.schedule(code, year).versions}
+    tariff_files = {t.origin: t for code in sorted(codes) for _, t in catalog.schedule(code, year).versions}
     bills_path = months_path = pdf_dir = None
     not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
     if out_dir is not None:
         bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
-        months_all = pl.concat([m for _, _, m in saved], how="diagonal_relaxed")
-        billed_ids = bills["customer_id"].to_list()
-        _write_atomic(keep_others(bills_path, bills, year, billed_ids).sort("customer_id", "year"), bills_path)
-        _write_atomic(keep_others(months_path, months_all, year, billed_ids).sort("customer_id", "year", "month"),
-                      months_path)
-        save_features(out_dir, year, labelled.features.join(bills.select("customer_id", "version"), on="customer_id"))
+        # the run's chunks are ranges of customers in order: each file is written range by range, the
+        # rows other runs left in it merged in by the same rule (``keep_others``)
+        firsts = [str(jobs[k].customers["customer_id"].min()) for k in range(len(jobs))]
+        for path, name, keys in ((bills_path, "bills", ["customer_id", "year"]),
+                                 (months_path, "months", ["customer_id", "year", "month"])):
+            write_merged(path, year, keys, firsts, functools.partial(_final_of, parts, name),
+                         dict(parts.final(billed_idx[0], name).schema))
+        save_features(out_dir, year, labelled.features.join(versions, on="customer_id"))
     stage_seconds["labels and save"] = time.perf_counter() - t
 
     # pass 2: the statements, chunk by chunk
@@ -665,17 +714,21 @@ def run_bills(
         pdf_dir = statements.year_dir(out_dir, year)
         statements.clear_partial(out_dir, year)
         todo_jobs: list[PdfJob] = []
-        for chunk, chunk_bills, chunk_months in saved:
+        for k in billed_idx:
+            chunk, chunk_bills = parts.get(k, "customers"), parts.final(k, "bills")
             todo = chunk_bills.filter(pl.Series([
                 not statements.statement_path(out_dir, year, cid, v).exists()
                 for cid, v in zip(chunk_bills["customer_id"].to_list(), chunk_bills["version"].to_list(), strict=True)
             ], dtype=pl.Boolean))
             skipped += chunk_bills.height - todo.height
+            if not todo.height:
+                continue
+            chunk_months = parts.final(k, "months")
             for lo in range(0, todo.height, engine.pdf_batch):
-                part = todo.slice(lo, engine.pdf_batch)
-                pids = part["customer_id"].implode()
+                batch = todo.slice(lo, engine.pdf_batch)
+                pids = batch["customer_id"].implode()
                 todo_jobs.append(PdfJob(
-                    engine.store_ref(store), catalog, year, chunk.filter(pl.col("customer_id").is_in(pids)), part,
+                    engine.store_ref(store), catalog, year, chunk.filter(pl.col("customer_id").is_in(pids)), batch,
                     chunk_months.filter(pl.col("customer_id").is_in(pids)),
                     labelled.features.filter(pl.col("customer_id").is_in(pids)),
                     labelled.assigned.filter(pl.col("customer_id").is_in(pids)), engine.render_workers,
@@ -699,8 +752,8 @@ def run_bills(
     stage_seconds["total"] = time.perf_counter() - t_start
     log.info("run of %d households: %s", total_n, ", ".join(f"{k} {v:.2f} s" for k, v in stage_seconds.items()))
     return RunSummary(
-        year=year, households=total_n, billed=bills.height, kwh_total=float(bills["kwh_total"].sum()),
-        charge_fen=int(bills["charge_fen"].sum()), new_versions=new_versions, labels=label_counts,
+        year=year, households=total_n, billed=billed, kwh_total=kwh_total,
+        charge_fen=charge_fen, new_versions=new_versions, labels=label_counts,
         failures=failures, notices=unverified_notices(tariff_files), pdfs_written=written, pdfs_skipped=skipped,
         out_dir=out_dir,
         bills_path=bills_path, months_path=months_path, pdf_dir=pdf_dir, chunks=len(jobs),
@@ -896,14 +949,32 @@ def keep_others(path: Path, new: pl.DataFrame, year: int, customer_ids: Sequence
         The kept rows (the newest ``version`` of each household, should the file hold several), then
         ``new``; unsorted.
     """
-    if not path.exists():
+    scan = _scan_ours(path)
+    if scan is None:
         return new
     try:
-        old = pl.read_parquet(path)
+        old = scan.collect()
     except (OSError, pl.exceptions.PolarsError):
         return new  # not a table of ours: replaced, as before
-    if "customer_id" not in old.columns or "year" not in old.columns:
-        return new
+    return _keep(old, new, year, customer_ids)
+
+
+def _scan_ours(path: Path) -> pl.LazyFrame | None:
+    """``path`` as a lazy table when it is a table of ours (a Parquet file with ``customer_id`` and
+    ``year``); None when it is absent or anything else (it is then replaced)."""
+    if not path.exists():
+        return None
+    try:
+        schema = pl.read_parquet_schema(path)
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+    if "customer_id" not in schema or "year" not in schema:
+        return None
+    return pl.scan_parquet(path)
+
+
+def _keep(old: pl.DataFrame, new: pl.DataFrame, year: int, customer_ids: Sequence[str]) -> pl.DataFrame:
+    """``keep_others``' rule on rows already read: ``old``'s rows that ``new`` does not replace, then ``new``."""
     ids = pl.Series(list(customer_ids), dtype=pl.Utf8).implode()
     keep = old.filter(~(pl.col("customer_id").is_in(ids) & (pl.col("year") == year)))
     if keep.height == 0:
@@ -913,6 +984,77 @@ def keep_others(path: Path, new: pl.DataFrame, year: int, customer_ids: Sequence
         keep = keep.filter(pl.col("version") == pl.col("version").max().over(keys[:2]))
         keep = keep.unique(keys, keep="last", maintain_order=True)
     return pl.concat([keep, new], how="diagonal_relaxed")
+
+
+def write_merged(
+    path: Path, year: int, keys: list[str], firsts: Sequence[str], frame_of: Callable[[int], pl.DataFrame],
+    schema: dict[str, pl.DataType],
+) -> None:
+    """Write a run's table (``bills.parquet``, ``bill_months.parquet``) one chunk at a time, merged by
+    ``keep_others``' rule with what the file held, and sorted by ``keys``, without holding the run.
+
+    The run's chunks are ranges of customers in order: chunk ``k`` holds the customers from
+    ``firsts[k]`` up to ``firsts[k + 1]``, and the rows the file held for customers in that range (other
+    years, households the run did not bill) are merged with that chunk's rows, so the file is written
+    range by range in ``keys`` order, each range a Parquet row group (pyarrow's ``ParquetWriter``,
+    zstd), under a temporary name and renamed. Memory: one chunk's rows and the file's rows of its range.
+
+    Parameters
+    ----------
+    path : Path
+        The file to write (what it holds is merged in; a file that is not a table of ours is replaced).
+    year : int
+        The run's year.
+    keys : list of str
+        The sort keys, ``customer_id`` first.
+    firsts : sequence of str
+        The first customer id of each chunk, ascending.
+    frame_of : callable
+        ``frame_of(k)``: chunk ``k``'s rows, sorted by ``keys`` (an empty frame for none).
+    schema : dict
+        The run's rows' columns and types (the file's own columns are added to them).
+    """
+    import pyarrow.parquet as pq
+
+    scan = _scan_ours(path)
+    target = pl.DataFrame(schema=schema)
+    if scan is not None:
+        target = pl.concat([scan.head(0).collect(), target], how="diagonal_relaxed")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    col = pl.col("customer_id")
+    writer = None
+    try:
+        for k in range(len(firsts)):
+            new = frame_of(k)
+            rows = pl.concat([target, new], how="diagonal_relaxed") if new.height else target
+            if scan is not None:
+                in_range = pl.lit(True)
+                if k > 0:
+                    in_range = in_range & (col >= firsts[k])
+                if k + 1 < len(firsts):
+                    in_range = in_range & (col < firsts[k + 1])
+                try:
+                    old = scan.filter(in_range).collect()
+                except (OSError, pl.exceptions.PolarsError):  # not a table of ours after all: replaced
+                    scan, old = None, None
+                if old is not None and old.height:
+                    ids = new["customer_id"].to_list() if new.height else []
+                    rows = pl.concat([target, _keep(old, new if new.height else target, year, ids)],
+                                     how="diagonal_relaxed").sort(keys)
+            table = rows.select(target.columns).cast(target.schema).to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+            if table.num_rows:
+                writer.write_table(table.cast(writer.schema))
+        if writer is None:
+            writer = pq.ParquetWriter(tmp, target.to_arrow().schema, compression="zstd")
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
 
 
 def save_not_billed(

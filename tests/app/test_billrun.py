@@ -99,6 +99,41 @@ def test_kill_in_pass_1_redoes_only_the_unfinished_chunks(population: Path, tmp_
 
 
 @pytest.mark.slow
+def test_kill_while_the_bills_are_saved_chunk_by_chunk_stores_each_bill_once(population: Path, tmp_path: Path) -> None:
+    """The global step saves the bills one chunk at a time: killed after some chunks' bills are in the
+    store, the run started again saves the rest, stores no bill twice (the saved ones are unchanged:
+    no new version) and writes the same bytes as an uninterrupted run."""
+    from wattbill.store import open_store
+
+    ref_store, ref_out = _store_copy(population, tmp_path / "ref-store"), tmp_path / "ref"
+    args = ("bill", "run", "--year", YEAR, "--no-pdf", "--chunk-size", "40")
+    proc = run_cli(*args, "--store", str(ref_store), "--out", str(ref_out))
+    assert proc.returncode == 0, proc.stderr
+
+    store, out = _store_copy(population, tmp_path / "store"), tmp_path / "out"
+    run = _start(*args, "--store", str(store), "--out", str(out))
+
+    def saved() -> list[Path]:
+        return list((out / ".checkpoints").glob(f"{YEAR}-*/chunk-*/final_bills.parquet"))
+
+    _kill_when(run, lambda: len(saved()) >= 3)
+    assert 3 <= len(saved()) < 15 and not (out / "bills.parquet").exists()
+
+    again = run_cli(*args, "--store", str(store), "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert "chunks: 0 computed, 15 from checkpoints" in again.stdout
+    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet"]
+    assert _digest(out, names) == _digest(ref_out, names)
+    st = open_store(str(store))
+    try:
+        versions = st.load_bills(int(YEAR), all_versions=True)
+    finally:
+        st.close()
+    assert versions.height == versions["customer_id"].n_unique() and set(versions["version"].to_list()) == {1}
+    _no_stray_files(out)
+
+
+@pytest.mark.slow
 def test_kill_in_the_pdf_pass_renders_only_the_missing_statements(population: Path, tmp_path: Path) -> None:
     args = ("bill", "run", "--year", YEAR, "--chunk-size", "10", "--workers", "1")
     few = [a for cid in _first_customers(population, 24) for a in ("--customer", cid)]
