@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +45,13 @@ YEAR = 2025
 CHANGE = f"{YEAR}-07-01"  # the price change within the year (``versioned_tariffs``)
 
 
-def versioned_tariffs(folder: Path) -> Path:
-    """Write the new versions of the synthetic households' two tariffs (every price 0.02 yuan/kWh higher
-    from ``CHANGE``) into ``folder``; returns it, for ``load_catalog(extra_dirs=[folder])``."""
+def versioned_tariffs(folder: Path, codes: Iterable[str] = billdata.TARIFFS, change: str = CHANGE) -> Path:
+    """Write a new version of each tariff of ``codes`` (by default the synthetic households' tariffs; every
+    price 0.02 yuan/kWh higher from ``change``) into ``folder``; returns it, for
+    ``load_catalog(extra_dirs=[folder])`` or ``--tariffs``."""
     folder.mkdir(parents=True, exist_ok=True)
     base = load_catalog()
-    for code in billdata.TARIFFS:
+    for code in codes:
         origin = base.get(code).origin
         assert origin is not None
         text = Path(origin).read_text(encoding="utf-8")
@@ -58,13 +60,13 @@ def versioned_tariffs(folder: Path) -> Path:
             if line.startswith("["):
                 section = line.strip()
             elif line.startswith("valid_from"):
-                line = f"valid_from = {CHANGE}"
+                line = f"valid_from = {change}"
             elif section == "[prices]" and "= [" in line:
                 name, values = line.split("=", 1)
                 prices = [f"{float(v) + 0.02:.3f}" for v in values.strip().strip("[]").split(",")]
                 line = f"{name}= [{', '.join(prices)}]"
             lines.append(line)
-        (folder / f"{code}-{CHANGE}.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (folder / f"{code}-{change}.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
 

@@ -137,6 +137,13 @@ def _bucket_of(ids: Sequence[str], n: int = N_BUCKETS) -> set[int]:
 
 
 def _cast(df: pl.DataFrame, schema: dict) -> pl.DataFrame:
+    """``df`` with the columns of ``schema`` in its order and types (absent columns null). A frame that
+    has them already is returned as it is (a cast of a column to its own type still copied the year's
+    rows of a bill run's chunk: 3 of 30 CPU-s of a run of 100,000 households, 2026-12-02)."""
+    if list(df.schema.items()) == list(schema.items()):
+        return df
+    if all(df.schema.get(k) == v for k, v in schema.items()):
+        return df.select(list(schema))
     return df.select(
         [pl.col(k).cast(v) if k in df.columns else pl.lit(None, v).alias(k) for k, v in schema.items()]
     )

@@ -476,17 +476,8 @@ class Checkpoints:
         return ChunkOutput(index, customers, bills, months, features, failures)
 
     def load_part(self, index: int, part: str) -> pl.DataFrame:
-        """One part (``_PARTS``, or ``final_bills`` / ``final_months``) of a committed chunk."""
+        """One part (``_PARTS``) of a committed chunk."""
         return pl.read_parquet(self._chunk_dir(index) / f"{part}.parquet")
-
-    def commit_final(self, index: int, bills: pl.DataFrame, months: pl.DataFrame) -> None:
-        """Keep a chunk's bills and months as the global step saved them (labels, version), for the
-        output files and the statements; each file written under a temporary name and renamed."""
-        d = self._chunk_dir(index)
-        for name, frame in (("final_bills", bills), ("final_months", months)):
-            tmp = d / f".{name}.{os.getpid()}.tmp"
-            frame.write_parquet(tmp, compression="lz4")
-            os.replace(tmp, d / f"{name}.parquet")
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -498,12 +489,14 @@ class Checkpoints:
 class _ChunkParts:
     """Pass 1's results of each chunk, read one part at a time when the global step needs it (from the
     checkpoints; from memory for a run without an output folder), and each chunk's bills and months as
-    saved (``final``). The global step then holds every household's features (peers and labels are
-    over the whole run) but only one chunk's bills and months."""
+    saved (``final``: with the run's labels and the versions the store gave them). The global step then
+    holds every household's features (peers and labels are over the whole run) and versions, but only
+    one chunk's bills and months."""
 
     def __init__(self, checkpoints: Checkpoints | None, outputs: dict[int, ChunkOutput]) -> None:
         self.checkpoints, self.outputs = checkpoints, outputs
-        self.finals: dict[int, tuple[pl.DataFrame, pl.DataFrame]] = {}
+        self.per_customer: pl.DataFrame | None = None  # the run's labels (``Labelled.per_customer``)
+        self.versions: pl.DataFrame | None = None  # customer_id, version of every saved bill
 
     def get(self, index: int, part: str) -> pl.DataFrame:
         if self.checkpoints is not None:
@@ -511,19 +504,22 @@ class _ChunkParts:
         frame: pl.DataFrame = getattr(self.outputs[index], part)
         return frame
 
-    def put_final(self, index: int, bills: pl.DataFrame, months: pl.DataFrame) -> None:
-        if self.checkpoints is not None:
-            self.checkpoints.commit_final(index, bills, months)
-        else:
-            self.finals[index] = (bills, months)
+    def labelled(self, bills: pl.DataFrame) -> pl.DataFrame:
+        """A chunk's bills with the run's labels (an empty list for a household without one)."""
+        assert self.per_customer is not None
+        return bills.join(self.per_customer, on="customer_id", how="left").with_columns(
+            pl.col("labels").fill_null(pl.lit([], pl.List(pl.Utf8))))
 
     def final(self, index: int, part: str) -> pl.DataFrame:
-        """The chunk's saved ``bills`` or ``months`` (an empty frame for a chunk with none billed)."""
-        if self.checkpoints is not None:
-            path = self.checkpoints._chunk_dir(index) / f"final_{part}.parquet"
-            return pl.read_parquet(path) if path.exists() else pl.DataFrame()
-        pair = self.finals.get(index)
-        return pl.DataFrame() if pair is None else pair[0 if part == "bills" else 1]
+        """The chunk's ``bills`` or ``months`` as saved, sorted (an empty frame for a chunk with none
+        billed)."""
+        assert self.versions is not None
+        frame = self.get(index, part)
+        if not frame.height:
+            return pl.DataFrame()
+        if part == "bills":
+            return self.labelled(frame).join(self.versions, on="customer_id", how="left").sort("customer_id", "year")
+        return frame.join(self.versions, on="customer_id", how="left").sort("customer_id", "year", "month")
 
 
 def _final_of(parts: _ChunkParts, name: str, index: int) -> pl.DataFrame:
@@ -658,7 +654,7 @@ def run_bills(
         others = pl.read_parquet(features_path(out_dir, year))
     labelled = insight.label_run([parts.get(k, "features") for k in billed_idx], others)
     del others
-    empty_labels = pl.lit([], pl.List(pl.Utf8))
+    parts.per_customer = labelled.per_customer
     # each chunk's bills saved on their own (``Store.save_bills``: a new version only where the content
     # changed; an append to the store): a run stopped here and started again stores nothing twice
     new_versions = billed = charge_fen = 0
@@ -666,25 +662,20 @@ def run_bills(
     codes: set[str] = set()
     versions_of: list[pl.DataFrame] = []
     for k in billed_idx:
-        chunk_bills, chunk_months = parts.get(k, "bills"), parts.get(k, "months")
+        chunk_bills = parts.labelled(parts.get(k, "bills"))
         stored = store.load_bills(year, chunk_bills["customer_id"].to_list())
         before = (stored.select("customer_id", pl.col("version").alias("_before")) if stored.height
                   else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32}))
-        labelled_bills = chunk_bills.join(labelled.per_customer, on="customer_id", how="left").with_columns(
-            pl.col("labels").fill_null(empty_labels))
-        versions = store.save_bills(year, labelled_bills, chunk_months, reason).select("customer_id", "version")
+        versions = store.save_bills(year, chunk_bills, parts.get(k, "months"), reason).select("customer_id", "version")
         new_versions += versions.join(before, on="customer_id", how="left").filter(
             pl.col("_before").is_null() | (pl.col("_before") != pl.col("version"))).height
-        final_bills = labelled_bills.join(versions, on="customer_id", how="left").sort("customer_id", "year")
-        parts.put_final(k, final_bills,
-                        chunk_months.join(versions, on="customer_id", how="left").sort("customer_id", "year", "month"))
         versions_of.append(versions)
-        billed += final_bills.height
-        kwh_total += float(final_bills["kwh_total"].sum())
-        charge_fen += int(final_bills["charge_fen"].sum())
-        codes.update(final_bills["tariff"].unique().to_list())
-        del chunk_bills, chunk_months, labelled_bills, final_bills, stored
-    versions = pl.concat(versions_of)
+        billed += chunk_bills.height
+        kwh_total += float(chunk_bills["kwh_total"].sum())
+        charge_fen += int(chunk_bills["charge_fen"].sum())
+        codes.update(chunk_bills["tariff"].unique().to_list())
+        del chunk_bills, stored
+    parts.versions = versions = pl.concat(versions_of)
     del versions_of
     if labelled.assigned.height:
         store.save_labels(year, None, labelled.assigned)

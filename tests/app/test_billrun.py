@@ -102,22 +102,34 @@ def test_kill_in_pass_1_redoes_only_the_unfinished_chunks(population: Path, tmp_
 def test_kill_while_the_bills_are_saved_chunk_by_chunk_stores_each_bill_once(population: Path, tmp_path: Path) -> None:
     """The global step saves the bills one chunk at a time: killed after some chunks' bills are in the
     store, the run started again saves the rest, stores no bill twice (the saved ones are unchanged:
-    no new version) and writes the same bytes as an uninterrupted run."""
+    no new version) and writes the same bytes as an uninterrupted run. (A price change on 1 July makes
+    every bill of the demo's store a new version.)"""
+    import polars as pl
+
+    from benchmarks.bench_billrun import versioned_tariffs
     from wattbill.store import open_store
 
+    st = open_store(str(population))
+    try:
+        codes = sorted(set(st.load_customers()["tariff"].to_list()))
+    finally:
+        st.close()
+    change = versioned_tariffs(tmp_path / "tariffs", codes, f"{YEAR}-07-01")
     ref_store, ref_out = _store_copy(population, tmp_path / "ref-store"), tmp_path / "ref"
-    args = ("bill", "run", "--year", YEAR, "--no-pdf", "--chunk-size", "40")
+    args = ("bill", "run", "--year", YEAR, "--no-pdf", "--chunk-size", "40", "--tariffs", str(change))
     proc = run_cli(*args, "--store", str(ref_store), "--out", str(ref_out))
     assert proc.returncode == 0, proc.stderr
 
     store, out = _store_copy(population, tmp_path / "store"), tmp_path / "out"
+    log = store / "bills" / "_delta_log"
+    commits = len(list(log.glob("*.json")))
     run = _start(*args, "--store", str(store), "--out", str(out))
 
-    def saved() -> list[Path]:
-        return list((out / ".checkpoints").glob(f"{YEAR}-*/chunk-*/final_bills.parquet"))
+    def saved() -> int:  # the chunks' saves so far: one commit of the bills table each
+        return len(list(log.glob("*.json"))) - commits
 
-    _kill_when(run, lambda: len(saved()) >= 3)
-    assert 3 <= len(saved()) < 15 and not (out / "bills.parquet").exists()
+    _kill_when(run, lambda: saved() >= 3)
+    assert 3 <= saved() < 15 and not (out / "bills.parquet").exists()
 
     again = run_cli(*args, "--store", str(store), "--out", str(out))
     assert again.returncode == 0, again.stderr
@@ -129,7 +141,9 @@ def test_kill_while_the_bills_are_saved_chunk_by_chunk_stores_each_bill_once(pop
         versions = st.load_bills(int(YEAR), all_versions=True)
     finally:
         st.close()
-    assert versions.height == versions["customer_id"].n_unique() and set(versions["version"].to_list()) == {1}
+    newest = versions.filter(pl.col("version") == pl.col("version").max().over("customer_id"))
+    assert newest.height == versions["customer_id"].n_unique()  # one newest version of each household
+    assert set(newest["version"].to_list()) == {2} and newest["reason"].n_unique() == 1  # saved once each
     _no_stray_files(out)
 
 
