@@ -161,11 +161,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=None,
                     help="Keep each size's ingested store in DATA/<N>/ and reuse it on the next call.")
     ap.add_argument("--profile", type=Path, default=None, help="cProfile the run into this file (one size).")
+    ap.add_argument("--log", type=Path, default=None,
+                    help="Append the run's log (each chunk's timings and memory) to this file.")
     ap.add_argument("--keep", type=Path, default=None, help=argparse.SUPPRESS)  # the child's work folder
     ap.add_argument("--child", choices=["prepare", "run"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     sizes = [int(x) for x in str(args.households).split(",")]
     if args.child:
+        if args.log is not None:
+            import logging
+
+            logging.basicConfig(filename=args.log, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         work = args.keep
         assert work is not None
         out = prepare(sizes[0], work) if args.child == "prepare" else measure(sizes[0], args.chunk, work, args.profile,
@@ -190,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
             if data is not None:
                 shutil.copytree(data / "store", work / "store")
             prof = ["--profile", str(args.profile)] if args.profile else []
+            prof += ["--log", str(args.log.resolve())] if args.log else []
             rows.append({**prepared, **_child("--child", "run", *common, "--keep", str(work), *prof)})
         except RuntimeError as exc:
             print(f"{n:,} households: failed\n{exc}")

@@ -10,10 +10,13 @@ population, on one machine (``engine="local"``) or on a Dask cluster (``engine="
   (year, customers, chunking, the store's ingest ledger, the tariff catalogue), so a run stopped at
   any point and started again redoes only the chunks without a checkpoint, and a run over changed
   data never reuses one. The folder is removed when the run completes;
-- **the global step**: peers and labels over the whole run (``diagnostics.add_peers``: chunking changes
-  no bill and no label), then the bills saved with ``Store.save_bills``, which stores a new version
-  only when the content changed (a second run over the same data stores nothing new), and
-  ``bills.parquet`` / ``bill_months.parquet`` / ``not_billed.parquet`` written once, atomically;
+- **the global step**: peers and labels over the whole run from the chunks' features alone
+  (``diagnostics.add_peers``: chunking changes no bill and no label), then each chunk's bills saved on
+  their own with ``Store.save_bills``, which stores a new version only when the content changed (a second
+  run over the same data, or a run stopped in the middle of its saves and started again, stores nothing
+  twice), and ``bills.parquet`` / ``bill_months.parquet`` written range of customers by range
+  (``write_merged``) and ``not_billed.parquet`` once, each atomically. The process holds every
+  household's features and one chunk's bills and months at a time;
 - **pass 2** (the PDFs): a statement per bill version at ``<out>/pdf/<year>/<shard>/<id>_v<version>.pdf``
   (:mod:`wattbill.statements`), written atomically; a run renders only the statements that are not
   there for their version, so nothing is rewritten per batch that grows with the run.
@@ -620,9 +623,9 @@ def run_bills(
         for stage, s in out.seconds.items():
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + s
         done += jobs[out.index].customers.height
-        log.info("chunk %d/%d: %d households, %d billed, %d not billed; %s", out.index + 1, len(jobs),
+        log.info("chunk %d/%d: %d households, %d billed, %d not billed; %s; memory %s", out.index + 1, len(jobs),
                  jobs[out.index].customers.height, out.bills.height, out.failures.height,
-                 ", ".join(f"{k} {v:.2f} s" for k, v in out.seconds.items()))
+                 ", ".join(f"{k} {v:.2f} s" for k, v in out.seconds.items()), _memory())
         progress("bill", done, total_n)
     computed = len(jobs) - len(reused)
 
@@ -695,6 +698,7 @@ def run_bills(
                          dict(parts.final(billed_idx[0], name).schema))
         save_features(out_dir, year, labelled.features.join(versions, on="customer_id"))
     stage_seconds["labels and save"] = time.perf_counter() - t
+    log.info("labels and save: %.2f s; memory %s", stage_seconds["labels and save"], _memory())
 
     # pass 2: the statements, chunk by chunk
     written = skipped = 0
@@ -741,7 +745,8 @@ def run_bills(
     if checkpoints:
         checkpoints.remove()
     stage_seconds["total"] = time.perf_counter() - t_start
-    log.info("run of %d households: %s", total_n, ", ".join(f"{k} {v:.2f} s" for k, v in stage_seconds.items()))
+    log.info("run of %d households: %s; memory %s", total_n,
+             ", ".join(f"{k} {v:.2f} s" for k, v in stage_seconds.items()), _memory())
     return RunSummary(
         year=year, households=total_n, billed=billed, kwh_total=kwh_total,
         charge_fen=charge_fen, new_versions=new_versions, labels=label_counts,
@@ -752,6 +757,19 @@ def run_bills(
         not_billed=not_billed_frame(failures), not_billed_path=not_billed_path,
         not_billed_households=not_billed_kept["customer_id"].n_unique(),
     )
+
+
+def _memory() -> str:
+    """This process's resident memory now and at its peak (``ru_maxrss``), for the run's log lines."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # [MiB] (Linux: KiB)
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            now = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        return f"{now:,.0f} MiB (peak {peak:,.0f} MiB)"
+    except (OSError, ValueError, IndexError):  # not Linux
+        return f"peak {peak:,.0f} MiB"
 
 
 def features_path(out_dir: Path, year: int) -> Path:
