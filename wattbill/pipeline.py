@@ -33,6 +33,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -680,23 +681,30 @@ def run_bills(
         del chunk_bills, stored
     parts.versions = versions = pl.concat(versions_of)
     del versions_of
-    if labelled.assigned.height:
-        store.save_labels(year, None, labelled.assigned)
+    bills_path = months_path = pdf_dir = None
+    writes: list[Future[Any]] = []
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        if out_dir is not None:  # the output files on threads (polars and pyarrow let go of the GIL) while
+            # the store takes the labels and the households not billed
+            bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
+            # the run's chunks are ranges of customers in order: each file is written range by range, the
+            # rows other runs left in it merged in by the same rule (``keep_others``)
+            firsts = [str(jobs[k].customers["customer_id"].min()) for k in range(len(jobs))]
+            for path, name, keys in ((bills_path, "bills", ["customer_id", "year"]),
+                                     (months_path, "months", ["customer_id", "year", "month"])):
+                writes.append(pool.submit(write_merged, path, year, keys, firsts,
+                                          functools.partial(_final_of, parts, name),
+                                          dict(parts.final(billed_idx[0], name).schema)))
+            writes.append(pool.submit(save_features, out_dir, year,
+                                      labelled.features.join(versions, on="customer_id")))
+        if labelled.assigned.height:
+            store.save_labels(year, None, labelled.assigned)
+        not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
+        for w in writes:
+            w.result()
     label_counts = dict(labelled.assigned.group_by("code").len().iter_rows())
     # every tariff file whose version priced a day of the year for a billed household
     tariff_files = {t.origin: t for code in sorted(codes) for _, t in catalog.schedule(code, year).versions}
-    bills_path = months_path = pdf_dir = None
-    not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
-    if out_dir is not None:
-        bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
-        # the run's chunks are ranges of customers in order: each file is written range by range, the
-        # rows other runs left in it merged in by the same rule (``keep_others``)
-        firsts = [str(jobs[k].customers["customer_id"].min()) for k in range(len(jobs))]
-        for path, name, keys in ((bills_path, "bills", ["customer_id", "year"]),
-                                 (months_path, "months", ["customer_id", "year", "month"])):
-            write_merged(path, year, keys, firsts, functools.partial(_final_of, parts, name),
-                         dict(parts.final(billed_idx[0], name).schema))
-        save_features(out_dir, year, labelled.features.join(versions, on="customer_id"))
     stage_seconds["labels and save"] = time.perf_counter() - t
     log.info("labels and save: %.2f s; memory %s", stage_seconds["labels and save"], _memory())
 
