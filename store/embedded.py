@@ -775,6 +775,7 @@ class EmbeddedStore:
         files = acts
         for col, vals in (parts or {}).items():
             files = files.filter(pl.col(f"partition.{col}").is_in(list(vals)))
+        files = _files_of_customers(files, customer_ids)  # (files of other ranges of customers: not opened)
         if files.height == 0:
             return pl.DataFrame(schema=schema)
         files = files.sort("partition.bucket", "min.day", "path")

@@ -659,6 +659,7 @@ def run_bills(
     labelled = insight.label_run([parts.get(k, "features") for k in billed_idx], others)
     del others
     parts.per_customer = labelled.per_customer
+    log.info("peers and labels: %.2f s; memory %s", time.perf_counter() - t, _memory())
     # each chunk's bills saved on their own (``Store.save_bills``: a new version only where the content
     # changed; an append to the store): a run stopped here and started again stores nothing twice
     new_versions = billed = charge_fen = 0
@@ -681,6 +682,7 @@ def run_bills(
         del chunk_bills, stored
     parts.versions = versions = pl.concat(versions_of)
     del versions_of
+    log.info("bills saved: %.2f s; memory %s", time.perf_counter() - t, _memory())
     bills_path = months_path = pdf_dir = None
     writes: list[Future[Any]] = []
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -695,8 +697,7 @@ def run_bills(
                 writes.append(pool.submit(write_merged, path, year, keys, firsts,
                                           functools.partial(_final_of, parts, name),
                                           dict(parts.final(billed_idx[0], name).schema)))
-            writes.append(pool.submit(save_features, out_dir, year,
-                                      labelled.features.join(versions, on="customer_id")))
+            writes.append(pool.submit(save_features, out_dir, year, labelled.features, versions, firsts))
         if labelled.assigned.height:
             store.save_labels(year, None, labelled.assigned)
         not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
@@ -785,18 +786,60 @@ def features_path(out_dir: Path, year: int) -> Path:
     return out_dir / "features" / f"{year}.parquet"
 
 
-def save_features(out_dir: Path, year: int, features: pl.DataFrame) -> Path:
+def save_features(out_dir: Path, year: int, features: pl.DataFrame, versions: pl.DataFrame | None = None,
+                  firsts: Sequence[str] | None = None) -> Path:
     """Keep the features (``diagnostics.FEATURES`` and the bill ``version`` they belong to) of a run.
 
     Rows of other customers already in the file are kept (``keep_others``: a recalculation of some
     customers replaces only theirs), so that the statement service shows a statement's figures as the run
     computed them and never computes them again.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The run's output folder (the file is ``features_path(out_dir, year)``).
+    year : int
+        The run's year.
+    features : pl.DataFrame
+        ``FEATURES`` rows of the run's billed households (with ``version``, or see ``versions``).
+    versions : pl.DataFrame or None
+        ``customer_id``, ``version`` of each household's bill, joined range by range (the run's features
+        are not copied whole).
+    firsts : sequence of str or None
+        The first customer of each of the run's chunks (``write_merged``): the file is written one
+        chunk's range at a time. None: one range.
+
+    Returns
+    -------
+    Path
+        The file written.
     """
     path = features_path(out_dir, year)
     path.parent.mkdir(parents=True, exist_ok=True)
-    features = keep_others(path, features, year, features["customer_id"].to_list())
-    _write_atomic(features.sort("customer_id"), path)
+    firsts = list(firsts) if firsts else [str(features["customer_id"].min() or "")]
+    schema = dict(features.schema)
+    if versions is not None:
+        schema["version"] = versions.schema["version"]
+
+    def frame_of(k: int) -> pl.DataFrame:
+        part = features.filter(in_range(firsts, k))
+        if versions is not None:
+            part = part.join(versions, on="customer_id", how="left")
+        return part.sort("customer_id")
+
+    write_merged(path, year, ["customer_id", "year"], firsts, frame_of, schema)
     return path
+
+
+def in_range(firsts: Sequence[str], k: int) -> pl.Expr:
+    """The rows of chunk ``k``'s range of customers: from ``firsts[k]`` (the first chunk: from any) up to
+    ``firsts[k + 1]`` (the last chunk: to any)."""
+    col, cond = pl.col("customer_id"), pl.lit(True)
+    if k > 0:
+        cond = cond & (col >= firsts[k])
+    if k + 1 < len(firsts):
+        cond = cond & (col < firsts[k + 1])
+    return cond
 
 
 @dataclass(frozen=True)
@@ -1038,20 +1081,14 @@ def write_merged(
     if scan is not None:
         target = pl.concat([scan.head(0).collect(), target], how="diagonal_relaxed")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    col = pl.col("customer_id")
     writer = None
     try:
         for k in range(len(firsts)):
             new = frame_of(k)
             rows = pl.concat([target, new], how="diagonal_relaxed") if new.height else target
             if scan is not None:
-                in_range = pl.lit(True)
-                if k > 0:
-                    in_range = in_range & (col >= firsts[k])
-                if k + 1 < len(firsts):
-                    in_range = in_range & (col < firsts[k + 1])
                 try:
-                    old = scan.filter(in_range).collect()
+                    old = scan.filter(in_range(firsts, k)).collect()
                 except (OSError, pl.exceptions.PolarsError):  # not a table of ours after all: replaced
                     scan, old = None, None
                 if old is not None and old.height:
