@@ -24,6 +24,7 @@ population, on one machine (``engine="local"``) or on a Dask cluster (``engine="
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -508,6 +509,17 @@ class _ChunkParts:
         frame: pl.DataFrame = getattr(self.outputs[index], part)
         return frame
 
+    def all_features(self, indexes: Sequence[int]) -> pl.DataFrame:
+        """The features of the chunks ``indexes``, in that order, read in one scan (not a frame per chunk
+        and their concatenation: half the peak memory of the global step)."""
+        if self.checkpoints is None:
+            return pl.concat([self.outputs[k].features for k in indexes], how="diagonal_relaxed")
+        files = [self.checkpoints._chunk_dir(k) / "features.parquet" for k in indexes]
+        try:
+            return pl.scan_parquet(files).collect()
+        except pl.exceptions.PolarsError:  # (chunks whose columns differ: one frame each)
+            return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+
     def labelled(self, bills: pl.DataFrame) -> pl.DataFrame:
         """A chunk's bills with the run's labels (an empty list for a household without one)."""
         assert self.per_customer is not None
@@ -656,8 +668,10 @@ def run_bills(
     others = None
     if customer_ids and out_dir is not None and features_path(out_dir, year).exists():
         others = pl.read_parquet(features_path(out_dir, year))
-    labelled = insight.label_run([parts.get(k, "features") for k in billed_idx], others)
+    labelled = insight.label_run([parts.all_features(billed_idx)], others)
     del others
+    # (the labels a run could not decide are not kept by it: ``wattbill.label`` gives them; 280 MB at 1M)
+    labelled = dataclasses.replace(labelled, withheld=labelled.withheld.clear())
     parts.per_customer = labelled.per_customer
     log.info("peers and labels: %.2f s; memory %s", time.perf_counter() - t, _memory())
     # each chunk's bills saved on their own (``Store.save_bills``: a new version only where the content
