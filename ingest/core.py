@@ -161,6 +161,8 @@ def _ingest(
     stored: list[pl.DataFrame] = []  # the stored last reads of the file's meters, part by part
     states: list[pl.DataFrame] = []
     heads: list[pl.DataFrame] = []
+    held: list[pl.DataFrame] = []  # a large file's quarantine rows, without their values as written yet
+    bad_rows: list[pl.DataFrame] = []  # and the rows as read (typed on the fast path)
     try:
         with bucketed(src, kind, n_buckets, raw) as parts:
             for i, raw in enumerate(parts):
@@ -205,14 +207,14 @@ def _ingest(
                 est += res.estimated
                 dups += res.duplicates
                 if res.quarantine.height:
-                    rows_q = res.quarantine.select("row")
-                    bad = (
-                        _as_read(src, kind, raw, rows_q)
-                        if n_buckets == 1  # a large file is not read again for this: typed values shown
-                        else raw.join(rows_q, on="row", how="semi")
-                    )
-                    q = res.quarantine.join(bad.select("row", raw_text(bad).alias("raw")), on="row", how="left")
-                    qs.append(q)
+                    rows_q = res.quarantine.select("row").unique()
+                    if n_buckets == 1:
+                        bad = _as_read(src, kind, raw, rows_q)
+                        qs.append(res.quarantine.join(bad.select("row", raw_text(bad).alias("raw")), on="row",
+                                                      how="left"))
+                    else:  # the values as written: read once for every bucket's rows (below)
+                        bad_rows.append(raw.join(rows_q, on="row", how="semi"))
+                        held.append(res.quarantine)
                 if res.findings.height:
                     fs.append(res.findings)
                 if (kind in ("registers", "consumption") and i > 0) or daily_files:
@@ -234,6 +236,11 @@ def _ingest(
         sha = sha_of if isinstance(sha_of, str) else sha_of()
         if store is not None and (rec := store.ledger_get(sha)) is not None:
             return _report_from_ledger(rec, path)  # loaded before: nothing changes
+        if held:
+            typed_bad = pl.concat(bad_rows, how="vertical_relaxed")
+            bad = _as_read(src, kind, typed_bad, typed_bad.select("row"))
+            qs.append(pl.concat(held, how="vertical_relaxed").join(
+                bad.select("row", raw_text(bad).alias("raw")), on="row", how="left"))
         if store is not None and kind in ("customers", "payments", "interactions") and frames:
             frames, again = _without_stored(store, kind, pl.concat(frames, how="vertical_relaxed"))
             dups += again
@@ -354,7 +361,8 @@ def _as_read(path: Path, kind: str, raw: pl.DataFrame, rows: pl.DataFrame) -> pl
     typed = [c for c, t in raw.schema.items() if c != "row" and t != pl.Utf8]
     if typed and detect_format(path) == "csv":
         try:
-            text = scan_text(path, kind).join(rows.lazy(), on="row", how="semi").collect()
+            # (streamed: a large file's text is not held, only the rows asked)
+            text = scan_text(path, kind).join(rows.lazy(), on="row", how="semi").collect(engine="streaming")
             if text.height == rows.height:
                 return text
         except pl.exceptions.PolarsError:
