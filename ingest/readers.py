@@ -34,7 +34,7 @@ from wattbill.ingest.errors import (
     UnknownKindError,
     UnsupportedFormatError,
 )
-from wattbill.ingest.schemas import ALIASES, INPUT_COLUMNS, customer_bucket
+from wattbill.ingest.schemas import ALIASES, INPUT_COLUMNS, customer_buckets
 
 #: files larger than this are processed in customer buckets (bytes; setting ingest_bucket_mb)
 BUCKET_THRESHOLD = 256 * 1024 * 1024
@@ -491,10 +491,7 @@ def _spread_over_buckets(
         # the bucket of each run of equal ids (exports list a customer's reads together), of the id as VEE
         # reads it (stripped: " 7" and "7" are one customer, and must be in one bucket)
         cid = pl.col("customer_id").cast(pl.Utf8).fill_null("").str.strip_chars()
-        run = batch.select(cid.rle_id().alias("r"))["r"]
-        first = batch.select(cid.alias("customer_id")).filter(run.is_first_distinct())
-        per_run = first.select(customer_bucket("customer_id", n))["customer_id"].to_numpy()
-        batch = batch.with_columns(pl.Series("_b", per_run[run.to_numpy()]))
+        batch = batch.with_columns(customer_buckets(batch.select(cid)["customer_id"], n).alias("_b"))
         for (b,), part in batch.partition_by("_b", as_dict=True).items():
             tbl = part.drop("_b").to_arrow()
             w = writers.get(b)
