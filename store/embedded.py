@@ -654,29 +654,32 @@ class EmbeddedStore:
         added: dict[int, int] = {}
         # the files before the load: the chunks hold other customers, so a chunk's rows never meet an
         # earlier chunk's files (not read again for each chunk: that made a large load quadratic)
-        before = None if isinstance(daily, pl.DataFrame) else txn.actions("daily")
+        streamed = not isinstance(daily, pl.DataFrame)
+        before = txn.actions("daily")  # (None: no table yet)
         for chunk in chunks:
             if chunk.height == 0:
                 continue
-            for year, rows in self._upsert_daily(txn, _cast(chunk, DAILY_SCHEMA), before).items():
+            new = _cast(chunk, DAILY_SCHEMA)
+            for year, rows in (self._upsert_daily(txn, new, before, partial=True) if streamed
+                               else self._upsert_daily(txn, new)).items():
                 added[year] = added.get(year, 0) + rows
         for year, rows in sorted(added.items()):
             self._compact_step(txn, year, budget=COMPACT_BUDGET * rows)
 
-    def _upsert_daily(self, txn: _Txn, new: pl.DataFrame, before: pl.DataFrame | None = None,
-                      ) -> dict[int, int]:
+    def _upsert_daily(self, txn: _Txn, new: pl.DataFrame, before: pl.DataFrame | None = None, *,
+                      partial: bool = False) -> dict[int, int]:
         """Upsert daily rows at a cost of the rows' days and customers, not of the year stored: the stored
         files whose partition and day and customer ranges (Delta statistics) meet the new rows' are read;
         if none of their rows has a new key, the rows are appended; else the stored rows of those days,
         customers and partitions are replaced (one Delta commit). Returns rows per year.
 
-        ``before``: the table's files before the load whose chunk ``new`` is (``_save_daily``), whose
-        earlier chunks hold other customers. Only these files are looked at for an append; a replace
-        (a stored key met) looks at every file, since its predicate also covers the earlier chunks'."""
+        With ``partial``, ``before`` are the table's files before the load whose chunk ``new`` is
+        (``_save_daily``; ``None``: no table then), whose earlier chunks hold other customers: only these
+        files are looked at for an append; a replace (a stored key met) looks at every file, since its
+        predicate also covers the earlier chunks'."""
         new = _last_per_key(new, KEYS_DAILY)
         new = self._with_bucket(new).with_columns(pl.Series("year", _years_of_days(new["day"]), dtype=pl.Int32))
-        return self._upsert_daily_rows(txn, new, before if before is not None else txn.actions("daily"),
-                                       before is not None)
+        return self._upsert_daily_rows(txn, new, before if partial else txn.actions("daily"), partial)
 
     def _upsert_daily_rows(self, txn: _Txn, new: pl.DataFrame, acts: pl.DataFrame | None,
                            partial: bool) -> dict[int, int]:

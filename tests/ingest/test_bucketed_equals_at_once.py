@@ -7,7 +7,8 @@ row and counts (rows = loaded + quarantined + duplicates). The file here has eve
 changes them: gaps (estimated days, ``gap_estimated`` findings), a meter exchange, a duplicate read,
 a conflicting duplicate, a register that goes down and comes back (a bad read), an id written with a
 space, and (in the messy variant) a value that is not a number, which sends the whole file through
-the text path. The GBK variant is Chinese Excel's export (Chinese headers, no BOM). A second load of
+the text path. The GBK variant is Chinese Excel's export (Chinese headers, no BOM); the Parquet variant
+holds the same rows. A second load of
 the same file is a no-op (the ledger).
 """
 
@@ -59,6 +60,9 @@ def _rows(messy: bool) -> list[tuple[str, ...]]:
 
 
 def _write(path: Path, messy: bool, encoding: str = "utf-8") -> Path:
+    if encoding == "parquet":  # the same rows as text columns of a Parquet file
+        pl.DataFrame(_rows(messy), schema=list(HEAD), orient="row").write_parquet(path)
+        return path
     head = HEAD_ZH if encoding != "utf-8" else HEAD
     text = "\n".join(",".join(r) for r in [head, *_rows(messy)]) + "\n"
     path.write_bytes(text.encode(encoding))
@@ -84,7 +88,8 @@ def _counts(rep) -> tuple:
             rep.findings_by_code, rep.quarantine_by_code)
 
 
-@pytest.mark.parametrize(("messy", "encoding"), [(False, "utf-8"), (True, "utf-8"), (True, "gbk")])
+@pytest.mark.parametrize(("messy", "encoding"), [(False, "utf-8"), (True, "utf-8"), (True, "gbk"),
+                                                       (True, "parquet")])
 def test_a_bucketed_load_equals_a_load_at_once(tmp_path: Path, messy: bool, encoding: str) -> None:
     f = _write(tmp_path / "reads.csv", messy, encoding)
     at_once, in_buckets = open_store(tmp_path / "a"), open_store(tmp_path / "b")
