@@ -307,6 +307,7 @@ def _ingest(
         if kind in ("registers", "consumption"):
             if daily_files:
                 batch.daily = _read_files(daily_files)
+                batch.daily_disjoint = True  # (customer buckets)
             else:
                 batch.daily = (
                     pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema=DAILY_SCHEMA)

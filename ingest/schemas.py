@@ -242,14 +242,15 @@ class IngestBatch:
     """One file's result, handed to ``Store.save_ingest`` and written atomically.
 
     ``daily`` may be one frame or an iterable of frames (streamed per customer batch so that memory stays
-    flat; the frames hold disjoint sets of customers: the embedded store looks for a frame's stored
-    rows only in the files that were there before the load); ``customers``/``payments`` are frames or
-    None.
+    flat; ``daily_disjoint``: the frames hold disjoint sets of customers, as a large file's buckets do,
+    so the embedded store looks for a frame's stored rows only in the files that were there before the
+    load); ``customers``/``payments`` are frames or None.
     """
 
     ledger: dict[str, Any]
     kind: str
     daily: pl.DataFrame | Iterable[pl.DataFrame] | None = None
+    daily_disjoint: bool = False
     customers: pl.DataFrame | None = None
     payments: pl.DataFrame | None = None
     interactions: pl.DataFrame | None = None  # INTERACTION_SCHEMA: upserted on INTERACTION_KEYS
