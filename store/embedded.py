@@ -47,6 +47,7 @@ import shutil
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -659,37 +660,54 @@ class EmbeddedStore:
         at for it (every earlier chunk's files read again for each chunk made a large load quadratic)."""
         chunks = [daily] if isinstance(daily, pl.DataFrame) else daily
         added: dict[int, int] = {}
-        streamed = disjoint and not isinstance(daily, pl.DataFrame)
-        before = txn.actions("daily")  # (None: no table yet)
-        for chunk in chunks:
-            if chunk.height == 0:
-                continue
-            new = _cast(chunk, DAILY_SCHEMA)
-            for year, rows in (self._upsert_daily(txn, new, before, partial=True) if streamed
-                               else self._upsert_daily(txn, new)).items():
+
+        def count(per_year: dict[int, int]) -> None:
+            for year, rows in per_year.items():
                 added[year] = added.get(year, 0) + rows
+
+        if disjoint and not isinstance(daily, pl.DataFrame):
+            before = txn.actions("daily")  # (None: no table yet)
+            # the next chunk is made ready (keyed, bucketed: polars, off the GIL) on a thread while this
+            # one is written (delta-rs); the writes and commits stay in order, on this thread
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                ready: Future[pl.DataFrame] | None = None
+                for chunk in chunks:
+                    if chunk.height == 0:
+                        continue
+                    nxt = pool.submit(self._daily_rows, chunk)
+                    if ready is not None:
+                        count(self._upsert_daily_rows(txn, ready.result(), before, True))
+                    ready = nxt
+                if ready is not None:
+                    count(self._upsert_daily_rows(txn, ready.result(), before, True))
+        else:
+            for chunk in chunks:
+                if chunk.height:
+                    count(self._upsert_daily(txn, chunk))
         for year, rows in sorted(added.items()):
             self._compact_step(txn, year, budget=COMPACT_BUDGET * rows)
 
-    def _upsert_daily(self, txn: _Txn, new: pl.DataFrame, before: pl.DataFrame | None = None, *,
-                      partial: bool = False) -> dict[int, int]:
+    def _upsert_daily(self, txn: _Txn, new: pl.DataFrame) -> dict[int, int]:
         """Upsert daily rows at a cost of the rows' days and customers, not of the year stored: the stored
         files whose partition and day and customer ranges (Delta statistics) meet the new rows' are read;
         if none of their rows has a new key, the rows are appended; else the stored rows of those days,
-        customers and partitions are replaced (one Delta commit). Returns rows per year.
+        customers and partitions are replaced (one Delta commit). Returns rows per year."""
+        return self._upsert_daily_rows(txn, self._daily_rows(new), txn.actions("daily"), False)
 
-        With ``partial``, ``before`` are the table's files before the load whose chunk ``new`` is
-        (``_save_daily``; ``None``: no table then), whose earlier chunks hold other customers: only these
-        files are looked at for an append; a replace (a stored key met) looks at every file, since its
-        predicate also covers the earlier chunks'."""
-        new = _last_per_key(new, KEYS_DAILY)
-        new = self._with_bucket(new).with_columns(pl.Series("year", _years_of_days(new["day"]), dtype=pl.Int32))
-        return self._upsert_daily_rows(txn, new, before if partial else txn.actions("daily"), partial)
+    def _daily_rows(self, new: pl.DataFrame) -> pl.DataFrame:
+        """Daily rows as ``_upsert_daily_rows`` takes them: ``DAILY_SCHEMA``, the last row per key,
+        sorted by key, with their ``bucket`` and ``year`` (partition columns)."""
+        new = _last_per_key(_cast(new, DAILY_SCHEMA), KEYS_DAILY)
+        return self._with_bucket(new).with_columns(pl.Series("year", _years_of_days(new["day"]), dtype=pl.Int32))
 
     def _upsert_daily_rows(self, txn: _Txn, new: pl.DataFrame, acts: pl.DataFrame | None,
                            partial: bool) -> dict[int, int]:
-        """``_upsert_daily`` of ``new`` (last row per key, with ``bucket`` and ``year``) against the files
-        ``acts``; ``partial``: ``acts`` are the files before the load, not every file."""
+        """``_upsert_daily`` of ``new`` (``_daily_rows``) against the files ``acts``.
+
+        With ``partial``, ``acts`` are the table's files before the load whose chunk ``new`` is
+        (``_save_daily``; ``None``: no table then), whose earlier chunks hold other customers: only these
+        files are looked at for an append; a replace (a stored key met) looks at every file, since its
+        predicate also covers the earlier chunks'."""
         clauses: list[str] = []
         olds: list[pl.DataFrame] = []
         rows: dict[int, int] = {}
