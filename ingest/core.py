@@ -7,12 +7,12 @@ import datetime as dt
 import os
 import shutil
 import tempfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -41,6 +41,8 @@ from wattbill.ingest.schemas import (
     IngestReport,
     halves_of_customers,
 )
+
+_T = TypeVar("_T")
 
 _VEE = {
     "registers": vee.registers_to_daily,
@@ -161,41 +163,49 @@ def _ingest(
     stored: list[pl.DataFrame] = []  # the stored last reads of the file's meters, part by part
     states: list[pl.DataFrame] = []
     heads: list[pl.DataFrame] = []
+    held: list[pl.DataFrame] = []  # a large file's quarantine rows, without their values as written yet
+    bad_rows: list[pl.DataFrame] = []  # and the rows as read (typed on the fast path)
     try:
+        def vee_part(raw: pl.DataFrame) -> tuple[pl.DataFrame, vee.VeeResult, pl.DataFrame | None,
+                                                 pl.DataFrame | None]:
+            """VEE of one part (whole customers): ``(raw, result, stored state, extra-fields rows)``."""
+            extra = None
+            if opts.date_order:
+                raw = _dates_in_order(raw, opts.date_order)
+            if EXTRA_FIELDS_COLUMN in raw.columns:
+                marked = pl.col(EXTRA_FIELDS_COLUMN).is_not_null()
+                extra = raw.filter(marked)
+                raw = raw.filter(~marked).drop(EXTRA_FIELDS_COLUMN)
+            state = None
+            if kind != "registers":
+                res = fn(raw, today=today)
+                if kind == "consumption" and store is not None:
+                    res = _without_stored_days(store, res)
+            else:
+                # the stored reads of this part's customers only: a daily file costs its meters,
+                # not every meter stored
+                ids = _customers_of(raw) if asks_state else []
+                state = store.load_register_state(ids) if asks_state else None
+                anchors = _anchors(store, state, _may_have_later_heads(state, raw)) if state is not None else None
+                if n_buckets == 1:  # the file at once: VEE on two threads
+                    res = _registers_in_halves(raw, today, anchors, gaps, days)
+                else:  # a bucket of a large file: on one thread (two buckets run at once)
+                    res = vee.registers_to_daily(raw, today=today, anchors=anchors, known_gaps=gaps,
+                                                 stored_days=days)
+            return raw, res, state, extra
+
         with bucketed(src, kind, n_buckets, raw) as parts:
-            for i, raw in enumerate(parts):
-                if i == 0 and n_buckets > 1 and not isinstance(sha_of, str):
-                    sha_of = sha_of()  # (the file is in its buckets: the hash is done or nearly)
-                    if store is not None and (rec := store.ledger_get(sha_of)) is not None:
-                        return _report_from_ledger(rec, path)
-                if opts.date_order:
-                    raw = _dates_in_order(raw, opts.date_order)
-                if EXTRA_FIELDS_COLUMN in raw.columns:
-                    marked = pl.col(EXTRA_FIELDS_COLUMN).is_not_null()
-                    extra = raw.filter(marked)
-                    raw = raw.filter(~marked).drop(EXTRA_FIELDS_COLUMN)
-                    if extra.height:
-                        rows += extra.height
-                        qs.append(_extra_fields_quarantine(extra))
-                if kind != "registers":
-                    res = fn(raw, today=today)
-                    if kind == "consumption" and store is not None:
-                        res = _without_stored_days(store, res)
-                else:
-                    # the stored reads of this part's customers only: a daily file costs its meters,
-                    # not every meter stored
-                    ids = _customers_of(raw) if asks_state else []
-                    state = store.load_register_state(ids) if asks_state else None
-                    anchors = _anchors(store, state, _may_have_later_heads(state, raw)) if state is not None else None
-                    if state is not None and state.height:
-                        stored.append(state)
-                    if n_buckets == 1:  # the file at once: VEE on two threads
-                        res = _registers_in_halves(raw, today, anchors, gaps, days)
-                    else:  # customer buckets of a large file: one at a time, memory bounded by a bucket
-                        # (not in two halves on two threads: measured on a 1 GB file, the same CPU-seconds
-                        # and a peak RSS of 2.46 GB instead of 1.74 GB)
-                        res = vee.registers_to_daily(raw, today=today, anchors=anchors, known_gaps=gaps,
-                                                     stored_days=days)
+            if n_buckets > 1 and not isinstance(sha_of, str):
+                sha_of = sha_of()  # (the file is in its buckets: the hash is done or nearly)
+                if store is not None and (rec := store.ledger_get(sha_of)) is not None:
+                    return _report_from_ledger(rec, path)
+            done = _two_at_a_time(parts, vee_part) if n_buckets > 1 else map(vee_part, parts)
+            for i, (raw, res, state, extra) in enumerate(done):
+                if extra is not None and extra.height:
+                    rows += extra.height
+                    qs.append(_extra_fields_quarantine(extra))
+                if state is not None and state.height:
+                    stored.append(state)
                 if res.state is not None and res.state.height:
                     states.append(res.state)
                 if res.heads is not None and res.heads.height:
@@ -205,14 +215,14 @@ def _ingest(
                 est += res.estimated
                 dups += res.duplicates
                 if res.quarantine.height:
-                    rows_q = res.quarantine.select("row")
-                    bad = (
-                        _as_read(src, kind, raw, rows_q)
-                        if n_buckets == 1  # a large file is not read again for this: typed values shown
-                        else raw.join(rows_q, on="row", how="semi")
-                    )
-                    q = res.quarantine.join(bad.select("row", raw_text(bad).alias("raw")), on="row", how="left")
-                    qs.append(q)
+                    rows_q = res.quarantine.select("row").unique()
+                    if n_buckets == 1:
+                        bad = _as_read(src, kind, raw, rows_q)
+                        qs.append(res.quarantine.join(bad.select("row", raw_text(bad).alias("raw")), on="row",
+                                                      how="left"))
+                    else:  # the values as written: read once for every bucket's rows (below)
+                        bad_rows.append(raw.join(rows_q, on="row", how="semi"))
+                        held.append(res.quarantine)
                 if res.findings.height:
                     fs.append(res.findings)
                 if (kind in ("registers", "consumption") and i > 0) or daily_files:
@@ -234,6 +244,11 @@ def _ingest(
         sha = sha_of if isinstance(sha_of, str) else sha_of()
         if store is not None and (rec := store.ledger_get(sha)) is not None:
             return _report_from_ledger(rec, path)  # loaded before: nothing changes
+        if held:
+            typed_bad = pl.concat(bad_rows, how="vertical_relaxed")
+            bad = _as_read(src, kind, typed_bad, typed_bad.select("row"))
+            qs.append(pl.concat(held, how="vertical_relaxed").join(
+                bad.select("row", raw_text(bad).alias("raw")), on="row", how="left"))
         if store is not None and kind in ("customers", "payments", "interactions") and frames:
             frames, again = _without_stored(store, kind, pl.concat(frames, how="vertical_relaxed"))
             dups += again
@@ -292,6 +307,7 @@ def _ingest(
         if kind in ("registers", "consumption"):
             if daily_files:
                 batch.daily = _read_files(daily_files)
+                batch.daily_disjoint = True  # (customer buckets)
             else:
                 batch.daily = (
                     pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema=DAILY_SCHEMA)
@@ -354,12 +370,29 @@ def _as_read(path: Path, kind: str, raw: pl.DataFrame, rows: pl.DataFrame) -> pl
     typed = [c for c, t in raw.schema.items() if c != "row" and t != pl.Utf8]
     if typed and detect_format(path) == "csv":
         try:
-            text = scan_text(path, kind).join(rows.lazy(), on="row", how="semi").collect()
+            # (streamed: a large file's text is not held, only the rows asked)
+            text = scan_text(path, kind).join(rows.lazy(), on="row", how="semi").collect(engine="streaming")
             if text.height == rows.height:
                 return text
         except pl.exceptions.PolarsError:
             pass  # keep the typed values rather than lose the quarantine
     return raw.join(rows, on="row", how="semi")
+
+
+def _two_at_a_time(parts: Iterator[pl.DataFrame], fn: Callable[[pl.DataFrame], _T]) -> Iterator[_T]:
+    """``fn`` of each part, two parts at once on two threads, the results in the parts' order.
+
+    The buckets of a large file hold disjoint customers, so their VEE is independent; polars and the
+    numba kernels release the GIL. At most two parts are in VEE and one result waits for the caller
+    (who parks it on disk), so memory stays bounded by a few buckets, whatever the file's size."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: deque[Future[_T]] = deque()
+        for part in parts:
+            pending.append(pool.submit(fn, part))
+            if len(pending) == 2:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 #: frames with at least this many reads are split in two halves of whole customers for VEE

@@ -3,8 +3,8 @@
 CSV: UTF-8 with or without BOM, or GB18030/GBK (Chinese Excel's export, no BOM; read through a
 temporary UTF-8 copy, see :func:`utf8_source`), CRLF or LF, every value read as text (ids keep their leading zeros,
 numbers are parsed by VEE so that a bad value is quarantined, never read as zero). Parquet: columns as
-stored. Large files are read in batches and spread over customer buckets (temporary Arrow IPC files)
-so that memory stays flat: VEE then runs per bucket, each holding whole meters.
+stored. Large files are streamed by polars into customer buckets (temporary Arrow IPC files) so that
+memory stays flat: VEE then runs per bucket, each holding whole meters.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from wattbill.ingest.errors import (
@@ -34,7 +32,7 @@ from wattbill.ingest.errors import (
     UnknownKindError,
     UnsupportedFormatError,
 )
-from wattbill.ingest.schemas import ALIASES, INPUT_COLUMNS, customer_bucket
+from wattbill.ingest.schemas import ALIASES, INPUT_COLUMNS
 
 #: files larger than this are processed in customer buckets (bytes; setting ingest_bucket_mb)
 BUCKET_THRESHOLD = 256 * 1024 * 1024
@@ -426,9 +424,10 @@ def bucketed(
 ) -> Iterator[Iterator[pl.DataFrame]]:
     """Yield an iterator of raw frames, each holding whole customers, memory bounded by a bucket.
 
-    Small files: one frame (``raw`` when the caller has read it already). Large files: read in
-    batches, each batch split by customer bucket and appended to a temporary Arrow IPC file per
-    bucket; then the buckets are read one by one.
+    Small files: one frame (``raw`` when the caller has read it already). Large files: streamed by
+    polars (``scan_csv``/``scan_parquet`` into a partitioned ``sink_ipc``: the file is never held)
+    into one temporary Arrow IPC file per customer bucket, rows in file order; then the buckets are
+    read one by one (memory-mapped). The sink is done when the context is entered.
     """
     n = n_buckets or n_buckets_for(path)
     if n <= 1:
@@ -436,38 +435,29 @@ def bucketed(
         return
     fmt = detect_format(path)
     tmp = Path(tempfile.mkdtemp(prefix=f"wattbill-ingest-{os.getpid()}-"))
-    writers: dict[int, ipc.RecordBatchFileWriter] = {}
-    sinks: dict[int, pa.OSFile] = {}
     try:
         # a clean CSV of reads is parsed typed (the fast path); a value that does not parse sends the
         # whole file through again as text, where VEE sorts good from bad row by row
         typed_first = fmt == "csv" and kind in ("registers", "consumption")
         for typed in (True, False) if typed_first else (False,):
-            batches = _csv_batches(path, kind, typed) if fmt == "csv" else _parquet_batches(path, kind)
+            out = tmp / ("typed" if typed else "text")
             try:
-                total = _spread_over_buckets(batches, n, tmp, writers, sinks)
+                total = _sink_buckets(path, fmt, kind, typed, n, out)
                 break
             except pl.exceptions.PolarsError as e:
-                for b, w in writers.items():
-                    w.close()
-                    sinks[b].close()
-                    (tmp / f"{b}.arrow").unlink(missing_ok=True)
-                writers.clear()
-                sinks.clear()
+                shutil.rmtree(out, ignore_errors=True)
                 if not typed:
                     raise _polars_error(path, e) from None
-        for b, w in writers.items():
-            w.close()
-            sinks[b].close()
         if total == 0:
             raise EmptyFileError(path, None, None, "the file has a header but no data rows")
 
         def frames() -> Iterator[pl.DataFrame]:
-            for b in sorted(writers):
-                with pa.OSFile(str(tmp / f"{b}.arrow"), "rb") as src:
-                    tbl = ipc.open_file(src).read_all()
-                frame = pl.from_arrow(tbl)
-                assert isinstance(frame, pl.DataFrame)
+            for b in range(n):
+                files = sorted((out / f"{_BUCKET_COLUMN}={b}").glob("*.ipc"))
+                if not files:
+                    continue
+                frame = pl.concat([pl.read_ipc(f, memory_map=True) for f in files], how="vertical")
+                # one chunk per column (VEE's frames mixing chunked and whole columns copy on every step)
                 yield frame.rechunk()
 
         yield frames()
@@ -475,111 +465,47 @@ def bucketed(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _spread_over_buckets(
-    batches: Iterator[pl.DataFrame],
-    n: int,
-    tmp: Path,
-    writers: dict[int, ipc.RecordBatchFileWriter],
-    sinks: dict[int, pa.OSFile],
-) -> int:
-    """Append each batch's rows to the Arrow IPC file of their customer bucket; returns the rows."""
-    schemas: dict[int, pa.Schema] = {}
-    total = 0
-    for batch in batches:
-        total += batch.height
-        batch = batch.with_columns(pl.col("row").cast(pl.Int64))
-        # the bucket of each run of equal ids (exports list a customer's reads together), of the id as VEE
-        # reads it (stripped: " 7" and "7" are one customer, and must be in one bucket)
-        cid = pl.col("customer_id").cast(pl.Utf8).fill_null("").str.strip_chars()
-        run = batch.select(cid.rle_id().alias("r"))["r"]
-        first = batch.select(cid.alias("customer_id")).filter(run.is_first_distinct())
-        per_run = first.select(customer_bucket("customer_id", n))["customer_id"].to_numpy()
-        batch = batch.with_columns(pl.Series("_b", per_run[run.to_numpy()]))
-        for (b,), part in batch.partition_by("_b", as_dict=True).items():
-            tbl = part.drop("_b").to_arrow()
-            w = writers.get(b)
-            if w is None:
-                sinks[b] = pa.OSFile(str(tmp / f"{b}.arrow"), "wb")
-                w = writers[b] = ipc.new_file(sinks[b], tbl.schema)
-                schemas[b] = tbl.schema
-            w.write_table(tbl.cast(schemas[b]) if tbl.schema != schemas[b] else tbl)
-    return total
+#: the column of the bucket of each row while a large file is split (not in the bucket files)
+_BUCKET_COLUMN = "_b"
 
 
-#: bytes of CSV parsed at a time when streaming a large file
-BLOCK_BYTES = 32 * 1024 * 1024
+def _sink_buckets(path: Path, fmt: str, kind: str, typed: bool, n: int, out: Path) -> int:
+    """Stream ``path`` into ``out/_b=<bucket>/*.ipc``, the rows of each of ``n`` customer buckets in
+    file order (``row`` + canonical columns, as :func:`read_raw` gives them); returns the rows.
 
-
-def _csv_batches(path: Path, kind: str, typed: bool = False) -> Iterator[pl.DataFrame]:
-    """A large CSV in blocks of about ``BLOCK_BYTES`` (split at line ends outside quotes), no mmap.
-
-    Each block is parsed by polars from memory with the file's header, all values as text (or, with
-    ``typed``, dates and numbers typed: a value that does not parse raises ``PolarsError``), with the
-    ``row`` numbers of the whole file. Memory is bounded by a block, whatever the file's size.
+    The bucket is a hash of the customer id as VEE reads it (stripped: ``" 7"`` and ``"7"`` are one
+    customer, and must be in one bucket); any stable function of the id would do, since the buckets
+    live for one load, so polars' own hash (one pass, no string slicing) is used rather than the
+    store's ``customer_bucket``. A CSV is scanned through a ``file://`` URI: polars then reads it in
+    blocks instead of memory-mapping it whole (a 5 GB file's mapping counted in the RSS). Raises
+    ``PolarsError`` for a value that does not parse with ``typed``, or a row with more fields than
+    the header (a file streamed in buckets is then refused with one line; a file read at once
+    quarantines such rows).
     """
-    header = csv_header(path)
-    mapping = map_columns(header, kind, path)
-    check_csv_tail(path, header)
-    keep = [h for h in header if h in mapping]
-    overrides = {h: _TYPED[mapping[h]] for h in keep if mapping[h] in _TYPED} if typed else None
-    row0 = 1
-    with open(path, "rb") as f:
-        first = f.readline()  # header (with BOM if any)
-        del first
-        carry = b""
-        while True:
-            block = f.read(BLOCK_BYTES)
-            data = carry + block
-            if not data:
-                break
-            if block:
-                cut = _safe_cut(data)
-                if cut <= 0:  # no line end outside quotes yet: read more
-                    carry = data
-                    continue
-                data, carry = data[:cut], data[cut:]
-            else:
-                carry = b""
-            df = pl.read_csv(
-                io.BytesIO(data),
-                has_header=False,
-                new_columns=header,
-                infer_schema=False,
-                schema_overrides=overrides,
-                # a row with more fields than the header is never cut to size: a large file streamed in
-                # blocks is then refused with one line (a file read at once quarantines such rows)
-                truncate_ragged_lines=False,
-            )
-            df = df.rename({h: mapping[h] for h in keep}).with_row_index("row", offset=row0)
-            row0 += df.height
-            yield df.with_columns(pl.col("row").cast(pl.Int64)).select(["row", *[mapping[h] for h in keep]])
-            if not block:
-                break
-
-
-def _safe_cut(data: bytes) -> int:
-    """Index just after the last line end of ``data`` that is not inside a quoted field (-1: none)."""
-    pos = data.rfind(b"\n")
-    while pos >= 0:
-        if data.count(b'"', 0, pos) % 2 == 0:
-            return pos + 1
-        pos = data.rfind(b"\n", 0, pos)
-    return -1
-
-
-def _parquet_batches(path: Path, kind: str) -> Iterator[pl.DataFrame]:
-    pf = pq.ParquetFile(path)
-    mapping = map_columns(list(pf.schema_arrow.names), kind, path)
-    row0 = 1
-    for rb in pf.iter_batches(batch_size=500_000, columns=list(mapping)):
-        frame = pl.from_arrow(rb)
-        assert isinstance(frame, pl.DataFrame)
-        frame = frame.rename(mapping)
-        df = frame.with_row_index("row", offset=row0).with_columns(
-            pl.col("row").cast(pl.Int64), *[pl.col(c).cast(pl.Utf8) for c, t in frame.schema.items() if t == pl.Null]
+    if fmt == "csv":
+        header = csv_header(path)
+        mapping = map_columns(header, kind, path)
+        check_csv_tail(path, header)
+        overrides = {h: _TYPED[c] for h, c in mapping.items() if c in _TYPED} if typed else None
+        lf = pl.scan_csv(
+            path.resolve().as_uri(),
+            infer_schema=False,
+            schema_overrides=overrides,
+            truncate_ragged_lines=False,
+            encoding="utf8",
+            row_index_name="row",
+            row_index_offset=1,
         )
-        row0 += df.height
-        yield df
+        ren = _canonical_names(lf.collect_schema().names(), mapping)
+        lf = lf.select(["row", *ren]).rename(ren)
+    else:
+        lf = _scan(path, fmt, kind)[0]
+    cid = pl.col("customer_id").cast(pl.Utf8).fill_null("").str.strip_chars()
+    lf = lf.with_columns(pl.col("row").cast(pl.Int64), (cid.hash(seed=14) % n).cast(pl.Int32).alias(_BUCKET_COLUMN))
+    lf.sink_ipc(pl.PartitionBy(out, key=_BUCKET_COLUMN, include_key=False, approximate_bytes_per_file=None),
+                maintain_order=True, mkdir=True)
+    files = sorted(out.glob("*/*.ipc"))
+    return int(pl.scan_ipc(files).select(pl.len()).collect().item()) if files else 0
 
 
 def raw_text(raw: pl.DataFrame) -> pl.Expr:

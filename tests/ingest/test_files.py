@@ -134,15 +134,14 @@ def test_parquet_input_with_chinese_headers(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("clean", [False, True], ids=["text-path", "typed-path"])
 def test_bucketed_streaming_equals_single_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean: bool) -> None:
-    """Large files are read in blocks and processed in customer buckets; same result as one pass.
+    """Large files are streamed into customer buckets and processed bucket by bucket; same result as one
+    pass (CRLF line ends, a quoted field with a line break in it).
 
-    A clean file is parsed typed block by block; one value that does not parse sends the file through
-    the text path."""
+    A clean file is parsed typed; one value that does not parse sends the file through the text path."""
     import datetime as dt
 
     from wattbill.ingest import readers
 
-    monkeypatch.setattr(readers, "BLOCK_BYTES", 700)  # many blocks, cut at CRLF line ends
 
     rows = ["customer_id,meter_id,read_date,total,sharp,peak,flat,valley"]
     for c in range(40):
@@ -174,13 +173,13 @@ def test_bucketed_streaming_equals_single_pass(tmp_path: Path, monkeypatch: pyte
     assert one.load_quarantine().drop("file").equals(many.load_quarantine().drop("file"))
     assert r1.quarantined == (0 if clean else 1)
     calls = []
-    real = readers._csv_batches
+    real = readers._sink_buckets
 
-    def spy(path, kind, typed=False):
+    def spy(path, fmt, kind, typed, n, out):
         calls.append(typed)
-        return real(path, kind, typed)
+        return real(path, fmt, kind, typed, n, out)
 
-    monkeypatch.setattr(readers, "_csv_batches", spy)
+    monkeypatch.setattr(readers, "_sink_buckets", spy)
     ingest_file(f, "registers", None, n_buckets=4)
     assert calls == ([True] if clean else [True, False])
 
