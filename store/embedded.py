@@ -818,12 +818,8 @@ class EmbeddedStore:
         acts = self._actions("daily", version)
         if acts is None:
             return pl.DataFrame(schema=schema)
-        parts = self._bucket_parts(customer_ids, year, "daily")
-        files = acts
-        for col, vals in (parts or {}).items():
-            files = files.filter(pl.col(f"partition.{col}").is_in(list(vals)))
-        files = _files_of_customers(files, customer_ids)  # (files of other ranges of customers: not opened)
-        if files.height == 0:
+        files = self._files_of("daily", version, customer_ids, year)  # (other customer ranges: not opened)
+        if files is None or files.height == 0:
             return pl.DataFrame(schema=schema)
         files = files.sort("partition.bucket", "min.day", "path")
         ids = None if customer_ids is None else pl.Series("customer_id", list(customer_ids), dtype=pl.Utf8)
@@ -844,8 +840,8 @@ class EmbeddedStore:
 
     def _load(self, table: str, schema: dict | None, customer_ids: Sequence[str] | None = None,
               year: int | None = None) -> pl.DataFrame:
-        df = self._read(table, self._read_state().get(table), self._bucket_parts(customer_ids, year, table),
-                        schema=schema)
+        version = self._read_state().get(table)
+        df = self._read(table, version, files=self._files_of(table, version, customer_ids, year), schema=schema)
         return _only_customers(df, customer_ids)
 
     def load_daily_between(
@@ -920,14 +916,20 @@ class EmbeddedStore:
     def _load_table(self, table: str, year: int, customer_ids: Sequence[str] | None,
                     txn: _Txn | None = None) -> pl.DataFrame:
         version = txn.versions.get(table) if txn is not None else self._read_state().get(table)
-        parts = self._bucket_parts(customer_ids, year, table)
+        df = self._read(table, version, files=self._files_of(table, version, customer_ids, year))
+        return _only_customers(df, customer_ids)
+
+    def _files_of(self, table: str, version: int | None, customer_ids: Sequence[str] | None,
+                  year: int | None) -> pl.DataFrame | None:
+        """The add actions of ``table`` at ``version`` that can hold rows of ``customer_ids`` in ``year``:
+        their partitions (year, store bucket), then the Delta statistics of their customer range
+        (``_files_of_customers``). None: no such table."""
         files = self._actions(table, version)
         if files is not None:
-            for col, vals in (parts or {}).items():
+            for col, vals in (self._bucket_parts(customer_ids, year, table) or {}).items():
                 files = files.filter(pl.col(f"partition.{col}").is_in(list(vals)))
             files = _files_of_customers(files, customer_ids)
-        df = self._read(table, version, files=files)
-        return _only_customers(df, customer_ids)
+        return files
 
     def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str) -> pl.DataFrame:
         ids = bills["customer_id"].to_list()
