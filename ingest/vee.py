@@ -677,9 +677,13 @@ def registers_to_daily(
         df, q6 = _unmeasurable_corrections(df, anchors, reg_cols)
     loaded_rows = df.height
     late = None
+    q7 = _empty_q()
     if anchors is not None and anchors.height and df.height:
         df, late, resent = _with_anchors(df, anchors, periods_in, reg_cols, known_gaps)
         duplicates += resent
+        if late.height and stored_days is not None:
+            df, lone_same, q7 = _lone_late_reads(df, anchors, late, stored_days, reg_cols)
+            duplicates += lone_same
 
     findings: list[pl.DataFrame] = []
     # pass 1: deltas; bad reads (a register that went down and came back, a read above both
@@ -789,7 +793,7 @@ def registers_to_daily(
         estimated += ex_est
     findings.append(_spike_findings(daily, multi))
     daily = daily.drop("_m")
-    q = pl.concat([q1, q2, q3, q4, q5, q6], how="vertical_relaxed")
+    q = pl.concat([q1, q2, q3, q4, q5, q6, q7], how="vertical_relaxed")
     return VeeResult(
         state=_last_reads(state_reads, periods_in),
         heads=_first_reads(df, periods_in),
@@ -952,6 +956,98 @@ def _unmeasurable_corrections(
         .alias("reason"),
     )
     return df.join(hit.select("row"), on="row", how="anti"), q
+
+
+def _lone_late_reads(
+    df: pl.DataFrame, anchors: pl.DataFrame, late: pl.DataFrame,
+    stored_days: Callable[[list[str], dt.date, dt.date], pl.DataFrame], reg_cols: list[str],
+) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    """The reads of a late file that are their meter's only read here and pair with no stored read
+    (older than the meter's stored last read, outside any stored gap): one read measures no day.
+
+    The stored days imply that read: the stored last read less the consumption of the measured days
+    after it (divided by the multiplier). A read equal to it in every register it has is the same read
+    sent again (a daily file re-sent after later ones): a duplicate, not loaded (MDMS VEE practice: a
+    re-sent read is a duplicate). Any other such read (it differs, or the days up to the stored read are
+    not all measured) is quarantined, ``late_read_alone``, with what it would take to measure it: it
+    changes nothing stored, and before this it was counted as loaded.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The file's reads and their anchors (``row`` < 0) as ``_with_anchors`` left them [Wh as read].
+    anchors : DataFrame
+        ``REGISTER_STATE_SCHEMA``: the stored last read of each meter (``head`` rows are not).
+    late : DataFrame
+        ``customer_id``, ``meter_id`` of the meters with a stored read at or after their first read here.
+    stored_days : callable
+        ``stored_days(customer_ids, first, last)``: the stored daily rows (``DAILY_SCHEMA``).
+    reg_cols : list of str
+        ``total`` and the time-of-use registers the file has.
+
+    Returns
+    -------
+    (df, same, quarantine) : the reads left, how many were the same read sent again (duplicates), and
+    quarantine rows (code ``late_read_alone``).
+    """
+    keys = ["customer_id", "meter_id"]
+    per = df.group_by(keys).agg((pl.col("row") > 0).sum().alias("_n"), (pl.col("row") < 0).sum().alias("_a"))
+    lone_m = per.filter((pl.col("_n") == 1) & (pl.col("_a") == 0)).join(late, on=keys, how="semi").select(keys)
+    if lone_m.height == 0:
+        return df, 0, _empty_q()
+    is_head = pl.col("head").fill_null(False) if "head" in anchors.columns else pl.lit(False)
+    last = anchors.filter(~is_head).select(
+        *keys, pl.col("day").alias("_L"),
+        *[pl.col("wh_total" if c == "total" else f"wh_{c}").alias(f"_T_{c}") for c in reg_cols])
+    mult = pl.col("multiplier").fill_null(1.0) if "multiplier" in df.columns else pl.lit(1.0)
+    lone = (df.join(lone_m, on=keys, how="semi").join(last, on=keys, how="inner")
+            .filter(pl.col("_L") > pl.col("day"))
+            .with_columns(mult.cast(pl.Float64).alias("_mult"),
+                          (pl.col("_L") - pl.col("day")).dt.total_days().cast(pl.Int64).alias("_g")))
+    if lone.height == 0:
+        return df, 0, _empty_q()
+    st = stored_days(lone["customer_id"].unique().to_list(),
+                     lone["day"].min() + dt.timedelta(days=1), lone["_L"].max())  # type: ignore[operator, arg-type]
+    measured = st.filter(~pl.col("estimated").fill_null(False)).select(
+        *keys, pl.col("day").alias("_d"), *[pl.col(f"wh_{c}").alias(f"_s_{c}") for c in reg_cols])
+    covered = (
+        lone.select("row", *keys, "day", "_g")
+        .with_columns(pl.int_ranges(1, pl.col("_g") + 1).alias("_i"))
+        .explode("_i")
+        .with_columns((pl.col("day") + pl.duration(days=pl.col("_i"))).alias("_d"))
+        .join(measured, on=[*keys, "_d"], how="left")
+        .group_by("row")
+        .agg(pl.col("_s_total").is_not_null().sum().cast(pl.Int64).alias("_k"),
+             *[pl.col(f"_s_{c}").fill_null(0).sum() for c in reg_cols])
+    )
+    lone = lone.join(covered, on="row", how="left")
+
+    def agrees(c: str) -> pl.Expr:
+        # the read's consumption to the stored last read, as stored (times the multiplier; each day's Wh
+        # rounded, hence half a Wh a day of tolerance with a multiplier)
+        diff = (pl.col(f"_T_{c}") - pl.col(c)).cast(pl.Float64) * pl.col("_mult")
+        gap = (diff - pl.col(f"_s_{c}").cast(pl.Float64)).abs()
+        ok = pl.when(pl.col("_mult") == 1.0).then(gap == 0).otherwise(gap <= 0.5 * pl.col("_g"))
+        return pl.col(c).is_null() | ok.fill_null(False)
+
+    full = pl.col("_k") == pl.col("_g")
+    same = full & pl.all_horizontal([agrees(c) for c in reg_cols])
+    lone = lone.with_columns(same.fill_null(False).alias("_same"))
+    bad = lone.filter(~pl.col("_same"))
+    implied = (pl.col("_T_total") - pl.col("_s_total").cast(pl.Float64) / pl.col("_mult")).round(0).cast(pl.Int64)
+    tail = " and one read measures no day: send it with the meter's reads of the days before and after it"
+    q = bad.select(
+        "row",
+        pl.lit("total").alias("column"),
+        pl.lit("late_read_alone").alias("code"),
+        pl.when(full).then(_fmt("a read of {} alone, older than the meter's stored last read ({}): it differs from"
+                                " the read the stored days imply ({} Wh)," + tail, pl.col("day"), pl.col("_L"),
+                                implied))
+        .otherwise(_fmt("a read of {} alone, older than the meter's stored last read ({}): the days between are"
+                        " not all measured," + tail, pl.col("day"), pl.col("_L")))
+        .alias("reason"),
+    ) if bad.height else _empty_q()
+    return df.join(lone.select("row"), on="row", how="anti"), lone.height - bad.height, q
 
 
 def _with_anchors(

@@ -157,3 +157,31 @@ def test_load_daily_between_days_customers_and_years(store) -> None:
     assert got.filter(pl.col("wh_total") == 4)["wh_peak"].item() == 1
     assert store.load_daily_between(D(2025, 1, 3), D(2025, 2, 1)).height == 0
     assert store.load_daily_between(D(2024, 12, 30), D(2024, 12, 30), ["0002"]).height == 0
+
+
+def test_a_lone_read_sent_again_after_later_reads_is_a_duplicate(store, tmp_path: Path) -> None:
+    """A daily register file re-sent after later ones: each meter's one read of that day pairs with no
+    stored read (the store keeps the meter's last read and the days' consumption). The read the stored
+    days imply (the last read less their consumption) tells the same read sent again (a duplicate) from
+    another one (quarantined, ``late_read_alone``: one read measures no day); before, both were counted
+    as loaded and nothing was stored (a new user's report, 2026-12-01)."""
+    head = "customer_id,meter_id,read_date,total,peak,valley\n"
+    lines = [f"{c},M{c},2025-02-{d:02d},{100 + 10 * d + c:.2f},{60 + 6 * d:.2f},{40 + 4 * d + c:.2f}"
+             for c in (1, 2) for d in range(1, 11)]
+    lines += [f"3,M3,2025-02-{d:02d},{300 + 5 * d:.2f},," for d in (1, 2, 3, 7, 8)]  # 4-6 Feb: a gap, estimated
+    (tmp_path / "a.csv").write_text(head + "\n".join(lines) + "\n")
+    assert _counts(ingest_file(tmp_path / "a.csv", "registers", store))[1] == 25
+    before = store.load_daily(2025).sort("customer_id", "day")
+    # the 3 February file once more (every meter's read of that day, as sent then)
+    (tmp_path / "b.csv").write_text(head + "1,M1,2025-02-03,131.00,78.00,53.00\n2,M2,2025-02-03,132.00,78.00,54.00\n")
+    assert _counts(ingest_file(tmp_path / "b.csv", "registers", store)) == (2, 0, 0, 2)
+    # a read of that day that differs (in one register), and one before a stored estimated gap
+    (tmp_path / "c.csv").write_text(head + "1,M1,2025-02-03,131.00,78.50,52.50\n3,M3,2025-02-02,310.00,,\n")
+    rep = ingest_file(tmp_path / "c.csv", "registers", store)
+    assert _counts(rep) == (2, 0, 2, 0)
+    q = store.load_quarantine().filter(pl.col("code") == "late_read_alone")
+    assert q.height == 2 and q["reason"].str.contains("send it with the meter's reads").all()
+    assert q["reason"].str.contains("differs from the read the stored days imply").sum() == 1
+    assert q["reason"].str.contains("not all measured").sum() == 1
+    assert store.load_daily(2025).sort("customer_id", "day").equals(before)  # nothing stored changed
+    _ledger_adds_up(store)
