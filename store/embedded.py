@@ -1098,12 +1098,12 @@ def migrate_legacy(root: str | Path) -> dict[str, int]:
     Returns
     -------
     dict of str to int
-        Rows written per table.
+        Rows written per table (empty: the store is in Delta tables already, nothing to convert).
 
     Raises
     ------
     StoreError
-        No old-format store at ``root``.
+        No store of either format at ``root``.
     StoreCorrupt
         The manifest or a file it names cannot be read.
     """
@@ -1111,6 +1111,8 @@ def migrate_legacy(root: str | Path) -> dict[str, int]:
     manifest_path = root / "manifest.json"
     done = root / "manifest.json.migrated"
     if not manifest_path.exists() and not done.exists():
+        if (root / "state.json").exists():  # a Delta store already (migrated before, or made new)
+            return {}
         raise StoreError(f"{root}: no store of the old embedded format (manifest.json) to migrate")
     rows: dict[str, int] = {}
     with open(root / ".lock", "a+") as lock:

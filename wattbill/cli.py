@@ -83,6 +83,9 @@ def store_migrate(store: StoreOpt = None) -> None:
 
     root = store or get_settings().store
     rows = migrate_legacy(root)
+    if not rows:  # (the migration was done before: only its left-over old files were cleared)
+        typer.echo(f"{root}: already in Delta Lake tables (migrated before); nothing to convert")
+        return
     typer.echo(f"{root}: migrated to Delta Lake tables ({sum(rows.values()):,} rows in {len(rows)} tables)")
 
 

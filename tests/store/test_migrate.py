@@ -81,6 +81,10 @@ def test_an_old_store_is_refused_then_migrated_by_the_command(tmp_path: Path) ->
     assert p.returncode == 0, p.stderr
     assert "migrated to Delta Lake tables (24 rows in 4 tables)" in p.stdout
     _check(root, want)
+    again = subprocess.run([sys.executable, "-m", "wattbill.cli", "store", "migrate", "--store", str(root)],
+                           capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert again.returncode == 0 and "already in Delta Lake tables" in again.stdout, again.stdout + again.stderr
+    _check(root, want)
 
 
 def test_a_migration_that_died_is_started_again(tmp_path: Path) -> None:
@@ -93,5 +97,7 @@ def test_a_migration_that_died_is_started_again(tmp_path: Path) -> None:
         open_store(root)
     assert embedded.migrate_legacy(root)["daily"] == 20
     _check(root, want)
+    assert embedded.migrate_legacy(root) == {}  # done before: nothing to convert
+    (tmp_path / "empty").mkdir()
     with pytest.raises(StoreError, match="no store of the old embedded format"):
-        embedded.migrate_legacy(root)
+        embedded.migrate_legacy(tmp_path / "empty")
