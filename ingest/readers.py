@@ -245,15 +245,23 @@ def count_data_rows(path: Path) -> int:
 
 
 def _scan(
-    path: Path, fmt: str, kind: str, typed: dict[str, pl.DataType] | None = None, ragged: bool = True
+    path: Path, fmt: str, kind: str, typed: dict[str, pl.DataType] | None = None, ragged: bool = True, *,
+    typed_columns: bool = False, uri: bool = False,
 ) -> tuple[pl.LazyFrame, dict[str, str], list[str]]:
+    """``path`` as a lazy frame of ``row`` and the canonical columns, the column mapping, the header.
+
+    A CSV: text columns, or ``typed`` (header name -> type), or with ``typed_columns`` the canonical
+    numeric and date columns typed; ``uri``: scanned through a ``file://`` URI (read in blocks, not
+    memory-mapped whole)."""
     if fmt == "csv":
         header = csv_header(path)
         mapping = map_columns(header, kind, path)
-        if typed is None:
+        if typed_columns:
+            typed = {h: _TYPED[c] for h, c in mapping.items() if c in _TYPED}
+        if typed is None or typed_columns:
             check_csv_tail(path, header)
         lf = pl.scan_csv(
-            path,
+            path.resolve().as_uri() if uri else path,
             infer_schema=False,
             schema_overrides=typed or None,
             truncate_ragged_lines=ragged,
@@ -482,24 +490,7 @@ def _sink_buckets(path: Path, fmt: str, kind: str, typed: bool, n: int, out: Pat
     the header (a file streamed in buckets is then refused with one line; a file read at once
     quarantines such rows).
     """
-    if fmt == "csv":
-        header = csv_header(path)
-        mapping = map_columns(header, kind, path)
-        check_csv_tail(path, header)
-        overrides = {h: _TYPED[c] for h, c in mapping.items() if c in _TYPED} if typed else None
-        lf = pl.scan_csv(
-            path.resolve().as_uri(),
-            infer_schema=False,
-            schema_overrides=overrides,
-            truncate_ragged_lines=False,
-            encoding="utf8",
-            row_index_name="row",
-            row_index_offset=1,
-        )
-        ren = _canonical_names(lf.collect_schema().names(), mapping)
-        lf = lf.select(["row", *ren]).rename(ren)
-    else:
-        lf = _scan(path, fmt, kind)[0]
+    lf = _scan(path, fmt, kind, ragged=False, typed_columns=typed, uri=True)[0]
     cid = pl.col("customer_id").cast(pl.Utf8).fill_null("").str.strip_chars()
     lf = lf.with_columns(pl.col("row").cast(pl.Int64), (cid.hash(seed=14) % n).cast(pl.Int32).alias(_BUCKET_COLUMN))
     lf.sink_ipc(pl.PartitionBy(out, key=_BUCKET_COLUMN, include_key=False, approximate_bytes_per_file=None),

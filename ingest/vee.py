@@ -958,6 +958,32 @@ def _unmeasurable_corrections(
     return df.join(hit.select("row"), on="row", how="anti"), q
 
 
+def _span_days(spans: pl.DataFrame, id_col: str, start: str, stored: pl.DataFrame, regs: list[str],
+               day: str = "day") -> pl.DataFrame:
+    """Each day of each span of a meter's days (``id_col``; the ``_g`` days after ``start``), as column
+    ``day``, with the store's measured consumption of the day in each register (``_s_<register>`` [Wh],
+    null when not measured) and ``_cov`` (measured). ``stored``: the meters' stored daily rows
+    (``DAILY_SCHEMA``); estimated days are not measured."""
+    keys = ["customer_id", "meter_id"]
+    measured = stored.filter(~pl.col("estimated").fill_null(False)).select(
+        *keys, pl.col("day").alias(day), *[pl.col(f"wh_{r}").alias(f"_s_{r}") for r in regs])
+    return (
+        spans.select(id_col, *keys, start, "_g")
+        .with_columns(pl.int_ranges(1, pl.col("_g") + 1).alias("_i"))
+        .explode("_i", empty_as_null=True)
+        .with_columns((pl.col(start) + pl.duration(days=pl.col("_i"))).alias(day))
+        .join(measured, on=[*keys, day], how="left")
+        .with_columns(pl.col("_s_total").is_not_null().alias("_cov"))
+    )
+
+
+def _measured(days: pl.DataFrame, id_col: str, regs: list[str]) -> pl.DataFrame:
+    """Per span of ``_span_days``: how many of its days are measured (``_k``) and their consumption in
+    each register (``_s_<register>`` [Wh])."""
+    return days.group_by(id_col).agg(pl.col("_cov").sum().cast(pl.Int64).alias("_k"),
+                                     *[pl.col(f"_s_{r}").fill_null(0).sum() for r in regs])
+
+
 def _lone_late_reads(
     df: pl.DataFrame, anchors: pl.DataFrame, late: pl.DataFrame,
     stored_days: Callable[[list[str], dt.date, dt.date], pl.DataFrame], reg_cols: list[str],
@@ -1008,19 +1034,8 @@ def _lone_late_reads(
         return df, 0, _empty_q()
     st = stored_days(lone["customer_id"].unique().to_list(),
                      lone["day"].min() + dt.timedelta(days=1), lone["_L"].max())  # type: ignore[operator, arg-type]
-    measured = st.filter(~pl.col("estimated").fill_null(False)).select(
-        *keys, pl.col("day").alias("_d"), *[pl.col(f"wh_{c}").alias(f"_s_{c}") for c in reg_cols])
-    covered = (
-        lone.select("row", *keys, "day", "_g")
-        .with_columns(pl.int_ranges(1, pl.col("_g") + 1).alias("_i"))
-        .explode("_i")
-        .with_columns((pl.col("day") + pl.duration(days=pl.col("_i"))).alias("_d"))
-        .join(measured, on=[*keys, "_d"], how="left")
-        .group_by("row")
-        .agg(pl.col("_s_total").is_not_null().sum().cast(pl.Int64).alias("_k"),
-             *[pl.col(f"_s_{c}").fill_null(0).sum() for c in reg_cols])
-    )
-    lone = lone.join(covered, on="row", how="left")
+    lone = lone.join(_measured(_span_days(lone, "row", "day", st, reg_cols, day="_d"), "row", reg_cols),
+                     on="row", how="left")
 
     def agrees(c: str) -> pl.Expr:
         # the read's consumption to the stored last read, as stored (times the multiplier; each day's Wh
@@ -1165,23 +1180,10 @@ def _respect_stored_days(
     )
     first = lp["_prev_day"].min() + dt.timedelta(days=1)  # type: ignore[operator]
     st = stored_days(lp["customer_id"].unique().to_list(), first, lp["day"].max())  # type: ignore[arg-type]
-    measured = st.filter(~pl.col("estimated")).select(
-        *keys, "day", *[pl.col(f"wh_{r}").alias(f"_s_{r}") for r in regs]
-    )
-    if measured.height == 0:
+    if st.filter(~pl.col("estimated").fill_null(False)).height == 0:
         return none
-    ex = (
-        lp.select("_pid", *keys, "_prev_day", "_g")
-        .with_columns(pl.int_ranges(1, pl.col("_g") + 1).alias("_i"))
-        .explode("_i")
-        .with_columns((pl.col("_prev_day") + pl.duration(days=pl.col("_i"))).alias("day"))
-        .join(measured, on=[*keys, "day"], how="left")
-        .with_columns(pl.col("_s_total").is_not_null().alias("_cov"))
-    )
-    cov = ex.group_by("_pid").agg(
-        pl.col("_cov").sum().cast(pl.Int64).alias("_k"), *[pl.col(f"_s_{r}").fill_null(0).sum() for r in regs]
-    )
-    lp = lp.join(cov, on="_pid", how="left")
+    ex = _span_days(lp, "_pid", "_prev_day", st, regs)
+    lp = lp.join(_measured(ex, "_pid", regs), on="_pid", how="left")
     # registers the pair has (a meter without time-of-use registers: the total only)
     def left(r: str) -> pl.Expr:
         return pl.col(r) - pl.col(f"_s_{r}")
