@@ -447,6 +447,7 @@ def bucketed(
         # a clean CSV of reads is parsed typed (the fast path); a value that does not parse sends the
         # whole file through again as text, where VEE sorts good from bad row by row
         typed_first = fmt == "csv" and kind in ("registers", "consumption")
+        extra: pl.DataFrame | None = None
         for typed in (True, False) if typed_first else (False,):
             out = tmp / ("typed" if typed else "text")
             try:
@@ -454,8 +455,19 @@ def bucketed(
                 break
             except pl.exceptions.PolarsError as e:
                 shutil.rmtree(out, ignore_errors=True)
-                if not typed:
+                if typed:
+                    continue
+                if fmt != "csv" or "more fields" not in str(e):
                     raise _polars_error(path, e) from None
+                # rows with more fields than the header: as ``read_raw`` does, never cut to size silently;
+                # each marked with all its fields and quarantined by ingest (extra_fields)
+                try:
+                    total = _sink_buckets(path, fmt, kind, False, n, out, ragged=True)
+                except pl.exceptions.PolarsError as e2:
+                    raise _polars_error(path, e2) from None
+                rows = _rows_with_extra_fields(path, len(csv_header(path)))
+                extra = pl.DataFrame({"row": list(rows), EXTRA_FIELDS_COLUMN: list(rows.values())},
+                                     schema={"row": pl.Int64, EXTRA_FIELDS_COLUMN: pl.Utf8})
         if total == 0:
             raise EmptyFileError(path, None, None, "the file has a header but no data rows")
 
@@ -465,6 +477,8 @@ def bucketed(
                 if not files:
                     continue
                 frame = pl.concat([pl.read_ipc(f, memory_map=True) for f in files], how="vertical")
+                if extra is not None:
+                    frame = frame.join(extra, on="row", how="left", maintain_order="left")
                 # one chunk per column (VEE's frames mixing chunked and whole columns copy on every step)
                 yield frame.rechunk()
 
@@ -477,7 +491,7 @@ def bucketed(
 _BUCKET_COLUMN = "_b"
 
 
-def _sink_buckets(path: Path, fmt: str, kind: str, typed: bool, n: int, out: Path) -> int:
+def _sink_buckets(path: Path, fmt: str, kind: str, typed: bool, n: int, out: Path, ragged: bool = False) -> int:
     """Stream ``path`` into ``out/_b=<bucket>/*.ipc``, the rows of each of ``n`` customer buckets in
     file order (``row`` + canonical columns, as :func:`read_raw` gives them); returns the rows.
 
@@ -487,10 +501,10 @@ def _sink_buckets(path: Path, fmt: str, kind: str, typed: bool, n: int, out: Pat
     store's ``customer_bucket``. A CSV is scanned through a ``file://`` URI: polars then reads it in
     blocks instead of memory-mapping it whole (a 5 GB file's mapping counted in the RSS). Raises
     ``PolarsError`` for a value that does not parse with ``typed``, or a row with more fields than
-    the header (a file streamed in buckets is then refused with one line; a file read at once
-    quarantines such rows).
+    the header unless ``ragged`` (such a row is then cut to the header's fields: ``bucketed`` marks it
+    with all its fields from the file's text, ``_rows_with_extra_fields``, and ingest quarantines it).
     """
-    lf = _scan(path, fmt, kind, ragged=False, typed_columns=typed, uri=True)[0]
+    lf = _scan(path, fmt, kind, ragged=ragged, typed_columns=typed, uri=True)[0]
     cid = pl.col("customer_id").cast(pl.Utf8).fill_null("").str.strip_chars()
     lf = lf.with_columns(pl.col("row").cast(pl.Int64), (cid.hash(seed=14) % n).cast(pl.Int32).alias(_BUCKET_COLUMN))
     lf.sink_ipc(pl.PartitionBy(out, key=_BUCKET_COLUMN, include_key=False, approximate_bytes_per_file=None),

@@ -974,13 +974,15 @@ def _bill_isolated(
 
 
 def clean_stale_temporaries(out_dir: Path) -> int:
-    """Remove temporary files that a run killed before its rename left in ``out_dir`` (``.bills.parquet.
-    <pid>.tmp`` of a process that is gone, ``.<customer>.pdf.tmp``, ``.manifest.json.tmp``). Returns
-    how many were removed."""
+    """Remove temporary files that a run killed before its rename left in ``out_dir``: the output files'
+    ``.<name>.<pid>.tmp`` of a process that is gone (``bills.parquet``, ``bill_months.parquet``,
+    ``not_billed.parquet``, ``features/<year>.parquet``) and older runs' ``pdf/<year>/.*.tmp`` (the
+    statements' own partial files are cleared by ``statements.clear_partial``). Returns how many were
+    removed."""
     removed = 0
     if not out_dir.is_dir():
         return 0
-    candidates = list(out_dir.glob(".*.tmp")) + list(out_dir.glob("pdf/*/.*.tmp"))
+    candidates = [*out_dir.glob(".*.tmp"), *out_dir.glob("features/.*.tmp"), *out_dir.glob("pdf/*/.*.tmp")]
     for p in candidates:
         parts = p.name.split(".")
         pid = parts[-2] if len(parts) >= 3 and parts[-2].isdigit() else None

@@ -56,3 +56,24 @@ def test_a_file_that_is_not_ours_is_replaced(tmp_path: Path) -> None:
     new = _bills(["c1", "c2"], YEAR, 1, 1.0)
     write_merged(path, YEAR, ["customer_id", "year"], ["c1"], lambda k: new, dict(new.schema))
     assert pl.read_parquet(path).equals(new)
+
+
+def test_temporaries_of_a_killed_run_are_removed_features_included(tmp_path: Path) -> None:
+    """A run killed while it wrote its output files leaves ``.<name>.<pid>.tmp`` files; the next run
+    removes those of processes that are gone (the features' folder too: a new user's report), and
+    keeps those of a live process (another run writing now)."""
+    import os
+    import subprocess
+    import sys
+
+    from wattbill.pipeline import clean_stale_temporaries
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    (tmp_path / "features").mkdir()
+    stale = [tmp_path / f".bills.parquet.{gone}.tmp", tmp_path / "features" / f".2025.parquet.{gone}.tmp"]
+    live = tmp_path / "features" / f".2024.parquet.{os.getppid()}.tmp"
+    for p in [*stale, live]:
+        p.write_bytes(b"x")
+    assert clean_stale_temporaries(tmp_path) == 2
+    assert not any(p.exists() for p in stale) and live.exists()
