@@ -622,7 +622,9 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
     daily : pl.DataFrame
         ``DAILY_SCHEMA`` rows of ``year`` (other days ignored); meters are summed per customer and day.
     daily_last_year : pl.DataFrame or None
-        ``DAILY_SCHEMA`` rows of ``year - 1`` (for the year-over-year columns), or None.
+        ``DAILY_SCHEMA`` rows of ``year - 1`` (for the year-over-year columns), or None (no data:
+        ``month_wh_last_year`` null). A frame without rows gives each household's 12 months as null,
+        as for a household without rows among others.
     customers : pl.DataFrame
         ``CUSTOMER_SCHEMA`` rows: ``customer_id``, ``tariff``, ``household_size``, ``region``,
         ``opened_on``, ``closed_on``. Peer groups are formed within this frame: for a run in batches,
@@ -669,7 +671,8 @@ def diagnose(daily: pl.DataFrame, daily_last_year: pl.DataFrame | None, customer
                    else pl.Series(values=[None] * n, dtype=ctype))
     cols.update(_usage(daily, dense, cust, year, p))
     del dense
-    if daily_last_year is not None and daily_last_year.height > 0:
+    if daily_last_year is not None:  # (no rows: every household's months null, as for one without rows
+        # among others: a bill run's chunks must not differ by whether a neighbour has last year's reads)
         cols.update(_last_year(daily_last_year, cust, year - 1, p))
     out = pl.DataFrame(cols)
     if "wh_last_year" not in out.columns:

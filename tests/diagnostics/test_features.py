@@ -143,6 +143,19 @@ def test_last_year_null_when_too_little_data(hh):
     assert f["wh_last_year"] is None and f["change_pct"] is None
 
 
+def test_last_year_of_a_household_without_rows_does_not_depend_on_its_neighbours(hh):
+    """A bill run diagnoses its chunks apart: a household without last year's rows gets the same
+    ``month_wh_last_year`` (12 null months) whether or not another household of its chunk has rows
+    (a new user's report: null in one chunking, a list of nulls in another)."""
+    a, b = hh.House("A", np.full(365, 1000)), hh.House("B", np.full(365, 2000))
+    with_neighbour = one(run(hh, [a, b], last_year=[hh.House("A", np.full(366, 900))]), "B")
+    empty = hh.daily_frame([hh.House("B", np.full(366, 900))], hh.YEAR - 1).clear()
+    alone = one(diagnose(hh.daily_frame([b], hh.YEAR), empty, hh.customers_frame([b]), None, None, None,
+                         hh.YEAR), "B")
+    assert with_neighbour["month_wh_last_year"] == alone["month_wh_last_year"] == [None] * 12
+    assert with_neighbour["wh_last_year"] is alone["wh_last_year"] is None
+
+
 class _YB:
     def __init__(self, month_fen, tier_cross_day):
         self.month_fen = np.asarray(month_fen, np.int64)
