@@ -892,6 +892,11 @@ class EmbeddedStore:
         df = self._load("interactions", INTERACTION_SCHEMA, customer_ids, year)
         return _sorted_customer_runs(df, list(INTERACTION_KEYS))
 
+    def has_interactions(self) -> bool:
+        """See ``Store.has_interactions`` (the table's files' row counts: nothing is read)."""
+        acts = self._actions("interactions", self._read_state().get("interactions"))
+        return acts is not None and int(acts["num_records"].fill_null(1).sum()) > 0
+
     def load_quarantine(self, file_sha256: str | None = None) -> pl.DataFrame:
         parts = {"load_sha256": {file_sha256}} if file_sha256 else None
         df = self._read("quarantine", self._read_state().get("quarantine"), parts, schema=QUARANTINE_SCHEMA)

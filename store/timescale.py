@@ -740,6 +740,12 @@ class TimescaleStore:
             params.append(list(customer_ids))
         return self._copy_out(sql + " ORDER BY " + ", ".join(INTERACTION_KEYS), params, INTERACTION_SCHEMA)
 
+    def has_interactions(self) -> bool:
+        """See ``Store.has_interactions``."""
+        with self._connection("has_interactions") as conn:
+            row = conn.execute("SELECT EXISTS (SELECT 1 FROM interactions)").fetchone()
+        return bool(row and row[0])
+
     def load_quarantine(self, file_sha256: str | None = None) -> pl.DataFrame:
         cols = ", ".join(f'"{c}"' for c in QUARANTINE_SCHEMA)
         sql = f"SELECT {cols} FROM quarantine"

@@ -30,7 +30,7 @@ def diagnose_chunk(
     ``interactions`` (service contacts of the year and the year before) give the channel features."""
     bills_df, alternatives = diagnostics.tariff_what_if(catalog, daily, customers, year, dense=dense)
     return diagnostics.diagnose(
-        daily, daily_last if daily_last.height else None, customers, payments, bills_df, alternatives, year,
+        daily, daily_last, customers, payments, bills_df, alternatives, year,
         dense=dense, interactions=interactions,
     )
 

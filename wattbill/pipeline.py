@@ -406,6 +406,7 @@ class Pass1Job:
     index: int
     customers: pl.DataFrame  # the chunk, sorted by (tariff, customer_id)
     missing_limit: int | None = None  # ``bill_chunk``'s (the run's setting, sent to every worker)
+    interactions_known: bool = True  # the store holds service contacts (``Store.has_interactions``)
 
 
 def compute_chunk(job: Pass1Job) -> ChunkOutput:
@@ -435,7 +436,7 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
         kept = chunk["customer_id"].to_list()
         last_year = store.load_daily(year - 1, kept, sort=False, columns=LAST_YEAR_COLUMNS)
         payments = store.load_payments(customer_ids=kept)
-        interactions = _interactions(store, year, kept)
+        interactions = _interactions(store, year, kept, job.interactions_known)
         t1 = time.perf_counter()
         seconds["read"] += t1 - t0
         parts = _bill_isolated(chunk, daily, last_year, payments, job.catalog, year, failures, insight, interactions,
@@ -612,9 +613,10 @@ def run_bills(
     # pass 1: bills and features, chunk by chunk, each committed as soon as it is computed
     # (within a chunk, customers by tariff: each tariff's households are one contiguous range of the
     # dense arrays, which the kernels then read in place, without copies)
+    known = bool(store.has_interactions())
     jobs = [
         Pass1Job(engine.store_ref(store), catalog, year, k, customers.slice(lo, chunk_size).sort("tariff", "customer_id"),
-                 max_missing_days())
+                 max_missing_days(), known)
         for k, lo in enumerate(range(0, total_n, chunk_size))
     ]
     checkpoints = None
@@ -1164,11 +1166,14 @@ def save_not_billed(
     return path, merged
 
 
-def _interactions(store: Any, year: int, ids: list[str]) -> pl.DataFrame | None:
-    """Service contacts of ``ids`` in ``year`` and the year before; None when the store has none."""
+def _interactions(store: Any, year: int, ids: list[str], known: bool) -> pl.DataFrame | None:
+    """Service contacts of ``ids`` in ``year`` and the year before; None when the store has none at all
+    (``known`` False: channel features unknown, not 0). Decided for the store, not the chunk: a chunk
+    whose households made no contact has 0 contacts, as it would in another chunking."""
+    if not known:
+        return None
     frames = [store.load_interactions(y, ids) for y in (year - 1, year)]
-    both = pl.concat(frames, how="vertical_relaxed")
-    return both if both.height else None
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:

@@ -232,8 +232,9 @@ def test_register_gap_limit_is_per_day(tmp_path: Path) -> None:
 
 
 def test_extra_fields_never_cut_to_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A row with more fields than the header (``1,234.5`` unquoted): quarantined when the file is read at
-    once; a large file streamed in blocks is refused with one line. Never stored as 1 kWh."""
+    """A row with more fields than the header (``1,234.5`` unquoted): quarantined, the row kept whole,
+    whether the file is read at once or streamed in customer buckets (a large file: it used to be refused
+    whole, a new user's report). Never stored as 1 kWh."""
     text = READS_HEAD + "1,M1,2025-03-01,3\n1,M1,2025-03-02,1,234.5\n1,M1,2025-03-03,4\n"
     f = _csv(tmp_path, "r.csv", text)
     assert _q(f, "consumption").quarantine_by_code == {"extra_fields": 1}
@@ -242,11 +243,15 @@ def test_extra_fields_never_cut_to_size(tmp_path: Path, monkeypatch: pytest.Monk
     q = store.load_quarantine()
     assert q.select("row", "code", "raw").rows() == [(2, "extra_fields", "1,M1,2025-03-02,1,234.5")]  # kept whole
     store.close()
-    monkeypatch.setenv("WATTBILL_INGEST_BUCKET_MB", "0.00005")  # stream it in blocks
+    monkeypatch.setenv("WATTBILL_INGEST_BUCKET_MB", "0.00005")  # stream it in customer buckets
     reload_settings()  # settings are read once
-    with pytest.raises(IngestError) as exc:
-        ingest_file(f, "consumption", None, today=TODAY)
-    assert "\n" not in str(exc.value)
+    streamed = open_store(tmp_path / "streamed")
+    rep = ingest_file(f, "consumption", streamed, today=TODAY)
+    assert rep.quarantine_by_code == {"extra_fields": 1} and (rep.rows, rep.loaded) == (3, 2)
+    assert streamed.load_quarantine().select("row", "code", "raw").rows() == [
+        (2, "extra_fields", "1,M1,2025-03-02,1,234.5")]
+    assert sorted(streamed.load_daily(2025)["wh_total"].to_list()) == [3000, 4000]
+    streamed.close()
 
 
 def test_full_width_digits_in_an_amount_are_quarantined_not_a_crash(tmp_path: Path) -> None:

@@ -185,3 +185,15 @@ def test_a_lone_read_sent_again_after_later_reads_is_a_duplicate(store, tmp_path
     assert q["reason"].str.contains("not all measured").sum() == 1
     assert store.load_daily(2025).sort("customer_id", "day").equals(before)  # nothing stored changed
     _ledger_adds_up(store)
+
+
+def test_has_interactions_tells_a_store_with_contacts(store, tmp_path: Path) -> None:
+    """``Store.has_interactions``: a bill run decides once for the store (not per chunk) whether a
+    household without contacts has 0 contacts or unknown channel features."""
+    assert store.has_interactions() is False
+    (tmp_path / "i.csv").write_text(
+        "customer_id,occurred_at,channel,intent,resolved,escalated_to,handle_seconds,satisfaction\n"
+        "0001,2025-03-01T10:00:00,app,payment,true,,120,\n")
+    rep = ingest_file(tmp_path / "i.csv", "interactions", store)
+    assert rep.loaded == 1
+    assert store.has_interactions() is True
