@@ -477,13 +477,13 @@ class Checkpoints:
             getattr(out, part).write_parquet(tmp / f"{part}.parquet", compression="lz4")  # (read back once)
         os.replace(tmp, self._chunk_dir(out.index))
 
-    def load(self, index: int) -> ChunkOutput:
-        customers, bills, months, features, failures = (self.load_part(index, part) for part in _PARTS)
-        return ChunkOutput(index, customers, bills, months, features, failures)
+    def part_path(self, index: int, part: str) -> Path:
+        """The file of one part (``_PARTS``) of a committed chunk."""
+        return self._chunk_dir(index) / f"{part}.parquet"
 
     def load_part(self, index: int, part: str) -> pl.DataFrame:
         """One part (``_PARTS``) of a committed chunk."""
-        return pl.read_parquet(self._chunk_dir(index) / f"{part}.parquet")
+        return pl.read_parquet(self.part_path(index, part))
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -515,7 +515,7 @@ class _ChunkParts:
         and their concatenation: half the peak memory of the global step)."""
         if self.checkpoints is None:
             return pl.concat([self.outputs[k].features for k in indexes], how="diagonal_relaxed")
-        files = [self.checkpoints._chunk_dir(k) / "features.parquet" for k in indexes]
+        files = [self.checkpoints.part_path(k, "features") for k in indexes]
         try:
             return pl.scan_parquet(files).collect()
         except pl.exceptions.PolarsError:  # (chunks whose columns differ: one frame each)
