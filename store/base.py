@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -123,7 +123,11 @@ class Store(Protocol):
         self, year: int, customer_ids: Sequence[str] | None = None, version: int | None = None
     ) -> pl.DataFrame: ...
 
-    def save_labels(self, year: int, version: int | None, labels: pl.DataFrame) -> None: ...
+    def save_labels(self, year: int, version: int | None, labels: pl.DataFrame) -> None:
+        """Replace each customer's labels of a bill version with ``labels`` (customer_id, code, evidence,
+        ...). The version: ``version``; None: the ``version`` column of ``labels`` where it has one, else
+        each customer's latest stored bill (``labels_with_versions``)."""
+        ...
 
     def load_labels(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame: ...
 
@@ -301,7 +305,8 @@ def plan_versions(
     """Assign versions.
 
     ``latest``: customer_id, version, content_hash of the latest stored version (any rows).
-    Returns (result: input bills + version, new_bills to store, new_months to store).
+    Returns (result: input bills + ``version`` + ``new_version`` (True where this call stores a new
+    version), new_bills to store, new_months to store).
     """
     if "customer_id" not in bills.columns:
         raise ValueError("bills need a customer_id column")
@@ -339,7 +344,8 @@ def plan_versions(
         .alias("version"),
         (pl.col("_lh").is_null() | (pl.col("_lh") != pl.col("content_hash"))).alias("_new"),
     )
-    result = bills.join(plan.select("customer_id", "version"), on="customer_id", how="left")
+    result = bills.join(plan.select("customer_id", "version", pl.col("_new").alias("new_version")), on="customer_id",
+                        how="left")
     new_ids = plan.filter(pl.col("_new")).select("customer_id", "version", "content_hash")
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     new_bills = bills.join(new_ids, on="customer_id", how="inner").with_columns(
@@ -350,6 +356,24 @@ def plan_versions(
     else:
         new_months = months.with_columns(pl.lit(None, pl.Int32).alias("version")) if months.width else months
     return result, new_bills, new_months
+
+
+def labels_with_versions(
+    labels: pl.DataFrame, version: int | None, latest_versions: Callable[[list[str]], pl.DataFrame]
+) -> pl.DataFrame:
+    """``labels`` with the bill ``version`` (Int32) they belong to, for ``Store.save_labels``: ``version``
+    for every row; None: the ``version`` column of ``labels`` where it has one (a bill run knows the
+    versions it has just saved), else each customer's latest stored bill by ``latest_versions(ids)``
+    (customer_id, version), 0 without one. A ``year`` column is dropped."""
+    lab = labels.drop([c for c in ("year",) if c in labels.columns])
+    if version is not None:
+        return lab.drop("version", strict=False).with_columns(pl.lit(version, pl.Int32).alias("version"))
+    if "version" in lab.columns:
+        return lab.with_columns(pl.col("version").fill_null(0).cast(pl.Int32))
+    v = latest_versions(lab["customer_id"].unique().to_list())
+    vv = (v.select("customer_id", pl.col("version").cast(pl.Int32)) if v.height
+          else pl.DataFrame(schema={"customer_id": pl.Utf8, "version": pl.Int32}))
+    return lab.join(vv, on="customer_id", how="left").with_columns(pl.col("version").fill_null(0).cast(pl.Int32))
 
 
 def latest_only(df: pl.DataFrame) -> pl.DataFrame:

@@ -69,7 +69,13 @@ from wattbill.ingest.schemas import (
     customer_buckets,
     is_sorted_by,
 )
-from wattbill.store.base import NOT_BILLED_SCHEMA, daily_columns_schema, latest_only, plan_versions
+from wattbill.store.base import (
+    NOT_BILLED_SCHEMA,
+    daily_columns_schema,
+    labels_with_versions,
+    latest_only,
+    plan_versions,
+)
 from wattbill.store.errors import StoreCorrupt, StoreError, StoreUnavailable
 
 FORMAT = "delta-1"
@@ -979,14 +985,7 @@ class EmbeddedStore:
     def save_labels(self, year: int, version: int | None, labels: pl.DataFrame) -> None:
         if labels.height == 0:
             return
-        lab = labels.drop([c for c in ("year", "version") if c in labels.columns])
-        if version is None:
-            v = self.load_bills(year, lab["customer_id"].unique().to_list())
-            lab = lab.join(v.select("customer_id", "version"), on="customer_id", how="left").with_columns(
-                pl.col("version").fill_null(0).cast(pl.Int32)
-            )
-        else:
-            lab = lab.with_columns(pl.lit(version, pl.Int32).alias("version"))
+        lab = labels_with_versions(labels, version, lambda ids: self.load_bills(year, ids))
         lab = self._with_bucket(lab.with_columns(pl.lit(year, pl.Int32).alias("year")))
         with self._write() as txn:  # a customer's labels of a version are replaced whole
             self._upsert(txn, "labels", lab, ["customer_id", "version"], None, last_per_key=False)

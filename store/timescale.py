@@ -47,7 +47,13 @@ from wattbill.ingest.schemas import (
     REGISTER_STATE_SCHEMA,
     IngestBatch,
 )
-from wattbill.store.base import NOT_BILLED_SCHEMA, daily_columns_schema, latest_only, plan_versions
+from wattbill.store.base import (
+    NOT_BILLED_SCHEMA,
+    daily_columns_schema,
+    labels_with_versions,
+    latest_only,
+    plan_versions,
+)
 from wattbill.store.errors import StoreError, StoreUnavailable, mask_secrets
 from wattbill.store.pgcopy import encode_parts
 
@@ -914,19 +920,7 @@ class TimescaleStore:
     def save_labels(self, year: int, version: int | None, labels: pl.DataFrame) -> None:
         if labels.height == 0:
             return
-        lab = labels.drop([c for c in ("year", "version") if c in labels.columns])
-        if version is None:
-            v = self.load_bills(year, lab["customer_id"].unique().to_list())
-            vv = (
-                v.select("customer_id", "version")
-                if v.height
-                else pl.DataFrame(schema={"customer_id": pl.Utf8, "version": pl.Int32})
-            )
-            lab = lab.join(vv, on="customer_id", how="left").with_columns(
-                pl.col("version").fill_null(0).cast(pl.Int32)
-            )
-        else:
-            lab = lab.with_columns(pl.lit(version, pl.Int32).alias("version"))
+        lab = labels_with_versions(labels, version, lambda ids: self.load_bills(year, ids))
         lab = lab.with_columns(pl.lit(year, pl.Int32).alias("year"))
         with self._connection("save labels") as conn, conn.transaction(), conn.cursor() as cur:
             pid = self._put_payload(cur, "labels", lab)

@@ -527,20 +527,44 @@ class _ChunkParts:
         return bills.join(self.per_customer, on="customer_id", how="left").with_columns(
             pl.col("labels").fill_null(pl.lit([], pl.List(pl.Utf8))))
 
-    def final(self, index: int, part: str) -> pl.DataFrame:
+    def final(self, index: int, part: str, versions: pl.DataFrame | None = None) -> pl.DataFrame:
         """The chunk's ``bills`` or ``months`` as saved, sorted (an empty frame for a chunk with none
-        billed)."""
-        assert self.versions is not None
+        billed), with ``versions`` (customer_id, version; by default those of the whole run)."""
+        versions = self.versions if versions is None else versions
+        assert versions is not None
         frame = self.get(index, part)
         if not frame.height:
             return pl.DataFrame()
         if part == "bills":
-            return self.labelled(frame).join(self.versions, on="customer_id", how="left").sort("customer_id", "year")
-        return frame.join(self.versions, on="customer_id", how="left").sort("customer_id", "year", "month")
+            return self.labelled(frame).join(versions, on="customer_id", how="left").sort("customer_id", "year")
+        return frame.join(versions, on="customer_id", how="left").sort("customer_id", "year", "month")
 
 
-def _final_of(parts: _ChunkParts, name: str, index: int) -> pl.DataFrame:
-    return parts.final(index, name)
+def _write_outputs(pool: ThreadPoolExecutor, parts: _ChunkParts, saved: dict[int, Future[pl.DataFrame]],
+                   features: pl.DataFrame, out_dir: Path, year: int, jobs: Sequence[Pass1Job],
+                   paths: tuple[Path, Path]) -> list[Future[Any]]:
+    """Start writing ``bills.parquet``, ``bill_months.parquet`` and the features on ``pool``, range by range
+    (``write_merged``: the run's chunks are ranges of customers in order, the rows other runs left in a
+    file merged in by ``keep_others``' rule); range ``k`` waits for ``saved[k]``, the versions the store
+    gave chunk ``k`` (a chunk not in ``saved`` has no bills). Call it once the first chunk is saved."""
+    firsts = [str(j.customers["customer_id"].min()) for j in jobs]
+    first = min(saved)
+
+    def versions_of(k: int) -> pl.DataFrame | None:
+        return saved[k].result() if k in saved else None
+
+    def final_of(name: str, k: int) -> pl.DataFrame:
+        v = versions_of(k)
+        return parts.final(k, name, v) if v is not None else pl.DataFrame()
+
+    writes: list[Future[Any]] = [
+        pool.submit(write_merged, path, year, keys, firsts, functools.partial(final_of, name),
+                    dict(parts.final(first, name, saved[first].result()).schema))
+        for path, name, keys in ((paths[0], "bills", ["customer_id", "year"]),
+                                 (paths[1], "months", ["customer_id", "year", "month"]))
+    ]
+    writes.append(pool.submit(save_features, out_dir, year, features, versions_of, firsts))
+    return writes
 
 
 def run_fingerprint(store: Any, catalog: Catalog, year: int, customers: pl.DataFrame, chunk_size: int) -> str:
@@ -677,48 +701,48 @@ def run_bills(
     parts.per_customer = labelled.per_customer
     log.info("peers and labels: %.2f s; memory %s", time.perf_counter() - t, _memory())
     # each chunk's bills saved on their own (``Store.save_bills``: a new version only where the content
-    # changed; an append to the store): a run stopped here and started again stores nothing twice
+    # changed; an append to the store): a run stopped here and started again stores nothing twice. The
+    # output files are written range by range on threads while the next chunks are saved (the saves hash
+    # in Python, the writes compress in pyarrow without the GIL): a writer waits for the versions of the
+    # chunk whose range it writes.
     new_versions = billed = charge_fen = 0
     kwh_total = 0.0
     codes: set[str] = set()
     versions_of: list[pl.DataFrame] = []
-    for k in billed_idx:
-        chunk_bills = parts.labelled(parts.get(k, "bills"))
-        stored = store.load_bills(year, chunk_bills["customer_id"].to_list())
-        before = (stored.select("customer_id", pl.col("version").alias("_before")) if stored.height
-                  else pl.DataFrame(schema={"customer_id": pl.Utf8, "_before": pl.Int32}))
-        versions = store.save_bills(year, chunk_bills, parts.get(k, "months"), reason).select("customer_id", "version")
-        new_versions += versions.join(before, on="customer_id", how="left").filter(
-            pl.col("_before").is_null() | (pl.col("_before") != pl.col("version"))).height
-        versions_of.append(versions)
-        billed += chunk_bills.height
-        kwh_total += float(chunk_bills["kwh_total"].sum())
-        charge_fen += int(chunk_bills["charge_fen"].sum())
-        codes.update(chunk_bills["tariff"].unique().to_list())
-        del chunk_bills, stored
-    parts.versions = versions = pl.concat(versions_of)
-    del versions_of
-    log.info("bills saved: %.2f s; memory %s", time.perf_counter() - t, _memory())
+    saved: dict[int, Future[pl.DataFrame]] = {k: Future() for k in billed_idx}
     bills_path = months_path = pdf_dir = None
-    # the store takes the labels and the households not billed first, then the output files are written
-    # on threads (polars and pyarrow let go of the GIL): the labels' save beside the files' writes made the
-    # peak memory of a 1M run 6.2 GiB
-    if labelled.assigned.height:
-        store.save_labels(year, None, labelled.assigned)
-    not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
     writes: list[Future[Any]] = []
     with ThreadPoolExecutor(max_workers=3) as pool:
-        if out_dir is not None:
-            bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
-            # the run's chunks are ranges of customers in order: each file is written range by range, the
-            # rows other runs left in it merged in by the same rule (``keep_others``)
-            firsts = [str(jobs[k].customers["customer_id"].min()) for k in range(len(jobs))]
-            for path, name, keys in ((bills_path, "bills", ["customer_id", "year"]),
-                                     (months_path, "months", ["customer_id", "year", "month"])):
-                writes.append(pool.submit(write_merged, path, year, keys, firsts,
-                                          functools.partial(_final_of, parts, name),
-                                          dict(parts.final(billed_idx[0], name).schema)))
-            writes.append(pool.submit(save_features, out_dir, year, labelled.features, versions, firsts))
+        try:
+            for k in billed_idx:
+                chunk_bills = parts.labelled(parts.get(k, "bills"))
+                result = store.save_bills(year, chunk_bills, parts.get(k, "months"), reason)
+                new_versions += int(result["new_version"].sum())
+                versions = result.select("customer_id", "version")
+                saved[k].set_result(versions)
+                versions_of.append(versions)
+                billed += chunk_bills.height
+                kwh_total += float(chunk_bills["kwh_total"].sum())
+                charge_fen += int(chunk_bills["charge_fen"].sum())
+                codes.update(chunk_bills["tariff"].unique().to_list())
+                del chunk_bills, result
+                if out_dir is not None and not writes:
+                    bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
+                    writes = _write_outputs(pool, parts, saved, labelled.features, out_dir, year, jobs,
+                                            (bills_path, months_path))
+        except BaseException as exc:  # the writers waiting for a chunk's versions end (their files are not renamed)
+            for f in saved.values():
+                if not f.done():
+                    f.set_exception(exc)
+            raise
+        parts.versions = versions = pl.concat(versions_of)
+        del versions_of
+        log.info("bills saved: %.2f s; memory %s", time.perf_counter() - t, _memory())
+        # the store takes the labels (with the versions just saved) and the households not billed while the
+        # writers finish
+        if labelled.assigned.height:
+            store.save_labels(year, None, labelled.assigned.join(versions, on="customer_id", how="left"))
+        not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
         for w in writes:
             w.result()
     label_counts = dict(labelled.assigned.group_by("code").len().iter_rows())
@@ -804,7 +828,8 @@ def features_path(out_dir: Path, year: int) -> Path:
     return out_dir / "features" / f"{year}.parquet"
 
 
-def save_features(out_dir: Path, year: int, features: pl.DataFrame, versions: pl.DataFrame | None = None,
+def save_features(out_dir: Path, year: int, features: pl.DataFrame,
+                  versions: pl.DataFrame | Callable[[int], pl.DataFrame | None] | None = None,
                   firsts: Sequence[str] | None = None) -> Path:
     """Keep the features (``diagnostics.FEATURES`` and the bill ``version`` they belong to) of a run.
 
@@ -820,9 +845,10 @@ def save_features(out_dir: Path, year: int, features: pl.DataFrame, versions: pl
         The run's year.
     features : pl.DataFrame
         ``FEATURES`` rows of the run's billed households (with ``version``, or see ``versions``).
-    versions : pl.DataFrame or None
+    versions : pl.DataFrame, callable or None
         ``customer_id``, ``version`` of each household's bill, joined range by range (the run's features
-        are not copied whole).
+        are not copied whole); or ``versions(k)``, those of chunk ``k``'s range (None: none billed), called
+        as the range is written (the bill run's writers wait there for the chunk's save).
     firsts : sequence of str or None
         The first customer of each of the run's chunks (``write_merged``): the file is written one
         chunk's range at a time. None: one range.
@@ -837,12 +863,13 @@ def save_features(out_dir: Path, year: int, features: pl.DataFrame, versions: pl
     firsts = list(firsts) if firsts else [str(features["customer_id"].min() or "")]
     schema = dict(features.schema)
     if versions is not None:
-        schema["version"] = versions.schema["version"]
+        schema["version"] = versions.schema["version"] if isinstance(versions, pl.DataFrame) else pl.Int32()
 
     def frame_of(k: int) -> pl.DataFrame:
         part = features.filter(in_range(firsts, k))
-        if versions is not None:
-            part = part.join(versions, on="customer_id", how="left")
+        v = versions(k) if callable(versions) else versions
+        if v is not None:
+            part = part.join(v, on="customer_id", how="left")
         return part.sort("customer_id")
 
     write_merged(path, year, ["customer_id", "year"], firsts, frame_of, schema)

@@ -274,3 +274,65 @@ def test_features_do_not_depend_on_the_chunking(population: Path, tmp_path: Path
     assert got[1].height == 60
     assert got[1].equals(got[60])
     assert (got[1]["ch_contacts"] == 0).sum() >= 1  # (the case at stake: a household without contacts)
+
+
+class _SaveFailsAt:
+    """A store whose ``save_bills`` fails at its ``n``-th call (a disk that fills up in the global step)."""
+
+    def __init__(self, store, n: int) -> None:
+        self._store, self._n, self.calls = store, n, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def save_bills(self, *args, **kwargs):
+        from wattbill.store import StoreUnavailable
+
+        self.calls += 1
+        if self.calls == self._n:
+            raise StoreUnavailable("the store's disk is full")
+        return self._store.save_bills(*args, **kwargs)
+
+
+def test_a_save_that_fails_in_the_global_step_writes_no_output_file(population: Path, tmp_path: Path) -> None:
+    """The output files are written range by range on threads while the chunks' bills are saved: a save
+    that fails stops the writers waiting for it, the error is the run's, no file is renamed into place
+    and no temporary file stays; the run started again gives the bytes of an uninterrupted run."""
+    import polars as pl
+
+    from wattbill.pipeline import features_path, run_bills
+    from wattbill.store import StoreUnavailable, open_store
+    from wattbill.tariffs import load_catalog
+
+    from benchmarks.bench_billrun import versioned_tariffs
+
+    few = _first_customers(population, 120)
+    ref = open_store(str(_store_copy(population, tmp_path / "ref-store")))
+    try:  # (a price change on 1 July: every bill of the demo's store gets a new version)
+        codes = sorted(set(ref.load_customers(few)["tariff"].to_list()))
+        catalog = load_catalog(extra_dirs=[versioned_tariffs(tmp_path / "tariffs", codes, f"{YEAR}-07-01")])
+        ref_sum = run_bills(ref, catalog, int(YEAR), customer_ids=few, out_dir=tmp_path / "ref", pdf=False,
+                            chunk_size=30)
+    finally:
+        ref.close()
+    st = open_store(str(_store_copy(population, tmp_path / "store")))
+    out = tmp_path / "out"
+    try:
+        failing = _SaveFailsAt(st, 3)
+        with pytest.raises(StoreUnavailable, match="disk is full"):
+            run_bills(failing, catalog, int(YEAR), customer_ids=few, out_dir=out, pdf=False, chunk_size=30)
+        assert failing.calls == 3
+        written = [p.name for p in out.iterdir() if p.suffix == ".parquet"]
+        assert written == [] and not features_path(out, int(YEAR)).exists()
+        assert [p for p in out.rglob("*.tmp")] == []
+        again = run_bills(st, catalog, int(YEAR), customer_ids=few, out_dir=out, pdf=False, chunk_size=30)
+    finally:
+        st.close()
+    assert (again.billed, again.charge_fen) == (ref_sum.billed, ref_sum.charge_fen)
+    assert ref_sum.new_versions == 120
+    assert again.new_versions == 60  # the first two chunks' bills were stored by the failed run
+    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet"]
+    assert _digest(out, names) == _digest(tmp_path / "ref", names)
+    assert pl.read_parquet(features_path(out, int(YEAR))).equals(pl.read_parquet(features_path(tmp_path / "ref",
+                                                                                                 int(YEAR))))
+    _no_stray_files(out)

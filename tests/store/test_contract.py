@@ -228,12 +228,15 @@ def test_bills_versions_and_idempotency(store) -> None:
     bills, months = _bills()
     r1 = store.save_bills(2024, bills, months, "first run")
     assert r1.sort("customer_id")["version"].to_list() == [1, 1]
+    assert r1.sort("customer_id")["new_version"].to_list() == [True, True]
     r2 = store.save_bills(2024, bills, months, "same again")
     assert r2.sort("customer_id")["version"].to_list() == [1, 1]
+    assert r2.sort("customer_id")["new_version"].to_list() == [False, False]
     assert store.load_bills(2024, all_versions=True).height == 2
     b3, m3 = _bills(kwh=9.0)
     r3 = store.save_bills(2024, b3, m3, "meter correction")
     assert r3.sort("customer_id")["version"].to_list() == [2, 1]
+    assert r3.sort("customer_id")["new_version"].to_list() == [True, False]
     latest = store.load_bills(2024)
     assert latest.height == 2
     row = latest.filter(pl.col("customer_id") == "0001").row(0, named=True)
@@ -269,6 +272,23 @@ def test_labels(store) -> None:
     store.save_labels(2024, 1, labels.head(1))
     assert store.load_labels(2024, ["0001"])["code"].to_list() == ["peak_heavy"]
     assert store.load_labels(2024, ["0002"]).height == 0
+
+
+def test_labels_take_the_versions_they_are_given(store) -> None:
+    """``save_labels(year, None, labels)``: the ``version`` column where the labels have one (a bill run
+    knows the versions it has just saved), else each customer's latest stored bill."""
+    bills, months = _bills()
+    store.save_bills(2024, bills, months, "first")
+    b2, m2 = _bills(kwh=9.0)
+    store.save_bills(2024, b2, m2, "correction")  # 0001 now at version 2, 0002 still at 1
+    given = pl.DataFrame({"customer_id": ["0001", "0002"], "code": ["peak_heavy", "late_payer"],
+                          "evidence": ["{}", "{}"], "version": [1, 1]})
+    store.save_labels(2024, None, given)
+    got = store.load_labels(2024).sort("customer_id")
+    assert got.select("customer_id", "version").rows() == [("0001", 1), ("0002", 1)]
+    store.save_labels(2024, None, given.drop("version"))  # the latest stored bill of each
+    got = store.load_labels(2024).sort("customer_id")
+    assert got.select("customer_id", "version").rows() == [("0001", 2), ("0002", 1)]
 
 
 def test_ingest_file_into_store(store, tmp_path: Path) -> None:
