@@ -458,10 +458,14 @@ class EmbeddedStore:
         return acts
 
     def _read(self, table: str, version: int | None, parts: dict[str, set] | None = None, *,
-              files: pl.DataFrame | None = None, schema: dict | None = None) -> pl.DataFrame:
+              files: pl.DataFrame | None = None, schema: dict | None = None,
+              customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """The rows of ``table`` at ``version`` in the partitions whose columns take the values ``parts``
         (``None``: all); ``files``: these add actions instead. Partition columns in ``DATA_PARTITIONS`` are
-        given back as columns; a ``schema`` casts the result (and gives an empty one its columns)."""
+        given back as columns; a ``schema`` casts the result (and gives an empty one its columns).
+        ``customer_ids``: the scan is narrowed to their range (``_customers_filter``: row groups outside
+        it are skipped by their statistics; a file of payments of every customer holds a bill run's
+        chunk in 1-2 of its 12 row groups); the caller keeps only theirs (``_only_customers``)."""
         acts = files if files is not None else self._actions(table, version)
         if acts is not None and parts:
             for col, vals in parts.items():
@@ -471,18 +475,28 @@ class EmbeddedStore:
         acts = acts.sort([c for c in acts.columns if c.startswith("partition.")] + ["path"])
         paths = acts["path"].to_list()
         keep = DATA_PARTITIONS.get(table, ())
+        ids = None if customer_ids is None else pl.Series("customer_id", list(customer_ids), dtype=pl.Utf8)
+
+        def one(path: str) -> pl.DataFrame:  # (a file whose columns the scan cannot narrow is read whole)
+            if ids is None:
+                return pl.read_parquet(path)
+            try:
+                return _customers_filter(pl.scan_parquet(path), ids).collect()
+            except pl.exceptions.PolarsError:
+                return pl.read_parquet(path)
+
         try:
             if not keep:
                 try:
                     if not schema:
                         raise pl.exceptions.SchemaError("generic rows: each file as it is")
-                    df = pl.scan_parquet(paths, missing_columns="insert").collect()
-                except pl.exceptions.SchemaError:  # files of an older table schema (columns added since)
-                    df = pl.concat([pl.read_parquet(p) for p in paths], how="diagonal_relaxed")
+                    df = _customers_filter(pl.scan_parquet(paths, missing_columns="insert"), ids).collect()
+                except pl.exceptions.PolarsError:  # files of an older table schema (columns added since)
+                    df = pl.concat([one(p) for p in paths], how="diagonal_relaxed")
             else:
                 frames = []
                 for row in acts.select("path", *[f"partition.{c}" for c in keep]).iter_rows():
-                    f = pl.read_parquet(row[0])
+                    f = one(row[0])
                     frames.append(f.with_columns([pl.lit(v, pl.Int32 if c == "year" else pl.Utf8).alias(c)
                                                   for c, v in zip(keep, row[1:], strict=True)]))
                 df = pl.concat(frames, how="diagonal_relaxed")
@@ -847,7 +861,8 @@ class EmbeddedStore:
     def _load(self, table: str, schema: dict | None, customer_ids: Sequence[str] | None = None,
               year: int | None = None) -> pl.DataFrame:
         version = self._read_state().get(table)
-        df = self._read(table, version, files=self._files_of(table, version, customer_ids, year), schema=schema)
+        df = self._read(table, version, files=self._files_of(table, version, customer_ids, year), schema=schema,
+                        customer_ids=customer_ids)
         return _only_customers(df, customer_ids)
 
     def load_daily_between(
@@ -927,7 +942,8 @@ class EmbeddedStore:
     def _load_table(self, table: str, year: int, customer_ids: Sequence[str] | None,
                     txn: _Txn | None = None) -> pl.DataFrame:
         version = txn.versions.get(table) if txn is not None else self._read_state().get(table)
-        df = self._read(table, version, files=self._files_of(table, version, customer_ids, year))
+        df = self._read(table, version, files=self._files_of(table, version, customer_ids, year),
+                        customer_ids=customer_ids)
         return _only_customers(df, customer_ids)
 
     def _files_of(self, table: str, version: int | None, customer_ids: Sequence[str] | None,
