@@ -12,7 +12,9 @@ saving the bills) runs in the calling process, so they give the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +24,37 @@ from wattbill.errors import WattbillError
 J = TypeVar("J")
 R = TypeVar("R")
 log = logging.getLogger("wattbill.billrun")
+
+
+def child_threads(processes: int) -> dict[str, str]:
+    """The environment that gives each of ``processes`` worker processes on this machine its share of the
+    cores for polars' thread pool (``POLARS_MAX_THREADS``): empty when the operator has set it.
+
+    Two chunk processes each with a pool of every core spin for work the other holds: on this 2-core
+    machine a 50,000-household chunk took 6 s of wall (and CPU) with both processes at two threads, and
+    3.8-4 s with one thread each (2026-12-02, ``benchmarks/bench_billrun.py``)."""
+    if "POLARS_MAX_THREADS" in os.environ:
+        return {}
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # (not Linux)
+        cores = os.cpu_count() or 1
+    return {"POLARS_MAX_THREADS": str(max(1, cores // max(1, processes)))}
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    """``env`` in this process's environment while processes are started (they inherit it), then undone."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class LocalEngine:
@@ -72,7 +105,8 @@ class LocalEngine:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with _environ(child_threads(n)), ProcessPoolExecutor(max_workers=n,
+                                                             mp_context=multiprocessing.get_context("spawn")) as pool:
             pending = [pool.submit(fn, job) for job in jobs]
             try:
                 while pending:
@@ -119,7 +153,8 @@ class DaskEngine:
                 self.client = Client(scheduler, timeout="20s")
             else:
                 self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                                            dashboard_address=None, host="127.0.0.1")
+                                            dashboard_address=None, host="127.0.0.1",
+                                            env=child_threads(max(1, workers)))
                 self.client = Client(self.cluster)
         except (OSError, TimeoutError) as exc:
             raise WattbillError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
