@@ -79,6 +79,8 @@ class LocalEngine:
     #: households per chunk process below which pass 1 stays in this process: a started process costs
     #: ~5 CPU-s (imports, numba's cache) [households]
     process_min_households = 50_000
+    #: the jobs' processes can write the run's output folder (pass 1's chunks commit their own checkpoints)
+    shares_output = True
 
     def __init__(self, workers: int = 1) -> None:
         self.render_workers = max(1, int(workers))
@@ -159,6 +161,7 @@ class DaskEngine:
         except (OSError, TimeoutError) as exc:
             raise WattbillError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
         self.render_workers = 1  # each Dask worker renders its own batches
+        self.shares_output = False  # (workers on other machines need not reach the output folder)
         self.pdf_batch = pdf_batch
         log.info("dask engine: %s", self.client)
 

@@ -359,9 +359,32 @@ class ChunkOutput:
     features: pl.DataFrame
     failures: pl.DataFrame  # households left out (NOT_BILLED_SCHEMA)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: committed by the process that computed it (``Pass1Job.checkpoint_dir``): the frames are then
+    #: empty and ``counts`` gives the bills and the households left out
+    committed: bool = False
+    counts: tuple[int, int] = (0, 0)
+
+    def billed_and_failed(self) -> tuple[int, int]:
+        """Bills and households left out of the chunk (also once committed elsewhere)."""
+        return self.counts if self.committed else (self.bills.height, self.failures.height)
 
 
 _PARTS = ("customers", "bills", "months", "features", "failures")
+
+
+def commit_chunk(folder: Path, out: ChunkOutput) -> ChunkOutput:
+    """Commit one chunk's results into the run's checkpoint ``folder`` (``chunk-<index>/``, one Parquet file
+    per part, renamed into place whole: a chunk is committed or absent); returns what the caller needs
+    of it then (``ChunkOutput.committed``). Safe from several processes at once (each writes under a
+    temporary name of its own)."""
+    tmp = folder / f".chunk-{out.index:06d}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for part in _PARTS:
+        getattr(out, part).write_parquet(tmp / f"{part}.parquet", compression="lz4")  # (read back once)
+    os.replace(tmp, folder / f"chunk-{out.index:06d}")
+    return ChunkOutput(out.index, out.customers.clear(), out.bills.clear(), out.months.clear(), out.features.clear(),
+                       out.failures.clear(), out.seconds, True, (out.bills.height, out.failures.height))
 
 
 @dataclass(frozen=True)
@@ -407,6 +430,9 @@ class Pass1Job:
     customers: pl.DataFrame  # the chunk, sorted by (tariff, customer_id)
     missing_limit: int | None = None  # ``bill_chunk``'s (the run's setting, sent to every worker)
     interactions_known: bool = True  # the store holds service contacts (``Store.has_interactions``)
+    #: the run's checkpoint folder when the chunk's process can write it (the local engine's processes):
+    #: the chunk is committed there and not sent back whole (``commit_chunk``)
+    checkpoint_dir: str | None = None
 
 
 def compute_chunk(job: Pass1Job) -> ChunkOutput:
@@ -446,7 +472,8 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
         billed, bills, months, features = (pl.concat([p[k] for p in parts], how="diagonal_relaxed") for k in range(4))
     else:
         billed, bills, months, features = chunk.clear(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
-    return ChunkOutput(job.index, billed, bills, months, features, not_billed_frame(failures), seconds)
+    out = ChunkOutput(job.index, billed, bills, months, features, not_billed_frame(failures), seconds)
+    return commit_chunk(Path(job.checkpoint_dir), out) if job.checkpoint_dir else out
 
 
 class Checkpoints:
@@ -470,12 +497,10 @@ class Checkpoints:
         return {int(p.name.split("-")[1]) for p in self.dir.glob("chunk-*")}
 
     def commit(self, out: ChunkOutput) -> None:
-        tmp = self.dir / f".chunk-{out.index:06d}.{os.getpid()}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        for part in _PARTS:
-            getattr(out, part).write_parquet(tmp / f"{part}.parquet", compression="lz4")  # (read back once)
-        os.replace(tmp, self._chunk_dir(out.index))
+        """Commit a chunk computed here or sent back whole (``commit_chunk``); one its own process
+        committed is already there."""
+        if not out.committed:
+            commit_chunk(self.dir, out)
 
     def part_path(self, index: int, part: str) -> Path:
         """The file of one part (``_PARTS``) of a committed chunk."""
@@ -654,16 +679,20 @@ def run_bills(
     # (within a chunk, customers by tariff: each tariff's households are one contiguous range of the
     # dense arrays, which the kernels then read in place, without copies)
     known = bool(store.has_interactions())
-    jobs = [
-        Pass1Job(engine.store_ref(store), catalog, year, k, customers.slice(lo, chunk_size).sort("tariff", "customer_id"),
-                 max_missing_days(), known)
-        for k, lo in enumerate(range(0, total_n, chunk_size))
-    ]
     checkpoints = None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_temporaries(out_dir)
         checkpoints = Checkpoints(out_dir, year, run_fingerprint(store, catalog, year, customers, chunk_size))
+    # the local engine's chunk processes commit their chunks themselves (a chunk's frames are not sent back
+    # and written here, beside the chunk processes, on the same cores); Dask's workers send them back, since
+    # they may not reach the output folder
+    commit_where = str(checkpoints.dir) if checkpoints and getattr(engine, "shares_output", False) else None
+    jobs = [
+        Pass1Job(engine.store_ref(store), catalog, year, k, customers.slice(lo, chunk_size).sort("tariff", "customer_id"),
+                 max_missing_days(), known, commit_where)
+        for k, lo in enumerate(range(0, total_n, chunk_size))
+    ]
     reused = checkpoints.done() if checkpoints else set()
     outputs: dict[int, ChunkOutput] = {}
     done = sum(jobs[k].customers.height for k in reused if k < len(jobs))
@@ -679,7 +708,7 @@ def run_bills(
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + s
         done += jobs[out.index].customers.height
         log.info("chunk %d/%d: %d households, %d billed, %d not billed; %s; memory %s", out.index + 1, len(jobs),
-                 jobs[out.index].customers.height, out.bills.height, out.failures.height,
+                 jobs[out.index].customers.height, *out.billed_and_failed(),
                  ", ".join(f"{k} {v:.2f} s" for k, v in out.seconds.items()), _memory())
         progress("bill", done, total_n)
     computed = len(jobs) - len(reused)

@@ -127,3 +127,23 @@ def test_chunk_processes_change_nothing(files, tmp_path, monkeypatch) -> None:
         assert (outs[1] / name).read_bytes() == (outs[2] / name).read_bytes(), name
     assert _comparable(pl.read_parquet(outs[1] / "bills.parquet")).equals(
         _comparable(pl.read_parquet(outs[2] / "bills.parquet")))
+
+
+def test_chunk_processes_share_the_cores(monkeypatch) -> None:
+    """Each of n chunk processes gets cores / n threads for polars (two processes each with a pool of every
+    core spun for each other's work); an operator's POLARS_MAX_THREADS stands; the parent's environment
+    is given back after the pool."""
+    import os
+
+    from wattbill.engines import _environ, child_threads
+
+    monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert child_threads(1) == {"POLARS_MAX_THREADS": str(cores)}
+    assert child_threads(2) == {"POLARS_MAX_THREADS": str(max(1, cores // 2))}
+    assert child_threads(cores * 4) == {"POLARS_MAX_THREADS": "1"}
+    with _environ(child_threads(2)):
+        assert os.environ["POLARS_MAX_THREADS"] == str(max(1, cores // 2))
+    assert "POLARS_MAX_THREADS" not in os.environ
+    monkeypatch.setenv("POLARS_MAX_THREADS", "3")
+    assert child_threads(2) == {}
