@@ -856,16 +856,18 @@ def run_bills(
 
 
 def _memory() -> str:
-    """This process's resident memory now and at its peak (``ru_maxrss``), for the run's log lines."""
+    """This process's resident memory now and at its peak (``ru_maxrss``), and its CPU time so far (all its
+    threads), for the run's log lines."""
     import resource
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # [MiB] (Linux: KiB)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # [MiB] (Linux: KiB), [s]
     try:
         with open("/proc/self/statm", encoding="ascii") as fh:
             now = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        return f"{now:,.0f} MiB (peak {peak:,.0f} MiB)"
+        return f"{now:,.0f} MiB (peak {peak:,.0f} MiB), CPU {cpu:,.1f} s"
     except (OSError, ValueError, IndexError):  # not Linux
-        return f"peak {peak:,.0f} MiB"
+        return f"peak {peak:,.0f} MiB, CPU {cpu:,.1f} s"
 
 
 def features_path(out_dir: Path, year: int) -> Path:
