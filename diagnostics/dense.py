@@ -400,16 +400,15 @@ def _run_bounds(ids: pl.Series) -> tuple[np.ndarray, pl.Series]:
     """Row bounds of the runs of equal values of a string column (nulls equal to each other), and the
     value of each run.
 
-    Each row that differs from the row before starts a run (polars' ``ne_missing`` on the shifted
-    column). Reading polars' Arrow string views in place instead gained 1.3x on this step (9.9 vs 12.5
-    ms CPU per 3.65M rows, issue #11, ``benchmarks/bench_diagnostics.py``): below the 2x that would
-    justify the code, so it went.
+    Each row that differs from the row before starts a run: polars' run-length encoding (``rle``), whose
+    lengths summed give the bounds. On a chunk's rows as the store reads them (18M rows of 50,000
+    customers in 960 Arrow chunks, one per file) it took 0.12-0.14 s where comparing each row with the
+    one before (``ne_missing`` on the shifted column) took 0.53-0.75 s (2026-12-02).
     """
-    ids = ids.cast(pl.Utf8)
-    starts = ids.to_frame("v").select(
-        ((pl.int_range(pl.len()) == 0) | pl.col("v").ne_missing(pl.col("v").shift(1))).arg_true()
-    ).to_series().to_numpy().astype(np.int64)
-    return np.append(starts, np.int64(ids.len())), ids.gather(starts)
+    runs = ids.cast(pl.Utf8).rle().struct.unnest()
+    bounds = np.zeros(runs.height + 1, np.int64)
+    np.cumsum(runs.get_column("len").to_numpy(), out=bounds[1:])
+    return bounds, runs.get_column("value")
 
 
 def _runs(customers: pl.DataFrame, daily: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -300,11 +300,10 @@ def test_a_save_that_fails_in_the_global_step_writes_no_output_file(population: 
     and no temporary file stays; the run started again gives the bytes of an uninterrupted run."""
     import polars as pl
 
+    from benchmarks.bench_billrun import versioned_tariffs
     from wattbill.pipeline import features_path, run_bills
     from wattbill.store import StoreUnavailable, open_store
     from wattbill.tariffs import load_catalog
-
-    from benchmarks.bench_billrun import versioned_tariffs
 
     few = _first_customers(population, 120)
     ref = open_store(str(_store_copy(population, tmp_path / "ref-store")))
