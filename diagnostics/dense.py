@@ -106,6 +106,49 @@ def missing_ranges(present: np.ndarray, open_first: int, open_last: int, year: i
             for a, b in zip(first, last, strict=True)]
 
 
+def missing_ranges_json(present: np.ndarray, open_first: np.ndarray, open_last: np.ndarray, year: int) -> list[str]:
+    """:func:`missing_ranges` of many households at once, each as the JSON a bill states
+    (``missing_ranges``: ``[["2025-03-02", "2025-03-04"], ...]``, ``json.dumps``' separators; ``"[]"``
+    for a household without such days).
+
+    The same rule as :func:`missing_ranges` (which a test holds it equal to), in numpy over all rows: a
+    bill run's chunk of 50,000 households, 1,500 of them with gaps, spent 0.3 s in a call per household.
+
+    Parameters
+    ----------
+    present : bool[n, n_days]
+        Rows of ``DenseYear.present``.
+    open_first, open_last : int[n]
+        Each household's open window [day index] (``-1``: not open).
+    year : int
+
+    Returns
+    -------
+    list of str
+        One JSON text per row.
+    """
+    n, n_days = present.shape
+    out = ["[]"] * n
+    if n == 0:
+        return out
+    of, ol = np.asarray(open_first, np.int64), np.asarray(open_last, np.int64)
+    d = np.arange(n_days, dtype=np.int64)[None, :]
+    gap = (d >= of[:, None]) & (d <= ol[:, None]) & ~present & (of[:, None] >= 0)
+    edges = np.diff(np.pad(gap.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    row_a, first = np.nonzero(edges == 1)
+    _, after = np.nonzero(edges == -1)  # (row-major: each row's runs in order, starts and ends paired)
+    if not row_a.size:
+        return out
+    jan1 = np.datetime64(f"{year}-01-01", "D")
+    a_text = np.datetime_as_string(jan1 + first.astype("timedelta64[D]"), unit="D").tolist()
+    b_text = np.datetime_as_string(jan1 + (after - 1).astype("timedelta64[D]"), unit="D").tolist()
+    cuts = np.flatnonzero(np.r_[True, row_a[1:] != row_a[:-1], True])
+    rows = row_a[cuts[:-1]].tolist()
+    for r, lo, hi in zip(rows, cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+        out[r] = "[" + ", ".join(f'["{a_text[k]}", "{b_text[k]}"]' for k in range(lo, hi)) + "]"
+    return out
+
+
 @dataclass
 class DenseYear:
     """Daily use of ``n`` households over one year as dense arrays, and per-household sums.

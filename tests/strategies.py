@@ -557,3 +557,24 @@ def text_series(draw, nulls: bool = True, max_rows: int = 40):
     elif how == "chunks" and s.len() > 1:
         s = pl.concat([s.head(s.len() // 2), s.tail(s.len() - s.len() // 2)], rechunk=False)
     return s
+
+
+@_st.composite
+def presence_rows(draw, max_households: int = 6):
+    """(present bool[n, n_days], open_first int[n], open_last int[n], year): days with a read of a few
+    households, runs of missing days anywhere (the first and last day included), some accounts not open
+    (``-1``) or open for part of the year; leap and common years."""
+    year = draw(_st.sampled_from([2024, 2025]))
+    n_days = 366 if year == 2024 else 365
+    n = draw(_st.integers(0, max_households))
+    present = _np.ones((n, n_days), dtype=bool)
+    first, last = _np.full(n, -1, _np.int64), _np.full(n, -1, _np.int64)
+    for i in range(n):
+        if draw(_st.booleans()) or draw(_st.booleans()):
+            a = draw(_st.integers(0, n_days - 1))
+            b = draw(_st.integers(a, n_days - 1))
+            first[i], last[i] = (0, n_days - 1) if draw(_st.booleans()) else (a, b)
+        for _ in range(draw(_st.integers(0, 4))):
+            lo = draw(_st.integers(0, n_days - 1))
+            present[i, lo:lo + draw(_st.integers(1, 40))] = False
+    return present, first, last, year

@@ -25,7 +25,6 @@ population, on one machine (``engine="local"``) or on a Dask cluster (``engine="
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import functools
 import hashlib
 import json
@@ -43,7 +42,7 @@ import numpy as np
 import polars as pl
 
 from wattbill.diagnostics import DenseYear, densify, take_rows
-from wattbill.diagnostics.dense import missing_by_month, missing_ranges, month_of_day
+from wattbill.diagnostics.dense import missing_by_month, missing_ranges, missing_ranges_json, month_of_day
 from wattbill.errors import NothingToBill, UnknownCustomer
 from wattbill.formats import day_runs
 from wattbill.ingest.limits import limit_text, max_daily_wh
@@ -189,10 +188,6 @@ def max_missing_days() -> int:
     return int(get_settings().bill_max_missing_days)
 
 
-def _ranges_json(ranges: list[tuple[dt.date, dt.date]]) -> str:
-    return json.dumps([[a.isoformat(), b.isoformat()] for a, b in ranges])
-
-
 def bill_chunk(
     customers: pl.DataFrame, dense: DenseYear, catalog: Catalog, year: int, missing_limit: int | None = None,
 ) -> ChunkResult:
@@ -267,8 +262,7 @@ def bill_chunk(
         est_days = est.sum(axis=1)
         est_month = np.stack([est[:, month_index == m].sum(axis=1) for m in range(12)], axis=1)
         gaps = gap_month[rows]
-        gap_json = [_ranges_json(missing_ranges(dense.present[i], int(of[i]), int(ol[i]), year)) if gap_days[i]
-                    else "[]" for i in rows]
+        gap_json = missing_ranges_json(take_rows(dense.present, rows), of[rows], ol[rows], year)
         bill_rows.append(_quantities_frame(ids, year, code, yb.month_wh.sum(1), yb.month_wh_reg.sum(1),
                                            yb.month_wh_tier.sum(1), yb.year_fen, est_days, None,
                                            gaps.sum(axis=1), gap_json))
