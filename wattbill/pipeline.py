@@ -735,7 +735,9 @@ def run_bills(
         others = pl.read_parquet(features_path(out_dir, year))
     labelled = insight.label_run([parts.all_features(billed_idx)], others)
     del others
-    # (the labels a run could not decide are not kept by it: ``wattbill.label`` gives them; 280 MB at 1M)
+    # the labels the run could not decide (with their reason) go to ``labels_withheld.parquet`` first, on
+    # the writers' pool, and are let go once written (280 MB at 1M)
+    withheld = labelled.withheld
     labelled = dataclasses.replace(labelled, withheld=labelled.withheld.clear())
     parts.per_customer = labelled.per_customer
     log.info("peers and labels: %.2f s; memory %s", time.perf_counter() - t, _memory())
@@ -751,7 +753,12 @@ def run_bills(
     saved: dict[int, Future[list[pl.DataFrame]]] = {k: Future() for k in billed_idx}
     bills_path = months_path = pdf_dir = None
     writes: list[Future[Any]] = []
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:  # (the files' writers: withheld labels, bills, months, features)
+        if out_dir is not None:
+            firsts = [str(j.customers["customer_id"].min()) for j in jobs]
+            writes.append(pool.submit(save_withheld, out_dir, year, withheld, labelled.features, firsts,
+                                      lambda: [f.result() for f in saved.values()]))
+        del withheld
         try:
             for k in billed_idx:
                 chunk_bills = parts.labelled(parts.get(k, "bills"))
@@ -765,10 +772,10 @@ def run_bills(
                 charge_fen += int(chunk_bills["charge_fen"].sum())
                 codes.update(chunk_bills["tariff"].unique().to_list())
                 del chunk_bills, result  # (the writers hold the chunk's bills until they have written them)
-                if out_dir is not None and not writes:
+                if out_dir is not None and bills_path is None:
                     bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
-                    writes = _write_outputs(pool, parts, saved, labelled.features, out_dir, year, jobs,
-                                            (bills_path, months_path))
+                    writes += _write_outputs(pool, parts, saved, labelled.features, out_dir, year, jobs,
+                                             (bills_path, months_path))
         except BaseException as exc:  # the writers waiting for a chunk's versions end (their files are not renamed)
             for f in saved.values():
                 if not f.done():
@@ -917,6 +924,56 @@ def save_features(out_dir: Path, year: int, features: pl.DataFrame,
     return path
 
 
+WITHHELD = "labels_withheld.parquet"
+
+
+def save_withheld(out_dir: Path, year: int, withheld: pl.DataFrame, features: pl.DataFrame,
+                  firsts: Sequence[str], before_last: Callable[[], Any] | None = None) -> Path:
+    """Keep the labels a run could not decide, with their reason, in ``<out>/labels_withheld.parquet``
+    (``customer_id, year, code, reason``; ``labels.WITHHELD_SCHEMA``), sorted by customer and code.
+
+    The run's households (``features``: every billed household) replace their rows of ``year``, also a
+    household that has no withheld label now; every other household's rows are kept (``keep_others``'
+    rule), so a recalculation of some customers leaves the others' as the full run wrote them. Written
+    one chunk's range of customers at a time (``write_merged``).
+
+    Parameters
+    ----------
+    out_dir : Path
+        The run's output folder.
+    year : int
+        The run's year.
+    withheld : pl.DataFrame
+        ``customer_id, code, reason`` of the run's households (``insight.Labelled.withheld``).
+    features : pl.DataFrame
+        The run's billed households' features (their ``customer_id``).
+    firsts : sequence of str
+        The first customer of each of the run's chunks.
+    before_last : callable or None
+        Called before the last range is written (the bill run waits there for its bills' saves, so that
+        a run whose saves fail leaves the file as it was, as it does the bills).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    path = out_dir / WITHHELD
+    schema = {"customer_id": pl.Utf8(), "year": pl.Int32(), "code": pl.Utf8(), "reason": pl.Utf8()}
+    rows = withheld.select("customer_id", pl.lit(year, pl.Int32).alias("year"), "code", "reason")
+
+    def frame_of(k: int) -> pl.DataFrame:
+        if k == len(firsts) - 1 and before_last is not None:
+            before_last()
+        return rows.filter(in_range(firsts, k)).sort("customer_id", "code")
+
+    def ids_of(k: int) -> list[str]:
+        return features.filter(in_range(firsts, k))["customer_id"].to_list()
+
+    write_merged(path, year, ["customer_id", "year", "code"], firsts, frame_of, schema, ids_of)
+    return path
+
+
 def in_range(firsts: Sequence[str], k: int) -> pl.Expr:
     """The rows of chunk ``k``'s range of customers: from ``firsts[k]`` (the first chunk: from any) up to
     ``firsts[k + 1]`` (the last chunk: to any)."""
@@ -1048,7 +1105,7 @@ def _bill_isolated(
 def clean_stale_temporaries(out_dir: Path) -> int:
     """Remove temporary files that a run killed before its rename left in ``out_dir``: the output files'
     ``.<name>.<pid>.tmp`` of a process that is gone (``bills.parquet``, ``bill_months.parquet``,
-    ``not_billed.parquet``, ``features/<year>.parquet``) and older runs' ``pdf/<year>/.*.tmp`` (the
+    ``not_billed.parquet``, ``labels_withheld.parquet``, ``features/<year>.parquet``) and older runs' ``pdf/<year>/.*.tmp`` (the
     statements' own partial files are cleared by ``statements.clear_partial``). Returns how many were
     removed."""
     removed = 0
@@ -1136,7 +1193,7 @@ def _keep(old: pl.DataFrame, new: pl.DataFrame, year: int, customer_ids: Sequenc
 
 def write_merged(
     path: Path, year: int, keys: list[str], firsts: Sequence[str], frame_of: Callable[[int], pl.DataFrame],
-    schema: dict[str, pl.DataType],
+    schema: dict[str, pl.DataType], ids_of: Callable[[int], list[str]] | None = None,
 ) -> None:
     """Write a run's table (``bills.parquet``, ``bill_months.parquet``) one chunk at a time, merged by
     ``keep_others``' rule with what the file held, and sorted by ``keys``, without holding the run.
@@ -1161,6 +1218,9 @@ def write_merged(
         ``frame_of(k)``: chunk ``k``'s rows, sorted by ``keys`` (an empty frame for none).
     schema : dict
         The run's rows' columns and types (the file's own columns are added to them).
+    ids_of : callable or None
+        ``ids_of(k)``: the households of chunk ``k`` whose rows of ``year`` the run replaces; None: those
+        with rows in ``frame_of(k)`` (a table with a row for every household the run speaks for).
     """
     import pyarrow.parquet as pq
 
@@ -1180,7 +1240,7 @@ def write_merged(
                 except (OSError, pl.exceptions.PolarsError):  # not a table of ours after all: replaced
                     scan, old = None, None
                 if old is not None and old.height:
-                    ids = new["customer_id"].to_list() if new.height else []
+                    ids = ids_of(k) if ids_of is not None else new["customer_id"].to_list() if new.height else []
                     rows = pl.concat([target, _keep(old, new if new.height else target, year, ids)],
                                      how="diagonal_relaxed").sort(keys)
             table = rows.select(target.columns).cast(target.schema).to_arrow()

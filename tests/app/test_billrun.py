@@ -93,7 +93,7 @@ def test_kill_in_pass_1_redoes_only_the_unfinished_chunks(population: Path, tmp_
     assert again.returncode == 0, again.stderr
     computed, reused = 15 - len(finished), len(finished)
     assert f"chunks: {computed} computed, {reused} from checkpoints" in again.stdout
-    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet"]
+    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet", "labels_withheld.parquet"]
     assert _digest(out, names) == _digest(ref_out, names)
     _no_stray_files(out)
 
@@ -134,7 +134,7 @@ def test_kill_while_the_bills_are_saved_chunk_by_chunk_stores_each_bill_once(pop
     again = run_cli(*args, "--store", str(store), "--out", str(out))
     assert again.returncode == 0, again.stderr
     assert "chunks: 0 computed, 15 from checkpoints" in again.stdout
-    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet"]
+    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet", "labels_withheld.parquet"]
     assert _digest(out, names) == _digest(ref_out, names)
     st = open_store(str(store))
     try:
@@ -192,7 +192,7 @@ def test_dask_engine_gives_the_same_bytes_as_the_local_engine(population: Path, 
         assert proc.returncode == 0, proc.stderr
         assert "30 of 30 households billed" in proc.stdout
         outs[engine] = out
-    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet"]
+    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet", "labels_withheld.parquet"]
     assert _digest(outs["dask"], names) == _digest(outs["local"], names)
     assert _pdf_digests(outs["dask"]) == _pdf_digests(outs["local"]) and len(_pdf_digests(outs["local"])) == 30
     _no_stray_files(outs["dask"])
@@ -330,8 +330,47 @@ def test_a_save_that_fails_in_the_global_step_writes_no_output_file(population: 
     assert (again.billed, again.charge_fen) == (ref_sum.billed, ref_sum.charge_fen)
     assert ref_sum.new_versions == 120
     assert again.new_versions == 60  # the first two chunks' bills were stored by the failed run
-    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet"]
+    names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet", "labels_withheld.parquet"]
     assert _digest(out, names) == _digest(tmp_path / "ref", names)
     assert pl.read_parquet(features_path(out, int(YEAR))).equals(pl.read_parquet(features_path(tmp_path / "ref",
                                                                                                  int(YEAR))))
     _no_stray_files(out)
+
+
+def test_withheld_labels_are_kept_as_data(population: Path, tmp_path: Path) -> None:
+    """The labels a run could not decide are in ``labels_withheld.parquet`` with their reason: the same
+    rows as labelling the run's features (``wattbill.label``); a recalculation of some households
+    replaces theirs (also when they have none now) and keeps every other household's."""
+    import polars as pl
+
+    from wattbill import api
+    from wattbill.pipeline import WITHHELD, features_path, run_bills
+    from wattbill.store import open_store
+    from wattbill.tariffs import load_catalog
+
+    few = _first_customers(population, 90)
+    st = open_store(str(_store_copy(population, tmp_path / "store")))
+    out = tmp_path / "out"
+    try:
+        run_bills(st, load_catalog(), int(YEAR), customer_ids=few, out_dir=out, pdf=False, chunk_size=40)
+        kept = pl.read_parquet(out / WITHHELD)
+        features = pl.read_parquet(features_path(out, int(YEAR)))
+        expected = api.label(features.drop("version")).withheld.select(
+            "customer_id", pl.lit(int(YEAR), pl.Int32).alias("year"), "code", "reason").sort("customer_id", "code")
+        assert kept.height > 0 and kept.equals(expected)
+        assert kept["reason"].null_count() == 0
+        # a recalculation of two households, one of them with withheld labels, replaces only theirs
+        with_some = kept["customer_id"][0]
+        again = [with_some, next(c for c in few if c not in set(kept["customer_id"].to_list()))]
+        stale = pl.DataFrame({"customer_id": [again[1]], "year": [int(YEAR)], "code": ["stale_label"],
+                              "reason": ["left by an earlier run"]}, schema=dict(kept.schema))
+        pl.concat([kept, stale]).sort("customer_id", "code").write_parquet(out / WITHHELD)
+        run_bills(st, load_catalog(), int(YEAR), customer_ids=again, out_dir=out, pdf=False)
+    finally:
+        st.close()
+    after = pl.read_parquet(out / WITHHELD)
+    assert after.filter(pl.col("code") == "stale_label").height == 0  # the recalculated household's row went
+    others = ~pl.col("customer_id").is_in(again)
+    assert after.filter(others).equals(kept.filter(others))
+    assert set(after.filter(pl.col("customer_id") == with_some)["code"]) == set(
+        kept.filter(pl.col("customer_id") == with_some)["code"])
