@@ -386,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        from wattbill.engines import check_polars_threads
+
+        check_polars_threads()  # (before polars' thread pool starts: a bad value makes it panic)
         if not args:
             args = ["--help"]
         result = app(args=args, standalone_mode=False)

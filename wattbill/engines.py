@@ -26,6 +26,22 @@ R = TypeVar("R")
 log = logging.getLogger("wattbill.billrun")
 
 
+def check_polars_threads() -> None:
+    """Refuse an operator's ``POLARS_MAX_THREADS`` that polars cannot take (0 makes its thread pool panic
+    at the first parallel step, after a long Rust backtrace; text or a negative number is ignored with
+    a warning).
+
+    Raises
+    ------
+    WattbillError
+        ``POLARS_MAX_THREADS`` is set and is not a whole number of threads, 1 or more.
+    """
+    value = os.environ.get("POLARS_MAX_THREADS")
+    if value is not None and not (value.strip().isdigit() and int(value) >= 1):
+        raise WattbillError(f"POLARS_MAX_THREADS={value!r}: a whole number of threads, 1 or more (or unset: every "
+                            "core, shared among the chunk processes)")
+
+
 def child_threads(processes: int) -> dict[str, str]:
     """The environment that gives each of ``processes`` worker processes on this machine its share of the
     cores for polars' thread pool (``POLARS_MAX_THREADS``): empty when the operator has set it.
@@ -34,6 +50,7 @@ def child_threads(processes: int) -> dict[str, str]:
     machine a 50,000-household chunk took 6 s of wall (and CPU) with both processes at two threads, and
     3.8-4 s with one thread each (2026-12-02, ``benchmarks/bench_billrun.py``)."""
     if "POLARS_MAX_THREADS" in os.environ:
+        check_polars_threads()
         return {}
     try:
         cores = len(os.sched_getaffinity(0))
@@ -55,6 +72,24 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _die_with_parent(parent: int) -> None:
+    """Initializer of the local engine's chunk processes: the kernel ends them when the process that
+    started them ends (Linux ``PR_SET_PDEATHSIG``), so a run killed with ``kill -9`` leaves no chunk
+    process working on (and committing into the checkpoints of the run started again). Elsewhere, or
+    when the parent is already gone, nothing is set or the process ends now."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            pass
+    if os.getppid() != parent:  # (the parent ended before the signal was asked for)
+        os._exit(1)
 
 
 class LocalEngine:
@@ -107,8 +142,9 @@ class LocalEngine:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        with _environ(child_threads(n)), ProcessPoolExecutor(max_workers=n,
-                                                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        with _environ(child_threads(n)), ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                                                             initializer=_die_with_parent,
+                                                             initargs=(os.getpid(),)) as pool:
             pending = [pool.submit(fn, job) for job in jobs]
             try:
                 while pending:

@@ -357,6 +357,8 @@ class ChunkOutput:
     #: empty and ``counts`` gives the bills and the households left out
     committed: bool = False
     counts: tuple[int, int] = (0, 0)
+    #: the computing process's CPU for this chunk [s], its peak resident memory so far [MiB] and its pid
+    usage: dict[str, float] = field(default_factory=dict)
 
     def billed_and_failed(self) -> tuple[int, int]:
         """Bills and households left out of the chunk (also once committed elsewhere)."""
@@ -370,15 +372,22 @@ def commit_chunk(folder: Path, out: ChunkOutput) -> ChunkOutput:
     """Commit one chunk's results into the run's checkpoint ``folder`` (``chunk-<index>/``, one Parquet file
     per part, renamed into place whole: a chunk is committed or absent); returns what the caller needs
     of it then (``ChunkOutput.committed``). Safe from several processes at once (each writes under a
-    temporary name of its own)."""
+    temporary name of its own): a chunk another process has committed meanwhile (the same inputs, so
+    the same results) stays as it is and this one's copy is dropped."""
     tmp = folder / f".chunk-{out.index:06d}.{os.getpid()}.tmp"
+    final = folder / f"chunk-{out.index:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     for part in _PARTS:
         getattr(out, part).write_parquet(tmp / f"{part}.parquet", compression="lz4")  # (read back once)
-    os.replace(tmp, folder / f"chunk-{out.index:06d}")
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if not final.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return ChunkOutput(out.index, out.customers.clear(), out.bills.clear(), out.months.clear(), out.features.clear(),
-                       out.failures.clear(), out.seconds, True, (out.bills.height, out.failures.height))
+                       out.failures.clear(), out.seconds, True, (out.bills.height, out.failures.height), out.usage)
 
 
 @dataclass(frozen=True)
@@ -439,6 +448,7 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
     """
     from wattbill import insight
 
+    cpu_start = _cpu_seconds()
     store = job.store.open()
     chunk, year = job.customers, job.year
     ids = chunk["customer_id"].to_list()
@@ -467,7 +477,9 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
     else:
         billed, bills, months, features = chunk.clear(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
     out = ChunkOutput(job.index, billed, bills, months, features, not_billed_frame(failures), seconds)
-    return commit_chunk(Path(job.checkpoint_dir), out) if job.checkpoint_dir else out
+    out = commit_chunk(Path(job.checkpoint_dir), out) if job.checkpoint_dir else out
+    out.usage = {"cpu_s": _cpu_seconds() - cpu_start, "peak_mib": _peak_mib(), "pid": float(os.getpid())}
+    return out
 
 
 class Checkpoints:
@@ -481,8 +493,10 @@ class Checkpoints:
                 if other != self.dir:
                     shutil.rmtree(other, ignore_errors=True)
         self.dir.mkdir(parents=True, exist_ok=True)
-        for stray in self.dir.glob(".*.tmp"):  # a chunk killed mid-commit
-            shutil.rmtree(stray, ignore_errors=True)
+        for stray in self.dir.glob(".*.tmp"):  # a chunk killed mid-commit (not one a live process writes now)
+            pid = stray.name.split(".")[-2]
+            if not (pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid))):
+                shutil.rmtree(stray, ignore_errors=True)
 
     def _chunk_dir(self, index: int) -> Path:
         return self.dir / f"chunk-{index:06d}"
@@ -571,21 +585,27 @@ class _ChunkParts:
 
 
 def _write_outputs(pool: ThreadPoolExecutor, parts: _ChunkParts,
-                   saved: dict[int, Future[list[pl.DataFrame]]],
+                   saved: dict[int, Future[list[pl.DataFrame]]], stored: Future[None],
                    features: pl.DataFrame, out_dir: Path, year: int, jobs: Sequence[Pass1Job],
                    paths: tuple[Path, Path]) -> list[Future[Any]]:
     """Start writing ``bills.parquet``, ``bill_months.parquet`` and the features on ``pool``, range by range
     (``write_merged``: the run's chunks are ranges of customers in order, the rows other runs left in a
     file merged in by ``keep_others``' rule); range ``k`` waits for ``saved[k]``, the versions the store
     gave chunk ``k``, after its bills with their labels (``[labelled, versions]``: the bills' writer takes
-    them out once written; a chunk not in ``saved`` has no bills). Call it once the first chunk is saved."""
+    them out once written; a chunk not in ``saved`` has no bills); the last range waits for ``stored`` (the
+    store holds the run's bills, labels and households not billed), so that no file is renamed into place
+    before. Call it once the first chunk is saved."""
     firsts = [str(j.customers["customer_id"].min()) for j in jobs]
     first = min(saved)
 
     def versions_of(k: int) -> pl.DataFrame | None:
+        if k == len(firsts) - 1:
+            stored.result()
         return saved[k].result()[-1] if k in saved else None
 
     def final_of(name: str, k: int, keep: bool = False) -> pl.DataFrame:
+        if k == len(firsts) - 1 and not keep:
+            stored.result()
         if k not in saved:
             return pl.DataFrame()
         box = saved[k].result()
@@ -701,9 +721,11 @@ def run_bills(
         for stage, s in out.seconds.items():
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + s
         done += jobs[out.index].customers.height
-        log.info("chunk %d/%d: %d households, %d billed, %d not billed; %s; memory %s", out.index + 1, len(jobs),
-                 jobs[out.index].customers.height, *out.billed_and_failed(),
-                 ", ".join(f"{k} {v:.2f} s" for k, v in out.seconds.items()), _memory())
+        log.info("chunk %d/%d: %d households, %d billed, %d not billed; %s; its process %d: CPU %.1f s, peak %s MiB; "
+                 "this process: memory %s", out.index + 1, len(jobs), jobs[out.index].customers.height,
+                 *out.billed_and_failed(), ", ".join(f"{k} {v:.2f} s" for k, v in out.seconds.items()),
+                 int(out.usage.get("pid", 0)), out.usage.get("cpu_s", 0.0), f"{out.usage.get('peak_mib', 0.0):,.0f}",
+                 _memory())
         progress("bill", done, total_n)
     computed = len(jobs) - len(reused)
 
@@ -751,13 +773,16 @@ def run_bills(
     codes: set[str] = set()
     versions_of: list[pl.DataFrame] = []
     saved: dict[int, Future[list[pl.DataFrame]]] = {k: Future() for k in billed_idx}
+    # the writers rename their files into place only once the store holds everything (their last range
+    # waits for it): a run whose store refuses a save leaves the files as they were
+    stored: Future[None] = Future()
     bills_path = months_path = pdf_dir = None
     writes: list[Future[Any]] = []
     with ThreadPoolExecutor(max_workers=4) as pool:  # (the files' writers: withheld labels, bills, months, features)
         if out_dir is not None:
             firsts = [str(j.customers["customer_id"].min()) for j in jobs]
             writes.append(pool.submit(save_withheld, out_dir, year, withheld, labelled.features, firsts,
-                                      lambda: [f.result() for f in saved.values()]))
+                                      stored.result))
         del withheld
         try:
             for k in billed_idx:
@@ -774,21 +799,23 @@ def run_bills(
                 del chunk_bills, result  # (the writers hold the chunk's bills until they have written them)
                 if out_dir is not None and bills_path is None:
                     bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
-                    writes += _write_outputs(pool, parts, saved, labelled.features, out_dir, year, jobs,
+                    writes += _write_outputs(pool, parts, saved, stored, labelled.features, out_dir, year, jobs,
                                              (bills_path, months_path))
-        except BaseException as exc:  # the writers waiting for a chunk's versions end (their files are not renamed)
-            for f in saved.values():
+            parts.versions = versions = pl.concat(versions_of)
+            del versions_of
+            log.info("bills saved: %.2f s; memory %s", time.perf_counter() - t, _memory())
+            # the store takes the labels (with the versions just saved) and the households not billed while
+            # the writers write
+            if labelled.assigned.height:
+                store.save_labels(year, None, labelled.assigned.join(versions, on="customer_id", how="left"))
+            not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
+            stored.set_result(None)
+        except BaseException as exc:  # the writers waiting for a save end (their files are not renamed)
+            waited: list[Future[Any]] = [*saved.values(), stored]
+            for f in waited:
                 if not f.done():
                     f.set_exception(exc)
             raise
-        parts.versions = versions = pl.concat(versions_of)
-        del versions_of
-        log.info("bills saved: %.2f s; memory %s", time.perf_counter() - t, _memory())
-        # the store takes the labels (with the versions just saved) and the households not billed while the
-        # writers finish
-        if labelled.assigned.height:
-            store.save_labels(year, None, labelled.assigned.join(versions, on="customer_id", how="left"))
-        not_billed_path, not_billed_kept = save_not_billed(store, year, run_ids, failures, out_dir)
         for w in writes:
             w.result()
     label_counts = dict(labelled.assigned.group_by("code").len().iter_rows())
@@ -856,19 +883,37 @@ def run_bills(
     )
 
 
-def _memory() -> str:
-    """This process's resident memory now and at its peak (``ru_maxrss``), and its CPU time so far (all its
-    threads), for the run's log lines."""
+def _cpu_seconds() -> float:
+    """This process's CPU time so far, all its threads [s]."""
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # [MiB] (Linux: KiB), [s]
+    return usage.ru_utime + usage.ru_stime
+
+
+def _peak_mib() -> float:
+    """This process's peak resident memory (``ru_maxrss``) [MiB]."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # (Linux: KiB)
+
+
+def _memory() -> str:
+    """This process's resident memory now and at its peak (``ru_maxrss``) and its CPU time so far (all its
+    threads), then those of the child processes that have ended (``RUSAGE_CHILDREN``: the chunk processes
+    count once the pass that used them is over), for the run's log lines."""
+    import resource
+
+    peak, cpu = _peak_mib(), _cpu_seconds()
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ended = (f"; ended child processes: CPU {kids.ru_utime + kids.ru_stime:,.1f} s, largest peak "
+             f"{kids.ru_maxrss / 1024:,.0f} MiB" if kids.ru_maxrss else "")
     try:
         with open("/proc/self/statm", encoding="ascii") as fh:
             now = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        return f"{now:,.0f} MiB (peak {peak:,.0f} MiB), CPU {cpu:,.1f} s"
+        return f"{now:,.0f} MiB (peak {peak:,.0f} MiB), CPU {cpu:,.1f} s{ended}"
     except (OSError, ValueError, IndexError):  # not Linux
-        return f"peak {peak:,.0f} MiB, CPU {cpu:,.1f} s"
+        return f"peak {peak:,.0f} MiB, CPU {cpu:,.1f} s{ended}"
 
 
 def features_path(out_dir: Path, year: int) -> Path:

@@ -7,6 +7,7 @@ Every test runs the real ``wattbill`` command in a subprocess on a real embedded
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -276,28 +277,34 @@ def test_features_do_not_depend_on_the_chunking(population: Path, tmp_path: Path
     assert (got[1]["ch_contacts"] == 0).sum() >= 1  # (the case at stake: a household without contacts)
 
 
-class _SaveFailsAt:
-    """A store whose ``save_bills`` fails at its ``n``-th call (a disk that fills up in the global step)."""
+class _FailsAt:
+    """A store whose method ``method`` fails at its ``n``-th call (a disk that fills up in the global step)."""
 
-    def __init__(self, store, n: int) -> None:
-        self._store, self._n, self.calls = store, n, 0
+    def __init__(self, store, method: str, n: int) -> None:
+        self._store, self._method, self._n, self.calls = store, method, n, 0
 
     def __getattr__(self, name: str):
-        return getattr(self._store, name)
+        if name != self._method:
+            return getattr(self._store, name)
 
-    def save_bills(self, *args, **kwargs):
-        from wattbill.store import StoreUnavailable
+        def call(*args, **kwargs):
+            from wattbill.store import StoreUnavailable
 
-        self.calls += 1
-        if self.calls == self._n:
-            raise StoreUnavailable("the store's disk is full")
-        return self._store.save_bills(*args, **kwargs)
+            self.calls += 1
+            if self.calls == self._n:
+                raise StoreUnavailable("the store's disk is full")
+            return getattr(self._store, name)(*args, **kwargs)
+
+        return call
 
 
-def test_a_save_that_fails_in_the_global_step_writes_no_output_file(population: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("method", "n", "stored_before"), [("save_bills", 3, 60), ("save_labels", 1, 120)])
+def test_a_save_that_fails_in_the_global_step_writes_no_output_file(population: Path, tmp_path: Path, method: str,
+                                                                    n: int, stored_before: int) -> None:
     """The output files are written range by range on threads while the chunks' bills are saved: a save
-    that fails stops the writers waiting for it, the error is the run's, no file is renamed into place
-    and no temporary file stays; the run started again gives the bytes of an uninterrupted run."""
+    (of a chunk's bills, or of the labels after them) that fails stops the writers waiting for it, the
+    error is the run's, no file is renamed into place and no temporary file stays; the run started again
+    gives the bytes of an uninterrupted run."""
     import polars as pl
 
     from benchmarks.bench_billrun import versioned_tariffs
@@ -317,10 +324,10 @@ def test_a_save_that_fails_in_the_global_step_writes_no_output_file(population: 
     st = open_store(str(_store_copy(population, tmp_path / "store")))
     out = tmp_path / "out"
     try:
-        failing = _SaveFailsAt(st, 3)
+        failing = _FailsAt(st, method, n)
         with pytest.raises(StoreUnavailable, match="disk is full"):
             run_bills(failing, catalog, int(YEAR), customer_ids=few, out_dir=out, pdf=False, chunk_size=30)
-        assert failing.calls == 3
+        assert failing.calls == n
         written = [p.name for p in out.iterdir() if p.suffix == ".parquet"]
         assert written == [] and not features_path(out, int(YEAR)).exists()
         assert [p for p in out.rglob("*.tmp")] == []
@@ -329,7 +336,7 @@ def test_a_save_that_fails_in_the_global_step_writes_no_output_file(population: 
         st.close()
     assert (again.billed, again.charge_fen) == (ref_sum.billed, ref_sum.charge_fen)
     assert ref_sum.new_versions == 120
-    assert again.new_versions == 60  # the first two chunks' bills were stored by the failed run
+    assert again.new_versions == 120 - stored_before  # (the bills the failed run stored are not stored again)
     names = ["bills.parquet", "bill_months.parquet", "not_billed.parquet", "labels_withheld.parquet"]
     assert _digest(out, names) == _digest(tmp_path / "ref", names)
     assert pl.read_parquet(features_path(out, int(YEAR))).equals(pl.read_parquet(features_path(tmp_path / "ref",
@@ -374,3 +381,83 @@ def test_withheld_labels_are_kept_as_data(population: Path, tmp_path: Path) -> N
     assert after.filter(others).equals(kept.filter(others))
     assert set(after.filter(pl.col("customer_id") == with_some)["code"]) == set(
         kept.filter(pl.col("customer_id") == with_some)["code"])
+
+
+def _alive(pid: int) -> bool:
+    """The process runs (a zombie left unreaped by this sandbox's init counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in fh)
+    except FileNotFoundError:
+        return False
+
+
+def test_chunk_processes_end_with_a_killed_run(tmp_path: Path) -> None:
+    """A run killed with ``kill -9`` in pass 1 leaves no chunk process working on (a new user's report:
+    they finished their chunk and committed it into the checkpoints of the run started again)."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time\n"
+        "from wattbill.engines import LocalEngine\n"
+        "if __name__ == '__main__':\n"
+        "    LocalEngine.process_min_households = 0\n"
+        "    for _ in LocalEngine(2).map_unordered(time.sleep, [120, 120], processes=True):\n"
+        "        pass\n", encoding="utf-8")
+    parent = subprocess.Popen([str(REPO / ".venv" / "bin" / "python"), str(script)], cwd=REPO)
+    try:
+        deadline, children = time.monotonic() + 60, []
+        while time.monotonic() < deadline and len(children) < 2:
+            time.sleep(0.2)
+            found = subprocess.run(["pgrep", "-P", str(parent.pid), "-f", "spawn_main"], capture_output=True,
+                                   text=True, check=False).stdout.split()
+            children = [int(p) for p in found]
+        assert len(children) == 2, "the chunk processes did not start"
+        time.sleep(2)  # (their initializer has run)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(p) for p in children):
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in children)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for pid in children:  # (should the test fail: no process left sleeping)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_chunk_committed_twice_stays_as_first_committed(tmp_path: Path) -> None:
+    """Two processes committing the same chunk (the same inputs, the same results): the second keeps the
+    first's and drops its copy; a run's start leaves the temporary folder of a live process alone."""
+    import polars as pl
+
+    from wattbill.pipeline import Checkpoints, ChunkOutput, commit_chunk
+
+    frame = pl.DataFrame({"customer_id": ["a"]})
+    out = ChunkOutput(0, frame, frame, frame, frame, frame)
+    cp = Checkpoints(tmp_path, 2025, "f" * 64)
+    commit_chunk(cp.dir, out)
+    done = commit_chunk(cp.dir, out)
+    assert done.committed and done.counts == (1, 1) and cp.done() == {0}
+    assert [p.name for p in cp.dir.iterdir()] == ["chunk-000000"]
+    live = cp.dir / f".chunk-000001.{os.getppid()}.tmp"  # (a live process's: this test's parent)
+    dead = cp.dir / ".chunk-000002.999999999.tmp"
+    live.mkdir()
+    dead.mkdir()
+    Checkpoints(tmp_path, 2025, "f" * 64)
+    assert live.is_dir() and not dead.exists()
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "-1", ""])
+def test_a_thread_setting_polars_cannot_take_is_one_line(tmp_path: Path, value: str) -> None:
+    """``POLARS_MAX_THREADS=0`` made polars' thread pool panic (a Rust backtrace and a traceback, a new
+    user's report); any value that is not 1 or more is refused in one line before anything runs."""
+    proc = run_cli("bill", "run", "--year", YEAR, "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"),
+                   env={"POLARS_MAX_THREADS": value})
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("wattbill:")]
+    assert errors == [f"wattbill: error: POLARS_MAX_THREADS={value!r}: a whole number of threads, 1 or more "
+                      "(or unset: every core, shared among the chunk processes)"]
+    assert "Traceback" not in proc.stderr and "panicked" not in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -102,10 +102,18 @@ def test_chunks_change_nothing(files, tmp_path) -> None:
     assert results[7][1].equals(results[100_000][1])
 
 
-def test_chunk_processes_change_nothing(files, tmp_path, monkeypatch) -> None:
+def test_chunk_processes_change_nothing(files, tmp_path, monkeypatch, caplog) -> None:
     """Pass 1 on two processes of the local engine (the chunks spawned, the store opened by its URL)
-    gives the bytes of a run in this process: bills.parquet, bill_months.parquet."""
+    gives the bytes of a run in this process: bills.parquet, bill_months.parquet. The log's chunk lines
+    give the CPU and memory of the process that computed the chunk (a new user's report: they gave this
+    process's), the run's last line those of the ended chunk processes."""
+    import logging
+    import os
+    import re
+
     from wattbill.engines import LocalEngine
+
+    caplog.set_level(logging.INFO, logger="wattbill.billrun")
 
     monkeypatch.setattr(LocalEngine, "process_min_households", 0)  # (a real run uses them from 100k)
     outs = {}
@@ -116,8 +124,13 @@ def test_chunk_processes_change_nothing(files, tmp_path, monkeypatch) -> None:
                 ingest_file(path, kind, store)
             out = tmp_path / f"out-{workers}"
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+            caplog.clear()
             with LocalEngine(workers) as engine:
                 run_bills(store, load_catalog(), YEAR, out_dir=out, pdf=False, chunk_size=9, engine=engine)
+            pids = {int(m.group(1)) for m in re.finditer(r"its process (\d+): CPU \d", caplog.text)}
+            assert pids and (os.getpid() in pids) == (workers == 1), caplog.text
+            if workers == 2:
+                assert "ended child processes: CPU" in caplog.messages[-1]
             child_cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - before
             assert (child_cpu > 0.5) == (workers == 2), child_cpu  # the chunks ran in other processes
         finally:
