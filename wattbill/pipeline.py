@@ -586,7 +586,7 @@ class _ChunkParts:
 
 def _write_outputs(pool: ThreadPoolExecutor, parts: _ChunkParts,
                    saved: dict[int, Future[list[pl.DataFrame]]], stored: Future[None],
-                   features: pl.DataFrame, out_dir: Path, year: int, jobs: Sequence[Pass1Job],
+                   features: pl.DataFrame, out_dir: Path, year: int, firsts: Sequence[str],
                    paths: tuple[Path, Path]) -> list[Future[Any]]:
     """Start writing ``bills.parquet``, ``bill_months.parquet`` and the features on ``pool``, range by range
     (``write_merged``: the run's chunks are ranges of customers in order, the rows other runs left in a
@@ -594,8 +594,8 @@ def _write_outputs(pool: ThreadPoolExecutor, parts: _ChunkParts,
     gave chunk ``k``, after its bills with their labels (``[labelled, versions]``: the bills' writer takes
     them out once written; a chunk not in ``saved`` has no bills); the last range waits for ``stored`` (the
     store holds the run's bills, labels and households not billed), so that no file is renamed into place
-    before. Call it once the first chunk is saved."""
-    firsts = [str(j.customers["customer_id"].min()) for j in jobs]
+    before. ``firsts``: the first customer of each chunk (``write_merged``). Call it once the first chunk
+    is saved."""
     first = min(saved)
 
     def versions_of(k: int) -> pl.DataFrame | None:
@@ -778,9 +778,9 @@ def run_bills(
     stored: Future[None] = Future()
     bills_path = months_path = pdf_dir = None
     writes: list[Future[Any]] = []
+    firsts = [str(j.customers["customer_id"].min()) for j in jobs]  # (each chunk's range, for the writers)
     with ThreadPoolExecutor(max_workers=4) as pool:  # (the files' writers: withheld labels, bills, months, features)
         if out_dir is not None:
-            firsts = [str(j.customers["customer_id"].min()) for j in jobs]
             writes.append(pool.submit(save_withheld, out_dir, year, withheld, labelled.features, firsts,
                                       stored.result))
         del withheld
@@ -799,7 +799,7 @@ def run_bills(
                 del chunk_bills, result  # (the writers hold the chunk's bills until they have written them)
                 if out_dir is not None and bills_path is None:
                     bills_path, months_path = out_dir / "bills.parquet", out_dir / "bill_months.parquet"
-                    writes += _write_outputs(pool, parts, saved, stored, labelled.features, out_dir, year, jobs,
+                    writes += _write_outputs(pool, parts, saved, stored, labelled.features, out_dir, year, firsts,
                                              (bills_path, months_path))
             parts.versions = versions = pl.concat(versions_of)
             del versions_of
