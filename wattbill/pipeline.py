@@ -24,6 +24,7 @@ population, on one machine (``engine="local"``) or on a Dask cluster (``engine="
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -965,7 +966,12 @@ def save_features(out_dir: Path, year: int, features: pl.DataFrame,
             part = part.join(v, on="customer_id", how="left")
         return part.sort("customer_id")
 
-    write_merged(path, year, ["customer_id", "year"], firsts, frame_of, schema)
+    try:
+        write_merged(path, year, ["customer_id", "year"], firsts, frame_of, schema)
+    except BaseException:  # (a run that fails before the file is in place leaves no empty folder behind)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+        raise
     return path
 
 

@@ -329,7 +329,7 @@ def test_a_save_that_fails_in_the_global_step_writes_no_output_file(population: 
             run_bills(failing, catalog, int(YEAR), customer_ids=few, out_dir=out, pdf=False, chunk_size=30)
         assert failing.calls == n
         written = [p.name for p in out.iterdir() if p.suffix == ".parquet"]
-        assert written == [] and not features_path(out, int(YEAR)).exists()
+        assert written == [] and not features_path(out, int(YEAR)).parent.exists()
         assert [p for p in out.rglob("*.tmp")] == []
         again = run_bills(st, catalog, int(YEAR), customer_ids=few, out_dir=out, pdf=False, chunk_size=30)
     finally:
