@@ -112,8 +112,13 @@ class Store(Protocol):
     def list_customer_ids(self) -> list[str]: ...
 
     def save_bills(
-        self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str
-    ) -> pl.DataFrame: ...
+        self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str,
+        hashes: pl.DataFrame | None = None,
+    ) -> pl.DataFrame:
+        """Store a new version of each bill whose content changed (``plan_versions``). ``hashes``:
+        ``content_hashes(bills, months)`` when the caller has computed them already (the bill run does,
+        for the next chunk, while this one is saved)."""
+        ...
 
     def load_bills(
         self, year: int, customer_ids: Sequence[str] | None = None, all_versions: bool = False
@@ -300,11 +305,14 @@ def content_hashes(bills: pl.DataFrame, months: pl.DataFrame) -> pl.DataFrame:
 
 
 def plan_versions(
-    year: int, bills: pl.DataFrame, months: pl.DataFrame, latest: pl.DataFrame, reason: str
+    year: int, bills: pl.DataFrame, months: pl.DataFrame, latest: pl.DataFrame, reason: str,
+    hashes: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Assign versions.
 
     ``latest``: customer_id, version, content_hash of the latest stored version (any rows).
+    ``hashes``: ``content_hashes(bills, months)`` computed by the caller (None: computed here); a bill
+    without its hash raises ValueError.
     Returns (result: input bills + ``version`` + ``new_version`` (True where this call stores a new
     version), new_bills to store, new_months to store).
     """
@@ -318,7 +326,14 @@ def plan_versions(
         bills = bills.with_columns(pl.lit(year, pl.Int32).alias("year"))
     if months.height and "year" not in months.columns:
         months = months.with_columns(pl.lit(year, pl.Int32).alias("year"))
-    h = content_hashes(bills, months)
+    if hashes is None:
+        h = content_hashes(bills, months)
+    else:
+        h = bills.select(pl.col("customer_id").cast(pl.Utf8)).join(
+            hashes.select(pl.col("customer_id").cast(pl.Utf8), pl.col("content_hash").cast(pl.Utf8)),
+            on="customer_id", how="left", maintain_order="left")
+        if h["content_hash"].null_count():
+            raise ValueError("hashes lack the content hash of a bill")
     old_format = latest.filter(~pl.col("content_hash").cast(pl.Utf8).str.starts_with(HASH_PREFIX))
     if old_format.height:  # bills stored before HASH_PREFIX: compared in their own format
         old_ids = old_format["customer_id"].cast(pl.Utf8).implode()

@@ -958,7 +958,8 @@ class EmbeddedStore:
             files = _files_of_customers(files, customer_ids)
         return files
 
-    def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str) -> pl.DataFrame:
+    def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str,
+                   hashes: pl.DataFrame | None = None) -> pl.DataFrame:
         ids = bills["customer_id"].to_list()
         with self._write() as txn:
             cur = self._load_table("bills", year, ids, txn)
@@ -969,7 +970,7 @@ class EmbeddedStore:
                     schema={"customer_id": pl.Utf8, "version": pl.Int32, "content_hash": pl.Utf8}
                 )
             )
-            result, new_bills, new_months = plan_versions(year, bills, months, latest, reason)
+            result, new_bills, new_months = plan_versions(year, bills, months, latest, reason, hashes)
             if new_bills.height:  # new versions only: appends
                 b = self._with_bucket(new_bills.with_columns(pl.lit(year, pl.Int32).alias("year")))
                 txn.write("bills", b.sort("customer_id", "version"))

@@ -811,7 +811,8 @@ class TimescaleStore:
 
     _LATEST = " AND version = (SELECT max(version) FROM {t} m WHERE m.customer_id = t.customer_id AND m.year = t.year)"
 
-    def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str) -> pl.DataFrame:
+    def save_bills(self, year: int, bills: pl.DataFrame, months: pl.DataFrame, reason: str,
+                   hashes: pl.DataFrame | None = None) -> pl.DataFrame:
         ids = bills["customer_id"].to_list()
         with self._connection("save bills") as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('wattbill-bills'), %s)", [year])
@@ -825,7 +826,7 @@ class TimescaleStore:
                 schema={"customer_id": pl.Utf8, "version": pl.Int32, "content_hash": pl.Utf8},
                 orient="row",
             )
-            result, new_bills, new_months = plan_versions(year, bills, months, latest, reason)
+            result, new_bills, new_months = plan_versions(year, bills, months, latest, reason, hashes)
             if new_bills.height:
                 new_bills = new_bills.with_columns(pl.lit(year, pl.Int32).alias("year"))
                 # each payload's rows split once (a filter per payload was quadratic in a run's bills)

@@ -49,7 +49,7 @@ from wattbill.formats import day_runs
 from wattbill.ingest.limits import limit_text, max_daily_wh
 from wattbill.ingest.schemas import REGISTERS
 from wattbill.pids import pid_alive
-from wattbill.store.base import NOT_BILLED_SCHEMA
+from wattbill.store.base import NOT_BILLED_SCHEMA, content_hashes
 from wattbill.store.errors import StoreError
 from wattbill.tariffs import Catalog, TariffNotInForceError, UnpricedRegisterError, bill_households
 
@@ -568,6 +568,12 @@ class _ChunkParts:
         return bills.join(labels, on="customer_id", how="left").with_columns(
             pl.col("labels").fill_null(pl.lit([], pl.List(pl.Utf8))))
 
+    def to_save(self, index: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """A chunk's bills (with the run's labels), months and their ``content_hashes``, as
+        ``Store.save_bills`` takes them."""
+        bills, months = self.labelled(self.get(index, "bills")), self.get(index, "months")
+        return bills, months, content_hashes(bills, months)
+
     def final(self, index: int, part: str, versions: pl.DataFrame | None = None,
               labelled: pl.DataFrame | None = None) -> pl.DataFrame:
         """The chunk's ``bills`` or ``months`` as saved, sorted (an empty frame for a chunk with none
@@ -780,15 +786,21 @@ def run_bills(
     bills_path = months_path = pdf_dir = None
     writes: list[Future[Any]] = []
     firsts = [str(j.customers["customer_id"].min()) for j in jobs]  # (each chunk's range, for the writers)
-    with ThreadPoolExecutor(max_workers=4) as pool:  # (the files' writers: withheld labels, bills, months, features)
+    # (the files' writers: withheld labels, bills, months, features; and the next chunk's bills read, labelled
+    # and hashed while this one's are stored)
+    with ThreadPoolExecutor(max_workers=4) as pool, ThreadPoolExecutor(max_workers=1) as ahead:
         if out_dir is not None:
             writes.append(pool.submit(save_withheld, out_dir, year, withheld, labelled.features, firsts,
                                       stored.result))
         del withheld
         try:
-            for k in billed_idx:
-                chunk_bills = parts.labelled(parts.get(k, "bills"))
-                result = store.save_bills(year, chunk_bills, parts.get(k, "months"), reason)
+            upcoming = ahead.submit(parts.to_save, billed_idx[0])
+            for i, k in enumerate(billed_idx):
+                chunk_bills, chunk_months, hashes = upcoming.result()
+                if i + 1 < len(billed_idx):
+                    upcoming = ahead.submit(parts.to_save, billed_idx[i + 1])
+                result = store.save_bills(year, chunk_bills, chunk_months, reason, hashes)
+                del chunk_months, hashes
                 new_versions += int(result["new_version"].sum())
                 versions = result.select("customer_id", "version")
                 saved[k].set_result([chunk_bills, versions])

@@ -23,7 +23,7 @@ from wattbill.ingest.schemas import (
     IngestBatch,
 )
 from wattbill.store import StoreUnavailable, open_store
-from wattbill.store.base import Store
+from wattbill.store.base import Store, content_hashes
 
 
 def _daily(rows: list[tuple]) -> pl.DataFrame:
@@ -501,3 +501,21 @@ def test_daily_columns_are_the_full_rows_columns(store) -> None:
     for bad in (["day", "wh_total"], ["customer_id", "kwh"]):
         with pytest.raises(ValueError, match="customer_id"):
             store.load_daily(2024, columns=bad)
+
+
+def test_bills_saved_with_hashes_the_caller_computed(store) -> None:
+    """``save_bills(..., hashes=)`` (the bill run hashes the next chunk while one is saved) stores the same
+    versions as hashing in the store; hashes that lack a bill are refused and store nothing."""
+    bills, months = _bills()
+    hashes = content_hashes(bills, months)
+    r1 = store.save_bills(2024, bills, months, "first run", hashes)
+    assert r1.sort("customer_id")["new_version"].to_list() == [True, True]
+    assert store.save_bills(2024, bills, months, "same again")["new_version"].to_list() == [False, False]
+    b3, m3 = _bills(kwh=9.0)
+    assert store.save_bills(2024, b3, m3, "correction", content_hashes(b3, m3).reverse()).sort(
+        "customer_id")["version"].to_list() == [2, 1]
+    with pytest.raises(ValueError, match="content hash"):
+        store.save_bills(2024, b3, m3, "half", content_hashes(b3, m3).head(1))
+    assert store.load_bills(2024, all_versions=True).height == 3
+    stored = store.load_bills(2024).sort("customer_id")
+    assert stored["content_hash"].to_list() == content_hashes(b3, m3).sort("customer_id")["content_hash"].to_list()
