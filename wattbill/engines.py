@@ -42,21 +42,47 @@ def check_polars_threads() -> None:
                             "core, shared among the chunk processes)")
 
 
-def child_threads(processes: int) -> dict[str, str]:
-    """The environment that gives each of ``processes`` worker processes on this machine its share of the
-    cores for polars' thread pool (``POLARS_MAX_THREADS``): empty when the operator has set it.
+#: polars' allocator (jemalloc, read from ``_RJEM_MALLOC_CONF``) in a chunk process: the memory a chunk frees
+#: is kept for the next chunk instead of being given back to the system and faulted in again (zeroed
+#: page by page by the kernel: ~1 of a chunk's 3.4 CPU-s went to system time; with it kept, 0.3-0.5 s;
+#: 2026-12-02, 50,000 households a chunk). The process's memory stays at its largest chunk's.
+KEEP_FREED_MEMORY = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+
+
+#: the decay times polars' own ``__init__`` puts first in ``_RJEM_MALLOC_CONF`` (polars 1.x): not an operator's
+_POLARS_DECAY = ("dirty_decay_ms:500", "muzzy_decay_ms:1000")
+
+
+def _keep_freed_memory() -> dict[str, str]:
+    """``_RJEM_MALLOC_CONF`` with ``KEEP_FREED_MEMORY`` last (jemalloc: the last of an option wins), unless the
+    operator has set decay times of their own (empty: theirs stand). polars writes its own decay times
+    first into the variable when it is imported, in this process and in the child, before the child's
+    jemalloc reads it."""
+    items = [i for i in os.environ.get("_RJEM_MALLOC_CONF", "").split(",") if i]
+    if any(i.split(":")[0] in ("dirty_decay_ms", "muzzy_decay_ms") and i not in _POLARS_DECAY for i in items):
+        return {}
+    return {"_RJEM_MALLOC_CONF": ",".join([*items, KEEP_FREED_MEMORY])}
+
+
+def child_environment(processes: int) -> dict[str, str]:
+    """The environment of ``processes`` worker processes on this machine (they inherit it): each one's
+    share of the cores for polars' thread pool (``POLARS_MAX_THREADS``) and polars' allocator keeping the
+    memory freed between chunks (``KEEP_FREED_MEMORY`` in ``_RJEM_MALLOC_CONF``); a variable the operator
+    has set is left as it is.
 
     Two chunk processes each with a pool of every core spin for work the other holds: on this 2-core
     machine a 50,000-household chunk took 6 s of wall (and CPU) with both processes at two threads, and
     3.8-4 s with one thread each (2026-12-02, ``benchmarks/bench_billrun.py``)."""
+    env = _keep_freed_memory()
     if "POLARS_MAX_THREADS" in os.environ:
         check_polars_threads()
-        return {}
+        return env
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # (not Linux)
         cores = os.cpu_count() or 1
-    return {"POLARS_MAX_THREADS": str(max(1, cores // max(1, processes)))}
+    env["POLARS_MAX_THREADS"] = str(max(1, cores // max(1, processes)))
+    return env
 
 
 @contextlib.contextmanager
@@ -142,7 +168,7 @@ class LocalEngine:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        with _environ(child_threads(n)), ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+        with _environ(child_environment(n)), ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
                                                              initializer=_die_with_parent,
                                                              initargs=(os.getpid(),)) as pool:
             pending = [pool.submit(fn, job) for job in jobs]
@@ -192,7 +218,7 @@ class DaskEngine:
             else:
                 self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
                                             dashboard_address=None, host="127.0.0.1",
-                                            env=child_threads(max(1, workers)))
+                                            env=child_environment(max(1, workers)))
                 self.client = Client(self.cluster)
         except (OSError, TimeoutError) as exc:
             raise WattbillError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None

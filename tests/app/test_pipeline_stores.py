@@ -144,19 +144,44 @@ def test_chunk_processes_change_nothing(files, tmp_path, monkeypatch, caplog) ->
 
 def test_chunk_processes_share_the_cores(monkeypatch) -> None:
     """Each of n chunk processes gets cores / n threads for polars (two processes each with a pool of every
-    core spun for each other's work); an operator's POLARS_MAX_THREADS stands; the parent's environment
-    is given back after the pool."""
+    core spun for each other's work) and polars' allocator keeping the memory freed between chunks; an
+    operator's own values stand; the parent's environment is given back after the pool."""
     import os
 
-    from wattbill.engines import _environ, child_threads
+    from wattbill.engines import KEEP_FREED_MEMORY, _environ, child_environment
 
     monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    monkeypatch.setenv("_RJEM_MALLOC_CONF", "dirty_decay_ms:500,muzzy_decay_ms:1000")  # (polars' own, set on import)
     cores = len(os.sched_getaffinity(0))
-    assert child_threads(1) == {"POLARS_MAX_THREADS": str(cores)}
-    assert child_threads(2) == {"POLARS_MAX_THREADS": str(max(1, cores // 2))}
-    assert child_threads(cores * 4) == {"POLARS_MAX_THREADS": "1"}
-    with _environ(child_threads(2)):
+    keep = {"_RJEM_MALLOC_CONF": f"dirty_decay_ms:500,muzzy_decay_ms:1000,{KEEP_FREED_MEMORY}"}
+    assert child_environment(1) == {"POLARS_MAX_THREADS": str(cores), **keep}
+    assert child_environment(2) == {"POLARS_MAX_THREADS": str(max(1, cores // 2)), **keep}
+    assert child_environment(cores * 4) == {"POLARS_MAX_THREADS": "1", **keep}
+    with _environ(child_environment(2)):
         assert os.environ["POLARS_MAX_THREADS"] == str(max(1, cores // 2))
+        assert os.environ["_RJEM_MALLOC_CONF"].endswith(KEEP_FREED_MEMORY)
     assert "POLARS_MAX_THREADS" not in os.environ
-    monkeypatch.setenv("POLARS_MAX_THREADS", "3")
-    assert child_threads(2) == {}
+    assert os.environ["_RJEM_MALLOC_CONF"] == "dirty_decay_ms:500,muzzy_decay_ms:1000"
+    monkeypatch.delenv("_RJEM_MALLOC_CONF")
+    assert child_environment(2)["_RJEM_MALLOC_CONF"] == KEEP_FREED_MEMORY
+    monkeypatch.setenv("POLARS_MAX_THREADS", "3")  # the operator's own: theirs stand
+    monkeypatch.setenv("_RJEM_MALLOC_CONF", "dirty_decay_ms:500,muzzy_decay_ms:1000,dirty_decay_ms:2000")
+    assert child_environment(2) == {}
+
+
+def _environment_of_worker(name: str) -> str | None:
+    import os
+
+    return os.environ.get(name)
+
+
+def test_the_chunk_processes_have_their_environment(monkeypatch) -> None:
+    """The local engine's chunk processes start with ``child_environment`` (read in a real process)."""
+    from wattbill.engines import KEEP_FREED_MEMORY, LocalEngine
+
+    monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    engine = LocalEngine(2)
+    engine.process_min_households = 0  # (two small jobs: on processes all the same)
+    got = sorted(engine.map_unordered(_environment_of_worker, ["_RJEM_MALLOC_CONF", "POLARS_MAX_THREADS"],
+                                      processes=True), key=str)
+    assert any(v is not None and v.endswith(KEEP_FREED_MEMORY) for v in got) and any(v is not None and v.isdigit() for v in got)
