@@ -66,22 +66,26 @@ def _keep_freed_memory() -> dict[str, str]:
 
 def child_environment(processes: int) -> dict[str, str]:
     """The environment of ``processes`` worker processes on this machine (they inherit it): each one's
-    share of the cores for polars' thread pool (``POLARS_MAX_THREADS``) and polars' allocator keeping the
-    memory freed between chunks (``KEEP_FREED_MEMORY`` in ``_RJEM_MALLOC_CONF``); a variable the operator
-    has set is left as it is.
+    share of the cores for polars' thread pool (``POLARS_MAX_THREADS``) and numba's parallel kernels
+    (``NUMBA_NUM_THREADS``), and polars' allocator keeping the memory freed between chunks
+    (``KEEP_FREED_MEMORY`` in ``_RJEM_MALLOC_CONF``); a variable the operator has set is left as it is.
 
     Two chunk processes each with a pool of every core spin for work the other holds: on this 2-core
     machine a 50,000-household chunk took 6 s of wall (and CPU) with both processes at two threads, and
-    3.8-4 s with one thread each (2026-12-02, ``benchmarks/bench_billrun.py``)."""
+    3.8-4 s with one thread each (2026-12-02, ``benchmarks/bench_billrun.py``); numba's OpenMP threads
+    spin-wait the same way between the parallel tariff kernel's calls (2 % of a chunk's samples)."""
     env = _keep_freed_memory()
-    if "POLARS_MAX_THREADS" in os.environ:
-        check_polars_threads()
-        return env
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # (not Linux)
         cores = os.cpu_count() or 1
-    env["POLARS_MAX_THREADS"] = str(max(1, cores // max(1, processes)))
+    share = str(max(1, cores // max(1, processes)))
+    if "POLARS_MAX_THREADS" in os.environ:
+        check_polars_threads()
+    else:
+        env["POLARS_MAX_THREADS"] = share
+    if "NUMBA_NUM_THREADS" not in os.environ:
+        env["NUMBA_NUM_THREADS"] = share
     return env
 
 

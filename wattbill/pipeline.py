@@ -449,7 +449,7 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
     """
     from wattbill import insight
 
-    cpu_start = _cpu_seconds()
+    cpu_start, system_start = _cpu_seconds(), _system_seconds()
     store = job.store.open()
     chunk, year = job.customers, job.year
     ids = chunk["customer_id"].to_list()
@@ -479,7 +479,8 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
         billed, bills, months, features = chunk.clear(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
     out = ChunkOutput(job.index, billed, bills, months, features, not_billed_frame(failures), seconds)
     out = commit_chunk(Path(job.checkpoint_dir), out) if job.checkpoint_dir else out
-    out.usage = {"cpu_s": _cpu_seconds() - cpu_start, "peak_mib": _peak_mib(), "pid": float(os.getpid())}
+    out.usage = {"cpu_s": _cpu_seconds() - cpu_start, "system_s": _system_seconds() - system_start,
+                 "peak_mib": _peak_mib(), "pid": float(os.getpid())}
     return out
 
 
@@ -728,10 +729,10 @@ def run_bills(
         for stage, s in out.seconds.items():
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + s
         done += jobs[out.index].customers.height
-        log.info("chunk %d/%d: %d households, %d billed, %d not billed; %s; its process %d: CPU %.1f s, peak %s MiB; "
+        log.info("chunk %d/%d: %d households, %d billed, %d not billed; %s; its process %d: CPU %.1f s (system %.1f s), peak %s MiB; "
                  "this process: memory %s", out.index + 1, len(jobs), jobs[out.index].customers.height,
                  *out.billed_and_failed(), ", ".join(f"{k} {v:.2f} s" for k, v in out.seconds.items()),
-                 int(out.usage.get("pid", 0)), out.usage.get("cpu_s", 0.0), f"{out.usage.get('peak_mib', 0.0):,.0f}",
+                 int(out.usage.get("pid", 0)), out.usage.get("cpu_s", 0.0), out.usage.get("system_s", 0.0), f"{out.usage.get('peak_mib', 0.0):,.0f}",
                  _memory())
         progress("bill", done, total_n)
     computed = len(jobs) - len(reused)
@@ -904,6 +905,13 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _system_seconds() -> float:
+    """This process's CPU time in the kernel so far, all its threads [s]."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 def _peak_mib() -> float:
     """This process's peak resident memory (``ru_maxrss``) [MiB]."""
     import resource
@@ -913,20 +921,22 @@ def _peak_mib() -> float:
 
 def _memory() -> str:
     """This process's resident memory now and at its peak (``ru_maxrss``) and its CPU time so far (all its
-    threads), then those of the child processes that have ended (``RUSAGE_CHILDREN``: the chunk processes
+    threads; the system's share of it), then those of the child processes that have ended (``RUSAGE_CHILDREN``: the chunk processes
     count once the pass that used them is over), for the run's log lines."""
     import resource
 
-    peak, cpu = _peak_mib(), _cpu_seconds()
+    peak, own = _peak_mib(), resource.getrusage(resource.RUSAGE_SELF)
+    # (the system's share: memory given back and faulted in again is CPU time in the kernel)
+    cpu = f"CPU {own.ru_utime + own.ru_stime:,.1f} s (system {own.ru_stime:,.1f} s)"
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    ended = (f"; ended child processes: CPU {kids.ru_utime + kids.ru_stime:,.1f} s, largest peak "
-             f"{kids.ru_maxrss / 1024:,.0f} MiB" if kids.ru_maxrss else "")
+    ended = (f"; ended child processes: CPU {kids.ru_utime + kids.ru_stime:,.1f} s (system {kids.ru_stime:,.1f} s), "
+             f"largest peak {kids.ru_maxrss / 1024:,.0f} MiB" if kids.ru_maxrss else "")
     try:
         with open("/proc/self/statm", encoding="ascii") as fh:
             now = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        return f"{now:,.0f} MiB (peak {peak:,.0f} MiB), CPU {cpu:,.1f} s{ended}"
+        return f"{now:,.0f} MiB (peak {peak:,.0f} MiB), {cpu}{ended}"
     except (OSError, ValueError, IndexError):  # not Linux
-        return f"peak {peak:,.0f} MiB, CPU {cpu:,.1f} s{ended}"
+        return f"peak {peak:,.0f} MiB, {cpu}{ended}"
 
 
 def features_path(out_dir: Path, year: int) -> Path:

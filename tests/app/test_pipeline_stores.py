@@ -143,20 +143,24 @@ def test_chunk_processes_change_nothing(files, tmp_path, monkeypatch, caplog) ->
 
 
 def test_chunk_processes_share_the_cores(monkeypatch) -> None:
-    """Each of n chunk processes gets cores / n threads for polars (two processes each with a pool of every
-    core spun for each other's work) and polars' allocator keeping the memory freed between chunks; an
+    """Each of n chunk processes gets cores / n threads for polars and numba (two processes each with a pool
+    of every core spun for each other's work) and polars' allocator keeping the memory freed between chunks; an
     operator's own values stand; the parent's environment is given back after the pool."""
     import os
 
     from wattbill.engines import KEEP_FREED_MEMORY, _environ, child_environment
 
     monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
     monkeypatch.setenv("_RJEM_MALLOC_CONF", "dirty_decay_ms:500,muzzy_decay_ms:1000")  # (polars' own, set on import)
     cores = len(os.sched_getaffinity(0))
     keep = {"_RJEM_MALLOC_CONF": f"dirty_decay_ms:500,muzzy_decay_ms:1000,{KEEP_FREED_MEMORY}"}
-    assert child_environment(1) == {"POLARS_MAX_THREADS": str(cores), **keep}
-    assert child_environment(2) == {"POLARS_MAX_THREADS": str(max(1, cores // 2)), **keep}
-    assert child_environment(cores * 4) == {"POLARS_MAX_THREADS": "1", **keep}
+    def shares(n: str) -> dict[str, str]:
+        return {"POLARS_MAX_THREADS": n, "NUMBA_NUM_THREADS": n}
+
+    assert child_environment(1) == {**shares(str(cores)), **keep}
+    assert child_environment(2) == {**shares(str(max(1, cores // 2))), **keep}
+    assert child_environment(cores * 4) == {**shares("1"), **keep}
     with _environ(child_environment(2)):
         assert os.environ["POLARS_MAX_THREADS"] == str(max(1, cores // 2))
         assert os.environ["_RJEM_MALLOC_CONF"].endswith(KEEP_FREED_MEMORY)
@@ -165,6 +169,7 @@ def test_chunk_processes_share_the_cores(monkeypatch) -> None:
     monkeypatch.delenv("_RJEM_MALLOC_CONF")
     assert child_environment(2)["_RJEM_MALLOC_CONF"] == KEEP_FREED_MEMORY
     monkeypatch.setenv("POLARS_MAX_THREADS", "3")  # the operator's own: theirs stand
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
     monkeypatch.setenv("_RJEM_MALLOC_CONF", "dirty_decay_ms:500,muzzy_decay_ms:1000,dirty_decay_ms:2000")
     assert child_environment(2) == {}
 
