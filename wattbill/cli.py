@@ -305,12 +305,19 @@ def demo(
 def token(
     customer: Annotated[str, typer.Option("--customer")],
     ttl: Annotated[int, typer.Option("--ttl", min=1, max=10 * 366 * 86400, help="Seconds the token is valid.")] = 3600,
+    store: StoreOpt = None,
 ) -> None:
-    """Print a signed token for one customer (signed with WATTBILL_SECRET): for the API's
-    ``Authorization: Bearer`` header, or a portal link ``https://<host>/?token=<token>``."""
+    """Print a signed token for one customer of the store (signed with WATTBILL_SECRET): for the API's
+    ``Authorization: Bearer`` header, or a portal link ``https://<host>/?token=<token>``. A customer the
+    store does not hold gets no token (a mistyped number would give a link that shows nothing)."""
+    from wattbill.errors import UnknownCustomer
     from wattbill.tokens import make_token, secret_from_env
 
-    typer.echo(make_token(customer, secret_from_env(), ttl))
+    secret = secret_from_env()
+    with _store(store) as st:
+        if st.load_customers([customer]).height == 0:
+            raise UnknownCustomer(f"unknown customer {customer}: no token made")
+    typer.echo(make_token(customer, secret, ttl))
 
 
 @app.command("serve")

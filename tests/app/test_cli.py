@@ -135,9 +135,22 @@ def test_unknown_customer_is_a_user_error(demo: Demo) -> None:
     assert proc.stderr.strip() == "wattbill: error: unknown customer 9999999999"
 
 
-def test_token_needs_a_secret_and_prints_only_the_token(tmp_path) -> None:
-    proc = run_cli("token", "--customer", "0000000001", env={"WATTBILL_SECRET": ""})
+def test_token_needs_a_secret_and_prints_only_the_token(demo: Demo) -> None:
+    proc = run_cli("token", "--customer", "0000000001", "--store", str(demo.store), env={"WATTBILL_SECRET": ""})
     assert proc.returncode == 1 and "WATTBILL_SECRET" in proc.stderr
-    proc = run_cli("token", "--customer", "0000000001", "--ttl", "60", env={"WATTBILL_SECRET": "s" * 32})
+    proc = run_cli("token", "--customer", "0000000001", "--ttl", "60", "--store", str(demo.store),
+                   env={"WATTBILL_SECRET": "s" * 32})
     assert proc.returncode == 0
     assert len(proc.stdout.strip().splitlines()) == 1 and "." in proc.stdout
+
+
+def test_no_token_for_a_customer_the_store_does_not_hold(demo: Demo, tmp_path) -> None:
+    """A mistyped customer number gets an error, not a link to an empty page (a new user's report); a store
+    that is not there is one line too."""
+    proc = run_cli("token", "--customer", "000000001", "--store", str(demo.store), env={"WATTBILL_SECRET": "s" * 32})
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip() == "wattbill: error: unknown customer 000000001: no token made"
+    proc = run_cli("token", "--customer", "0000000001", "--store", str(tmp_path / "none"),
+                   env={"WATTBILL_SECRET": "s" * 32})
+    assert proc.returncode == 1 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr and "s" * 32 not in proc.stderr
