@@ -788,6 +788,12 @@ def registers_to_daily(
         daily = pl.concat([daily, late_days.select(daily.columns)], how="vertical_relaxed").sort("_m", "day")
         estimated += late_days.height
     if exchanges is not None and exchanges.height:
+        if late is not None and late.height and stored_days is not None and x_basis is None:
+            # a late file's exchange inside it (a file sent again with other bytes, say): the store may hold
+            # the days around it, and the days it estimated then (the same basis, the same finding)
+            lo = exchanges["old_last_day"].min() - dt.timedelta(days=EXCHANGE_BASIS_DAYS)  # type: ignore[operator]
+            hi = exchanges["new_first_day"].max() + dt.timedelta(days=EXCHANGE_BASIS_DAYS)  # type: ignore[operator]
+            x_basis = stored_days(exchanges["customer_id"].unique().to_list(), lo, hi)  # type: ignore[arg-type]
         daily, ex_est_f, ex_est = _estimate_exchange_days(daily, exchanges, periods_in, x_basis)
         findings.append(ex_est_f)
         estimated += ex_est
@@ -1686,7 +1692,10 @@ def _estimate_exchange_days(
     time-of-use meter is the sum of its registers), flagged ``estimated``, as rows of the new meter;
     finding ``exchange_estimated``. Without measured days around it nothing is guessed: the days
     stay without consumption and the finding says so. ``basis``: stored daily rows (``DAILY_SCHEMA``)
-    of the old meter when its reads came in an earlier file (measured days of the mean, not output)."""
+    around the exchange when the store holds some (the old meter's reads came in an earlier file, or the
+    file is sent again): their measured days count in the mean, and a day the store holds already,
+    measured or estimated by an earlier load, is not estimated again (the stored day stands; a file sent
+    again estimates nothing and finds what the first load found)."""
     ex = exchanges.filter(pl.col("new_first_day") > pl.col("old_last_day"))
     if ex.height == 0:
         return daily, _empty_f(), 0
@@ -1751,6 +1760,10 @@ def _estimate_exchange_days(
         .join(m_of, on=["customer_id", "meter_id"], how="left")
         .with_columns(pl.lit(True).alias("estimated"))
     )
+    if basis is not None and basis.height:  # (the days the store holds stand)
+        rows = rows.join(basis.select("customer_id", "day").unique(), on=["customer_id", "day"], how="anti")
+    if rows.height == 0:
+        return daily, f, 0
     for r in REGISTERS:
         if f"wh_{r}" not in rows.columns:
             rows = rows.with_columns(pl.lit(None, pl.Int64).alias(f"wh_{r}"))

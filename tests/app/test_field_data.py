@@ -367,6 +367,43 @@ def test_exchange_siblings(tmp_path, case, new_first, new_day, estimated, files)
         assert f.height == 1 and f"\"days\":{estimated}" in f["evidence"][0].replace(" ", ""), case
 
 
+@pytest.mark.parametrize(
+    ("new_first", "new_day"),
+    [(0.0, D(2025, 3, 15)), (150.0, D(2025, 3, 16)), (150.0, D(2025, 3, 18)), (12345.0, D(2025, 3, 15))],
+)
+@pytest.mark.parametrize("files", ["one file", "the old meter's reads, then the new meter's",
+                                   "the new meter's reads, then the old meter's"])
+@pytest.mark.parametrize("copy", ["gbk", "crlf"])
+def test_an_exchange_sent_again_with_other_bytes_changes_nothing(tmp_path, new_first, new_day, files, copy) -> None:
+    """Every file of an exchange sent again as another export (GBK from Excel, CRLF line ends): its reads
+    are duplicates, nothing is estimated again and no finding is added (a GBK copy once added a second
+    ``exchange_estimated`` finding saying the days were not estimated, beside the first load's)."""
+    from wattbill.ingest import ingest_file
+
+    rows = _exchange_reads(new_first, D(2025, 3, 15), new_day)
+    old, new = [r for r in rows if "JS-OLD" in r], [r for r in rows if "JS-NEW" in r]
+    parts = [rows] if files == "one file" else [old, new] if files.startswith("the old") else [new, old]
+    header = "户号,表号,日期,正向有功总"
+    store = open_store(str(tmp_path / "store"))
+    try:
+        for i, part in enumerate(parts):
+            ingest_file(write(tmp_path / f"reads{i}.csv", header, part), "registers", store, today=D(2026, 6, 1))
+        daily, findings = store.load_daily(2025), store.load_findings()
+        for i, part in enumerate(parts):
+            text = header + "\n" + "\n".join(part) + "\n"
+            again = tmp_path / f"again{i}.csv"
+            again.write_bytes(text.encode("gbk") if copy == "gbk" else text.replace("\n", "\r\n").encode())
+            rep = ingest_file(again, "registers", store, today=D(2026, 6, 1))
+            assert (rep.loaded, rep.estimated, rep.quarantined, rep.findings) == (0, 0, 0, 0), rep
+            assert rep.duplicates == rep.rows == len(part)
+        assert store.load_daily(2025).sort("customer_id", "meter_id", "day").equals(
+            daily.sort("customer_id", "meter_id", "day"))
+        cols = ["customer_id", "meter_id", "day", "code", "description", "evidence"]
+        assert store.load_findings().select(cols).sort(cols).equals(findings.select(cols).sort(cols))
+    finally:
+        store.close()
+
+
 # --- 5. late reads replace estimates completely ----------------------------------------------------
 
 def _year_reads(cid: str, skip: tuple[D, D] | None = None, only: tuple[D, D] | None = None) -> list[str]:
