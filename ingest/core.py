@@ -469,14 +469,37 @@ def _without_stored(store: Any, kind: str, frame: pl.DataFrame) -> tuple[list[pl
 FINDING_IDENTITY = ["customer_id", "meter_id", "day", "code", "description"]
 
 
+#: findings whose identity is the event, not the words: a meter exchange is found in one file (both meters'
+#: reads) or across loads (one meter's reads stored), and told from either meter's side in other words;
+#: it is the same exchange when the customer, the two meters and the new meter's first day are
+_SAME_EVENT = {"meter_exchange": ("old_meter", "new_meter")}
+
+
+def _finding_identity(findings: pl.DataFrame) -> pl.DataFrame:
+    """``FINDING_IDENTITY`` of each finding, with ``_SAME_EVENT``'s codes identified by their evidence."""
+    ids = findings.select(FINDING_IDENTITY)
+    for code, fields in _SAME_EVENT.items():
+        event = pl.concat_str([pl.col("evidence").str.json_path_match(f"$.{k}") for k in fields], separator="\x1f")
+        mine = pl.col("code") == code
+        ids = ids.with_columns(
+            pl.when(mine).then(findings.select(event.alias("e"))["e"]).otherwise(pl.col("meter_id")).alias("meter_id"),
+            pl.when(mine).then(pl.lit("")).otherwise(pl.col("description")).alias("description"),
+        )
+    return ids
+
+
 def _without_stored_findings(store: Any, findings: pl.DataFrame) -> pl.DataFrame:
     """``findings`` without those the store already holds from an earlier load (the same customer,
-    meter, day, code and description): a file sent again with other bytes (CRLF line ends, another
+    meter, day, code and description; a meter exchange: the same customer, meters and day, whichever
+    load found it and in whatever words): a file sent again with other bytes (CRLF line ends, another
     export) finds the same exchanges, rollovers and gaps, and they are recorded once."""
     stored = store.load_findings(findings["customer_id"].unique().to_list())
     if stored.height == 0:
         return findings
-    return findings.join(stored.select(FINDING_IDENTITY).unique(), on=FINDING_IDENTITY, how="anti", nulls_equal=True)
+    known = _finding_identity(stored).unique()
+    mine = _finding_identity(findings).with_row_index("_r")
+    keep = mine.join(known, on=FINDING_IDENTITY, how="anti", nulls_equal=True)["_r"]
+    return findings.with_row_index("_r").filter(pl.col("_r").is_in(keep.implode())).drop("_r")
 
 
 def known_gaps(store: Any, customer_ids: list[str]) -> pl.DataFrame:

@@ -375,9 +375,11 @@ def test_exchange_siblings(tmp_path, case, new_first, new_day, estimated, files)
                                    "the new meter's reads, then the old meter's"])
 @pytest.mark.parametrize("copy", ["gbk", "crlf"])
 def test_an_exchange_sent_again_with_other_bytes_changes_nothing(tmp_path, new_first, new_day, files, copy) -> None:
-    """Every file of an exchange sent again as another export (GBK from Excel, CRLF line ends): its reads
-    are duplicates, nothing is estimated again and no finding is added (a GBK copy once added a second
-    ``exchange_estimated`` finding saying the days were not estimated, beside the first load's)."""
+    """Every file of an exchange sent again as another export (GBK from Excel, CRLF line ends), and both
+    meters' reads in one file after two: its reads are duplicates, nothing is estimated again and no
+    finding is added (a GBK copy once added a second ``exchange_estimated`` finding saying the days were
+    not estimated, beside the first load's; the one file after two, a second ``meter_exchange`` told
+    from the other meter's side)."""
     from wattbill.ingest import ingest_file
 
     rows = _exchange_reads(new_first, D(2025, 3, 15), new_day)
@@ -389,7 +391,8 @@ def test_an_exchange_sent_again_with_other_bytes_changes_nothing(tmp_path, new_f
         for i, part in enumerate(parts):
             ingest_file(write(tmp_path / f"reads{i}.csv", header, part), "registers", store, today=D(2026, 6, 1))
         daily, findings = store.load_daily(2025), store.load_findings()
-        for i, part in enumerate(parts):
+        # each file again; then both meters' reads in one file (the exchange found inside it, not across loads)
+        for i, part in enumerate([*parts, rows] if len(parts) > 1 else parts):
             text = header + "\n" + "\n".join(part) + "\n"
             again = tmp_path / f"again{i}.csv"
             again.write_bytes(text.encode("gbk") if copy == "gbk" else text.replace("\n", "\r\n").encode())
