@@ -70,6 +70,9 @@ from wattbill.ingest.schemas import (
     is_sorted_by,
 )
 from wattbill.store.base import (
+    BILL_KEYS_SCHEMA,
+    LABEL_KEYS_SCHEMA,
+    MONTH_KEYS_SCHEMA,
     NOT_BILLED_SCHEMA,
     daily_columns_schema,
     labels_with_versions,
@@ -984,7 +987,7 @@ class EmbeddedStore:
     ) -> pl.DataFrame:
         df = self._load_table("bills", year, customer_ids)
         if df.height == 0:
-            return df
+            return pl.DataFrame(schema=BILL_KEYS_SCHEMA)
         if not all_versions:
             df = latest_only(df)
         return df.sort("customer_id", "version")
@@ -994,7 +997,7 @@ class EmbeddedStore:
     ) -> pl.DataFrame:
         df = self._load_table("bill_months", year, customer_ids)
         if df.height == 0:
-            return df
+            return pl.DataFrame(schema=MONTH_KEYS_SCHEMA)
         df = df.filter(pl.col("version") == version) if version is not None else latest_only(df)
         sort = ["customer_id", "version"] + (["month"] if "month" in df.columns else [])
         return df.sort(sort)
@@ -1010,7 +1013,7 @@ class EmbeddedStore:
     def load_labels(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         df = self._load_table("labels", year, customer_ids)
         if df.height == 0:
-            return df
+            return pl.DataFrame(schema=LABEL_KEYS_SCHEMA)
         return latest_only(df).sort("customer_id", "code" if "code" in df.columns else "customer_id")
 
     def save_not_billed(self, year: int, customer_ids: Sequence[str], not_billed: pl.DataFrame) -> None:

@@ -48,6 +48,9 @@ from wattbill.ingest.schemas import (
     IngestBatch,
 )
 from wattbill.store.base import (
+    BILL_KEYS_SCHEMA,
+    LABEL_KEYS_SCHEMA,
+    MONTH_KEYS_SCHEMA,
     NOT_BILLED_SCHEMA,
     daily_columns_schema,
     labels_with_versions,
@@ -903,7 +906,7 @@ class TimescaleStore:
         vs = "" if all_versions else self._LATEST.format(t="bills")
         df = self._payload_rows("bills", year, customer_ids, vs, [])
         if df.height == 0:
-            return df
+            return pl.DataFrame(schema=BILL_KEYS_SCHEMA)
         return df.sort("customer_id", "version")
 
     def load_bill_months(
@@ -915,7 +918,7 @@ class TimescaleStore:
             vs, params = " AND version = %s", [version]
         df = self._payload_rows("bill_months", year, customer_ids, vs, params)
         if df.height == 0:
-            return df
+            return pl.DataFrame(schema=MONTH_KEYS_SCHEMA)
         return df.sort(["customer_id", "version"] + (["month"] if "month" in df.columns else []))
 
     def save_labels(self, year: int, version: int | None, labels: pl.DataFrame) -> None:
@@ -935,7 +938,7 @@ class TimescaleStore:
     def load_labels(self, year: int, customer_ids: Sequence[str] | None = None) -> pl.DataFrame:
         df = self._payload_rows("labels", year, customer_ids, self._LATEST.format(t="labels"), [])
         if df.height == 0:
-            return df
+            return pl.DataFrame(schema=LABEL_KEYS_SCHEMA)
         df = latest_only(df)
         return df.sort("customer_id", "code" if "code" in df.columns else "customer_id")
 

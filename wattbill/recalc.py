@@ -22,7 +22,7 @@ def diff_versions(before: pl.DataFrame, after: pl.DataFrame) -> Iterator[str]:
     """Lines saying, per customer, which version replaced which and what changed.
 
     ``before`` and ``after`` are the latest bills (``Store.load_bills``) before and after a run; either
-    may be empty (without columns: the store holds no bill of those customers).
+    may be empty (no rows: the store holds no bill of those customers).
     """
     if after.height == 0:
         return

@@ -519,3 +519,21 @@ def test_bills_saved_with_hashes_the_caller_computed(store) -> None:
     assert store.load_bills(2024, all_versions=True).height == 3
     stored = store.load_bills(2024).sort("customer_id")
     assert stored["content_hash"].to_list() == content_hashes(b3, m3).sort("customer_id")["content_hash"].to_list()
+
+
+def test_a_year_without_bills_still_names_its_columns(store) -> None:
+    """``load_bills``, ``load_bill_months`` and ``load_labels`` of a year without any return their key
+    columns without rows, as every other ``load_*`` does (a frame without columns failed an analyst's first
+    ``filter``)."""
+    from wattbill.store.base import BILL_KEYS_SCHEMA, LABEL_KEYS_SCHEMA, MONTH_KEYS_SCHEMA
+
+    for all_versions in (False, True):
+        empty = store.load_bills(2024, all_versions=all_versions)
+        assert empty.height == 0 and dict(empty.schema) == BILL_KEYS_SCHEMA
+    assert dict(store.load_bill_months(2024).schema) == MONTH_KEYS_SCHEMA
+    assert dict(store.load_labels(2024).schema) == LABEL_KEYS_SCHEMA
+    bills, months = _bills()
+    store.save_bills(2024, bills, months, "first run")
+    assert store.load_bills(2025).filter(pl.col("customer_id") == "0001").height == 0
+    assert store.load_bills(2024, ["0009"]).select("customer_id", "version").height == 0
+    assert store.load_bill_months(2024, ["0009"]).height == 0 and "month" in store.load_bill_months(2024, ["0009"]).columns
