@@ -24,13 +24,16 @@ BILL_META = ("version", "reason", "created_at", "content_hash")
 #: the columns every stored bill, bill month and label has whatever its tariff: what ``load_bills``,
 #: ``load_bill_months`` and ``load_labels`` return, without rows, when there are none (an analyst's query
 #: of an empty year then names its columns instead of failing on a frame without any)
-BILL_KEYS_SCHEMA = {
-    "customer_id": pl.Utf8, "year": pl.Int32, "tariff": pl.Utf8, "version": pl.Int32, "reason": pl.Utf8,
-    "created_at": pl.Datetime("us"), "content_hash": pl.Utf8,
+BILL_KEYS_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Utf8(), "year": pl.Int32(), "tariff": pl.Utf8(), "version": pl.Int32(), "reason": pl.Utf8(),
+    "created_at": pl.Datetime("us"), "content_hash": pl.Utf8(),
 }
-MONTH_KEYS_SCHEMA = {"customer_id": pl.Utf8, "year": pl.Int32, "month": pl.Int8, "version": pl.Int32}
-LABEL_KEYS_SCHEMA = {"customer_id": pl.Utf8, "year": pl.Int32, "version": pl.Int32, "code": pl.Utf8,
-                     "evidence": pl.Utf8}
+MONTH_KEYS_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Utf8(), "year": pl.Int32(), "month": pl.Int8(), "version": pl.Int32(),
+}
+LABEL_KEYS_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Utf8(), "year": pl.Int32(), "version": pl.Int32(), "code": pl.Utf8(), "evidence": pl.Utf8(),
+}
 
 #: households a bill run left out, with a namespaced reason code and evidence (JSON), one row per
 #: customer, year and code (``wattbill.pipeline.left_out``)
