@@ -27,8 +27,9 @@ def open_store(url: str | Path | None = None, *, setup: bool = True, create: boo
 
     ``setup=False``: run no schema statement (TimescaleDB: no ``CREATE``; for long-running readers
     such as the statement service, which open the store once per process). ``create=False``: an
-    embedded store's folder must exist (commands that only read: a mistyped ``--store`` is an error,
-    not a new empty store).
+    embedded store must exist, its folder holding ``store.json`` (or an old store's ``manifest.json``:
+    commands that only read: a mistyped ``--store``, or a folder that is not a store, is an error, not a
+    new empty store).
 
     Raises
     ------
@@ -62,7 +63,8 @@ def open_store(url: str | Path | None = None, *, setup: bool = True, create: boo
         raise StoreError(f"{text}: looks like a PostgreSQL keyword connection string; give the store as a URL "
                          "(postgresql://user@host:port/dbname, the password in PGPASSWORD or ~/.pgpass); a folder "
                          "of that name is not made")
-    if not create and not Path(text).is_dir():
+    if not create and not any((Path(text) / marker).is_file() for marker in ("store.json", "manifest.json")):
+        # (a folder that is not a store, an empty one say, is not made one by a command that only reads)
         raise StoreError(f"no store at {text}: load data first (wattbill ingest ... --store {text}), "
                          "or check --store and the setting store (WATTBILL_STORE)")
     from wattbill.store.embedded import EmbeddedStore

@@ -213,6 +213,8 @@ CASES = [
     # --- command-line arguments ---------------------------------------------------------------------------
     Case("bill run --year 0", "arguments", "usage", ["bill", "run", "--year", "0"]),
     Case("bill run --year 99999", "arguments", "usage", ["bill", "run", "--year", "99999"]),
+    Case("bill run --engine foo", "arguments", "usage", ["bill", "run", "--year", "2025", "--engine", "foo"]),
+    Case("report channels --year 0", "arguments", "usage", ["report", "channels", "--year", "0"]),
     Case("bill run --year abc", "arguments", "usage", ["bill", "run", "--year", "abc"]),
     Case("bill run --workers 0", "arguments", "usage", ["bill", "run", "--year", "2025", "--workers", "0"]),
     Case("bill recalc --year -1", "arguments", "usage", ["bill", "recalc", "--year", "-1", "--customer", "1", "--reason", "r"]),

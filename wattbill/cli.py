@@ -242,6 +242,8 @@ def bill_run(
     """
     from wattbill.engines import make_engine
 
+    if engine not in ("local", "dask"):  # (a usage error, as every other option's: exit 2)
+        raise typer.BadParameter("--engine must be local or dask", param_hint="--engine")
     _configure_logging(verbose)
     st = _store(store)
     try:

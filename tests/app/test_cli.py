@@ -154,3 +154,9 @@ def test_no_token_for_a_customer_the_store_does_not_hold(demo: Demo, tmp_path) -
                    env={"WATTBILL_SECRET": "s" * 32})
     assert proc.returncode == 1 and proc.stdout == "" and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr and "s" * 32 not in proc.stderr
+    empty = tmp_path / "empty"  # a folder that is not a store is not made one by a command that only reads
+    empty.mkdir()
+    for args in (["token", "--customer", "0000000001"], ["bill", "run", "--year", "2025", "--no-pdf"]):
+        proc = run_cli(*args, "--store", str(empty), env={"WATTBILL_SECRET": "s" * 32})
+        assert proc.returncode == 1 and proc.stderr.startswith(f"wattbill: error: no store at {empty}"), proc.stderr
+        assert list(empty.iterdir()) == []

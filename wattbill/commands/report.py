@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from wattbill.errors import WattbillError
+from wattbill.years import MAX_YEAR, MIN_YEAR
 
 app = typer.Typer(help="Portfolio reports.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -38,7 +39,8 @@ def parse_costs(items: list[str] | None) -> dict[str, int]:
 
 @app.command("channels")
 def channels(
-    year: Annotated[int, typer.Option("--year", help="The report year (compared with the year before).")],
+    year: Annotated[int, typer.Option("--year", min=MIN_YEAR + 1, max=MAX_YEAR,
+                                      help="The report year (compared with the year before).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the HTML, PDF, Parquet tables and CRM lists.")],
     region: Annotated[str | None, typer.Option("--region", help="Only this region's customers.")] = None,
     min_group: Annotated[
