@@ -281,9 +281,11 @@ class IngestReport:
     quarantine_by_code: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        """The CLI's ``--json`` object: the design's keys, and ``already_loaded`` (true when the file's
-        SHA-256 was in the ledger: nothing was loaded now, the counts are those of its first load)."""
-        return {
+        """The CLI's ``--json`` object: the design's keys, ``already_loaded`` (true when the file's
+        SHA-256 was in the ledger: nothing was loaded now, the counts are those of its first load), and the
+        findings and quarantined rows by code, as the text output shows them (not for a file already
+        loaded: the ledger keeps its first load's counts, not their codes)."""
+        out = {
             "file": self.file,
             "rows": self.rows,
             "loaded": self.loaded,
@@ -291,7 +293,12 @@ class IngestReport:
             "quarantined": self.quarantined,
             "duplicates": self.duplicates,
             "already_loaded": bool(self.already_loaded),
+            "findings": self.findings,
         }
+        if not self.already_loaded:
+            out["findings_by_code"] = dict(self.findings_by_code or {})
+            out["quarantine_by_code"] = dict(self.quarantine_by_code or {})
+        return out
 
 
 def halves_of_customers(df: pl.DataFrame, min_rows: int) -> list[pl.DataFrame]:

@@ -198,11 +198,14 @@ def test_cli_json_and_quarantine(tmp_path: Path) -> None:
         assert {"file", "rows", "loaded", "estimated", "quarantined", "duplicates"} <= set(x)
         assert x["rows"] == x["loaded"] + x["quarantined"] + x["duplicates"]
         assert x["already_loaded"] is False
+        assert x["findings"] == sum(x["findings_by_code"].values())
+        assert x["quarantined"] == sum(x["quarantine_by_code"].values())
     res = CliRunner().invoke(app, ["reads", str(FIX / "gap.csv"), "--store", store])
     assert "already loaded" in res.output
     res = CliRunner().invoke(app, ["reads", str(FIX / "gap.csv"), "--store", store, "--json"])
     again = json.loads(res.output)
     assert again["already_loaded"] is True and again["rows"] == lines[1]["rows"]  # (its first load's counts)
+    assert again["findings"] == lines[1]["findings"] and "findings_by_code" not in again
     res = CliRunner().invoke(app, ["quarantine", "list", "--store", store])
     assert res.exit_code == 0 and "8 quarantined rows" in res.output and "impossible_date" in res.output
     out = tmp_path / "q.csv"
