@@ -201,7 +201,7 @@ def test_cli_json_and_quarantine(tmp_path: Path) -> None:
         assert x["findings"] == sum(x["findings_by_code"].values())
         assert x["quarantined"] == sum(x["quarantine_by_code"].values())
     res = CliRunner().invoke(app, ["reads", str(FIX / "gap.csv"), "--store", store])
-    assert "already loaded" in res.output
+    assert "already loaded, nothing changed; its first load: rows" in res.output
     res = CliRunner().invoke(app, ["reads", str(FIX / "gap.csv"), "--store", store, "--json"])
     again = json.loads(res.output)
     assert again["already_loaded"] is True and again["rows"] == lines[1]["rows"]  # (its first load's counts)

@@ -70,10 +70,11 @@ def run_ingest(
             if as_json:
                 typer.echo(json.dumps(rep.as_json(), ensure_ascii=False))
             else:
-                note = " (already loaded: nothing changed)" if rep.already_loaded else ""
+                # (a file already loaded loads nothing now: its first load's counts, said to be those)
+                head = f"{f}: already loaded, nothing changed; its first load: " if rep.already_loaded else f"{f}: "
                 typer.echo(
-                    f"{f}: rows {rep.rows}, loaded {rep.loaded}, estimated {rep.estimated}, "
-                    f"quarantined {rep.quarantined}, duplicates {rep.duplicates}, findings {rep.findings}{note}"
+                    f"{head}rows {rep.rows}, loaded {rep.loaded}, estimated {rep.estimated}, "
+                    f"quarantined {rep.quarantined}, duplicates {rep.duplicates}, findings {rep.findings}"
                 )
         if not as_json and any(r.quarantined for r in reports):
             from wattbill.store.errors import mask_secrets
