@@ -477,15 +477,12 @@ _SAME_EVENT = {"meter_exchange": ("old_meter", "new_meter")}
 
 def _finding_identity(findings: pl.DataFrame) -> pl.DataFrame:
     """``FINDING_IDENTITY`` of each finding, with ``_SAME_EVENT``'s codes identified by their evidence."""
-    ids = findings.select(FINDING_IDENTITY)
+    meter, words = pl.col("meter_id"), pl.col("description")
     for code, fields in _SAME_EVENT.items():
         event = pl.concat_str([pl.col("evidence").str.json_path_match(f"$.{k}") for k in fields], separator="\x1f")
-        mine = pl.col("code") == code
-        ids = ids.with_columns(
-            pl.when(mine).then(findings.select(event.alias("e"))["e"]).otherwise(pl.col("meter_id")).alias("meter_id"),
-            pl.when(mine).then(pl.lit("")).otherwise(pl.col("description")).alias("description"),
-        )
-    return ids
+        meter = pl.when(pl.col("code") == code).then(event).otherwise(meter)
+        words = pl.when(pl.col("code") == code).then(pl.lit("")).otherwise(words)
+    return findings.select("customer_id", meter.alias("meter_id"), "day", "code", words.alias("description"))
 
 
 def _without_stored_findings(store: Any, findings: pl.DataFrame) -> pl.DataFrame:

@@ -746,7 +746,7 @@ def registers_to_daily(
     if multi:
         ex_f, exchanges = _exchange_findings(d1)
         findings.append(ex_f)
-    x_basis = None
+    across = False
     if anchors is not None and anchors.height and df.height:
         # an exchange across files: the old meter's last read is stored, the new meter starts here
         x_f, x_ex = _exchanges_across_files(df, anchors)
@@ -754,10 +754,7 @@ def registers_to_daily(
             findings.append(x_f)
             exchanges = x_ex if exchanges is None else pl.concat([exchanges, x_ex], how="vertical_relaxed")
             multi = True
-            if stored_days is not None:
-                lo = x_ex["old_last_day"].min() - dt.timedelta(days=EXCHANGE_BASIS_DAYS)  # type: ignore[operator]
-                hi = x_ex["new_first_day"].max() + dt.timedelta(days=EXCHANGE_BASIS_DAYS)  # type: ignore[operator]
-                x_basis = stored_days(x_ex["customer_id"].unique().to_list(), lo, hi)  # type: ignore[arg-type]
+            across = True
     scaled = [
         (pl.col(f"_d_{c}").cast(pl.Float64) * pl.col("multiplier")).round(0).cast(pl.Int64).alias(c)
         if has_multiplier
@@ -788,9 +785,11 @@ def registers_to_daily(
         daily = pl.concat([daily, late_days.select(daily.columns)], how="vertical_relaxed").sort("_m", "day")
         estimated += late_days.height
     if exchanges is not None and exchanges.height:
-        if late is not None and late.height and stored_days is not None and x_basis is None:
-            # a late file's exchange inside it (a file sent again with other bytes, say): the store may hold
-            # the days around it, and the days it estimated then (the same basis, the same finding)
+        x_basis = None
+        if stored_days is not None and (across or (late is not None and late.height)):
+            # the store holds days around the exchanges: the old meter's (an exchange across files), or those a
+            # late file's exchange had when it came first (a file sent again with other bytes, say), and the
+            # days estimated then (the same basis, the same finding)
             lo = exchanges["old_last_day"].min() - dt.timedelta(days=EXCHANGE_BASIS_DAYS)  # type: ignore[operator]
             hi = exchanges["new_first_day"].max() + dt.timedelta(days=EXCHANGE_BASIS_DAYS)  # type: ignore[operator]
             x_basis = stored_days(exchanges["customer_id"].unique().to_list(), lo, hi)  # type: ignore[arg-type]
