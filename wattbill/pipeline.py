@@ -729,11 +729,12 @@ def run_bills(
         for stage, s in out.seconds.items():
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + s
         done += jobs[out.index].customers.height
-        log.info("chunk %d/%d: %d households, %d billed, %d not billed; %s; its process %d: CPU %.1f s (system %.1f s), peak %s MiB; "
-                 "this process: memory %s", out.index + 1, len(jobs), jobs[out.index].customers.height,
-                 *out.billed_and_failed(), ", ".join(f"{k} {v:.2f} s" for k, v in out.seconds.items()),
-                 int(out.usage.get("pid", 0)), out.usage.get("cpu_s", 0.0), out.usage.get("system_s", 0.0), f"{out.usage.get('peak_mib', 0.0):,.0f}",
-                 _memory())
+        log.info("chunk %d/%d: %d households, %d billed, %d not billed; %s; its process %d: CPU %.1f s "
+                 "(system %.1f s), peak %s MiB; this process: memory %s", out.index + 1, len(jobs),
+                 jobs[out.index].customers.height, *out.billed_and_failed(),
+                 ", ".join(f"{k} {v:.2f} s" for k, v in out.seconds.items()), int(out.usage.get("pid", 0)),
+                 out.usage.get("cpu_s", 0.0), out.usage.get("system_s", 0.0),
+                 f"{out.usage.get('peak_mib', 0.0):,.0f}", _memory())
         progress("bill", done, total_n)
     computed = len(jobs) - len(reused)
 
@@ -921,8 +922,9 @@ def _peak_mib() -> float:
 
 def _memory() -> str:
     """This process's resident memory now and at its peak (``ru_maxrss``) and its CPU time so far (all its
-    threads; the system's share of it), then those of the child processes that have ended (``RUSAGE_CHILDREN``: the chunk processes
-    count once the pass that used them is over), for the run's log lines."""
+    threads; the system's share of it), then those of the child processes that have ended
+    (``RUSAGE_CHILDREN``: the chunk processes count once the pass that used them is over), for the run's
+    log lines."""
     import resource
 
     peak, own = _peak_mib(), resource.getrusage(resource.RUSAGE_SELF)
