@@ -221,11 +221,13 @@ def _end_strict(summary, strict: bool) -> None:
 @bill_app.command("run")
 def bill_run(
     year: YearOpt,
-    customer: Annotated[list[str] | None, typer.Option("--customer", help="Only these customers.")] = None,
+    customer: Annotated[list[str] | None, typer.Option("--customer", metavar="ID",
+                                                       help="Only this customer (repeat for more).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Where bills.parquet and the PDFs go.")] = DEFAULT_OUT,
     no_pdf: Annotated[bool, typer.Option("--no-pdf", help="Skip the PDFs.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=256, help="Processes for the chunks (from 50,000 households each) and for PDFs (local), or Dask workers of the LocalCluster (dask).")] = 1,
-    engine: Annotated[str, typer.Option("--engine", help="local, or dask (a Dask distributed cluster).")] = "local",
+    engine: Annotated[str, typer.Option("--engine", metavar="[local|dask]",
+                                        help="local, or dask (a Dask distributed cluster).")] = "local",
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="tcp://HOST:PORT of a Dask scheduler (with --engine dask; default: a LocalCluster).")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, max=10_000_000, help="Households per chunk (the unit of a checkpoint and of a Dask task).")] = 100_000,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log each chunk's timings (-v) on stderr.")] = 0,
@@ -305,13 +307,13 @@ def demo(
 
 @app.command("token")
 def token(
-    customer: Annotated[str, typer.Option("--customer")],
+    customer: Annotated[str, typer.Option("--customer", metavar="ID", help="The customer (one of the store).")],
     ttl: Annotated[int, typer.Option("--ttl", min=1, max=10 * 366 * 86400, help="Seconds the token is valid.")] = 3600,
     store: StoreOpt = None,
 ) -> None:
     """Print a signed token for one customer of the store (signed with WATTBILL_SECRET): for the API's
-    ``Authorization: Bearer`` header, or a portal link ``https://<host>/?token=<token>``. A customer the
-    store does not hold gets no token (a mistyped number would give a link that shows nothing)."""
+    "Authorization: Bearer" header, or a portal link https://HOST/?token=TOKEN. A customer the store does
+    not hold gets no token (a mistyped number would give a link that shows nothing)."""
     from wattbill.errors import UnknownCustomer
     from wattbill.tokens import make_token, secret_from_env
 

@@ -21,7 +21,7 @@ StoreOpt = Annotated[
     typer.Option("--store", help="Store folder or postgresql:// URL [default: setting store, WATTBILL_STORE]."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per file.")]
-Files = Annotated[list[Path], typer.Argument(help="CSV or Parquet files.", show_default=False)]
+Files = Annotated[list[Path], typer.Argument(help="CSV or Parquet files.", show_default=False, metavar="FILE")]
 
 
 def _store_url(store: str | None) -> str:
@@ -89,7 +89,8 @@ def run_ingest(
 def reads(
     files: Files,
     kind: Annotated[
-        str, typer.Option("--kind", help="registers (cumulative, default) or consumption (daily kWh).")
+        str, typer.Option("--kind", metavar="[registers|consumption]",
+                          help="registers (cumulative, default) or consumption (daily kWh).")
     ] = "registers",
     store: StoreOpt = None,
     as_json: JsonOpt = False,
