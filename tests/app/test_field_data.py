@@ -374,19 +374,20 @@ def test_exchange_siblings(tmp_path, case, new_first, new_day, estimated, files)
 @pytest.mark.parametrize("files", ["one file", "the old meter's reads, then the new meter's",
                                    "the new meter's reads, then the old meter's"])
 @pytest.mark.parametrize("copy", ["gbk", "crlf"])
-def test_an_exchange_sent_again_with_other_bytes_changes_nothing(tmp_path, new_first, new_day, files, copy) -> None:
+def test_an_exchange_sent_again_with_other_bytes_changes_nothing(tmp_path, store_url, new_first, new_day, files,
+                                                                  copy) -> None:
     """Every file of an exchange sent again as another export (GBK from Excel, CRLF line ends), and both
     meters' reads in one file after two: its reads are duplicates, nothing is estimated again and no
     finding is added (a GBK copy once added a second ``exchange_estimated`` finding saying the days were
     not estimated, beside the first load's; the one file after two, a second ``meter_exchange`` told
-    from the other meter's side)."""
+    from the other meter's side). Both stores."""
     from wattbill.ingest import ingest_file
 
     rows = _exchange_reads(new_first, D(2025, 3, 15), new_day)
     old, new = [r for r in rows if "JS-OLD" in r], [r for r in rows if "JS-NEW" in r]
     parts = [rows] if files == "one file" else [old, new] if files.startswith("the old") else [new, old]
     header = "户号,表号,日期,正向有功总"
-    store = open_store(str(tmp_path / "store"))
+    store = open_store(store_url)
     try:
         for i, part in enumerate(parts):
             ingest_file(write(tmp_path / f"reads{i}.csv", header, part), "registers", store, today=D(2026, 6, 1))
