@@ -242,10 +242,10 @@ def bill_run(
     exits 0 (1 with --strict), also when no household could be billed. A run stopped at any point and started again with the same arguments
     redoes only the unfinished chunks (checkpoints in OUT/.checkpoints, removed when the run completes).
     """
-    from wattbill.engines import make_engine
+    from wattbill.engines import ENGINES, make_engine
 
-    if engine not in ("local", "dask"):  # (a usage error, as every other option's: exit 2)
-        raise typer.BadParameter("--engine must be local or dask", param_hint="--engine")
+    if engine not in ENGINES:  # (a usage error, as every other option's: exit 2)
+        raise typer.BadParameter(f"--engine must be {' or '.join(ENGINES)}", param_hint="--engine")
     _configure_logging(verbose)
     st = _store(store)
     try:

@@ -172,9 +172,9 @@ class LocalEngine:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        with _environ(child_environment(n)), ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                                                             initializer=_die_with_parent,
-                                                             initargs=(os.getpid(),)) as pool:
+        with _environ(child_environment(n)), ProcessPoolExecutor(
+                max_workers=n, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent,
+                initargs=(os.getpid(),)) as pool:
             pending = [pool.submit(fn, job) for job in jobs]
             try:
                 while pending:
@@ -260,6 +260,10 @@ class DaskEngine:
         self.close()
 
 
+#: the engines ``make_engine`` knows (the CLI's ``--engine`` choices)
+ENGINES = ("local", "dask")
+
+
 def make_engine(name: str, *, workers: int = 1, scheduler: str | None = None) -> LocalEngine | DaskEngine:
     """The engine called ``name`` (``local`` or ``dask``).
 
@@ -274,4 +278,4 @@ def make_engine(name: str, *, workers: int = 1, scheduler: str | None = None) ->
         return LocalEngine(workers)
     if name == "dask":
         return DaskEngine(scheduler, workers=max(2, workers) if not scheduler else workers)
-    raise WattbillError(f"unknown engine {name!r}: use local or dask")
+    raise WattbillError(f"unknown engine {name!r}: use {' or '.join(ENGINES)}")

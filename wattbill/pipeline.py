@@ -449,7 +449,7 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
     """
     from wattbill import insight
 
-    cpu_start, system_start = _cpu_seconds(), _system_seconds()
+    cpu_start, system_start, _ = _usage()
     store = job.store.open()
     chunk, year = job.customers, job.year
     ids = chunk["customer_id"].to_list()
@@ -479,8 +479,9 @@ def compute_chunk(job: Pass1Job) -> ChunkOutput:
         billed, bills, months, features = chunk.clear(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame()
     out = ChunkOutput(job.index, billed, bills, months, features, not_billed_frame(failures), seconds)
     out = commit_chunk(Path(job.checkpoint_dir), out) if job.checkpoint_dir else out
-    out.usage = {"cpu_s": _cpu_seconds() - cpu_start, "system_s": _system_seconds() - system_start,
-                 "peak_mib": _peak_mib(), "pid": float(os.getpid())}
+    cpu, system, peak = _usage()
+    out.usage = {"cpu_s": cpu - cpu_start, "system_s": system - system_start, "peak_mib": peak,
+                 "pid": float(os.getpid())}
     return out
 
 
@@ -898,26 +899,13 @@ def run_bills(
     )
 
 
-def _cpu_seconds() -> float:
-    """This process's CPU time so far, all its threads [s]."""
+def _usage() -> tuple[float, float, float]:
+    """This process's CPU time so far and the kernel's share of it, all its threads [s], and its peak
+    resident memory (``ru_maxrss``) [MiB]."""
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _system_seconds() -> float:
-    """This process's CPU time in the kernel so far, all its threads [s]."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
-
-
-def _peak_mib() -> float:
-    """This process's peak resident memory (``ru_maxrss``) [MiB]."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # (Linux: KiB)
+    return usage.ru_utime + usage.ru_stime, usage.ru_stime, usage.ru_maxrss / 1024  # (Linux: KiB)
 
 
 def _memory() -> str:
@@ -927,9 +915,9 @@ def _memory() -> str:
     log lines."""
     import resource
 
-    peak, own = _peak_mib(), resource.getrusage(resource.RUSAGE_SELF)
+    total, system, peak = _usage()
     # (the system's share: memory given back and faulted in again is CPU time in the kernel)
-    cpu = f"CPU {own.ru_utime + own.ru_stime:,.1f} s (system {own.ru_stime:,.1f} s)"
+    cpu = f"CPU {total:,.1f} s (system {system:,.1f} s)"
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     ended = (f"; ended child processes: CPU {kids.ru_utime + kids.ru_stime:,.1f} s (system {kids.ru_stime:,.1f} s), "
              f"largest peak {kids.ru_maxrss / 1024:,.0f} MiB" if kids.ru_maxrss else "")
