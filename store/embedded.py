@@ -50,6 +50,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -101,6 +102,8 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 #: partition columns that are columns of wattbill's frames (given back on reading)
 DATA_PARTITIONS = {"bills": ("year",), "bill_months": ("year",), "labels": ("year",), "not_billed": ("year",)}
+#: the bill run's tables, written with ``_results_writer``: zstd, and a dictionary for text columns only
+RESULT_TABLES = ("bills", "bill_months", "labels")
 KEYS = {
     "daily": ["customer_id", "meter_id", "day"],
     "customers": ["customer_id"],
@@ -303,6 +306,22 @@ def _to_arrow(df: pl.DataFrame):
     return df.to_arrow()
 
 
+def _results_writer(text_columns: Iterable[str]) -> Any:
+    """Delta's Parquet settings for a bill run's tables (``RESULT_TABLES``): zstd (level 1) and dictionary
+    encoding for the text columns only (customer, tariff, reason: few values, repeated). A month's kWh
+    and charges are nearly all distinct; a dictionary for them was the costliest part of the write: a
+    chunk's 600,000 months took 0.61 CPU-s and 25.2 MB written with deltalake's defaults (snappy, a
+    dictionary for every column), 0.43 CPU-s and 14.6 MB with these, read back in 0.10 s instead of 0.08
+    (2026-12-02). The daily table keeps the defaults: its registers repeat, and its read is the bill run's
+    largest stage."""
+    from deltalake import ColumnProperties, WriterProperties
+
+    text = {c: ColumnProperties(dictionary_enabled=True) for c in text_columns}
+    return WriterProperties(compression="ZSTD", compression_level=1,
+                            default_column_properties=ColumnProperties(dictionary_enabled=False),
+                            column_properties=text or None)
+
+
 def _fsync_dir(p: Path) -> None:
     try:
         fd = os.open(p, os.O_RDONLY)
@@ -354,11 +373,14 @@ class _Txn:
             predicate, whole = None, False
         try:
             cols = list(TABLES[table]) or None
+            props = (_results_writer(c for c, t in df.schema.items() if t in (pl.Utf8, pl.Categorical))
+                     if table in RESULT_TABLES else None)
             if predicate or whole:
                 write_deltalake(str(path), _to_arrow(df), mode="overwrite", predicate=predicate, partition_by=cols,
-                                schema_mode="merge")
+                                schema_mode="merge", writer_properties=props)
             else:
-                write_deltalake(str(path), _to_arrow(df), mode="append", partition_by=cols, schema_mode="merge")
+                write_deltalake(str(path), _to_arrow(df), mode="append", partition_by=cols, schema_mode="merge",
+                                writer_properties=props)
         except Exception as e:  # deltalake's errors: one line, the store named
             if isinstance(e, StoreError):
                 raise
@@ -1059,7 +1081,15 @@ class EmbeddedStore:
                     continue
                 acts = txn.actions(table)
                 if acts is not None and acts.height > 1:
-                    self._delta(table).optimize.compact()
+                    delta = self._delta(table)
+                    props = None
+                    if table in RESULT_TABLES:
+                        import pyarrow as pa
+
+                        props = _results_writer(f.name for f in pa.schema(delta.schema().to_arrow())
+                                                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                                                or pa.types.is_string_view(f.type))
+                    delta.optimize.compact(writer_properties=props)
                     txn._committed(table)
             for table in TABLES:
                 if txn.versions.get(table) is not None:

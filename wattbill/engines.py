@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from wattbill._runtime import PROCESS_DEFAULTS
 from wattbill.errors import WattbillError
 
 J = TypeVar("J")
@@ -49,17 +50,20 @@ def check_polars_threads() -> None:
 KEEP_FREED_MEMORY = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
 
 
-#: the decay times polars' own ``__init__`` puts first in ``_RJEM_MALLOC_CONF`` (polars 1.x): not an operator's
-_POLARS_DECAY = ("dirty_decay_ms:500", "muzzy_decay_ms:1000")
+#: the decay times polars' own ``__init__`` puts first in ``_RJEM_MALLOC_CONF`` (polars 1.x) and those of our own
+#: process default (``wattbill._runtime.PROCESS_DEFAULTS``, set by the CLI and the benchmarks before polars is
+#: loaded): not an operator's
+_OUR_DECAY = ("dirty_decay_ms:500", "muzzy_decay_ms:1000",
+              *(i for i in PROCESS_DEFAULTS["_RJEM_MALLOC_CONF"].split(",") if i.split(":")[0].endswith("_decay_ms")))
 
 
 def _keep_freed_memory() -> dict[str, str]:
     """``_RJEM_MALLOC_CONF`` with ``KEEP_FREED_MEMORY`` last (jemalloc: the last of an option wins), unless the
     operator has set decay times of their own (empty: theirs stand). polars writes its own decay times
     first into the variable when it is imported, in this process and in the child, before the child's
-    jemalloc reads it."""
+    jemalloc reads it; the CLI's process default (``_OUR_DECAY``) is ours too, not an operator's."""
     items = [i for i in os.environ.get("_RJEM_MALLOC_CONF", "").split(",") if i]
-    if any(i.split(":")[0] in ("dirty_decay_ms", "muzzy_decay_ms") and i not in _POLARS_DECAY for i in items):
+    if any(i.split(":")[0] in ("dirty_decay_ms", "muzzy_decay_ms") and i not in _OUR_DECAY for i in items):
         return {}
     return {"_RJEM_MALLOC_CONF": ",".join([*items, KEEP_FREED_MEMORY])}
 

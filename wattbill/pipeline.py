@@ -1254,6 +1254,18 @@ def _keep(old: pl.DataFrame, new: pl.DataFrame, year: int, customer_ids: Sequenc
     return pl.concat([keep, new], how="diagonal_relaxed")
 
 
+def _parquet_options(schema: Any) -> dict[str, Any]:
+    """pyarrow's Parquet settings for the run's output files: zstd, and a dictionary for the text columns
+    only, the rule of the store's bill tables (``store.embedded._results_writer``, where it is measured):
+    a month's kWh and charges are nearly all distinct: a chunk's 600,000 months were written in 0.37 CPU-s
+    (12.3 MB) with a dictionary for every column, 0.22 CPU-s (14.5 MB) with these (2026-12-02)."""
+    import pyarrow as pa
+
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_string_view(f.type)]
+    return {"compression": "zstd", "use_dictionary": text}
+
+
 def write_merged(
     path: Path, year: int, keys: list[str], firsts: Sequence[str], frame_of: Callable[[int], pl.DataFrame],
     schema: dict[str, pl.DataType], ids_of: Callable[[int], list[str]] | None = None,
@@ -1265,7 +1277,7 @@ def write_merged(
     ``firsts[k]`` up to ``firsts[k + 1]``, and the rows the file held for customers in that range (other
     years, households the run did not bill) are merged with that chunk's rows, so the file is written
     range by range in ``keys`` order, each range a Parquet row group (pyarrow's ``ParquetWriter``,
-    zstd), under a temporary name and renamed. Memory: one chunk's rows and the file's rows of its range.
+    zstd, ``_parquet_options``), under a temporary name and renamed. Memory: one chunk's rows and the file's rows of its range.
 
     Parameters
     ----------
@@ -1308,11 +1320,12 @@ def write_merged(
                                      how="diagonal_relaxed").sort(keys)
             table = rows.select(target.columns).cast(target.schema).to_arrow()
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer = pq.ParquetWriter(tmp, table.schema, **_parquet_options(table.schema))
             if table.num_rows:
                 writer.write_table(table.cast(writer.schema))
         if writer is None:
-            writer = pq.ParquetWriter(tmp, target.to_arrow().schema, compression="zstd")
+            schema_ = target.to_arrow().schema
+            writer = pq.ParquetWriter(tmp, schema_, **_parquet_options(schema_))
         writer.close()
         writer = None
         os.replace(tmp, path)

@@ -321,3 +321,42 @@ def test_a_bill_save_stopped_between_bills_and_months_is_undone(tmp_path: Path, 
     assert st.load_bill_months(2025).equals(before[1])
     assert pl.read_delta(str(root / "bills")).height == 2  # the latest version: restored
     assert not (root / ".writing").exists()
+
+
+def test_the_bill_tables_are_zstd_with_dictionaries_for_text_only_also_after_compact(tmp_path: Path) -> None:
+    """The bill run's tables are written (and compacted) with ``_results_writer``: zstd, a dictionary for the
+    text columns and none for the numbers (read back from the Parquet files' metadata); the daily table keeps
+    deltalake's defaults; the rows read back are those saved."""
+    import glob
+
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "s"
+    st = open_store(root)
+    st.save_ingest(_batch("a" * 64, _rows(2025, range(3))))
+    for k in range(2):  # two versions: two files per partition, which compact merges
+        st.save_bills(2025, pl.DataFrame({"customer_id": ["c1", "c2"], "tariff": ["t", "t"], "kwh": [1.5 + k, 2.5]}),
+                      pl.DataFrame({"customer_id": ["c1", "c2"], "month": [1, 1], "kwh": [1.5 + k, 2.5]}), f"run {k}")
+    saved = st.load_bill_months(2025)
+
+    def encodings(table: str) -> dict[str, tuple[set[str], set[str]]]:
+        got: dict[str, tuple[set[str], set[str]]] = {}
+        for f in glob.glob(str(root / table / "**" / "*.parquet"), recursive=True):
+            md = pq.ParquetFile(f).metadata
+            for g in range(md.num_row_groups):
+                for i in range(md.num_columns):
+                    c = md.row_group(g).column(i)
+                    codecs, encs = got.setdefault(c.path_in_schema, (set(), set()))
+                    codecs.add(c.compression)
+                    encs.update(c.encodings)
+        return got
+
+    for when in ("written", "compacted"):
+        for table in ("bills", "bill_months"):
+            got = encodings(table)
+            assert {c for codecs, _ in got.values() for c in codecs} == {"ZSTD"}, (when, table, got)
+            assert "RLE_DICTIONARY" in got["customer_id"][1], (when, table, got)
+            assert "RLE_DICTIONARY" not in got["kwh"][1] and "RLE_DICTIONARY" not in got["version"][1], (when, table)
+        assert "RLE_DICTIONARY" in encodings("daily")["wh_total"][1]  # (deltalake's defaults)
+        st.compact(0)
+    assert st.load_bill_months(2025).equals(saved)
