@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from wattbill._runtime import PROCESS_DEFAULTS
 from wattbill.errors import WattbillError
 
 J = TypeVar("J")
@@ -43,42 +42,23 @@ def check_polars_threads() -> None:
                             "core, shared among the chunk processes)")
 
 
-#: polars' allocator (jemalloc, read from ``_RJEM_MALLOC_CONF``) in a chunk process: the memory a chunk frees
-#: is kept for the next chunk instead of being given back to the system and faulted in again (zeroed
-#: page by page by the kernel: ~1 of a chunk's 3.4 CPU-s went to system time; with it kept, 0.3-0.5 s;
-#: 2026-12-02, 50,000 households a chunk). The process's memory stays at its largest chunk's.
-KEEP_FREED_MEMORY = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
-
-
-#: the decay times polars' own ``__init__`` puts first in ``_RJEM_MALLOC_CONF`` (polars 1.x) and those of our own
-#: process default (``wattbill._runtime.PROCESS_DEFAULTS``, set by the CLI and the benchmarks before polars is
-#: loaded): not an operator's
-_OUR_DECAY = ("dirty_decay_ms:500", "muzzy_decay_ms:1000",
-              *(i for i in PROCESS_DEFAULTS["_RJEM_MALLOC_CONF"].split(",") if i.split(":")[0].endswith("_decay_ms")))
-
-
-def _keep_freed_memory() -> dict[str, str]:
-    """``_RJEM_MALLOC_CONF`` with ``KEEP_FREED_MEMORY`` last (jemalloc: the last of an option wins), unless the
-    operator has set decay times of their own (empty: theirs stand). polars writes its own decay times
-    first into the variable when it is imported, in this process and in the child, before the child's
-    jemalloc reads it; the CLI's process default (``_OUR_DECAY``) is ours too, not an operator's."""
-    items = [i for i in os.environ.get("_RJEM_MALLOC_CONF", "").split(",") if i]
-    if any(i.split(":")[0] in ("dirty_decay_ms", "muzzy_decay_ms") and i not in _OUR_DECAY for i in items):
-        return {}
-    return {"_RJEM_MALLOC_CONF": ",".join([*items, KEEP_FREED_MEMORY])}
-
-
 def child_environment(processes: int) -> dict[str, str]:
     """The environment of ``processes`` worker processes on this machine (they inherit it): each one's
     share of the cores for polars' thread pool (``POLARS_MAX_THREADS``) and numba's parallel kernels
-    (``NUMBA_NUM_THREADS``), and polars' allocator keeping the memory freed between chunks
-    (``KEEP_FREED_MEMORY`` in ``_RJEM_MALLOC_CONF``); a variable the operator has set is left as it is.
+    (``NUMBA_NUM_THREADS``); a variable the operator has set is left as it is.
 
     Two chunk processes each with a pool of every core spin for work the other holds: on this 2-core
     machine a 50,000-household chunk took 6 s of wall (and CPU) with both processes at two threads, and
     3.8-4 s with one thread each (2026-12-02, ``benchmarks/bench_billrun.py``); numba's OpenMP threads
-    spin-wait the same way between the parallel tariff kernel's calls (2 % of a chunk's samples)."""
-    env = _keep_freed_memory()
+    spin-wait the same way between the parallel tariff kernel's calls (2 % of a chunk's samples).
+
+    polars' allocator is left at the command line's default (``wattbill._runtime``): keeping every page a
+    chunk frees (jemalloc's ``dirty_decay_ms:-1``) saved system time in one process alone, but in the bill
+    run of 1M households the two chunk processes grew to 5.9 GB each instead of 3.9, reading the store's
+    rows took 57 s of the chunks' time instead of 34 (the page cache of its files crowded out, we think),
+    and the run took 187 CPU-s and 101 s instead of 164 CPU-s and 88 s
+    (2026-12-02, ``benchmarks/bench_billrun.py``, one run each, back to back)."""
+    env: dict[str, str] = {}
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # (not Linux)

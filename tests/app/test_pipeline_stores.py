@@ -144,33 +144,32 @@ def test_chunk_processes_change_nothing(files, tmp_path, monkeypatch, caplog) ->
 
 def test_chunk_processes_share_the_cores(monkeypatch) -> None:
     """Each of n chunk processes gets cores / n threads for polars and numba (two processes each with a pool
-    of every core spun for each other's work) and polars' allocator keeping the memory freed between chunks; an
-    operator's own values stand; the parent's environment is given back after the pool."""
+    of every core spun for each other's work); polars' allocator settings are not touched (the processes
+    inherit the command line's default or the operator's); an operator's own values stand; the parent's
+    environment is given back after the pool."""
     import os
 
-    from wattbill.engines import KEEP_FREED_MEMORY, _environ, child_environment
+    from wattbill._runtime import PROCESS_DEFAULTS
+    from wattbill.engines import _environ, child_environment
 
     monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
-    monkeypatch.setenv("_RJEM_MALLOC_CONF", "dirty_decay_ms:500,muzzy_decay_ms:1000")  # (polars' own, set on import)
+    allocator = f"dirty_decay_ms:500,muzzy_decay_ms:1000,{PROCESS_DEFAULTS['_RJEM_MALLOC_CONF']}"  # (as under the CLI)
+    monkeypatch.setenv("_RJEM_MALLOC_CONF", allocator)
     cores = len(os.sched_getaffinity(0))
-    keep = {"_RJEM_MALLOC_CONF": f"dirty_decay_ms:500,muzzy_decay_ms:1000,{KEEP_FREED_MEMORY}"}
+
     def shares(n: str) -> dict[str, str]:
         return {"POLARS_MAX_THREADS": n, "NUMBA_NUM_THREADS": n}
 
-    assert child_environment(1) == {**shares(str(cores)), **keep}
-    assert child_environment(2) == {**shares(str(max(1, cores // 2))), **keep}
-    assert child_environment(cores * 4) == {**shares("1"), **keep}
+    assert child_environment(1) == shares(str(cores))
+    assert child_environment(2) == shares(str(max(1, cores // 2)))
+    assert child_environment(cores * 4) == shares("1")
     with _environ(child_environment(2)):
         assert os.environ["POLARS_MAX_THREADS"] == str(max(1, cores // 2))
-        assert os.environ["_RJEM_MALLOC_CONF"].endswith(KEEP_FREED_MEMORY)
+        assert os.environ["_RJEM_MALLOC_CONF"] == allocator
     assert "POLARS_MAX_THREADS" not in os.environ
-    assert os.environ["_RJEM_MALLOC_CONF"] == "dirty_decay_ms:500,muzzy_decay_ms:1000"
-    monkeypatch.delenv("_RJEM_MALLOC_CONF")
-    assert child_environment(2)["_RJEM_MALLOC_CONF"] == KEEP_FREED_MEMORY
     monkeypatch.setenv("POLARS_MAX_THREADS", "3")  # the operator's own: theirs stand
     monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
-    monkeypatch.setenv("_RJEM_MALLOC_CONF", "dirty_decay_ms:500,muzzy_decay_ms:1000,dirty_decay_ms:2000")
     assert child_environment(2) == {}
 
 
@@ -181,12 +180,20 @@ def _environment_of_worker(name: str) -> str | None:
 
 
 def test_the_chunk_processes_have_their_environment(monkeypatch) -> None:
-    """The local engine's chunk processes start with ``child_environment`` (read in a real process)."""
-    from wattbill.engines import KEEP_FREED_MEMORY, LocalEngine
+    """The local engine's chunk processes start with ``child_environment`` (read in a real process): their
+    share of the cores, and the allocator settings of the process that started them (polars puts its own
+    decay times first when it is imported; the last of an option wins)."""
+    import os
+
+    from wattbill.engines import LocalEngine
 
     monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
+    mine = os.environ.get("_RJEM_MALLOC_CONF", "")
     engine = LocalEngine(2)
     engine.process_min_households = 0  # (two small jobs: on processes all the same)
     got = sorted(engine.map_unordered(_environment_of_worker, ["_RJEM_MALLOC_CONF", "POLARS_MAX_THREADS"],
                                       processes=True), key=str)
-    assert any(v is not None and v.endswith(KEEP_FREED_MEMORY) for v in got) and any(v is not None and v.isdigit() for v in got)
+    threads = [v for v in got if v is not None and v.isdigit()]
+    allocator = [v for v in got if v is not None and not v.isdigit()]
+    assert threads == [str(max(1, len(os.sched_getaffinity(0)) // 2))], got
+    assert len(allocator) == 1 and allocator[0].endswith(mine) and "dirty_decay_ms:-1" not in allocator[0], got
