@@ -1,7 +1,7 @@
 """Readers: detect the format (CSV or Parquet), map headers to canonical names, read values as text.
 
-CSV: UTF-8 with or without BOM, or GB18030/GBK (Chinese Excel's export, no BOM; read through a
-temporary UTF-8 copy, see :func:`utf8_source`), CRLF or LF, every value read as text (ids keep their leading zeros,
+CSV: UTF-8 with or without BOM, GB18030/GBK (Chinese Excel's export, no BOM) or UTF-16 with a BOM (Excel's
+"CSV UTF-16"), the last two read through a temporary UTF-8 copy (:func:`utf8_source`), comma-separated, CRLF or LF, every value read as text (ids keep their leading zeros,
 numbers are parsed by VEE so that a bad value is quarantined, never read as zero). Parquet: columns as
 stored. Large files are streamed by polars into customer buckets (temporary Arrow IPC files) so that
 memory stays flat: VEE then runs per bucket, each holding whole meters.
@@ -99,6 +99,8 @@ def map_columns(header: list[str], kind: str, file: Path) -> dict[str, str]:
         if kind == "registers" and any(str(h).strip().lower() in daily_kwh or str(h).strip() in daily_kwh
                                        for h in header):
             tip = " (a file of daily kWh: wattbill ingest reads FILE --kind consumption)"
+        elif any("\t" in str(h) for h in header):  # (Excel's "Unicode Text" / "Text" exports)
+            tip = " (the columns are separated by tabs: save the file from Excel as CSV UTF-8, comma-separated)"
         raise MissingColumnsError(
             file,
             None,
@@ -124,18 +126,27 @@ def detect_format(path: Path) -> str:
         raise UnsupportedFormatError(
             path, None, None, "not CSV or Parquet (a ZIP/Excel file?); export as CSV UTF-8"
         )
+    if head[:2] in _UTF16_BOMS:  # (UTF-16 text has a zero byte in every ASCII character)
+        return "csv"
     if b"\x00" in head:
         raise UnsupportedFormatError(path, None, None, "not CSV or Parquet (binary content)")
     return "csv"
 
 
+#: the byte-order marks of UTF-16 text (little- and big-endian): Excel's "Unicode Text" and "CSV UTF-16" save
+#: with one; UTF-16 text without it is not told from binary content
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 #: text encodings a CSV may have, tried in this order over the whole file: UTF-8 (with or without a
-#: BOM), then GB18030, the superset of GBK/GB2312 that Chinese Excel's "CSV" export writes (no BOM)
+#: BOM), then GB18030, the superset of GBK/GB2312 that Chinese Excel's "CSV" export writes (no BOM); a
+#: file that starts with a UTF-16 byte-order mark is UTF-16 (``_UTF16_BOMS``)
 TEXT_ENCODINGS = ("utf-8", "gb18030")
 
 
 def text_encoding(path: Path) -> str:
-    """The encoding of a CSV file, checked over the whole file: ``"utf-8"`` or ``"gb18030"``.
+    """The encoding of a CSV file, checked over the whole file: ``"utf-8"``, ``"gb18030"`` or ``"utf-16"``
+    (a file that starts with a UTF-16 byte-order mark).
 
     Chinese Excel writes GBK without a BOM, and often only a few rows have Chinese text (an address far
     down the file), so the first bytes say nothing: every byte is checked (ASCII blocks at memory
@@ -147,17 +158,21 @@ def text_encoding(path: Path) -> str:
     .. [1] GB 18030-2022, *Information technology - Chinese coded character set*: a superset of GBK
        (and so of GB 2312) that maps every Unicode code point.
     """
+    with open(path, "rb") as f:
+        utf16 = f.read(2) in _UTF16_BOMS
     first_bad = None
-    for enc in TEXT_ENCODINGS:
+    for enc in ("utf-16",) if utf16 else TEXT_ENCODINGS:
         bad = _first_undecodable(path, enc)
         if bad is None:
             return enc
         first_bad = bad if first_bad is None else max(first_bad, bad)
     assert first_bad is not None
     with open(path, "rb") as f:
-        line = f.read(first_bad).count(b"\n")
+        head = f.read(first_bad)
+    line = head.decode("utf-16", errors="replace").count("\n") if utf16 else head.count(b"\n")
     raise UnsupportedFormatError(
         path, line if line > 0 else None, None,
+        "UTF-16 text with bytes that are not UTF-16; save the CSV as UTF-8" if utf16 else
         "not UTF-8 or GB18030/GBK text (a byte no supported encoding reads); save the CSV as UTF-8",
     )
 
@@ -186,15 +201,17 @@ def _first_undecodable(path: Path, encoding: str) -> int | None:
 
 @contextmanager
 def utf8_source(path: Path) -> Iterator[Path]:
-    """``path`` itself when it is Parquet or UTF-8 text, else a temporary UTF-8 copy of the GB18030
-    text (removed afterwards), so that the readers see UTF-8. Errors of :func:`text_encoding`."""
-    if detect_format(path) != "csv" or text_encoding(path) == "utf-8":
+    """``path`` itself when it is Parquet or UTF-8 text, else a temporary UTF-8 copy of the GB18030 or
+    UTF-16 text (removed afterwards; a UTF-16 byte-order mark dropped), so that the readers see UTF-8.
+    Errors of :func:`text_encoding`."""
+    encoding = "utf-8" if detect_format(path) != "csv" else text_encoding(path)
+    if encoding == "utf-8":
         yield path
         return
     tmp = Path(tempfile.mkdtemp(prefix="wattbill-utf8-"))
     try:
         out = tmp / (path.stem + ".utf8.csv")
-        with open(path, encoding="gb18030", newline="") as src, open(out, "w", encoding="utf-8", newline="") as dst:
+        with open(path, encoding=encoding, newline="") as src, open(out, "w", encoding="utf-8", newline="") as dst:
             shutil.copyfileobj(src, dst, 1 << 22)
         yield out
     finally:

@@ -86,7 +86,11 @@ CASES = [
     # --- encodings ---------------------------------------------------------------------------------
     Case("utf8 with BOM", "encodings", "accepted", ING_CONS, ("\ufeff" + CONS + "1,M1,2025-03-01,2.5\n").encode(),
          check=lambda s: _kwh(s, [2500])),
-    Case("utf16", "encodings", "error", ING_CONS, (CONS + "1,M1,2025-03-01,2.5\n").encode("utf-16")),
+    Case("utf16 with BOM (Excel's CSV UTF-16)", "encodings", "accepted", ING_CONS,
+         (CONS + "1,M1,2025-03-01,2.5\n").encode("utf-16"), check=lambda s: _kwh(s, [2500])),
+    Case("utf16 without BOM", "encodings", "error", ING_CONS, (CONS + "1,M1,2025-03-01,2.5\n").encode("utf-16-le")),
+    Case("tab-separated (Excel's Unicode Text)", "encodings", "error", ING_CONS,
+         (CONS + "1,M1,2025-03-01,2.5\n").replace(",", "\t").encode("utf-16")),
     Case("latin-1 byte", "encodings", "error", ING_CUST, (CUST + "1,cn-shanghai-res-tier,1,r,,,Caf\xe9,zh\n").encode("latin-1")),
     Case("binary junk", "encodings", "error", ING_REG, bytes(range(256)) * 4),
     Case("xlsx (zip)", "encodings", "error", ING_REG, b"PK\x03\x04" + b"\x00" * 100),

@@ -90,6 +90,27 @@ def test_gbk_export_with_chinese_headers_loads(tmp_path: Path) -> None:
     assert (rep.rows, rep.loaded, rep.quarantined) == (2, 2, 0)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_export_with_a_bom_loads(tmp_path: Path, encoding: str) -> None:
+    """Excel's "CSV UTF-16" is UTF-16 with a byte-order mark (either byte order): read through a UTF-8 copy,
+    headers and values decoded as from UTF-8; UTF-16 text cut inside a character is refused with the
+    encoding named, and tab-separated columns (Excel's "Unicode Text") with a hint."""
+    text = "户号,表号,日期,正向有功总\r\n1,表A,2024/1/1,3\r\n1,表A,2024/1/2,5\r\n"
+    f = tmp_path / "reads.csv"
+    f.write_bytes("\ufeff".encode(encoding) + text.encode(encoding))
+    st = open_store(tmp_path / "s")
+    rep = ingest_file(f, "registers", st)
+    assert (rep.rows, rep.loaded, rep.quarantined) == (2, 2, 0)
+    assert st.load_daily(2024)["meter_id"].to_list() == ["表A"]
+    f.write_bytes("\ufeff".encode(encoding) + text.encode(encoding) + b"\x00")  # (half a character at the end)
+    with pytest.raises(UnsupportedFormatError, match="UTF-16") as ei:
+        ingest_file(f, "registers", None)
+    _one_line(ei.value)
+    f.write_bytes(("\ufeff" + text.replace(",", "\t")).encode(encoding))
+    with pytest.raises(MissingColumnsError, match="separated by tabs"):
+        ingest_file(f, "registers", None)
+
+
 def test_truncated_parquet(tmp_path: Path) -> None:
     f = tmp_path / "reads.parquet"
     pl.DataFrame(
