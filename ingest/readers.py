@@ -25,6 +25,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from wattbill.ingest.errors import (
+    BadFileError,
     DuplicateColumnsError,
     EmptyFileError,
     MissingColumnsError,
@@ -159,7 +160,13 @@ def text_encoding(path: Path) -> str:
        (and so of GB 2312) that maps every Unicode code point.
     """
     with open(path, "rb") as f:
-        utf16 = f.read(2) in _UTF16_BOMS
+        head = f.read(65536)
+    utf16 = head[:2] in _UTF16_BOMS
+    if utf16 and not _bom_matches(head):
+        order = "little" if head[:2] == b"\xff\xfe" else "big"
+        raise UnsupportedFormatError(
+            path, None, None, f"UTF-16 text whose byte-order mark ({order}-endian) does not match its bytes; "
+            "save the CSV as UTF-8")
     first_bad = None
     for enc in ("utf-16",) if utf16 else TEXT_ENCODINGS:
         bad = _first_undecodable(path, enc)
@@ -175,6 +182,15 @@ def text_encoding(path: Path) -> str:
         "UTF-16 text with bytes that are not UTF-16; save the CSV as UTF-8" if utf16 else
         "not UTF-8 or GB18030/GBK text (a byte no supported encoding reads); save the CSV as UTF-8",
     )
+
+
+def _bom_matches(head: bytes) -> bool:
+    """Does the UTF-16 byte-order mark at the start of ``head`` match the text after it? A CSV's commas,
+    digits and line ends are ASCII: in UTF-16 each has a zero high byte, the second byte of a pair in
+    little-endian text and the first in big-endian, so the mark's side holds more zero bytes."""
+    body = head[2:len(head) - len(head) % 2]
+    first, second = body[0::2].count(0), body[1::2].count(0)
+    return second >= first if head[:2] == b"\xff\xfe" else first >= second
 
 
 def _first_undecodable(path: Path, encoding: str) -> int | None:
@@ -218,12 +234,27 @@ def utf8_source(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: the longest header line read [characters]: a longer first line is not a CSV header (a file without
+#: line ends, or text in another encoding read as one line); also Python's csv field limit
+MAX_HEADER_CHARS = 65_536
+
+
 def csv_header(path: Path) -> list[str]:
+    """The header's column names (stripped). Raises ``EmptyFileError`` (no header line) or
+    ``UnsupportedFormatError`` (a first line longer than ``MAX_HEADER_CHARS``, or one the csv module
+    cannot read)."""
     with open(path, encoding="utf-8-sig", newline="") as f:
-        first = f.readline()
+        first = f.readline(MAX_HEADER_CHARS + 1)
     if not first.strip():
         raise EmptyFileError(path, None, None, "the file has no header line")
-    return [h.strip() for h in next(csv.reader(io.StringIO(first)))]
+    if len(first) > MAX_HEADER_CHARS:
+        raise UnsupportedFormatError(
+            path, None, None, f"the first line is longer than {MAX_HEADER_CHARS:,} characters: not a CSV header "
+            "(a file without line ends, or text in another encoding?); save the file as CSV UTF-8")
+    try:
+        return [h.strip() for h in next(csv.reader(io.StringIO(first)))]
+    except csv.Error as e:
+        raise UnsupportedFormatError(path, None, None, f"the header line cannot be read as CSV: {e}") from None
 
 
 def check_csv_tail(path: Path, header: list[str]) -> None:
@@ -383,6 +414,8 @@ def read_raw(path: Path, kind: str) -> pl.DataFrame:
 #: column of a raw frame holding, for rows with more fields than the header, every field of the row
 #: (joined by commas: the quarantine keeps the row whole); null on the other rows (``read_raw``)
 EXTRA_FIELDS_COLUMN = "_extra_fields"
+#: the longest field the rows with extra fields are read with [characters]
+FIELD_LIMIT = 1 << 26
 
 
 def _rows_with_extra_fields(path: Path, n_fields: int) -> dict[int, str]:
@@ -390,18 +423,22 @@ def _rows_with_extra_fields(path: Path, n_fields: int) -> dict[int, str]:
     commas (Python's csv reader: quotes as the CSV reader reads them). Only for files whose strict
     parse failed."""
     out: dict[int, str] = {}
+    i = 0
+    # (a field as long as polars reads one: the csv module's default limit is 131,072 characters)
+    csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
-        next(reader, None)
-        for i, fields in enumerate(reader, start=1):
-            if len(fields) > n_fields:
-                out[i] = ",".join(fields)
+        try:
+            next(reader, None)
+            for i, fields in enumerate(reader, start=1):
+                if len(fields) > n_fields:
+                    out[i] = ",".join(fields)
+        except csv.Error as e:  # (a field longer than the csv module's limit: the row named)
+            raise BadFileError(path, i + 1, None, f"cannot parse the file: {e}") from None
     return out
 
 
 def _polars_error(path: Path, e: Exception):
-    from wattbill.ingest.errors import BadFileError
-
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     m = re.search(r"line (\d+)", str(e))
     return BadFileError(path, int(m.group(1)) if m else None, None, f"cannot parse the file: {msg}")

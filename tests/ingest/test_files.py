@@ -111,6 +111,37 @@ def test_utf16_export_with_a_bom_loads(tmp_path: Path, encoding: str) -> None:
         ingest_file(f, "registers", None)
 
 
+@pytest.mark.parametrize("rows", [3, 20_000])
+def test_a_utf16_mark_that_does_not_match_its_text_is_refused(tmp_path: Path, rows: int) -> None:
+    """A little-endian mark on big-endian text (and the reverse) decodes without an error into one long
+    line of other characters: refused by the mark's check, with one line (a large file had reached the
+    csv module's field limit as an internal error; a new user's trial)."""
+    text = "户号,表号,日期,正向有功总\r\n" + "".join(f"{i},表A,2024/1/{1 + i % 28},3\r\n" for i in range(rows))
+    f = tmp_path / "reads.csv"
+    for mark, enc in ((b"\xff\xfe", "utf-16-be"), (b"\xfe\xff", "utf-16-le")):
+        f.write_bytes(mark + text.encode(enc))
+        with pytest.raises(UnsupportedFormatError, match=r"byte-order mark .* does not match") as ei:
+            ingest_file(f, "registers", None)
+        _one_line(ei.value)
+
+
+def test_a_first_line_too_long_for_a_header_and_a_huge_field(tmp_path: Path) -> None:
+    """A first line of 200,000 characters is not a header (refused in one line, not the csv module's
+    field-limit error); a row with extra fields and a 200,000-character value is quarantined as
+    ``extra_fields`` and the file's other rows load."""
+    f = tmp_path / "reads.csv"
+    f.write_text("customer_id,meter_id,read_date,total" + "x" * 200_000 + "\n1,m,2024-01-01,1\n", encoding="utf-8")
+    with pytest.raises(UnsupportedFormatError, match="longer than 65,536 characters") as ei:
+        ingest_file(f, "registers", None)
+    _one_line(ei.value)
+    f.write_text('customer_id,meter_id,read_date,total\n1,m,2024-01-01,1,"' + "9" * 200_000 + '"\n1,m,2024-01-02,1\n',
+                 encoding="utf-8")
+    st = open_store(tmp_path / "s")
+    rep = ingest_file(f, "registers", st)
+    assert (rep.rows, rep.loaded, rep.quarantined) == (2, 1, 1)
+    assert st.load_quarantine()["code"].to_list() == ["extra_fields"]
+
+
 def test_truncated_parquet(tmp_path: Path) -> None:
     f = tmp_path / "reads.parquet"
     pl.DataFrame(
