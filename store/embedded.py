@@ -373,14 +373,14 @@ class _Txn:
             predicate, whole = None, False
         try:
             cols = list(TABLES[table]) or None
-            props = (_results_writer(c for c, t in df.schema.items() if t in (pl.Utf8, pl.Categorical))
-                     if table in RESULT_TABLES else None)
+            props: dict[str, Any] = {"writer_properties": _results_writer(
+                c for c, t in df.schema.items() if t in (pl.Utf8, pl.Categorical))} if table in RESULT_TABLES else {}
             if predicate or whole:
                 write_deltalake(str(path), _to_arrow(df), mode="overwrite", predicate=predicate, partition_by=cols,
-                                schema_mode="merge", writer_properties=props)
+                                schema_mode="merge", **props)
             else:
                 write_deltalake(str(path), _to_arrow(df), mode="append", partition_by=cols, schema_mode="merge",
-                                writer_properties=props)
+                                **props)
         except Exception as e:  # deltalake's errors: one line, the store named
             if isinstance(e, StoreError):
                 raise
