@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from wattbill.labels.catalogue import Condition, LabelDef, load_catalogue
@@ -110,22 +111,48 @@ def assign_labels(features: pl.DataFrame, catalogue: list[LabelDef] | None = Non
     cat = catalogue if catalogue is not None else load_catalogue()
     if features.height == 0 or not cat:
         return pl.DataFrame(schema=ASSIGNED_SCHEMA), pl.DataFrame(schema=WITHHELD_SCHEMA)
-    base = features.with_row_index("__row")
-    assigned_parts = []
-    withheld_parts = []
-    for k, d in enumerate(cat):
-        a, r, ev = _rule_exprs(d, features)
+    rules = [_rule_exprs(d, features) for d in cat]
+    # every label's decision in one pass (polars evaluates the expressions side by side); a label's
+    # evidence is then encoded only for the households that have it, and the reason it is withheld only
+    # for those that do not, and the rows put in (household, label) order by one gather (``_row_major``)
+    # instead of a sort: 1M households' features, 3.2M labels and 3.4M withheld, 3.6-4.5 CPU-s and 2.7-3.5 s
+    # instead of 5.9-6.7 CPU-s and 4.6-4.7 s with every expression over every household (2026-12-02)
+    decided = features.select([a.alias(f"a{k}") for k, (a, _, _) in enumerate(rules)])
+    has = np.column_stack([decided.get_column(f"a{k}").to_numpy() for k in range(len(cat))])
+    lazy = features.lazy()
+    queries: list[pl.LazyFrame] = []
+    for k, (d, (_, reason, ev)) in enumerate(zip(cat, rules, strict=True)):
         saving = pl.col(d.saving).cast(pl.Int64) if d.saving else pl.lit(None, pl.Int64)
-        frame = base.select(
-            "__row", pl.col("customer_id"), a.alias("__a"), r.alias("reason"), ev.alias("evidence"),
-            saving.alias("saving_fen"),
-        )
-        assigned_parts.append(frame.filter(pl.col("__a")).select(
-            "__row", pl.lit(k).alias("__k"), "customer_id", pl.lit(d.code).alias("code"), "evidence",
-            "saving_fen"))
-        withheld_parts.append(frame.filter(~pl.col("__a") & pl.col("reason").is_not_null()).select(
-            "__row", pl.lit(k).alias("__k"), "customer_id", pl.lit(d.code).alias("code"), "reason"))
-    assigned = pl.concat(assigned_parts).sort("__row", "__k").drop("__row", "__k")
-    withheld = pl.concat(withheld_parts).sort("__row", "__k").drop("__row", "__k")
+        queries.append(lazy.filter(pl.Series(has[:, k])).select(ev.cast(pl.Utf8).alias("evidence"),
+                                                                saving.alias("saving_fen")))
+        queries.append(lazy.filter(pl.Series(~has[:, k])).select(reason.alias("reason")))
+    results = pl.collect_all(queries)  # (the labels side by side on polars' threads)
+    evidence = results[0::2]
+    reasons: list[pl.Series] = []
+    withheld = np.zeros_like(has)
+    for k, frame in enumerate(results[1::2]):
+        why = frame.get_column("reason")
+        known = why.is_not_null().to_numpy()
+        withheld[np.flatnonzero(~has[:, k])[known], k] = True
+        reasons.append(why.filter(pl.Series(known)))
+    ids = features.get_column("customer_id").cast(pl.Utf8)
+    codes = pl.Series("code", [d.code for d in cat], dtype=pl.Utf8)
+    row, label, order = _row_major(has)
+    assigned = pl.DataFrame({"customer_id": ids.gather(row), "code": codes.gather(label)}).hstack(
+        pl.concat(evidence).select(pl.all().gather(order)))
+    row, label, order = _row_major(withheld)
+    held = pl.DataFrame({"customer_id": ids.gather(row), "code": codes.gather(label),
+                         "reason": pl.concat(reasons).cast(pl.Utf8).gather(order)})
     return (assigned.select([pl.col(c).cast(t) for c, t in ASSIGNED_SCHEMA.items()]),
-            withheld.select([pl.col(c).cast(t) for c, t in WITHHELD_SCHEMA.items()]))
+            held.select([pl.col(c).cast(t) for c, t in WITHHELD_SCHEMA.items()]))
+
+
+def _row_major(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The true cells of ``mask`` (households x labels) in household, then label order: their row, their
+    label, and where each one's value is in the labels' results concatenated label by label (each label's
+    rows in household order): one gather of the values instead of a sort of the rows."""
+    row, k = np.nonzero(mask)  # (row-major: by household, then label)
+    by_label = np.argsort(k, kind="stable")  # (the i-th value label by label is the by_label[i]-th cell)
+    order = np.empty_like(by_label)
+    order[by_label] = np.arange(by_label.size)
+    return row, k, order
