@@ -196,6 +196,25 @@ def test_outputs_are_ordered_and_typed(hh):
     assert assigned["code"].to_list() == ["peak_heavy", "high_baseload", "valley_smart", "high_baseload"]
 
 
+def test_rows_follow_the_features_order_then_the_catalogue(hh):
+    """Assigned and withheld rows come household by household in the order of ``features`` and, within a
+    household, in catalogue order, whatever the order of the rows: each household's rows are the same
+    (with their evidence and reasons) when the features are reversed."""
+    houses = [hh.House("b", hh.flat(12_000), shares=PEAKY), hh.House("a", hh.flat(12_000), shares=VALLEY),
+              hh.House("c", hh.flat(3_000)), hh.House("d", hh.flat(30_000), shares=PEAKY)]
+    f = diagnose(hh.daily_frame(houses), None, hh.customers_frame(houses), None, None, None, hh.YEAR)
+    cat = load_catalogue()
+    rank = {d.code: k for k, d in enumerate(cat)}
+    for frame in (f, f.reverse()):
+        position = {c: i for i, c in enumerate(frame["customer_id"].to_list())}
+        for out in assign_labels(frame, cat):
+            keys = [(position[c], rank[k]) for c, k in zip(out["customer_id"], out["code"], strict=True)]
+            assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    forward, backward = assign_labels(f, cat), assign_labels(f.reverse(), cat)
+    for a, b in zip(forward, backward, strict=True):
+        assert a.height and a.sort("customer_id", "code").equals(b.sort("customer_id", "code"))
+
+
 def test_empty_features():
     from wattbill.diagnostics import FEATURES
 
