@@ -306,9 +306,10 @@ def _to_arrow(df: pl.DataFrame):
     return df.to_arrow()
 
 
-def _results_writer(text_columns: Iterable[str]) -> Any:
-    """Delta's Parquet settings for a bill run's tables (``RESULT_TABLES``): zstd (level 1) and dictionary
-    encoding for the text columns only (customer, tariff, reason: few values, repeated). A month's kWh
+def _results_writer(schema: Any) -> Any:
+    """Delta's Parquet settings for a bill run's tables (``RESULT_TABLES``) of Arrow ``schema``: zstd (level 1)
+    and dictionary encoding for the text columns only (``wattbill._arrow.text_columns``: customer, tariff,
+    reason: few values, repeated). A month's kWh
     and charges are nearly all distinct; a dictionary for them was the costliest part of the write: a
     chunk's 600,000 months took 0.61 CPU-s and 25.2 MB written with deltalake's defaults (snappy, a
     dictionary for every column), 0.43 CPU-s and 14.6 MB with these, read back in 0.10 s instead of 0.08
@@ -316,7 +317,9 @@ def _results_writer(text_columns: Iterable[str]) -> Any:
     largest stage."""
     from deltalake import ColumnProperties, WriterProperties
 
-    text = {c: ColumnProperties(dictionary_enabled=True) for c in text_columns}
+    from wattbill._arrow import text_columns
+
+    text = {c: ColumnProperties(dictionary_enabled=True) for c in text_columns(schema)}
     return WriterProperties(compression="ZSTD", compression_level=1,
                             default_column_properties=ColumnProperties(dictionary_enabled=False),
                             column_properties=text or None)
@@ -373,14 +376,13 @@ class _Txn:
             predicate, whole = None, False
         try:
             cols = list(TABLES[table]) or None
-            props: dict[str, Any] = {"writer_properties": _results_writer(
-                c for c, t in df.schema.items() if t in (pl.Utf8, pl.Categorical))} if table in RESULT_TABLES else {}
+            data = _to_arrow(df)
+            props: dict[str, Any] = {"writer_properties": _results_writer(data.schema)} if table in RESULT_TABLES else {}
             if predicate or whole:
-                write_deltalake(str(path), _to_arrow(df), mode="overwrite", predicate=predicate, partition_by=cols,
+                write_deltalake(str(path), data, mode="overwrite", predicate=predicate, partition_by=cols,
                                 schema_mode="merge", **props)
             else:
-                write_deltalake(str(path), _to_arrow(df), mode="append", partition_by=cols, schema_mode="merge",
-                                **props)
+                write_deltalake(str(path), data, mode="append", partition_by=cols, schema_mode="merge", **props)
         except Exception as e:  # deltalake's errors: one line, the store named
             if isinstance(e, StoreError):
                 raise
@@ -1086,9 +1088,7 @@ class EmbeddedStore:
                     if table in RESULT_TABLES:
                         import pyarrow as pa
 
-                        props = _results_writer(f.name for f in pa.schema(delta.schema().to_arrow())
-                                                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                                                or pa.types.is_string_view(f.type))
+                        props = _results_writer(pa.schema(delta.schema().to_arrow()))
                     delta.optimize.compact(writer_properties=props)
                     txn._committed(table)
             for table in TABLES:

@@ -314,3 +314,11 @@ def string_codes(s: pl.Series, max_distinct: int = 64) -> tuple[np.ndarray, list
         return None
     strings = [row.tobytes()[4: 4 + int(row[0] & 0xFFFFFFFF)].decode() for row in table]
     return codes, strings
+
+
+def text_columns(schema: pa.Schema) -> list[str]:
+    """The text columns of an Arrow schema (``string``, ``large_string``, ``string_view``), in its order: the
+    columns that the bill run's files and the store's bill tables encode with a dictionary (their other
+    columns without one; ``store.embedded._results_writer``, where it is measured)."""
+    return [f.name for f in schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type)]

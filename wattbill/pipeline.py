@@ -1259,11 +1259,9 @@ def _parquet_options(schema: Any) -> dict[str, Any]:
     only, the rule of the store's bill tables (``store.embedded._results_writer``, where it is measured):
     a month's kWh and charges are nearly all distinct: a chunk's 600,000 months were written in 0.37 CPU-s
     (12.3 MB) with a dictionary for every column, 0.22 CPU-s (14.5 MB) with these (2026-12-02)."""
-    import pyarrow as pa
+    from wattbill._arrow import text_columns
 
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-            or pa.types.is_string_view(f.type)]
-    return {"compression": "zstd", "use_dictionary": text}
+    return {"compression": "zstd", "use_dictionary": text_columns(schema)}
 
 
 def write_merged(
@@ -1324,8 +1322,8 @@ def write_merged(
             if table.num_rows:
                 writer.write_table(table.cast(writer.schema))
         if writer is None:
-            schema_ = target.to_arrow().schema
-            writer = pq.ParquetWriter(tmp, schema_, **_parquet_options(schema_))
+            empty = target.to_arrow().schema
+            writer = pq.ParquetWriter(tmp, empty, **_parquet_options(empty))
         writer.close()
         writer = None
         os.replace(tmp, path)
