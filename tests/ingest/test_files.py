@@ -265,12 +265,26 @@ def test_cli_json_and_quarantine(tmp_path: Path) -> None:
     assert res.exit_code == 0 and pl.read_csv(out).height == 8
 
 
-def test_cli_bad_file_raises_ingest_error(tmp_path: Path) -> None:
+def test_cli_bad_file_is_reported_and_the_others_load(tmp_path: Path) -> None:
+    """A file that cannot be loaded is reported with its reason (one line; with ``--json`` also an object
+    with ``error``) and the next files are loaded; the command ends with exit code 1 and the count (a new
+    user's trial: the files after a bad one were not read, and nothing said so)."""
     from wattbill.commands.ingest import app
 
-    res = CliRunner().invoke(app, ["reads", str(FIX / "truncated.csv"), "--store", str(tmp_path / "s")])
-    assert res.exit_code != 0
-    assert isinstance(res.exception, IngestError)
+    good = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    for k, f in enumerate(good):
+        f.write_text(f"customer_id,meter_id,read_date,total\n{k},m,2024-01-01,1\n", encoding="utf-8")
+    files = [good[0], FIX / "truncated.csv", tmp_path / "missing.csv", good[1]]
+    res = CliRunner().invoke(app, ["reads", *map(str, files), "--store", str(tmp_path / "s")])
+    assert res.exit_code == 1 and not isinstance(res.exception, IngestError)
+    assert "truncated.csv, row" in res.stderr and "missing.csv: no such file" in res.stderr
+    assert "2 of 4 files not loaded" in res.stderr
+    assert "a.csv: rows 1, loaded 1" in res.stdout and "b.csv: rows 1, loaded 1" in res.stdout
+    assert open_store(tmp_path / "s").load_ledger().height == 2
+    res = CliRunner().invoke(app, ["reads", str(FIX / "truncated.csv"), "--store", str(tmp_path / "t"), "--json"])
+    assert res.exit_code == 1
+    assert json.loads(res.stdout)["error_type"] == "TruncatedFileError"
+    assert len(res.stderr.strip().splitlines()) == 1  # (one file: its error, no count)
 
 
 @pytest.mark.slow

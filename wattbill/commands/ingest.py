@@ -54,8 +54,14 @@ def run_ingest(
     files: list[Path], kind: str, store: str | None = None, as_json: bool = False, *,
     date_order: str | None = None, known_tariffs: list[str] | None = None,
 ) -> list:
-    """Ingest ``files`` of ``kind`` into the store; print one line (or JSON object) per file."""
+    """Ingest ``files`` of ``kind`` into the store; print one line (or JSON object) per file.
+
+    A file that cannot be loaded (``IngestError``: its format, encoding, columns) is reported with its
+    reason (one line on stderr; with ``--json`` also ``{"file", "error", "error_type", "row", "column"}``)
+    and the next files are loaded; the command then ends with exit code 1 and how many files were not loaded. An
+    error of the store stops it (the next files would meet the same)."""
     from wattbill.ingest import ingest_file
+    from wattbill.ingest.errors import IngestError
     from wattbill.store import open_store
 
     url = _store_url(store)
@@ -63,9 +69,18 @@ def run_ingest(
         raise typer.BadParameter("must be ymd, dmy or mdy", param_hint="--date-order")
     st = open_store(url)
     reports = []
+    failed = 0
     try:
         for f in files:
-            rep = ingest_file(f, kind, st, date_order=date_order, known_tariffs=known_tariffs)
+            try:
+                rep = ingest_file(f, kind, st, date_order=date_order, known_tariffs=known_tariffs)
+            except IngestError as exc:  # (this file's fault: the others are loaded all the same)
+                failed += 1
+                typer.echo(f"wattbill: error: {exc}", err=True)
+                if as_json:
+                    typer.echo(json.dumps({"file": str(f), "error": str(exc), "error_type": type(exc).__name__,
+                                           "row": exc.row, "column": exc.column}, ensure_ascii=False))
+                continue
             reports.append(rep)
             if as_json:
                 typer.echo(json.dumps(rep.as_json(), ensure_ascii=False))
@@ -82,6 +97,11 @@ def run_ingest(
             typer.echo(f"quarantine: wattbill ingest quarantine list --store {mask_secrets(url)}")
     finally:
         st.close()
+    if failed:
+        if len(files) > 1:
+            typer.echo(f"wattbill: {failed} of {len(files)} files not loaded (their errors above); the other "
+                       f"{len(files) - failed} were", err=True)
+        raise typer.Exit(1)
     return reports
 
 
