@@ -1,7 +1,8 @@
 """Readers: detect the format (CSV or Parquet), map headers to canonical names, read values as text.
 
 CSV: UTF-8 with or without BOM, GB18030/GBK (Chinese Excel's export, no BOM) or UTF-16 with a BOM (Excel's
-"CSV UTF-16"), the last two read through a temporary UTF-8 copy (:func:`utf8_source`), comma-separated, CRLF or LF, every value read as text (ids keep their leading zeros,
+"CSV UTF-16"), the last two read through a temporary UTF-8 copy (:func:`utf8_source`), comma-separated, CRLF, LF or
+CR alone (Excel for Mac; through the copy too), every value read as text (ids keep their leading zeros,
 numbers are parsed by VEE so that a bad value is quarantined, never read as zero). Parquet: columns as
 stored. Large files are streamed by polars into customer buckets (temporary Arrow IPC files) so that
 memory stays flat: VEE then runs per bucket, each holding whole meters.
@@ -217,17 +218,23 @@ def _first_undecodable(path: Path, encoding: str) -> int | None:
 
 @contextmanager
 def utf8_source(path: Path) -> Iterator[Path]:
-    """``path`` itself when it is Parquet or UTF-8 text, else a temporary UTF-8 copy of the GB18030 or
-    UTF-16 text (removed afterwards; a UTF-16 byte-order mark dropped), so that the readers see UTF-8.
-    Errors of :func:`text_encoding`."""
-    encoding = "utf-8" if detect_format(path) != "csv" else text_encoding(path)
-    if encoding == "utf-8":
+    """``path`` itself when it is Parquet or UTF-8 text with line feeds, else a temporary UTF-8 copy of the
+    GB18030 or UTF-16 text (removed afterwards; a UTF-16 byte-order mark dropped), with line feeds where
+    the file ends its lines with carriage returns alone (Excel for Mac's "CSV (Macintosh)"), so that the
+    readers see UTF-8 lines. Errors of :func:`text_encoding`."""
+    if detect_format(path) != "csv":
+        yield path
+        return
+    encoding = text_encoding(path)
+    cr_only = _cr_line_ends(path)
+    if encoding == "utf-8" and not cr_only:
         yield path
         return
     tmp = Path(tempfile.mkdtemp(prefix="wattbill-utf8-"))
     try:
         out = tmp / (path.stem + ".utf8.csv")
-        with open(path, encoding=encoding, newline="") as src, open(out, "w", encoding="utf-8", newline="") as dst:
+        with (open(path, encoding=encoding, newline=None if cr_only else "") as src,  # (None: CR read as LF)
+              open(out, "w", encoding="utf-8", newline="") as dst):
             shutil.copyfileobj(src, dst, 1 << 22)
         yield out
     finally:
@@ -237,6 +244,13 @@ def utf8_source(path: Path) -> Iterator[Path]:
 #: the longest header line read [characters]: a longer first line is not a CSV header (a file without
 #: line ends, or text in another encoding read as one line); also Python's csv field limit
 MAX_HEADER_CHARS = 65_536
+
+
+def _cr_line_ends(path: Path) -> bool:
+    """Does the text end its lines with a carriage return alone (a CR and no line feed in its first 64 KiB)?"""
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    return b"\r" in head and b"\n" not in head
 
 
 def csv_header(path: Path) -> list[str]:
