@@ -13,6 +13,13 @@ import polars as pl
 
 REGISTERS: tuple[str, ...] = ("sharp", "peak", "flat", "valley")
 CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay", "bank", "counter", "other")
+#: a payment's channel as Chinese exports name it -> its code in ``CHANNELS`` (compared stripped and
+#: lower-cased; the service channels' names are ``ingest.interactions.VALUE_ALIASES``)
+CHANNEL_ALIASES: dict[str, str] = {
+    "网上国网": "app", "掌上电力": "app", "微信": "wechat", "微信支付": "wechat", "支付宝": "alipay",
+    "银行": "bank", "银行代扣": "bank", "代扣": "bank", "银行卡": "bank", "营业厅": "counter", "柜台": "counter",
+    "其他": "other",
+}
 #: service channels of an interaction (design.md, "Service interactions"), in funnel order
 SERVICE_CHANNELS: tuple[str, ...] = ("app", "wechat", "alipay", "social", "robot", "phone", "hall", "other")
 #: intents (needs) of an interaction

@@ -71,6 +71,7 @@ import pyarrow as pa
 from wattbill import _arrow
 from wattbill.ingest import kernels, limits
 from wattbill.ingest.schemas import (
+    CHANNEL_ALIASES,
     CHANNELS,
     CUSTOMER_SCHEMA,
     DAILY_SCHEMA,
@@ -214,6 +215,11 @@ def _plain_text_columns(df: pl.DataFrame, cols: list[str]) -> set[str]:
         if verdict == 1:
             out.add(c)
     return out
+
+
+def _payment_channel(df: pl.DataFrame) -> pl.Expr:
+    """A payment's channel as its code: stripped, lower-cased, Chinese names mapped (``CHANNEL_ALIASES``)."""
+    return _text(df, "channel").str.to_lowercase().replace(CHANNEL_ALIASES)
 
 
 def _text(df: pl.DataFrame, name: str) -> pl.Expr:
@@ -2020,7 +2026,7 @@ def payments_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult
     )
     if "channel" in raw.columns:
         chk.add(
-            _present(raw, "channel") & ~_text(raw, "channel").str.to_lowercase().is_in(list(CHANNELS)),
+            _present(raw, "channel") & ~_payment_channel(raw).is_in(list(CHANNELS)),
             "channel",
             "bad_value",
             f"channel is not one of {', '.join(CHANNELS)}",
@@ -2037,7 +2043,7 @@ def payments_frame(raw: pl.DataFrame, today: dt.date | None = None) -> VeeResult
         _date(good, "issued_on").alias("issued_on"),
         _date(good, "paid_on").alias("paid_on"),
         (sign * (yuan * 100 + frac)).cast(pl.Int64).alias("amount_fen"),
-        _text(good, "channel").str.to_lowercase().fill_null("other").alias("channel"),
+        _payment_channel(good).fill_null("other").alias("channel"),
     )
     return _deduped_result(rows, df, q1, PAYMENT_SCHEMA, ["customer_id", "bill_month"],
                            "this customer and bill month", by_row=True)

@@ -164,6 +164,13 @@ CASES = [
     Case("date-time", "dates", "quarantined", ING_CONS, CONS + "1,M1,2025-01-02T10:00:00,2\n", code="impossible_date"),
     Case("payment day-first", "dates", "quarantined", ING_PAY, PAY + "7,2025-01,05/02/2025,,10.00,app\n",
          code="ambiguous_date"),
+    Case("payment channels named in Chinese", "values", "accepted", ING_PAY,
+         PAY + "7,2025-01,2025-02-01,,10.00,支付宝\n7,2025-02,2025-03-01,,11.00, 微信 \n"
+         "7,2025-03,2025-04-01,,12.00,银行代扣\n7,2025-04,2025-05-01,,13.00,网上国网\n",
+         check=lambda s: s.load_payments().sort("bill_month")["channel"].to_list() == ["alipay", "wechat", "bank", "app"]
+         or pytest.fail(str(s.load_payments()["channel"].to_list()))),
+    Case("a payment channel not known", "values", "quarantined", ING_PAY, PAY + "7,2025-01,2025-02-01,,10.00,现金券\n",
+         code="bad_value"),
     Case("--date-order xyz", "dates", "usage", [*ING_CONS, "--date-order", "xyz"], CONS + "1,M1,2025-01-02,2\n"),
     # --- duplicate headers and missing columns ------------------------------------------------------
     Case("same header twice", "duplicate headers", "error", ING_CONS,
