@@ -16,6 +16,7 @@ import typer
 
 from wattbill.commands import ingest as ingest_commands
 from wattbill.commands import report as report_commands
+from wattbill.engines import CHUNK_HOUSEHOLDS
 from wattbill.errors import USER_ERRORS, WattbillError
 
 app = typer.Typer(
@@ -229,7 +230,7 @@ def bill_run(
     engine: Annotated[str, typer.Option("--engine", metavar="[local|dask]",
                                         help="local, or dask (a Dask distributed cluster).")] = "local",
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="tcp://HOST:PORT of a Dask scheduler (with --engine dask; default: a LocalCluster).")] = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, max=10_000_000, help="Households per chunk (the unit of a checkpoint and of a Dask task).")] = 100_000,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, max=10_000_000, help="Households per chunk (the unit of a checkpoint and of a Dask task).")] = CHUNK_HOUSEHOLDS,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log each chunk's timings (-v) on stderr.")] = 0,
     strict: StrictOpt = False,
     store: StoreOpt = None,

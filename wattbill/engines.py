@@ -26,6 +26,13 @@ R = TypeVar("R")
 log = logging.getLogger("wattbill.billrun")
 
 
+#: households per chunk of a bill run by default (``pipeline.run_bills``, ``wattbill bill run --chunk-size``): 1M
+#: households on 2 cores with two chunk processes took 94.4 s and 178.2 CPU-s with chunks of 50,000 (each
+#: process at 3.9 GB), 104.0 s and 189.7 CPU-s with 25,000 (2.4 GB; 40 chunks to save), 133.5 s and 247.0
+#: CPU-s with 100,000 (7.0 GB, half of its CPU in the kernel) (2026-12-02, ``bench_billrun``, back to back)
+CHUNK_HOUSEHOLDS = 50_000
+
+
 def check_polars_threads() -> None:
     """Refuse an operator's ``POLARS_MAX_THREADS`` that polars cannot take (0 makes its thread pool panic
     at the first parallel step, after a long Rust backtrace; text or a negative number is ignored with

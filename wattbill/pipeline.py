@@ -44,6 +44,7 @@ import polars as pl
 
 from wattbill.diagnostics import DenseYear, densify, take_rows
 from wattbill.diagnostics.dense import missing_by_month, missing_ranges, missing_ranges_json, month_of_day
+from wattbill.engines import CHUNK_HOUSEHOLDS
 from wattbill.errors import NothingToBill, UnknownCustomer
 from wattbill.formats import day_runs
 from wattbill.ingest.limits import limit_text, max_daily_wh
@@ -658,7 +659,7 @@ def run_bills(
     pdf: bool = True,
     workers: int = 1,
     reason: str = "bill run",
-    chunk_size: int = 100_000,
+    chunk_size: int = CHUNK_HOUSEHOLDS,
     progress: Progress | None = None,
     engine: Any = None,
 ) -> RunSummary:
