@@ -226,7 +226,7 @@ def utf8_source(path: Path) -> Iterator[Path]:
         yield path
         return
     encoding = text_encoding(path)
-    cr_only = _cr_line_ends(path)
+    cr_only = _cr_line_ends(path, encoding)
     if encoding == "utf-8" and not cr_only:
         yield path
         return
@@ -242,15 +242,16 @@ def utf8_source(path: Path) -> Iterator[Path]:
 
 
 #: the longest header line read [characters]: a longer first line is not a CSV header (a file without
-#: line ends, or text in another encoding read as one line); also Python's csv field limit
+#: line ends, or text in another encoding read as one line); below Python's csv field limit (131,072)
 MAX_HEADER_CHARS = 65_536
 
 
-def _cr_line_ends(path: Path) -> bool:
-    """Does the text end its lines with a carriage return alone (a CR and no line feed in its first 64 KiB)?"""
+def _cr_line_ends(path: Path, encoding: str) -> bool:
+    """Does the text end its lines with a carriage return alone (a CR and no line feed in its first 64 KiB,
+    decoded: in UTF-16 a character such as 上, U+4E0A, holds the byte of a line feed)?"""
     with open(path, "rb") as f:
-        head = f.read(65536)
-    return b"\r" in head and b"\n" not in head
+        head = f.read(65536).decode(encoding, errors="ignore")
+    return "\r" in head and "\n" not in head
 
 
 def csv_header(path: Path) -> list[str]:

@@ -105,7 +105,7 @@ CASES = [
     Case("CR line ends alone (Excel for Mac)", "encodings", "accepted", ING_CONS,
          CONS.replace("\n", "\r") + "1,M1,2025-03-01,2.5\r1,M1,2025-03-02,1.5\r", check=lambda s: _kwh(s, [2500, 1500])),
     Case("utf16 with CR line ends alone", "encodings", "accepted", ING_CONS,
-         (CONS.replace("\n", "\r") + "1,M1,2025-03-01,2.5\r").encode("utf-16"), check=lambda s: _kwh(s, [2500])),
+         (CONS.replace("\n", "\r") + "1,上,2025-03-01,2.5\r").encode("utf-16"), check=lambda s: _kwh(s, [2500])),
     Case("Chinese headers", "encodings", "accepted", ING_CONS, "户号,表号,日期,kwh_total\n1,M1,2025-03-01,2.5\n",
          check=lambda s: _kwh(s, [2500])),
     # --- ragged rows -------------------------------------------------------------------------------
