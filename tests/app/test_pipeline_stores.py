@@ -150,7 +150,7 @@ def test_chunk_processes_share_the_cores(monkeypatch) -> None:
     import os
 
     from wattbill._runtime import PROCESS_DEFAULTS
-    from wattbill.engines import _environ, child_environment
+    from wattbill.engines import CHUNK_PROCESS_MALLOC, _environ, child_environment
 
     monkeypatch.delenv("POLARS_MAX_THREADS", raising=False)
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
@@ -158,8 +158,11 @@ def test_chunk_processes_share_the_cores(monkeypatch) -> None:
     monkeypatch.setenv("_RJEM_MALLOC_CONF", allocator)
     cores = len(os.sched_getaffinity(0))
 
+    for name in CHUNK_PROCESS_MALLOC:
+        monkeypatch.delenv(name, raising=False)
+
     def shares(n: str) -> dict[str, str]:
-        return {"POLARS_MAX_THREADS": n, "NUMBA_NUM_THREADS": n}
+        return {"POLARS_MAX_THREADS": n, "NUMBA_NUM_THREADS": n, **CHUNK_PROCESS_MALLOC}
 
     assert child_environment(1) == shares(str(cores))
     assert child_environment(2) == shares(str(max(1, cores // 2)))
@@ -168,9 +171,68 @@ def test_chunk_processes_share_the_cores(monkeypatch) -> None:
         assert os.environ["POLARS_MAX_THREADS"] == str(max(1, cores // 2))
         assert os.environ["_RJEM_MALLOC_CONF"] == allocator
     assert "POLARS_MAX_THREADS" not in os.environ
+    assert "MALLOC_MMAP_MAX_" not in os.environ
     monkeypatch.setenv("POLARS_MAX_THREADS", "3")  # the operator's own: theirs stand
     monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    monkeypatch.setenv("MALLOC_MMAP_MAX_", "65536")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     assert child_environment(2) == {}
+
+
+def _malloc_of_worker(_: object) -> tuple[int, int, int]:
+    """(bytes glibc mapped apart, heap bytes with a 100 MB array, heap bytes after it is freed) in this process."""
+    import ctypes
+
+    import numpy as np
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                   "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    a = np.ones(12_500_000)  # 100 MB
+    held = libc.mallinfo2()
+    del a
+    return int(held.hblkhd), int(held.arena), int(libc.mallinfo2().arena)
+
+
+def _assert_heap_kept(got: tuple[int, int, int]) -> None:
+    mapped, heap, after = got
+    assert mapped < 50_000_000 and heap >= 100_000_000 and after >= 100_000_000, got
+
+
+def test_chunk_processes_keep_the_memory_a_chunk_freed(monkeypatch) -> None:
+    """In a chunk process (a real one, started by the local engine), glibc gives a 100 MB array from its heap
+    and keeps it there once freed (``CHUNK_PROCESS_MALLOC``), where the next chunk's arrays reuse it; this
+    process (the command line's) keeps glibc's defaults: the array is a mapping of its own."""
+    from wattbill.engines import CHUNK_PROCESS_MALLOC, LocalEngine
+
+    for name in CHUNK_PROCESS_MALLOC:
+        monkeypatch.delenv(name, raising=False)
+    engine = LocalEngine(2)
+    engine.process_min_households = 0
+    for got in engine.map_unordered(_malloc_of_worker, [0, 1], processes=True):
+        _assert_heap_kept(got)
+    mapped, _, after = _malloc_of_worker(None)
+    assert mapped >= 100_000_000 and after < 100_000_000
+
+
+@pytest.mark.slow
+def test_dask_workers_keep_the_memory_a_chunk_freed(monkeypatch) -> None:
+    """The same in a Dask ``LocalCluster``'s worker (``DaskEngine``): glibc reads these settings when the process
+    starts, so they go before the nanny spawns it, in place of Dask's own trim threshold."""
+    from wattbill.engines import CHUNK_PROCESS_MALLOC, DaskEngine
+
+    for name in CHUNK_PROCESS_MALLOC:
+        monkeypatch.delenv(name, raising=False)
+    engine = DaskEngine(workers=1)
+    try:
+        got = engine.client.run(_malloc_of_worker, None)
+    finally:
+        engine.close()
+    assert len(got) == 1
+    _assert_heap_kept(next(iter(got.values())))
 
 
 def _environment_of_worker(name: str) -> str | None:
