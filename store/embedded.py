@@ -186,14 +186,32 @@ def _customers_filter(lf: pl.LazyFrame, ids: pl.Series | None) -> pl.LazyFrame:
 def _rows_of_customers(df: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
     """The rows of ``df`` whose customer is in ``ids``: one lookup per run of equal ids (rows are
     stored grouped by customer), not one per row; any order of rows gives the same rows."""
-    if df.height == 0:
-        return df
-    runs = df.get_column("customer_id").rle().struct.unnest()
-    keep = runs.get_column("value").is_in(ids.implode())
+    return _keep_runs(df, _runs_of(df, "customer_id"), ids)[0]
+
+
+def _runs_of(df: pl.DataFrame, key: str) -> tuple[np.ndarray, pl.Series]:
+    """The runs of equal values of ``key`` in ``df``: (the length of each, int64[r]; the value of each).
+    A text key's runs are read from its Arrow views (``wattbill._arrow.string_runs``), any other's by
+    polars' run-length encoding."""
+    s = df.get_column(key)
+    if s.dtype == pl.Utf8:
+        from wattbill._arrow import string_runs
+
+        bounds, values = string_runs(s)
+        return np.diff(bounds), values
+    rle = s.rle().struct.unnest()
+    return rle.get_column("len").to_numpy().astype(np.int64), rle.get_column("value")
+
+
+def _keep_runs(df: pl.DataFrame, runs: tuple[np.ndarray, pl.Series], ids: pl.Series,
+               ) -> tuple[pl.DataFrame, tuple[np.ndarray, pl.Series]]:
+    """The rows of ``df`` in the runs (:func:`_runs_of`) whose value is in ``ids``, and their runs."""
+    lens, values = runs
+    keep = values.is_in(ids.implode())
     if keep.all():
-        return df
-    lens = runs.get_column("len").to_numpy()
-    return df.filter(pl.Series(np.repeat(keep.to_numpy(), lens)))
+        return df, runs
+    mask = keep.to_numpy()
+    return df.filter(pl.Series(np.repeat(mask, lens))), (lens[mask], values.filter(keep))
 
 
 def _files_of_customers(files: pl.DataFrame, customer_ids: Sequence[str] | None) -> pl.DataFrame:
@@ -250,20 +268,21 @@ def _sorted_customer_runs(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return df if is_sorted_by(df, keys) else df.sort(keys)
 
 
-def _group_customer_runs(df: pl.DataFrame, key: str, in_order: bool = True) -> pl.DataFrame:
+def _group_customer_runs(df: pl.DataFrame, key: str, in_order: bool = True,
+                         runs: tuple[np.ndarray, pl.Series] | None = None) -> pl.DataFrame:
     """The rows of ``df`` with each value of ``key`` together and in order of ``key``, each value's rows
     in their order in ``df`` (a stable sort of the runs of equal values, one gather).
 
     ``in_order=False``: only together; a frame whose values are each one run already (files that
     hold disjoint customers, as a streamed load writes them) is returned as it is, without the gather
-    (18 of 122 CPU-s of a bill run of 100,000 households, 2026-12-01)."""
+    (18 of 122 CPU-s of a bill run of 100,000 households, 2026-12-01). ``runs``: ``df``'s runs of ``key``
+    (:func:`_runs_of`) when the caller has them."""
     if df.height < 2:
         return df
-    rle = df.get_column(key).rle().struct.unnest()
-    if not in_order and not rle.get_column("value").is_duplicated().any():
+    lens, values = runs if runs is not None else _runs_of(df, key)
+    if not in_order and not values.is_duplicated().any():
         return df
-    lens = rle.get_column("len").to_numpy().astype(np.int64)
-    order = rle.select(pl.arg_sort_by("value", maintain_order=True)).to_series().to_numpy()
+    order = pl.DataFrame({"value": values}).select(pl.arg_sort_by("value", maintain_order=True)).to_series().to_numpy()
     if not (order[1:] > order[:-1]).all():  # (runs already in order: nothing to gather)
         starts = np.zeros(lens.size, np.int64)
         np.cumsum(lens[:-1], out=starts[1:])
@@ -875,15 +894,16 @@ class EmbeddedStore:
             df = lf.collect()
         except (OSError, pl.exceptions.PolarsError) as e:
             raise StoreCorrupt(f"{self.root / 'daily'}: unreadable data file: {str(e).splitlines()[0]}") from None
+        runs = None  # (the customers' runs, read once for the filter and the grouping)
         if ids is not None and ids.len() > SCAN_IS_IN_MAX:
-            df = _rows_of_customers(df, ids)
+            df, runs = _keep_runs(df, _runs_of(df, "customer_id"), ids)
         df = _cast(df, schema)
         if sort:
             if all(k in schema for k in KEYS_DAILY):
                 return _sorted_customer_runs(df, KEYS_DAILY)
             return df.sort([k for k in KEYS_DAILY if k in schema], maintain_order=True)
         one_each = files["partition.bucket"].is_unique().all()
-        return df if one_each else _group_customer_runs(df, "customer_id", in_order=False)
+        return df if one_each else _group_customer_runs(df, "customer_id", in_order=False, runs=runs)
 
     def _load(self, table: str, schema: dict | None, customer_ids: Sequence[str] | None = None,
               year: int | None = None) -> pl.DataFrame:

@@ -316,6 +316,111 @@ def string_codes(s: pl.Series, max_distinct: int = 64) -> tuple[np.ndarray, list
     return codes, strings
 
 
+def string_runs(s: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """The runs of equal values of a string column: row bounds and the value of each run.
+
+    Each row that differs from the row before starts a run (nulls equal to each other). Read from the
+    Arrow views chunk by chunk in place: within one array, rows with the same 16-byte view hold the same
+    string (the same length and bytes, or the same prefix, buffer and offset), so only the rows whose view
+    differs from the row before, and each array's first row, can start a run; those few candidates' strings
+    are then compared by polars, which joins candidates that hold the same string (a long string repeated
+    from elsewhere in the buffers, the arrays' seams). Without views (:func:`string_views`' conditions,
+    nulls) polars' run-length encoding (``rle``) of the whole column, the plain path, gives the same runs.
+
+    On a chunk's daily rows as the store reads them (18M rows of 50,000 customers in 960 Arrow arrays), the
+    run-length encoding took 0.15 s of CPU per call, three calls per year read (a sixth of a chunk's
+    CPU: the store's grouping by customer, its filter to the chunk's customers and the kernels' runs)
+    (2026-12-02, py-spy of ``compute_chunk``).
+
+    Parameters
+    ----------
+    s : pl.Series
+        Any column, length n.
+
+    Returns
+    -------
+    (int64[r + 1], pl.Series)
+        Run ``k`` holds rows ``bounds[k]:bounds[k + 1]`` (``bounds[0]`` 0, ``bounds[r]`` n); the ``r``
+        values (``String``).
+    """
+    n = s.len()
+    arrays = _view_arrays(s) if n and not s.null_count() else None
+    if arrays is None:
+        runs = s.cast(pl.Utf8).rle().struct.unnest()
+        bounds = np.zeros(runs.height + 1, np.int64)
+        np.cumsum(runs.get_column("len").to_numpy(), out=bounds[1:])
+        return bounds, runs.get_column("value")
+    starts = []
+    at = 0
+    for words in arrays:
+        starts.append(view_changes(words) + at)
+        at += words.shape[0]
+    cand = np.concatenate(starts)
+    values = s.cast(pl.Utf8).gather(cand)
+    keep = values.ne_missing(values.shift(1)).fill_null(True).to_numpy()  # (the first candidate: row 0)
+    first = cand[keep]
+    bounds = np.empty(first.size + 1, np.int64)
+    bounds[:-1] = first
+    bounds[-1] = n
+    return bounds, values.filter(pl.Series(values=keep))
+
+
+@nb.njit(cache=True, nogil=True)
+def view_changes(words):  # pragma: no cover - numba (its twin runs in the tests)
+    """The rows whose view differs from the row before's, and row 0: the rows that may start a run.
+
+    Parameters
+    ----------
+    words : int64[m, 2]
+        An array's views (:class:`StringViews` ``words``).
+
+    Returns
+    -------
+    int64[k]
+        Ascending row indices (empty for ``m == 0``).
+    """
+    m = words.shape[0]
+    out = np.empty(m, np.int64)
+    k = 0
+    for i in range(m):
+        if i == 0 or words[i, 0] != words[i - 1, 0] or words[i, 1] != words[i - 1, 1]:
+            out[k] = i
+            k += 1
+    return out[:k].copy()
+
+
+def _view_arrays(s: pl.Series) -> list[np.ndarray] | None:
+    """The views (int64[m, 2] each) of every polars chunk of a string column without nulls, in order, in
+    place (``Series.to_arrow`` of a column of several chunks would first copy them into one); None unless
+    each is a ``string_view`` array of 16 bytes a row and the first row's view holds its string (the
+    probe of :func:`views_of`)."""
+    if not _read_views or sys.byteorder != "little" or s.dtype != pl.Utf8:
+        return None
+    out: list[np.ndarray] = []
+    at = 0
+    for part in s.get_chunks():
+        if part.len() == 0:
+            continue
+        try:
+            c = part.to_arrow(compat_level=pl.CompatLevel.newest())  # one chunk: string views, no copy
+        except (pa.ArrowException, TypeError, ValueError, NotImplementedError):
+            return None
+        if isinstance(c, pa.ChunkedArray):
+            if c.num_chunks != 1:
+                return None
+            c = c.chunk(0)
+        if not pa.types.is_string_view(c.type) or c.null_count:
+            return None
+        data = c.buffers()[1]
+        if data is None or data.size < 16 * (c.offset + len(c)):
+            return None
+        if not out and views_of(c, s[at]) is None:
+            return None
+        out.append(np.frombuffer(data, np.int64, count=2 * (c.offset + len(c))).reshape(-1, 2)[c.offset:])
+        at += len(c)
+    return out
+
+
 def text_columns(schema: pa.Schema) -> list[str]:
     """The text columns of an Arrow schema (``string``, ``large_string``, ``string_view``), in its order: the
     columns that the bill run's files and the store's bill tables encode with a dictionary (their other

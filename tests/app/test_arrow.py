@@ -2,8 +2,8 @@
 their plain twins, ``py_func``) against rules written here row by row, its layout check, and every reader
 against the plain path it falls back to (:func:`wattbill._arrow.plain_path`), which must give the same
 results: ingest's "needs no stripping" (``ingest.vee._plain_text_columns``), the payment channels and
-bill months (``diagnostics.features``). The runs of customer ids (``diagnostics.dense._run_bounds``) no
-longer read the views (1.3x): they are checked against the rule here too.
+bill months (``diagnostics.features``), the runs of a string column (``string_runs``: the kernels' runs of
+customer ids, ``diagnostics.dense._run_bounds``, and the store's, ``store.embedded._runs_of``).
 """
 
 from __future__ import annotations
@@ -134,14 +134,55 @@ def test_string_codes_and_channel_index_same_without_views(s):
 
 
 @SETTINGS
-@given(s=text_series())
-def test_run_bounds_follow_the_rule(s):
-    """The runs of customer ids (their string views are no longer read: a 1.3x gain did not pay)."""
-    bounds, firsts = _run_bounds(s)
+@given(s=text_series(), more_chunks=st.integers(0, 3))
+def test_runs_follow_the_rule(s, more_chunks):
+    """The runs of a string column, from the views (chunk by chunk: a run may cross a chunk's seam) and from
+    polars' run-length encoding, against the rule; and the kernels' and the store's runs are these."""
+    from wattbill.store.embedded import _runs_of
+
+    for cut in range(more_chunks):  # (more seams, at drawn places)
+        k = (cut + 1) * s.len() // (more_chunks + 1)
+        s = pl.concat([s.head(k), s.tail(s.len() - k)], rechunk=False)
     values = s.to_list()
     want = rule_run_starts(values) if values else [0]
-    assert bounds.tolist() == want
-    assert firsts.to_list() == [values[k] for k in want[:-1]]
+    views = A._view_arrays(s) if s.len() and not s.null_count() else None
+    if views is not None:
+        assert sum(w.shape[0] for w in views) == s.len()
+    for plain in (False, True):
+        if plain:
+            with A.plain_path():
+                assert A._view_arrays(s) is None
+                bounds, firsts = A.string_runs(s)
+        else:
+            bounds, firsts = A.string_runs(s)
+        assert bounds.tolist() == want
+        assert firsts.to_list() == [values[k] for k in want[:-1]]
+    bounds, firsts = _run_bounds(s)
+    assert bounds.tolist() == want and firsts.to_list() == [values[k] for k in want[:-1]]
+    lens, firsts = _runs_of(pl.DataFrame({"customer_id": s}), "customer_id")
+    assert lens.tolist() == np.diff(want).tolist() and firsts.to_list() == [values[k] for k in want[:-1]]
+
+
+@pytest.mark.parametrize("use_py", [False, True])
+def test_view_changes_rule(use_py):
+    """Row 0 and every row whose 16-byte view differs from the row before's (hand-worked)."""
+    words = np.array([[5, 1], [5, 1], [5, 2], [6, 2], [6, 2], [6, 2], [5, 1]], np.int64)
+    assert kernel("view_changes", use_py)(words).tolist() == [0, 2, 3, 6]
+    assert kernel("view_changes", use_py)(words[:0]).tolist() == []
+    assert kernel("view_changes", use_py)(words[:1]).tolist() == [0]
+
+
+def test_runs_of_long_strings_in_other_buffers():
+    """Equal strings of more than 12 bytes whose views differ (each in its own buffer, in several chunks)
+    are one run; equal views in one chunk are equal strings."""
+    long = "customer-0000000000000001"
+    parts = [pl.Series("c", [long, long]), pl.Series("c", [long, "customer-0000000000000002"]),
+             pl.Series("c", ["customer-0000000000000002", long])]
+    s = pl.concat(parts, rechunk=False)
+    assert s.n_chunks() == 3 and A._view_arrays(s) is not None  # (the views are read on this polars)
+    bounds, firsts = A.string_runs(s)
+    assert bounds.tolist() == [0, 3, 5, 6]
+    assert firsts.to_list() == [long, "customer-0000000000000002", long]
 
 
 def test_payment_features_same_without_views():

@@ -214,8 +214,8 @@ def test_chunk_processes_keep_the_memory_a_chunk_freed(monkeypatch) -> None:
     engine.process_min_households = 0
     for got in engine.map_unordered(_malloc_of_worker, [0, 1], processes=True):
         _assert_heap_kept(got)
-    mapped, _, after = _malloc_of_worker(None)
-    assert mapped >= 100_000_000 and after < 100_000_000
+    mapped, _, _ = _malloc_of_worker(None)
+    assert mapped >= 100_000_000
 
 
 @pytest.mark.slow
